@@ -1,0 +1,356 @@
+"""Gossipsub for Allmende: router config, topic validators, invalid counters, paced publishes.
+
+The pure parts (`topic_for_scope`, `InvalidTracker`, `PublishPacer`) take time as an
+argument and are tested without a network; `GossipDriver` is the thin I/O edge over
+py-libp2p's `Pubsub`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.score import ScoreParams, TopicScoreParams
+
+from node.errors import LocalError, RemoteError
+
+logger = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "allmende/1/"
+
+# py-libp2p refuses inbound pubsub RPCs above 1 MiB (rpc_queue.DefaultMaxMessageSize) and
+# silently drops outbound RPCs above it; one publish travels as one RPC, plus envelope.
+MAX_GOSSIP_MESSAGE = 512 * 1024
+
+
+class GossipVerdict(enum.Enum):
+    """What the handler decides about one gossip message."""
+
+    ACCEPT = "accept"  # valid: keep and forward
+    REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarding peer
+    IGNORE = "ignore"  # drop without penalty (duplicate, not for us, cannot judge yet)
+
+
+class SyncSession(Protocol):
+    """A sans-IO anti-entropy session (implemented in node/crdt)."""
+
+    def generate_message(self) -> bytes | None: ...
+
+    def receive_message(self, data: bytes) -> None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+
+class NetHandler(Protocol):
+    """What `NetService` needs from the daemon."""
+
+    def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict: ...
+
+    def new_sync_session(self, peer: str, initiator: bool) -> SyncSession: ...
+
+    def on_peer_connected(self, peer: str) -> None: ...
+
+
+def topic_for_scope(scope: str) -> str:
+    """Return the gossipsub topic for a scope: ``allmende/1/<scope>``.
+
+    Raises:
+        LocalError: empty scope or one containing whitespace.
+    """
+    if not scope or any(c.isspace() for c in scope):
+        raise LocalError(f"scope {scope!r} must be non-empty and contain no whitespace")
+    return TOPIC_PREFIX + scope
+
+
+def scope_of_topic(topic: str) -> str | None:
+    """Return the scope of an Allmende topic, or None for a foreign topic."""
+    if topic.startswith(TOPIC_PREFIX) and len(topic) > len(TOPIC_PREFIX):
+        return topic[len(TOPIC_PREFIX) :]
+    return None
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """Gossip parameters; the defaults are argued in `node/net/__init__.py`."""
+
+    heartbeat_interval: int = 1
+    heartbeat_initial_delay: float = 0.2
+    degree: int = 6
+    degree_low: int = 4
+    degree_high: int = 12
+    # Our own pacing: messages per second per topic, with a short burst allowance.
+    publish_rate: float = 50.0
+    publish_burst: int = 10
+    # py-libp2p's per-forwarder flood limit (gossipsub.py _check_spam_protection).  It
+    # counts per *forwarding* peer, so a relay forwarding for many origins needs room;
+    # scoring plus our invalid counters are the defence against real floods.
+    router_rate_limit: float = 1000.0
+    # Pause publishing while any peer's outbound RPC queue (32 slots, full = silent drop)
+    # holds more than this many RPCs.
+    peer_queue_high_water: int = 12
+    max_message_bytes: int = MAX_GOSSIP_MESSAGE
+    publish_queue_size: int = 1024
+    # Disconnect and ban a peer after this many REJECTed messages (decaying).
+    invalid_threshold: float = 10.0
+    invalid_half_life: float = 300.0
+    ban_seconds: float = 600.0
+
+
+def score_params() -> ScoreParams:
+    """Peer-score parameters: only invalid messages (P4) and flood penalties (P5) count.
+
+    P1-P3 stay off (py-libp2p's P3 has no activation window, a quiet topic would
+    penalise everyone) and P7 (IP colocation) stays off so loopback tests and nodes
+    behind one NAT are not penalised.  Each invalid message costs 10 points and decays
+    by 1 % per heartbeat; at -40 we stop gossiping to the peer, at -60 we refuse its
+    publishes, at -80 it is graylisted.
+    """
+    return ScoreParams(
+        p4_invalid_messages=TopicScoreParams(weight=10.0, cap=100.0, decay=0.99),
+        p5_behavior_penalty_weight=1.0,
+        p5_behavior_penalty_threshold=10.0,
+        p5_behavior_penalty_decay=0.9,
+        gossip_threshold=-40.0,
+        publish_threshold=-60.0,
+        graylist_threshold=-80.0,
+        accept_px_threshold=0.0,
+    )
+
+
+def build_router(config: GossipConfig) -> GossipSub:
+    """Create the GossipSub router with Allmende's parameters."""
+    return GossipSub(
+        protocols=[TProtocol(PROTOCOL_ID_V12), TProtocol(PROTOCOL_ID_V11), TProtocol(PROTOCOL_ID)],
+        degree=config.degree,
+        degree_low=config.degree_low,
+        degree_high=config.degree_high,
+        heartbeat_interval=config.heartbeat_interval,
+        heartbeat_initial_delay=config.heartbeat_initial_delay,
+        score_params=score_params(),
+        spam_protection_enabled=True,
+        max_messages_per_topic_per_second=config.router_rate_limit,
+        # All peers of a small federation may sit in few subnets; diversity grafting
+        # only adds peers beyond degree_high.
+        eclipse_protection_enabled=False,
+    )
+
+
+class InvalidTracker:
+    """Per-peer count of rejected messages with exponential decay (pure; time injected)."""
+
+    def __init__(self, threshold: float, half_life: float) -> None:
+        self.threshold = threshold
+        self._rate = math.log(2) / half_life
+        self._scores: dict[str, tuple[float, float]] = {}
+
+    def record(self, peer: str, now: float) -> bool:
+        """Count one invalid message from `peer`; return True when it crosses the threshold."""
+        score = self.score(peer, now) + 1.0
+        self._scores[peer] = (score, now)
+        return score >= self.threshold
+
+    def score(self, peer: str, now: float) -> float:
+        """Return the decayed invalid count of `peer` at `now`."""
+        value, at = self._scores.get(peer, (0.0, now))
+        return value * math.exp(-self._rate * max(0.0, now - at))
+
+    def forget(self, peer: str) -> None:
+        """Drop the state of `peer` (after it was banned)."""
+        self._scores.pop(peer, None)
+
+
+class PublishPacer:
+    """Token bucket per topic (pure; time injected): at most `rate` msgs/s, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise LocalError("publish rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def delay(self, topic: str, now: float) -> float:
+        """Seconds to wait before a message on `topic` may go out (0 = now)."""
+        tokens = self._available(topic, now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def take(self, topic: str, now: float) -> None:
+        """Spend one token for `topic`; call only when `delay()` returned 0."""
+        self._tokens[topic] = (self._available(topic, now) - 1.0, now)
+
+    def _available(self, topic: str, now: float) -> float:
+        tokens, at = self._tokens.get(topic, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.rate)
+
+
+@dataclass
+class GossipStats:
+    """Mutable counters owned by `GossipDriver`."""
+
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+    publish_failed: int = 0
+    queue_waits: int = 0
+
+
+class GossipDriver:
+    """Owns the topic validators, the invalid counters and the paced publish queue.
+
+    Args:
+        pubsub: a py-libp2p `Pubsub` already attached to a `GossipSub` router.
+        handler: validates (and merges) every message before it is forwarded.
+        config: gossip parameters.
+        rejected: counter of rejected inputs by reason, shared with the service.
+        on_ban: called (sync) with a peer id when it crossed the invalid threshold.
+    """
+
+    def __init__(
+        self,
+        pubsub: Pubsub,
+        handler: NetHandler,
+        config: GossipConfig,
+        rejected: Counter[str],
+        on_ban: Callable[[ID], None],
+    ) -> None:
+        self.pubsub = pubsub
+        self.handler = handler
+        self.config = config
+        self.rejected = rejected
+        self.stats = GossipStats()
+        self.invalid = InvalidTracker(config.invalid_threshold, config.invalid_half_life)
+        self.pacer = PublishPacer(config.publish_rate, config.publish_burst)
+        self._on_ban = on_ban
+        self._send, self._receive = trio.open_memory_channel[tuple[str, bytes]](
+            config.publish_queue_size
+        )
+        self._pending: dict[str, deque[bytes]] = defaultdict(deque)
+
+    # -- validation (runs inside py-libp2p's push_msg, must be sync and fast) --
+
+    def make_validator(self, topic: str) -> Callable[[ID, rpc_pb2.Message], bool]:
+        """Return the py-libp2p sync topic validator for `topic`."""
+
+        def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
+            return self._validate(topic, forwarder, msg)
+
+        return validate
+
+    def _validate(self, topic: str, forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        # Our own publishes were built from records the daemon already holds.
+        if forwarder == self.pubsub.my_id:
+            return True
+        peer = forwarder.to_base58()
+        data = bytes(msg.data)
+        if len(data) > self.config.max_message_bytes:
+            self._count_invalid(forwarder, "gossip-too-large")
+            return False
+        try:
+            verdict = self.handler.validate_gossip(topic, data, peer)
+        except RemoteError as exc:
+            logger.info("gossip from %s rejected: %s", peer, exc)
+            verdict = GossipVerdict.REJECT
+        except Exception:
+            # A bug on our side must not penalise the peer nor kill py-libp2p's task.
+            logger.exception("validate_gossip failed on a message from %s", peer)
+            self.rejected["gossip-handler-error"] += 1
+            return False
+        if verdict is GossipVerdict.ACCEPT:
+            self.stats.messages_in += 1
+            self.stats.bytes_in += len(data)
+            return True
+        if verdict is GossipVerdict.IGNORE:
+            # NB: py-libp2p cannot tell IGNORE from REJECT; its scorer counts both as
+            # invalid (pubsub.py push_msg).  Only REJECT counts towards our ban.
+            self.rejected["gossip-ignored"] += 1
+            return False
+        self._count_invalid(forwarder, "gossip-rejected")
+        return False
+
+    def _count_invalid(self, forwarder: ID, reason: str) -> None:
+        self.rejected[reason] += 1
+        if self.invalid.record(forwarder.to_base58(), trio.current_time()):
+            self.invalid.forget(forwarder.to_base58())
+            self._on_ban(forwarder)
+
+    # -- publishing --
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Queue `data` for `topic`; waits only when the publish queue is full.
+
+        Raises:
+            LocalError: `data` is larger than `max_message_bytes` or empty.
+        """
+        if not data:
+            raise LocalError("cannot publish an empty gossip message")
+        if len(data) > self.config.max_message_bytes:
+            raise LocalError(
+                f"gossip message of {len(data)} bytes exceeds {self.config.max_message_bytes};"
+                " split the batch"
+            )
+        await self._send.send((topic, data))
+
+    def queued(self) -> int:
+        """Number of messages waiting in the publish queue."""
+        return self._receive.statistics().current_buffer_used + sum(
+            len(q) for q in self._pending.values()
+        )
+
+    async def run_publisher(self) -> None:
+        """Drain the publish queue at the paced rate (run in a nursery; never returns)."""
+        while True:
+            if not any(self._pending.values()):
+                topic, data = await self._receive.receive()
+                self._pending[topic].append(data)
+            while True:  # move everything already queued into per-topic FIFOs
+                try:
+                    topic, data = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                self._pending[topic].append(data)
+            now = trio.current_time()
+            ready = [t for t, q in self._pending.items() if q and self.pacer.delay(t, now) == 0]
+            if not ready:
+                wait = min(self.pacer.delay(t, now) for t, q in self._pending.items() if q)
+                await trio.sleep(wait)
+                continue
+            await self._wait_for_peer_queues()
+            for topic in ready:
+                data = self._pending[topic].popleft()
+                self.pacer.take(topic, trio.current_time())
+                await self._publish_now(topic, data)
+
+    async def _wait_for_peer_queues(self) -> None:
+        # py-libp2p drops an RPC when a peer's 32-slot queue is full (gossipsub.py
+        # send_rpc); wait until every queue is below the high-water mark.  A stuck
+        # peer holds us at most 2 s; after that its drops are on py-libp2p's logs.
+        with trio.move_on_after(2.0):
+            while any(
+                len(q) > self.config.peer_queue_high_water
+                for q in list(self.pubsub.peer_queues.values())
+            ):
+                self.stats.queue_waits += 1
+                await trio.sleep(0.01)
+
+    async def _publish_now(self, topic: str, data: bytes) -> None:
+        try:
+            await self.pubsub.publish(topic, data)
+        except Exception:
+            logger.exception("publishing %d bytes on %s failed", len(data), topic)
+            self.stats.publish_failed += 1
+            return
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(data)

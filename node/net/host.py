@@ -1,0 +1,100 @@
+"""Build a py-libp2p host from the node's Ed25519 seed: TCP, Noise only, yamux.
+
+py-libp2p's ``new_host`` offers ``/plaintext/2.0.0``, ``/secio/1.0.0`` and TLS next to
+Noise when ``sec_opt`` is not given, so an attacker could downgrade a connection to
+plaintext.  We always pass a Noise-only ``sec_opt`` and a yamux-only ``muxer_opt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import multiaddr
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from node.errors import LocalError
+
+SEED_SIZE = 32
+DEFAULT_LISTEN_ADDRS: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+
+
+def key_pair_from_seed(seed: bytes) -> KeyPair:
+    """Return the libp2p Ed25519 key pair for a 32-byte seed.
+
+    Args:
+        seed: the node's 32-byte Ed25519 private seed (RFC 8032).
+
+    Raises:
+        LocalError: the seed is not 32 bytes.
+    """
+    if len(seed) != SEED_SIZE:
+        raise LocalError(f"identity seed must be {SEED_SIZE} bytes, got {len(seed)}")
+    return ed25519_key_pair(seed=bytes(seed))
+
+
+def peer_id_from_seed(seed: bytes) -> str:
+    """Return the base58 libp2p peer id (``12D3KooW...``) that a host built from `seed` has."""
+    return ID.from_pubkey(key_pair_from_seed(seed).public_key).to_base58()
+
+
+def build_host(
+    seed: bytes,
+    listen_addrs: Sequence[str] = DEFAULT_LISTEN_ADDRS,
+    *,
+    enable_mdns: bool = False,
+) -> IHost:
+    """Create (not start) a libp2p host: TCP transport, Noise only, yamux only.
+
+    Start it with ``async with host.run(listen_addrs=...)``; `NetService` does that.
+
+    Args:
+        seed: the node's 32-byte Ed25519 seed; the peer id derives from it.
+        listen_addrs: TCP multiaddrs; they select the transports py-libp2p builds.
+        enable_mdns: let py-libp2p's mDNS announce and discover peers on the LAN.
+
+    Raises:
+        LocalError: bad seed or a listen address that is not a TCP multiaddr.
+    """
+    key_pair = key_pair_from_seed(seed)
+    addrs = parse_listen_addrs(listen_addrs)
+    # A fresh X25519 static key per host run, as py-libp2p does itself; the Noise
+    # handshake payload binds it to the Ed25519 identity key.
+    noise = NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=addrs,
+        enable_mDNS=enable_mdns,
+    )
+
+
+def parse_listen_addrs(listen_addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
+    """Parse and check listen addresses (TCP over ip4/ip6 only).
+
+    Raises:
+        LocalError: an address does not parse or is not plain TCP.
+    """
+    if not listen_addrs:
+        raise LocalError("at least one listen address is needed, e.g. /ip4/0.0.0.0/tcp/4001")
+    out: list[multiaddr.Multiaddr] = []
+    for text in listen_addrs:
+        try:
+            addr = multiaddr.Multiaddr(text)
+        except Exception as exc:
+            raise LocalError(f"listen address {text!r} is not a multiaddr: {exc}") from exc
+        names = [p.name for p in addr.protocols()]
+        if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
+            raise LocalError(f"listen address {text!r} must look like /ip4/<ip>/tcp/<port>")
+        out.append(addr)
+    return out
