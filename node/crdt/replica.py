@@ -65,7 +65,7 @@ class OriginPart:
 
 
 def _rid_int(r: Record) -> int:
-    return int.from_bytes(r.rid, "big")
+    return int.from_bytes(r.raw[-64:-48], "big")
 
 
 class Replica:
@@ -86,11 +86,14 @@ class Replica:
         self._now_ms = now_ms
         self._validate = validate
         self._slots: dict[Slot, Record] = {}
-        self._by_seq: dict[tuple[bytes, int], Record] = {}
+        # (origin, seq) -> smallest record id seen with it, for every verified record
+        # (live, superseded or stale): two ids for one seq prove an equivocation.
+        self._seen: dict[tuple[bytes, int], bytes] = {}
         self._parts: dict[str, dict[bytes, OriginPart]] = {}
         self.flagged: dict[bytes, tuple[bytes, bytes]] = {}
         self.version = 0
         self._listeners: list[Listener] = []
+        self._flag_listeners: list[Callable[[bytes, tuple[bytes, bytes]], None]] = []
         self.counts: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
 
@@ -151,6 +154,10 @@ class Replica:
         """Call `listener(old, new)` after every change of a slot's winner."""
         self._listeners.append(listener)
 
+    def add_flag_listener(self, listener: Callable[[bytes, tuple[bytes, bytes]], None]) -> None:
+        """Call `listener(origin, evidence)` when an origin is flagged for equivocation."""
+        self._flag_listeners.append(listener)
+
     # --- writing -------------------------------------------------------------
 
     def receive(self, raw: bytes) -> tuple[Outcome, Record]:
@@ -169,41 +176,87 @@ class Replica:
             self.rejected[exc.reason] += 1
             raise
 
+    def load_trusted(self, records: Iterable[Record]) -> int:
+        """Bulk-insert records verified before they were stored, one per slot.
+
+        Faster than merging one by one: no checks, listeners are not called (build
+        derived indexes afterwards from `records()`).
+        """
+        slots, seen, parts_of = self._slots, self._seen, self._parts
+        part_cache: dict[str, str] = {}
+        n = 0
+        for r in records:
+            slot = (r.origin, r.kind, r.key)
+            if slot in slots:
+                self._merge(r, verified=True)
+                continue
+            slots[slot] = r
+            rid = r.raw[-64:-48]
+            old = seen.setdefault((r.origin, r.seq), rid)
+            if old != rid:
+                self._flag(r.origin, old, rid)
+                seen[(r.origin, r.seq)] = min(old, rid)
+            pname = part_cache.get(r.scope)
+            if pname is None:
+                pname = part_cache[r.scope] = model.partition_of(r.scope)
+            origins = parts_of.get(pname)
+            if origins is None:
+                origins = parts_of[pname] = {}
+            part = origins.get(r.origin)
+            if part is None:
+                part = origins[r.origin] = OriginPart()
+            part.slots[(r.kind, r.key)] = r
+            part.xor ^= int.from_bytes(rid, "big")
+            if r.seq > part.max_seq:
+                part.max_seq = r.seq
+            n += 1
+        self.version += 1
+        return n
+
     def insert_verified(self, record: Record) -> Outcome:
         """Merge a record this node signed itself or verified before (e.g. loaded from disk)."""
         return self._merge(record, verified=True)
 
     def _merge(self, r: Record, *, verified: bool) -> Outcome:
-        slot = r.slot
-        current = self._slots.get(slot)
+        current = self._slots.get(r.slot)
+        if current is not None and current.raw == r.raw:
+            self.counts["duplicate"] += 1
+            return Outcome.DUPLICATE
+        key = (r.origin, r.seq)
+        seen = self._seen.get(key)
+        rid = r.rid
+        if seen == rid:  # held before, now superseded: nothing to learn
+            self.counts["duplicate"] += 1
+            return Outcome.DUPLICATE
+        # Stale records are verified too (once): they may prove an equivocation.
+        if not verified:
+            self._check(r)
+        if seen is None:
+            self._seen[key] = rid
+        else:
+            self._flag(r.origin, seen, rid)
+            if rid < seen:
+                self._seen[key] = rid
         if current is not None:
-            if current.raw == r.raw:
-                self.counts["duplicate"] += 1
-                return Outcome.DUPLICATE
             if current.seq > r.seq:
                 self.counts["stale"] += 1
                 return Outcome.STALE
-        twin = self._by_seq.get((r.origin, r.seq))
-        if twin is not None and twin.raw == r.raw:
-            self.counts["duplicate"] += 1
-            return Outcome.DUPLICATE
-        if not verified:
-            self._check(r)
-        if twin is not None:
-            # Same origin and seq, different content: the origin signed two things.
-            lo, hi = sorted((twin.rid, r.rid))
-            self.flagged[r.origin] = (lo, hi)
-            self.counts["equivocation"] += 1
-            if current is twin and r.rid > twin.rid:
-                return Outcome.EQUIVOCATION
-            if current is not twin:
-                # Different slots: both may stand; the index keeps the smaller id.
-                if r.rid < twin.rid:
-                    self._by_seq[(r.origin, r.seq)] = r
-                self._put(current, r, index_seq=False)
-                return Outcome.REPLACED if current is not None else Outcome.NEW
-        self._put(current, r, index_seq=True)
+            if current.seq == r.seq and current.rid < rid:
+                return Outcome.EQUIVOCATION  # the other record wins this slot everywhere
+        self._put(current, r)
         return Outcome.REPLACED if current is not None else Outcome.NEW
+
+    def _flag(self, origin: bytes, a: bytes, b: bytes) -> None:
+        """Record that `origin` signed two records with one seq (a != b)."""
+        pair = (a, b) if a < b else (b, a)
+        old = self.flagged.get(origin)
+        if old is None or pair < old:
+            # The smallest evidence pair, so every replica that saw the same records
+            # shows the same evidence whatever the order they came in.
+            self.flagged[origin] = pair
+            for listener in self._flag_listeners:
+                listener(origin, pair)
+        self.counts["equivocation"] += 1
 
     def _check(self, r: Record) -> None:
         try:
@@ -216,15 +269,11 @@ class Replica:
                 raise Rejected("clock-ahead", f"stamped {ahead // 1000} s in the future")
         verify_record(r)
 
-    def _put(self, old: Record | None, new: Record, *, index_seq: bool) -> None:
+    def _put(self, old: Record | None, new: Record) -> None:
         if old is not None:
             self._part(old.origin, old.scope).remove(old)
-            if self._by_seq.get((old.origin, old.seq)) is old:
-                del self._by_seq[(old.origin, old.seq)]
         self._slots[new.slot] = new
         self._part(new.origin, new.scope).add(new)
-        if index_seq:
-            self._by_seq[(new.origin, new.seq)] = new
         self.version += 1
         self.counts["new" if old is None else "replaced"] += 1
         for listener in self._listeners:

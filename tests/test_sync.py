@@ -1,0 +1,193 @@
+"""Anti-entropy: sessions converge replicas under any delivery history."""
+
+import random
+
+import msgpack
+import pytest
+from factories import Author, identities
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from node.crdt.replica import Replica
+from node.crdt.sync import _TABLE, Role, State, SyncError, SyncSession
+
+PARTS = ["eu/de/berlin", "eu/fr/paris", "eu"]
+
+
+def run_session(a: Replica, b: Replica, parts_a=PARTS, parts_b=PARTS):
+    i, r = SyncSession(a, parts_a, Role.INITIATOR), SyncSession(b, parts_b, Role.RESPONDER)
+    msg = i.generate_message()
+    while msg is not None:
+        r.receive_message(msg)
+        reply = r.generate_message()
+        if reply is None:
+            break
+        i.receive_message(reply)
+        msg = i.generate_message()
+    assert i.done and r.done
+    return i, r
+
+
+class Replicas(RuleBasedStateMachine):
+    """Several replicas, records delivered in any order, duplicated or lost, then synced."""
+
+    def __init__(self):
+        super().__init__()
+        idents = identities(4, seed=3)
+        scopes = ["eu/de/berlin/a", "eu/de/berlin/b", "eu/fr/paris/c", "eu"]
+        self.authors = [Author(i, s) for i, s in zip(idents, scopes, strict=True)]
+        self.replicas = [Replica() for _ in range(3)]
+        self.model = Replica()
+        self.written = []
+
+    @rule(author=st.integers(0, 3), home=st.integers(0, 2), slot=st.integers(0, 3),
+          qty=st.integers(1, 50), withdraw=st.booleans())
+    def write(self, author, home, slot, qty, withdraw):
+        a = self.authors[author]
+        rec = a.write("need", f"n{slot}", None) if withdraw else a.need(f"n{slot}", qty=str(qty))
+        self.replicas[home].receive(rec.raw)  # the origin's own node holds it
+        self.model.receive(rec.raw)
+        self.written.append(rec)
+
+    @precondition(lambda self: self.written)
+    @rule(data=st.data(), to=st.integers(0, 2), copies=st.integers(1, 2))
+    def gossip(self, data, to, copies):
+        rec = data.draw(st.sampled_from(self.written))
+        for _ in range(copies):  # duplicates are harmless
+            self.replicas[to].receive(rec.raw)
+
+    @rule(a=st.integers(0, 2), b=st.integers(0, 2))
+    def sync(self, a, b):
+        if a != b:
+            run_session(self.replicas[a], self.replicas[b])
+
+    @invariant()
+    def never_ahead_of_model(self):
+        for r in self.replicas:
+            assert len(r) <= len(self.model)
+
+    def teardown(self):
+        n = len(self.replicas)
+        for _ in range(2):
+            for a in range(n):
+                for b in range(n):
+                    if a != b:
+                        run_session(self.replicas[a], self.replicas[b])
+        digests = {r.digest() for r in self.replicas}
+        assert digests == {self.model.digest()}
+
+
+TestReplicas = Replicas.TestCase
+TestReplicas.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def _pair(n_origins=40, per_origin=20, missing=0.0, seed=1):
+    rng = random.Random(seed)
+    authors = [Author(i, "eu/de/berlin/x") for i in identities(n_origins, seed=seed)]
+    a, b = Replica(), Replica()
+    for au in authors:
+        for k in range(per_origin):
+            rec = au.need(f"n{k}")
+            a.insert_verified(rec)
+            if rng.random() >= missing:
+                b.insert_verified(rec)
+    return a, b, authors
+
+
+def test_equal_replicas_cost_one_round_trip_under_1kb():
+    a, b, _ = _pair()
+    i, r = run_session(a, b)
+    assert i.stats.bytes_sent + r.stats.bytes_sent < 1024
+    assert i.stats.messages_sent == 1 and r.stats.messages_sent == 1
+
+
+@pytest.mark.parametrize("direction", ["pull", "push"])
+def test_missing_records_move_either_way(direction):
+    a, b, _ = _pair(missing=0.1)
+    first, second = (b, a) if direction == "pull" else (a, b)
+    i, r = run_session(first, second)
+    assert a.digest() == b.digest()
+    assert max(i.stats.messages_sent, r.stats.messages_sent) <= 3
+
+
+def test_updates_and_tombstones_supersede_over_sync():
+    a, b, authors = _pair(n_origins=5, per_origin=5)
+    newer = [authors[0].need("n1", qty="99"), authors[1].write("need", "n2", None)]
+    for rec in newer:
+        b.insert_verified(rec)
+    run_session(a, b)
+    assert a.get(authors[0].origin, "need", "n1").body["qty"] == "99"
+    assert a.get(authors[1].origin, "need", "n2").body is None
+    assert a.digest() == b.digest()
+
+
+def test_equivocation_converges_over_sync():
+    a, b, authors = _pair(n_origins=3, per_origin=3)
+    liar = authors[0]
+    liar.seq = 50
+    one = liar.need("z", qty="1")
+    liar.seq = 50
+    two = liar.need("z", qty="2")
+    a.receive(one.raw)
+    b.receive(two.raw)
+    run_session(a, b)
+    assert a.digest() == b.digest()
+    assert liar.origin in a.flagged and liar.origin in b.flagged
+
+
+def test_only_shared_partitions_sync():
+    a, b, _ = _pair(n_origins=3, per_origin=3, missing=1.0)
+    run_session(a, b, parts_a=["eu/fr/paris"], parts_b=["eu/de/berlin"])
+    assert len(b) == 0
+
+
+def test_forged_records_in_a_delta_are_dropped():
+    a, b, authors = _pair(n_origins=3, per_origin=2, missing=1.0)
+    liar = Author(identities(1, seed=99)[0])
+    forged = bytearray(liar.need("f").raw)
+    forged[-1] ^= 1
+    i = SyncSession(b, PARTS, Role.INITIATOR)
+    i.state = State.WAIT_DELTA3
+    i.receive_message(msgpack.packb({"t": "delta3", "r": [bytes(forged)]}))
+    assert len(b) == 0 and b.rejected["bad-signature"] == 1
+
+
+ALL_TYPES = ["hello", "buckets", "done", "entries", "delta1", "delta2", "delta3", "junk"]
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_every_state_input_pair(state, kind):
+    """Pairs outside the table are protocol errors; pairs inside need a valid body."""
+    s = SyncSession(Replica(), PARTS, Role.RESPONDER)
+    s.state = state
+    message = msgpack.packb({"t": kind})
+    if (state, kind) == (State.WAIT_BUCKETS, "done"):
+        s.receive_message(message)  # the one message that needs no body
+        assert s.done
+        return
+    with pytest.raises(SyncError) as exc:
+        s.receive_message(message)
+    if (state, kind) in _TABLE:
+        assert exc.value.reason in ("malformed", "protocol")
+        assert "not expected" not in str(exc.value)
+    else:
+        assert exc.value.reason == "protocol"
+        assert "not expected" in str(exc.value)
+    assert s.done
+
+
+def test_done_message_ends_initiator():
+    s = SyncSession(Replica(), PARTS, Role.INITIATOR)
+    assert s.generate_message() is not None
+    s.receive_message(msgpack.packb({"t": "done"}))
+    assert s.done and s.generate_message() is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", msgpack.packb([1, 2]), b"\x81" * 1000])
+def test_garbage_messages_end_the_session(data):
+    s = SyncSession(Replica(), PARTS, Role.RESPONDER)
+    with pytest.raises(SyncError):
+        s.receive_message(data)
+    assert s.done
