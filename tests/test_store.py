@@ -1,0 +1,106 @@
+"""SQLite persistence: round trip, no re-verification on load, durability under SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from factories import Author, identities
+
+from node.crdt import record as record_mod
+from node.crdt.replica import Replica
+from node.errors import LocalError
+from node.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_roundtrip(tmp_path):
+    a = Author(identities(1)[0])
+    recs = [a.need(f"n{i}", qty=str(i + 1)) for i in range(20)] + [a.write("need", "n3", None)]
+    src = Replica()
+    for r in recs:
+        src.receive(r.raw)
+    store = Store(tmp_path / "db.sqlite")
+    store.save(src.records(), meta={"seq": a.seq})
+    store.close()
+    again = Store(tmp_path / "db.sqlite")
+    dst = Replica()
+    assert again.load_into(dst) == 20
+    again.close()
+    assert dst.digest() == src.digest()
+    assert again.get_meta("seq") == a.seq
+
+
+def test_load_does_not_verify(tmp_path, monkeypatch):
+    a = Author(identities(1)[0])
+    store = Store(tmp_path / "db.sqlite")
+    store.save([a.need("n1"), a.need("n2")])
+
+    def boom(_):
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(record_mod, "verify_record", boom)
+    monkeypatch.setattr("node.crdt.replica.verify_record", boom)
+    replica = Replica()
+    assert store.load_into(replica) == 2
+
+
+def test_flags_persist(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    store.save_flag(b"o" * 32, (b"a" * 16, b"b" * 16))
+    replica = Replica()
+    store.load_into(replica)
+    assert replica.flagged == {b"o" * 32: (b"a" * 16, b"b" * 16)}
+
+
+def test_not_a_database(tmp_path):
+    bad = tmp_path / "db.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LocalError, match="cannot open database"):
+        Store(bad)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from factories import Author, identities
+    from node.store import Store
+    store = Store(__import__("pathlib").Path({db!r}))
+    a = Author(identities(1)[0])
+    i = 0
+    while True:
+        i += 1
+        store.save([a.need(f"n{{i}}", qty=str(i))], meta={{"seq": a.seq}})
+        print(i, flush=True)  # acknowledged only after save() returned
+    """
+)
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path):
+    db = tmp_path / "db.sqlite"
+    code = WRITER.format(tests=str(ROOT / "tests"), db=str(db))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT,
+                            text=True)
+    acked = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        acked = int(line)
+        if acked >= 200:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    store = Store(db)
+    replica = Replica()
+    store.load_into(replica)
+    store.close()
+    author = identities(1)[0].public
+    for i in range(1, acked + 1):
+        assert replica.get(author, "need", f"n{i}") is not None, f"acknowledged n{i} lost"
+    assert store.get_meta("seq") >= acked
