@@ -127,7 +127,7 @@ def greedy(
     """
     votes = _votes(costs, ballots, budget)[0]
     steps = _greedy_steps(costs, votes, budget, ())
-    return _result(costs, budget, votes, steps, None)
+    return _result(budget, votes, steps, None)
 
 
 def equal_shares(
@@ -177,7 +177,7 @@ def equal_shares(
             endowment, steps = _add1(costs, groups, budget, endowment, steps, utility)
     if completion in ("greedy", "add1-greedy"):
         steps += _greedy_steps(costs, votes, budget, steps)
-    return _result(costs, budget, votes, steps, endowment)
+    return _result(budget, votes, steps, endowment)
 
 
 def _votes(
@@ -245,9 +245,7 @@ def _mes(
             money[i] -= min(money[i], cap)
         del bound[project]
         cost = costs[project]
-        steps.append(
-            Step(project, cost, "mes", cap, Fraction(cost) / cap if cap else Fraction(0))
-        )
+        steps.append(Step(project, cost, "mes", cap, Fraction(cost) / cap if cap else Fraction(0)))
     return tuple(steps)
 
 
@@ -309,15 +307,14 @@ def _greedy_steps(
 
 
 def _result(
-    costs: Mapping[str, int],
     budget: int,
     votes: dict[str, int],
     steps: tuple[Step, ...],
     endowment: Fraction | None,
 ) -> BudgetResult:
     spent = sum(s.cost for s in steps)
-    # MES never overspends its (possibly raised) budget only if add1 checked it;
-    # the check here guards every path, so a caller can rely on it.
+    # Plain MES cannot overspend and add1 keeps only runs that fit, so this is an
+    # internal invariant; checking it here lets every caller rely on it.
     if spent > budget:  # pragma: no cover - a bug, not an input error
         raise AssertionError(f"spent {spent} exceeds budget {budget}")
     return BudgetResult(

@@ -241,9 +241,7 @@ def schulze(
                 if b not in ranked:
                     pairwise[a, b] += 1
         n += 1
-    strongest = {
-        (a, b): d if d > pairwise[b, a] else 0 for (a, b), d in pairwise.items()
-    }
+    strongest = {(a, b): d if d > pairwise[b, a] else 0 for (a, b), d in pairwise.items()}
     # Floyd-Warshall over the widest-path semiring (max, min).
     for k in ids:
         for a in ids:
@@ -320,7 +318,5 @@ def _group(
     return members
 
 
-def _tie_broken(
-    ranking: tuple[str, ...], seats: int, better: Callable[[str, str], bool]
-) -> bool:
+def _tie_broken(ranking: tuple[str, ...], seats: int, better: Callable[[str, str], bool]) -> bool:
     return any(not better(w, loser) for w in ranking[:seats] for loser in ranking[seats:])

@@ -168,7 +168,9 @@ def _split(lines: Iterable[str]) -> dict[str, _Rows]:
     return sections
 
 
-def _table(rows: _Rows, required: tuple[str, ...], section: str) -> list[tuple[int, dict[str, str]]]:
+def _table(
+    rows: _Rows, required: tuple[str, ...], section: str
+) -> list[tuple[int, dict[str, str]]]:
     (header_line, header), body = rows[0], rows[1:]
     if len(set(header)) != len(header):
         raise PabulibError(header_line, f"{section} header repeats a column")
@@ -230,9 +232,7 @@ def _votes(rows: _Rows, projects: Mapping[str, Project]) -> list[Vote]:
         if "points" in row:
             points = tuple(_integer(p, number, "points") for p in _list(row.pop("points")))
             if len(points) != len(vote):
-                raise PabulibError(
-                    number, f"{len(points)} points for {len(vote)} voted projects"
-                )
+                raise PabulibError(number, f"{len(points)} points for {len(vote)} voted projects")
         votes.append(Vote(voter, vote, points, MappingProxyType(row)))
     return votes
 

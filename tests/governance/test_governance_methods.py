@@ -144,8 +144,14 @@ def test_score_invariant_under_ballot_permutation_and_max_wins(data, case):
 # --- Schulze ------------------------------------------------------------------
 
 WIKIPEDIA = [  # en.wikipedia.org/wiki/Schulze_method, the 45-voter example
-    (5, "ACBED"), (5, "ADECB"), (8, "BEDAC"), (3, "CABED"),
-    (7, "CAEBD"), (2, "CBADE"), (7, "DCEBA"), (8, "EBADC"),
+    (5, "ACBED"),
+    (5, "ADECB"),
+    (8, "BEDAC"),
+    (3, "CABED"),
+    (7, "CAEBD"),
+    (2, "CBADE"),
+    (7, "DCEBA"),
+    (8, "EBADC"),
 ]
 
 
@@ -211,9 +217,7 @@ def test_schulze_elects_the_condorcet_winner(case):
     options, ballots = case
     result = schulze(options, ballots)
     d = result.pairwise
-    condorcet = [
-        a for a in options if all(d[a, b] > d[b, a] for b in options if b != a)
-    ]
+    condorcet = [a for a in options if all(d[a, b] > d[b, a] for b in options if b != a)]
     if condorcet:
         assert result.winners == (condorcet[0],)
         assert not result.tie_broken

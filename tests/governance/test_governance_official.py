@@ -31,8 +31,19 @@ OFFICIAL = [
     (
         "Netherlands_Assen_2025.pb",
         (
-            "318", "345", "315", "282", "303", "285", "336",
-            "288", "249", "312", "306", "330", "276",
+            "318",
+            "345",
+            "315",
+            "282",
+            "303",
+            "285",
+            "336",
+            "288",
+            "249",
+            "312",
+            "306",
+            "330",
+            "276",
         ),
         94837,
     ),
@@ -61,7 +72,5 @@ def test_other_variants_do_not_reproduce(name):
     # utilities pick differently; the official rule is cost utilities + add1.
     instance = load(name)
     for kwargs in ({"completion": "none"}, {"utility": "cardinality"}):
-        result = equal_shares(
-            instance.costs, instance.approval_ballots, instance.budget, **kwargs
-        )
+        result = equal_shares(instance.costs, instance.approval_ballots, instance.budget, **kwargs)
         assert frozenset(result.winners) != instance.selected
