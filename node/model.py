@@ -35,6 +35,18 @@ def check_scope(scope: str) -> str:
     Raises:
         ValidationError: with what is wrong and an example of a valid path.
     """
+    if isinstance(scope, str) and scope in _GOOD_SCOPES:
+        return scope
+    _check_scope(scope)
+    if len(_GOOD_SCOPES) < 100_000:
+        _GOOD_SCOPES.add(scope)
+    return scope
+
+
+_GOOD_SCOPES: set[str] = set()  # scopes seen valid: a record's scope is checked once
+
+
+def _check_scope(scope: str) -> None:
     if not isinstance(scope, str) or not scope:
         raise ValidationError("scope is empty; give a path like eu/de/berlin/neukoelln")
     parts = scope.split("/")
@@ -46,7 +58,6 @@ def check_scope(scope: str) -> str:
                 f"scope {scope!r}: segment {p!r} must be 1-40 lowercase letters, digits or '-' "
                 "(e.g. eu/de/berlin/neukoelln)"
             )
-    return scope
 
 
 def in_scope(scope: str, prefix: str) -> bool:

@@ -3,8 +3,8 @@
 Every signed byte string in Allmende is the canonical msgpack of plain values:
 maps with string keys sorted by their UTF-8 bytes, the shortest encoding for every
 integer and string (what msgpack-python writes), no floats, no extension types.
-Decoding re-encodes and compares, so one value has exactly one encoding and a
-signature cannot be made to cover two different readings of the same bytes.
+`unpack` re-encodes and compares, so one value has exactly one encoding. Records
+skip the re-encoding: their signature already binds the exact bytes.
 """
 
 from __future__ import annotations
@@ -50,12 +50,46 @@ def canonical(value: Any, depth: int = 0) -> Any:
         for k in value:
             if not isinstance(k, str):
                 raise Rejected("malformed", "map keys must be strings")
-        return {k: canonical(value[k], depth + 1) for k in sorted(value, key=_utf8)}
+        # Code-point order of str equals the byte order of their UTF-8 encodings.
+        return {k: canonical(value[k], depth + 1) for k in sorted(value)}
     raise Rejected("malformed", f"type {type(value).__name__} cannot be encoded")
 
 
-def _utf8(s: str) -> bytes:
-    return s.encode("utf-8", "surrogatepass")
+def check_decoded(value: Any, depth: int = 0) -> None:
+    """Check a freshly decoded value the way `canonical` would, without rebuilding it.
+
+    Raises:
+        Rejected: a float or other foreign type, a non-string key, unsorted map keys,
+            too deep a nesting or too long a container.
+    """
+    t = type(value)
+    if t is str or t is bytes or t is int or t is bool or value is None:
+        return
+    if depth >= MAX_DEPTH:
+        raise Rejected("too-deep", f"nesting deeper than {MAX_DEPTH}")
+    if t is list:
+        if len(value) > MAX_CONTAINER_LEN:
+            raise Rejected("oversize", f"array longer than {MAX_CONTAINER_LEN}")
+        for v in value:
+            tv = type(v)
+            if not (tv is str or tv is bytes or tv is int or tv is bool or v is None):
+                check_decoded(v, depth + 1)
+        return
+    if t is dict:
+        if len(value) > MAX_CONTAINER_LEN:
+            raise Rejected("oversize", f"map larger than {MAX_CONTAINER_LEN}")
+        keys = list(value)
+        for k in keys:
+            if type(k) is not str:
+                raise Rejected("malformed", "map keys must be strings")
+        if keys != sorted(keys):
+            raise Rejected("non-canonical", "map keys are not sorted")
+        for v in value.values():
+            tv = type(v)
+            if not (tv is str or tv is bytes or tv is int or tv is bool or v is None):
+                check_decoded(v, depth + 1)
+        return
+    raise Rejected("malformed", f"type {t.__name__} is not allowed in records")
 
 
 def pack(value: Any) -> bytes:
@@ -72,7 +106,8 @@ def unpack(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     if len(data) > max_bytes:
         raise Rejected("oversize", f"{len(data)} bytes, limit {max_bytes}")
     value = unpack_unchecked(data, max_bytes=max_bytes)
-    if pack(value) != data:
+    check_decoded(value)
+    if msgpack.packb(value, use_bin_type=True) != data:
         raise Rejected("non-canonical", "bytes are not the canonical encoding")
     return value
 

@@ -18,7 +18,14 @@ import msgpack
 import nacl.bindings
 import nacl.exceptions
 
-from node.crdt.encoding import MAX_RECORD_BYTES, Value, canonical, pack, unpack
+from node.crdt.encoding import (
+    MAX_RECORD_BYTES,
+    Value,
+    canonical,
+    check_decoded,
+    pack,
+    unpack_unchecked,
+)
 from node.errors import Rejected
 
 VERSION = 1
@@ -131,7 +138,13 @@ def decode_record(raw: bytes) -> Record:
     Raises:
         Rejected: oversize, malformed or non-canonical bytes, or ill-typed fields.
     """
-    fields = unpack(raw)
+    # No re-encoding here: the signature covers these exact bytes (see
+    # `signing_bytes`), so a re-encoded record fails verification; the origin alone
+    # could sign two encodings of one record, and that is an equivocation.
+    if len(raw) > MAX_RECORD_BYTES:
+        raise Rejected("oversize", f"{len(raw)} bytes, limit {MAX_RECORD_BYTES}")
+    fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
+    check_decoded(fields)
     if not isinstance(fields, list) or len(fields) != 9:
         raise Rejected("malformed", "a record is an array of 9 fields")
     _check_fields(fields)

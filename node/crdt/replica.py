@@ -90,6 +90,7 @@ class Replica:
         # (live, superseded or stale): two ids for one seq prove an equivocation.
         self._seen: dict[tuple[bytes, int], bytes] = {}
         self._parts: dict[str, dict[bytes, OriginPart]] = {}
+        self._partition_names: dict[str, str] = {}
         self.flagged: dict[bytes, tuple[bytes, bytes]] = {}
         self.version = 0
         self._listeners: list[Listener] = []
@@ -280,7 +281,12 @@ class Replica:
             listener(old, new)
 
     def _part(self, origin: bytes, scope: str) -> OriginPart:
-        parts = self._parts.setdefault(model.partition_of(scope), {})
+        name = self._partition_names.get(scope)
+        if name is None:
+            name = self._partition_names[scope] = model.partition_of(scope)
+        parts = self._parts.get(name)
+        if parts is None:
+            parts = self._parts[name] = {}
         part = parts.get(origin)
         if part is None:
             part = parts[origin] = OriginPart()

@@ -1,0 +1,148 @@
+"""Core benchmarks: verify+merge vs bare Ed25519, store load, anti-entropy bytes, balance.
+
+Run: python bench/bench_core.py [--quick]
+Prints figures; CPU time (process_time) on one core; ratios where noise matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nacl.bindings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from factories import Author, identities  # noqa: E402
+
+from node.crdt.record import signing_bytes  # noqa: E402
+from node.crdt.replica import Replica  # noqa: E402
+from node.crdt.sync import Role, SyncSession  # noqa: E402
+from node.planning import BalanceIndex  # noqa: E402
+from node.store import Store  # noqa: E402
+
+clock = time.process_time
+
+
+def make_records(n_origins: int, per_origin: int, seed: int = 1, scopes=None):
+    authors = [Author(i, scopes(k) if scopes else f"eu/de/r{k % 10}/c{k}")
+               for k, i in enumerate(identities(n_origins, seed=seed))]
+    items = ["potatoes", "wheat", "milk", "electricity", "childcare", "bread", "eggs"]
+    units = {"potatoes": "kg", "wheat": "t", "milk": "l", "electricity": "kWh",
+             "childcare": "h", "bread": "kg", "eggs": "pcs"}
+    out = []
+    for a in authors:
+        for k in range(per_origin):
+            item = items[k % len(items)]
+            if k % 2:
+                out.append(a.need(f"n{k}", item=item, unit=units[item], qty=str(k + 1)))
+            else:
+                out.append(a.capacity(f"c{k}", item=item, unit=units[item], qty=f"{k}.5"))
+    return out
+
+
+def bench_merge(n: int) -> None:
+    recs = make_records(1000, max(1, n // 1000))
+    prepared = [(r.sig + signing_bytes(r.raw), r.origin) for r in recs]
+    best_v = best_m = float("inf")
+    for _ in range(3):
+        t = clock()
+        for sm, pk in prepared:
+            nacl.bindings.crypto_sign_open(sm, pk)
+        best_v = min(best_v, clock() - t)
+        replica = Replica()
+        t = clock()
+        for r in recs:
+            replica.receive(r.raw)
+        best_m = min(best_m, clock() - t)
+    print(f"verify (libsodium, bare): {len(recs) / best_v:,.0f} records/s")
+    print(f"decode+validate+verify+merge: {len(recs) / best_m:,.0f} records/s")
+    print(f"merge overhead over bare verify: {best_m / best_v - 1:+.1%}  (goal <= +25%)")
+
+
+def bench_load(n: int) -> None:
+    recs = make_records(1000, max(1, n // 1000))
+    with tempfile.TemporaryDirectory() as d:
+        store = Store(Path(d) / "db.sqlite")
+        store.save(recs)
+        best = float("inf")
+        for _ in range(3):
+            replica = Replica()
+            t = clock()
+            count = store.load_into(replica)
+            best = min(best, clock() - t)
+        store.close()
+    print(f"load {count:,} stored records into a replica: {count / best:,.0f} records/s "
+          f"(goal >= 200,000)")
+
+
+def bench_sync(total: int) -> None:
+    recs = make_records(1000, total // 1000, scopes=lambda k: f"eu/de/r/c{k}")
+    rng = random.Random(7)
+    for missing in (0, 1, 100, 10_000):
+        lost = set(rng.sample(range(len(recs)), missing))
+        full, partial = Replica(), Replica()
+        for i, r in enumerate(recs):
+            full.insert_verified(r)
+            if i not in lost:
+                partial.insert_verified(r)
+        missing_bytes = sum(len(recs[i].raw) for i in lost)
+        for label, (ini, resp) in {"pull": (partial, full), "push": (full, partial)}.items():
+            a, b = Replica(), Replica()
+            a.load_trusted(ini.records())
+            b.load_trusted(resp.records())
+            i, r = SyncSession(a, ["eu/de/r"], Role.INITIATOR), SyncSession(b, ["eu/de/r"],
+                                                                           Role.RESPONDER)
+            msg = i.generate_message()
+            while msg is not None:
+                r.receive_message(msg)
+                reply = r.generate_message()
+                if reply is None:
+                    break
+                i.receive_message(reply)
+                msg = i.generate_message()
+            assert a.digest() == b.digest()
+            sent = i.stats.bytes_sent + r.stats.bytes_sent
+            rts = max(i.stats.messages_sent, r.stats.messages_sent)
+            budget = 1024 if missing == 0 else 1.5 * missing_bytes + 4096
+            print(f"sync {len(recs):,} records, {missing:>6,} missing ({label}): {sent:>9,} bytes, "
+                  f"{rts} round trips; missing records are {missing_bytes:,} bytes; "
+                  f"budget {budget:,.0f} -> {'ok' if sent <= budget and rts <= 4 else 'OVER'}")
+
+
+def bench_balance() -> None:
+    def scope(k: int) -> str:
+        return f"eu/r{k % 10}/c{k}"
+
+    recs = make_records(1000, 100, scopes=scope)  # 50 needs + 50 capacities per node
+    replica = Replica()
+    index = BalanceIndex()
+    replica.add_listener(index)
+    for r in recs:
+        replica.insert_verified(r)
+    for label, s in [("federation", "eu"), ("region", "eu/r3"), ("commune", "eu/r3/c13")]:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 0.5:
+            rows = index.rows(s)
+            n += 1
+        ms = (time.perf_counter() - t0) / n * 1000
+        print(f"balance {label} ({len(rows)} rows) over 1,000 nodes x 100 records: "
+              f"{ms:.3f} ms per query (goal <= 50 ms)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes")
+    args = ap.parse_args()
+    n = 5_000 if args.quick else 20_000
+    bench_merge(n)
+    bench_load(20_000 if args.quick else 100_000)
+    bench_sync(10_000 if args.quick else 50_000)
+    bench_balance()
+
+
+if __name__ == "__main__":
+    main()
