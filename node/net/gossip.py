@@ -156,10 +156,14 @@ class InvalidTracker:
         self._scores: dict[str, tuple[float, float]] = {}
 
     def record(self, peer: str, now: float) -> bool:
-        """Count one invalid message from `peer`; return True when it crosses the threshold."""
+        """Count one invalid message from `peer`; return True when it reaches the threshold.
+
+        Counts are whole messages decayed continuously, so "reaches" allows half a
+        message of decay: `threshold` messages in a burst always trigger.
+        """
         score = self.score(peer, now) + 1.0
         self._scores[peer] = (score, now)
-        return score >= self.threshold
+        return score > self.threshold - 0.5
 
     def score(self, peer: str, now: float) -> float:
         """Return the decayed invalid count of `peer` at `now`."""

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # Reasons that show intent or a broken peer (not a slow one): they count towards a ban.
 _MALICIOUS_SYNC_REASONS = frozenset({"bad-sync-message", "frame-too-large", "bad-varint"})
+# Seconds allowed for closing connections and stopping py-libp2p on shutdown.
+SHUTDOWN_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class NetConfig:
         bootstrap: ``/ip4/.../tcp/.../p2p/<id>`` peers to dial and keep dialling.
         data_dir: directory for the remembered-peers file; None = do not remember.
         enable_mdns: discover peers on the LAN (OFF in tests with a fixed topology).
+        sync_on_connect: start a sync with every newly connected peer.
         sync_interval: seconds between anti-entropy rounds with one random peer.
         sync_read_timeout: seconds a sync stream may stay silent.
         sync_session_timeout: seconds one whole sync session may take.
@@ -61,6 +64,7 @@ class NetConfig:
     bootstrap: Sequence[str] = ()
     data_dir: Path | None = None
     enable_mdns: bool = False
+    sync_on_connect: bool = True
     sync_interval: float = 30.0
     sync_read_timeout: float = 20.0
     sync_session_timeout: float = 300.0
@@ -209,8 +213,31 @@ class NetService:
         if self._running:
             raise LocalError("NetService.run() was already started; create a new service")
         self._running = True
-        addrs = parse_listen_addrs(self.config.listen_addrs)
+        stopping = trio.Event()
         with _contain_shutdown_noise():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._serve, stopping)
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    stopping.set()  # _serve closes connections, then unwinds
+
+    async def _serve(
+        self,
+        stopping: trio.Event,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
+    ) -> None:
+        # Shutdown order matters with py-libp2p 0.8.1: when a cancellation reaches its
+        # connection tasks first, SwarmConn.close() runs cancelled, the yamux GO_AWAY
+        # and the socket close are skipped, and the peer keeps a dead connection
+        # while our socket leaks (network/connection/swarm_connection.py close ->
+        # yamux.py close).  So once started, the stack runs shielded from the
+        # caller's cancellation; on `stopping` we close the host gracefully, then
+        # unwind it, all within SHUTDOWN_GRACE seconds.
+        addrs = parse_listen_addrs(self.config.listen_addrs)
+        with trio.CancelScope() as guard:
             async with (
                 self.host.run(listen_addrs=addrs),
                 background_trio_service(self._pubsub),
@@ -233,8 +260,18 @@ class NetService:
                     nursery.start_soon(self._watch_new_peers)
                     nursery.start_soon(self._periodic_sync)
                     await nursery.start(self.discovery.run)
+                    guard.shield = True
                     task_status.started()
-                    await trio.sleep_forever()
+                    await stopping.wait()
+                    guard.deadline = trio.current_time() + SHUTDOWN_GRACE
+                    nursery.cancel_scope.cancel()
+                await self._close_host()
+
+    async def _close_host(self) -> None:
+        try:
+            await self.host.close()
+        except Exception as exc:
+            logger.debug("closing the libp2p host: %s: %s", type(exc).__name__, exc)
 
     async def publish(self, topic: str, data: bytes) -> None:
         """Queue one gossip message (a batch of records) for `topic`.
@@ -345,7 +382,8 @@ class NetService:
                 self.handler.on_peer_connected(pid)
             except Exception:
                 logger.exception("on_peer_connected(%s) failed", pid)
-            self._nursery.start_soon(self._sync_outbound, peer)
+            if self.config.sync_on_connect:
+                self._nursery.start_soon(self._sync_outbound, peer)
 
     async def _periodic_sync(self) -> None:
         while True:

@@ -98,11 +98,15 @@ def config(**overrides: Any) -> NetConfig:
 
 @asynccontextmanager
 async def started(
-    nursery: trio.Nursery, names: Sequence[str], handlers: Sequence[FakeHandler] | None = None,
+    nursery: trio.Nursery,
+    names: Sequence[str],
+    handlers: Sequence[FakeHandler] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[list[NetService]]:
     handlers = handlers or [FakeHandler(n) for n in names]
-    services = [NetService(seed(n), h, config(**overrides)) for n, h in zip(names, handlers, strict=True)]
+    services = [
+        NetService(seed(n), h, config(**overrides)) for n, h in zip(names, handlers, strict=True)
+    ]
     for s in services:
         await nursery.start(s.run)
     yield services
@@ -113,9 +117,10 @@ async def link(a: NetService, b: NetService) -> None:
     assert await a.connect(b.listen_addrs()[0])
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
-    with trio.fail_after(timeout):
-        while not cond():
+async def wait_for(cond: Callable[[], bool], seconds: float = 10.0, step: float = 0.02) -> None:
+    """Poll `cond` (state owned by py-libp2p has no event to wait on)."""
+    with trio.fail_after(seconds):
+        while not cond():  # noqa: ASYNC110
             await trio.sleep(step)
 
 
