@@ -1,2 +1,260 @@
+"""`allmende`: the command line for members and operators (thin: parse, call, render)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console, RenderableType
+
+from cli import render
+from node import model
+from node.config import ENV_DATA_DIR, Config, DataDir, default_data_dir
+from node.control import DaemonNotRunning, call
+from node.errors import LocalError
+
+EXIT_USER, EXIT_NOT_RUNNING = 1, 3
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USER
+
+
+class NotRunning(click.ClickException):
+    exit_code = EXIT_NOT_RUNNING
+
+
+class AllmendeGroup(click.Group):
+    """Turns the library's errors into exit codes: 1 user error, 3 daemon not running."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DaemonNotRunning as exc:
+            raise NotRunning(str(exc)) from None
+        except LocalError as exc:
+            raise UserError(str(exc)) from None
+
+
+@dataclass
+class Ctx:
+    data_dir: Path
+    console: Console = field(default_factory=Console)
+
+    @property
+    def dd(self) -> DataDir:
+        return DataDir(self.data_dir)
+
+    def call(self, op: str, **args: Any) -> Any:
+        return call(self.dd.socket, op, {k: v for k, v in args.items() if v is not None})
+
+    def show(self, renderable: RenderableType) -> None:
+        self.console.print(renderable)
+
+
+def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        ctx.show(renderable)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(cls=AllmendeGroup)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar=ENV_DATA_DIR, show_envvar=True,
+              help="The node's data dir (default: ~/.local/share/allmende).")
+@click.version_option(package_name="allmende")
+@click.pass_context
+def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
+    """Allmende: plan together. Post needs and capacities, read the balance of your region."""
+    if click_ctx.obj is None:
+        click_ctx.obj = Ctx(data_dir or default_data_dir())
+    elif data_dir is not None:
+        click_ctx.obj.data_dir = data_dir
+
+
+@cli.command()
+@click.option("--name", required=True, help='Name of the commune or cooperative.')
+@click.option("--kind", type=click.Choice(model.NODE_KINDS), default="commune", show_default=True,
+              help="What the node is.")
+@click.option("--scope", required=True,
+              help="Where it belongs, a region path like eu/de/berlin/neukoelln.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="TCP port to listen on (default 7946).")
+@click.option("--bootstrap", multiple=True, help="A peer to dial: /ip4/.../tcp/.../p2p/<id>.")
+@click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
+@pass_ctx
+def init(ctx: Ctx, name: str, kind: str, scope: str, port: int | None,
+         bootstrap: tuple[str, ...], no_mdns: bool) -> None:
+    """Create this node: key, config and database in the data dir."""
+    from node.net import peer_id_from_seed, split_p2p_addr
+
+    for addr in bootstrap:
+        split_p2p_addr(addr)
+    config = Config(name=name, kind=kind, scope=scope, bootstrap=bootstrap, mdns=not no_mdns)
+    identity = ctx.dd.init(config, listen_port=port)
+    _, config = ctx.dd.load()
+    click.echo(f"Initialised {name} ({kind}) in {ctx.data_dir}")
+    click.echo(f"node id:  {identity.public.hex()}")
+    click.echo(f"peer id:  {peer_id_from_seed(identity.seed)}")
+    click.echo(f"listen:   {', '.join(config.listen)}")
+    click.echo("Start it with: allmende run")
+
+
+@cli.command()
+@click.option("--listen", multiple=True, help="Override the listen multiaddr(s).")
+@click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
+@click.option("--sync-interval", type=float, default=None,
+              help="Seconds between anti-entropy rounds.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="How much to log.")
+@pass_ctx
+def run(ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None,
+        log_level: str) -> None:
+    """Run the node daemon (initialises a node on defaults on first run)."""
+    from node.daemon import run_daemon, setup_logging
+
+    setup_logging(log_level)
+    if not ctx.dd.initialised():
+        name = (platform.node() or "allmende").split(".")[0][:60] or "allmende"
+        ctx.dd.init(Config(name=name))
+        click.echo(f"First run: initialised node {name!r} in {ctx.data_dir} "
+                   f"(scope {Config.scope}; change it with allmende init in a new data dir)",
+                   err=True)
+    run_daemon(ctx.data_dir, listen=list(listen) or None, mdns=False if no_mdns else None,
+               sync_interval=sync_interval)
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Node id, scopes, peers, record counts and sync state."""
+    s = ctx.call("status")
+    _emit(ctx, as_json, s, render.status(s))
+
+
+@cli.group(cls=AllmendeGroup, invoke_without_command=True)
+@json_option
+@click.pass_context
+def peers(click_ctx: click.Context, as_json: bool) -> None:
+    """Connected peers (and `peers add ADDR`)."""
+    if click_ctx.invoked_subcommand is None:
+        ctx: Ctx = click_ctx.obj
+        p = ctx.call("peers")
+        _emit(ctx, as_json, p, render.peers(p))
+
+
+@peers.command("add")
+@click.argument("addr")
+@pass_ctx
+def peers_add(ctx: Ctx, addr: str) -> None:
+    """Dial a peer now and remember it: ADDR is /ip4/.../tcp/.../p2p/<peer id>."""
+    r = ctx.call("peers_add", addr=addr)
+    click.echo(f"Added {r['peer_id']}; dialling.")
+
+
+@cli.group(cls=AllmendeGroup)
+def item() -> None:
+    """The shared catalog of goods and services."""
+
+
+@item.command("list")
+@json_option
+@pass_ctx
+def item_list(ctx: Ctx, as_json: bool) -> None:
+    """List catalog items (built-in and added by nodes)."""
+    rows = ctx.call("items")
+    _emit(ctx, as_json, rows, render.items(rows))
+
+
+@item.command("add")
+@click.argument("item_id")
+@click.option("--name", required=True, help="Human name of the item.")
+@click.option("--dimension", type=click.Choice(list(model.DIMENSIONS)), required=True,
+              help="What it is measured in.")
+@pass_ctx
+def item_add(ctx: Ctx, item_id: str, name: str, dimension: str) -> None:
+    """Add ITEM_ID (lowercase, e.g. oat-milk) to the shared catalog."""
+    ctx.show(render.written(ctx.call("item_add", id=item_id, name=name, dimension=dimension)))
+
+
+def _intent_group(kind: str) -> click.Group:
+    plural = {"need": "needs", "capacity": "capacities"}[kind]
+
+    @click.group(name=kind, cls=AllmendeGroup,
+                 help=f"This node's {plural}: add, list, withdraw.")
+    def group() -> None:
+        pass
+
+    @group.command("add")
+    @click.argument("item")
+    @click.argument("qty")
+    @click.argument("unit")
+    @click.option("--period", required=True, help="2027, 2027-Q1, 2027-03 or 2027-W05.")
+    @click.option("--note", default=None, help="Free text, up to 500 characters.")
+    @pass_ctx
+    def add(ctx: Ctx, item: str, qty: str, unit: str, period: str, note: str | None,
+            **extra: Any) -> None:
+        ctx.show(render.written(ctx.call("post", kind=kind, item=item, qty=qty, unit=unit,
+                                         period=period, note=note, **extra)))
+
+    add.help = f"Post a {kind}: QTY of ITEM in UNIT (e.g. potatoes 500 kg)."
+    if kind == "need":
+        add = click.option("--priority", type=click.Choice(model.PRIORITIES),
+                           default="medium", show_default=True, help="How urgent.")(add)
+
+    @group.command("list")
+    @click.option("--all", "all_", is_flag=True, help="Everyone's, not just this node's.")
+    @click.option("--scope", default=None, help="Only under this scope.")
+    @click.option("--withdrawn", is_flag=True, help="Include withdrawn ones.")
+    @json_option
+    @pass_ctx
+    def list_(ctx: Ctx, all_: bool, scope: str | None, withdrawn: bool, as_json: bool) -> None:
+        rows = ctx.call("list", kind=kind, all=all_, scope=scope, withdrawn=withdrawn)
+        _emit(ctx, as_json, rows, render.records(rows, kind))
+
+    list_.help = f"List {plural} (this node's unless --all)."
+
+    @group.command("withdraw")
+    @click.argument("record_id")
+    @pass_ctx
+    def withdraw(ctx: Ctx, record_id: str) -> None:
+        ctx.show(render.written(ctx.call("withdraw", kind=kind, key=record_id)))
+
+    withdraw.help = f"Withdraw one of this node's {plural} by its id."
+    return group
+
+
+cli.add_command(_intent_group("need"))
+cli.add_command(_intent_group("capacity"))
+
+
+@cli.command()
+@click.argument("scope", required=False)
+@click.option("--period", default=None, help="Only this period.")
+@click.option("--item", default=None, help="Only this item.")
+@click.option("--depth", type=click.IntRange(0, 6), default=0, show_default=True,
+              help="Also show this many levels below SCOPE.")
+@json_option
+@pass_ctx
+def balance(ctx: Ctx, scope: str | None, period: str | None, item: str | None, depth: int,
+            as_json: bool) -> None:
+    """Needs against capacities per item for SCOPE (default: this node's region)."""
+    result = ctx.call("balance", scope=scope, period=period, item=item, depth=depth)
+    _emit(ctx, as_json, result, render.balance(result))
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    cli(prog_name="allmende", auto_envvar_prefix="ALLMENDE")
+
+
+__all__ = ["cli", "main"]

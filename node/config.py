@@ -1,0 +1,193 @@
+"""The data dir: where a node keeps its key, config, database and control socket.
+
+Resolution: ``--data-dir`` option, else ``$ALLMENDE_DATA_DIR``, else
+``$XDG_DATA_HOME/allmende`` (``~/.local/share/allmende``). The config is a small TOML
+file; the key file is 0600 and the directory 0700.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from node import model
+from node.errors import LocalError, ValidationError
+from node.identity import Identity, read_key, write_key
+
+ENV_DATA_DIR = "ALLMENDE_DATA_DIR"
+KEY_FILE = "node.key"
+CONFIG_FILE = "config.toml"
+DB_FILE = "allmende.db"
+SOCKET_FILE = "control.sock"
+DEFAULT_PORT = 7946
+DEFAULT_SCOPE = "local"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "allmende"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A node's settings (config.toml).
+
+    Attributes:
+        name, kind, scope: what the node is and where it belongs.
+        listen: libp2p multiaddrs to listen on.
+        bootstrap: peers to dial, ``/ip4/.../tcp/.../p2p/<peer id>``.
+        mdns: find peers on the LAN.
+        sync_interval: seconds between anti-entropy rounds with a random peer.
+        metrics_port: Prometheus metrics on 127.0.0.1 at this port; 0 = off.
+    """
+
+    name: str
+    kind: str = "commune"
+    scope: str = DEFAULT_SCOPE
+    listen: tuple[str, ...] = (f"/ip4/0.0.0.0/tcp/{DEFAULT_PORT}",)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = True
+    sync_interval: float = 30.0
+    metrics_port: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def check(self) -> Config:
+        """Validate; raises LocalError naming the setting to fix."""
+        try:
+            model.validate("node", "self", self.scope,
+                           {"name": self.name, "kind": self.kind, "scope": self.scope})
+        except ValidationError as exc:
+            raise LocalError(f"config: {exc}") from None
+        if not self.listen:
+            raise LocalError("config: [network] listen needs at least one address")
+        if not 0 <= self.metrics_port <= 65535:
+            raise LocalError("config: [metrics] port must be 0 (off) or 1-65535")
+        if self.sync_interval <= 0:
+            raise LocalError("config: [network] sync_interval must be positive")
+        return self
+
+    def to_toml(self) -> str:
+        return "\n".join([
+            "# Allmende node configuration",
+            "[node]",
+            f"name = {_q(self.name)}",
+            f"kind = {_q(self.kind)}",
+            f"scope = {_q(self.scope)}",
+            "",
+            "[network]",
+            f"listen = [{', '.join(_q(a) for a in self.listen)}]",
+            f"bootstrap = [{', '.join(_q(a) for a in self.bootstrap)}]",
+            f"mdns = {'true' if self.mdns else 'false'}",
+            f"sync_interval = {self.sync_interval}",
+            "",
+            "[metrics]",
+            "# Prometheus metrics on 127.0.0.1:<port>; 0 turns them off",
+            f"port = {self.metrics_port}",
+            "",
+        ])
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = CONFIG_FILE) -> Config:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise LocalError(f"{source}: {exc}") from None
+        node, net, metrics = (data.get(k, {}) for k in ("node", "network", "metrics"))
+        try:
+            cfg = cls(
+                name=str(node["name"]),
+                kind=str(node.get("kind", "commune")),
+                scope=str(node.get("scope", DEFAULT_SCOPE)),
+                listen=tuple(str(a) for a in net.get("listen", cls.listen)),
+                bootstrap=tuple(str(a) for a in net.get("bootstrap", ())),
+                mdns=bool(net.get("mdns", True)),
+                sync_interval=float(net.get("sync_interval", 30.0)),
+                metrics_port=int(metrics.get("port", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LocalError(f"{source}: missing or bad setting {exc}") from None
+        return cfg.check()
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Paths inside one node's data dir."""
+
+    root: Path
+
+    @property
+    def key(self) -> Path:
+        return self.root / KEY_FILE
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def db(self) -> Path:
+        return self.root / DB_FILE
+
+    @property
+    def socket(self) -> Path:
+        return self.root / SOCKET_FILE
+
+    def initialised(self) -> bool:
+        return self.key.exists()
+
+    def load(self) -> tuple[Identity, Config]:
+        """Read the identity and config.
+
+        Raises:
+            LocalError: not initialised, or a file is bad (the message says which).
+        """
+        if not self.initialised():
+            raise LocalError(f"no node in {self.root}; run: allmende init")
+        identity = read_key(self.key)
+        try:
+            text = self.config.read_text()
+        except FileNotFoundError:
+            raise LocalError(f"{self.config} is missing") from None
+        return identity, Config.from_toml(text, str(self.config))
+
+    def init(self, config: Config, *, listen_port: int | None = None) -> Identity:
+        """Create key and config; refuses to touch an existing identity.
+
+        Raises:
+            LocalError: an identity exists already, or the config is invalid.
+        """
+        config.check()
+        if self.key.exists():
+            raise LocalError(
+                f"a node identity exists already in {self.root}; refusing to overwrite it "
+                f"(use another --data-dir for a second node)"
+            )
+        if listen_port is not None:
+            config = replace(config, listen=(f"/ip4/0.0.0.0/tcp/{listen_port}",))
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        identity = Identity.generate()
+        tmp = self.config.with_suffix(".tmp")
+        tmp.write_text(config.to_toml())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        write_key(self.key, identity)
+        os.replace(tmp, self.config)
+        return identity
+
+    def write_config(self, config: Config) -> None:
+        """Replace config.toml atomically."""
+        tmp = self.config.with_suffix(".tmp")
+        tmp.write_text(config.check().to_toml())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.config)
