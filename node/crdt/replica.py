@@ -89,6 +89,7 @@ class Replica:
         # (origin, seq) -> smallest record id seen with it, for every verified record
         # (live, superseded or stale): two ids for one seq prove an equivocation.
         self._seen: dict[tuple[bytes, int], bytes] = {}
+        self._seen_stale = False
         self._parts: dict[str, dict[bytes, OriginPart]] = {}
         self._partition_names: dict[str, str] = {}
         self.flagged: dict[bytes, tuple[bytes, bytes]] = {}
@@ -122,6 +123,11 @@ class Replica:
             for origin, part in self._parts.get(p, {}).items():
                 out.setdefault(origin, []).append(part)
         return out
+
+    def count(self, partitions: Iterable[str]) -> int:
+        """How many live records the given partitions hold."""
+        return sum(len(part.slots) for p in set(partitions)
+                   for part in self._parts.get(p, {}).values())
 
     def max_seq(self, origin: bytes) -> int:
         """The highest seq of `origin` held in any partition (0 if none)."""
@@ -183,7 +189,8 @@ class Replica:
         Faster than merging one by one: no checks, listeners are not called (build
         derived indexes afterwards from `records()`).
         """
-        slots, seen, parts_of = self._slots, self._seen, self._parts
+        slots, parts_of = self._slots, self._parts
+        self._seen_stale = True  # rebuilt from the slots when the next merge needs it
         part_cache: dict[str, str] = {}
         n = 0
         for r in records:
@@ -193,10 +200,6 @@ class Replica:
                 continue
             slots[slot] = r
             rid = r.raw[-64:-48]
-            old = seen.setdefault((r.origin, r.seq), rid)
-            if old != rid:
-                self._flag(r.origin, old, rid)
-                seen[(r.origin, r.seq)] = min(old, rid)
             pname = part_cache.get(r.scope)
             if pname is None:
                 pname = part_cache[r.scope] = model.partition_of(r.scope)
@@ -218,7 +221,18 @@ class Replica:
         """Merge a record this node signed itself or verified before (e.g. loaded from disk)."""
         return self._merge(record, verified=True)
 
+    def _rebuild_seen(self) -> None:
+        self._seen_stale = False
+        for r in self._slots.values():
+            key, rid = (r.origin, r.seq), r.rid
+            old = self._seen.setdefault(key, rid)
+            if old != rid:
+                self._flag(r.origin, old, rid)
+                self._seen[key] = min(old, rid)
+
     def _merge(self, r: Record, *, verified: bool) -> Outcome:
+        if self._seen_stale:
+            self._rebuild_seen()
         current = self._slots.get(r.slot)
         if current is not None and current.raw == r.raw:
             self.counts["duplicate"] += 1
