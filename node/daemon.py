@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from node.store import Store
 log = logging.getLogger("allmende.daemon")
 
 PUBLISH_EVERY = 0.05  # seconds: batch local writes into few gossip messages
+
+# Control operations added by other packages (e.g. governance): name -> fn(daemon, args).
+EXTRA_OPS: dict[str, Callable[[Daemon, dict[str, Any]], Any]] = {}
 
 
 def now_ms() -> int:
@@ -158,9 +162,32 @@ class Daemon:
     def handle(self, op: str, args: dict[str, Any]) -> Any:
         """Answer one control request (sync; runs on the trio thread)."""
         method = getattr(self, f"op_{op}", None)
-        if method is None:
+        if method is not None:
+            try:
+                return method(**args)
+            except TypeError as exc:
+                raise LocalError(f"bad arguments for {op}: {exc}") from None
+        extension = EXTRA_OPS.get(op)
+        if extension is None:
             raise LocalError(f"unknown control operation {op!r}")
-        return method(**args)
+        return extension(self, args)
+
+    def op_submit(self, record: str) -> dict[str, Any]:
+        """Take a record signed elsewhere (e.g. by a member's own key), hex-encoded.
+
+        It is verified like any record from the network, stored durably, then gossiped.
+        """
+        try:
+            raw = bytes.fromhex(record)
+        except ValueError:
+            raise LocalError("record must be hex-encoded wire bytes") from None
+        result = self.state.ingest([raw])
+        if result.rejected:
+            raise LocalError(f"record rejected: {result.rejected[0]}")
+        if not result.changed:
+            raise LocalError("record not stored: this node holds it or a newer one already")
+        self.state.outbox.extend(result.changed)
+        return self._written(result.changed[0])
 
     def op_status(self) -> dict[str, Any]:
         s = self.state

@@ -2,7 +2,7 @@
 
 pabutools is a test-only dependency that needs ``--no-deps`` (its declared
 dependencies include gurobipy, which the rules never import); see
-``requirements-crosscheck.txt``. Without it this module is skipped.
+``requirements-crosscheck.txt``, which the README's test command installs.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from hypothesis import strategies as st
 
 from node.governance.budget import equal_shares, greedy
 
-pabutools = pytest.importorskip(
-    "pabutools", reason="pip install --no-deps -r requirements-crosscheck.txt"
-)
-from pabutools.election import (  # noqa: E402
+from pabutools.election import (
     ApprovalBallot,
     ApprovalProfile,
     Cardinality_Sat,
@@ -24,7 +21,7 @@ from pabutools.election import (  # noqa: E402
     Instance,
     Project,
 )
-from pabutools.rules import (  # noqa: E402
+from pabutools.rules import (
     completion_by_rule_combination,
     greedy_utilitarian_welfare,
     method_of_equal_shares,
