@@ -7,9 +7,12 @@ plaintext.  We always pass a Noise-only ``sec_opt`` and a yamux-only ``muxer_opt
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 
 import multiaddr
+import trio
 from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
@@ -26,6 +29,47 @@ from node.errors import LocalError
 
 SEED_SIZE = 32
 DEFAULT_LISTEN_ADDRS: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+
+
+class _DropCancelledNoise(logging.Filter):
+    """Drop py-libp2p log records caused only by trio cancellation (our shutdown)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        candidates = [exc, *(record.args if isinstance(record.args, tuple) else ())]
+        return not any(_only_cancelled(c) for c in candidates if c is not None)
+
+
+def _only_cancelled(obj: object) -> bool:
+    if isinstance(obj, trio.Cancelled):
+        return True
+    if isinstance(obj, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in obj.exceptions)
+    return False
+
+
+_NOISE_FILTER = _DropCancelledNoise()
+
+
+def route_libp2p_logging() -> None:
+    """Send py-libp2p's log records through the application's logging config.
+
+    Without LIBP2P_DEBUG, py-libp2p clears the handlers of its ``libp2p`` logger and
+    turns propagation off (utils/logging.py setup_logging), so its warnings reach
+    stderr through logging's last-resort handler, outside the daemon's config.
+    Idempotent; does nothing when LIBP2P_DEBUG is set (py-libp2p's own setup wins).
+    """
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
+    root = logging.getLogger("libp2p")
+    root.propagate = True
+    root.setLevel(logging.WARNING)
+    # network/auto_connector.py forces INFO on itself at import time.
+    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
+    for name in ("libp2p", "libp2p.network.swarm"):
+        logger = logging.getLogger(name)
+        if _NOISE_FILTER not in logger.filters:
+            logger.addFilter(_NOISE_FILTER)
 
 
 def key_pair_from_seed(seed: bytes) -> KeyPair:
@@ -67,6 +111,7 @@ def build_host(
     """
     key_pair = key_pair_from_seed(seed)
     addrs = parse_listen_addrs(listen_addrs)
+    route_libp2p_logging()
     # A fresh X25519 static key per host run, as py-libp2p does itself; the Noise
     # handshake payload binds it to the Ed25519 identity key.
     noise = NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)
