@@ -16,13 +16,13 @@ from pathlib import Path
 import nacl.bindings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from factories import Author, identities  # noqa: E402
+from factories import Author, identities
 
-from node.crdt.record import signing_bytes  # noqa: E402
-from node.crdt.replica import Replica  # noqa: E402
-from node.crdt.sync import Role, SyncSession  # noqa: E402
-from node.planning import BalanceIndex  # noqa: E402
-from node.store import Store  # noqa: E402
+from node.crdt.record import signing_bytes
+from node.crdt.replica import Replica
+from node.crdt.sync import Role, SyncSession
+from node.planning import BalanceIndex
+from node.store import Store
 
 clock = time.process_time
 

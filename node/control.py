@@ -7,6 +7,7 @@ socket's owner can connect (file mode 0600 in a 0700 directory).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,8 +43,7 @@ class RemoteCallError(LocalError):
 async def serve(path: Path, handler: Handler, *,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the control socket until cancelled."""
-    if path.exists() or path.is_symlink():
-        path.unlink()  # a stale socket from a killed daemon
+    _remove(path)  # a stale socket from a killed daemon
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
@@ -59,8 +59,12 @@ async def serve(path: Path, handler: Handler, *,
     finally:
         with trio.CancelScope(shield=True):
             await listener.aclose()
-        if path.exists():
-            path.unlink()
+        _remove(path)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
@@ -84,10 +88,8 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
                 log.exception("event=control.error op=%s", op)
                 reply = {"ok": False, "error": {"type": "internal",
                                                 "message": f"internal error: {exc!r}"}}
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply).encode() + b"\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
 
 async def _read_line(stream: trio.SocketStream, limit: int) -> bytes:

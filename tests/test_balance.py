@@ -28,9 +28,13 @@ def test_units_normalise_and_nodes_count():
         r.receive(rec.raw)
     (row,) = idx.rows("eu/de/berlin")
     assert (row.needs, row.capacities, row.unit, row.nodes) == (Fraction(5, 2), 500, "kg", 2)
-    assert row.balance == Fraction(995, 2) and row.coverage == 200 and not row.deficit
+    assert row.balance == Fraction(995, 2)
+    assert row.coverage == 200
+    assert not row.deficit
     (commune,) = idx.rows("eu/de/berlin/a")
-    assert commune.capacities == 0 and commune.deficit and commune.coverage == 0
+    assert commune.capacities == 0
+    assert commune.deficit
+    assert commune.coverage == 0
     assert idx.children("eu/de") == ["eu/de/berlin"]
     assert row.as_json()["needs"] == "2.5"
 

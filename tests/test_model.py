@@ -88,4 +88,5 @@ def test_partitions():
     assert model.partition_of("eu/de/berlin/neukoelln") == "eu/de/berlin"
     assert model.partition_of("eu") == "eu"
     assert model.ancestors("eu/de/x") == ["eu", "eu/de", "eu/de/x"]
-    assert model.in_scope("eu/de/x", "eu/de") and not model.in_scope("eu/dex", "eu/de")
+    assert model.in_scope("eu/de/x", "eu/de")
+    assert not model.in_scope("eu/dex", "eu/de")

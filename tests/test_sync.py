@@ -25,7 +25,8 @@ def run_session(a: Replica, b: Replica, parts_a=PARTS, parts_b=PARTS):
             break
         i.receive_message(reply)
         msg = i.generate_message()
-    assert i.done and r.done
+    assert i.done
+    assert r.done
     return i, r
 
 
@@ -99,7 +100,8 @@ def test_equal_replicas_cost_one_round_trip_under_1kb():
     a, b, _ = _pair()
     i, r = run_session(a, b)
     assert i.stats.bytes_sent + r.stats.bytes_sent < 1024
-    assert i.stats.messages_sent == 1 and r.stats.messages_sent == 1
+    assert i.stats.messages_sent == 1
+    assert r.stats.messages_sent == 1
 
 
 @pytest.mark.parametrize("direction", ["pull", "push"])
@@ -133,7 +135,8 @@ def test_equivocation_converges_over_sync():
     b.receive(two.raw)
     run_session(a, b)
     assert a.digest() == b.digest()
-    assert liar.origin in a.flagged and liar.origin in b.flagged
+    assert liar.origin in a.flagged
+    assert liar.origin in b.flagged
 
 
 def test_only_shared_partitions_sync():
@@ -143,14 +146,15 @@ def test_only_shared_partitions_sync():
 
 
 def test_forged_records_in_a_delta_are_dropped():
-    a, b, authors = _pair(n_origins=3, per_origin=2, missing=1.0)
+    _a, b, _authors = _pair(n_origins=3, per_origin=2, missing=1.0)
     liar = Author(identities(1, seed=99)[0])
     forged = bytearray(liar.need("f").raw)
     forged[-1] ^= 1
     i = SyncSession(b, PARTS, Role.INITIATOR)
     i.state = State.WAIT_DELTA3
     i.receive_message(msgpack.packb({"t": "delta3", "r": [bytes(forged)]}))
-    assert len(b) == 0 and b.rejected["bad-signature"] == 1
+    assert len(b) == 0
+    assert b.rejected["bad-signature"] == 1
 
 
 ALL_TYPES = ["hello", "buckets", "done", "entries", "delta1", "delta2", "delta3", "junk"]
@@ -182,7 +186,8 @@ def test_done_message_ends_initiator():
     s = SyncSession(Replica(), PARTS, Role.INITIATOR)
     assert s.generate_message() is not None
     s.receive_message(msgpack.packb({"t": "done"}))
-    assert s.done and s.generate_message() is None
+    assert s.done
+    assert s.generate_message() is None
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", msgpack.packb([1, 2]), b"\x81" * 1000])

@@ -94,7 +94,8 @@ def check_decoded(value: Any, depth: int = 0) -> None:
 
 def pack(value: Any) -> bytes:
     """Encode `value` canonically."""
-    return msgpack.packb(canonical(value), use_bin_type=True)
+    data: bytes = msgpack.packb(canonical(value), use_bin_type=True)
+    return data
 
 
 def unpack(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:

@@ -148,10 +148,10 @@ def decode_record(raw: bytes) -> Record:
     if not isinstance(fields, list) or len(fields) != 9:
         raise Rejected("malformed", "a record is an array of 9 fields")
     _check_fields(fields)
-    sig = fields[8]
-    if not isinstance(sig, bytes) or len(sig) != SIG_BYTES:
+    if not isinstance(fields[8], bytes) or len(fields[8]) != SIG_BYTES:
         raise Rejected("malformed", "signature must be 64 bytes")
-    return Record(*fields[1:9], raw=raw)
+    _, origin, kind, key, seq, hlc, scope, body, sig = fields
+    return Record(origin, kind, key, seq, hlc, scope, body, sig, raw)
 
 
 def load_trusted(raw: bytes) -> Record:

@@ -8,22 +8,26 @@ None and `done` is true. No I/O, no clock, no randomness happens here.
 Traffic is proportional to the difference between the replicas:
 
     initiator                                   responder
-    HELLO   per-partition roots          ->
+    HELLO   per-partition roots, counts  ->
                                          <-     DONE (all equal) | BUCKETS hashes
     ENTRIES origins of differing buckets ->
                                          <-     DELTA1 records the initiator lacks,
-                                                own entries, seq lists where unclear
+                                                seq lists where unclear, absent origins
     DELTA2  records the responder lacks, ->
             wanted seqs
                                          <-     DELTA3 wanted records
 
-Per origin, an entry is (origin, count, max seq, XOR of record ids). If the peer's
-entry equals my records up to its max seq, the peer lacks exactly my tail; otherwise
-the seq list of the origin settles it. Three round trips at most.
+Origins are bucketed by their first bits; the number of buckets grows with the
+square root of (estimated difference x origins), which minimises hashes plus
+entries. Per origin, an entry is (origin, count, max seq, XOR of record ids). If the
+initiator's entry equals the responder's records up to that max seq, the initiator
+lacks exactly the responder's tail; otherwise the responder's seq list (as runs)
+settles it both ways. Three round trips at most.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import math
@@ -39,9 +43,9 @@ from node.crdt.replica import OriginPart, Replica
 from node.errors import Rejected
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-BUCKET_HASH_BYTES = 8
-MAX_BUCKET_BITS = 8
-ORIGINS_PER_BUCKET = 4
+BUCKET_HASH_BYTES = 4  # salted per session, so a collision never repeats
+MAX_BUCKET_BITS = 10
+PREFIX = 8  # origins and digests travel as 8-byte prefixes inside a session
 
 Ingest = Callable[[Sequence[bytes]], None]
 
@@ -102,6 +106,7 @@ class SyncSession:
         role: initiator or responder.
         ingest: merges received raw records (and persists them); by default they are
             merged into `replica`, rejected ones counted and dropped.
+        salt: initiator only: 8 random bytes keying this session's bucket hashes.
     """
 
     def __init__(
@@ -110,8 +115,10 @@ class SyncSession:
         partitions: Iterable[str],
         role: Role,
         ingest: Ingest | None = None,
+        salt: bytes = bytes(8),
     ) -> None:
         self.replica = replica
+        self._salt = salt
         self.role = role
         self._mine = sorted(set(partitions))
         self._parts: list[str] = []
@@ -121,8 +128,6 @@ class SyncSession:
         self._outbox: dict[str, Any] | None = None
         self._bits = 0
         self._buckets: list[int] = []
-        self._peer_entries: dict[bytes, tuple[int, int, int]] = {}
-        self._peer_seqs: dict[bytes, list[int]] = {}
 
     @property
     def done(self) -> bool:
@@ -137,7 +142,7 @@ class SyncSession:
             self.state = State.WAIT_BUCKETS
         if self._outbox is None:
             return None
-        data = msgpack.packb(self._outbox, use_bin_type=True)
+        data: bytes = msgpack.packb(self._outbox, use_bin_type=True)
         self._outbox = None
         self.stats.messages_sent += 1
         self.stats.bytes_sent += len(data)
@@ -173,22 +178,25 @@ class SyncSession:
     # --- steps ---------------------------------------------------------------
 
     def _hello(self) -> dict[str, Any]:
-        roots = [[p, self.replica.digest([p])[:16]] for p in self._mine]
-        return {"t": "hello", "v": 1, "roots": roots}
+        roots = [[p, self.replica.digest([p])[:16], self.replica.count([p])] for p in self._mine]
+        return {"t": "hello", "v": 1, "salt": self._salt, "roots": roots}
 
     def _on_hello(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
         if msg.get("v") != 1:
             raise SyncError("protocol", f"sync version {msg.get('v')!r} not supported")
-        theirs = {_str(p): _bytes(h) for p, h in _list(msg["roots"], 64)}
+        self._salt = _bytes(msg["salt"])
+        theirs = {_str(p): (_bytes(h), _int(n)) for p, h, n in _list(msg["roots"], 64)}
         differ = [p for p in self._mine if p in theirs
-                  and self.replica.digest([p])[:16] != theirs[p]]
+                  and self.replica.digest([p])[:16] != theirs[p][0]]
         if not differ:
             return {"t": "done"}, State.DONE
         self._parts = differ
         summaries = self._summaries()
-        self._bits = _bucket_bits(len(summaries))
-        hashes = _bucket_hashes(summaries, self._bits)
-        return {"t": "buckets", "parts": differ, "bits": self._bits, "h": hashes}, State.WAIT_ENTRIES
+        estimate = abs(sum(theirs[p][1] for p in differ) - self.replica.count(differ))
+        self._bits = _bucket_bits(len(summaries), estimate)
+        hashes = _bucket_hashes(summaries, self._bits, self._salt)
+        return ({"t": "buckets", "parts": differ, "bits": self._bits, "h": hashes},
+                State.WAIT_ENTRIES)
 
     def _on_done(self, msg: dict[str, Any]) -> tuple[None, State]:
         return None, State.DONE
@@ -202,12 +210,14 @@ class SyncSession:
         if not isinstance(bits, int) or not 0 <= bits <= MAX_BUCKET_BITS:
             raise SyncError("malformed", "bucket bits out of range")
         self._bits = bits
-        theirs = [_bytes(h) for h in _list(msg["h"], 1 << bits)]
-        if len(theirs) != 1 << bits:
+        theirs = msg["h"]
+        if not isinstance(theirs, bytes) or len(theirs) != BUCKET_HASH_BYTES << bits:
             raise SyncError("malformed", "wrong number of bucket hashes")
         summaries = self._summaries()
-        mine = _bucket_hashes(summaries, bits)
-        self._buckets = [i for i in range(1 << bits) if mine[i] != theirs[i]]
+        mine = _bucket_hashes(summaries, bits, self._salt)
+        w = BUCKET_HASH_BYTES
+        self._buckets = [i for i in range(1 << bits)
+                         if mine[i * w:(i + 1) * w] != theirs[i * w:(i + 1) * w]]
         wanted = set(self._buckets)
         entries = [_entry(o, s) for o, s in sorted(summaries.items())
                    if _bucket(o, bits) in wanted]
@@ -218,65 +228,57 @@ class SyncSession:
                          if isinstance(b, int) and 0 <= b < 1 << self._bits]
         theirs = _entries(msg["e"])
         wanted = set(self._buckets)
-        summaries = {o: s for o, s in self._summaries().items() if _bucket(o, self._bits) in wanted}
+        mine = {o[:PREFIX]: s for o, s in self._summaries().items()
+                if _bucket(o, self._bits) in wanted}
         out = _Outbox(self.stats)
-        entries, seqs = [], []
-        for origin in sorted(set(summaries) | set(theirs)):
-            if _bucket(origin, self._bits) not in wanted:
+        seqs: list[list[Any]] = []
+        absent: list[bytes] = []
+        for prefix in sorted(set(mine) | set(theirs)):
+            s = mine.get(prefix)
+            if s is None:
+                absent.append(prefix)  # the initiator sends all it has
                 continue
-            mine = summaries.get(origin, _Summary())
-            entries.append(_entry(origin, mine))
-            send = _tail_for(mine, theirs.get(origin, (0, 0, 0)))
+            send = _tail_for(s, theirs.get(prefix, (0, 0, 0)))
             if send is None:
-                seqs.append([origin, _deltas(sorted(r.seq for r in mine.records))])
+                seqs.append([prefix, _x8(s.xor), _runs({r.seq for r in s.records})])
             else:
                 out.add(send)
-        return {"t": "delta1", "r": out.raws, "e": entries, "s": seqs}, State.WAIT_DELTA2
+        return {"t": "delta1", "r": out.raws, "s": seqs, "a": absent}, State.WAIT_DELTA2
 
     def _on_delta1(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
         self._receive_records(msg["r"])
-        theirs = _entries(msg["e"])
-        their_seqs = {_bytes(o): _undeltas(d) for o, d in _list(msg["s"], 1 << 20)}
-        wanted = set(self._buckets)
-        summaries = {o: s for o, s in self._summaries().items() if _bucket(o, self._bits) in wanted}
+        mine = {o[:PREFIX]: s for o, s in self._summaries().items()}
         out = _Outbox(self.stats)
         wants: list[list[Any]] = []
         everything: list[bytes] = []
-        for origin in sorted(set(summaries) | set(theirs)):
-            mine = summaries.get(origin, _Summary())
-            entry = theirs.get(origin, (0, 0, 0))
-            if origin in their_seqs:
-                peer_has = set(their_seqs[origin])
-                my_seqs = {r.seq for r in mine.records}
-                out.add(r for r in mine.records if r.seq not in peer_has)
-                missing = sorted(peer_has - my_seqs)
-                if missing:
-                    wants.append([origin, _deltas(missing)])
-                elif peer_has == my_seqs and mine.xor != entry[2]:
-                    out.add(mine.records)  # same seqs, other content: equivocation
-                    everything.append(origin)
-                continue
-            if mine.entry[0] == entry[0] and mine.xor == entry[2]:
-                continue
-            send = _tail_for(mine, entry)
-            if send is None:
-                out.add(mine.records)
-                everything.append(origin)
-            else:
-                out.add(send)
+        for prefix in _list(msg["a"], 1 << 20):
+            s = mine.get(_bytes(prefix))
+            if s is not None:
+                out.add(s.records)
+        for prefix, xor, runs in _list(msg["s"], 1 << 20):
+            prefix, peer_has = _bytes(prefix), set(_unruns(runs))
+            s = mine.get(prefix, _Summary())
+            my_seqs = {r.seq for r in s.records}
+            out.add(r for r in s.records if r.seq not in peer_has)
+            missing = peer_has - my_seqs
+            if missing:
+                wants.append([prefix, _runs(missing)])
+            elif peer_has == my_seqs and _x8(s.xor) != _bytes(xor):
+                out.add(s.records)  # same seqs, other content: an equivocation
+                everything.append(prefix)
         return {"t": "delta2", "r": out.raws, "w": wants, "all": everything}, State.WAIT_DELTA3
 
     def _on_delta2(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
         self._receive_records(msg["r"])
-        summaries = self._summaries()
+        mine = {o[:PREFIX]: s for o, s in self._summaries().items()}
         out = _Outbox(self.stats)
-        for o, d in _list(msg["w"], 1 << 20):
-            wanted = set(_undeltas(d))
-            s = summaries.get(_bytes(o))
+        for prefix, runs in _list(msg["w"], 1 << 20):
+            wanted = set(_unruns(runs))
+            s = mine.get(_bytes(prefix))
             if s is not None:
                 out.add(r for r in s.records if r.seq in wanted)
-        for o in _list(msg["all"], 1 << 20):
-            s = summaries.get(_bytes(o))
+        for prefix in _list(msg["all"], 1 << 20):
+            s = mine.get(_bytes(prefix))
             if s is not None:
                 out.add(s.records)
         return {"t": "delta3", "r": out.raws}, State.DONE
@@ -303,10 +305,9 @@ class SyncSession:
 
     def _merge_into_replica(self, raws: Sequence[bytes]) -> None:
         for raw in raws:
-            try:
+            # A rejected record is counted by the replica; the rest of the batch counts.
+            with contextlib.suppress(Rejected):
                 self.replica.receive(raw)
-            except Rejected:
-                pass  # counted by the replica; the rest of the batch still counts
 
 
 _Handler = Callable[[SyncSession, dict[str, Any]], tuple[dict[str, Any] | None, State]]
@@ -353,13 +354,16 @@ def _summarise(parts: Sequence[OriginPart]) -> _Summary:
 def _tail_for(mine: _Summary, theirs: tuple[int, int, int]) -> list[Record] | None:
     """What the peer lacks if its records are exactly my records up to its max seq.
 
+    Args:
+        theirs: the peer's (count, max seq, 64-bit digest) for this origin.
+
     Returns:
         The records to send (possibly none), or None if that rule does not decide.
     """
-    count, max_seq, xor = theirs
+    count, max_seq, xor64 = theirs
     if count == 0:
         return list(mine.records)
-    if (len(mine.records), mine.xor) == (count, xor):
+    if (len(mine.records), mine.xor >> 64) == (count, xor64):
         return []
     prefix_count, prefix_xor, tail = 0, 0, []
     for r in mine.records:
@@ -368,55 +372,73 @@ def _tail_for(mine: _Summary, theirs: tuple[int, int, int]) -> list[Record] | No
             prefix_xor ^= int.from_bytes(r.rid, "big")
         else:
             tail.append(r)
-    if (prefix_count, prefix_xor) == (count, xor):
+    if (prefix_count, prefix_xor >> 64) == (count, xor64):
         return tail
     return None
 
 
-def _bucket_bits(n_origins: int) -> int:
-    if n_origins <= ORIGINS_PER_BUCKET:
+def _bucket_bits(n_origins: int, estimated_difference: int) -> int:
+    """Buckets ~ sqrt(5 d n): 4-byte hashes against ~20-byte entries per origin."""
+    if n_origins <= 4:
         return 0
-    return min(MAX_BUCKET_BITS, math.ceil(math.log2(n_origins / ORIGINS_PER_BUCKET)))
+    best = math.sqrt(5 * max(1, estimated_difference) * n_origins)
+    return max(0, min(MAX_BUCKET_BITS, round(math.log2(best)), n_origins.bit_length()))
 
 
 def _bucket(origin: bytes, bits: int) -> int:
-    return origin[0] >> (8 - bits) if bits else 0
+    return int.from_bytes(origin[:2], "big") >> (16 - bits) if bits else 0
 
 
-def _bucket_hashes(summaries: dict[bytes, _Summary], bits: int) -> list[bytes]:
-    hashers = [hashlib.blake2b(digest_size=BUCKET_HASH_BYTES) for _ in range(1 << bits)]
+def _bucket_hashes(summaries: dict[bytes, _Summary], bits: int, salt: bytes) -> bytes:
+    hashers = [hashlib.blake2b(digest_size=BUCKET_HASH_BYTES, key=salt)
+               for _ in range(1 << bits)]
     for origin in sorted(summaries):
-        s = summaries[origin]
-        hashers[_bucket(origin, bits)].update(origin + s.xor.to_bytes(16, "big"))
-    return [h.digest() for h in hashers]
+        hashers[_bucket(origin, bits)].update(origin + summaries[origin].xor.to_bytes(16, "big"))
+    return b"".join(h.digest() for h in hashers)
+
+
+def _entry(origin: bytes, s: _Summary) -> list[Any]:
+    count, max_seq, xor = s.entry
+    return [origin[:PREFIX], count, max_seq, _x8(xor)]
+
+
+def _x8(xor: int) -> bytes:
+    return (xor >> 64).to_bytes(8, "big")
 
 
 def _entries(value: Any) -> dict[bytes, tuple[int, int, int]]:
     out = {}
     for e in _list(value, 1 << 20):
-        origin, count, max_seq, xor = e
-        if not (isinstance(count, int) and isinstance(max_seq, int)):
-            raise SyncError("malformed", "entry counts must be integers")
-        out[_bytes(origin)] = (count, max_seq, int.from_bytes(_bytes(xor), "big"))
+        prefix, count, max_seq, xor = e
+        out[_bytes(prefix)] = (_int(count), _int(max_seq), int.from_bytes(_bytes(xor), "big"))
     return out
 
 
-def _entry(origin: bytes, s: _Summary) -> list[Any]:
-    count, max_seq, xor = s.entry
-    return [origin, count, max_seq, xor.to_bytes(16, "big")]
+def _runs(seqs: Iterable[int]) -> list[int]:
+    """Sorted distinct seqs as [gap, length, gap, length, ...] runs."""
+    out: list[int] = []
+    prev = 0
+    for q in sorted(seqs):
+        if out and q == prev + 1:
+            out[-1] += 1
+        else:
+            out += [q - prev, 1]
+        prev = q
+    return out
 
 
-def _deltas(seqs: list[int]) -> list[int]:
-    return [b - a for a, b in zip([0, *seqs], seqs, strict=False)]
-
-
-def _undeltas(deltas: Any) -> list[int]:
-    out, acc = [], 0
-    for d in _list(deltas, 1 << 20):
-        if not isinstance(d, int) or d < 0:
-            raise SyncError("malformed", "seq deltas must be non-negative integers")
-        acc += d
-        out.append(acc)
+def _unruns(runs: Any) -> list[int]:
+    values = _list(runs, 1 << 20)
+    if len(values) % 2:
+        raise SyncError("malformed", "runs come in pairs")
+    out: list[int] = []
+    prev = 0
+    for gap, length in zip(values[::2], values[1::2], strict=True):
+        if not (_int(gap) >= 1 and 1 <= _int(length) <= 1 << 20) or len(out) + length > 1 << 20:
+            raise SyncError("malformed", "bad seq run")
+        start = prev + gap
+        out.extend(range(start, start + length))
+        prev = start + length - 1
     return out
 
 
@@ -429,6 +451,12 @@ def _list(value: Any, limit: int) -> list[Any]:
 def _bytes(value: Any) -> bytes:
     if not isinstance(value, bytes) or len(value) > 64:
         raise SyncError("malformed", "expected a short byte string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise SyncError("malformed", "expected a non-negative integer")
     return value
 
 
