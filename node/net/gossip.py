@@ -209,6 +209,7 @@ class GossipStats:
     bytes_out: int = 0
     publish_failed: int = 0
     queue_waits: int = 0
+    ignored: int = 0  # messages with nothing new, passed on (see _validate)
 
 
 class GossipDriver:
@@ -277,10 +278,13 @@ class GossipDriver:
             self.stats.bytes_in += len(data)
             return True
         if verdict is GossipVerdict.IGNORE:
-            # NB: py-libp2p cannot tell IGNORE from REJECT; its scorer counts both as
-            # invalid (pubsub.py push_msg).  Only REJECT counts towards our ban.
-            self.rejected["gossip-ignored"] += 1
-            return False
+            # py-libp2p's validator is boolean and its scorer counts every False as an
+            # invalid message (pubsub.py push_msg -> on_invalid_message): a few batches
+            # we already held (say, from a sync) would graylist an honest peer. So a
+            # message with nothing new passes: forwarding it once costs a little
+            # bandwidth, and every peer drops it by message id and record.
+            self.stats.ignored += 1
+            return True
         self._count_invalid(forwarder, "gossip-rejected")
         return False
 

@@ -382,7 +382,9 @@ class NetService:
                 self.handler.on_peer_connected(pid)
             except Exception:
                 logger.exception("on_peer_connected(%s) failed", pid)
-            if self.config.sync_on_connect:
+            # Both ends see the new connection; one session is enough, so the end with
+            # the smaller peer id starts it (periodic rounds cover a missed one).
+            if self.config.sync_on_connect and self.peer_id < pid:
                 self._nursery.start_soon(self._sync_outbound, peer)
 
     async def _periodic_sync(self) -> None:
