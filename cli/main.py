@@ -50,7 +50,23 @@ class Ctx:
         return DataDir(self.data_dir)
 
     def call(self, op: str, **args: Any) -> Any:
-        return call(self.dd.socket, op, {k: v for k, v in args.items() if v is not None})
+        """Ask the daemon; `None` arguments are left out (the daemon's defaults apply).
+
+        Raises:
+            LocalError: no node in the data dir, or the daemon refused the request.
+            DaemonNotRunning: a node exists but its daemon is not running.
+        """
+        try:
+            return call(self.dd.socket, op, {k: v for k, v in args.items() if v is not None})
+        except DaemonNotRunning:
+            # Checked only on failure: the common path costs no extra file access.
+            if not self.dd.initialised():
+                d = self.data_dir
+                raise LocalError(
+                    f"no node in {d}; create one with: allmende --data-dir {d} init "
+                    f"--name NAME --scope SCOPE, then start it with: "
+                    f"allmende --data-dir {d} run") from None
+            raise
 
     def show(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
@@ -202,7 +218,7 @@ def _intent_group(kind: str) -> click.Group:
     @click.option("--period", required=True, help="2027, 2027-Q1, 2027-03 or 2027-W05.")
     @click.option("--note", default=None, help="Free text, up to 500 characters.")
     @pass_ctx
-    def add(ctx: Ctx, item: str, qty: str, unit: str, period: str, note: str | None,
+    def add(ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None,
             **extra: Any) -> None:
         ctx.show(render.written(ctx.call("post", kind=kind, item=item, qty=qty, unit=unit,
                                          period=period, note=note, **extra)))
@@ -250,7 +266,7 @@ def balance(ctx: Ctx, scope: str | None, period: str | None, item: str | None, d
             as_json: bool) -> None:
     """Needs against capacities per item for SCOPE (default: this node's region)."""
     result = ctx.call("balance", scope=scope, period=period, item=item, depth=depth)
-    _emit(ctx, as_json, result, render.balance(result))
+    _emit(ctx, as_json, result, render.balance(result, period=period, item=item))
 
 
 def main() -> None:

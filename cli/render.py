@@ -1,121 +1,332 @@
-"""Pure rendering: plain data in, rich renderables out (printed by an injected Console)."""
+"""Pure rendering: plain data in, rich renderables out (printed by an injected Console).
+
+Every function takes the JSON the daemon answers (the same data `--json` prints) and
+returns a renderable; nothing here reads the clock, the terminal or the network, so
+tests render into `Console(file=StringIO(), width=100, color_system=None)`.
+
+Layout rules, so output reads well at 80-100 columns and without colour:
+- scopes and ids are never cut off (`overflow="fold"` wraps them instead);
+- quantities are right-aligned numbers with the unit in a column of its own;
+- a deficit is red *and* says ``DEFICIT`` in words, so it survives `NO_COLOR`, pipes
+  and screen readers;
+- the balance drill-down is one section per scope, its header indented by depth,
+  rather than one wide table whose scope column would have to be truncated.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+DEFICIT = "DEFICIT"
+INDENT = 2  # columns per drill-down level
+MIN_ITEM_WIDTH = 8  # on a narrow console, item ids wrap down to this width
+
+_PLURAL = {"need": "needs", "capacity": "capacities"}
+
+
+def _table() -> Table:
+    # One table style for the whole CLI: a rule under the header, no outer frame
+    # (frames cost 4 columns and make copy-paste noisy).
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+
+
+def _titled(title: str, table: Table) -> Group:
+    # A title line of its own: rich would wrap a table title to the table's width.
+    return Group(Text(title, style="bold"), table)
+
+
+def _empty(message: str) -> Text:
+    return Text(message, style="dim")
+
+
+def _sign(value: str) -> int:
+    try:
+        d = Decimal(value)
+    except (InvalidOperation, TypeError):
+        return 0
+    return (d > 0) - (d < 0)
+
+
+# --- status and peers ------------------------------------------------------------
+
 
 def status(s: dict[str, Any]) -> RenderableType:
-    t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
+    """`allmende status`: who this node is, whom it talks to, what it holds."""
+    t = Table(title=f"{s['name']} ({s['kind']})", title_justify="left", title_style="bold",
+              show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items())) or "none"
-    for label, value in [
-        ("node", f"{s['name']} ({s['kind']})"),
-        ("node id", s["node_id"]),
-        ("peer id", s["peer_id"]),
+    gossip = s["gossip"]
+    rows = [
         ("scope", s["scope"]),
         ("follows", ", ".join(s["partitions"])),
+        ("node id", s["node_id"]),
+        ("peer id", s["peer_id"]),
         ("listening", "\n".join(s["listen"]) or "-"),
-        ("peers", str(s["peers"])),
-        ("records", f"{s['records']} from {s['origins']} origins ({s['own_records']} written here)"),
+        ("peers", f"{s['peers']} connected"),
+        ("records", f"{s['records']} from {s['origins']} "
+                    f"{'origin' if s['origins'] == 1 else 'origins'} "
+                    f"({s['own_records']} writes by this node)"),
         ("sync rounds", f"{s['sync']['ok']} ok, {s['sync']['failed']} failed"),
-        ("gossip", f"{s['gossip']['messages_in']} in, {s['gossip']['messages_out']} out"),
+        ("gossip", f"{gossip['messages_in']} messages in, {gossip['messages_out']} out, "
+                   f"{gossip.get('records_accepted', 0)} records accepted"),
         ("rejected", rejected),
         ("flagged", ", ".join(o[:12] for o in s["flagged_origins"]) or "none"),
         ("state digest", s["digest"][:16]),
-    ]:
-        t.add_row(label, value)
+    ]
+    if "uptime_s" in s:
+        rows.append(("uptime", _duration(float(s["uptime_s"]))))
+    for label, value in rows:
+        t.add_row(label, Text(value, style="red") if label == "flagged" and value != "none"
+                  else value)
     return t
 
 
-def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
-    plural = {"need": "needs", "capacity": "capacities"}.get(kind, kind + "s")
-    if not rows:
-        return Text(f"No {plural}.", style="dim")
-    t = Table(title=plural.capitalize())
-    t.add_column("id")
-    t.add_column("item")
-    t.add_column("quantity", justify="right")
-    t.add_column("period")
-    if kind == "need":
-        t.add_column("priority")
-    t.add_column("scope")
-    t.add_column("by")
-    t.add_column("note")
-    for r in rows:
-        if r["withdrawn"]:
-            cells = [r["id"], "(withdrawn)", "", "", *([""] if kind == "need" else [])]
-        else:
-            cells = [r["id"], r["item"], f"{r['qty']} {r['unit']}", r["period"],
-                     *([r.get("priority", "")] if kind == "need" else [])]
-        t.add_row(*cells, r["scope"], r.get("origin_name") or r["origin"][:12],
-                  r.get("note") or "")
-    return t
-
-
-def items(rows: list[dict[str, Any]]) -> RenderableType:
-    t = Table(title="Catalog")
-    for col in ("id", "name", "dimension", "unit"):
-        t.add_column(col)
-    for i in rows:
-        t.add_row(i["id"], i["name"], i["dimension"], i["unit"])
-    return t
-
-
-def balance(result: dict[str, Any]) -> RenderableType:
-    levels = result["levels"]
-    if not any(level["rows"] for level in levels):
-        return Text(f"No needs or capacities under {result['scope']} yet.", style="dim")
-    t = Table(title=f"Balance of {result['scope']}")
-    t.add_column("scope")
-    t.add_column("item")
-    t.add_column("period")
-    t.add_column("needs", justify="right")
-    t.add_column("capacities", justify="right")
-    t.add_column("balance", justify="right")
-    t.add_column("coverage", justify="right")
-    t.add_column("nodes", justify="right")
-    for level in levels:
-        for r in level["rows"]:
-            deficit = float(r["balance"]) < 0
-            style = "bold red" if deficit else None
-            coverage = "-" if r["coverage"] is None else f"{float(r['coverage']):.0%}"
-            mark = " DEFICIT" if deficit else ""
-            t.add_row(
-                "  " * level["level"] + level["scope"],
-                r["item"],
-                r["period"],
-                f"{r['needs']} {r['unit']}",
-                f"{r['capacities']} {r['unit']}",
-                Text(f"{r['balance']} {r['unit']}{mark}", style=style or ""),
-                Text(coverage, style=style or ""),
-                str(r["nodes"]),
-            )
-    return t
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d"] if d else []
+    if d or h:
+        parts.append(f"{h}h")
+    if d or h or m:
+        parts.append(f"{m}m")
+    parts.append(f"{s}s")
+    return " ".join(parts)
 
 
 def peers(p: dict[str, Any]) -> RenderableType:
+    """`allmende peers`: connected peers, configured bootstrap peers, own addresses."""
     parts: list[RenderableType] = []
-    t = Table(title=f"Connected peers ({len(p['connected'])})")
-    t.add_column("peer id")
-    for peer in p["connected"]:
-        t.add_row(peer)
-    parts.append(t)
-    if p["bootstrap"]:
-        parts.append(Text("Bootstrap: " + ", ".join(p["bootstrap"])))
-    parts.append(Text("Listening: " + ", ".join(p["listen"])))
+    if p["connected"]:
+        t = _table()
+        t.add_column("peer id", overflow="fold")
+        for peer in p["connected"]:
+            t.add_row(peer)
+        parts.append(_titled(f"Connected peers ({len(p['connected'])})", t))
+    else:
+        parts.append(_empty("No peers connected. Connect one with: allmende peers add ADDR"))
+    parts.append(_labelled("Bootstrap", p["bootstrap"] or ["none"]))
+    parts.append(_labelled("Listening", p["listen"] or ["-"]))
     return Group(*parts)
 
 
+def _labelled(label: str, lines: Iterable[str]) -> Table:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    t.add_row(label, "\n".join(lines))
+    return t
+
+
+# --- catalog and records -----------------------------------------------------------
+
+
+def items(rows: list[dict[str, Any]]) -> RenderableType:
+    """`allmende item list`: the catalog."""
+    if not rows:
+        return _empty("The catalog is empty.")
+    t = _table()
+    t.add_column("id", overflow="fold")
+    t.add_column("name")
+    t.add_column("dimension")
+    t.add_column("unit")
+    for i in rows:
+        t.add_row(i["id"], i["name"], i["dimension"], i["unit"])
+    return _titled(f"Catalog ({len(rows)} items)", t)
+
+
+def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
+    """`allmende need list` / `capacity list`; withdrawn records are dimmed.
+
+    Rows are grouped by node and scope, each group under a header line, so that long
+    scopes are printed in full once instead of squeezed into a column on every row.
+    """
+    plural = _PLURAL.get(kind, kind + "s")
+    if not rows:
+        return _empty(f"No {plural}.")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:  # the daemon's order: this node first, then by scope
+        groups.setdefault((r["origin"], r["scope"]), []).append(r)
+    origins = {origin for origin, _ in groups}
+    if len(groups) == 1:
+        return _titled(f"{plural.capitalize()} of {_who(rows[0])} ({rows[0]['scope']})",
+                       _records_table(rows, kind, rows))
+    title = (f"{plural.capitalize()} of {_who(rows[0])}" if len(origins) == 1
+             else f"{plural.capitalize()} of {len(origins)} nodes")
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    for (_, scope), group in groups.items():
+        header = Text(_who(group[0]), style="bold cyan")
+        header.append(f"  {scope}", style="cyan")
+        parts.extend([Text(""), header, _records_table(group, kind, rows)])
+    return Group(*parts)
+
+
+def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str, Any]]
+                   ) -> Table:
+    # Minimum widths from all rows, so that columns line up from one group to the next.
+    live = [r for r in every if not r["withdrawn"]]
+
+    def width(header: str, key: str) -> int:
+        return max(len(header), *(len(str(r.get(key) or "")) for r in live), 0)
+
+    t = _table()
+    t.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in every))
+    t.add_column("item", overflow="fold", min_width=max(len("withdrawn"), width("item", "item")))
+    t.add_column("quantity", justify="right", no_wrap=True, min_width=width("quantity", "qty"))
+    t.add_column("unit", no_wrap=True, min_width=width("unit", "unit"))
+    t.add_column("period", no_wrap=True, min_width=width("period", "period"))
+    if kind == "need":
+        t.add_column("priority", no_wrap=True, min_width=width("priority", "priority"))
+    t.add_column("note", overflow="fold", min_width=min(40, width("note", "note")))
+    for r in group:
+        if r["withdrawn"]:
+            cells: list[RenderableType] = [r["id"], Text("withdrawn", style="italic"),
+                                           "", "", ""]
+            if kind == "need":
+                cells.append("")
+            cells.append("")
+        else:
+            cells = [r["id"], r["item"], str(r["qty"]), r["unit"], r["period"]]
+            if kind == "need":
+                priority = r.get("priority") or ""
+                cells.append(Text(priority, style="bold red" if priority == "critical"
+                                  else "bold" if priority == "high" else ""))
+            cells.append(r.get("note") or "")
+        t.add_row(*cells, style="dim" if r["withdrawn"] else None)
+    return t
+
+
+def _who(r: dict[str, Any]) -> str:
+    return str(r.get("origin_name") or r["origin"][:12])
+
+
 def written(r: dict[str, Any]) -> RenderableType:
+    """What a write command saved."""
     if r["withdrawn"]:
         return Text(f"Withdrew {r['kind']} {r['id']}.")
     if r["kind"] == "item":
         return Text(f"Added item {r['id']} ({r['name']}, {r['dimension']} in {r['unit']}).")
     return Text(f"Saved {r['kind']} {r['id']}: {r['qty']} {r['unit']} of {r['item']} "
                 f"for {r['period']}.")
+
+
+# --- balance -----------------------------------------------------------------------
+
+
+def balance(result: dict[str, Any], *, period: str | None = None,
+            item: str | None = None) -> RenderableType:
+    """`allmende balance`: one section per scope, indented by its drill-down level.
+
+    Args:
+        result: the daemon's answer, ``{"scope": ..., "levels": [{"scope", "level",
+            "rows"}, ...]}`` in drill-down order (a scope, then the scopes below it).
+        period, item: the filters asked for, shown in the heading.
+
+    Returns:
+        A heading, one section per scope (header + table) and a summary line that
+        counts deficits in words.
+    """
+    levels = result["levels"]
+    scope = result["scope"]
+    filters = ", ".join(f for f in (period and f"period {period}", item and f"item {item}")
+                        if f)
+    if not any(level["rows"] for level in levels):
+        what = "needs or capacities" + (f" for {filters}" if filters else "")
+        return _empty(f"No {what} under {scope} yet.")
+    top = [r for r in levels[0]["rows"] if _sign(r["balance"]) < 0]
+    below = {lv["scope"] for lv in levels[1:] for r in lv["rows"] if _sign(r["balance"]) < 0}
+    summary = Text()
+    if top:
+        summary.append(f"{DEFICIT}: {len(top)} item-period{'s' if len(top) != 1 else ''} "
+                       f"short in {scope}.", style="bold red")
+    else:
+        summary.append(f"No deficits in {scope}.", style="green")
+    if below:
+        summary.append(f" {len(below)} scope{'s' if len(below) != 1 else ''} below "
+                       f"{'has' if len(below) == 1 else 'have'} a deficit.", style="red")
+    heading = Text(f"Balance of {scope}" + (f" ({filters})" if filters else ""), style="bold")
+    return Group(heading, _DrillDown(levels), Text(""), summary)
+
+
+_NUMERIC = ("needs", "capacities", "balance")
+_FIXED = {"covered": len("covered"), "nodes": len("nodes")}
+
+
+class _DrillDown:
+    """The sections of a balance, laid out for the width they are printed at.
+
+    Every section's table ends at the same column so that numbers line up down the
+    page: the item column of a deeper (more indented) section is narrower by its
+    indent. Only the item column gives way when the console is narrow.
+    """
+
+    def __init__(self, levels: list[dict[str, Any]]) -> None:
+        self.levels = levels
+        rows = [(lv["level"], r) for lv in levels for r in lv["rows"]]
+        self.marker = any(_sign(r["balance"]) < 0 for _, r in rows)
+        self.widths = {
+            "item": max(len("item"), *(len(r["item"]) + INDENT * lvl for lvl, r in rows)),
+            "period": max(len("period"), *(len(r["period"]) for _, r in rows)),
+            "unit": max(len("unit"), *(len(r["unit"]) for _, r in rows)),
+        }
+        for col in _NUMERIC:
+            self.widths[col] = max(len(col), *(len(_signed(r[col]) if col == "balance"
+                                                   else r[col]) for _, r in rows))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        others = [w for k, w in self.widths.items() if k != "item"] + list(_FIXED.values())
+        if self.marker:
+            others.append(len(DEFICIT))
+        rest = sum(others) + len(others)  # one space before each column but the first
+        deepest = max(lv["level"] for lv in self.levels)
+        item_total = max(MIN_ITEM_WIDTH + INDENT * deepest,
+                         min(self.widths["item"], options.max_width - rest))
+        for level in self.levels:
+            indent = INDENT * level["level"]
+            yield Padding(self._section(level, item_total - indent), (1, 0, 0, indent))
+
+    def _section(self, level: dict[str, Any], item_width: int) -> RenderableType:
+        header = Text(level["scope"], style="bold cyan", overflow="fold")
+        if not level["rows"]:
+            return Group(header, _empty("nothing here for these filters"))
+        t = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 1),
+                  collapse_padding=True, header_style="bold underline")
+        t.add_column("item", overflow="fold", width=item_width)
+        t.add_column("period", no_wrap=True, min_width=self.widths["period"])
+        for col in _NUMERIC:
+            t.add_column(col, justify="right", no_wrap=True, min_width=self.widths[col])
+        t.add_column("unit", no_wrap=True, min_width=self.widths["unit"])
+        for col in _FIXED:
+            t.add_column(col, justify="right", no_wrap=True)
+        if self.marker:
+            t.add_column("", no_wrap=True)
+        for r in level["rows"]:
+            sign = _sign(r["balance"])
+            style = "bold red" if sign < 0 else "green" if sign > 0 else ""
+            coverage = "-" if r["coverage"] is None else f"{Decimal(r['coverage']):.0%}"
+            cells: list[RenderableType] = [
+                r["item"], r["period"], r["needs"], r["capacities"],
+                Text(_signed(r["balance"]), style=style), r["unit"],
+                Text(coverage, style=style), str(r["nodes"])]
+            if self.marker:
+                cells.append(Text(DEFICIT, style="bold red") if sign < 0 else "")
+            t.add_row(*cells)
+        return Group(header, t)
+
+
+def _signed(value: str) -> str:
+    return ("+" if _sign(value) > 0 else "") + value
+
+
+__all__ = ["DEFICIT", "balance", "items", "peers", "records", "status", "written"]
