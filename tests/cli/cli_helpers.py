@@ -170,3 +170,8 @@ def running(*nodes: Node) -> Iterator[tuple[Node, ...]]:
     finally:
         for n in nodes:
             n.stop()
+
+
+# A well-formed peer address nobody listens at (port 9 is "discard"; nothing runs there).
+BOOTSTRAP_EXAMPLE = ("/ip4/127.0.0.1/tcp/9/p2p/"
+                     "12D3KooWHFYdJ3bQf1jaUQRKJ1ZQ43TPzcxG2nLxd1LV46mhtLHL")
