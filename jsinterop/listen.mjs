@@ -1,0 +1,167 @@
+// A plain js-libp2p peer that joins an Allmende scope topic and prints the records it hears.
+//
+// Usage: node jsinterop/listen.mjs <daemon multiaddr with /p2p/> <topic> <seconds> [max records]
+//                                   [--publish <scope>]
+//
+// stdout, one JSON object per line:
+//   {"event":"ready","peer":..., "daemon":...}   subscribed, and the daemon is in our mesh
+//   {"kind":..., "key":..., "scope":..., "seq":..., "origin":..., "body":{...}}   one record
+//   {"event":"published", "origin":..., "key":..., "scope":...}   with --publish: once ready,
+//     it signs one `need` record (its own fresh Ed25519 key as origin) in <scope> and
+//     publishes it as a batch [1, [record]], the way an Allmende node does.
+// Diagnostics go to stderr.  Exit 0 after <seconds> or after [max records]; 1 on error;
+// 2 if the mesh with the daemon did not form within <seconds>.
+// Node 20 lacks Promise.withResolvers (Node 22+), which libp2p 2.x's dependencies
+// (mortice -> it-queue) call; install it before the libraries are loaded.
+if (typeof Promise.withResolvers !== 'function') {
+  Promise.withResolvers = function withResolvers () {
+    let resolve, reject
+    const promise = new this((res, rej) => { resolve = res; reject = rej })
+    return { promise, resolve, reject }
+  }
+}
+const { createLibp2p } = await import('libp2p')
+const { tcp } = await import('@libp2p/tcp')
+const { noise } = await import('@chainsafe/libp2p-noise')
+const { yamux } = await import('@chainsafe/libp2p-yamux')
+const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
+const { identify } = await import('@libp2p/identify')
+const { multiaddr } = await import('@multiformats/multiaddr')
+const { decode, encode } = await import('@msgpack/msgpack')
+
+const { generateKeyPairSync, sign } = await import('node:crypto')
+
+const argv = process.argv.slice(2)
+let publishScope = null
+const at = argv.indexOf('--publish')
+if (at >= 0) {
+  publishScope = argv[at + 1]
+  argv.splice(at, 2)
+}
+const [addrText, topic, secondsText, maxText] = argv
+if (!addrText || !topic || !secondsText || (at >= 0 && !publishScope)) {
+  console.error('usage: node listen.mjs <multiaddr/p2p/ID> <topic> <seconds> [max records] [--publish <scope>]')
+  process.exit(1)
+}
+const seconds = Number(secondsText)
+const maxRecords = maxText ? Number(maxText) : Infinity
+
+const toJson = (v) => {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex')
+  if (typeof v === 'bigint') return v.toString()
+  if (Array.isArray(v)) return v.map(toJson)
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]))
+  }
+  return v
+}
+// An Allmende record: canonical msgpack [1, origin, kind, key, seq, hlc, scope, body, sig];
+// the Ed25519 signature covers DOMAIN + the same array without sig (8 elements).  Canonical
+// = minimal ints (hlc > 2^53 goes as a BigInt -> uint64, as Python packs it), sorted map keys.
+const DOMAIN = Buffer.from('allmende/record/1\0', 'latin1')
+const signedNeed = (scope, key, body) => {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const origin = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
+  const hlc = BigInt(Date.now()) << 16n
+  const sorted = Object.fromEntries(Object.keys(body).sort().map((k) => [k, body[k]]))
+  const fields = [1, new Uint8Array(origin), 'need', key, 1, hlc, scope, sorted]
+  const opts = { useBigInt64: true }
+  const sig = sign(null, Buffer.concat([DOMAIN, encode(fields, opts)]), privateKey)
+  return { origin: origin.toString('hex'), raw: encode([...fields, new Uint8Array(sig)], opts) }
+}
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
+
+const node = await createLibp2p({
+  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+  transports: [tcp()],
+  connectionEncrypters: [noise()],
+  streamMuxers: [yamux()],
+  services: {
+    identify: identify(),
+    pubsub: gossipsub({
+      globalSignaturePolicy: 'StrictSign',
+      emitSelf: false,
+      heartbeatInterval: 1000,
+      allowPublishToZeroTopicPeers: true
+    })
+  }
+})
+
+let printed = 0
+let timer
+let poll
+const finish = async (code) => {
+  clearTimeout(timer)
+  clearInterval(poll)
+  try { await node.stop() } catch (err) { console.error('stop:', err) }
+  process.exit(code)
+}
+
+const daemon = multiaddr(addrText)
+const daemonId = daemon.getPeerId()
+let ready = false
+
+node.services.pubsub.addEventListener('message', (evt) => {
+  const msg = evt.detail
+  if (msg.topic !== topic) return
+  let batch
+  try {
+    batch = decode(msg.data, { useBigInt64: true })
+  } catch (err) {
+    console.error('undecodable gossip message:', err.message)
+    return
+  }
+  if (!Array.isArray(batch) || batch.length !== 2 || Number(batch[0]) !== 1 || !Array.isArray(batch[1])) {
+    console.error('gossip message is not [1, [records]]')
+    return
+  }
+  for (const raw of batch[1]) {
+    try {
+      const r = decode(raw, { useBigInt64: true })
+      // [1, origin, kind, key, seq, hlc, scope, body, sig]
+      out({
+        kind: r[2], key: r[3], scope: r[6], seq: toJson(r[4]),
+        origin: toJson(r[1]), body: r[7] === null ? null : toJson(r[7])
+      })
+    } catch (err) {
+      console.error('undecodable record:', err.message)
+      continue
+    }
+    if (++printed >= maxRecords) finish(0)
+  }
+})
+
+timer = setTimeout(() => finish(ready ? 0 : 2), seconds * 1000)
+
+try {
+  node.services.pubsub.subscribe(topic)
+  await node.dial(daemon, { signal: AbortSignal.timeout(Math.min(seconds, 15) * 1000) })
+} catch (err) {
+  console.error('dial failed:', err)
+  await finish(1)
+}
+
+// Ready once the daemon is in our mesh for the topic (GRAFT sent; the daemon then
+// forwards what it publishes to us).
+poll = setInterval(() => {
+  const mesh = node.services.pubsub.getMeshPeers(topic).map(String)
+  if (mesh.includes(daemonId)) {
+    clearInterval(poll)
+    ready = true
+    const conn = node.getConnections().find((c) => c.remotePeer.toString() === daemonId)
+    const proto = node.services.pubsub.streamsOutbound?.get(daemonId)?.protocol
+    out({ event: 'ready', peer: node.peerId.toString(), daemon: daemonId,
+          encryption: conn?.encryption, multiplexer: conn?.multiplexer, protocol: proto ?? null })
+    if (publishScope) {
+      const key = 'js-' + Date.now().toString(36)
+      const rec = signedNeed(publishScope, key, {
+        item: 'potatoes', qty: '7', unit: 'kg', period: '2027-Q1', priority: 'low'
+      })
+      node.services.pubsub.publish(topic, encode([1, [rec.raw]]))
+        .then((res) => out({ event: 'published', origin: rec.origin, key, scope: publishScope,
+                             recipients: res.recipients.map(String) }))
+        .catch((err) => { console.error('publish failed:', err); finish(1) })
+    }
+  }
+}, 100)
