@@ -391,7 +391,8 @@ class NetService:
         while True:
             await trio.sleep(self.config.sync_interval)
             peers = [
-                p for p in self.host.get_connected_peers() if not self.is_banned(p.to_base58())
+                p for p in self.host.get_connected_peers()
+                if not self.is_banned(p.to_base58()) and self._may_speak_sync(p)
             ]
             if peers:
                 assert self._nursery is not None
@@ -410,13 +411,28 @@ class NetService:
 
     async def _sync_outbound(self, peer: ID) -> bool:
         pid = peer.to_base58()
-        if pid in self._outbound_syncs:
+        if pid in self._outbound_syncs or not self._may_speak_sync(peer):
             return False
         self._outbound_syncs.add(pid)
         try:
             return await self._run_sync(peer, None)
         finally:
             self._outbound_syncs.discard(pid)
+
+    def _may_speak_sync(self, peer: ID) -> bool:
+        """False once identify told us the peer does not offer our sync protocol.
+
+        Any libp2p peer may join a topic (a js-libp2p reader, say); trying to sync
+        with one that cannot answer only fills the log.
+        """
+        try:
+            protocols = self.host.get_peerstore().get_protocols(peer)
+        except Exception:  # unknown peer: try anyway
+            return True
+        if protocols and PROTOCOL_ID not in protocols:
+            logger.debug("peer %s does not offer %s; no sync", peer, PROTOCOL_ID)
+            return False
+        return True
 
     async def _handle_sync_stream(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
