@@ -79,6 +79,17 @@ def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> Non
         ctx.show(renderable)
 
 
+def _complete_item(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    # The built-in catalog only: completion must not wait on the daemon.
+    return [i for i in model.STARTER_CATALOG if i.startswith(incomplete)]
+
+
+def _complete_unit(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    item = model.STARTER_CATALOG.get(ctx.params.get("item") or "")
+    return [u.symbol for u in model.UNITS.values()
+            if u.symbol.startswith(incomplete) and (item is None or u.dimension == item.dimension)]
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -212,9 +223,9 @@ def _intent_group(kind: str) -> click.Group:
         pass
 
     @group.command("add")
-    @click.argument("item")
+    @click.argument("item", shell_complete=_complete_item)
     @click.argument("qty")
-    @click.argument("unit")
+    @click.argument("unit", shell_complete=_complete_unit)
     @click.option("--period", required=True, help="2027, 2027-Q1, 2027-03 or 2027-W05.")
     @click.option("--note", default=None, help="Free text, up to 500 characters.")
     @pass_ctx
@@ -257,7 +268,7 @@ cli.add_command(_intent_group("capacity"))
 @cli.command()
 @click.argument("scope", required=False)
 @click.option("--period", default=None, help="Only this period.")
-@click.option("--item", default=None, help="Only this item.")
+@click.option("--item", default=None, help="Only this item.", shell_complete=_complete_item)
 @click.option("--depth", type=click.IntRange(0, 6), default=0, show_default=True,
               help="Also show this many levels below SCOPE.")
 @json_option

@@ -78,3 +78,18 @@ def test_bash_completion_completes_subcommands():
                          env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert "plain,need" in out.stdout.splitlines()
+
+
+@pytest.mark.parametrize(("words", "cword", "expected"), [
+    ("allmende need add pot", 3, ["potatoes"]),
+    ("allmende need add potatoes 5 ", 5, ["g", "kg", "t"]),
+    ("allmende capacity add childcare 5 ", 5, ["min", "h", "day"]),
+    ("allmende balance --item chi", 3, ["childcare"]),
+])
+def test_completion_of_items_and_units(words, cword, expected):
+    env = {**os.environ, "_ALLMENDE_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(cword)}
+    out = subprocess.run(allmende_command(), capture_output=True, text=True, timeout=30,
+                         env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert [line.split(",", 1)[1] for line in out.stdout.splitlines()] == expected
