@@ -30,7 +30,8 @@ BATCH_VERSION = 1
 
 def encode_batch(raws: Sequence[bytes]) -> bytes:
     """A gossip message: ``[1, [record, ...]]``."""
-    return msgpack.packb([BATCH_VERSION, list(raws)], use_bin_type=True)
+    data: bytes = msgpack.packb([BATCH_VERSION, list(raws)], use_bin_type=True)
+    return data
 
 
 def decode_batch(data: bytes) -> list[bytes]:
@@ -58,7 +59,9 @@ def decode_batch(data: bytes) -> list[bytes]:
 
 def batches(records: Iterable[Record]) -> list[bytes]:
     """Pack records into gossip messages of at most MAX_BATCH_BYTES."""
-    out, cur, size = [], [], 0
+    out: list[bytes] = []
+    cur: list[bytes] = []
+    size = 0
     for r in records:
         if cur and size + len(r.raw) + 8 > MAX_BATCH_BYTES:
             out.append(encode_batch(cur))
@@ -158,6 +161,8 @@ class NodeState:
             raise ValidationError(
                 f"unit {unit} measures {u.dimension}, but {item} is measured in "
                 f"{catalog[item].dimension} ({catalog[item].unit})")
+        # Stored normalised ("1e3" -> "1000", " 5" -> "5"): shown back as people write it.
+        qty = format(model.parse_quantity(qty).normalize(), "f")
         body: dict[str, Any] = {"item": item, "qty": qty, "unit": unit, "period": period}
         if kind == "need":
             body["priority"] = priority or "medium"
@@ -165,7 +170,6 @@ class NodeState:
             raise LocalError("capacities have no priority")
         if note:
             body["note"] = note
-        model.parse_quantity(qty)
         prefix = "n" if kind == "need" else "c"
         return self.write(kind, f"{prefix}{max(self.seq, self.replica.max_seq(self.me)) + 1}",
                           body)
@@ -185,8 +189,10 @@ class NodeState:
         return self.write(kind, key, None, scope=current.scope)
 
     def add_item(self, item_id: str, name: str, dimension: str) -> Record:
-        if item_id in model.STARTER_CATALOG:
-            raise LocalError(f"{item_id} is in the built-in catalog already")
+        existing = self.items().get(item_id)
+        if existing is not None:
+            raise LocalError(f"{item_id} is in the catalog already ({existing.name}, "
+                             f"{existing.dimension}); pick another id")
         if dimension not in model.DIMENSIONS:
             raise LocalError(f"unknown dimension {dimension!r}; known: "
                              f"{', '.join(model.DIMENSIONS)}")

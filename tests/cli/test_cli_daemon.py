@@ -103,7 +103,7 @@ BAD_WRITES = [
     (["need", "withdraw", "n999"], "this node has no need with id 'n999'"),
     (["capacity", "withdraw", "n1"], "this node has no capacity with id 'n1'"),
     (["item", "add", "potatoes", "--name", "Potatoes", "--dimension", "mass"],
-     "potatoes is in the built-in catalog already"),
+     "potatoes is in the catalog already"),
     (["item", "add", "Oat_Milk", "--name", "Oat milk", "--dimension", "volume"],
      "item id 'Oat_Milk' must be 1-64 lowercase letters"),
     (["peers", "add", "/ip4/127.0.0.1/tcp/1"], "must be a multiaddr ending in /p2p/"),
