@@ -1,0 +1,174 @@
+"""A hostile peer against a real daemon: garbage gossip, a forged record, an oversize
+message, garbage anti-entropy frames; and a client asking for a plaintext channel.
+
+The hostile peer is a raw py-libp2p host (Noise only, as `build_host` makes it) with
+its own gossipsub router, running under trio in the test process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import multiaddr
+import pytest
+import trio
+from harness import Cluster, Node
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.crdt.record import sign_record
+from node.identity import Identity
+from node.net import PROTOCOL_ID, GossipConfig, build_host
+from node.net.gossip import build_router
+from node.net.syncproto import MAX_FRAME, encode_frame, encode_varint
+from node.state import encode_batch
+
+pytestmark = pytest.mark.slow
+
+TOPIC = "allmende/1/eu/de/berlin"
+
+
+def forged_record() -> bytes:
+    """Valid structure, signed by one key but claiming another origin."""
+    signer = Identity.from_seed(hashlib.sha256(b"mallory").digest())
+    victim = Identity.from_seed(hashlib.sha256(b"victim").digest())
+    body = {"item": "potatoes", "qty": "1000", "unit": "kg", "period": "2027-Q1",
+            "priority": "high"}
+    record = sign_record(signer.signer(), victim.public, "need", "n1", 1, 0,
+                         "eu/de/berlin/victim", body)
+    return record.raw
+
+
+async def _drain_stream(stream: Any) -> None:
+    """Read until the daemon closes or resets the stream (or 10 s pass)."""
+    with trio.move_on_after(10):
+        while True:
+            try:
+                if not await stream.read(4096):
+                    return
+            except Exception:  # StreamEOF / StreamReset: the daemon hung up
+                return
+
+
+async def _hostile_session(target: Node, rejected_now: Any) -> None:
+    host = build_host(hashlib.sha256(b"hostile").digest(), ["/ip4/127.0.0.1/tcp/0"])
+    router = build_router(GossipConfig())
+    pubsub = Pubsub(host, router, strict_signing=True)
+    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with (host.run(listen_addrs=listen), background_trio_service(pubsub),
+                background_trio_service(router)):
+        try:
+            await pubsub.wait_until_ready()
+            await pubsub.subscribe(TOPIC)  # join the daemon's topic
+            info = info_from_p2p_addr(multiaddr.Multiaddr(target.addr))
+            await host.connect(info)
+            with trio.fail_after(10):
+                while info.peer_id not in pubsub.peer_topics.get(TOPIC, ()):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+
+            async def count(reason: str) -> int:
+                return int((await trio.to_thread.run_sync(rejected_now)).get(reason, 0))
+
+            async def wait_rejected(reason: str) -> None:
+                # Each attack must raise its counter (some reasons repeat).
+                with trio.fail_after(10):
+                    while await count(reason) <= seen[reason]:  # noqa: ASYNC110 (another process)
+                        await trio.sleep(0.1)
+                seen[reason] += 1
+
+            seen: Counter[str] = Counter()
+
+            # Gossip: garbage, a forged record, an oversize message (> 512 KiB).
+            await pubsub.publish(TOPIC, b"\xc1 this is not msgpack \xff" * 4)
+            await wait_rejected("malformed")
+            await pubsub.publish(TOPIC, encode_batch([forged_record()]))
+            await wait_rejected("bad-signature")
+            await pubsub.publish(TOPIC, encode_batch([b"\x00" * 1000] * 600))
+            await wait_rejected("gossip-too-large")
+
+            # Anti-entropy: a garbage frame, a broken length prefix, a huge frame.
+            sync = [TProtocol(PROTOCOL_ID)]
+            for payload, reason in (
+                # the session refuses the frame's content: counted as a malformed record
+                (encode_frame(b"\x93garbage\x00\x01"), "malformed"),
+                (b"\xff" * 6, "bad-varint"),
+                (encode_varint(MAX_FRAME + 1) + b"\x00" * 64, "frame-too-large"),
+            ):
+                stream = await host.new_stream(info.peer_id, sync)
+                await stream.write(payload)
+                await _drain_stream(stream)
+                await wait_rejected(reason)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await host.close()
+
+
+def test_hostile_peer_is_rejected_and_counted(nodes: Cluster) -> None:
+    target = nodes.node("target").init().start()
+    target.post_need()
+    before = target.call("digest")
+
+    def rejected_now() -> dict[str, int]:
+        return dict(target.status()["rejected"])
+
+    trio.run(partial(_with_deadline, _hostile_session(target, rejected_now)))
+
+    assert target.running
+    status = target.status()
+    rejected = status["rejected"]
+    for reason, n in (("malformed", 2), ("bad-signature", 1), ("gossip-too-large", 1),
+                      ("bad-varint", 1), ("frame-too-large", 1)):
+        assert rejected.get(reason, 0) >= n, (reason, rejected)
+    assert rejected.get("gossip-rejected", 0) >= 2  # garbage + forged, per message
+    assert target.call("digest") == before
+    assert status["gossip"]["records_accepted"] == 0
+    assert status["flagged_origins"] == []
+
+
+async def _with_deadline(coro: Any) -> None:
+    with trio.fail_after(40):
+        await coro
+
+
+def _multistream(port: int, proposal: bytes) -> bytes:
+    """Speak multistream-select 1.0 on a raw TCP socket; return what the daemon says."""
+
+    def frame(line: bytes) -> bytes:
+        return encode_varint(len(line)) + line
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(frame(b"/multistream/1.0.0\n") + frame(proposal))
+        received = b""
+        try:
+            while b"na\n" not in received and not received.endswith(proposal):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return received
+
+
+def test_daemon_refuses_plaintext(nodes: Cluster) -> None:
+    target = nodes.node("target").init().start()
+    for insecure in (b"/plaintext/2.0.0\n", b"/plaintext/1.0.0\n", b"/secio/1.0.0\n"):
+        answer = _multistream(target.port, insecure)
+        assert answer in (b"", frame_line(b"/multistream/1.0.0\n") + frame_line(b"na\n")), answer
+    # control: the same client proposing Noise gets it
+    assert _multistream(target.port, b"/noise\n").endswith(b"/noise\n")
+    assert target.running
+    assert target.status()["peers"] == 0
+    target.stop(signal.SIGTERM)
+
+
+def frame_line(line: bytes) -> bytes:
+    return encode_varint(len(line)) + line
+
