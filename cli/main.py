@@ -285,3 +285,11 @@ def main() -> None:
 
 
 __all__ = ["cli", "main"]
+
+from cli import governance_cmd  # noqa: E402  (governance commands; imports this module)
+
+cli.add_command(governance_cmd.member)
+cli.add_command(governance_cmd.proposal)
+cli.add_command(governance_cmd.vote)
+cli.add_command(governance_cmd.results)
+cli.add_command(governance_cmd.budget)

@@ -7,12 +7,8 @@ dependencies include gurobipy, which the rules never import); see
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from node.governance.budget import equal_shares, greedy
-
 from pabutools.election import (
     ApprovalBallot,
     ApprovalProfile,
@@ -26,6 +22,8 @@ from pabutools.rules import (
     greedy_utilitarian_welfare,
     method_of_equal_shares,
 )
+
+from node.governance.budget import equal_shares, greedy
 
 IDS = ("1", "10", "2", "9", "a", "b", "c", "d")
 SAT = {"cost": Cost_Sat, "cardinality": Cardinality_Sat}

@@ -1,0 +1,411 @@
+"""`allmende member|proposal|vote|results|budget|assembly`: governance commands.
+
+Thin: parse, call the daemon's ``gov_*`` ops, render. Member keys never reach the
+daemon: `vote` and `assembly volunteer` sign locally with the member's key file and
+hand the daemon a finished record (op ``submit``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from node.errors import LocalError
+from node.governance.member_sign import sign_member_record
+from node.identity import Identity, read_key, write_key
+
+if TYPE_CHECKING:
+    from cli.main import Ctx
+
+# Not importing cli.main here keeps this module importable on its own (cli.main
+# imports it at its bottom). Errors become exit codes in the top-level group.
+pass_ctx = click.pass_obj
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+AllmendeGroup = click.Group
+
+
+def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        ctx.show(renderable)
+
+
+_REL = re.compile(r"^\+?(\d+)(m|h|d|w)$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000  # the CLI is an edge: real time enters here
+
+
+def parse_when(text: str, now: int) -> int:
+    """``now``, a duration from now (``30m``, ``2h``, ``7d``, ``1w``), epoch
+    milliseconds, or an ISO 8601 date-time (local time unless it has an offset).
+
+    Raises:
+        LocalError: none of these.
+    """
+    text = text.strip()
+    if text == "now":
+        return now
+    m = _REL.match(text)
+    if m:
+        return now + int(m.group(1)) * _UNIT_MS[m.group(2)]
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        raise LocalError(f"cannot read the time {text!r}; use now, 30m, 2h, 7d, 1w, epoch "
+                         "milliseconds or 2027-03-01T18:00") from None
+
+
+def _decimal(fraction: str | None) -> str:
+    """An exact ``"a/b"`` shown with two decimals (the JSON keeps it exact)."""
+    if not fraction:
+        return ""
+    return f"{float(Fraction(fraction)):.2f}" if "/" in fraction else fraction
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        k, sep, val = v.partition("=")
+        if not sep or not k or not val:
+            raise LocalError(f"{what} {v!r} must look like key=value")
+        out[k] = val
+    return out
+
+
+def _load_member(path: Path) -> Identity:
+    return read_key(path)
+
+
+# --- rendering (pure) ----------------------------------------------------------------
+
+
+def render_members(rows: list[dict[str, Any]]) -> RenderableType:
+    if not rows:
+        return Text("No members.", style="dim")
+    t = Table(title="Members")
+    for col in ("member key", "pseudonym", "features", "node"):
+        t.add_column(col)
+    for r in rows:
+        feats = ", ".join(f"{k}={v}" for k, v in sorted(r["features"].items()))
+        t.add_row(r["member"][:16] + "…", r["pseudonym"], feats,
+                  r.get("node_name") or r["node"][:12])
+    return t
+
+
+def render_proposals(rows: list[dict[str, Any]]) -> RenderableType:
+    if not rows:
+        return Text("No proposals.", style="dim")
+    t = Table(title="Proposals")
+    for col in ("id", "title", "method", "phase", "closes", "votes held"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["proposal"], r["title"], r["method"], r["phase"], _when(r["closes"]),
+                  str(r["votes_held"]))
+    return t
+
+
+def render_proposal(p: dict[str, Any]) -> RenderableType:
+    t = Table(show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column()
+    for label, value in (("id", p["proposal"]), ("title", p["title"]),
+                         ("method", p["method"]), ("phase", p["phase"]),
+                         ("electorate", p["electorate"]), ("opens", _when(p["opens"])),
+                         ("closes", _when(p["closes"])), ("votes held", str(p["votes_held"]))):
+        t.add_row(label, value)
+    if p.get("budget") is not None:
+        t.add_row("budget", f"{p['budget']:,}")
+    entries = p.get("projects") or p.get("options") or []
+    t.add_row("choices", "\n".join(
+        f"{e['id']}: {e['name']}" + (f" ({e['cost']:,})" if "cost" in e else "")
+        for e in entries))
+    return t
+
+
+def render_results(r: dict[str, Any]) -> RenderableType:
+    head = Text()
+    head.append(f"{r['title']} ", style="bold")
+    head.append(f"[{r['proposal']}] {r['method']}, {r['status']}")
+    lines: list[RenderableType] = [head]
+    excluded = ", ".join(f"{k} {v}" for k, v in r["excluded"].items())
+    lines.append(Text(f"counted {r['counted']} ballot(s)"
+                      + (f"; not counted: {excluded}" if excluded else "")
+                      + (f"; {r['uncounted']} vote(s) held here arrived too late"
+                         if r["uncounted"] else "")))
+    if r["problem"]:
+        lines.append(Text(r["problem"], style="yellow" if r["status"] == "provisional"
+                          else "red"))
+    d = r["detail"]
+    if "projects" in d:
+        lines.append(Text(f"winners: {', '.join(r['winners']) or '-'}; spent "
+                          f"{d['spent']:,} of {d['budget']:,}"))
+        t = Table()
+        for col, just in (("project", "left"), ("name", "left"), ("cost", "right"),
+                          ("votes", "right"), ("selected", "left"),
+                          ("effective votes", "right")):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        order = {w: i for i, w in enumerate(r["winners"])}
+        for p in sorted(d["projects"], key=lambda p: (order.get(p["id"], 10**6),
+                                                      -p["votes"])):
+            t.add_row(p["id"], p["name"], f"{p['cost']:,}", str(p["votes"]),
+                      f"#{order[p['id']] + 1}" if p["selected"] else "",
+                      _decimal(p["effective_votes"]))
+        lines.append(t)
+    elif "options" in d:
+        lines.append(Text(f"winners: {', '.join(r['winners']) or '-'}"
+                          + (" (tie broken by option id)" if d.get("tie_broken") else "")))
+        t = Table()
+        t.add_column("rank", justify="right")
+        t.add_column("option")
+        t.add_column("name")
+        figure = "count" if r["method"] == "approval" else "total"
+        if r["method"] != "ranked":
+            t.add_column(figure, justify="right")
+        names = {o["id"]: o for o in d["options"]}
+        for i, oid in enumerate(d["ranking"], 1):
+            o = names[oid]
+            t.add_row(str(i), oid, o["name"], *([str(o[figure])] if figure in o else []))
+        lines.append(t)
+    return Group(*lines)
+
+
+# --- member ------------------------------------------------------------------------
+
+
+@click.group(cls=AllmendeGroup)
+def member() -> None:
+    """Members of this commune: keys that may vote and volunteer."""
+
+
+@member.command("keygen")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the new private key (mode 0600; never overwritten).")
+def member_keygen(out: Path) -> None:
+    """Create a member key pair; prints the public key to give to your commune."""
+    identity = Identity.generate()
+    write_key(out, identity)
+    click.echo(identity.public.hex())
+
+
+@member.command("add")
+@click.argument("pubkey")
+@click.option("--pseudonym", required=True, help="How the member appears (not a legal name).")
+@click.option("--feature", "features", multiple=True, metavar="K=V",
+              help="A coarse stratum the member consented to share (e.g. age=30-44).")
+@pass_ctx
+def member_add(ctx: Ctx, pubkey: str, pseudonym: str, features: tuple[str, ...]) -> None:
+    """Admit PUBKEY as a member of this node (publishes a member record)."""
+    r = ctx.call("gov_member_add", member=pubkey, pseudonym=pseudonym,
+                 features=_pairs(features, "feature"))
+    click.echo(f"Added member {r['id'][:16]}… ({pseudonym}).")
+
+
+@member.command("list")
+@click.option("--all", "all_", is_flag=True, help="Members of every node held here.")
+@json_option
+@pass_ctx
+def member_list(ctx: Ctx, all_: bool, as_json: bool) -> None:
+    """List this node's members."""
+    rows = ctx.call("gov_member_list", all=all_)
+    _emit(ctx, as_json, rows, render_members(rows))
+
+
+@member.command("remove")
+@click.argument("pubkey")
+@pass_ctx
+def member_remove(ctx: Ctx, pubkey: str) -> None:
+    """Remove a member (its votes stop counting, including on closed proposals)."""
+    ctx.call("gov_member_remove", member=pubkey)
+    click.echo(f"Removed member {pubkey[:16]}….")
+
+
+# --- proposal ------------------------------------------------------------------------
+
+
+@click.group(cls=AllmendeGroup)
+def proposal() -> None:
+    """Proposals: create, list, show, close."""
+
+
+def _option(text: str) -> dict[str, str]:
+    oid, sep, name = text.partition("=")
+    return {"id": oid, "name": name if sep else oid}
+
+
+def _project(text: str) -> dict[str, Any]:
+    parts = text.split(":", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise LocalError(f"project {text!r} must look like ID:COST[:NAME], e.g. p1:5000:Benches")
+    return {"id": parts[0], "cost": int(parts[1]), "name": parts[2] if len(parts) > 2
+            else parts[0]}
+
+
+@proposal.command("create")
+@click.argument("key")
+@click.option("--title", required=True, help="What is decided.")
+@click.option("--text", default=None, help="Longer description.")
+@click.option("--method", required=True,
+              type=click.Choice(["approval", "score", "ranked", "mes", "greedy"]),
+              help="How ballots are counted (mes = Method of Equal Shares with add1).")
+@click.option("--option", "options", multiple=True, metavar="ID[=NAME]",
+              help="A choice (approval, score, ranked).")
+@click.option("--project", "projects", multiple=True, metavar="ID:COST[:NAME]",
+              help="A project (mes, greedy).")
+@click.option("--budget", type=click.IntRange(0), default=None, help="Budget (mes, greedy).")
+@click.option("--seats", type=click.IntRange(1), default=None, help="How many options win.")
+@click.option("--min-score", type=int, default=None, help="Lowest score (score).")
+@click.option("--max-score", type=int, default=None, help="Highest score (score).")
+@click.option("--electorate", default=None,
+              help="Scope whose members vote (default: this node's scope).")
+@click.option("--opens", default="now", show_default=True, help="When voting opens.")
+@click.option("--closes", default="7d", show_default=True,
+              help="When voting closes: 2h, 7d, epoch ms or 2027-03-01T18:00.")
+@json_option
+@pass_ctx
+def proposal_create(ctx: Ctx, key: str, title: str, text: str | None, method: str,
+                    options: tuple[str, ...], projects: tuple[str, ...], budget: int | None,
+                    seats: int | None, min_score: int | None, max_score: int | None,
+                    electorate: str | None, opens: str, closes: str, as_json: bool) -> None:
+    """Create proposal KEY (lowercase, e.g. playground-2027)."""
+    now = _now_ms()
+    if method == "score" and (min_score is None or max_score is None):
+        min_score, max_score = 0 if min_score is None else min_score, \
+            5 if max_score is None else max_score
+    r = ctx.call("gov_proposal_create", key=key, title=title, text=text, method=method,
+                 options=[_option(o) for o in options] or None,
+                 projects=[_project(p) for p in projects] or None, budget=budget,
+                 seats=seats, min_score=min_score, max_score=max_score,
+                 electorate=electorate, opens=parse_when(opens, now),
+                 closes=parse_when(closes, now))
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+    else:
+        click.echo(f"Created proposal {r['proposal']}")
+
+
+@proposal.command("list")
+@json_option
+@pass_ctx
+def proposal_list(ctx: Ctx, as_json: bool) -> None:
+    """Proposals held by this node."""
+    rows = ctx.call("gov_proposal_list")
+    _emit(ctx, as_json, rows, render_proposals(rows))
+
+
+@proposal.command("show")
+@click.argument("proposal_id")
+@json_option
+@pass_ctx
+def proposal_show(ctx: Ctx, proposal_id: str, as_json: bool) -> None:
+    """One proposal: choices, window, phase."""
+    p = ctx.call("gov_proposal_show", proposal=proposal_id)
+    _emit(ctx, as_json, p, render_proposal(p))
+
+
+@proposal.command("close")
+@click.argument("proposal_id")
+@click.option("--early", is_flag=True, help="Close before the closing time.")
+@pass_ctx
+def proposal_close(ctx: Ctx, proposal_id: str, early: bool) -> None:
+    """Freeze the vote set of one of this node's proposals."""
+    r = ctx.call("gov_proposal_close", proposal=proposal_id, early=early or None)
+    click.echo(f"Closed {r['proposal']}: {r['frozen_votes']} vote(s) frozen in "
+               f"{r['chunks']} chunk(s), hash {r['hash'][:16]}…")
+
+
+# --- vote, results -------------------------------------------------------------------
+
+
+def ballot_from(method: str, choices: tuple[str, ...]) -> Any:
+    """CHOICES as a ballot: ids (approval, mes, greedy), ID=SCORE (score), or groups
+    best first where ``a=b`` ranks a and b equal (ranked)."""
+    if method == "score":
+        scores = _pairs(choices, "score")
+        try:
+            return {k: int(v) for k, v in scores.items()}
+        except ValueError:
+            raise LocalError("scores must be integers, e.g. park=4") from None
+    if method == "ranked":
+        return [c.split("=") for c in choices]
+    return list(choices)
+
+
+@click.command("vote")
+@click.argument("proposal_id")
+@click.argument("choices", nargs=-1)
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="Your member key file (from `member keygen`).")
+@pass_ctx
+def vote(ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path) -> None:
+    """Vote on PROPOSAL_ID, signed with your own key. CHOICES: approved ids (approval,
+    mes, greedy), ID=SCORE (score), or ids best first with a=b for a tie (ranked).
+    Voting again replaces your earlier vote until the close."""
+    identity = _load_member(key_file)
+    info = ctx.call("gov_vote_prepare", proposal=proposal_id, member=identity.public.hex())
+    ballot = ballot_from(info["body"]["method"], choices)
+    record = sign_member_record(identity, "vote", info["proposal"], info["scope"],
+                                {"ballot": ballot}, now_ms=max(_now_ms(), info["now"]),
+                                held_max_seq=info["held_max_seq"])
+    ctx.call("submit", record=record.raw.hex())
+    click.echo(f"Voted on {info['proposal']} as {identity.public.hex()[:16]}….")
+
+
+@click.command("results")
+@click.argument("proposal_id")
+@json_option
+@pass_ctx
+def results(ctx: Ctx, proposal_id: str, as_json: bool) -> None:
+    """Winners, counts, budget spent and support per project."""
+    r = ctx.call("gov_results", proposal=proposal_id)
+    _emit(ctx, as_json, r, render_results(r))
+
+
+# --- budget ---------------------------------------------------------------------------
+
+
+@click.group(cls=AllmendeGroup)
+def budget() -> None:
+    """Participatory budgets."""
+
+
+@budget.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@pass_ctx
+def budget_import(ctx: Ctx, file: Path, as_json: bool) -> None:
+    """Import a pabulib FILE.pb as a closed proposal (demo member keys, see docs)."""
+    from node.governance.pbimport import plan_import
+
+    data = file.read_bytes()
+    plan_import(data)  # a malformed file fails here, with its line number
+    r = ctx.call("gov_budget_import", data=base64.b64encode(data).decode())
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+    else:
+        click.echo(f"Imported {file.name} as {r['proposal']}: {r['projects']} projects, "
+                   f"{r['members']} members, {r['votes']} votes, closed.\n"
+                   f"See: allmende results {r['proposal']}")
+
+
+COMMANDS = [member, proposal, vote, results, budget]

@@ -1,0 +1,296 @@
+"""Results of a proposal, computed from the records a node holds.
+
+Pure: a :class:`~node.governance.ledger.Ledger` and the time in, a :class:`Results`
+out. The counting itself is done by :mod:`node.governance.methods` and
+:mod:`node.governance.budget` in exact arithmetic; this module decides *which*
+ballots count:
+
+* Before the close, every live vote on the proposal held here, from an eligible
+  member, stamped inside the voting window: a *provisional* count.
+* Once the proposal's author has published a close, exactly the votes frozen in its
+  closeset chunks. The chunks carry the members' signed vote records themselves, so
+  every replica re-verifies each signature (a vote signed by anyone but its member
+  never counts) and nobody, not even the member, can later erase or replace a frozen
+  vote: a newer vote in the member's slot is simply not the frozen one. Votes not
+  in the set - late, back-dated, or never received by the author - never count.
+* Eligibility is checked at tally time: the signer must be a live member of a node
+  whose scope lies under the electorate. A frozen vote whose member record (or its
+  node's record) is not held here yet makes the result *incomplete*, like a missing
+  chunk: the node reports how many votes it cannot judge rather than a wrong result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from node.clock import hlc_millis
+from node.crdt.record import Record, decode_record, verify_record
+from node.errors import Rejected
+from node.governance import budget, methods
+from node.governance.errors import GovernanceError
+from node.governance.freeze import Frozen, FrozenState, chunk_entries, freeze_hash, gather
+from node.governance.ledger import Eligibility, Ledger, body, object_id
+from node.governance.lifecycle import Action, Effect, Phase, decide, phase
+
+__all__ = ["Results", "check_ballot", "close_plan", "count", "results"]
+
+Ballot = Any  # frozenset[str] | dict[str, int] | list[frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Results:
+    """What `allmende results` shows.
+
+    Attributes:
+        proposal: the proposal id.
+        title, method: from the proposal.
+        phase: the lifecycle phase (:class:`~node.governance.lifecycle.Phase` value).
+        status: ``provisional`` (not closed), ``final``, ``incomplete`` (some frozen
+            votes or membership records not held here) or ``inconsistent`` (the
+            author's chunks contradict its close record).
+        counted: ballots counted.
+        missing: frozen votes this node cannot count yet.
+        excluded: ballots not counted, by reason.
+        uncounted: live votes held here that the close did not freeze.
+        winners: the winners, best or first selected first (empty unless a result
+            could be computed).
+        detail: method-specific figures (counts, totals, ranking, budget, support).
+        problem: why the status is not final or provisional, for a person.
+    """
+
+    proposal: str
+    title: str
+    method: str
+    phase: str
+    status: str
+    counted: int = 0
+    missing: int = 0
+    excluded: Mapping[str, int] = field(default_factory=dict)
+    uncounted: int = 0
+    winners: tuple[str, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    problem: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "proposal": self.proposal, "title": self.title, "method": self.method,
+            "phase": self.phase, "status": self.status, "counted": self.counted,
+            "missing": self.missing, "excluded": dict(sorted(self.excluded.items())),
+            "uncounted": self.uncounted, "winners": list(self.winners),
+            "detail": dict(self.detail), "problem": self.problem,
+        }
+
+
+def _ids(prop: Mapping[str, Any]) -> list[str]:
+    entries = prop.get("projects") or prop.get("options") or []
+    return [str(e["id"]) for e in entries]
+
+
+def check_ballot(prop: Mapping[str, Any], ballot: Any) -> Ballot | None:
+    """The ballot normalised for the proposal's method, or None if it does not fit.
+
+    Approval, ``mes`` and ``greedy`` take a list of ids; ``score`` a map id -> score
+    within the range (unscored options count as the minimum); ``ranked`` a list of
+    groups of ids, best first (unranked options share the last place).
+    """
+    ids = set(_ids(prop))
+    method = prop["method"]
+    if method in ("approval", "mes", "greedy"):
+        if not isinstance(ballot, list) or not all(isinstance(i, str) for i in ballot):
+            return None
+        approved = frozenset(ballot)
+        return approved if approved <= ids and len(approved) == len(ballot) else None
+    if method == "score":
+        if not isinstance(ballot, dict) or not set(ballot) <= ids:
+            return None
+        lo, hi = prop["min_score"], prop["max_score"]
+        ok = all(type(v) is int and lo <= v <= hi for v in ballot.values())
+        return dict(ballot) if ok else None
+    if method == "ranked":
+        if not isinstance(ballot, list) or not all(isinstance(g, list) and g for g in ballot):
+            return None
+        flat = [i for g in ballot for i in g]
+        if len(set(flat)) != len(flat) or not set(flat) <= ids:
+            return None
+        return [frozenset(g) for g in ballot]
+    return None
+
+
+def _frac(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def count(prop: Mapping[str, Any], ballots: Sequence[Ballot]) -> tuple[tuple[str, ...],
+                                                                      dict[str, Any]]:
+    """Tally checked ballots with the proposal's method.
+
+    Returns:
+        The winners and the method's figures (JSON-ready; fractions as ``"a/b"``).
+
+    Raises:
+        GovernanceError: if the proposal is malformed for its method.
+    """
+    method = prop["method"]
+    names = {str(e["id"]): str(e["name"])
+             for e in (prop.get("projects") or prop.get("options") or [])}
+    ids = _ids(prop)
+    if method in ("mes", "greedy"):
+        costs = {str(e["id"]): int(e["cost"]) for e in prop["projects"]}
+        if method == "mes":
+            res = budget.equal_shares(costs, ballots, int(prop["budget"]))
+        else:
+            res = budget.greedy(costs, ballots, int(prop["budget"]))
+        support = res.support
+        return res.winners, {
+            "budget": res.budget, "spent": res.spent,
+            "voter_budget": None if res.voter_budget is None else _frac(res.voter_budget),
+            "projects": [{"id": p, "name": names[p], "cost": costs[p], "votes": res.votes[p],
+                          "selected": p in support,
+                          "effective_votes": _frac(support[p]) if p in support else None}
+                         for p in ids],
+        }
+    seats = int(prop["seats"])
+    if method == "approval":
+        a = methods.approval(ids, ballots, seats=seats)
+        return a.winners, {"ranking": list(a.ranking), "tie_broken": a.tie_broken,
+                           "options": [{"id": o, "name": names[o], "count": a.counts[o]}
+                                       for o in ids]}
+    if method == "score":
+        s = methods.score(ids, ballots, min_score=int(prop["min_score"]),
+                          max_score=int(prop["max_score"]), seats=seats)
+        return s.winners, {"ranking": list(s.ranking), "tie_broken": s.tie_broken,
+                           "options": [{"id": o, "name": names[o], "total": s.totals[o]}
+                                       for o in ids]}
+    if method == "ranked":
+        r = methods.schulze(ids, [list(b) for b in ballots], seats=seats)
+        return r.winners, {"ranking": list(r.ranking), "tie_broken": r.tie_broken,
+                           "options": [{"id": o, "name": names[o]} for o in ids]}
+    raise GovernanceError(f"unknown method {method!r}")
+
+
+def _in_window(prop: Mapping[str, Any], vote: Record) -> bool:
+    return bool(prop["opens"] <= hlc_millis(vote.hlc) <= prop["closes"])
+
+
+def _judge(ledger: Ledger, prop: Mapping[str, Any], vote: Record) -> tuple[str, Ballot]:
+    """Classify one vote: ("count", ballot) or (reason, None)."""
+    if not _in_window(prop, vote):
+        return "outside-window", None
+    elig = ledger.eligibility(vote.origin, str(prop["electorate"]))
+    if elig is Eligibility.UNKNOWN:
+        return "unknown-member", None
+    if elig is Eligibility.INELIGIBLE:
+        return "ineligible", None
+    ballot = check_ballot(prop, (vote.body or {}).get("ballot"))
+    if ballot is None:
+        return "invalid-ballot", None
+    return "count", ballot
+
+
+def votes_to_freeze(ledger: Ledger, pid: str) -> list[Record]:
+    """The live votes the author of `pid` freezes: every vote that would count now."""
+    prop = body(ledger.find("proposal", pid))
+    return [v for v in ledger.keyed("vote", pid)
+            if v.body is not None and _judge(ledger, prop, v)[0] == "count"]
+
+
+def close_plan(ledger: Ledger, pid: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The records (kind, key, body) that close `pid`: closeset chunks, then the close.
+
+    Raises:
+        GovernanceError: unknown proposal.
+    """
+    proposal = ledger.find("proposal", pid)
+    raws = sorted(v.raw for v in votes_to_freeze(ledger, pid))
+    chunks = chunk_entries(raws)
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        ("closeset", f"{proposal.key}/{i}", {"votes": c}) for i, c in enumerate(chunks)]
+    out.append(("close", proposal.key,
+                {"chunks": len(chunks), "count": len(raws), "hash": freeze_hash(raws)}))
+    return out
+
+
+def _frozen_votes(frozen: Frozen, pid: str, excluded: Counter[str]) -> list[Record]:
+    """Decode and verify the frozen vote records; one per member (the newest)."""
+    best: dict[bytes, Record] = {}
+    for raw in frozen.entries:
+        try:
+            vote = decode_record(raw) if isinstance(raw, bytes) else None
+            if vote is None:
+                raise Rejected("malformed", "not bytes")
+            verify_record(vote)
+        except Rejected as exc:
+            excluded["bad-signature" if exc.reason == "bad-signature" else "malformed"] += 1
+            continue
+        if vote.kind != "vote" or vote.key != pid or vote.body is None:
+            excluded["wrong-proposal"] += 1
+            continue
+        cur = best.get(vote.origin)
+        if cur is not None:
+            excluded["duplicate"] += 1
+            if (cur.seq, vote.rid) > (vote.seq, cur.rid):
+                continue
+        best[vote.origin] = vote
+    return [best[k] for k in sorted(best)]
+
+
+def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
+    """The results of proposal `pid` as this ledger sees them at `now_ms`.
+
+    Raises:
+        GovernanceError: unknown, ambiguous or withdrawn proposal.
+    """
+    proposal = ledger.find("proposal", pid)
+    prop = body(proposal)
+    pid = object_id(proposal.origin, proposal.key)  # normalised
+    frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
+    ph = phase(prop, now_ms, closed=frozen.state is not FrozenState.ABSENT)
+    verdict = decide(ph, Action.RESULTS)
+    base: dict[str, Any] = {"proposal": pid, "title": str(prop["title"]),
+                            "method": str(prop["method"]), "phase": ph.value}
+    excluded: Counter[str] = Counter()
+    held = [v for v in ledger.keyed("vote", pid) if v.body is not None]
+    if verdict.effect is Effect.PROVISIONAL:
+        votes, missing, uncounted = held, 0, 0
+        status = "provisional"
+    else:
+        votes = _frozen_votes(frozen, pid, excluded)
+        frozen_ids = {v.rid for v in votes}
+        uncounted = sum(1 for v in held if v.rid not in frozen_ids)
+        missing = frozen.count - len(frozen.entries) if frozen.state is FrozenState.INCOMPLETE \
+            else 0
+        status = "final"
+        if frozen.state is FrozenState.INCONSISTENT:
+            return Results(**base, status="inconsistent", uncounted=uncounted,
+                           problem=f"the close of {pid} is inconsistent: {frozen.problem}")
+    ballots = []
+    for v in votes:
+        verdict_, ballot = _judge(ledger, prop, v)
+        if verdict_ == "count":
+            ballots.append(ballot)
+        elif verdict_ == "unknown-member" and status == "final":
+            missing += 1  # cannot judge yet: the member's records are not here
+        else:
+            excluded[verdict_] += 1
+    if missing:
+        why = []
+        if frozen.missing_chunks:
+            why.append(f"{len(frozen.missing_chunks)} closeset chunk(s) not received")
+        unknown = missing - (frozen.count - len(frozen.entries)
+                             if frozen.state is FrozenState.INCOMPLETE else 0)
+        if unknown:
+            why.append(f"{unknown} voter(s) whose member records are not here yet")
+        return Results(**base, status="incomplete", counted=len(ballots), missing=missing,
+                       excluded=dict(excluded), uncounted=uncounted,
+                       problem=f"{missing} frozen vote(s) cannot be counted yet: "
+                               + "; ".join(why))
+    winners, detail = count(prop, ballots)
+    if ph is Phase.SCHEDULED:
+        winners, detail = (), {}
+    return Results(**base, status=status, counted=len(ballots), excluded=dict(excluded),
+                   uncounted=uncounted, winners=winners, detail=detail,
+                   problem="" if status == "final" else verdict.message)

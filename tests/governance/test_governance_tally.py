@@ -1,0 +1,220 @@
+"""Tallies from records: order independence, signatures, the close, removals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from factories import Author, identities
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.clock import pack_hlc
+from node.crdt.record import Record, sign_record
+from node.governance import tally
+from node.governance.ledger import Ledger, object_id
+
+SCOPE = "eu/nl/drenthe/assen"
+OPENS, CLOSES = 1_000_000, 2_000_000
+OPTIONS = ["a", "b", "c", "d"]
+PEOPLE = identities(12, seed=7)
+NODE, OTHER_NODE, ATTACKER = identities(3, seed=8)
+
+
+@dataclass
+class Scenario:
+    node: Author = field(default_factory=lambda: Author(NODE, SCOPE))
+    records: list[Record] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.records.append(self.node.write("node", "self", {
+            "name": "assen", "kind": "commune", "scope": SCOPE}))
+        self.records.append(self.node.write("proposal", "park", {
+            "title": "Park", "method": "approval", "electorate": "eu/nl",
+            "options": [{"id": o, "name": o.upper()} for o in OPTIONS], "seats": 1,
+            "opens": OPENS, "closes": CLOSES}, hlc=pack_hlc(OPENS, 0)))
+        self.pid = object_id(NODE.public, "park")
+
+    def add_member(self, i: int) -> None:
+        self.records.append(self.node.write("member", PEOPLE[i].public.hex(),
+                                            {"pseudonym": f"p{i}", "consent": True}))
+
+    def remove_member(self, i: int) -> None:
+        self.records.append(self.node.write("member", PEOPLE[i].public.hex(), None))
+
+    def vote(self, i: int, ballot: list[str], at: int = OPENS + 1, *, seq: int | None = None,
+             signer=None) -> Record:
+        who = PEOPLE[i]
+        r = sign_record((signer or who).signer(), who.public, "vote", self.pid,
+                        seq or at, pack_hlc(at, 0), SCOPE, {"ballot": ballot})
+        self.records.append(r)
+        return r
+
+    def close(self, extra_votes: list[bytes] = ()) -> None:
+        plan = tally.close_plan(Ledger(self.records), self.pid)
+        if extra_votes:  # a misbehaving author freezing votes it should not
+            from node.governance.freeze import chunk_entries, freeze_hash
+            raws = [e for _, _, b in plan[:-1] for e in b["votes"]] + list(extra_votes)
+            chunks = chunk_entries(raws)
+            plan = [("closeset", f"park/{i}", {"votes": c}) for i, c in enumerate(chunks)]
+            plan.append(("close", "park", {"chunks": len(chunks), "count": len(raws),
+                                           "hash": freeze_hash(raws)}))
+        for kind, key, body in plan:
+            self.records.append(self.node.write(kind, key, body, hlc=pack_hlc(CLOSES, 0)))
+
+    def results(self, records=None, now=CLOSES + 1) -> tally.Results:
+        return tally.results(Ledger(self.records if records is None else records),
+                             self.pid, now)
+
+
+ballots = st.lists(st.lists(st.sampled_from(OPTIONS), unique=True), min_size=1, max_size=8)
+
+
+def scenario_with(bs: list[list[str]], *, closed: bool = True) -> Scenario:
+    s = Scenario()
+    for i, b in enumerate(bs):
+        s.add_member(i)
+        s.vote(i, b)
+    if closed:
+        s.close()
+    return s
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bs=ballots, closed=st.booleans(), data=st.data())
+def test_tally_does_not_depend_on_record_order(bs, closed, data):
+    s = scenario_with(bs, closed=closed)
+    # A replaced vote and a duplicate too: the ledger keeps the slot winner like a replica.
+    s.vote(0, ["d"], at=OPENS + 2) if not closed else None
+    shuffled = data.draw(st.permutations(s.records + s.records[:3]))
+    assert s.results(shuffled) == s.results()
+
+
+@settings(max_examples=30, deadline=None)
+@given(bs=ballots, forged=st.lists(st.integers(0, 7), min_size=1, max_size=4, unique=True))
+def test_a_vote_signed_by_anyone_but_the_member_never_counts(bs, forged):
+    s = scenario_with(bs, closed=False)
+    honest = s.results(now=CLOSES + 1).detail
+    extra = []
+    for i in forged:
+        if i >= len(bs):
+            s.add_member(i)
+        # The author freezes a vote "by" member i that the attacker signed.
+        extra.append(s.vote(i, ["a", "b", "c", "d"], at=OPENS + 5, signer=ATTACKER).raw)
+        s.records.pop()  # never held as a live vote (the replica would reject it)
+    s.close(extra_votes=extra)
+    res = s.results()
+    assert res.status == "final"
+    assert res.excluded.get("bad-signature") == len(forged)
+    assert res.counted == len(bs)
+    assert res.detail["options"] == honest["options"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(bs=ballots, late=st.lists(st.tuples(st.integers(0, 7), st.lists(
+    st.sampled_from(OPTIONS), unique=True), st.integers(OPENS, CLOSES + 10)), max_size=5))
+def test_votes_after_the_close_never_count(bs, late):
+    s = scenario_with(bs)
+    before = s.results()
+    for i, b, at in late:  # arrive after the close, back-dated or not
+        if i >= len(bs):
+            s.add_member(i)
+        s.vote(i, b, at=at, seq=CLOSES + 100 + at)
+    after = s.results()
+    assert (after.winners, after.detail, after.counted) == (
+        before.winners, before.detail, before.counted)
+    assert after.uncounted == len({i for i, _, _ in late})
+
+
+@settings(max_examples=30, deadline=None)
+@given(bs=ballots, removed=st.sets(st.integers(0, 7)), before_close=st.booleans())
+def test_removed_members_votes_never_count(bs, removed, before_close):
+    removed = {i for i in removed if i < len(bs)}
+    s = scenario_with(bs, closed=False)
+    if before_close:
+        for i in removed:
+            s.remove_member(i)
+        s.close()
+    else:
+        s.close()
+        for i in removed:
+            s.remove_member(i)
+    res = s.results()
+    expected = scenario_with([b for i, b in enumerate(bs) if i not in removed] or [[]])
+    counts = {o["id"]: o["count"] for o in res.detail["options"]}
+    want = {o["id"]: o["count"] for o in expected.results().detail["options"]}
+    assert counts == want
+    assert res.counted == len(bs) - len(removed)
+
+
+def test_missing_chunk_or_member_makes_the_result_incomplete():
+    s = scenario_with([["a"], ["b"], ["a", "b"]])
+    full = s.results()
+    assert full.status == "final"
+    assert full.winners == ("a",)
+    no_chunk = [r for r in s.records if r.kind != "closeset"]
+    res = s.results(no_chunk)
+    assert res.status == "incomplete"
+    assert res.missing == 3
+    assert res.winners == ()
+    no_member = [r for r in s.records if not (r.kind == "member"
+                                               and r.key == PEOPLE[1].public.hex())]
+    res = s.results(no_member)
+    assert res.status == "incomplete"
+    assert res.missing == 1
+    assert "member records" in res.problem
+
+
+def test_tampered_chunk_is_inconsistent():
+    s = scenario_with([["a"], ["b"]])
+    chunk = next(r for r in s.records if r.kind == "closeset")
+    s.records.append(s.node.write("closeset", chunk.key, {"votes": chunk.body["votes"][:1]}))
+    res = s.results()
+    assert res.status == "inconsistent"
+    assert res.winners == ()
+
+
+def test_votes_outside_the_electorate_or_window_are_excluded():
+    s = Scenario()
+    far = Author(OTHER_NODE, "eu/de/berlin")
+    s.records.append(far.write("node", "self", {"name": "b", "kind": "commune",
+                                                "scope": "eu/de/berlin"}))
+    s.records.append(far.write("member", PEOPLE[0].public.hex(),
+                               {"pseudonym": "x", "consent": True}))
+    s.vote(0, ["a"])
+    s.add_member(1)
+    s.vote(1, ["b"], at=OPENS - 5)  # before opening
+    s.add_member(2)
+    s.vote(2, ["zz"])  # unknown option
+    res = s.results(now=OPENS + 10)
+    assert res.status == "provisional"
+    assert res.excluded == {"ineligible": 1, "outside-window": 1, "invalid-ballot": 1}
+    s.close()
+    assert s.results().counted == 0
+
+
+@pytest.mark.parametrize(("method", "extra", "ballots", "winners"), [
+    ("score", {"options": [{"id": "x", "name": "X"}, {"id": "y", "name": "Y"}], "seats": 1,
+               "min_score": 0, "max_score": 5}, [{"x": 5}, {"y": 3, "x": 1}], ("x",)),
+    ("ranked", {"options": [{"id": "x", "name": "X"}, {"id": "y", "name": "Y"},
+                            {"id": "z", "name": "Z"}], "seats": 1},
+     [[["y"], ["x"]], [["y", "z"], ["x"]], [["x"], ["y"]]], ("y",)),
+    ("greedy", {"projects": [{"id": "x", "name": "X", "cost": 60},
+                             {"id": "y", "name": "Y", "cost": 50}], "budget": 100},
+     [["x"], ["x", "y"], ["y"], ["y"]], ("y",)),
+])
+def test_other_methods(method, extra, ballots, winners):
+    node = Author(NODE, SCOPE)
+    records = [node.write("node", "self", {"name": "n", "kind": "commune", "scope": SCOPE}),
+               node.write("proposal", "p", {"title": "t", "method": method,
+                                            "electorate": SCOPE, "opens": OPENS,
+                                            "closes": CLOSES, **extra})]
+    pid = object_id(NODE.public, "p")
+    for i, b in enumerate(ballots):
+        records.append(node.write("member", PEOPLE[i].public.hex(),
+                                  {"pseudonym": "m", "consent": True}))
+        records.append(sign_record(PEOPLE[i].signer(), PEOPLE[i].public, "vote", pid, 5,
+                                   pack_hlc(OPENS + 1, 0), SCOPE, {"ballot": b}))
+    res = tally.results(Ledger(records), pid, OPENS + 2)
+    assert res.winners == winners, res
+    assert res.counted == len(ballots)
