@@ -408,4 +408,140 @@ def budget_import(ctx: Ctx, file: Path, as_json: bool) -> None:
                    f"See: allmende results {r['proposal']}")
 
 
-COMMANDS = [member, proposal, vote, results, budget]
+# --- assembly ------------------------------------------------------------------------
+
+
+@click.group(cls=AllmendeGroup)
+def assembly() -> None:
+    """Citizens' assemblies by sortition: create, volunteer, freeze, commit, reveal,
+    draw, verify."""
+
+
+def _quotas(values: tuple[str, ...]) -> dict[str, dict[str, list[int]]]:
+    out: dict[str, dict[str, list[int]]] = {}
+    for v in values:
+        m = re.match(r"^([a-z0-9_-]+)=([^:]+):(\d+)-(\d+)$", v)
+        if m is None:
+            raise LocalError(f"quota {v!r} must look like feature=value:min-max, "
+                             "e.g. age=16-29:2-4")
+        out.setdefault(m.group(1), {})[m.group(2)] = [int(m.group(3)), int(m.group(4))]
+    return out
+
+
+@assembly.command("create")
+@click.argument("key")
+@click.option("--title", required=True, help="What the assembly deliberates on.")
+@click.option("--size", type=click.IntRange(1, 256), required=True, help="Panel size.")
+@click.option("--quota", "quotas", multiple=True, metavar="F=V:MIN-MAX",
+              help="A quota on a feature value, e.g. age=16-29:2-4.")
+@click.option("--committer", "committers", multiple=True, required=True,
+              help="Node id of a committer (at least 3).")
+@click.option("--scope", default=None, help="Whose members may volunteer (default: ours).")
+@click.option("--beacon", default=None, help="A public random value (hex) to mix in.")
+@pass_ctx
+def assembly_create(ctx: Ctx, key: str, title: str, size: int, quotas: tuple[str, ...],
+                    committers: tuple[str, ...], scope: str | None,
+                    beacon: str | None) -> None:
+    """Create assembly KEY."""
+    r = ctx.call("gov_assembly_create", key=key, title=title, size=size,
+                 quotas=_quotas(quotas), committers=list(committers), scope=scope,
+                 beacon=beacon)
+    click.echo(f"Created assembly {r['assembly']}")
+
+
+@assembly.command("volunteer")
+@click.argument("assembly_id")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="Your member key file.")
+@pass_ctx
+def assembly_volunteer(ctx: Ctx, assembly_id: str, key_file: Path) -> None:
+    """Volunteer for the pool of ASSEMBLY_ID, signed with your own key."""
+    identity = _load_member(key_file)
+    info = ctx.call("gov_assembly_prepare", assembly=assembly_id,
+                    member=identity.public.hex())
+    record = sign_member_record(identity, "volunteer", info["assembly"], info["scope"],
+                                {"consent": True}, now_ms=max(_now_ms(), info["now"]),
+                                held_max_seq=info["held_max_seq"])
+    ctx.call("submit", record=record.raw.hex())
+    click.echo(f"Volunteered for {info['assembly']}.")
+
+
+def _step(op: str, doc: str, done: str) -> click.Command:
+    @click.argument("assembly_id")
+    @pass_ctx
+    def command(ctx: Ctx, assembly_id: str) -> None:
+        ctx.call(op, assembly=assembly_id)
+        click.echo(done.format(assembly_id))
+
+    command.__doc__ = doc
+    return click.command(op.removeprefix("gov_assembly_"))(command)
+
+
+assembly.add_command(_step("gov_assembly_freeze", "Freeze the pool (organiser).",
+                           "Froze the pool of {}."))
+assembly.add_command(_step("gov_assembly_commit", "Commit this node's secret (committer).",
+                           "Committed to {}."))
+assembly.add_command(_step("gov_assembly_reveal", "Reveal this node's secret once every "
+                           "commit is in (committer).", "Revealed for {}."))
+
+
+@assembly.command("draw")
+@click.argument("assembly_id")
+@json_option
+@pass_ctx
+def assembly_draw(ctx: Ctx, assembly_id: str, as_json: bool) -> None:
+    """Derive the seed, draw the panel and publish it (organiser)."""
+    r = ctx.call("gov_assembly_draw", assembly=assembly_id)
+    _emit(ctx, as_json, r, render_draw(r))
+
+
+@assembly.command("verify")
+@click.argument("assembly_id")
+@json_option
+@pass_ctx
+def assembly_verify(ctx: Ctx, assembly_id: str, as_json: bool) -> None:
+    """Re-derive the seed, re-run the draw, check the quotas; exit 1 if anything fails."""
+    r = ctx.call("gov_assembly_verify", assembly=assembly_id)
+    _emit(ctx, as_json, r, render_verify(r))
+    if not r["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+@assembly.command("show")
+@click.argument("assembly_id")
+@json_option
+@pass_ctx
+def assembly_show(ctx: Ctx, assembly_id: str, as_json: bool) -> None:
+    """Where an assembly stands."""
+    r = ctx.call("gov_assembly_show", assembly=assembly_id)
+    text = (f"{r['title']} [{r['assembly']}]: {r['volunteers']} volunteer(s), pool "
+            f"{r['pool']} ({r['pool_size']}), commits {len(r['commits'])}/"
+            f"{len(r['committers'])}, reveals {len(r['reveals'])}/{len(r['committers'])}, "
+            f"panel {'drawn' if r['panel'] else 'not drawn'}")
+    _emit(ctx, as_json, r, Text(text))
+
+
+def render_draw(r: dict[str, Any]) -> RenderableType:
+    t = Table(title=f"Panel of {r['assembly']} (seed {r['seed'][:16]}…)")
+    for col in ("type", "volunteers", "drawn", "selection probability"):
+        t.add_column(col)
+    for ty in r["types"]:
+        label = ", ".join(f"{k}={v}" for k, v in ty["features"].items() if v) or "-"
+        t.add_row(label, str(ty["volunteers"]), str(ty["drawn"]),
+                  _decimal(ty["probability"]))
+    return Group(t, Text(f"minimum selection probability {_decimal(r['minimum_probability'])}"
+                         f" ({r['minimum_probability']}); members: "
+                         + ", ".join(m[:12] for m in r["panel"])))
+
+
+def render_verify(r: dict[str, Any]) -> RenderableType:
+    t = Table(title=f"Verification of {r['assembly']}: {'OK' if r['ok'] else 'FAILED'}")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("detail")
+    for c in r["checks"]:
+        t.add_row(c["check"], "ok" if c["ok"] else "FAIL", c["detail"])
+    return t
+
+
+COMMANDS = [member, proposal, vote, results, budget, assembly]

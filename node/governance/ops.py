@@ -19,7 +19,7 @@ from node import daemon as _daemon
 from node.clock import hlc_millis
 from node.crdt.record import Record, sign_record
 from node.errors import LocalError
-from node.governance import tally
+from node.governance import sortition, tally
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
 from node.governance.pbimport import plan_import
@@ -234,6 +234,96 @@ def budget_import(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
             "votes": len(votes), "frozen_votes": closed["frozen_votes"],
             "chunks": closed["chunks"], "projects": len(plan.instance.projects),
             "budget": plan.instance.budget}
+
+
+# --- assemblies (sortition) ---------------------------------------------------------
+
+
+@op("gov_assembly_create")
+def assembly_create(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    key = check_local_key(_arg(args, "key"))
+    if d.state.replica.get(d.state.me, "assembly", key) is not None:
+        raise LocalError(f"this node has an assembly {key} already")
+    fields = ("title", "text", "scope", "size", "quotas", "committers", "beacon")
+    b = {k: args[k] for k in fields if args.get(k) is not None}
+    b.setdefault("scope", d.config.scope)
+    out = d._written(d.state.write("assembly", key, b))
+    return {**out, "assembly": object_id(d.state.me, key)}
+
+
+def _assembly(d: Daemon, ledger: Ledger, args: dict[str, Any]) -> Record:
+    return ledger.find("assembly", _arg(args, "assembly"))
+
+
+@op("gov_assembly_prepare")
+def assembly_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    """What a member's CLI needs to sign a volunteer record."""
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    member = bytes.fromhex(_member_key(_arg(args, "member")))
+    if ledger.live(a.origin, "pool", a.key) is not None:
+        raise LocalError("the pool of this assembly is frozen; volunteering has ended")
+    return {"assembly": object_id(a.origin, a.key), "scope": a.scope,
+            "held_max_seq": d.state.replica.max_seq(member), "now": _now(d)}
+
+
+@op("gov_assembly_freeze")
+def assembly_freeze(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    if a.origin != d.state.me:
+        raise LocalError("only the node that created the assembly can freeze its pool")
+    if ledger.live(a.origin, "pool", a.key) is not None:
+        raise LocalError("the pool is frozen already")
+    plan = sortition.pool_plan(ledger, object_id(a.origin, a.key))
+    last = None
+    for kind, key, b in plan:
+        last = d.state.write(kind, key, b, scope=a.scope)
+    assert last is not None
+    d._written(last)
+    return {"assembly": object_id(a.origin, a.key), **body(last)}
+
+
+@op("gov_assembly_commit")
+def assembly_commit(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    aid = object_id(a.origin, a.key)
+    b = sortition.commit_body(ledger, aid, d.state.identity.seed, d.state.me)
+    return d._written(d.state.write("commit", aid, b, scope=a.scope))
+
+
+@op("gov_assembly_reveal")
+def assembly_reveal(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    aid = object_id(a.origin, a.key)
+    b = sortition.reveal_body(ledger, aid, d.state.identity.seed, d.state.me)
+    return d._written(d.state.write("reveal", aid, b, scope=a.scope))
+
+
+@op("gov_assembly_draw")
+def assembly_draw(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    if a.origin != d.state.me:
+        raise LocalError("only the node that created the assembly publishes its panel; "
+                         "use `assembly verify` to check it")
+    draw = sortition.draw(ledger, object_id(a.origin, a.key))
+    d._written(d.state.write("panel", a.key, draw.panel_body(), scope=a.scope))
+    return draw.as_json()
+
+
+@op("gov_assembly_verify")
+def assembly_verify(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
+
+
+@op("gov_assembly_show")
+def assembly_show(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    return sortition.status(ledger, object_id(a.origin, a.key))
 
 
 def _register() -> None:

@@ -1,0 +1,515 @@
+"""Citizens' assemblies by sortition: a fair panel lottery with a verifiable seed.
+
+Records (validated in node.model): ``assembly`` {title, scope, size, quotas,
+committers, beacon?} by the organising node; ``volunteer`` {consent} signed by a
+member, keyed by the assembly id; the frozen pool (``pool`` head + ``poolset``
+chunks of [member key, features], see :mod:`node.governance.freeze`) by the
+organiser; ``commit`` {hash = sha256(secret), pool = pool hash} then ``reveal``
+{secret} by each committer node; ``panel`` {members, seed} by the organiser.
+
+The order matters and every step is checkable:
+
+1. The pool is frozen first, with each volunteer's features copied from their member
+   record, so nobody can add volunteers or change features after seeing the seed.
+2. Every committer commits to a secret and names the pool hash it saw. A committer
+   reveals only once every commit is held, so nobody can pick a secret after seeing
+   another's. The seed is SHA-256 over the assembly id, the pool hash, each
+   committer's secret in committer order, and the public beacon if the assembly
+   names one (e.g. a drand round published after the commits). One honest committer
+   (or an unpredictable beacon) makes the seed unpredictable.
+3. A missing reveal blocks the draw; there is no fallback. Withholding thus gives a
+   committer a veto (it can stop the draw after seeing the other reveals, and force
+   a new assembly), but never a choice between two panels: a fallback that drew
+   without it would let the last revealer choose between "with my secret" and
+   "without". A new assembly after a withheld reveal should use fresh committers or
+   a beacon, and the withholding is public (its commit is there, its reveal is not).
+
+The lottery is fair in the maximin sense (Flanigan et al., Nature 2021): among all
+probability distributions over panels that satisfy the quotas, it maximises the
+smallest selection probability of any volunteer. Only the quota features matter, so
+volunteers with equal quota features are interchangeable: the LP is over panel
+*compositions* (how many of each type), solved by column generation with an exact
+simplex (:mod:`node.governance.simplex`); averaging over interchangeable people
+gives every volunteer of a type the same probability, which keeps the optimum. The
+seed then picks a composition by its cumulative probability and, within each type,
+the volunteers with the smallest SHA-256(seed, member key). Exact arithmetic and
+canonical orders make the panel a pure function of the records: anyone re-runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from node.governance.errors import GovernanceError
+from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
+from node.governance.ledger import Eligibility, Ledger, body, object_id
+from node.governance.simplex import maximize
+
+__all__ = [
+    "Distribution",
+    "Draw",
+    "Verification",
+    "commit_body",
+    "derive_seed",
+    "distribution",
+    "draw",
+    "pick_panel",
+    "pool_plan",
+    "reveal_body",
+    "status",
+    "verify",
+]
+
+SECRET_DOMAIN = b"allmende/sortition/secret/1\x00"
+SEED_DOMAIN = b"allmende/sortition/seed/1\x00"
+MAX_COMPOSITIONS = 200_000
+
+Quotas = Mapping[str, Mapping[str, Sequence[int]]]
+TypeKey = tuple[str | None, ...]
+
+
+# --- the lottery (pure, no records) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A maximin-fair distribution over panel compositions.
+
+    Attributes:
+        features: the quota features, in order; a type is one value (or None) each.
+        types: the types present in the pool, sorted.
+        sizes: volunteers per type.
+        compositions: (counts per type, probability), with probability > 0, sorted.
+        probability: the selection probability of a volunteer of each type.
+        minimum: the smallest selection probability (the maximin value).
+    """
+
+    features: tuple[str, ...]
+    types: tuple[TypeKey, ...]
+    sizes: tuple[int, ...]
+    compositions: tuple[tuple[tuple[int, ...], Fraction], ...]
+    probability: tuple[Fraction, ...]
+    minimum: Fraction
+
+
+def type_of(features: Mapping[str, str], quota_features: Sequence[str]) -> TypeKey:
+    return tuple(features.get(f) for f in quota_features)
+
+
+def _feasible(types: Sequence[TypeKey], sizes: Sequence[int], size: int, quotas: Quotas,
+              features: Sequence[str]) -> list[tuple[int, ...]]:
+    """Every composition (count per type) of `size` that meets the quotas."""
+    bounds = [(fi, v, lo_hi[0], lo_hi[1]) for fi, f in enumerate(features)
+              for v, lo_hi in sorted(quotas[f].items())]
+    out: list[tuple[int, ...]] = []
+    counts = [0] * len(types)
+
+    def quota_ok(prefix: int, left: int, final: bool) -> bool:
+        for fi, v, lo, hi in bounds:
+            have = sum(counts[t] for t in range(prefix) if types[t][fi] == v)
+            room = sum(sizes[t] for t in range(prefix, len(types)) if types[t][fi] == v)
+            if have > hi or have + min(room, left) < lo or (final and have < lo):
+                return False
+        return True
+
+    def walk(t: int, left: int) -> None:
+        if len(out) > MAX_COMPOSITIONS:
+            raise GovernanceError("the pool has too many kinds of panel for an exact draw; "
+                                  "use fewer quota features or values")
+        if t == len(types):
+            if left == 0 and quota_ok(t, 0, True):
+                out.append(tuple(counts))
+            return
+        rest = sum(sizes[t + 1:])
+        for k in range(min(sizes[t], left), -1, -1):
+            if left - k > rest:
+                break
+            counts[t] = k
+            if quota_ok(t + 1, left - k, False):
+                walk(t + 1, left - k)
+        counts[t] = 0
+
+    walk(0, size)
+    return sorted(out)
+
+
+def _explain_infeasible(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> str:
+    if len(pool) < size:
+        return f"the pool has {len(pool)} volunteers for a panel of {size}"
+    for f, values in sorted(quotas.items()):
+        lows = sum(b[0] for b in values.values())
+        if lows > size:
+            return f"the minimums for {f} add up to {lows}, more than the panel size {size}"
+        for v, (lo, _) in sorted(values.items()):
+            have = sum(1 for p in pool if p.get(f) == v)
+            if have < lo:
+                return f"quota {f}={v} needs at least {lo}, the pool has {have}"
+    return "no panel of the pool meets all quotas at once"
+
+
+def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
+                 ) -> Distribution:
+    """The maximin-fair distribution over panels of `size` from `pool` (features per
+    volunteer) meeting `quotas` {feature: {value: [min, max]}}.
+
+    Raises:
+        GovernanceError: no panel meets the quotas (the message says which constraint).
+    """
+    features = tuple(sorted(quotas))
+    type_counts: dict[TypeKey, int] = {}
+    for p in pool:
+        key = type_of(p, features)
+        type_counts[key] = type_counts.get(key, 0) + 1
+    types = tuple(sorted(type_counts, key=lambda t: tuple((v is None, v or "") for v in t)))
+    sizes = tuple(type_counts[t] for t in types)
+    feasible = _feasible(types, sizes, size, quotas, features)
+    if not feasible:
+        raise GovernanceError("no panel meets the quotas: "
+                              + _explain_infeasible(pool, size, quotas))
+
+    def share(comp: tuple[int, ...]) -> list[Fraction]:
+        return [Fraction(comp[t], sizes[t]) for t in range(len(types))]
+
+    # Column generation: start from the composition best for everybody at once, then
+    # add the composition the duals price highest until none improves the optimum.
+    columns = [max(feasible, key=lambda c: (sum(share(c)), [-x for x in c]))]
+    while True:
+        # Variables [z, q_1..q_k]; rows: z - sum_c q_c share_t(c) <= 0 per type, and
+        # sum_c q_c <= 1. Maximise z.
+        k = len(columns)
+        shares = [share(c) for c in columns]
+        a = [[Fraction(1)] + [-shares[j][t] for j in range(k)] for t in range(len(types))]
+        a.append([Fraction(0)] + [Fraction(1)] * k)
+        b = [Fraction(0)] * len(types) + [Fraction(1)]
+        sol = maximize([Fraction(1)] + [Fraction(0)] * k, a, b)
+        y, mu = sol.duals[:-1], sol.duals[-1]
+        price, best = max(((sum(y[t] * s for t, s in enumerate(share(c))), c)
+                           for c in feasible if c not in columns),
+                          key=lambda pc: (pc[0], [-x for x in pc[1]]),
+                          default=(Fraction(0), None))
+        if best is None or price <= mu:
+            break
+        columns.append(best)
+    q = sol.x[1:]
+    comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
+    total = sum((p for _, p in comps), Fraction(0))
+    if total != 1:  # z = 0 leaves the sum slack; any lottery is then maximin
+        comps = tuple((c, p / total) for c, p in comps) if total else ((columns[0],
+                                                                         Fraction(1)),)
+    prob = tuple(sum((p * Fraction(c[t], sizes[t]) for c, p in comps), Fraction(0))
+                 for t in range(len(types)))
+    return Distribution(features, types, sizes, comps, prob, min(prob))
+
+
+def _uniform(seed: bytes, label: bytes) -> Fraction:
+    return Fraction(int.from_bytes(hashlib.sha256(seed + label).digest(), "big"), 2**256)
+
+
+def pick_panel(dist: Distribution, pool: Mapping[bytes, Mapping[str, str]], seed: bytes
+               ) -> tuple[tuple[int, ...], list[bytes]]:
+    """Draw a panel: a composition by cumulative probability, then per type the
+    volunteers with the smallest SHA-256(seed, key). Returns (composition, members)."""
+    u = _uniform(seed, b"composition")
+    acc = Fraction(0)
+    chosen = dist.compositions[-1][0]
+    for comp, p in dist.compositions:
+        acc += p
+        if u < acc:
+            chosen = comp
+            break
+    by_type: dict[TypeKey, list[bytes]] = {}
+    for key, feats in pool.items():
+        by_type.setdefault(type_of(feats, dist.features), []).append(key)
+    panel: list[bytes] = []
+    for t, k in zip(dist.types, chosen, strict=True):
+        ranked = sorted(by_type.get(t, []), key=lambda m: hashlib.sha256(seed + m).digest())
+        panel.extend(ranked[:k])
+    return chosen, sorted(panel)
+
+
+def derive_seed(aid: str, pool_hash: str, secrets: Sequence[tuple[str, str]],
+                beacon: str | None) -> bytes:
+    """SHA-256 over the assembly id, pool hash, (committer, secret) in committer order
+    and the beacon."""
+    h = hashlib.sha256(SEED_DOMAIN + aid.encode() + b"\x00" + bytes.fromhex(pool_hash))
+    for committer, secret in sorted(secrets):
+        h.update(bytes.fromhex(committer) + bytes.fromhex(secret))
+    if beacon:
+        h.update(b"beacon" + bytes.fromhex(beacon))
+    return h.digest()
+
+
+def meets_quotas(panel_features: Sequence[Mapping[str, str]], size: int, quotas: Quotas
+                 ) -> list[str]:
+    """What a panel violates (empty if nothing)."""
+    problems = []
+    if len(panel_features) != size:
+        problems.append(f"the panel has {len(panel_features)} members, the size is {size}")
+    for f, values in sorted(quotas.items()):
+        for v, (lo, hi) in sorted(values.items()):
+            n = sum(1 for p in panel_features if p.get(f) == v)
+            if not lo <= n <= hi:
+                problems.append(f"{f}={v}: {n} on the panel, quota [{lo}, {hi}]")
+    return problems
+
+
+# --- from records -------------------------------------------------------------------
+
+
+def _secret(node_seed: bytes, aid: str) -> bytes:
+    # Derived from the node key: nothing to store between commit and reveal, and
+    # still unknown to everybody else until revealed.
+    return hashlib.sha256(SECRET_DOMAIN + node_seed + aid.encode()).digest()
+
+
+def _assembly(ledger: Ledger, aid: str) -> tuple[Any, dict[str, Any], str]:
+    a = ledger.find("assembly", aid)
+    return a, body(a), object_id(a.origin, a.key)
+
+
+def pool_plan(ledger: Ledger, aid: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The records (kind, key, body) freezing the pool: poolset chunks, then the head.
+
+    The pool: members who volunteered for `aid` and are live members of a node under
+    the assembly's scope, with their features from that member record.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    entries = []
+    for v in ledger.keyed("volunteer", aid):
+        if v.body is None:
+            continue
+        if ledger.eligibility(v.origin, str(ab["scope"])) is not Eligibility.ELIGIBLE:
+            continue
+        entries.append([v.origin, ledger.features(v.origin, str(ab["scope"])) or {}])
+    chunks = chunk_entries(entries)
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        ("poolset", f"{a.key}/{i}", {"members": c}) for i, c in enumerate(chunks)]
+    out.append(("pool", a.key, {"chunks": len(chunks), "count": len(entries),
+                                "hash": freeze_hash(entries)}))
+    return out
+
+
+def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
+    frozen = gather(ledger, a.origin, "pool", "poolset", a.key, "members")
+    if frozen.state is FrozenState.ABSENT:
+        raise GovernanceError("the pool is not frozen yet (assembly freeze)")
+    if frozen.state is FrozenState.INCOMPLETE:
+        raise GovernanceError(f"{len(frozen.missing_chunks)} pool chunk(s) not received yet")
+    if frozen.state is FrozenState.INCONSISTENT:
+        raise GovernanceError(f"the frozen pool is inconsistent: {frozen.problem}")
+    return ({bytes(k): dict(f) for k, f in frozen.entries},
+            str(body(frozen.head)["hash"]))
+
+
+def commit_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
+    """This node's commit for `aid`.
+
+    Raises:
+        GovernanceError: not a committer, or the pool is not frozen here yet.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    if me.hex() not in ab["committers"]:
+        raise GovernanceError("this node is not one of the assembly's committers")
+    _, pool_hash = _pool(ledger, a)
+    return {"hash": hashlib.sha256(_secret(node_seed, aid)).hexdigest(), "pool": pool_hash}
+
+
+def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
+    """This node's reveal; refused until every committer's commit is held here.
+
+    Raises:
+        GovernanceError: not a committer, own commit missing, or commits missing.
+    """
+    _, ab, aid = _assembly(ledger, aid)
+    if ledger.live(me, "commit", aid) is None:
+        raise GovernanceError("commit first (assembly commit)")
+    missing = [c[:12] for c in ab["committers"]
+               if ledger.live(bytes.fromhex(c), "commit", aid) is None]
+    if missing:
+        raise GovernanceError(f"waiting for the commits of {', '.join(missing)}: revealing "
+                              "before every commit is in would let a late committer "
+                              "choose the seed")
+    return {"secret": _secret(node_seed, aid).hex()}
+
+
+@dataclass(frozen=True)
+class Draw:
+    aid: str
+    seed: str
+    pool_hash: str
+    pool_size: int
+    members: tuple[str, ...]
+    composition: tuple[int, ...]
+    dist: Distribution
+
+    def panel_body(self) -> dict[str, Any]:
+        return {"members": list(self.members), "seed": self.seed}
+
+    def as_json(self) -> dict[str, Any]:
+        d = self.dist
+        return {
+            "assembly": self.aid, "seed": self.seed, "pool_hash": self.pool_hash,
+            "pool": self.pool_size, "panel": list(self.members),
+            "features": list(d.features),
+            "types": [{"features": dict(zip(d.features, t, strict=True)), "volunteers": n,
+                       "probability": _frac(p), "drawn": k}
+                      for t, n, p, k in zip(d.types, d.sizes, d.probability,
+                                            self.composition, strict=True)],
+            "minimum_probability": _frac(d.minimum),
+            "compositions": len(d.compositions),
+        }
+
+
+def _frac(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def _seed_inputs(ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash: str
+                 ) -> tuple[list[tuple[str, str]], list[str]]:
+    """(committer, secret) pairs and the problems found on the way."""
+    secrets, problems = [], []
+    for c in ab["committers"]:
+        commit = ledger.live(bytes.fromhex(c), "commit", aid)
+        reveal = ledger.live(bytes.fromhex(c), "reveal", aid)
+        if commit is None:
+            problems.append(f"committer {c[:12]}: no commit")
+            continue
+        if body(commit)["pool"] != pool_hash:
+            problems.append(f"committer {c[:12]}: committed to another pool "
+                            f"({body(commit)['pool'][:12]}, frozen {pool_hash[:12]})")
+        if reveal is None:
+            problems.append(f"committer {c[:12]}: no reveal (the draw is blocked)")
+            continue
+        secret = str(body(reveal)["secret"])
+        if hashlib.sha256(bytes.fromhex(secret)).hexdigest() != body(commit)["hash"]:
+            problems.append(f"committer {c[:12]}: reveal does not match its commit")
+            continue
+        secrets.append((c, secret))
+    return secrets, problems
+
+
+def draw(ledger: Ledger, aid: str) -> Draw:
+    """Derive the seed and draw the panel of `aid`.
+
+    Raises:
+        GovernanceError: pool not frozen, a commit or reveal missing or invalid, or no
+            panel meets the quotas.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    pool, pool_hash = _pool(ledger, a)
+    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
+    if problems:
+        raise GovernanceError("cannot draw: " + "; ".join(problems))
+    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
+    comp, members = pick_panel(dist, pool, seed)
+    return Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp,
+                dist)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of re-checking a published panel: every check, passed or failed."""
+
+    aid: str
+    checks: tuple[tuple[str, bool, str], ...]
+    draw: dict[str, Any] | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.checks)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"assembly": self.aid, "ok": self.ok,
+                "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+                "failures": [f"{n}: {d}" for n, ok, d in self.checks if not ok],
+                "draw": self.draw}
+
+
+def verify(ledger: Ledger, aid: str) -> Verification:
+    """Re-derive the seed and the draw of `aid` and compare with its panel record.
+
+    Checks, in order: the frozen pool (complete, matches its hash, every entry a
+    volunteer who is a live member under the scope with the same features), commits
+    (present, naming the frozen pool), reveals (present, matching their commits),
+    the panel record (present, same seed, same members as the re-run draw), and the
+    quotas and size on the published panel.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        pool, pool_hash = _pool(ledger, a)
+    except GovernanceError as exc:
+        return Verification(aid, (("pool", False, str(exc)),))
+    bad = []
+    for key, feats in sorted(pool.items()):
+        who = key.hex()[:12]
+        if ledger.live(key, "volunteer", aid) is None:
+            bad.append(f"{who} did not volunteer")
+        elif ledger.eligibility(key, str(ab["scope"])) is not Eligibility.ELIGIBLE:
+            bad.append(f"{who} is not a live member under {ab['scope']}")
+        elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
+            bad.append(f"{who}: features in the pool differ from the member record")
+    checks.append(("pool", not bad, "; ".join(bad) or
+                   f"{len(pool)} volunteers, hash {pool_hash[:16]}"))
+    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
+    commit_problems = [p for p in problems if "reveal" not in p]
+    reveal_problems = [p for p in problems if "reveal" in p]
+    checks.append(("commits", not commit_problems, "; ".join(commit_problems)
+                   or f"{len(ab['committers'])} committers, all on the frozen pool"))
+    checks.append(("reveals", not reveal_problems, "; ".join(reveal_problems)
+                   or "every reveal matches its commit"))
+    if problems:
+        return Verification(aid, tuple(checks))
+    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    panel = ledger.live(a.origin, "panel", a.key)
+    if panel is None:
+        checks.append(("panel", False, "no panel published yet (assembly draw)"))
+        return Verification(aid, tuple(checks))
+    pb = body(panel)
+    checks.append(("seed", pb["seed"] == seed.hex(),
+                   f"derived {seed.hex()[:16]}, published {str(pb['seed'])[:16]}"))
+    try:
+        dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
+        comp, members = pick_panel(dist, pool, seed)
+        redo = Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members),
+                    comp, dist)
+    except GovernanceError as exc:
+        checks.append(("draw", False, str(exc)))
+        return Verification(aid, tuple(checks))
+    published = sorted(str(m) for m in pb["members"])
+    extra = sorted(set(published) - set(redo.members))
+    absent = sorted(set(redo.members) - set(published))
+    checks.append(("panel", not extra and not absent and len(published) == len(redo.members),
+                   "matches the re-run draw" if not extra and not absent else
+                   "published but not drawn: " + (", ".join(m[:12] for m in extra) or "-")
+                   + "; drawn but not published: "
+                   + (", ".join(m[:12] for m in absent) or "-")))
+    panel_features = [pool.get(bytes.fromhex(m), {}) for m in published]
+    violations = meets_quotas(panel_features, int(ab["size"]), ab["quotas"])
+    not_in_pool = [m[:12] for m in published if bytes.fromhex(m) not in pool]
+    if not_in_pool:
+        violations.append("not in the pool: " + ", ".join(not_in_pool))
+    checks.append(("quotas", not violations, "; ".join(violations) or "all quotas met"))
+    return Verification(aid, tuple(checks), redo.as_json())
+
+
+def status(ledger: Ledger, aid: str) -> dict[str, Any]:
+    """Where an assembly stands: volunteers, pool, commits, reveals, panel."""
+    a, ab, aid = _assembly(ledger, aid)
+    frozen = gather(ledger, a.origin, "pool", "poolset", a.key, "members")
+    panel = ledger.live(a.origin, "panel", a.key)
+    return {
+        "assembly": aid, **ab,
+        "volunteers": sum(1 for v in ledger.keyed("volunteer", aid) if v.body is not None),
+        "pool": frozen.state.value, "pool_size": frozen.count,
+        "commits": [c for c in ab["committers"]
+                    if ledger.live(bytes.fromhex(c), "commit", aid) is not None],
+        "reveals": [c for c in ab["committers"]
+                    if ledger.live(bytes.fromhex(c), "reveal", aid) is not None],
+        "panel": None if panel is None else body(panel)["members"],
+    }
