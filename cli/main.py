@@ -286,7 +286,7 @@ def main() -> None:
 
 __all__ = ["cli", "main"]
 
-from cli import governance_cmd  # noqa: E402  (governance commands; imports this module)
+from cli import governance_cmd  # noqa: E402  (governance commands)
 
 cli.add_command(governance_cmd.member)
 cli.add_command(governance_cmd.proposal)
