@@ -294,3 +294,6 @@ cli.add_command(governance_cmd.vote)
 cli.add_command(governance_cmd.results)
 cli.add_command(governance_cmd.budget)
 cli.add_command(governance_cmd.assembly)
+
+from cli.simnet_cmd import simnet  # noqa: E402
+cli.add_command(simnet)

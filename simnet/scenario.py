@@ -1,0 +1,289 @@
+"""Scenario descriptions: workload, network, gossip, sync and faults; presets and TOML.
+
+A scenario is plain data (frozen dataclasses); both modes read it. Presets:
+
+* ``smoke``     30 nodes, 3 regions, 600 records, mild loss and duplication.
+* ``partition`` 60 nodes; the network splits in two at 20 s and heals at 60 s.
+* ``churn``     60 nodes; a fifth of them leave for 30 s each, then catch up.
+* ``scale``     1,000 nodes, 40 regions, 50,000 records.
+
+TOML scenario file (every key optional; values shown are the defaults)::
+
+    name = "custom"
+    seed = 1
+    nodes = 200                 # number of nodes
+    duration = 600.0            # hard stop, virtual seconds (the run ends earlier
+                                # once everything converged and no event is left)
+
+    [workload]
+    federation = "eu"           # root scope; scopes are eu/f0/r3/c17 (see below)
+    regions = 8                 # regions; a region is one replication partition
+    cooperatives = 0.3          # fraction of nodes that are cooperatives
+    records = 5000              # needs and capacities to write in all
+    write_window = 60.0         # writes happen in [0, write_window] virtual seconds
+    burst = 10                  # records a node posts at once (one gossip batch)
+    zipf = 1.1                  # item popularity skew (s of a Zipf law over the catalog)
+    periods = ["2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"]
+    updates = 0.1               # fraction of writes that re-post an own record
+    withdrawals = 0.02          # fraction of writes that withdraw an own record
+
+    [network]
+    latency_ms = 40.0           # mean one-way link latency (lognormal per link)
+    latency_sigma = 0.5         # lognormal sigma of the per-link mean
+    jitter_sigma = 0.2          # lognormal sigma of per-message jitter
+    bandwidth_mbps = 100.0      # per-message serialisation delay = bytes / bandwidth
+    loss = 0.0                  # probability a gossip RPC is lost
+    duplicate = 0.0             # probability a gossip RPC arrives twice
+    peers = 8                   # connections each node dials
+    cross_region = 0.2          # fraction of dialled peers outside the own region
+
+    [gossip]
+    d = 6                       # mesh degree D
+    d_lo = 4
+    d_hi = 12
+    d_lazy = 6                  # peers that get IHAVE per topic per heartbeat
+    heartbeat = 1.0             # seconds
+    history_length = 5          # heartbeats a message stays in the message cache
+    history_gossip = 3          # heartbeats of ids advertised in IHAVE
+
+    [sync]
+    interval = 15.0             # anti-entropy with a random connected peer, seconds
+    on_connect = true           # both sides sync when a link (re)connects, as the daemon
+
+    [[partition]]               # any number of these
+    at = 20.0                   # split at this virtual time ...
+    heal = 60.0                 # ... and heal here
+    groups = 2                  # into this many groups of nodes (random, seeded)
+
+    [churn]
+    fraction = 0.0              # fraction of nodes that leave once
+    start = 10.0                # leaves are spread over [start, end]
+    end = 50.0
+    downtime = 30.0             # seconds each leaver stays away
+
+    [run]
+    trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
+    balance_index = "all"       # "all": every node keeps a BalanceIndex, as the daemon;
+                                # "sample": only 3 nodes per region do (the others keep
+                                # the Replica alone; digests are still checked on all)
+
+Scopes: ``<federation>/f0/r<k>/c<n>``. The model replicates records by their scope cut
+to three levels (`node.model.REGION_DEPTH`), so the region ``eu/f0/r3`` is one gossip
+topic and one anti-entropy partition; a node follows its region and the levels above.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from node.errors import LocalError
+
+
+@dataclass(frozen=True)
+class Workload:
+    federation: str = "eu"
+    regions: int = 8
+    cooperatives: float = 0.3
+    records: int = 5000
+    write_window: float = 60.0
+    burst: int = 10
+    zipf: float = 1.1
+    periods: tuple[str, ...] = ("2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4")
+    updates: float = 0.1
+    withdrawals: float = 0.02
+
+
+@dataclass(frozen=True)
+class Network:
+    latency_ms: float = 40.0
+    latency_sigma: float = 0.5
+    jitter_sigma: float = 0.2
+    bandwidth_mbps: float = 100.0
+    loss: float = 0.0
+    duplicate: float = 0.0
+    peers: int = 8
+    cross_region: float = 0.2
+
+
+@dataclass(frozen=True)
+class Gossip:
+    d: int = 6
+    d_lo: int = 4
+    d_hi: int = 12
+    d_lazy: int = 6
+    heartbeat: float = 1.0
+    history_length: int = 5
+    history_gossip: int = 3
+
+
+@dataclass(frozen=True)
+class Sync:
+    interval: float = 15.0
+    on_connect: bool = True
+
+
+@dataclass(frozen=True)
+class Partition:
+    at: float
+    heal: float
+    groups: int = 2
+
+
+@dataclass(frozen=True)
+class Churn:
+    fraction: float = 0.0
+    start: float = 10.0
+    end: float = 50.0
+    downtime: float = 30.0
+
+
+@dataclass(frozen=True)
+class Run:
+    trust_signatures: str = "auto"
+    balance_index: str = "all"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = "custom"
+    seed: int = 1
+    nodes: int = 200
+    duration: float = 600.0
+    workload: Workload = field(default_factory=Workload)
+    network: Network = field(default_factory=Network)
+    gossip: Gossip = field(default_factory=Gossip)
+    sync: Sync = field(default_factory=Sync)
+    partition: tuple[Partition, ...] = ()
+    churn: Churn = field(default_factory=Churn)
+    run: Run = field(default_factory=Run)
+
+    def trust(self) -> bool:
+        """Whether the shared verified-record cache is on (see `simnet.trust`)."""
+        mode = self.run.trust_signatures
+        return mode == "on" or (mode == "auto" and self.nodes >= 100)
+
+    def with_overrides(self, *, nodes: int | None = None, seed: int | None = None,
+                       trust: str | None = None, balance: str | None = None) -> Scenario:
+        s = self
+        if nodes is not None:
+            # keep regions at most a quarter of the nodes so each has a mesh
+            regions = max(1, min(s.workload.regions, nodes // 4))
+            s = replace(s, nodes=nodes, workload=replace(s.workload, regions=regions))
+        if seed is not None:
+            s = replace(s, seed=seed)
+        if trust is not None:
+            s = replace(s, run=replace(s.run, trust_signatures=trust))
+        if balance is not None:
+            s = replace(s, run=replace(s.run, balance_index=balance))
+        return s.check()
+
+    def check(self) -> Scenario:
+        """Validate; raises LocalError naming the key to fix."""
+        w, g = self.workload, self.gossip
+        problems = []
+        if self.nodes < 2:
+            problems.append("nodes must be at least 2")
+        if not 1 <= w.regions <= self.nodes:
+            problems.append("workload.regions must be between 1 and nodes")
+        if w.records < 0 or w.burst < 1:
+            problems.append("workload.records >= 0 and workload.burst >= 1")
+        if not 0 <= w.updates + w.withdrawals < 1:
+            problems.append("workload.updates + workload.withdrawals must be below 1")
+        if not 0 < g.d_lo <= g.d <= g.d_hi:
+            problems.append("gossip: 0 < d_lo <= d <= d_hi")
+        if not 0 <= self.network.loss < 1 or not 0 <= self.network.duplicate < 1:
+            problems.append("network.loss and network.duplicate are probabilities")
+        if self.run.trust_signatures not in ("on", "off", "auto"):
+            problems.append('run.trust_signatures is "on", "off" or "auto"')
+        if self.run.balance_index not in ("all", "sample"):
+            problems.append('run.balance_index is "all" or "sample"')
+        for p in self.partition:
+            if not 0 <= p.at < p.heal or p.groups < 2:
+                problems.append("partition: 0 <= at < heal and groups >= 2")
+        if problems:
+            raise LocalError("scenario: " + "; ".join(problems))
+        return self
+
+
+def preset(name: str) -> Scenario:
+    """A named scenario: smoke, partition, churn or scale.
+
+    Raises:
+        LocalError: unknown name.
+    """
+    lossy = Network(loss=0.01, duplicate=0.01)
+    presets = {
+        "smoke": Scenario(name="smoke", nodes=30, duration=300.0, network=lossy,
+                          workload=Workload(regions=3, records=600, write_window=20.0)),
+        "partition": Scenario(name="partition", nodes=60, duration=400.0, network=lossy,
+                              workload=Workload(regions=4, records=1200, write_window=80.0),
+                              partition=(Partition(at=20.0, heal=60.0),)),
+        "churn": Scenario(name="churn", nodes=60, duration=400.0, network=lossy,
+                          workload=Workload(regions=4, records=1200, write_window=60.0),
+                          churn=Churn(fraction=0.2, start=5.0, end=40.0, downtime=30.0)),
+        "scale": Scenario(name="scale", nodes=1000, duration=900.0,
+                          workload=Workload(regions=40, records=50_000, write_window=120.0)),
+    }
+    if name not in presets:
+        raise LocalError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+    return presets[name]
+
+
+PRESETS = ("smoke", "partition", "churn", "scale")
+
+
+def load_toml(path: Path) -> Scenario:
+    """Read a scenario file (keys in the module docstring).
+
+    Raises:
+        LocalError: unreadable file, unknown key or bad value.
+    """
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LocalError(f"{path}: {exc}") from None
+    try:
+        return from_dict(data).check()
+    except (TypeError, ValueError) as exc:
+        raise LocalError(f"{path}: {exc}") from None
+
+
+_SECTIONS: dict[str, type] = {"workload": Workload, "network": Network, "gossip": Gossip,
+                              "sync": Sync, "churn": Churn, "run": Run}
+
+
+def from_dict(data: dict[str, Any]) -> Scenario:
+    """Build a scenario from a TOML-shaped dict; unknown keys are errors."""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            kwargs[key] = _build(_SECTIONS[key], value, key)
+        elif key == "partition":
+            kwargs[key] = tuple(_build(Partition, p, "partition") for p in value)
+        elif key in ("name", "seed", "nodes", "duration"):
+            kwargs[key] = value
+        else:
+            raise ValueError(f"unknown key {key!r}")
+    return Scenario(**kwargs)
+
+
+def _build(cls: type, value: Any, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"[{where}] must be a table")
+    known = {f.name for f in fields(cls)}
+    unknown = set(value) - known
+    if unknown:
+        raise ValueError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+
+
+def as_dict(obj: Any) -> Any:
+    """A scenario as JSON-ready data (for reports)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        return [as_dict(x) for x in obj]
+    return obj

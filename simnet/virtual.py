@@ -1,0 +1,303 @@
+"""Virtual mode: N simulated nodes in one process, on virtual time.
+
+Wires the pieces: the workload (`simnet.workload`), one `SimNode` (the daemon's core)
+and one `GossipNode` per node, the in-memory `VirtualNetwork`, anti-entropy with real
+`SyncSession` pairs exchanging real bytes, heartbeats, faults, and the convergence
+`Tracker`. Every random choice comes from `random.Random`s seeded from the scenario
+seed, and events run in (time, order) order, so a seed gives one run.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.crdt.sync import SyncError, SyncSession
+from simnet.events import Scheduler
+from simnet.gossip import GossipNode, GossipStats, MessageStore
+from simnet.network import VirtualNetwork
+from simnet.scenario import Scenario
+from simnet.simnode import SimNode
+from simnet.tracker import Tracker
+from simnet.trust import VerifiedCache
+from simnet.workload import NodeSpec, Write, build_nodes, build_writes
+
+EPOCH_MS = 1_798_761_600_000  # 2027-01-01T00:00Z: virtual time 0
+PUBLISH_EVERY = 0.05  # as node.daemon: a burst of writes joins one gossip message
+TICK = 1.0  # virtual seconds between progress updates and the stop check
+
+Progress = Callable[[float, int, int], None]  # (virtual time, converged, created)
+
+
+@dataclass
+class SyncCounters:
+    started: int = 0
+    completed: int = 0
+    failed: int = 0
+    aborted: int = 0
+    records: int = 0
+
+
+@dataclass
+class Faults:
+    partitions: list[tuple[float, float]] = field(default_factory=list)
+    rejoins: int = 0
+
+
+class VirtualSim:
+    """One virtual run of a scenario.
+
+    Args:
+        scenario: what to run.
+        progress: called every virtual second with (time, converged, created).
+    """
+
+    def __init__(self, scenario: Scenario, progress: Progress | None = None) -> None:
+        t0 = time.perf_counter()
+        self.scenario = s = scenario
+        self.progress = progress
+        seed = s.seed
+        self.sched = Scheduler()
+        self.net = VirtualNetwork(s.nodes, s.network, self.sched, random.Random(f"{seed}/net"))
+        self._rng = random.Random(f"{seed}/sim")
+        self._sync_rng = random.Random(f"{seed}/sync")
+        work = random.Random(f"{seed}/work")
+        self.specs: list[NodeSpec] = build_nodes(s, work)
+        self.writes: list[Write] = build_writes(s, self.specs, work)
+        self.cache = VerifiedCache() if s.trust() else None
+        rss0 = _rss()
+        sample = s.run.balance_index == "sample"
+        self.nodes = [SimNode(spec, self._now_ms, self.cache,
+                              with_index=not sample or spec.index < 3 * s.workload.regions)
+                      for spec in self.specs]
+        subs = [n.partitions for n in self.nodes]
+        followers: dict[str, list[int]] = {}
+        for i, parts in enumerate(subs):
+            for p in parts:
+                followers.setdefault(p, []).append(i)
+        self.followers = followers
+        self.tracker = Tracker(followers, self.net.online, lambda: self.sched.now)
+        self.gstats = GossipStats()
+        self.store = MessageStore()
+        gossip_rng = random.Random(f"{seed}/gossip")
+        self.gossip: list[GossipNode] = []
+        for i, node in enumerate(self.nodes):
+            node.replica.add_listener(self.tracker.listener(i))
+            self.gossip.append(GossipNode(i, node.partitions, subs, self.gossip, self.net,
+                                          self.store, s.gossip, gossip_rng, self.gstats,
+                                          node.validate_gossip))
+        self._build_topology()
+        self.setup_rss = _rss() - rss0
+        self.sync = SyncCounters()
+        self.faults = Faults()
+        self._flush_due = [False] * s.nodes
+        self._deferred: dict[int, list[Write]] = {}
+        self.written: list[Any] = []  # every record written, in order (the oracle's input)
+        self._writes_left = len(self.writes)
+        self._last_fault = 0.0
+        self.last_write_time = 0.0
+        self.stopped_at = 0.0
+        self.setup_seconds = time.perf_counter() - t0
+        self.run_seconds = 0.0
+
+    def _now_ms(self) -> int:
+        return EPOCH_MS + int(self.sched.now * 1000)
+
+    # --- topology ----------------------------------------------------------------
+
+    def _build_topology(self) -> None:
+        """Rings inside each region and across all nodes (so every topic is connected),
+        then random dials: `peers` per node, `cross_region` of them outside the region."""
+        rng, net, p = self._rng, self.net, self.scenario.network
+        by_region: dict[str, list[int]] = {}
+        for spec in self.specs:
+            by_region.setdefault(spec.region, []).append(spec.index)
+        everyone = list(range(len(self.specs)))
+        for ring in [*by_region.values(), everyone]:
+            order = ring[:]
+            rng.shuffle(order)
+            for a, b in zip(order, order[1:] + order[:1], strict=True):
+                net.connect(a, b)
+        for spec in self.specs:
+            own = by_region[spec.region]
+            for _ in range(max(0, p.peers - 2)):
+                pool = everyone if rng.random() < p.cross_region else own
+                net.connect(spec.index, pool[rng.randrange(len(pool))])
+
+    # --- running -----------------------------------------------------------------
+
+    def run(self) -> VirtualSim:
+        """Schedule everything and run until converged or `duration`."""
+        s, sched, rng = self.scenario, self.sched, self._rng
+        t0 = time.perf_counter()
+        for i, node in enumerate(self.nodes):
+            self._record_written(i, node.write_node_record())
+            self._schedule_flush(i)
+            sched.at(rng.uniform(0, s.gossip.heartbeat), self._heartbeat, i)
+            sched.at(rng.uniform(0, s.sync.interval), self._periodic_sync, i)
+            if s.sync.on_connect:
+                for j in self.net.neighbours[i]:
+                    if i < j:
+                        self._start_sync(i, j)
+                        self._start_sync(j, i)
+        for w in self.writes:
+            sched.at(w.time, self._write, w)
+            self.last_write_time = max(self.last_write_time, w.time)
+        self._schedule_faults()
+        sched.at(TICK, self._tick)
+        self._done = False
+        sched.run_until(s.duration, stop=lambda: self._done, check_every=200)
+        self.stopped_at = sched.now
+        self.run_seconds = time.perf_counter() - t0
+        return self
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            created = len(self.tracker.tracks)
+            self.progress(self.sched.now, created - self.tracker.pending, created)
+        self._done = (self._writes_left == 0 and self.sched.now >= self._last_fault
+                      and self.tracker.pending == 0 and not self.tracker.catching_up
+                      and all(self.net.online))
+        if not self._done:
+            self.sched.after(TICK, self._tick)
+
+    def _write(self, w: Write) -> None:
+        if not self.net.online[w.node]:  # the operator posts once the node is back
+            self._deferred.setdefault(w.node, []).append(w)
+            return
+        self._writes_left -= 1
+        record = self.nodes[w.node].write(w.kind, w.key, w.body)
+        self._record_written(w.node, record)
+        self.last_write_time = max(self.last_write_time, self.sched.now)
+        self._schedule_flush(w.node)
+
+    def _record_written(self, node: int, record: Any) -> None:
+        self.written.append(record)
+        self.tracker.created(record, node)
+
+    def _schedule_flush(self, i: int) -> None:
+        if not self._flush_due[i]:
+            self._flush_due[i] = True
+            self.sched.after(PUBLISH_EVERY, self._flush, i)
+
+    def _flush(self, i: int) -> None:
+        self._flush_due[i] = False
+        if not self.net.online[i]:
+            return  # published when it is back (the outbox is kept)
+        for topic, data in self.nodes[i].take_batches():
+            self.gossip[i].publish(topic, data)
+
+    def _heartbeat(self, i: int) -> None:
+        if self.net.online[i]:
+            self.gossip[i].heartbeat()
+        self.sched.after(self.scenario.gossip.heartbeat, self._heartbeat, i)
+
+    # --- anti-entropy --------------------------------------------------------------
+
+    def _periodic_sync(self, i: int) -> None:
+        live = self.net.live_neighbours(i)
+        if live:
+            self._start_sync(i, live[self._sync_rng.randrange(len(live))])
+        self.sched.after(self.scenario.sync.interval, self._periodic_sync, i)
+
+    def _start_sync(self, a: int, b: int) -> None:
+        if not self.net.up(a, b):
+            return
+        self.sync.started += 1
+        init = self.nodes[a].sync_session(True, self._sync_rng)
+        resp = self.nodes[b].sync_session(False, self._sync_rng)
+        msg = init.generate_message()
+        assert msg is not None
+        self.net.send(a, b, "sync", len(msg), self._sync_step, init, resp, a, b, msg,
+                      reliable=True)
+
+    def _sync_step(self, frm_s: SyncSession, to_s: SyncSession, frm: int, to: int,
+                   data: bytes) -> None:
+        try:
+            to_s.receive_message(data)
+        except SyncError:
+            self.sync.failed += 1
+            return
+        reply = to_s.generate_message()
+        if reply is None:
+            if frm_s.done and to_s.done:
+                self.sync.completed += 1
+                self.sync.records += frm_s.stats.records_received + to_s.stats.records_received
+            return
+        if not self.net.up(to, frm):
+            self.sync.aborted += 1
+            return
+        self.net.send(to, frm, "sync", len(reply), self._sync_step, to_s, frm_s, to, frm,
+                      reply, reliable=True)
+
+    # --- faults --------------------------------------------------------------------
+
+    def _schedule_faults(self) -> None:
+        s, rng = self.scenario, random.Random(f"{self.scenario.seed}/faults")
+        for p in s.partition:
+            order = list(range(s.nodes))
+            rng.shuffle(order)
+            group = [0] * s.nodes
+            for k, n in enumerate(order):
+                group[n] = k % p.groups
+            self.sched.at(p.at, self._split, group)
+            self.sched.at(p.heal, self._heal)
+            self.faults.partitions.append((p.at, p.heal))
+            self._last_fault = max(self._last_fault, p.heal)
+        c = s.churn
+        leavers = rng.sample(range(s.nodes), round(c.fraction * s.nodes)) if c.fraction else []
+        for n in leavers:
+            t = rng.uniform(c.start, c.end)
+            self.sched.at(t, self._leave, n)
+            self.sched.at(t + c.downtime, self._rejoin, n)
+            self._last_fault = max(self._last_fault, t + c.downtime)
+
+    def _split(self, group: list[int]) -> None:
+        self._change_links(None, lambda: setattr(self.net, "group", group))
+
+    def _heal(self) -> None:
+        self._change_links(None, lambda: setattr(self.net, "group", None))
+
+    def _leave(self, n: int) -> None:
+        def leave() -> None:
+            self.net.online[n] = False
+            self.tracker.node_left(n)
+        self._change_links(n, leave)
+
+    def _rejoin(self, n: int) -> None:
+        def rejoin() -> None:
+            self.net.online[n] = True
+            self.faults.rejoins += 1
+            self.tracker.node_joined(n)
+        self._change_links(n, rejoin)
+        for w in self._deferred.pop(n, []):
+            self._write(w)
+        self._schedule_flush(n)
+
+    def _up_links(self, only: int | None) -> set[tuple[int, int]]:
+        nodes = range(len(self.nodes)) if only is None else [only]
+        return {(min(a, b), max(a, b)) for a in nodes for b in self.net.neighbours[a]
+                if self.net.up(a, b)}
+
+    def _change_links(self, only: int | None, change: Callable[[], None]) -> None:
+        """Apply a fault; links that went down leave the meshes at once (the connection
+        closed), links that came up sync at once (the daemon syncs on connect)."""
+        was_up = self._up_links(only)
+        change()
+        now_up = self._up_links(only)
+        for a, b in sorted(was_up - now_up):
+            self.gossip[a].link_down(b)
+            self.gossip[b].link_down(a)
+        if self.scenario.sync.on_connect:
+            for a, b in sorted(now_up - was_up):
+                self._start_sync(a, b)
+                self._start_sync(b, a)
+
+
+def _rss() -> int:
+    """Peak resident set size of this process, bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,114 @@
+"""Virtual simnet: convergence, determinism, partitions, churn, forgeries."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from factories import Author
+
+from node.identity import Identity
+from node.state import encode_batch
+from simnet.report import virtual_report
+from simnet.scenario import Workload, preset
+from simnet.virtual import VirtualSim
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small(name="smoke", nodes=30, **kw):
+    return preset(name).with_overrides(nodes=nodes, **kw)
+
+
+def test_smoke_converges_with_equal_digests_and_balances():
+    report = virtual_report(VirtualSim(small()).run())
+    r = report["result"]
+    assert r["ok"]
+    assert r["records_unconverged"] == 0
+    assert r["check"]["digest_groups"] == r["regions"]  # one state per region
+    assert r["check"]["balance_checked_nodes"] == 30
+    assert r["check"]["balance_mismatch_count"] == 0
+    assert r["records"] == 630  # 600 intents + one node record per node
+    assert r["signatures"]["trust_signatures"] is False  # small runs verify everything
+
+
+def test_same_seed_same_report_even_across_processes():
+    one = virtual_report(VirtualSim(small(nodes=20)).run())["result"]
+    two = virtual_report(VirtualSim(small(nodes=20)).run())["result"]
+    assert one == two
+    code = ("import json; from simnet.scenario import preset; from simnet.virtual import "
+            "VirtualSim; from simnet.report import virtual_report; "
+            "print(json.dumps(virtual_report(VirtualSim(preset('smoke').with_overrides("
+            "nodes=20)).run())['result'], sort_keys=True))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, env={**os.environ, "PYTHONHASHSEED": "7"})
+    assert json.loads(out.stdout) == json.loads(json.dumps(one, sort_keys=True))
+    other = virtual_report(VirtualSim(small(nodes=20, seed=2)).run())["result"]
+    assert other["convergence_s"] != one["convergence_s"]
+
+
+def test_partition_heals_to_equality():
+    s = preset("partition").with_overrides(nodes=40)
+    s = replace(s, workload=replace(s.workload, records=400))
+    r = virtual_report(VirtualSim(s).run())["result"]
+    assert r["ok"]
+    (p,) = r["partitions"]
+    assert p["converged_after_heal_s"] is not None
+    assert p["sync_rounds"] <= 3
+    assert r["convergence_s"]["max"] >= 30  # records written in a split waited for the heal
+
+
+def test_churned_nodes_catch_up():
+    s = preset("churn").with_overrides(nodes=30)
+    s = replace(s, workload=replace(s.workload, records=300))
+    r = virtual_report(VirtualSim(s).run())["result"]
+    assert r["ok"]
+    assert r["rejoins"] == 6
+    assert r["rejoin_catch_up_s"]["n"] == 6
+
+
+@pytest.mark.parametrize("trust", ["on", "off"])
+def test_forged_records_are_rejected_everywhere(trust):
+    s = small(nodes=20, trust=trust)
+    s = replace(s, workload=replace(s.workload, records=100))
+    sim = VirtualSim(s).run()
+    assert (sim.cache is not None) == (trust == "on")
+    before = [n.digest() for n in sim.nodes]
+    victim = sim.nodes[0]
+    # a new record in the victim's name, signed by another key
+    attacker = Author(Identity.from_seed(b"\x01" * 32), victim.spec.scope)
+    attacker.signer = Identity.from_seed(b"\x02" * 32).signer()
+    forged = attacker.need("forged", qty="999999")
+    forged = forged._replace(raw=forged.raw.replace(attacker.origin, victim.origin))
+    data = encode_batch([forged.raw])
+    topic = victim.partitions[-1]
+    for i, g in enumerate(sim.gossip):
+        mid = sim.store.add(topic, data, publisher=i)
+        g.on_message(mid, frm=sim.net.neighbours[i][0])
+    assert [n.digest() for n in sim.nodes] == before
+    assert all(n.replica.get(victim.origin, "need", "forged") is None for n in sim.nodes)
+    assert all(n.replica.rejected["bad-signature"] == 1 for n in sim.nodes)
+    if sim.cache is not None:
+        assert forged.raw not in sim.cache.records
+    assert virtual_report(sim)["result"]["check"]["ok"]
+
+
+def test_shared_verification_verifies_each_record_once():
+    s = small(nodes=20, trust="on")
+    s = replace(s, workload=replace(s.workload, records=200))
+    sim = VirtualSim(s).run()
+    r = virtual_report(sim)["result"]
+    assert r["ok"]
+    assert sim.cache.verifications == len(sim.written)
+    assert sim.cache.hits > sim.cache.verifications
+
+
+def test_balance_sample_mode_still_checks_digests_everywhere():
+    s = replace(small(nodes=24, balance="sample"),
+                workload=Workload(regions=3, records=200, write_window=10.0))
+    r = virtual_report(VirtualSim(s).run())["result"]
+    assert r["ok"]
+    assert r["check"]["balance_checked_nodes"] == 9
