@@ -228,6 +228,8 @@ class Daemon:
                 withdrawn: bool = False) -> list[dict[str, Any]]:
         if kind not in ("need", "capacity"):
             raise LocalError("kind must be need or capacity")
+        if scope is not None:
+            model.check_scope(scope)
         names = self.state.node_names()
         return [record_json(r, names) for r in
                 self.state.intents(kind, scope=scope, mine=not all, withdrawn=withdrawn)]
@@ -244,6 +246,8 @@ class Daemon:
         model.check_scope(scope)
         if period is not None:
             model.check_period(period)
+        if item is not None and item not in self.state.items():
+            raise LocalError(f"unknown item {item!r}; see `allmende item list`")
         levels = self.state.balance(scope, period=period, item=item, depth=max(0, int(depth)))
         return {"scope": scope, "levels": [
             {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}

@@ -8,6 +8,7 @@ import itertools
 from fractions import Fraction
 
 import pytest
+import scipy.optimize as scipy_optimize  # test-only (the [test] extra)
 from gov_helpers import SCOPE, FakeDaemon, member
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,8 +19,6 @@ from node.governance.errors import GovernanceError
 from node.governance.ledger import Ledger
 from node.governance.member_sign import sign_member_record
 from node.governance.simplex import maximize
-
-scipy_optimize = pytest.importorskip("scipy.optimize")
 
 # --- the lottery against brute force -------------------------------------------------
 
