@@ -1,0 +1,37 @@
+"""`allmende simnet`: help documents the scenario keys; exit code follows the check."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from node.errors import LocalError
+from simnet.scenario import load_toml
+
+
+def test_help_lists_presets_and_toml_keys():
+    out = CliRunner().invoke(cli, ["simnet", "run", "--help"]).output
+    for word in ["smoke", "partition", "churn", "scale", "[workload]", "[[partition]]",
+                 "trust_signatures", "--json", "--chart", "--mode"]:
+        assert word in out
+
+
+def test_run_from_toml_writes_json(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('name = "tiny"\nnodes = 12\nseed = 3\n[workload]\nregions = 2\n'
+                 'records = 60\nwrite_window = 5.0\n[[partition]]\nat = 2.0\nheal = 6.0\n')
+    res = CliRunner().invoke(cli, ["simnet", "run", "--scenario", str(f), "--quiet",
+                                   "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["scenario"]["name"] == "tiny"
+    assert report["result"]["ok"]
+    assert report["result"]["partitions"][0]["heal"] == 6.0
+
+
+def test_unknown_toml_key_is_a_clear_error(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[network]\nlatency = 3\n")
+    with pytest.raises(LocalError, match=r"unknown key.*latency"):
+        load_toml(f)
