@@ -267,6 +267,13 @@ class Daemon:
             self.config = replace(self.config, bootstrap=(*self.config.bootstrap, addr))
             self.data_dir.write_config(self.config)
         if self._nursery is not None:
+            # py-libp2p 0.8.1 refuses any dial to a peer for 60 s after one failed
+            # (swarm negative cache): an operator's explicit `peers add` dials now.
+            unblock = getattr(self.net.host.get_network(), "unblock_peer", None)
+            if unblock is not None:
+                from libp2p.peer.id import ID
+
+                unblock(ID.from_base58(peer_id))
             self._nursery.start_soon(self.net.connect, addr)
         return {"added": addr, "peer_id": peer_id}
 

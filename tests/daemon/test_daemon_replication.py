@@ -94,3 +94,14 @@ def test_partitioned_groups_converge_after_one_link(nodes: Cluster) -> None:
     assert [n.status()["records"] for n in group] == [expected] * 4
     for n in (a, d):  # the far ends got the other half by anti-entropy through B / C
         assert not n.connected_to(c if n is a else b)
+
+
+def test_peers_add_dials_again_after_a_failed_dial(nodes: Cluster) -> None:
+    a = nodes.node("a").init().start()
+    b = nodes.node("b").init()
+    a.call("peers_add", addr=b.addr)  # B is not running: the dial fails
+    a.wait_for(lambda n: f"127.0.0.1:{b.port} failed" in n.log(), what="a failed dial")
+    time.sleep(1.5)  # py-libp2p's own retries of that dial (0.1 + 0.2 + 0.4 s) end
+    b.start()
+    a.call("peers_add", addr=b.addr)  # the operator tries again: it must dial now
+    a.wait_for(lambda n: n.connected_to(b), timeout=15, what="B connected")
