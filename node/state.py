@@ -8,6 +8,7 @@ transaction. Synchronous and I/O-light; the daemon drives it from trio.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from node.planning import BalanceIndex, BalanceRow
 from node.store import Store
 
 MAX_BATCH_BYTES = 256 * 1024
+_ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
 BATCH_VERSION = 1
 
 
@@ -91,7 +93,7 @@ class NodeState:
     """
 
     def __init__(self, identity: Identity, config: Config, store: Store,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], rng: random.Random | None = None) -> None:
         self.identity = identity
         self.config = config
         self.store = store
@@ -105,6 +107,13 @@ class NodeState:
         self.replica.add_listener(self.index)
         self.replica.add_flag_listener(store.save_flag)
         self.seq = max(store.get_meta("seq"), self.replica.max_seq(identity.public))
+        # The first write after a start jumps to a seq derived from the clock. A node
+        # restored from an old backup may not know its latest seqs until it syncs;
+        # starting above every seq it can have used before (it writes far fewer than
+        # 16 records per millisecond) means it never reuses one, so peers never see
+        # an honest restore as an equivocation. One gap per restart costs nothing.
+        self._seq_floor = now_ms() * 16
+        self._rng = rng or random.SystemRandom()
         self.partitions = sorted({model.partition_of(a) for a in model.ancestors(config.scope)})
         self.outbox: list[Record] = []
         self.ensure_node_record()
@@ -125,7 +134,7 @@ class NodeState:
         scope = scope or self.config.scope
         model.validate(kind, key, scope, body)
         # A restored backup may be behind what peers hold of our own records.
-        seq = max(self.seq, self.replica.max_seq(self.me)) + 1
+        seq = max(self.seq + 1, self.replica.max_seq(self.me) + 1, self._seq_floor)
         try:
             record = sign_record(self._signer, self.me, kind, key, seq, self.clock.tick(),
                                  scope, body)
@@ -170,9 +179,15 @@ class NodeState:
             raise LocalError("capacities have no priority")
         if note:
             body["note"] = note
-        prefix = "n" if kind == "need" else "c"
-        return self.write(kind, f"{prefix}{max(self.seq, self.replica.max_seq(self.me)) + 1}",
-                          body)
+        return self.write(kind, self._new_key("n" if kind == "need" else "c", kind), body)
+
+    def _new_key(self, prefix: str, kind: str) -> str:
+        """A short random id, unused by this node: ids never come from a counter, so a
+        node restored from an old backup cannot reuse (and overwrite) one it forgot."""
+        while True:
+            key = prefix + "".join(self._rng.choice(_ID_CHARS) for _ in range(5))
+            if self.replica.get(self.me, kind, key) is None:
+                return key
 
     def withdraw(self, kind: str, key: str) -> Record:
         """Withdraw one of this node's records (a tombstone).

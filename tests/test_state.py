@@ -74,3 +74,24 @@ def test_batches_round_trip_and_bound(state):
     recs = [state.post_intent("need", "eggs", str(i + 1), "pcs", "2027") for i in range(50)]
     msgs = batches(recs)
     assert [raw for m in msgs for raw in decode_batch(m)] == [r.raw for r in recs]
+
+
+def test_restored_backup_never_reuses_a_seq(tmp_path):
+    """Restored from an old backup and writing before any sync: no seq is reused."""
+    import shutil
+
+    ident = Identity.generate()
+    cfg = Config(name="K", scope="eu/de/berlin/x")
+    clock = [1_800_000_000_000]
+    s1 = NodeState(ident, cfg, Store(tmp_path / "a.db"), now_ms=lambda: clock[0])
+    s1.post_intent("need", "bread", "1", "kg", "2027")
+    s1.store.close()
+    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")  # the backup
+    clock[0] += 60_000
+    s1 = NodeState(ident, cfg, Store(tmp_path / "a.db"), now_ms=lambda: clock[0])
+    lost = [s1.post_intent("need", "bread", str(i + 2), "kg", "2027") for i in range(20)]
+    clock[0] += 60_000
+    restored = NodeState(ident, cfg, Store(tmp_path / "backup.db"), now_ms=lambda: clock[0])
+    new = restored.post_intent("need", "eggs", "3", "pcs", "2027")
+    assert new.seq > max(r.seq for r in lost)
+    assert new.key not in {r.key for r in lost}

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -269,6 +270,12 @@ class Discovery:
         except Exception as exc:
             logger.warning("cannot dial %s: %s", p2p_addr, exc)
             return False
+        # py-libp2p refuses every dial to a peer for 60 s after one failed dial; a
+        # bootstrap peer that restarts, or was not listening yet, would wait that out.
+        unblock = getattr(self.host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            with contextlib.suppress(Exception):
+                unblock(info.peer_id)
         with trio.move_on_after(self.dial_timeout) as scope:
             try:
                 await self.host.connect(info)

@@ -35,7 +35,9 @@ from node.net.syncproto import (
 logger = logging.getLogger(__name__)
 
 # Reasons that show intent or a broken peer (not a slow one): they count towards a ban.
-_MALICIOUS_SYNC_REASONS = frozenset({"bad-sync-message", "frame-too-large", "bad-varint"})
+_MALICIOUS_SYNC_REASONS = frozenset(
+    {"bad-sync-message", "frame-too-large", "bad-varint", "malformed", "protocol"}
+)
 # Seconds allowed for closing connections and stopping py-libp2p on shutdown.
 SHUTDOWN_GRACE = 5.0
 

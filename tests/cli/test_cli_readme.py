@@ -43,18 +43,23 @@ def test_walkthrough_commands_as_written(tmp_path):
     assert r.exit_code == 0, r.output
     node = Node(d, "node", "")
     outputs = []
+    posted = ""
     with running(node):
         for args in commands[2:]:
+            if args == ["need", "withdraw", "ID"]:
+                args = ["need", "withdraw", posted]
             if args[:2] == ["peers", "add"]:
                 assert args[2].startswith("/ip4/192.0.2.10/tcp/7946/p2p/12D3KooW")
                 args = ["peers", "add", BOOTSTRAP_EXAMPLE]
             r = node.cli(*args)
             assert r.exit_code == 0, f"allmende {shlex.join(args)}: {r.output}"
             outputs.append((args, r.stdout))
+            if args[:3] == ["need", "add", "potatoes"]:
+                posted = re.match(r"Saved need (\w+):", r.stdout).group(1)
     by_command = {" ".join(a): out for a, out in outputs}
     assert by_command["need add potatoes 500 kg --period 2027-Q1 --priority high --note canteen"
-                      ].startswith("Saved need n3:")
-    assert by_command["need withdraw n3"] == "Withdrew need n3.\n"
+                      ].startswith(f"Saved need {posted}:")
+    assert by_command[f"need withdraw {posted}"] == f"Withdrew need {posted}.\n"
     region = by_command["balance"]
     assert region.startswith("Balance of eu/de/berlin\n")
     assert "childcare" in region
