@@ -35,6 +35,7 @@ from node.store import Store
 log = logging.getLogger("allmende.daemon")
 
 PUBLISH_EVERY = 0.05  # seconds: batch local writes into few gossip messages
+REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on
 
 # Control operations added by other packages (e.g. governance): name -> fn(daemon, args).
 EXTRA_OPS: dict[str, Callable[[Daemon, dict[str, Any]], Any]] = {}
@@ -110,6 +111,13 @@ class Daemon:
                 self.sync_rejected[reason] += 1
             if result.changed:
                 log.info("event=sync.merged peer=%s records=%d", peer, len(result.changed))
+                # Records a sync brought are likely missing around us too (a healed
+                # partition): gossip spreads them in seconds, where sync rounds would
+                # take one interval per hop. A large catch-up is what a node that was
+                # away missed; its peers hold those records, so they are not re-sent.
+                if len(result.changed) <= REGOSSIP_LIMIT:
+                    self.state.outbox.extend(result.changed)
+                    self._wake.set()
 
         role = Role.INITIATOR if initiator else Role.RESPONDER
         return SyncSession(self.state.replica, self.state.partitions, role, ingest=ingest,
