@@ -122,6 +122,10 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
             "virtual_seconds": _r(sim.stopped_at),
             "last_write_s": _r(sim.last_write_time),
             "convergence_s": lat,
+            # node records are written at start-up, before any gossip mesh exists
+            "convergence_intents_s": percentiles(
+                [t.converged - t.created for t in tracks
+                 if t.converged is not None and t.slot[1] in ("need", "capacity")]),
             "global_convergence_after_last_write_s":
                 _r(max(0.0, last_conv - sim.last_write_time)) if all_converged else None,
             "partitions": heals,
