@@ -15,8 +15,8 @@ import signal
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +232,7 @@ class Daemon:
     def op_withdraw(self, kind: str, key: str) -> dict[str, Any]:
         return self._written(self.state.withdraw(kind, key))
 
-    def op_list(self, kind: str, scope: str | None = None, all: bool = False,  # noqa: A002
+    def op_list(self, kind: str, scope: str | None = None, all: bool = False,
                 withdrawn: bool = False) -> list[dict[str, Any]]:
         if kind not in ("need", "capacity"):
             raise LocalError("kind must be need or capacity")
@@ -245,7 +245,7 @@ class Daemon:
     def op_items(self) -> list[dict[str, Any]]:
         return [asdict(i) for i in sorted(self.state.items().values(), key=lambda i: i.id)]
 
-    def op_item_add(self, id: str, name: str, dimension: str) -> dict[str, Any]:  # noqa: A002
+    def op_item_add(self, id: str, name: str, dimension: str) -> dict[str, Any]:
         return self._written(self.state.add_item(id, name, dimension))
 
     def op_balance(self, scope: str | None = None, period: str | None = None,
@@ -270,18 +270,10 @@ class Daemon:
         if peer_id == self.net.peer_id:
             raise LocalError("that address is this node itself")
         if addr not in self.config.bootstrap:
-            from dataclasses import replace
-
             self.config = replace(self.config, bootstrap=(*self.config.bootstrap, addr))
             self.data_dir.write_config(self.config)
+        self.net.add_bootstrap(addr)  # redialled with backoff if this dial fails
         if self._nursery is not None:
-            # py-libp2p 0.8.1 refuses any dial to a peer for 60 s after one failed
-            # (swarm negative cache): an operator's explicit `peers add` dials now.
-            unblock = getattr(self.net.host.get_network(), "unblock_peer", None)
-            if unblock is not None:
-                from libp2p.peer.id import ID
-
-                unblock(ID.from_base58(peer_id))
             self._nursery.start_soon(self.net.connect, addr)
         return {"added": addr, "peer_id": peer_id}
 

@@ -197,6 +197,19 @@ class Discovery:
             self._bootstrap.setdefault(pid, []).append(addr)
         self._targets: dict[str, _Target] = {}
 
+    def add_bootstrap(self, text: str) -> str:
+        """Keep dialling one more peer (with backoff) from now on; returns its peer id.
+
+        Raises:
+            LocalError: the address does not parse or has no ``/p2p/`` part.
+        """
+        pid, addr = split_p2p_addr(text)
+        addrs = self._bootstrap.setdefault(pid, [])
+        if addr not in addrs:
+            addrs.append(addr)
+        self._targets.pop(pid, None)  # no backoff left over from earlier failures
+        return pid
+
     async def run(
         self,
         *,

@@ -324,6 +324,10 @@ class NetService:
             banned=sum(1 for p in self._banned_until if self.is_banned(p)),
         )
 
+    def add_bootstrap(self, p2p_addr: str) -> str:
+        """Dial `p2p_addr` from now on, redialling with backoff; returns the peer id."""
+        return self.discovery.add_bootstrap(p2p_addr)
+
     async def connect(self, p2p_addr: str) -> bool:
         """Dial one ``.../p2p/<id>`` address now; True on success."""
         return await self.discovery.dial(p2p_addr)
