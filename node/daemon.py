@@ -29,13 +29,12 @@ from node.errors import LocalError, Rejected
 from node.identity import Identity
 from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic, split_p2p_addr
 from node.planning import decimal_str
-from node.state import NodeState, batches, decode_batch, record_json
+from node.state import REGOSSIP_LIMIT, NodeState, batches, decode_batch, record_json
 from node.store import Store
 
 log = logging.getLogger("allmende.daemon")
 
 PUBLISH_EVERY = 0.05  # seconds: batch local writes into few gossip messages
-REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on
 
 # Control operations added by other packages (e.g. governance): name -> fn(daemon, args).
 EXTRA_OPS: dict[str, Callable[[Daemon, dict[str, Any]], Any]] = {}

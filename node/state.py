@@ -26,6 +26,7 @@ from node.planning import BalanceIndex, BalanceRow
 from node.store import Store
 
 MAX_BATCH_BYTES = 256 * 1024
+REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on (see daemon)
 _ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
 BATCH_VERSION = 1
 

@@ -20,7 +20,7 @@ from node.crdt.sync import Role, SyncSession
 from node.errors import Rejected
 from node.identity import Identity
 from node.planning import BalanceIndex
-from node.state import batches, decode_batch
+from node.state import REGOSSIP_LIMIT, batches, decode_batch
 from simnet.gossip import Verdict
 from simnet.trust import TrustingReplica, VerifiedCache
 from simnet.workload import NodeSpec
@@ -112,7 +112,10 @@ class SimNode:
                            salt=rng.randbytes(8))
 
     def _sync_ingest(self, raws: Any) -> None:
-        self.ingest(list(raws))
+        changed, _ = self.ingest(list(raws))
+        # As `Daemon.new_sync_session`: a small batch merged by sync is gossiped on.
+        if changed and len(changed) <= REGOSSIP_LIMIT:
+            self.outbox.extend(changed)
 
     def digest(self) -> bytes:
         return self.replica.digest(self.partitions)

@@ -222,6 +222,8 @@ class VirtualSim:
         except SyncError:
             self.sync.failed += 1
             return
+        if self.nodes[to].outbox:
+            self._schedule_flush(to)  # records the sync brought are gossiped on
         reply = to_s.generate_message()
         if reply is None:
             if frm_s.done and to_s.done:
