@@ -16,11 +16,10 @@ from pathlib import Path
 import nacl.bindings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from factories import Author, identities
+from factories import Author, identities, run_session
 
 from node.crdt.record import signing_bytes
 from node.crdt.replica import Replica
-from node.crdt.sync import Role, SyncSession
 from node.planning import BalanceIndex
 from node.store import Store
 
@@ -94,16 +93,7 @@ def bench_sync(total: int) -> None:
             a, b = Replica(), Replica()
             a.load_trusted(ini.records())
             b.load_trusted(resp.records())
-            i, r = SyncSession(a, ["eu/de/r"], Role.INITIATOR), SyncSession(b, ["eu/de/r"],
-                                                                           Role.RESPONDER)
-            msg = i.generate_message()
-            while msg is not None:
-                r.receive_message(msg)
-                reply = r.generate_message()
-                if reply is None:
-                    break
-                i.receive_message(reply)
-                msg = i.generate_message()
+            i, r = run_session(a, b, ["eu/de/r"])
             assert a.digest() == b.digest()
             sent = i.stats.bytes_sent + r.stats.bytes_sent
             rts = max(i.stats.messages_sent, r.stats.messages_sent)

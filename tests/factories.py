@@ -6,6 +6,8 @@ import random
 from typing import Any
 
 from node.crdt.record import Record, sign_record
+from node.crdt.replica import Replica
+from node.crdt.sync import Role, SyncSession
 from node.identity import Identity
 
 
@@ -44,3 +46,21 @@ class Author:
                  period: str = "2027-Q1", **kw: Any) -> Record:
         body = {"item": item, "qty": qty, "unit": unit, "period": period}
         return self.write("capacity", key, body, **kw)
+
+
+def run_session(a: Replica, b: Replica, parts_a: list[str], parts_b: list[str] | None = None
+                ) -> tuple[SyncSession, SyncSession]:
+    """One anti-entropy session between two local replicas, a initiating; both done."""
+    i = SyncSession(a, parts_a, Role.INITIATOR)
+    r = SyncSession(b, parts_a if parts_b is None else parts_b, Role.RESPONDER)
+    msg = i.generate_message()
+    while msg is not None:
+        r.receive_message(msg)
+        reply = r.generate_message()
+        if reply is None:
+            break
+        i.receive_message(reply)
+        msg = i.generate_message()
+    assert i.done
+    assert r.done
+    return i, r

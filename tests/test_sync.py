@@ -2,6 +2,7 @@
 
 import random
 
+import factories
 import msgpack
 import pytest
 from factories import Author, identities
@@ -16,18 +17,7 @@ PARTS = ["eu/de/berlin", "eu/fr/paris", "eu"]
 
 
 def run_session(a: Replica, b: Replica, parts_a=PARTS, parts_b=PARTS):
-    i, r = SyncSession(a, parts_a, Role.INITIATOR), SyncSession(b, parts_b, Role.RESPONDER)
-    msg = i.generate_message()
-    while msg is not None:
-        r.receive_message(msg)
-        reply = r.generate_message()
-        if reply is None:
-            break
-        i.receive_message(reply)
-        msg = i.generate_message()
-    assert i.done
-    assert r.done
-    return i, r
+    return factories.run_session(a, b, parts_a, parts_b)
 
 
 class Replicas(RuleBasedStateMachine):
