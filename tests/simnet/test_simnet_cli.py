@@ -35,3 +35,17 @@ def test_unknown_toml_key_is_a_clear_error(tmp_path):
     f.write_text("[network]\nlatency = 3\n")
     with pytest.raises(LocalError, match=r"unknown key.*latency"):
         load_toml(f)
+
+
+def test_chart_is_a_png(tmp_path):
+    """`--chart` draws the convergence CDF and timeline (matplotlib is in the test extra)."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    chart = tmp_path / "run.png"
+    result = CliRunner().invoke(cli, ["simnet", "run", "--preset", "smoke", "--nodes", "12",
+                                      "--quiet", "--chart", str(chart)])
+    assert result.exit_code == 0, result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.stat().st_size > 10_000
