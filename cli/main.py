@@ -295,5 +295,6 @@ cli.add_command(governance_cmd.results)
 cli.add_command(governance_cmd.budget)
 cli.add_command(governance_cmd.assembly)
 
-from cli.simnet_cmd import simnet  # noqa: E402
+from cli.simnet_cmd import simnet  # noqa: E402  (simnet commands)
+
 cli.add_command(simnet)
