@@ -41,7 +41,9 @@ class RemoteCallError(LocalError):
 
 
 async def serve(path: Path, handler: Handler, *,
-                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                # trio-typing's stale stubs (a py-libp2p dependency) lack TaskStatus
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
+                ) -> None:
     """Serve the control socket until cancelled."""
     _remove(path)  # a stale socket from a killed daemon
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)

@@ -127,8 +127,12 @@ class Daemon:
 
     # --- running ---------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                  ) -> None:
+    async def run(
+        self,
+        *,
+        # trio-typing's stale stubs (a py-libp2p dependency) lack TaskStatus
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
+    ) -> None:
         """Serve until cancelled; the store is closed on the way out."""
         self.started = trio.current_time()
         try:
