@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -116,11 +117,14 @@ def render_members(rows: list[dict[str, Any]]) -> RenderableType:
 def render_proposals(rows: list[dict[str, Any]]) -> RenderableType:
     if not rows:
         return Text("No proposals.", style="dim")
-    t = Table(title="Proposals")
-    for col in ("id", "title", "method", "phase", "closes", "votes held"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r["proposal"], r["title"], r["method"], r["phase"], _when(r["closes"]),
+    t = Table(title="Proposals", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("id", no_wrap=True)  # typed into `vote`: never cut
+    t.add_column("title", overflow="fold")
+    for col in ("phase", "closes"):
+        t.add_column(col, overflow="fold")
+    t.add_column("votes", justify="right", no_wrap=True)
+    for r in rows:  # the method is in `proposal show`: ids need the room at 80 columns
+        t.add_row(r["proposal"], r["title"], r["phase"], _when(r["closes"]),
                   str(r["votes_held"]))
     return t
 
