@@ -224,7 +224,7 @@ def test_js_libp2p_peer_receives_a_posted_need(daemon: Daemon) -> None:
     assert got["kind"] == "need"
     assert got["scope"] == SCOPE
     assert got["origin"] == posted["origin"]
-    assert got["seq"] == posted["seq"]
+    assert int(got["seq"]) == posted["seq"]  # uint64 seqs arrive as BigInt strings
     assert got["body"]["item"] == "potatoes"
     assert got["body"]["qty"] == "5"
 
