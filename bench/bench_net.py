@@ -28,7 +28,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,29 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from procs import free_port, wait_for  # noqa: E402
+
 from node.config import Config, DataDir  # noqa: E402
 from node.control import call  # noqa: E402
-from node.errors import LocalError  # noqa: E402
 
 SCOPE = "eu/de/bench"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(pred: Any, timeout: float, what: str, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(LocalError, OSError, KeyError):
-            value = pred()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(step)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -9,62 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
+from procs import allmende_command, free_port, stop_group, wait_for
 from rich.console import Console
 
 from cli.main import Ctx, cli
 from node.config import DataDir
 from node.control import call
-from node.errors import LocalError
 
 T = TypeVar("T")
 
 START_TIMEOUT = 20.0
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def allmende_command() -> list[str]:
-    """The `allmende` script of this interpreter (else `python -c ...`)."""
-    script = Path(sys.executable).parent / "allmende"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("allmende")
-    return [found] if found else [sys.executable, "-c", "from cli.main import main; main()"]
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll `predicate` until truthy (errors count as "not yet"); return its value."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (LocalError, OSError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s"
-                               + (f" (last error: {last})" if last else ""))
-        time.sleep(0.1)
 
 
 def invoke(data_dir: Path, *args: str) -> Result:
@@ -122,17 +90,7 @@ class Node:
         return self
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(self.proc)
 
     def call(self, op: str, **args: Any) -> Any:
         return call(DataDir(self.data_dir).socket, op, args, timeout=10.0)

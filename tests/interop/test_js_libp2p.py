@@ -14,7 +14,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import free_port, stop_group
 
 from node.control import call
 from node.errors import LocalError
@@ -49,11 +49,6 @@ def _node_binary() -> str:
                     pytrace=False)
     return node
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _allmende() -> list[str]:
@@ -82,7 +77,7 @@ class Daemon:
     def __init__(self, base: Path) -> None:
         self.dir = base / "d"
         self.log = base / "daemon.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,17 +109,7 @@ class Daemon:
         return call(self.sock, op, args, timeout=10.0)
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(self.proc)
 
 
 class JsPeer:
