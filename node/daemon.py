@@ -308,14 +308,20 @@ def run_daemon(data_dir: Path, *, listen: list[str] | None = None, mdns: bool | 
     daemon = Daemon(dd, identity, config, listen=listen, mdns=mdns, sync_interval=sync_interval)
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
                 await nursery.start(daemon.run)
                 async for signum in signals:
                     log.info("event=daemon.stopping signal=%s", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
                     break
 
+    # Trio re-delivers signals still pending when the receiver closes, with the
+    # handlers that were in place before it opened: make those "ignore", so a second
+    # Ctrl-C during shutdown cannot kill the node halfway. They stay ignored: once
+    # the daemon has stopped, the process only exits.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     trio.run(main)
 
 

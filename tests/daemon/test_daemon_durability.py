@@ -29,3 +29,21 @@ def test_posted_record_survives_kill_9(nodes: Cluster) -> None:
     again = a.post_need(qty="99")
     assert again["seq"] > withdrawn["seq"]
     assert again["id"] not in rows
+
+
+def test_repeated_signals_stop_cleanly(nodes: Cluster) -> None:
+    """Ctrl-C pressed again while the node shuts down: still a clean stop, no traceback."""
+    import os
+    import time
+
+    a = nodes.node("a").init().start()
+    a.post_need(qty="1")
+    assert a.proc is not None
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+        os.kill(a.proc.pid, sig)
+        time.sleep(0.05)
+    assert a.proc.wait(20) == 0
+    log = a.log()
+    assert "event=daemon.stopped" in log
+    assert "Traceback" not in log
+    assert "Aborted" not in log
