@@ -311,7 +311,8 @@ class Discovery:
             if self.is_banned(pid):
                 continue
             try:
-                addrs = [str(a) for a in store.addrs(peer)]
+                # identify stores a peer's listen addresses with its /p2p/<id> suffix
+                addrs = [str(a).split("/p2p/")[0] for a in store.addrs(peer)]
             except Exception:  # PeerStoreError when the peer has no addresses yet
                 continue
             changed |= self.book.add(pid, addrs)

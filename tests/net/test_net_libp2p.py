@@ -232,3 +232,30 @@ async def test_publish_refuses_unknown_topic_and_oversize() -> None:
                 await a.publish(TOPIC, b"x" * (a.config.gossip.max_message_bytes + 1))
             assert SCOPE in a.config.scopes
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_dialled_us_is_remembered_by_its_listen_address(tmp_path) -> None:
+    """Inbound peers are remembered too (their listen address, from identify)."""
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "B") as (b,):
+            handler = FakeHandler("A")
+            cfg = config(data_dir=tmp_path, redial_interval=0.2)  # A dials nobody
+            async with trio.open_nursery() as first:
+                a = NetService(seed("A"), handler, cfg)
+                await first.start(a.run)
+                assert await b.connect(a.listen_addrs()[0])
+                b_port = b.listen_addrs()[0].split("/tcp/")[1].split("/")[0]
+
+                def remembered() -> bool:
+                    path = tmp_path / "known-peers.json"
+                    return path.exists() and f"/tcp/{b_port}" in path.read_text()
+
+                await wait_for(remembered)
+                first.cancel_scope.cancel()
+            await wait_for(lambda: not b.connected_peers())
+            async with trio.open_nursery() as second:
+                a2 = NetService(seed("A"), handler, cfg)
+                await second.start(a2.run)
+                await wait_for(lambda: b.peer_id in a2.connected_peers())
+                second.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
