@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ MAX_REQUEST = 64 * 1024
 MAX_RESPONSE = 64 * 1024 * 1024
 
 Handler = Callable[[str, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class InThread:
+    """A reply too slow to compute on the event loop (a budget tally, say).
+
+    `fn` runs in a worker thread while the node keeps serving the network; it must
+    only read what it was given (an immutable snapshot), never live state.
+    """
+
+    fn: Callable[[], Any]
 
 
 class DaemonNotRunning(LocalError):
@@ -83,7 +95,10 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
                 "type": "user", "message": f"bad control request: {exc}"}}
         else:
             try:
-                reply = {"ok": True, "result": handler(op, args)}
+                result = handler(op, args)
+                if isinstance(result, InThread):
+                    result = await trio.to_thread.run_sync(result.fn)
+                reply = {"ok": True, "result": result}
             except AllmendeError as exc:
                 reply = {"ok": False, "error": {"type": "user", "message": str(exc)}}
             except Exception as exc:  # a bug must not take the daemon down

@@ -83,3 +83,37 @@ def test_data_dir_is_private(tmp_path):
     assert stat.S_IMODE(os.stat(dd.key).st_mode) == 0o600
     with pytest.raises(LocalError, match="refusing to overwrite"):
         dd.init(Config(name="K", scope="eu/de/x"))
+
+
+def test_slow_reply_does_not_block_other_requests(tmp_path):
+    """An InThread reply is computed off the event loop: quick requests still answer."""
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def handler(op, args):
+        if op == "slow":
+            return control.InThread(lambda: release.wait(10) and "slow done")
+        return "quick"
+
+    path = tmp_path / "control.sock"
+    answers = []
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(control.serve, path, handler)
+
+            def client():
+                slow = threading.Thread(target=lambda: answers.append(control.call(path, "slow")))
+                slow.start()
+                time.sleep(0.2)
+                answers.append(control.call(path, "quick", timeout=2))  # while slow waits
+                release.set()
+                slow.join(5)
+
+            await trio.to_thread.run_sync(client)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert answers == ["quick", "slow done"]

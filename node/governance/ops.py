@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from node import daemon as _daemon
 from node.clock import hlc_millis
+from node.control import InThread
 from node.crdt.record import Record, sign_record
 from node.errors import LocalError
 from node.governance import sortition, tally
@@ -190,8 +191,11 @@ def vote_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
 
 
 @op("gov_results")
-def results(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
-    return tally.results(_ledger(d), _arg(args, "proposal"), _now(d)).as_json()
+def results(d: Daemon, args: dict[str, Any]) -> InThread:
+    # An Equal Shares tally can take seconds: count a snapshot (records are
+    # immutable) in a worker thread, so the node keeps gossiping meanwhile.
+    snapshot, proposal, now = list(d.state.replica.records()), _arg(args, "proposal"), _now(d)
+    return InThread(lambda: tally.results(Ledger(snapshot), proposal, now).as_json())
 
 
 # --- pabulib import ----------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from node.config import Config
+from node.control import InThread
 from node.crdt.record import Record
 from node.governance import ops
 from node.governance.ledger import object_id
@@ -45,7 +46,9 @@ class FakeDaemon:
         return out
 
     def call(self, op: str, **args: Any) -> Any:
-        return ops.OPS[op](self, {k: v for k, v in args.items() if v is not None})
+        result = ops.OPS[op](self, {k: v for k, v in args.items() if v is not None})
+        # The control server runs InThread replies in a worker thread; here, inline.
+        return result.fn() if isinstance(result, InThread) else result
 
     def submit(self, record: Record) -> None:
         result = self.state.ingest([record.raw])
