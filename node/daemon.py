@@ -39,7 +39,7 @@ PUBLISH_EVERY = 0.05  # seconds: batch local writes into few gossip messages
 # Control operations added by other packages (e.g. governance): name -> fn(daemon, args).
 EXTRA_OPS: dict[str, Callable[[Daemon, dict[str, Any]], Any]] = {}
 
-import node.governance.ops  # noqa: E402, F401  (registers control ops)
+import node.gov_ops  # noqa: E402, F401  (registers control ops)
 
 
 def now_ms() -> int:

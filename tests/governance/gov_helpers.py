@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from node import gov_ops as ops
 from node.config import Config
 from node.control import InThread
 from node.crdt.record import Record
-from node.governance import ops
 from node.governance.ledger import object_id
 from node.governance.member_sign import sign_member_record
 from node.identity import Identity

@@ -5,8 +5,8 @@ replica, asks the pure modules what to write or report, and writes through
 ``NodeState.write`` (validated, signed, durable, then gossiped). Member-signed records
 arrive already signed, through the daemon's ``submit`` op.
 
-This is the only governance module that touches the daemon; it is imported by
-``node.daemon`` itself.
+It lives at the edge, beside the daemon, and not in the pure ``node.governance``
+package; ``node.daemon`` imports it.
 """
 
 from __future__ import annotations
