@@ -26,7 +26,8 @@ The order matters and every step is checkable:
 
 The lottery is fair in the maximin sense (Flanigan et al., Nature 2021): among all
 probability distributions over panels that satisfy the quotas, it maximises the
-smallest selection probability of any volunteer. Only the quota features matter, so
+smallest selection probability of any volunteer that such a panel can include (one
+the quotas rule out, say by a maximum of 0, gets 0 whatever the lottery). Only the quota features matter, so
 volunteers with equal quota features are interchangeable: the LP is over panel
 *compositions* (how many of each type), solved by column generation with an exact
 simplex (:mod:`node.governance.simplex`); averaging over interchangeable people
@@ -85,7 +86,8 @@ class Distribution:
         sizes: volunteers per type.
         compositions: (counts per type, probability), with probability > 0, sorted.
         probability: the selection probability of a volunteer of each type.
-        minimum: the smallest selection probability (the maximin value).
+        minimum: the smallest selection probability among volunteers some panel
+            can include (the maximin value).
     """
 
     features: tuple[str, ...]
@@ -171,8 +173,13 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
         raise GovernanceError("no panel meets the quotas: "
                               + _explain_infeasible(pool, size, quotas))
 
+    # Volunteers whom no panel meeting the quotas can include (say, a value with a
+    # maximum of 0) get probability 0 whatever the lottery; the maximin is taken over
+    # everyone else, or one such volunteer would make every lottery "maximin".
+    rows = [t for t in range(len(types)) if any(c[t] for c in feasible)]
+
     def share(comp: tuple[int, ...]) -> list[Fraction]:
-        return [Fraction(comp[t], sizes[t]) for t in range(len(types))]
+        return [Fraction(comp[t], sizes[t]) for t in rows]
 
     # Column generation: start from the composition best for everybody at once, then
     # add the composition the duals price highest until none improves the optimum.
@@ -182,12 +189,12 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
         # sum_c q_c <= 1. Maximise z.
         k = len(columns)
         shares = [share(c) for c in columns]
-        a = [[Fraction(1)] + [-shares[j][t] for j in range(k)] for t in range(len(types))]
+        a = [[Fraction(1)] + [-shares[j][r] for j in range(k)] for r in range(len(rows))]
         a.append([Fraction(0)] + [Fraction(1)] * k)
-        b = [Fraction(0)] * len(types) + [Fraction(1)]
+        b = [Fraction(0)] * len(rows) + [Fraction(1)]
         sol = maximize([Fraction(1)] + [Fraction(0)] * k, a, b)
         y, mu = sol.duals[:-1], sol.duals[-1]
-        price, best = max(((sum(y[t] * s for t, s in enumerate(share(c))), c)
+        price, best = max(((sum(y[r] * s for r, s in enumerate(share(c))), c)
                            for c in feasible if c not in columns),
                           key=lambda pc: (pc[0], [-x for x in pc[1]]),
                           default=(Fraction(0), None))
@@ -202,7 +209,7 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
                                                                          Fraction(1)),)
     prob = tuple(sum((p * Fraction(c[t], sizes[t]) for c, p in comps), Fraction(0))
                  for t in range(len(types)))
-    return Distribution(features, types, sizes, comps, prob, min(prob))
+    return Distribution(features, types, sizes, comps, prob, min(prob[t] for t in rows))
 
 
 def _uniform(seed: bytes, label: bytes) -> Fraction:

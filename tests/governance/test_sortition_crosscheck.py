@@ -107,8 +107,8 @@ def their_quota_problems(panel, size, fc):
 
 
 def cross_check(pool, size, quotas):
-    """Assert everything both sides define; return (ours, theirs) maximin values
-    (0.0 both if a volunteer is on no panel) and the per-person probabilities."""
+    """Assert everything both sides define; return (ours, theirs) maximin values over
+    the volunteers some panel can include, and the per-person probabilities."""
     mine, other = ours(pool, size, quotas), theirs(pool, size, quotas)
     assert (mine is None) == (other is None), (mine, other)
     if mine is None:
@@ -142,26 +142,24 @@ def cross_check(pool, size, quotas):
                 assert mine_v == lo
                 assert abs(theirs_v - lo) < 1e-6
 
-    # Volunteers on no feasible panel get 0 on both sides (theirs then maximises
-    # over the others, ours reports 0: see the module docstring).
-    uncovered = [i for i, p in enumerate(their_per) if p < EPS2]
-    for i in uncovered:
-        assert my_per[i] == 0
-    if uncovered:
-        assert dist.minimum == 0
-        return 0.0, 0.0, my_per, their_per
+    # Volunteers on no feasible panel get 0 on both sides; both sides maximise the
+    # least probability over everyone else.
+    uncovered = {i for i, p in enumerate(their_per) if p < EPS2}
+    assert uncovered == {i for i, p in enumerate(my_per) if p == 0}
+    covered = [i for i in range(len(pool)) if i not in uncovered]
 
     # The maximin value: theirs is within EPS below the exact optimum, never above.
-    v, w = float(dist.minimum), min(their_per)
+    v, w = float(dist.minimum), min(their_per[i] for i in covered)
     assert w <= v + FLOAT, f"sortition-algorithms beats ours: {w} > {v}"
     assert v - w <= EPS + FLOAT, f"maximin values differ: ours {v}, theirs {w}"
-    assert min(my_per) == dist.minimum
-    assert all(dist.minimum <= p <= 1 for p in my_per)
-    assert all(w - FLOAT <= p <= 1 + FLOAT for p in their_per)
-    # Unique per-person probabilities when everybody can get size/n.
-    if dist.minimum == Fraction(size, len(pool)):
-        assert all(p == dist.minimum for p in my_per)
-        assert max(abs(p - v) for p in their_per) < 1e-6
+    assert min(my_per[i] for i in covered) == dist.minimum
+    assert all(dist.minimum <= my_per[i] <= 1 for i in covered)
+    assert all(w - FLOAT <= their_per[i] <= 1 + FLOAT for i in covered)
+    # Unique per-person probabilities when every selectable volunteer can get
+    # size/m (the probabilities of the m selectable ones sum to the panel size).
+    if dist.minimum == Fraction(size, len(covered)):
+        assert all(my_per[i] == dist.minimum for i in covered)
+        assert max(abs(their_per[i] - v) for i in covered) < 1e-6
     return v, w, my_per, their_per
 
 
@@ -205,12 +203,14 @@ def test_example_pool_skewed_quotas():
     assert abs(v - w) < 1e-9
 
 
-def test_a_volunteer_on_no_panel_gets_zero_on_both_sides():
+def test_a_volunteer_on_no_panel_does_not_spoil_the_lottery():
+    """One volunteer the quotas exclude gets 0; everyone else still gets maximin 1/2."""
     pool = [{"age": a} for a, n in (("young", 4), ("old", 4), ("child", 1)) for _ in range(n)]
     quotas = {"age": {"young": [1, 3], "old": [1, 3], "child": [0, 0]}}
     v, w, mine, other = cross_check(pool, 4, quotas)
-    assert (v, w, mine[-1], other[-1]) == (0.0, 0.0, 0, 0.0)
-    assert min(other[:-1]) > 0.4  # theirs: maximin over the other eight (1/2 exact)
+    assert (mine[-1], other[-1]) == (0, 0.0)
+    assert v == 0.5
+    assert abs(w - 0.5) < EPS
 
 
 def test_infeasible_quotas_on_both_sides():
