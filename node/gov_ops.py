@@ -288,22 +288,25 @@ def assembly_freeze(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     return {"assembly": object_id(a.origin, a.key), **body(last)}
 
 
-@op("gov_assembly_commit")
-def assembly_commit(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def _committer_step(d: Daemon, args: dict[str, Any], kind: str,
+                    make_body: Callable[[Ledger, str, bytes, bytes], dict[str, Any]]
+                    ) -> dict[str, Any]:
+    """Write this node's commit or reveal record for an assembly."""
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     aid = object_id(a.origin, a.key)
-    b = sortition.commit_body(ledger, aid, d.state.identity.seed, d.state.me)
-    return d._written(d.state.write("commit", aid, b, scope=a.scope))
+    b = make_body(ledger, aid, d.state.identity.seed, d.state.me)
+    return d._written(d.state.write(kind, aid, b, scope=a.scope))
+
+
+@op("gov_assembly_commit")
+def assembly_commit(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+    return _committer_step(d, args, "commit", sortition.commit_body)
 
 
 @op("gov_assembly_reveal")
 def assembly_reveal(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
-    ledger = _ledger(d)
-    a = _assembly(d, ledger, args)
-    aid = object_id(a.origin, a.key)
-    b = sortition.reveal_body(ledger, aid, d.state.identity.seed, d.state.me)
-    return d._written(d.state.write("reveal", aid, b, scope=a.scope))
+    return _committer_step(d, args, "reveal", sortition.reveal_body)
 
 
 @op("gov_assembly_draw")
