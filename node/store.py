@@ -8,12 +8,10 @@ verified them, so `load_into` rebuilds the replica without verifying again.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-import msgpack
-
-from node.crdt.record import Record
+from node.crdt.record import Record, load_trusted
 from node.crdt.replica import Replica
 from node.errors import LocalError
 
@@ -83,24 +81,11 @@ class Store:
 
     def load_into(self, replica: Replica) -> int:
         """Merge every stored record into `replica` without re-verifying; returns the count."""
-        n = replica.load_trusted(self._trusted_records())
+        cursor = self._db.execute("SELECT raw FROM records")
+        n = replica.load_trusted(load_trusted(raw for (raw,) in cursor))
         for origin, a, b in self._db.execute("SELECT origin, rid_a, rid_b FROM flagged"):
             replica.flagged[origin] = (a, b)
         return n
-
-    def _trusted_records(self) -> Iterator[Record]:
-        # Decoding a chunk of concatenated records with one streaming unpacker costs
-        # less per record than one unpackb call each (loading is a startup hot path).
-        cursor = self._db.execute("SELECT raw FROM records")
-        new = tuple.__new__
-        while True:
-            raws = [raw for (raw,) in cursor.fetchmany(4096)]
-            if not raws:
-                return
-            unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, raws)) + 1)
-            unpacker.feed(b"".join(raws))
-            for f, raw in zip(unpacker, raws, strict=True):
-                yield new(Record, (f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], raw))
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])

@@ -3,8 +3,8 @@
 Every signed byte string in Allmende is the canonical msgpack of plain values:
 maps with string keys sorted by their UTF-8 bytes, the shortest encoding for every
 integer and string (what msgpack-python writes), no floats, no extension types.
-`unpack` re-encodes and compares, so one value has exactly one encoding. Records
-skip the re-encoding: their signature already binds the exact bytes.
+Decoding checks the structure (`check_decoded`) but does not re-encode: a record's
+signature binds its exact bytes, so any other encoding of it fails verification.
 """
 
 from __future__ import annotations
@@ -96,21 +96,6 @@ def pack(value: Any) -> bytes:
     """Encode `value` canonically."""
     data: bytes = msgpack.packb(canonical(value), use_bin_type=True)
     return data
-
-
-def unpack(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
-    """Decode canonical msgpack with hard limits.
-
-    Raises:
-        Rejected: oversize input, malformed or non-canonical bytes.
-    """
-    if len(data) > max_bytes:
-        raise Rejected("oversize", f"{len(data)} bytes, limit {max_bytes}")
-    value = unpack_unchecked(data, max_bytes=max_bytes)
-    check_decoded(value)
-    if msgpack.packb(value, use_bin_type=True) != data:
-        raise Rejected("non-canonical", "bytes are not the canonical encoding")
-    return value
 
 
 def unpack_unchecked(data: bytes, *, max_bytes: int) -> Any:

@@ -11,7 +11,8 @@ wire bytes with a different array header: nothing is packed twice to verify.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any, NamedTuple
 
 import msgpack
@@ -38,7 +39,6 @@ _SIG_TAIL = 2 + SIG_BYTES  # msgpack bin8 header + 64 bytes
 _ARRAY8 = b"\x98"
 
 Slot = tuple[bytes, str, str]
-_unpackb = msgpack.unpackb
 _new = tuple.__new__
 Signer = Callable[[bytes], bytes]
 
@@ -154,10 +154,21 @@ def decode_record(raw: bytes) -> Record:
     return Record(origin, kind, key, seq, hlc, scope, body, sig, raw)
 
 
-def load_trusted(raw: bytes) -> Record:
-    """Rebuild a record this node verified before it stored it: no checks, no verify."""
-    f = _unpackb(raw, raw=False)
-    return _new(Record, (*f[1:], raw))
+def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
+    """Rebuild records this node verified before it stored them: no checks, no verify.
+
+    A chunk of concatenated records is decoded by one streaming unpacker, which costs
+    less per record than one `unpackb` call each (loading a store is a start-up path).
+    """
+    it = iter(raws)
+    while True:
+        batch = list(islice(it, chunk))
+        if not batch:
+            return
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
+        unpacker.feed(b"".join(batch))
+        for f, raw in zip(unpacker, batch, strict=True):
+            yield _new(Record, (f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], raw))
 
 
 def verify_record(record: Record) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from node import model
 from node.clock import LOGICAL_BITS
-from node.crdt.record import Record, Slot, decode_record, verify_record
+from node.crdt.record import Record, Slot, decode_record, record_id, verify_record
 from node.errors import Rejected, ValidationError
 
 MAX_CLOCK_AHEAD_MS = 10 * 60 * 1000
@@ -65,7 +65,7 @@ class OriginPart:
 
 
 def _rid_int(r: Record) -> int:
-    return int.from_bytes(r.raw[-64:-48], "big")
+    return int.from_bytes(record_id(r.raw), "big")
 
 
 class Replica:
@@ -199,7 +199,7 @@ class Replica:
                 self._merge(r, verified=True)
                 continue
             slots[slot] = r
-            rid = r.raw[-64:-48]
+            rid = record_id(r.raw)
             pname = part_cache.get(r.scope)
             if pname is None:
                 pname = part_cache[r.scope] = model.partition_of(r.scope)
