@@ -27,9 +27,10 @@ The order matters and every step is checkable:
 The lottery is fair in the maximin sense (Flanigan et al., Nature 2021): among all
 probability distributions over panels that satisfy the quotas, it maximises the
 smallest selection probability of any volunteer that such a panel can include (one
-the quotas rule out, say by a maximum of 0, gets 0 whatever the lottery). Only the quota features matter, so
-volunteers with equal quota features are interchangeable: the LP is over panel
-*compositions* (how many of each type), solved by column generation with an exact
+the quotas rule out, say by a maximum of 0, gets 0 whatever the lottery). Only the
+quota features matter, so volunteers with equal quota features are interchangeable:
+the LP is over panel *compositions* (how many of each type), solved by column
+generation with an exact
 simplex (:mod:`node.governance.simplex`); averaging over interchangeable people
 gives every volunteer of a type the same probability, which keeps the optimum. The
 seed then picks a composition by its cumulative probability and, within each type,
