@@ -27,11 +27,20 @@ clock = time.process_time
 
 
 def make_records(n_origins: int, per_origin: int, seed: int = 1, scopes=None):
-    authors = [Author(i, scopes(k) if scopes else f"eu/de/r{k % 10}/c{k}")
-               for k, i in enumerate(identities(n_origins, seed=seed))]
+    authors = [
+        Author(i, scopes(k) if scopes else f"eu/de/r{k % 10}/c{k}")
+        for k, i in enumerate(identities(n_origins, seed=seed))
+    ]
     items = ["potatoes", "wheat", "milk", "electricity", "childcare", "bread", "eggs"]
-    units = {"potatoes": "kg", "wheat": "t", "milk": "l", "electricity": "kWh",
-             "childcare": "h", "bread": "kg", "eggs": "pcs"}
+    units = {
+        "potatoes": "kg",
+        "wheat": "t",
+        "milk": "l",
+        "electricity": "kWh",
+        "childcare": "h",
+        "bread": "kg",
+        "eggs": "pcs",
+    }
     out = []
     for a in authors:
         for k in range(per_origin):
@@ -74,8 +83,10 @@ def bench_load(n: int) -> None:
             count = store.load_into(replica)
             best = min(best, clock() - t)
         store.close()
-    print(f"load {count:,} stored records into a replica: {count / best:,.0f} records/s "
-          f"(goal >= 200,000)")
+    print(
+        f"load {count:,} stored records into a replica: {count / best:,.0f} records/s "
+        f"(goal >= 200,000)"
+    )
 
 
 def bench_sync(total: int) -> None:
@@ -98,9 +109,11 @@ def bench_sync(total: int) -> None:
             sent = i.stats.bytes_sent + r.stats.bytes_sent
             rts = max(i.stats.messages_sent, r.stats.messages_sent)
             budget = 1024 if missing == 0 else 1.5 * missing_bytes + 4096
-            print(f"sync {len(recs):,} records, {missing:>6,} missing ({label}): {sent:>9,} bytes, "
-                  f"{rts} round trips; missing records are {missing_bytes:,} bytes; "
-                  f"budget {budget:,.0f} -> {'ok' if sent <= budget and rts <= 4 else 'OVER'}")
+            print(
+                f"sync {len(recs):,} records, {missing:>6,} missing ({label}): {sent:>9,} bytes, "
+                f"{rts} round trips; missing records are {missing_bytes:,} bytes; "
+                f"budget {budget:,.0f} -> {'ok' if sent <= budget and rts <= 4 else 'OVER'}"
+            )
 
 
 def bench_balance() -> None:
@@ -119,8 +132,10 @@ def bench_balance() -> None:
             rows = index.rows(s)
             n += 1
         ms = (time.perf_counter() - t0) / n * 1000
-        print(f"balance {label} ({len(rows)} rows) over 1,000 nodes x 100 records: "
-              f"{ms:.3f} ms per query (goal <= 50 ms)")
+        print(
+            f"balance {label} ({len(rows)} rows) over 1,000 nodes x 100 records: "
+            f"{ms:.3f} ms per query (goal <= 50 ms)"
+        )
 
 
 def main() -> None:

@@ -47,7 +47,6 @@ from node.control import call  # noqa: E402
 SCOPE = "eu/de/bench"
 
 
-
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -84,8 +83,7 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
                 for d in dirs:
                     dd = DataDir(Path(d))
                     identity, config = dd.load()
-                    daemon = Daemon(dd, identity, config, mdns=False,
-                                    sync_interval=sync_interval)
+                    daemon = Daemon(dd, identity, config, mdns=False, sync_interval=sync_interval)
                     await nursery.start(daemon.run)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
@@ -111,8 +109,9 @@ def topology(n: int, degree: int, rng: random.Random) -> dict[int, set[int]]:
 
 
 class Bench:
-    def __init__(self, base: Path, n: int, shards: int, degree: int, seed: int,
-                 sync_interval: float) -> None:
+    def __init__(
+        self, base: Path, n: int, shards: int, degree: int, seed: int, sync_interval: float
+    ) -> None:
         from node.net import peer_id_from_seed
 
         self.base = base
@@ -124,13 +123,19 @@ class Bench:
         self.dials = topology(n, degree, self.rng)
         identities = []
         for i, dd in enumerate(self.dirs):
-            config = Config(name=f"bench-{i}", scope=f"{SCOPE}/n{i}", mdns=False,
-                            listen=(f"/ip4/127.0.0.1/tcp/{self.ports[i]}",),
-                            sync_interval=sync_interval)
+            config = Config(
+                name=f"bench-{i}",
+                scope=f"{SCOPE}/n{i}",
+                mdns=False,
+                listen=(f"/ip4/127.0.0.1/tcp/{self.ports[i]}",),
+                sync_interval=sync_interval,
+            )
             identities.append(dd.init(config))
         self.peer_ids = [peer_id_from_seed(ident.seed) for ident in identities]
-        self.addrs = [f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}"
-                      for p, pid in zip(self.ports, self.peer_ids, strict=True)]
+        self.addrs = [
+            f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}"
+            for p, pid in zip(self.ports, self.peer_ids, strict=True)
+        ]
         self.shards = [list(range(k, n, shards)) for k in range(min(shards, n))]
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -141,10 +146,22 @@ class Bench:
         t = time.monotonic()
         for k, members in enumerate(self.shards):
             log = open(self.base / f"shard{k}.log", "wb")  # noqa: SIM115
-            self.procs.append(subprocess.Popen(
-                [sys.executable, __file__, "shard", "--sync-interval", str(self.sync_interval),
-                 *[str(self.dirs[i].root) for i in members]],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "shard",
+                        "--sync-interval",
+                        str(self.sync_interval),
+                        *[str(self.dirs[i].root) for i in members],
+                    ],
+                    stdout=log,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             log.close()
         for i in range(self.n):
             wait_for(lambda i=i: self.call(i, "status"), 120, f"node {i} up")
@@ -156,8 +173,11 @@ class Bench:
                 self.call(i, "peers_add", addr=self.addrs[j])
 
         def linked() -> bool:
-            return all(set(self.call(i, "peers")["connected"])
-                       >= {self.peer_ids[j] for j in self.dials[i]} for i in range(self.n))
+            return all(
+                set(self.call(i, "peers")["connected"]) >= {self.peer_ids[j] for j in self.dials[i]}
+                for i in range(self.n)
+            )
+
         wait_for(linked, 60, "topology connected", step=0.2)
         return time.monotonic() - t
 
@@ -191,6 +211,7 @@ class Bench:
     def wait_converged(self, timeout: float) -> None:
         def same() -> bool:
             return len({self.call(i, "digest")["digest"] for i in range(self.n)}) == 1
+
         wait_for(same, timeout, "all digests equal", step=0.2)
 
 
@@ -198,8 +219,10 @@ def convergence(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-net-"))
     bench = Bench(base, args.nodes, args.shards, args.degree, args.seed, args.sync_interval)
     edges = sum(len(v) for v in bench.dials.values())
-    print(f"nodes={args.nodes} shards={len(bench.shards)} dials={edges} "
-          f"(~{edges / args.nodes:.1f} per node) posts={args.posts} seed={args.seed}")
+    print(
+        f"nodes={args.nodes} shards={len(bench.shards)} dials={edges} "
+        f"(~{edges / args.nodes:.1f} per node) posts={args.posts} seed={args.seed}"
+    )
     try:
         started = bench.start()
         print(f"started all daemons and connected the topology in {started:.1f} s")
@@ -210,8 +233,16 @@ def convergence(args: argparse.Namespace) -> None:
 
         origin = 0
         # warm-up post (not measured): meshes and fanout are in place afterwards
-        bench.call(origin, "post", kind="need", item="potatoes", qty="1", unit="kg",
-                   period="2027-Q1", priority="low")
+        bench.call(
+            origin,
+            "post",
+            kind="need",
+            item="potatoes",
+            qty="1",
+            unit="kg",
+            period="2027-Q1",
+            priority="low",
+        )
         bench.wait_converged(60)
 
         idle_from, idle_bytes0 = time.monotonic(), bench.wire_bytes()
@@ -226,8 +257,16 @@ def convergence(args: argparse.Namespace) -> None:
         for k in range(args.posts):
             base_counts = bench.counts(others)
             t_post = time.monotonic()
-            bench.call(origin, "post", kind="need", item="potatoes", qty=str(k + 2),
-                       unit="kg", period="2027-Q1", priority="high")
+            bench.call(
+                origin,
+                "post",
+                kind="need",
+                item="potatoes",
+                qty=str(k + 2),
+                unit="kg",
+                period="2027-Q1",
+                priority="high",
+            )
             pending = set(others)
             arrived: dict[int, float] = {}
             deadline = t_post + args.timeout
@@ -240,8 +279,7 @@ def convergence(args: argparse.Namespace) -> None:
                     time.sleep(0.002)
             if pending:
                 missed += 1
-                print(f"  post {k}: {len(pending)} nodes still without it after "
-                      f"{args.timeout} s")
+                print(f"  post {k}: {len(pending)} nodes still without it after {args.timeout} s")
                 continue
             everyone.append(max(arrived.values()))
             per_node.extend(arrived.values())
@@ -251,25 +289,33 @@ def convergence(args: argparse.Namespace) -> None:
         bench.wait_converged(60)
 
         n_ok = len(everyone)
-        print(f"time until every node holds a record ({n_ok}/{args.posts} posts, "
-              f"{missed} missed): p50 {pct(everyone, 50) * 1000:.0f} ms, "
-              f"p99 {pct(everyone, 99) * 1000:.0f} ms, max {max(everyone) * 1000:.0f} ms")
-        print(f"per-node arrival: p50 {pct(per_node, 50) * 1000:.0f} ms, "
-              f"p99 {pct(per_node, 99) * 1000:.0f} ms "
-              f"(poll sweep over {len(others)} control sockets adds up to a few ms)")
+        print(
+            f"time until every node holds a record ({n_ok}/{args.posts} posts, "
+            f"{missed} missed): p50 {pct(everyone, 50) * 1000:.0f} ms, "
+            f"p99 {pct(everyone, 99) * 1000:.0f} ms, max {max(everyone) * 1000:.0f} ms"
+        )
+        print(
+            f"per-node arrival: p50 {pct(per_node, 50) * 1000:.0f} ms, "
+            f"p99 {pct(per_node, 99) * 1000:.0f} ms "
+            f"(poll sweep over {len(others)} control sockets adds up to a few ms)"
+        )
         posts = args.posts
         payload_in = (g1["bytes_in"] - g0["bytes_in"]) / posts
         payload_out = (g1["bytes_out"] - g0["bytes_out"]) / posts
         msgs_in = (g1["messages_in"] - g0["messages_in"]) / posts
         wire = (w1 - w0) / posts
         background = idle_rate * elapsed / posts
-        print(f"gossip payload per record: {payload_out:.0f} B published, "
-              f"{payload_in:.0f} B accepted in total over {args.nodes - 1} receivers "
-              f"({msgs_in:.1f} accepted messages)")
-        print(f"TCP bytes written per record: {wire:.0f} B total, of which idle "
-              f"background {background:.0f} B ({idle_rate:.0f} B/s for the whole network); "
-              f"net {wire - background:.0f} B = {(wire - background) / (args.nodes - 1):.0f} B "
-              f"per receiving node")
+        print(
+            f"gossip payload per record: {payload_out:.0f} B published, "
+            f"{payload_in:.0f} B accepted in total over {args.nodes - 1} receivers "
+            f"({msgs_in:.1f} accepted messages)"
+        )
+        print(
+            f"TCP bytes written per record: {wire:.0f} B total, of which idle "
+            f"background {background:.0f} B ({idle_rate:.0f} B/s for the whole network); "
+            f"net {wire - background:.0f} B = {(wire - background) / (args.nodes - 1):.0f} B "
+            f"per receiving node"
+        )
     finally:
         bench.stop()
         if args.keep:
@@ -302,8 +348,11 @@ def footprint(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
     dd = DataDir(base / "node")
     port = free_port()
-    dd.init(Config(name="footprint", scope=f"{SCOPE}/x", mdns=False,
-                   listen=(f"/ip4/127.0.0.1/tcp/{port}",)))
+    dd.init(
+        Config(
+            name="footprint", scope=f"{SCOPE}/x", mdns=False, listen=(f"/ip4/127.0.0.1/tcp/{port}",)
+        )
+    )
     per_origin = 100
     origins = max(1, args.records // per_origin)
     t = time.monotonic()
@@ -311,41 +360,77 @@ def footprint(args: argparse.Namespace) -> None:
     store = Store(dd.db)
     store.save(records)
     store.close()
-    print(f"wrote {len(records)} records ({origins} origins) into the store in "
-          f"{time.monotonic() - t:.1f} s; db {dd.db.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"wrote {len(records)} records ({origins} origins) into the store in "
+        f"{time.monotonic() - t:.1f} s; db {dd.db.stat().st_size / 1e6:.1f} MB"
+    )
     peer_dd = DataDir(base / "peer")
     if args.peer:
-        peer_dd.init(Config(name="peer", scope=f"{SCOPE}/y", mdns=False,
-                            listen=(f"/ip4/127.0.0.1/tcp/{free_port()}",)))
+        peer_dd.init(
+            Config(
+                name="peer",
+                scope=f"{SCOPE}/y",
+                mdns=False,
+                listen=(f"/ip4/127.0.0.1/tcp/{free_port()}",),
+            )
+        )
     procs = []
     try:
         for d in [dd, peer_dd] if args.peer else [dd]:
-            cmd = [sys.executable, "-c", "from cli.main import main; main()", "--data-dir",
-                   str(d.root), "run", "--no-mdns", "--log-level", "warning"]
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          start_new_session=True))
+            cmd = [
+                sys.executable,
+                "-c",
+                "from cli.main import main; main()",
+                "--data-dir",
+                str(d.root),
+                "run",
+                "--no-mdns",
+                "--log-level",
+                "warning",
+            ]
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    cwd=ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         proc = procs[0]
         t = time.monotonic()
         status = wait_for(lambda: call(dd.socket, "status"), 120, "daemon up")
-        print(f"daemon up with {status['records']} records in {time.monotonic() - t:.1f} s "
-              f"(python start, imports, store load, libp2p listen)")
+        print(
+            f"daemon up with {status['records']} records in {time.monotonic() - t:.1f} s "
+            f"(python start, imports, store load, libp2p listen)"
+        )
         if args.peer:
             peer = wait_for(lambda: call(peer_dd.socket, "status"), 120, "peer up")
             call(peer_dd.socket, "peers_add", {"addr": status["listen"][0]})
             t = time.monotonic()
-            wait_for(lambda: call(peer_dd.socket, "digest")["digest"]
-                     == call(dd.socket, "digest")["digest"], 120, "peer synced", step=0.2)
-            print(f"a peer ({peer['peer_id'][:16]}...) connected and synced all records in "
-                  f"{time.monotonic() - t:.1f} s; it stays connected")
+            wait_for(
+                lambda: (
+                    call(peer_dd.socket, "digest")["digest"] == call(dd.socket, "digest")["digest"]
+                ),
+                120,
+                "peer synced",
+                step=0.2,
+            )
+            print(
+                f"a peer ({peer['peer_id'][:16]}...) connected and synced all records in "
+                f"{time.monotonic() - t:.1f} s; it stays connected"
+            )
         time.sleep(args.warmup)
         cpu0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
         time.sleep(args.seconds)
         cpu1, t1 = proc_cpu_seconds(proc.pid), time.monotonic()
         rss = proc_status(proc.pid, "VmRSS") / 1024
         hwm = proc_status(proc.pid, "VmHWM") / 1024
-        print(f"idle over {t1 - t0:.0f} s: CPU {100 * (cpu1 - cpu0) / (t1 - t0):.2f}% of one "
-              f"core ({cpu1 - cpu0:.2f} s), RSS {rss:.0f} MB (peak {hwm:.0f} MB)")
+        print(
+            f"idle over {t1 - t0:.0f} s: CPU {100 * (cpu1 - cpu0) / (t1 - t0):.2f}% of one "
+            f"core ({cpu1 - cpu0:.2f} s), RSS {rss:.0f} MB (peak {hwm:.0f} MB)"
+        )
     finally:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -371,16 +456,23 @@ def main() -> None:
     c.add_argument("--timeout", type=float, default=15.0, help="per post")
     c.add_argument("--settle", type=float, default=3.0)
     c.add_argument("--idle", type=float, default=5.0, help="seconds of idle traffic measured")
-    c.add_argument("--sync-interval", type=float, default=5.0,
-                   help="anti-entropy rounds (default 5 s, so the initial state converges fast)")
+    c.add_argument(
+        "--sync-interval",
+        type=float,
+        default=5.0,
+        help="anti-entropy rounds (default 5 s, so the initial state converges fast)",
+    )
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--keep", action="store_true", help="keep the data dirs and shard logs")
     f = sub.add_parser("footprint", help="one daemon holding many records: RSS and idle CPU")
     f.add_argument("--records", type=int, default=10_000)
     f.add_argument("--seconds", type=float, default=60.0)
     f.add_argument("--warmup", type=float, default=10.0)
-    f.add_argument("--peer", action="store_true",
-                   help="keep one synced peer connected (heartbeats, pings) while idle")
+    f.add_argument(
+        "--peer",
+        action="store_true",
+        help="keep one synced peer connected (heartbeats, pings) while idle",
+    )
     s = sub.add_parser("shard", help=argparse.SUPPRESS)
     s.add_argument("--sync-interval", type=float, default=30.0)
     s.add_argument("dirs", nargs="+")

@@ -19,12 +19,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 VIRTUAL = [
     # (label, extra args, TOML overrides)
     ("virtual 100 nodes, 5,000 records", ["--nodes", "100"], {"records": 5000, "regions": 4}),
-    ("virtual 1,000 nodes, 50,000 records, BalanceIndex on all",
-     ["--nodes", "1000", "--balance-index", "all"], {"records": 50000, "regions": 40}),
-    ("virtual 1,000 nodes, 50,000 records, BalanceIndex sampled",
-     ["--nodes", "1000", "--balance-index", "sample"], {"records": 50000, "regions": 40}),
-    ("virtual 5,000 nodes, 50,000 records, BalanceIndex sampled",
-     ["--nodes", "5000", "--balance-index", "sample"], {"records": 50000, "regions": 200}),
+    (
+        "virtual 1,000 nodes, 50,000 records, BalanceIndex on all",
+        ["--nodes", "1000", "--balance-index", "all"],
+        {"records": 50000, "regions": 40},
+    ),
+    (
+        "virtual 1,000 nodes, 50,000 records, BalanceIndex sampled",
+        ["--nodes", "1000", "--balance-index", "sample"],
+        {"records": 50000, "regions": 40},
+    ),
+    (
+        "virtual 5,000 nodes, 50,000 records, BalanceIndex sampled",
+        ["--nodes", "5000", "--balance-index", "sample"],
+        {"records": 50000, "regions": 200},
+    ),
 ]
 
 
@@ -40,8 +49,11 @@ def run(label: str, args: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
         t = time.perf_counter()
-        proc = subprocess.run(["allmende", "simnet", "run", "--quiet", "--json", str(out),
-                               *args], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["allmende", "simnet", "run", "--quiet", "--json", str(out), *args],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t
         if not out.exists():
             print(f"{label}: FAILED\n{proc.stderr[-2000:]}")
@@ -49,22 +61,28 @@ def run(label: str, args: list[str]) -> dict:
         report = json.loads(out.read_text())
     r, m = report["result"], report["machine"]
     c = r["convergence_s"]
-    line = (f"{label}: ok={r['ok']} wall {wall:.1f} s (run {m.get('wall_run_s')}) "
-            f"peak RSS {m['peak_rss_mb']} MB | convergence p50 {c['p50']} p90 {c['p90']} "
-            f"p99 {c['p99']} max {c['max']} s | after last write "
-            f"{r.get('global_convergence_after_last_write_s')} s | msgs/record "
-            f"{r['traffic']['messages_per_record']} bytes/record "
-            f"{r['traffic']['bytes_per_record']}")
+    line = (
+        f"{label}: ok={r['ok']} wall {wall:.1f} s (run {m.get('wall_run_s')}) "
+        f"peak RSS {m['peak_rss_mb']} MB | convergence p50 {c['p50']} p90 {c['p90']} "
+        f"p99 {c['p99']} max {c['max']} s | after last write "
+        f"{r.get('global_convergence_after_last_write_s')} s | msgs/record "
+        f"{r['traffic']['messages_per_record']} bytes/record "
+        f"{r['traffic']['bytes_per_record']}"
+    )
     if "dissemination_bound_s" in r:
         b = r["dissemination_bound_s"]
-        line += (f" | bound {b['bound']} s (link {b['mean_link_latency_s']} s) "
-                 f"within={b['p99_within_bound']} | dup/msg "
-                 f"{r['gossip']['duplicates_per_message']} | virtual {r['virtual_seconds']} s")
+        line += (
+            f" | bound {b['bound']} s (link {b['mean_link_latency_s']} s) "
+            f"within={b['p99_within_bound']} | dup/msg "
+            f"{r['gossip']['duplicates_per_message']} | virtual {r['virtual_seconds']} s"
+        )
         if m.get("setup_rss_mb") is not None:
             line += f" | setup RSS {m['setup_rss_mb']} MB"
     for p in r.get("partitions", []):
-        line += (f" | heal {p['at']}-{p['heal']} s: converged {p['converged_after_heal_s']} s "
-                 f"after heal = {p['sync_rounds']} sync rounds")
+        line += (
+            f" | heal {p['at']}-{p['heal']} s: converged {p['converged_after_heal_s']} s "
+            f"after heal = {p['sync_rounds']} sync rounds"
+        )
     if r.get("digests_equal_after_last_write_s") is not None:
         line += f" | digests equal {r['digests_equal_after_last_write_s']} s after last write"
     print(line, flush=True)
@@ -77,18 +95,26 @@ def virtual() -> None:
             f = scenario_file(Path(d), "bench", workload)
             run(label, ["--scenario", str(f), *args])
         for on_connect in ("true", "false"):
-            f = scenario_file(Path(d), "heal", {"records": 4000, "regions": 8},
-                              f"[sync]\ninterval = 15.0\non_connect = {on_connect}\n"
-                              "[[partition]]\nat = 30.0\nheal = 90.0\n")
-            run(f"virtual partition 200 nodes, sync on connect={on_connect}",
-                ["--scenario", str(f), "--nodes", "200"])
+            f = scenario_file(
+                Path(d),
+                "heal",
+                {"records": 4000, "regions": 8},
+                f"[sync]\ninterval = 15.0\non_connect = {on_connect}\n"
+                "[[partition]]\nat = 30.0\nheal = 90.0\n",
+            )
+            run(
+                f"virtual partition 200 nodes, sync on connect={on_connect}",
+                ["--scenario", str(f), "--nodes", "200"],
+            )
         run("virtual churn preset, 60 nodes", ["--preset", "churn"])
 
 
 def real() -> None:
     for n in (10, 30):
-        run(f"real {n} daemons (smoke workload, 600 records over 20 s)",
-            ["--mode", "real", "--preset", "smoke", "--nodes", str(n)])
+        run(
+            f"real {n} daemons (smoke workload, 600 records over 20 s)",
+            ["--mode", "real", "--preset", "smoke", "--nodes", str(n)],
+        )
 
 
 def memory() -> None:
@@ -112,9 +138,11 @@ def memory() -> None:
             reps.append(rep)
         used = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        print(f"memory: Replica{' + BalanceIndex' if with_index else ''} holding "
-              f"{len(recs)} shared records: {used / 20 / len(recs):.0f} B per record per "
-              f"node, {used / 20 / 2**20:.2f} MiB per node")
+        print(
+            f"memory: Replica{' + BalanceIndex' if with_index else ''} holding "
+            f"{len(recs)} shared records: {used / 20 / len(recs):.0f} B per record per "
+            f"node, {used / 20 / 2**20:.2f} MiB per node"
+        )
 
 
 if __name__ == "__main__":

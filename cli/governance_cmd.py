@@ -69,8 +69,10 @@ def parse_when(text: str, now: int) -> int:
     try:
         return int(datetime.fromisoformat(text).timestamp() * 1000)
     except ValueError:
-        raise LocalError(f"cannot read the time {text!r}; use now, 30m, 2h, 7d, 1w, epoch "
-                         "milliseconds or 2027-03-01T18:00") from None
+        raise LocalError(
+            f"cannot read the time {text!r}; use now, 30m, 2h, 7d, 1w, epoch "
+            "milliseconds or 2027-03-01T18:00"
+        ) from None
 
 
 def _decimal(fraction: str | None) -> str:
@@ -109,8 +111,9 @@ def render_members(rows: list[dict[str, Any]]) -> RenderableType:
         t.add_column(col)
     for r in rows:
         feats = ", ".join(f"{k}={v}" for k, v in sorted(r["features"].items()))
-        t.add_row(r["member"][:16] + "…", r["pseudonym"], feats,
-                  r.get("node_name") or r["node"][:12])
+        t.add_row(
+            r["member"][:16] + "…", r["pseudonym"], feats, r.get("node_name") or r["node"][:12]
+        )
     return t
 
 
@@ -124,8 +127,7 @@ def render_proposals(rows: list[dict[str, Any]]) -> RenderableType:
         t.add_column(col, overflow="fold")
     t.add_column("votes", justify="right", no_wrap=True)
     for r in rows:  # the method is in `proposal show`: ids need the room at 80 columns
-        t.add_row(r["proposal"], r["title"], r["phase"], _when(r["closes"]),
-                  str(r["votes_held"]))
+        t.add_row(r["proposal"], r["title"], r["phase"], _when(r["closes"]), str(r["votes_held"]))
     return t
 
 
@@ -133,17 +135,27 @@ def render_proposal(p: dict[str, Any]) -> RenderableType:
     t = Table(show_header=False, box=None)
     t.add_column(style="bold")
     t.add_column()
-    for label, value in (("id", p["proposal"]), ("title", p["title"]),
-                         ("method", p["method"]), ("phase", p["phase"]),
-                         ("electorate", p["electorate"]), ("opens", _when(p["opens"])),
-                         ("closes", _when(p["closes"])), ("votes held", str(p["votes_held"]))):
+    for label, value in (
+        ("id", p["proposal"]),
+        ("title", p["title"]),
+        ("method", p["method"]),
+        ("phase", p["phase"]),
+        ("electorate", p["electorate"]),
+        ("opens", _when(p["opens"])),
+        ("closes", _when(p["closes"])),
+        ("votes held", str(p["votes_held"])),
+    ):
         t.add_row(label, value)
     if p.get("budget") is not None:
         t.add_row("budget", f"{p['budget']:,}")
     entries = p.get("projects") or p.get("options") or []
-    t.add_row("choices", "\n".join(
-        f"{e['id']}: {e['name']}" + (f" ({e['cost']:,})" if "cost" in e else "")
-        for e in entries))
+    t.add_row(
+        "choices",
+        "\n".join(
+            f"{e['id']}: {e['name']}" + (f" ({e['cost']:,})" if "cost" in e else "")
+            for e in entries
+        ),
+    )
     return t
 
 
@@ -153,32 +165,51 @@ def render_results(r: dict[str, Any]) -> RenderableType:
     head.append(f"[{r['proposal']}] {r['method']}, {r['status']}")
     lines: list[RenderableType] = [head]
     excluded = ", ".join(f"{k} {v}" for k, v in r["excluded"].items())
-    lines.append(Text(f"counted {r['counted']} ballot(s)"
-                      + (f"; not counted: {excluded}" if excluded else "")
-                      + (f"; {r['uncounted']} vote(s) held here arrived too late"
-                         if r["uncounted"] else "")))
+    lines.append(
+        Text(
+            f"counted {r['counted']} ballot(s)"
+            + (f"; not counted: {excluded}" if excluded else "")
+            + (f"; {r['uncounted']} vote(s) held here arrived too late" if r["uncounted"] else "")
+        )
+    )
     if r["problem"]:
-        lines.append(Text(r["problem"], style="yellow" if r["status"] == "provisional"
-                          else "red"))
+        lines.append(Text(r["problem"], style="yellow" if r["status"] == "provisional" else "red"))
     d = r["detail"]
     if "projects" in d:
-        lines.append(Text(f"winners: {', '.join(r['winners']) or '-'}; spent "
-                          f"{d['spent']:,} of {d['budget']:,}"))
+        lines.append(
+            Text(
+                f"winners: {', '.join(r['winners']) or '-'}; spent "
+                f"{d['spent']:,} of {d['budget']:,}"
+            )
+        )
         t = Table()
-        for col, just in (("project", "left"), ("name", "left"), ("cost", "right"),
-                          ("votes", "right"), ("selected", "left"),
-                          ("effective votes", "right")):
+        for col, just in (
+            ("project", "left"),
+            ("name", "left"),
+            ("cost", "right"),
+            ("votes", "right"),
+            ("selected", "left"),
+            ("effective votes", "right"),
+        ):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         order = {w: i for i, w in enumerate(r["winners"])}
-        for p in sorted(d["projects"], key=lambda p: (order.get(p["id"], 10**6),
-                                                      -p["votes"])):
-            t.add_row(p["id"], p["name"], f"{p['cost']:,}", str(p["votes"]),
-                      f"#{order[p['id']] + 1}" if p["selected"] else "",
-                      _decimal(p["effective_votes"]))
+        for p in sorted(d["projects"], key=lambda p: (order.get(p["id"], 10**6), -p["votes"])):
+            t.add_row(
+                p["id"],
+                p["name"],
+                f"{p['cost']:,}",
+                str(p["votes"]),
+                f"#{order[p['id']] + 1}" if p["selected"] else "",
+                _decimal(p["effective_votes"]),
+            )
         lines.append(t)
     elif "options" in d:
-        lines.append(Text(f"winners: {', '.join(r['winners']) or '-'}"
-                          + (" (tie broken by option id)" if d.get("tie_broken") else "")))
+        lines.append(
+            Text(
+                f"winners: {', '.join(r['winners']) or '-'}"
+                + (" (tie broken by option id)" if d.get("tie_broken") else "")
+            )
+        )
         t = Table()
         t.add_column("rank", justify="right")
         t.add_column("option")
@@ -203,8 +234,13 @@ def member() -> None:
 
 
 @member.command("keygen")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the new private key (mode 0600; never overwritten).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the new private key (mode 0600; never overwritten).",
+)
 def member_keygen(out: Path) -> None:
     """Create a member key pair; prints the public key to give to your commune."""
     identity = Identity.generate()
@@ -215,13 +251,19 @@ def member_keygen(out: Path) -> None:
 @member.command("add")
 @click.argument("pubkey")
 @click.option("--pseudonym", required=True, help="How the member appears (not a legal name).")
-@click.option("--feature", "features", multiple=True, metavar="K=V",
-              help="A coarse stratum the member consented to share (e.g. age=30-44).")
+@click.option(
+    "--feature",
+    "features",
+    multiple=True,
+    metavar="K=V",
+    help="A coarse stratum the member consented to share (e.g. age=30-44).",
+)
 @pass_ctx
 def member_add(ctx: Ctx, pubkey: str, pseudonym: str, features: tuple[str, ...]) -> None:
     """Admit PUBKEY as a member of this node (publishes a member record)."""
-    r = ctx.call("gov_member_add", member=pubkey, pseudonym=pseudonym,
-                 features=_pairs(features, "feature"))
+    r = ctx.call(
+        "gov_member_add", member=pubkey, pseudonym=pseudonym, features=_pairs(features, "feature")
+    )
     click.echo(f"Added member {r['id'][:16]}… ({pseudonym}).")
 
 
@@ -261,47 +303,89 @@ def _project(text: str) -> dict[str, Any]:
     parts = text.split(":", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         raise LocalError(f"project {text!r} must look like ID:COST[:NAME], e.g. p1:5000:Benches")
-    return {"id": parts[0], "cost": int(parts[1]), "name": parts[2] if len(parts) > 2
-            else parts[0]}
+    return {"id": parts[0], "cost": int(parts[1]), "name": parts[2] if len(parts) > 2 else parts[0]}
 
 
 @proposal.command("create")
 @click.argument("key")
 @click.option("--title", required=True, help="What is decided.")
 @click.option("--text", default=None, help="Longer description.")
-@click.option("--method", required=True,
-              type=click.Choice(["approval", "score", "ranked", "mes", "greedy"]),
-              help="How ballots are counted (mes = Method of Equal Shares with add1).")
-@click.option("--option", "options", multiple=True, metavar="ID[=NAME]",
-              help="A choice (approval, score, ranked).")
-@click.option("--project", "projects", multiple=True, metavar="ID:COST[:NAME]",
-              help="A project (mes, greedy).")
+@click.option(
+    "--method",
+    required=True,
+    type=click.Choice(["approval", "score", "ranked", "mes", "greedy"]),
+    help="How ballots are counted (mes = Method of Equal Shares with add1).",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="ID[=NAME]",
+    help="A choice (approval, score, ranked).",
+)
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="ID:COST[:NAME]",
+    help="A project (mes, greedy).",
+)
 @click.option("--budget", type=click.IntRange(0), default=None, help="Budget (mes, greedy).")
 @click.option("--seats", type=click.IntRange(1), default=None, help="How many options win.")
 @click.option("--min-score", type=int, default=None, help="Lowest score (score).")
 @click.option("--max-score", type=int, default=None, help="Highest score (score).")
-@click.option("--electorate", default=None,
-              help="Scope whose members vote (default: this node's scope).")
+@click.option(
+    "--electorate", default=None, help="Scope whose members vote (default: this node's scope)."
+)
 @click.option("--opens", default="now", show_default=True, help="When voting opens.")
-@click.option("--closes", default="7d", show_default=True,
-              help="When voting closes: 2h, 7d, epoch ms or 2027-03-01T18:00.")
+@click.option(
+    "--closes",
+    default="7d",
+    show_default=True,
+    help="When voting closes: 2h, 7d, epoch ms or 2027-03-01T18:00.",
+)
 @json_option
 @pass_ctx
-def proposal_create(ctx: Ctx, key: str, title: str, text: str | None, method: str,
-                    options: tuple[str, ...], projects: tuple[str, ...], budget: int | None,
-                    seats: int | None, min_score: int | None, max_score: int | None,
-                    electorate: str | None, opens: str, closes: str, as_json: bool) -> None:
+def proposal_create(
+    ctx: Ctx,
+    key: str,
+    title: str,
+    text: str | None,
+    method: str,
+    options: tuple[str, ...],
+    projects: tuple[str, ...],
+    budget: int | None,
+    seats: int | None,
+    min_score: int | None,
+    max_score: int | None,
+    electorate: str | None,
+    opens: str,
+    closes: str,
+    as_json: bool,
+) -> None:
     """Create proposal KEY (lowercase, e.g. playground-2027)."""
     now = _now_ms()
     if method == "score" and (min_score is None or max_score is None):
-        min_score, max_score = 0 if min_score is None else min_score, \
-            5 if max_score is None else max_score
-    r = ctx.call("gov_proposal_create", key=key, title=title, text=text, method=method,
-                 options=[_option(o) for o in options] or None,
-                 projects=[_project(p) for p in projects] or None, budget=budget,
-                 seats=seats, min_score=min_score, max_score=max_score,
-                 electorate=electorate, opens=parse_when(opens, now),
-                 closes=parse_when(closes, now))
+        min_score, max_score = (
+            0 if min_score is None else min_score,
+            5 if max_score is None else max_score,
+        )
+    r = ctx.call(
+        "gov_proposal_create",
+        key=key,
+        title=title,
+        text=text,
+        method=method,
+        options=[_option(o) for o in options] or None,
+        projects=[_project(p) for p in projects] or None,
+        budget=budget,
+        seats=seats,
+        min_score=min_score,
+        max_score=max_score,
+        electorate=electorate,
+        opens=parse_when(opens, now),
+        closes=parse_when(closes, now),
+    )
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:
@@ -334,8 +418,10 @@ def proposal_show(ctx: Ctx, proposal_id: str, as_json: bool) -> None:
 def proposal_close(ctx: Ctx, proposal_id: str, early: bool) -> None:
     """Freeze the vote set of one of this node's proposals."""
     r = ctx.call("gov_proposal_close", proposal=proposal_id, early=early or None)
-    click.echo(f"Closed {r['proposal']}: {r['frozen_votes']} vote(s) frozen in "
-               f"{r['chunks']} chunk(s), hash {r['hash'][:16]}…")
+    click.echo(
+        f"Closed {r['proposal']}: {r['frozen_votes']} vote(s) frozen in "
+        f"{r['chunks']} chunk(s), hash {r['hash'][:16]}…"
+    )
 
 
 # --- vote, results -------------------------------------------------------------------
@@ -358,8 +444,13 @@ def ballot_from(method: str, choices: tuple[str, ...]) -> Any:
 @click.command("vote")
 @click.argument("proposal_id")
 @click.argument("choices", nargs=-1)
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="Your member key file (from `member keygen`).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Your member key file (from `member keygen`).",
+)
 @pass_ctx
 def vote(ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path) -> None:
     """Vote on PROPOSAL_ID, signed with your own key. CHOICES: approved ids (approval,
@@ -368,9 +459,15 @@ def vote(ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path) -
     identity = _load_member(key_file)
     info = ctx.call("gov_vote_prepare", proposal=proposal_id, member=identity.public.hex())
     ballot = ballot_from(info["body"]["method"], choices)
-    record = sign_member_record(identity, "vote", info["proposal"], info["scope"],
-                                {"ballot": ballot}, now_ms=max(_now_ms(), info["now"]),
-                                held_max_seq=info["held_max_seq"])
+    record = sign_member_record(
+        identity,
+        "vote",
+        info["proposal"],
+        info["scope"],
+        {"ballot": ballot},
+        now_ms=max(_now_ms(), info["now"]),
+        held_max_seq=info["held_max_seq"],
+    )
     ctx.call("submit", record=record.raw.hex())
     click.echo(f"Voted on {info['proposal']} as {identity.public.hex()[:16]}….")
 
@@ -407,9 +504,11 @@ def budget_import(ctx: Ctx, file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:
-        click.echo(f"Imported {file.name} as {r['proposal']}: {r['projects']} projects, "
-                   f"{r['members']} members, {r['votes']} votes, closed.\n"
-                   f"See: allmende results {r['proposal']}")
+        click.echo(
+            f"Imported {file.name} as {r['proposal']}: {r['projects']} projects, "
+            f"{r['members']} members, {r['votes']} votes, closed.\n"
+            f"See: allmende results {r['proposal']}"
+        )
 
 
 # --- assembly ------------------------------------------------------------------------
@@ -426,8 +525,9 @@ def _quotas(values: tuple[str, ...]) -> dict[str, dict[str, list[int]]]:
     for v in values:
         m = re.match(r"^([a-z0-9_-]+)=([^:]+):(\d+)-(\d+)$", v)
         if m is None:
-            raise LocalError(f"quota {v!r} must look like feature=value:min-max, "
-                             "e.g. age=16-29:2-4")
+            raise LocalError(
+                f"quota {v!r} must look like feature=value:min-max, e.g. age=16-29:2-4"
+            )
         out.setdefault(m.group(1), {})[m.group(2)] = [int(m.group(3)), int(m.group(4))]
     return out
 
@@ -436,36 +536,70 @@ def _quotas(values: tuple[str, ...]) -> dict[str, dict[str, list[int]]]:
 @click.argument("key")
 @click.option("--title", required=True, help="What the assembly deliberates on.")
 @click.option("--size", type=click.IntRange(1, 256), required=True, help="Panel size.")
-@click.option("--quota", "quotas", multiple=True, metavar="F=V:MIN-MAX",
-              help="A quota on a feature value, e.g. age=16-29:2-4.")
-@click.option("--committer", "committers", multiple=True, required=True,
-              help="Node id of a committer (at least 3).")
+@click.option(
+    "--quota",
+    "quotas",
+    multiple=True,
+    metavar="F=V:MIN-MAX",
+    help="A quota on a feature value, e.g. age=16-29:2-4.",
+)
+@click.option(
+    "--committer",
+    "committers",
+    multiple=True,
+    required=True,
+    help="Node id of a committer (at least 3).",
+)
 @click.option("--scope", default=None, help="Whose members may volunteer (default: ours).")
 @click.option("--beacon", default=None, help="A public random value (hex) to mix in.")
 @pass_ctx
-def assembly_create(ctx: Ctx, key: str, title: str, size: int, quotas: tuple[str, ...],
-                    committers: tuple[str, ...], scope: str | None,
-                    beacon: str | None) -> None:
+def assembly_create(
+    ctx: Ctx,
+    key: str,
+    title: str,
+    size: int,
+    quotas: tuple[str, ...],
+    committers: tuple[str, ...],
+    scope: str | None,
+    beacon: str | None,
+) -> None:
     """Create assembly KEY."""
-    r = ctx.call("gov_assembly_create", key=key, title=title, size=size,
-                 quotas=_quotas(quotas), committers=list(committers), scope=scope,
-                 beacon=beacon)
+    r = ctx.call(
+        "gov_assembly_create",
+        key=key,
+        title=title,
+        size=size,
+        quotas=_quotas(quotas),
+        committers=list(committers),
+        scope=scope,
+        beacon=beacon,
+    )
     click.echo(f"Created assembly {r['assembly']}")
 
 
 @assembly.command("volunteer")
 @click.argument("assembly_id")
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="Your member key file.")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Your member key file.",
+)
 @pass_ctx
 def assembly_volunteer(ctx: Ctx, assembly_id: str, key_file: Path) -> None:
     """Volunteer for the pool of ASSEMBLY_ID, signed with your own key."""
     identity = _load_member(key_file)
-    info = ctx.call("gov_assembly_prepare", assembly=assembly_id,
-                    member=identity.public.hex())
-    record = sign_member_record(identity, "volunteer", info["assembly"], info["scope"],
-                                {"consent": True}, now_ms=max(_now_ms(), info["now"]),
-                                held_max_seq=info["held_max_seq"])
+    info = ctx.call("gov_assembly_prepare", assembly=assembly_id, member=identity.public.hex())
+    record = sign_member_record(
+        identity,
+        "volunteer",
+        info["assembly"],
+        info["scope"],
+        {"consent": True},
+        now_ms=max(_now_ms(), info["now"]),
+        held_max_seq=info["held_max_seq"],
+    )
     ctx.call("submit", record=record.raw.hex())
     click.echo(f"Volunteered for {info['assembly']}.")
 
@@ -481,12 +615,19 @@ def _step(op: str, doc: str, done: str) -> click.Command:
     return click.command(op.removeprefix("gov_assembly_"))(command)
 
 
-assembly.add_command(_step("gov_assembly_freeze", "Freeze the pool (organiser).",
-                           "Froze the pool of {}."))
-assembly.add_command(_step("gov_assembly_commit", "Commit this node's secret (committer).",
-                           "Committed to {}."))
-assembly.add_command(_step("gov_assembly_reveal", "Reveal this node's secret once every "
-                           "commit is in (committer).", "Revealed for {}."))
+assembly.add_command(
+    _step("gov_assembly_freeze", "Freeze the pool (organiser).", "Froze the pool of {}.")
+)
+assembly.add_command(
+    _step("gov_assembly_commit", "Commit this node's secret (committer).", "Committed to {}.")
+)
+assembly.add_command(
+    _step(
+        "gov_assembly_reveal",
+        "Reveal this node's secret once every commit is in (committer).",
+        "Revealed for {}.",
+    )
+)
 
 
 @assembly.command("draw")
@@ -518,10 +659,12 @@ def assembly_verify(ctx: Ctx, assembly_id: str, as_json: bool) -> None:
 def assembly_show(ctx: Ctx, assembly_id: str, as_json: bool) -> None:
     """Where an assembly stands."""
     r = ctx.call("gov_assembly_show", assembly=assembly_id)
-    text = (f"{r['title']} [{r['assembly']}]: {r['volunteers']} volunteer(s), pool "
-            f"{r['pool']} ({r['pool_size']}), commits {len(r['commits'])}/"
-            f"{len(r['committers'])}, reveals {len(r['reveals'])}/{len(r['committers'])}, "
-            f"panel {'drawn' if r['panel'] else 'not drawn'}")
+    text = (
+        f"{r['title']} [{r['assembly']}]: {r['volunteers']} volunteer(s), pool "
+        f"{r['pool']} ({r['pool_size']}), commits {len(r['commits'])}/"
+        f"{len(r['committers'])}, reveals {len(r['reveals'])}/{len(r['committers'])}, "
+        f"panel {'drawn' if r['panel'] else 'not drawn'}"
+    )
     _emit(ctx, as_json, r, Text(text))
 
 
@@ -531,11 +674,14 @@ def render_draw(r: dict[str, Any]) -> RenderableType:
         t.add_column(col)
     for ty in r["types"]:
         label = ", ".join(f"{k}={v}" for k, v in ty["features"].items() if v) or "-"
-        t.add_row(label, str(ty["volunteers"]), str(ty["drawn"]),
-                  _decimal(ty["probability"]))
-    return Group(t, Text(f"minimum selection probability {_decimal(r['minimum_probability'])}"
-                         f" ({r['minimum_probability']}); members: "
-                         + ", ".join(m[:12] for m in r["panel"])))
+        t.add_row(label, str(ty["volunteers"]), str(ty["drawn"]), _decimal(ty["probability"]))
+    return Group(
+        t,
+        Text(
+            f"minimum selection probability {_decimal(r['minimum_probability'])}"
+            f" ({r['minimum_probability']}); members: " + ", ".join(m[:12] for m in r["panel"])
+        ),
+    )
 
 
 def render_verify(r: dict[str, Any]) -> RenderableType:

@@ -65,7 +65,8 @@ class Ctx:
                 raise LocalError(
                     f"no node in {d}; create one with: allmende --data-dir {d} init "
                     f"--name NAME --scope SCOPE, then start it with: "
-                    f"allmende --data-dir {d} run") from None
+                    f"allmende --data-dir {d} run"
+                ) from None
             raise
 
     def show(self, renderable: RenderableType) -> None:
@@ -86,8 +87,11 @@ def _complete_item(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 def _complete_unit(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     item = model.STARTER_CATALOG.get(ctx.params.get("item") or "")
-    return [u.symbol for u in model.UNITS.values()
-            if u.symbol.startswith(incomplete) and (item is None or u.dimension == item.dimension)]
+    return [
+        u.symbol
+        for u in model.UNITS.values()
+        if u.symbol.startswith(incomplete) and (item is None or u.dimension == item.dimension)
+    ]
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -95,9 +99,13 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(cls=AllmendeGroup)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar=ENV_DATA_DIR, show_envvar=True,
-              help="The node's data dir (default: ~/.local/share/allmende).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=ENV_DATA_DIR,
+    show_envvar=True,
+    help="The node's data dir (default: ~/.local/share/allmende).",
+)
 @click.version_option(package_name="allmende")
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
@@ -109,18 +117,35 @@ def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--name", required=True, help='Name of the commune or cooperative.')
-@click.option("--kind", type=click.Choice(model.NODE_KINDS), default="commune", show_default=True,
-              help="What the node is.")
-@click.option("--scope", required=True,
-              help="Where it belongs, a region path like eu/de/berlin/neukoelln.")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="TCP port to listen on (default 7946).")
+@click.option("--name", required=True, help="Name of the commune or cooperative.")
+@click.option(
+    "--kind",
+    type=click.Choice(model.NODE_KINDS),
+    default="commune",
+    show_default=True,
+    help="What the node is.",
+)
+@click.option(
+    "--scope", required=True, help="Where it belongs, a region path like eu/de/berlin/neukoelln."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="TCP port to listen on (default 7946).",
+)
 @click.option("--bootstrap", multiple=True, help="A peer to dial: /ip4/.../tcp/.../p2p/<id>.")
 @click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
 @pass_ctx
-def init(ctx: Ctx, name: str, kind: str, scope: str, port: int | None,
-         bootstrap: tuple[str, ...], no_mdns: bool) -> None:
+def init(
+    ctx: Ctx,
+    name: str,
+    kind: str,
+    scope: str,
+    port: int | None,
+    bootstrap: tuple[str, ...],
+    no_mdns: bool,
+) -> None:
     """Create this node: key, config and database in the data dir."""
     from node.net import peer_id_from_seed, split_p2p_addr
 
@@ -139,13 +164,20 @@ def init(ctx: Ctx, name: str, kind: str, scope: str, port: int | None,
 @cli.command()
 @click.option("--listen", multiple=True, help="Override the listen multiaddr(s).")
 @click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
-@click.option("--sync-interval", type=float, default=None,
-              help="Seconds between anti-entropy rounds.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="How much to log.")
+@click.option(
+    "--sync-interval", type=float, default=None, help="Seconds between anti-entropy rounds."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log.",
+)
 @pass_ctx
-def run(ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None,
-        log_level: str) -> None:
+def run(
+    ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None, log_level: str
+) -> None:
     """Run the node daemon (initialises a node on defaults on first run)."""
     from node.daemon import run_daemon, setup_logging
 
@@ -153,11 +185,17 @@ def run(ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float |
     if not ctx.dd.initialised():
         name = (platform.node() or "allmende").split(".")[0][:60] or "allmende"
         ctx.dd.init(Config(name=name))
-        click.echo(f"First run: initialised node {name!r} in {ctx.data_dir} "
-                   f"(scope {Config.scope}; change it with allmende init in a new data dir)",
-                   err=True)
-    run_daemon(ctx.data_dir, listen=list(listen) or None, mdns=False if no_mdns else None,
-               sync_interval=sync_interval)
+        click.echo(
+            f"First run: initialised node {name!r} in {ctx.data_dir} "
+            f"(scope {Config.scope}; change it with allmende init in a new data dir)",
+            err=True,
+        )
+    run_daemon(
+        ctx.data_dir,
+        listen=list(listen) or None,
+        mdns=False if no_mdns else None,
+        sync_interval=sync_interval,
+    )
 
 
 @cli.command()
@@ -206,8 +244,12 @@ def item_list(ctx: Ctx, as_json: bool) -> None:
 @item.command("add")
 @click.argument("item_id")
 @click.option("--name", required=True, help="Human name of the item.")
-@click.option("--dimension", type=click.Choice(list(model.DIMENSIONS)), required=True,
-              help="What it is measured in.")
+@click.option(
+    "--dimension",
+    type=click.Choice(list(model.DIMENSIONS)),
+    required=True,
+    help="What it is measured in.",
+)
 @pass_ctx
 def item_add(ctx: Ctx, item_id: str, name: str, dimension: str) -> None:
     """Add ITEM_ID (lowercase, e.g. oat-milk) to the shared catalog."""
@@ -217,8 +259,7 @@ def item_add(ctx: Ctx, item_id: str, name: str, dimension: str) -> None:
 def _intent_group(kind: str) -> click.Group:
     plural = {"need": "needs", "capacity": "capacities"}[kind]
 
-    @click.group(name=kind, cls=AllmendeGroup,
-                 help=f"This node's {plural}: add, list, withdraw.")
+    @click.group(name=kind, cls=AllmendeGroup, help=f"This node's {plural}: add, list, withdraw.")
     def group() -> None:
         pass
 
@@ -229,15 +270,33 @@ def _intent_group(kind: str) -> click.Group:
     @click.option("--period", required=True, help="2027, 2027-Q1, 2027-03 or 2027-W05.")
     @click.option("--note", default=None, help="Free text, up to 500 characters.")
     @pass_ctx
-    def add(ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None,
-            **extra: Any) -> None:
-        ctx.show(render.written(ctx.call("post", kind=kind, item=item, qty=qty, unit=unit,
-                                         period=period, note=note, **extra)))
+    def add(
+        ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None, **extra: Any
+    ) -> None:
+        ctx.show(
+            render.written(
+                ctx.call(
+                    "post",
+                    kind=kind,
+                    item=item,
+                    qty=qty,
+                    unit=unit,
+                    period=period,
+                    note=note,
+                    **extra,
+                )
+            )
+        )
 
     add.help = f"Post a {kind}: QTY of ITEM in UNIT (e.g. potatoes 500 kg)."
     if kind == "need":
-        add = click.option("--priority", type=click.Choice(model.PRIORITIES),
-                           default="medium", show_default=True, help="How urgent.")(add)
+        add = click.option(
+            "--priority",
+            type=click.Choice(model.PRIORITIES),
+            default="medium",
+            show_default=True,
+            help="How urgent.",
+        )(add)
 
     @group.command("list")
     @click.option("--all", "all_", is_flag=True, help="Everyone's, not just this node's.")
@@ -269,12 +328,18 @@ cli.add_command(_intent_group("capacity"))
 @click.argument("scope", required=False)
 @click.option("--period", default=None, help="Only this period.")
 @click.option("--item", default=None, help="Only this item.", shell_complete=_complete_item)
-@click.option("--depth", type=click.IntRange(0, 6), default=0, show_default=True,
-              help="Also show this many levels below SCOPE.")
+@click.option(
+    "--depth",
+    type=click.IntRange(0, 6),
+    default=0,
+    show_default=True,
+    help="Also show this many levels below SCOPE.",
+)
 @json_option
 @pass_ctx
-def balance(ctx: Ctx, scope: str | None, period: str | None, item: str | None, depth: int,
-            as_json: bool) -> None:
+def balance(
+    ctx: Ctx, scope: str | None, period: str | None, item: str | None, depth: int, as_json: bool
+) -> None:
     """Needs against capacities per item for SCOPE (default: this node's region)."""
     result = ctx.call("balance", scope=scope, period=period, item=item, depth=depth)
     _emit(ctx, as_json, result, render.balance(result, period=period, item=item))

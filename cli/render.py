@@ -60,8 +60,14 @@ def _sign(value: str) -> int:
 
 def status(s: dict[str, Any]) -> RenderableType:
     """`allmende status`: who this node is, whom it talks to, what it holds."""
-    t = Table(title=f"{s['name']} ({s['kind']})", title_justify="left", title_style="bold",
-              show_header=False, box=None, pad_edge=False)
+    t = Table(
+        title=f"{s['name']} ({s['kind']})",
+        title_justify="left",
+        title_style="bold",
+        show_header=False,
+        box=None,
+        pad_edge=False,
+    )
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items())) or "none"
@@ -73,12 +79,18 @@ def status(s: dict[str, Any]) -> RenderableType:
         ("peer id", s["peer_id"]),
         ("listening", "\n".join(s["listen"]) or "-"),
         ("peers", f"{s['peers']} connected"),
-        ("records", f"{s['records']} from {s['origins']} "
-                    f"{'origin' if s['origins'] == 1 else 'origins'} "
-                    f"({s['own_records']} writes by this node)"),
+        (
+            "records",
+            f"{s['records']} from {s['origins']} "
+            f"{'origin' if s['origins'] == 1 else 'origins'} "
+            f"({s['own_records']} writes by this node)",
+        ),
         ("sync rounds", f"{s['sync']['ok']} ok, {s['sync']['failed']} failed"),
-        ("gossip", f"{gossip['messages_in']} messages in, {gossip['messages_out']} out, "
-                   f"{gossip.get('records_accepted', 0)} records accepted"),
+        (
+            "gossip",
+            f"{gossip['messages_in']} messages in, {gossip['messages_out']} out, "
+            f"{gossip.get('records_accepted', 0)} records accepted",
+        ),
         ("rejected", rejected),
         ("flagged", ", ".join(o[:12] for o in s["flagged_origins"]) or "none"),
         ("state digest", s["digest"][:16]),
@@ -86,8 +98,9 @@ def status(s: dict[str, Any]) -> RenderableType:
     if "uptime_s" in s:
         rows.append(("uptime", _duration(float(s["uptime_s"]))))
     for label, value in rows:
-        t.add_row(label, Text(value, style="red") if label == "flagged" and value != "none"
-                  else value)
+        t.add_row(
+            label, Text(value, style="red") if label == "flagged" and value != "none" else value
+        )
     return t
 
 
@@ -160,10 +173,15 @@ def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
         groups.setdefault((r["origin"], r["scope"]), []).append(r)
     origins = {origin for origin, _ in groups}
     if len(groups) == 1:
-        return _titled(f"{plural.capitalize()} of {_who(rows[0])} ({rows[0]['scope']})",
-                       _records_table(rows, kind, rows))
-    title = (f"{plural.capitalize()} of {_who(rows[0])}" if len(origins) == 1
-             else f"{plural.capitalize()} of {len(origins)} nodes")
+        return _titled(
+            f"{plural.capitalize()} of {_who(rows[0])} ({rows[0]['scope']})",
+            _records_table(rows, kind, rows),
+        )
+    title = (
+        f"{plural.capitalize()} of {_who(rows[0])}"
+        if len(origins) == 1
+        else f"{plural.capitalize()} of {len(origins)} nodes"
+    )
     parts: list[RenderableType] = [Text(title, style="bold")]
     for (_, scope), group in groups.items():
         header = Text(_who(group[0]), style="bold cyan")
@@ -172,8 +190,7 @@ def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
     return Group(*parts)
 
 
-def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str, Any]]
-                   ) -> Table:
+def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str, Any]]) -> Table:
     # Minimum widths from all rows, so that columns line up from one group to the next.
     live = [r for r in every if not r["withdrawn"]]
 
@@ -191,8 +208,7 @@ def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str,
     t.add_column("note", overflow="fold", min_width=min(40, width("note", "note")))
     for r in group:
         if r["withdrawn"]:
-            cells: list[RenderableType] = [r["id"], Text("withdrawn", style="italic"),
-                                           "", "", ""]
+            cells: list[RenderableType] = [r["id"], Text("withdrawn", style="italic"), "", "", ""]
             if kind == "need":
                 cells.append("")
             cells.append("")
@@ -200,8 +216,16 @@ def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str,
             cells = [r["id"], r["item"], str(r["qty"]), r["unit"], r["period"]]
             if kind == "need":
                 priority = r.get("priority") or ""
-                cells.append(Text(priority, style="bold red" if priority == "critical"
-                                  else "bold" if priority == "high" else ""))
+                cells.append(
+                    Text(
+                        priority,
+                        style="bold red"
+                        if priority == "critical"
+                        else "bold"
+                        if priority == "high"
+                        else "",
+                    )
+                )
             cells.append(r.get("note") or "")
         t.add_row(*cells, style="dim" if r["withdrawn"] else None)
     return t
@@ -217,15 +241,17 @@ def written(r: dict[str, Any]) -> RenderableType:
         return Text(f"Withdrew {r['kind']} {r['id']}.")
     if r["kind"] == "item":
         return Text(f"Added item {r['id']} ({r['name']}, {r['dimension']} in {r['unit']}).")
-    return Text(f"Saved {r['kind']} {r['id']}: {r['qty']} {r['unit']} of {r['item']} "
-                f"for {r['period']}.")
+    return Text(
+        f"Saved {r['kind']} {r['id']}: {r['qty']} {r['unit']} of {r['item']} for {r['period']}."
+    )
 
 
 # --- balance -----------------------------------------------------------------------
 
 
-def balance(result: dict[str, Any], *, period: str | None = None,
-            item: str | None = None) -> RenderableType:
+def balance(
+    result: dict[str, Any], *, period: str | None = None, item: str | None = None
+) -> RenderableType:
     """`allmende balance`: one section per scope, indented by its drill-down level.
 
     Args:
@@ -239,8 +265,7 @@ def balance(result: dict[str, Any], *, period: str | None = None,
     """
     levels = result["levels"]
     scope = result["scope"]
-    filters = ", ".join(f for f in (period and f"period {period}", item and f"item {item}")
-                        if f)
+    filters = ", ".join(f for f in (period and f"period {period}", item and f"item {item}") if f)
     if not any(level["rows"] for level in levels):
         what = "needs or capacities" + (f" for {filters}" if filters else "")
         return _empty(f"No {what} under {scope} yet.")
@@ -248,13 +273,18 @@ def balance(result: dict[str, Any], *, period: str | None = None,
     below = {lv["scope"] for lv in levels[1:] for r in lv["rows"] if _sign(r["balance"]) < 0}
     summary = Text()
     if top:
-        summary.append(f"{DEFICIT}: {len(top)} item-period{'s' if len(top) != 1 else ''} "
-                       f"short in {scope}.", style="bold red")
+        summary.append(
+            f"{DEFICIT}: {len(top)} item-period{'s' if len(top) != 1 else ''} short in {scope}.",
+            style="bold red",
+        )
     else:
         summary.append(f"No deficits in {scope}.", style="green")
     if below:
-        summary.append(f" {len(below)} scope{'s' if len(below) != 1 else ''} below "
-                       f"{'has' if len(below) == 1 else 'have'} a deficit.", style="red")
+        summary.append(
+            f" {len(below)} scope{'s' if len(below) != 1 else ''} below "
+            f"{'has' if len(below) == 1 else 'have'} a deficit.",
+            style="red",
+        )
     heading = Text(f"Balance of {scope}" + (f" ({filters})" if filters else ""), style="bold")
     return Group(heading, _DrillDown(levels), Text(""), summary)
 
@@ -281,8 +311,9 @@ class _DrillDown:
             "unit": max(len("unit"), *(len(r["unit"]) for _, r in rows)),
         }
         for col in _NUMERIC:
-            self.widths[col] = max(len(col), *(len(_signed(r[col]) if col == "balance"
-                                                   else r[col]) for _, r in rows))
+            self.widths[col] = max(
+                len(col), *(len(_signed(r[col]) if col == "balance" else r[col]) for _, r in rows)
+            )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         others = [w for k, w in self.widths.items() if k != "item"] + list(_FIXED.values())
@@ -290,8 +321,9 @@ class _DrillDown:
             others.append(len(DEFICIT))
         rest = sum(others) + len(others)  # one space before each column but the first
         deepest = max(lv["level"] for lv in self.levels)
-        item_total = max(MIN_ITEM_WIDTH + INDENT * deepest,
-                         min(self.widths["item"], options.max_width - rest))
+        item_total = max(
+            MIN_ITEM_WIDTH + INDENT * deepest, min(self.widths["item"], options.max_width - rest)
+        )
         for level in self.levels:
             indent = INDENT * level["level"]
             yield Padding(self._section(level, item_total - indent), (1, 0, 0, indent))
@@ -300,8 +332,14 @@ class _DrillDown:
         header = Text(level["scope"], style="bold cyan", overflow="fold")
         if not level["rows"]:
             return Group(header, _empty("nothing here for these filters"))
-        t = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 1),
-                  collapse_padding=True, header_style="bold underline")
+        t = Table(
+            box=None,
+            pad_edge=False,
+            show_edge=False,
+            padding=(0, 1),
+            collapse_padding=True,
+            header_style="bold underline",
+        )
         t.add_column("item", overflow="fold", width=item_width)
         t.add_column("period", no_wrap=True, min_width=self.widths["period"])
         for col in _NUMERIC:
@@ -316,9 +354,15 @@ class _DrillDown:
             style = "bold red" if sign < 0 else "green" if sign > 0 else ""
             coverage = "-" if r["coverage"] is None else f"{Decimal(r['coverage']):.0%}"
             cells: list[RenderableType] = [
-                r["item"], r["period"], r["needs"], r["capacities"],
-                Text(_signed(r["balance"]), style=style), r["unit"],
-                Text(coverage, style=style), str(r["nodes"])]
+                r["item"],
+                r["period"],
+                r["needs"],
+                r["capacities"],
+                Text(_signed(r["balance"]), style=style),
+                r["unit"],
+                Text(coverage, style=style),
+                str(r["nodes"]),
+            ]
             if self.marker:
                 cells.append(Text(DEFICIT, style="bold red") if sign < 0 else "")
             t.add_row(*cells)

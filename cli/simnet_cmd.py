@@ -47,31 +47,80 @@ def simnet() -> None:
 
 
 @simnet.command("run", help=SCENARIO_HELP)
-@click.option("--mode", type=click.Choice(["virtual", "real"]), default="virtual",
-              show_default=True, help="Simulated in one process, or real daemons.")
-@click.option("--preset", type=click.Choice(sc.PRESETS), default=None,
-              help="A named scenario (default: smoke, or the file's settings).")
-@click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), default=None, help="A TOML scenario file.")
-@click.option("--nodes", type=click.IntRange(2, 20_000), default=None,
-              help="Number of nodes (default: the scenario's; real mode: 10).")
+@click.option(
+    "--mode",
+    type=click.Choice(["virtual", "real"]),
+    default="virtual",
+    show_default=True,
+    help="Simulated in one process, or real daemons.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sc.PRESETS),
+    default=None,
+    help="A named scenario (default: smoke, or the file's settings).",
+)
+@click.option(
+    "--scenario",
+    "scenario_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML scenario file.",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(2, 20_000),
+    default=None,
+    help="Number of nodes (default: the scenario's; real mode: 10).",
+)
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same run).")
-@click.option("--trust-signatures", type=click.Choice(["on", "off", "auto"]), default=None,
-              help="Verify each distinct record once per run, shared by all virtual "
-                   "nodes (auto: on from 100 nodes). Forgeries are still rejected.")
-@click.option("--balance-index", type=click.Choice(["all", "sample"]), default=None,
-              help="Keep a BalanceIndex on every virtual node, or on 3 per region.")
-@click.option("--shards", type=click.IntRange(1, 64), default=None,
-              help="Real mode: OS processes to spread the daemons over (default ~nodes/5).")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write the full report as JSON to this file ('-': stdout).")
-@click.option("--chart", "chart_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write a PNG chart (needs matplotlib).")
+@click.option(
+    "--trust-signatures",
+    type=click.Choice(["on", "off", "auto"]),
+    default=None,
+    help="Verify each distinct record once per run, shared by all virtual "
+    "nodes (auto: on from 100 nodes). Forgeries are still rejected.",
+)
+@click.option(
+    "--balance-index",
+    type=click.Choice(["all", "sample"]),
+    default=None,
+    help="Keep a BalanceIndex on every virtual node, or on 3 per region.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Real mode: OS processes to spread the daemons over (default ~nodes/5).",
+)
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the full report as JSON to this file ('-': stdout).",
+)
+@click.option(
+    "--chart",
+    "chart_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG chart (needs matplotlib).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(mode: str, preset: str | None, scenario_file: Path | None, nodes: int | None,
-        seed: int | None, trust_signatures: str | None, balance_index: str | None,
-        shards: int | None, json_file: Path | None, chart_file: Path | None,
-        quiet: bool) -> None:
+def run(
+    mode: str,
+    preset: str | None,
+    scenario_file: Path | None,
+    nodes: int | None,
+    seed: int | None,
+    trust_signatures: str | None,
+    balance_index: str | None,
+    shards: int | None,
+    json_file: Path | None,
+    chart_file: Path | None,
+    quiet: bool,
+) -> None:
     from simnet.chart import write_chart
     from simnet.report import render, write_json
 
@@ -79,10 +128,14 @@ def run(mode: str, preset: str | None, scenario_file: Path | None, nodes: int | 
     scenario = _scenario(preset, scenario_file)
     if mode == "real" and nodes is None and scenario_file is None:
         nodes = 10
-    scenario = scenario.with_overrides(nodes=nodes, seed=seed, trust=trust_signatures,
-                                       balance=balance_index)
-    report = (_run_virtual(scenario, console, quiet) if mode == "virtual"
-              else _run_real(scenario, console, quiet, shards))
+    scenario = scenario.with_overrides(
+        nodes=nodes, seed=seed, trust=trust_signatures, balance=balance_index
+    )
+    report = (
+        _run_virtual(scenario, console, quiet)
+        if mode == "virtual"
+        else _run_real(scenario, console, quiet, shards)
+    )
     console.print(render(report))
     if json_file is not None:
         if str(json_file) == "-":
@@ -113,8 +166,9 @@ def _run_virtual(scenario: sc.Scenario, console: Console, quiet: bool) -> dict[s
     return virtual_report(sim)
 
 
-def _run_real(scenario: sc.Scenario, console: Console, quiet: bool,
-              shards: int | None) -> dict[str, Any]:
+def _run_real(
+    scenario: sc.Scenario, console: Console, quiet: bool, shards: int | None
+) -> dict[str, Any]:
     from simnet.real import run_real
 
     return run_real(scenario, shards=shards, console=None if quiet else console)

@@ -60,8 +60,12 @@ class Config:
     def check(self) -> Config:
         """Validate; raises LocalError naming the setting to fix."""
         try:
-            model.validate("node", "self", self.scope,
-                           {"name": self.name, "kind": self.kind, "scope": self.scope})
+            model.validate(
+                "node",
+                "self",
+                self.scope,
+                {"name": self.name, "kind": self.kind, "scope": self.scope},
+            )
         except ValidationError as exc:
             raise LocalError(f"config: {exc}") from None
         if not self.listen:
@@ -73,24 +77,26 @@ class Config:
         return self
 
     def to_toml(self) -> str:
-        return "\n".join([
-            "# Allmende node configuration",
-            "[node]",
-            f"name = {_q(self.name)}",
-            f"kind = {_q(self.kind)}",
-            f"scope = {_q(self.scope)}",
-            "",
-            "[network]",
-            f"listen = [{', '.join(_q(a) for a in self.listen)}]",
-            f"bootstrap = [{', '.join(_q(a) for a in self.bootstrap)}]",
-            f"mdns = {'true' if self.mdns else 'false'}",
-            f"sync_interval = {self.sync_interval}",
-            "",
-            "[metrics]",
-            "# Prometheus metrics on 127.0.0.1:<port>; 0 turns them off",
-            f"port = {self.metrics_port}",
-            "",
-        ])
+        return "\n".join(
+            [
+                "# Allmende node configuration",
+                "[node]",
+                f"name = {_q(self.name)}",
+                f"kind = {_q(self.kind)}",
+                f"scope = {_q(self.scope)}",
+                "",
+                "[network]",
+                f"listen = [{', '.join(_q(a) for a in self.listen)}]",
+                f"bootstrap = [{', '.join(_q(a) for a in self.bootstrap)}]",
+                f"mdns = {'true' if self.mdns else 'false'}",
+                f"sync_interval = {self.sync_interval}",
+                "",
+                "[metrics]",
+                "# Prometheus metrics on 127.0.0.1:<port>; 0 turns them off",
+                f"port = {self.metrics_port}",
+                "",
+            ]
+        )
 
     @classmethod
     def from_toml(cls, text: str, source: str = CONFIG_FILE) -> Config:

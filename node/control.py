@@ -52,10 +52,13 @@ class RemoteCallError(LocalError):
         self.kind = kind
 
 
-async def serve(path: Path, handler: Handler, *,
-                # trio-typing's stale stubs (a py-libp2p dependency) lack TaskStatus
-                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
-                ) -> None:
+async def serve(
+    path: Path,
+    handler: Handler,
+    *,
+    # trio-typing's stale stubs (a py-libp2p dependency) lack TaskStatus
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
+) -> None:
     """Serve the control socket until cancelled."""
     _remove(path)  # a stale socket from a killed daemon
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
@@ -91,8 +94,10 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
             if not isinstance(op, str) or not isinstance(args, dict):
                 raise ValueError("op must be a string, args a map")
         except (ValueError, KeyError, TypeError, trio.TooSlowError) as exc:
-            reply: dict[str, Any] = {"ok": False, "error": {
-                "type": "user", "message": f"bad control request: {exc}"}}
+            reply: dict[str, Any] = {
+                "ok": False,
+                "error": {"type": "user", "message": f"bad control request: {exc}"},
+            }
         else:
             try:
                 result = handler(op, args)
@@ -103,8 +108,10 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
                 reply = {"ok": False, "error": {"type": "user", "message": str(exc)}}
             except Exception as exc:  # a bug must not take the daemon down
                 log.exception("event=control.error op=%s", op)
-                reply = {"ok": False, "error": {"type": "internal",
-                                                "message": f"internal error: {exc!r}"}}
+                reply = {
+                    "ok": False,
+                    "error": {"type": "internal", "message": f"internal error: {exc!r}"},
+                }
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(json.dumps(reply).encode() + b"\n")
 
@@ -121,8 +128,7 @@ async def _read_line(stream: trio.SocketStream, limit: int) -> bytes:
     return bytes(buf).split(b"\n", 1)[0]
 
 
-def call(path: Path, op: str, args: dict[str, Any] | None = None,
-         timeout: float = 30.0) -> Any:
+def call(path: Path, op: str, args: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
     """Ask the daemon (blocking; for the CLI).
 
     Raises:
@@ -137,7 +143,8 @@ def call(path: Path, op: str, args: dict[str, Any] | None = None,
         except (FileNotFoundError, ConnectionRefusedError):
             raise DaemonNotRunning(
                 f"the allmende daemon is not running for {path.parent}; "
-                f"start it with: allmende --data-dir {path.parent} run") from None
+                f"start it with: allmende --data-dir {path.parent} run"
+            ) from None
         except PermissionError:
             raise LocalError(f"no permission to use {path}; run as the node's owner") from None
         s.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")

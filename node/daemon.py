@@ -57,9 +57,16 @@ class Daemon:
         mdns: override of the configured mDNS setting.
     """
 
-    def __init__(self, data_dir: DataDir, identity: Identity, config: Config, *,
-                 listen: list[str] | None = None, mdns: bool | None = None,
-                 sync_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: DataDir,
+        identity: Identity,
+        config: Config,
+        *,
+        listen: list[str] | None = None,
+        mdns: bool | None = None,
+        sync_interval: float | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
         self.store = Store(data_dir.db)
@@ -97,8 +104,11 @@ class Daemon:
         if result.rejected or wrong_topic:
             if wrong_topic:
                 self.gossip_rejected["wrong-topic"] += len(wrong_topic)
-            log.warning("event=gossip.rejected peer=%s reasons=%s", from_peer,
-                        ",".join(sorted(set(result.rejected))) or "wrong-topic")
+            log.warning(
+                "event=gossip.rejected peer=%s reasons=%s",
+                from_peer,
+                ",".join(sorted(set(result.rejected))) or "wrong-topic",
+            )
             return GossipVerdict.REJECT
         self.gossip_accepted += len(result.changed)
         return GossipVerdict.ACCEPT if result.changed else GossipVerdict.IGNORE
@@ -119,8 +129,9 @@ class Daemon:
                     self._wake.set()
 
         role = Role.INITIATOR if initiator else Role.RESPONDER
-        return SyncSession(self.state.replica, self.state.partitions, role, ingest=ingest,
-                           salt=os.urandom(8))
+        return SyncSession(
+            self.state.replica, self.state.partitions, role, ingest=ingest, salt=os.urandom(8)
+        )
 
     def on_peer_connected(self, peer: str) -> None:
         log.info("event=peer.connected peer=%s", peer)
@@ -145,10 +156,14 @@ class Daemon:
                     from node.metrics import start_metrics
 
                     start_metrics(self, self.config.metrics_port)
-                log.info("event=daemon.started node=%s peer_id=%s scope=%s records=%d "
-                         "listen=%s", self.state.identity.short, self.net.peer_id,
-                         self.config.scope, len(self.state.replica),
-                         ",".join(self.net.listen_addrs()))
+                log.info(
+                    "event=daemon.started node=%s peer_id=%s scope=%s records=%d listen=%s",
+                    self.state.identity.short,
+                    self.net.peer_id,
+                    self.config.scope,
+                    len(self.state.replica),
+                    ",".join(self.net.listen_addrs()),
+                )
                 task_status.started()
         finally:
             self.store.close()
@@ -220,30 +235,46 @@ class Daemon:
             "flagged_origins": [o.hex() for o in s.replica.flagged],
             "digest": s.replica.digest(s.partitions).hex(),
             "sync": {"ok": net.sync_ok, "failed": net.sync_failed},
-            "gossip": {"messages_in": net.gossip_messages_in, "bytes_in": net.gossip_bytes_in,
-                       "messages_out": net.gossip_messages_out,
-                       "bytes_out": net.gossip_bytes_out, "records_accepted": self.gossip_accepted},
+            "gossip": {
+                "messages_in": net.gossip_messages_in,
+                "bytes_in": net.gossip_bytes_in,
+                "messages_out": net.gossip_messages_out,
+                "bytes_out": net.gossip_bytes_out,
+                "records_accepted": self.gossip_accepted,
+            },
             "rejected": dict(self.gossip_rejected + self.sync_rejected + Counter(net.rejected)),
             "uptime_s": round(trio.current_time() - self.started, 1),
         }
 
-    def op_post(self, kind: str, item: str, qty: str, unit: str, period: str,
-                priority: str | None = None, note: str | None = None) -> dict[str, Any]:
-        return self._written(self.state.post_intent(kind, item, qty, unit, period,
-                                                    priority=priority, note=note))
+    def op_post(
+        self,
+        kind: str,
+        item: str,
+        qty: str,
+        unit: str,
+        period: str,
+        priority: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        return self._written(
+            self.state.post_intent(kind, item, qty, unit, period, priority=priority, note=note)
+        )
 
     def op_withdraw(self, kind: str, key: str) -> dict[str, Any]:
         return self._written(self.state.withdraw(kind, key))
 
-    def op_list(self, kind: str, scope: str | None = None, all: bool = False,
-                withdrawn: bool = False) -> list[dict[str, Any]]:
+    def op_list(
+        self, kind: str, scope: str | None = None, all: bool = False, withdrawn: bool = False
+    ) -> list[dict[str, Any]]:
         if kind not in ("need", "capacity"):
             raise LocalError("kind must be need or capacity")
         if scope is not None:
             model.check_scope(scope)
         names = self.state.node_names()
-        return [record_json(r, names) for r in
-                self.state.intents(kind, scope=scope, mine=not all, withdrawn=withdrawn)]
+        return [
+            record_json(r, names)
+            for r in self.state.intents(kind, scope=scope, mine=not all, withdrawn=withdrawn)
+        ]
 
     def op_items(self) -> list[dict[str, Any]]:
         return [asdict(i) for i in sorted(self.state.items().values(), key=lambda i: i.id)]
@@ -251,8 +282,13 @@ class Daemon:
     def op_item_add(self, id: str, name: str, dimension: str) -> dict[str, Any]:
         return self._written(self.state.add_item(id, name, dimension))
 
-    def op_balance(self, scope: str | None = None, period: str | None = None,
-                   item: str | None = None, depth: int = 0) -> dict[str, Any]:
+    def op_balance(
+        self,
+        scope: str | None = None,
+        period: str | None = None,
+        item: str | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
         scope = scope or model.partition_of(self.config.scope)
         model.check_scope(scope)
         if period is not None:
@@ -260,13 +296,20 @@ class Daemon:
         if item is not None and item not in self.state.items():
             raise LocalError(f"unknown item {item!r}; see `allmende item list`")
         levels = self.state.balance(scope, period=period, item=item, depth=max(0, int(depth)))
-        return {"scope": scope, "levels": [
-            {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}
-            for s, lvl, rows in levels]}
+        return {
+            "scope": scope,
+            "levels": [
+                {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}
+                for s, lvl, rows in levels
+            ],
+        }
 
     def op_peers(self) -> dict[str, Any]:
-        return {"connected": self.net.connected_peers(), "listen": self.net.listen_addrs(),
-                "bootstrap": list(self.config.bootstrap)}
+        return {
+            "connected": self.net.connected_peers(),
+            "listen": self.net.listen_addrs(),
+            "bootstrap": list(self.config.bootstrap),
+        }
 
     def op_peers_add(self, addr: str) -> dict[str, Any]:
         peer_id, _ = split_p2p_addr(addr)
@@ -295,8 +338,14 @@ def setup_logging(level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_daemon(data_dir: Path, *, listen: list[str] | None = None, mdns: bool | None = None,
-               sync_interval: float | None = None, init_defaults: bool = True) -> None:
+def run_daemon(
+    data_dir: Path,
+    *,
+    listen: list[str] | None = None,
+    mdns: bool | None = None,
+    sync_interval: float | None = None,
+    init_defaults: bool = True,
+) -> None:
     """`allmende run`: initialise on first run if asked, then serve until a signal."""
     dd = DataDir(data_dir)
     if not dd.initialised():

@@ -37,6 +37,7 @@ def op(name: str) -> Callable[[Op], Op]:
     def register(fn: Op) -> Op:
         OPS[name] = fn
         return fn
+
     return register
 
 
@@ -96,16 +97,35 @@ def member_list(d: Daemon, args: dict[str, Any]) -> list[dict[str, Any]]:
     for r in ledger.of_kind("member"):
         if r.body is None or (mine and r.origin != d.state.me):
             continue
-        out.append({"member": r.key, "pseudonym": r.body["pseudonym"],
-                    "features": r.body.get("features") or {}, "node": r.origin.hex(),
-                    "node_name": names.get(r.origin), "scope": r.scope})
+        out.append(
+            {
+                "member": r.key,
+                "pseudonym": r.body["pseudonym"],
+                "features": r.body.get("features") or {},
+                "node": r.origin.hex(),
+                "node_name": names.get(r.origin),
+                "scope": r.scope,
+            }
+        )
     return out
 
 
 # --- proposals -----------------------------------------------------------------
 
-_PROPOSAL_FIELDS = ("title", "text", "method", "options", "projects", "budget", "electorate",
-                    "opens", "closes", "min_score", "max_score", "seats")
+_PROPOSAL_FIELDS = (
+    "title",
+    "text",
+    "method",
+    "options",
+    "projects",
+    "budget",
+    "electorate",
+    "opens",
+    "closes",
+    "min_score",
+    "max_score",
+    "seats",
+)
 
 
 @op("gov_proposal_create")
@@ -126,17 +146,20 @@ def _proposal_json(d: Daemon, ledger: Ledger, r: Record) -> dict[str, Any]:
     b = body(r)
     pid = object_id(r.origin, r.key)
     closed = ledger.live(r.origin, "close", r.key) is not None
-    return {"proposal": pid, "origin": r.origin.hex(), "scope": r.scope,
-            "phase": phase(b, _now(d), closed=closed).value,
-            "votes_held": sum(1 for v in ledger.keyed("vote", pid) if v.body is not None),
-            **b}
+    return {
+        "proposal": pid,
+        "origin": r.origin.hex(),
+        "scope": r.scope,
+        "phase": phase(b, _now(d), closed=closed).value,
+        "votes_held": sum(1 for v in ledger.keyed("vote", pid) if v.body is not None),
+        **b,
+    }
 
 
 @op("gov_proposal_list")
 def proposal_list(d: Daemon, args: dict[str, Any]) -> list[dict[str, Any]]:
     ledger = _ledger(d)
-    return [_proposal_json(d, ledger, r) for r in ledger.of_kind("proposal")
-            if r.body is not None]
+    return [_proposal_json(d, ledger, r) for r in ledger.of_kind("proposal") if r.body is not None]
 
 
 @op("gov_proposal_show")
@@ -167,8 +190,12 @@ def _write_close(d: Daemon, ledger: Ledger, pid: str, scope: str) -> dict[str, A
         last = d.state.write(kind, key, b, scope=scope)
     assert last is not None
     d._written(last)
-    return {"proposal": pid, "frozen_votes": body(last)["count"],
-            "chunks": body(last)["chunks"], "hash": body(last)["hash"]}
+    return {
+        "proposal": pid,
+        "frozen_votes": body(last)["count"],
+        "chunks": body(last)["chunks"],
+        "hash": body(last)["hash"],
+    }
 
 
 @op("gov_vote_prepare")
@@ -184,10 +211,17 @@ def vote_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
         raise LocalError(verdict.message)
     elig = ledger.eligibility(member, str(b["electorate"]))
     if elig.value != "eligible":
-        raise LocalError(f"this key is not a member under {b['electorate']} as far as this "
-                         f"node knows ({elig.value}); ask your commune to add it")
-    return {"proposal": object_id(proposal.origin, proposal.key), "scope": proposal.scope,
-            "body": b, "held_max_seq": d.state.replica.max_seq(member), "now": _now(d)}
+        raise LocalError(
+            f"this key is not a member under {b['electorate']} as far as this "
+            f"node knows ({elig.value}); ask your commune to add it"
+        )
+    return {
+        "proposal": object_id(proposal.origin, proposal.key),
+        "scope": proposal.scope,
+        "body": b,
+        "held_max_seq": d.state.replica.max_seq(member),
+        "now": _now(d),
+    }
 
 
 @op("gov_results")
@@ -227,17 +261,29 @@ def budget_import(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     for ident, approved in plan.ballots:
         hlc = d.state.clock.tick()
         seq = max(hlc_millis(hlc), d.state.replica.max_seq(ident.public) + 1)
-        votes.append(sign_record(ident.signer(), ident.public, "vote", pid, seq, hlc, scope,
-                                 {"ballot": approved}))
+        votes.append(
+            sign_record(
+                ident.signer(), ident.public, "vote", pid, seq, hlc, scope, {"ballot": approved}
+            )
+        )
     _ingest_signed(d, votes)
     closes = max([hlc_millis(v.hlc) for v in votes] + [opens]) + 1
-    d.state.write("proposal", plan.key, {**plan.proposal, "electorate": scope,
-                                          "opens": opens, "closes": closes})
+    d.state.write(
+        "proposal",
+        plan.key,
+        {**plan.proposal, "electorate": scope, "opens": opens, "closes": closes},
+    )
     closed = _write_close(d, _ledger(d), pid, scope)
-    return {"proposal": pid, "file_sha256": plan.file_hash, "members": len(plan.members),
-            "votes": len(votes), "frozen_votes": closed["frozen_votes"],
-            "chunks": closed["chunks"], "projects": len(plan.instance.projects),
-            "budget": plan.instance.budget}
+    return {
+        "proposal": pid,
+        "file_sha256": plan.file_hash,
+        "members": len(plan.members),
+        "votes": len(votes),
+        "frozen_votes": closed["frozen_votes"],
+        "chunks": closed["chunks"],
+        "projects": len(plan.instance.projects),
+        "budget": plan.instance.budget,
+    }
 
 
 # --- assemblies (sortition) ---------------------------------------------------------
@@ -267,8 +313,12 @@ def assembly_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     member = bytes.fromhex(_member_key(_arg(args, "member")))
     if ledger.live(a.origin, "pool", a.key) is not None:
         raise LocalError("the pool of this assembly is frozen; volunteering has ended")
-    return {"assembly": object_id(a.origin, a.key), "scope": a.scope,
-            "held_max_seq": d.state.replica.max_seq(member), "now": _now(d)}
+    return {
+        "assembly": object_id(a.origin, a.key),
+        "scope": a.scope,
+        "held_max_seq": d.state.replica.max_seq(member),
+        "now": _now(d),
+    }
 
 
 @op("gov_assembly_freeze")
@@ -288,9 +338,12 @@ def assembly_freeze(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     return {"assembly": object_id(a.origin, a.key), **body(last)}
 
 
-def _committer_step(d: Daemon, args: dict[str, Any], kind: str,
-                    make_body: Callable[[Ledger, str, bytes, bytes], dict[str, Any]]
-                    ) -> dict[str, Any]:
+def _committer_step(
+    d: Daemon,
+    args: dict[str, Any],
+    kind: str,
+    make_body: Callable[[Ledger, str, bytes, bytes], dict[str, Any]],
+) -> dict[str, Any]:
     """Write this node's commit or reveal record for an assembly."""
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
@@ -314,8 +367,10 @@ def assembly_draw(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     if a.origin != d.state.me:
-        raise LocalError("only the node that created the assembly publishes its panel; "
-                         "use `assembly verify` to check it")
+        raise LocalError(
+            "only the node that created the assembly publishes its panel; "
+            "use `assembly verify` to check it"
+        )
     draw = sortition.draw(ledger, object_id(a.origin, a.key))
     d._written(d.state.write("panel", a.key, draw.panel_body(), scope=a.scope))
     return draw.as_json()

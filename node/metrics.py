@@ -25,13 +25,19 @@ class DaemonCollector(Collector):
         d = self.daemon
         net = d.net.statistics()
         yield GaugeMetricFamily("allmende_peers", "Connected peers", value=net.peers)
-        yield GaugeMetricFamily("allmende_records", "Live records in the replica",
-                                value=len(d.state.replica))
-        yield GaugeMetricFamily("allmende_flagged_origins", "Origins caught equivocating",
-                                value=len(d.state.replica.flagged))
-        rejected = CounterMetricFamily("allmende_rejected_records",
-                                       "Records and messages rejected, by reason",
-                                       labels=["source", "reason"])
+        yield GaugeMetricFamily(
+            "allmende_records", "Live records in the replica", value=len(d.state.replica)
+        )
+        yield GaugeMetricFamily(
+            "allmende_flagged_origins",
+            "Origins caught equivocating",
+            value=len(d.state.replica.flagged),
+        )
+        rejected = CounterMetricFamily(
+            "allmende_rejected_records",
+            "Records and messages rejected, by reason",
+            labels=["source", "reason"],
+        )
         for reason, n in d.gossip_rejected.items():
             rejected.add_metric(["gossip", reason], n)
         for reason, n in d.sync_rejected.items():
@@ -39,18 +45,19 @@ class DaemonCollector(Collector):
         for reason, n in net.rejected.items():
             rejected.add_metric(["net", reason], n)
         yield rejected
-        sync = CounterMetricFamily("allmende_sync_rounds", "Anti-entropy sessions",
-                                   labels=["result"])
+        sync = CounterMetricFamily(
+            "allmende_sync_rounds", "Anti-entropy sessions", labels=["result"]
+        )
         sync.add_metric(["ok"], net.sync_ok)
         sync.add_metric(["failed"], net.sync_failed)
         yield sync
-        msgs = CounterMetricFamily("allmende_gossip_messages", "Gossip messages",
-                                   labels=["direction"])
+        msgs = CounterMetricFamily(
+            "allmende_gossip_messages", "Gossip messages", labels=["direction"]
+        )
         msgs.add_metric(["in"], net.gossip_messages_in)
         msgs.add_metric(["out"], net.gossip_messages_out)
         yield msgs
-        size = CounterMetricFamily("allmende_gossip_bytes", "Gossip bytes",
-                                   labels=["direction"])
+        size = CounterMetricFamily("allmende_gossip_bytes", "Gossip bytes", labels=["direction"])
         size.add_metric(["in"], net.gossip_bytes_in)
         size.add_metric(["out"], net.gossip_bytes_out)
         yield size

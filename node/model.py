@@ -385,7 +385,8 @@ def check_option_id(value: Any) -> str:
     """An option or project id: 1-24 letters, digits, '_', '.' or '-'."""
     if not isinstance(value, str) or not _OPTION_ID.match(value):
         raise ValidationError(
-            f"option id {value!r} must be 1-24 letters, digits, '_', '.' or '-' (e.g. p3)")
+            f"option id {value!r} must be 1-24 letters, digits, '_', '.' or '-' (e.g. p3)"
+        )
     return value
 
 
@@ -395,8 +396,9 @@ def check_features(value: Any) -> dict[str, str]:
         raise ValidationError(f"features must be a map of at most {MAX_FEATURES} entries")
     for k, v in value.items():
         if not _FEATURE.match(k):
-            raise ValidationError(f"feature name {k!r} must be 1-32 lowercase letters, "
-                                  "digits, '_' or '-'")
+            raise ValidationError(
+                f"feature name {k!r} must be 1-32 lowercase letters, digits, '_' or '-'"
+            )
         if not isinstance(v, str) or not 0 < len(v) <= 40:
             raise ValidationError(f"feature {k} must have a text value of 1-40 characters")
     return value
@@ -406,8 +408,9 @@ def _member_body(body: Mapping[str, Any]) -> None:
     only_fields(body, {"pseudonym", "features", "consent"})
     text(body, "pseudonym", MAX_NAME_CHARS)
     if body.get("consent") is not True:
-        raise ValidationError("consent must be true: a member record is published with "
-                              "the member's consent")
+        raise ValidationError(
+            "consent must be true: a member record is published with the member's consent"
+        )
     if "features" in body:
         check_features(body["features"])
 
@@ -431,8 +434,23 @@ def _entries(body: Mapping[str, Any], name: str, *, cost: bool) -> list[str]:
 
 
 def _proposal_body(body: Mapping[str, Any]) -> None:
-    only_fields(body, {"title", "text", "method", "options", "projects", "budget",
-                       "electorate", "opens", "closes", "min_score", "max_score", "seats"})
+    only_fields(
+        body,
+        {
+            "title",
+            "text",
+            "method",
+            "options",
+            "projects",
+            "budget",
+            "electorate",
+            "opens",
+            "closes",
+            "min_score",
+            "max_score",
+            "seats",
+        },
+    )
     text(body, "title", MAX_TITLE_CHARS)
     text(body, "text", MAX_TEXT_CHARS, required=False)
     method = body.get("method")
@@ -444,8 +462,9 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
         raise ValidationError("closes must be later than opens")
     if method in BUDGET_METHODS:
         if "options" in body or "seats" in body:
-            raise ValidationError(f"a {method} proposal has projects and a budget, "
-                                  "not options or seats")
+            raise ValidationError(
+                f"a {method} proposal has projects and a budget, not options or seats"
+            )
         _entries(body, "projects", cost=True)
         _int_field(body, "budget", 0, 10**15)
     else:
@@ -454,8 +473,7 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
         n = len(_entries(body, "options", cost=False))
         _int_field(body, "seats", 1, n)
     if method == "score":
-        if _int_field(body, "min_score", -1000, 1000) >= _int_field(
-                body, "max_score", -1000, 1000):
+        if _int_field(body, "min_score", -1000, 1000) >= _int_field(body, "max_score", -1000, 1000):
             raise ValidationError("min_score must be lower than max_score")
     elif "min_score" in body or "max_score" in body:
         raise ValidationError("only score proposals have min_score and max_score")
@@ -487,8 +505,9 @@ def _vote_body(body: Mapping[str, Any]) -> None:
     elif isinstance(ballot, list):
         _ids(ballot, "ballot")
     else:
-        raise ValidationError("ballot must be a list of option ids, a map of scores or "
-                              "a list of ranked groups")
+        raise ValidationError(
+            "ballot must be a list of option ids, a map of scores or a list of ranked groups"
+        )
 
 
 def _freeze_head_body(body: Mapping[str, Any]) -> None:
@@ -519,27 +538,35 @@ def _assembly_body(body: Mapping[str, Any]) -> None:
     size = _int_field(body, "size", 1, MAX_CONTAINER_ENTRIES)
     quotas = body.get("quotas")
     if not isinstance(quotas, dict) or len(quotas) > MAX_FEATURES:
-        raise ValidationError(f"quotas must map at most {MAX_FEATURES} features to "
-                              "{value: [min, max]}")
+        raise ValidationError(
+            f"quotas must map at most {MAX_FEATURES} features to {{value: [min, max]}}"
+        )
     for feature, values in quotas.items():
         if not _FEATURE.match(feature) or not isinstance(values, dict) or not values:
             raise ValidationError(f"quotas for {feature!r} must map values to [min, max]")
         for value, bounds in values.items():
             if not 0 < len(value) <= 40:
                 raise ValidationError(f"quota value {value!r} must be 1-40 characters")
-            if (not isinstance(bounds, list) or len(bounds) != 2
-                    or not all(type(b) is int for b in bounds)
-                    or not 0 <= bounds[0] <= bounds[1] <= size):
-                raise ValidationError(f"quota {feature}={value} must be [min, max] with "
-                                      f"0 <= min <= max <= size ({size})")
+            if (
+                not isinstance(bounds, list)
+                or len(bounds) != 2
+                or not all(type(b) is int for b in bounds)
+                or not 0 <= bounds[0] <= bounds[1] <= size
+            ):
+                raise ValidationError(
+                    f"quota {feature}={value} must be [min, max] with "
+                    f"0 <= min <= max <= size ({size})"
+                )
     committers = body.get("committers")
-    if (not isinstance(committers, list) or not 3 <= len(committers) <= 32
-            or len(set(committers)) != len(committers)):
+    if (
+        not isinstance(committers, list)
+        or not 3 <= len(committers) <= 32
+        or len(set(committers)) != len(committers)
+    ):
         raise ValidationError("committers must list 3 to 32 distinct node ids")
     for c in committers:
         _hex64(c, "a committer")
-    if "beacon" in body and (not isinstance(body["beacon"], str)
-                             or not _HEX.match(body["beacon"])):
+    if "beacon" in body and (not isinstance(body["beacon"], str) or not _HEX.match(body["beacon"])):
         raise ValidationError("beacon must be a public random value in hex (<= 64 bytes)")
 
 
@@ -549,8 +576,7 @@ def _poolset_body(body: Mapping[str, Any]) -> None:
     if not isinstance(members, list):
         raise ValidationError("members must be a list of [public key, features]")
     for m in members:
-        if (not isinstance(m, list) or len(m) != 2 or not isinstance(m[0], bytes)
-                or len(m[0]) != 32):
+        if not isinstance(m, list) or len(m) != 2 or not isinstance(m[0], bytes) or len(m[0]) != 32:
             raise ValidationError("each pool entry is [32-byte member key, features]")
         check_features(m[1])
 

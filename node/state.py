@@ -46,16 +46,33 @@ def decode_batch(data: bytes) -> list[bytes]:
     if len(data) > MAX_BATCH_BYTES + 1024:
         raise Rejected("oversize", f"gossip message of {len(data)} bytes")
     try:
-        value = msgpack.unpackb(data, raw=False, max_bin_len=MAX_BATCH_BYTES,
-                                max_str_len=1024, max_array_len=10_000, max_map_len=0,
-                                max_ext_len=0)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, UnicodeDecodeError) as exc:
-        raise Rejected("malformed", f"gossip message is not msgpack ({type(exc).__name__})"
-                       ) from None
-    if (not isinstance(value, list) or len(value) != 2 or value[0] != BATCH_VERSION
-            or not isinstance(value[1], list)
-            or not all(isinstance(r, bytes) for r in value[1])):
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            max_bin_len=MAX_BATCH_BYTES,
+            max_str_len=1024,
+            max_array_len=10_000,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise Rejected(
+            "malformed", f"gossip message is not msgpack ({type(exc).__name__})"
+        ) from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or value[0] != BATCH_VERSION
+        or not isinstance(value[1], list)
+        or not all(isinstance(r, bytes) for r in value[1])
+    ):
         raise Rejected("malformed", "gossip message is not [1, [records]]")
     return value[1]
 
@@ -93,8 +110,14 @@ class NodeState:
         now_ms: injected wall-clock milliseconds.
     """
 
-    def __init__(self, identity: Identity, config: Config, store: Store,
-                 now_ms: Callable[[], int], rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        config: Config,
+        store: Store,
+        now_ms: Callable[[], int],
+        rng: random.Random | None = None,
+    ) -> None:
         self.identity = identity
         self.config = config
         self.store = store
@@ -125,8 +148,9 @@ class NodeState:
 
     # --- local writes ----------------------------------------------------------
 
-    def write(self, kind: str, key: str, body: dict[str, Any] | None,
-              scope: str | None = None) -> Record:
+    def write(
+        self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
+    ) -> Record:
         """Validate, sign, store durably, merge and queue one record of this node.
 
         Raises:
@@ -137,8 +161,9 @@ class NodeState:
         # A restored backup may be behind what peers hold of our own records.
         seq = max(self.seq + 1, self.replica.max_seq(self.me) + 1, self._seq_floor)
         try:
-            record = sign_record(self._signer, self.me, kind, key, seq, self.clock.tick(),
-                                 scope, body)
+            record = sign_record(
+                self._signer, self.me, kind, key, seq, self.clock.tick(), scope, body
+            )
         except Rejected as exc:
             raise LocalError(f"cannot write this record: {exc.detail}") from None
         self.store.save([record], meta={"seq": seq, "hlc": self.clock.last})
@@ -153,8 +178,17 @@ class NodeState:
         if current is None or current.body != body:
             self.write("node", "self", body)
 
-    def post_intent(self, kind: str, item: str, qty: str, unit: str, period: str, *,
-                    priority: str | None = None, note: str | None = None) -> Record:
+    def post_intent(
+        self,
+        kind: str,
+        item: str,
+        qty: str,
+        unit: str,
+        period: str,
+        *,
+        priority: str | None = None,
+        note: str | None = None,
+    ) -> Record:
         """Post a need or a capacity of this node; returns the signed record.
 
         Raises:
@@ -164,13 +198,16 @@ class NodeState:
             raise LocalError("kind must be need or capacity")
         catalog = self.items()
         if item not in catalog:
-            raise LocalError(f"unknown item {item!r}; see `allmende item list` or add it with "
-                             "`allmende item add`")
+            raise LocalError(
+                f"unknown item {item!r}; see `allmende item list` or add it with "
+                "`allmende item add`"
+            )
         u = model.unit(unit)
         if u.dimension != catalog[item].dimension:
             raise ValidationError(
                 f"unit {unit} measures {u.dimension}, but {item} is measured in "
-                f"{catalog[item].dimension} ({catalog[item].unit})")
+                f"{catalog[item].dimension} ({catalog[item].unit})"
+            )
         # Stored normalised ("1e3" -> "1000", " 5" -> "5"): shown back as people write it.
         qty = format(model.parse_quantity(qty).normalize(), "f")
         body: dict[str, Any] = {"item": item, "qty": qty, "unit": unit, "period": period}
@@ -198,8 +235,7 @@ class NodeState:
         """
         current = self.replica.get(self.me, kind, key)
         if current is None:
-            raise LocalError(f"this node has no {kind} with id {key!r}; "
-                             f"see `allmende {kind} list`")
+            raise LocalError(f"this node has no {kind} with id {key!r}; see `allmende {kind} list`")
         if current.body is None:
             raise LocalError(f"{kind} {key} is withdrawn already")
         return self.write(kind, key, None, scope=current.scope)
@@ -207,13 +243,20 @@ class NodeState:
     def add_item(self, item_id: str, name: str, dimension: str) -> Record:
         existing = self.items().get(item_id)
         if existing is not None:
-            raise LocalError(f"{item_id} is in the catalog already ({existing.name}, "
-                             f"{existing.dimension}); pick another id")
+            raise LocalError(
+                f"{item_id} is in the catalog already ({existing.name}, "
+                f"{existing.dimension}); pick another id"
+            )
         if dimension not in model.DIMENSIONS:
-            raise LocalError(f"unknown dimension {dimension!r}; known: "
-                             f"{', '.join(model.DIMENSIONS)}")
-        body = {"id": item_id, "name": name, "dimension": dimension,
-                "unit": model.DIMENSIONS[dimension]}
+            raise LocalError(
+                f"unknown dimension {dimension!r}; known: {', '.join(model.DIMENSIONS)}"
+            )
+        body = {
+            "id": item_id,
+            "name": name,
+            "dimension": dimension,
+            "unit": model.DIMENSIONS[dimension],
+        }
         return self.write("item", item_id, body, scope=self.config.scope.split("/")[0])
 
     def take_outbox(self) -> list[Record]:
@@ -247,24 +290,32 @@ class NodeState:
     def items(self) -> dict[str, model.Item]:
         """The catalog: built-in items, then item records (first origin wins a clash)."""
         out = dict(model.STARTER_CATALOG)
-        custom = sorted((r for r in self.replica.records("item") if r.body is not None),
-                        key=lambda r: r.origin)
+        custom = sorted(
+            (r for r in self.replica.records("item") if r.body is not None), key=lambda r: r.origin
+        )
         for r in custom:
             b = r.body or {}
-            out.setdefault(str(b["id"]), model.Item(str(b["id"]), str(b["name"]),
-                                                   str(b["dimension"]), str(b["unit"])))
+            out.setdefault(
+                str(b["id"]),
+                model.Item(str(b["id"]), str(b["name"]), str(b["dimension"]), str(b["unit"])),
+            )
         return out
 
-    def intents(self, kind: str, *, scope: str | None = None, mine: bool = True,
-                withdrawn: bool = False) -> list[Record]:
-        out = [r for r in self.replica.records(kind)
-               if (not mine or r.origin == self.me)
-               and (scope is None or model.in_scope(r.scope, scope))
-               and (withdrawn or r.body is not None)]
+    def intents(
+        self, kind: str, *, scope: str | None = None, mine: bool = True, withdrawn: bool = False
+    ) -> list[Record]:
+        out = [
+            r
+            for r in self.replica.records(kind)
+            if (not mine or r.origin == self.me)
+            and (scope is None or model.in_scope(r.scope, scope))
+            and (withdrawn or r.body is not None)
+        ]
         return sorted(out, key=lambda r: (r.origin != self.me, r.scope, r.seq))
 
-    def balance(self, scope: str, *, period: str | None = None, item: str | None = None,
-                depth: int = 0) -> list[tuple[str, int, list[BalanceRow]]]:
+    def balance(
+        self, scope: str, *, period: str | None = None, item: str | None = None, depth: int = 0
+    ) -> list[tuple[str, int, list[BalanceRow]]]:
         """The balance of `scope` and `depth` levels below it, as (scope, level, rows)."""
         out = [(scope, 0, self.index.rows(scope, period=period, item=item))]
         frontier = [scope]
@@ -278,8 +329,11 @@ class NodeState:
         return out
 
     def node_names(self) -> dict[bytes, str]:
-        return {r.origin: str(r.body["name"]) for r in self.replica.records("node")
-                if r.body is not None}
+        return {
+            r.origin: str(r.body["name"])
+            for r in self.replica.records("node")
+            if r.body is not None
+        }
 
 
 def record_json(r: Record, names: dict[bytes, str] | None = None) -> dict[str, Any]:
@@ -293,6 +347,5 @@ def record_json(r: Record, names: dict[bytes, str] | None = None) -> dict[str, A
         "seq": r.seq,
         "hlc": r.hlc,
         "withdrawn": r.body is None,
-        **({} if r.body is None else {k: v for k, v in r.body.items()
-                                      if not isinstance(v, bytes)}),
+        **({} if r.body is None else {k: v for k, v in r.body.items() if not isinstance(v, bytes)}),
     }

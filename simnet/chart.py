@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-MISSING = ("no chart: matplotlib is not installed "
-           "(pip install matplotlib, or the allmende[simnet] extra)")
+MISSING = (
+    "no chart: matplotlib is not installed (pip install matplotlib, or the allmende[simnet] extra)"
+)
 
 
 def write_chart(report: dict[str, Any], path: Path) -> str:
@@ -42,8 +43,10 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
     over.set_title("convergence over time")
     over.legend()
     over.grid(True, alpha=0.3)
-    fig.suptitle(f"simnet {report['mode']} {report['scenario']['name']}: "
-                 f"{r['nodes']} nodes, {r['records']} records")
+    fig.suptitle(
+        f"simnet {report['mode']} {report['scenario']['name']}: "
+        f"{r['nodes']} nodes, {r['records']} records"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

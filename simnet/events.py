@@ -31,8 +31,9 @@ class Scheduler:
     def pending(self) -> int:
         return len(self._heap)
 
-    def run_until(self, end: float, stop: Callable[[], bool] | None = None,
-                  check_every: int = 10_000) -> None:
+    def run_until(
+        self, end: float, stop: Callable[[], bool] | None = None, check_every: int = 10_000
+    ) -> None:
         """Run events up to virtual time `end`, or until `stop()` (checked every
         `check_every` events) is true."""
         heap, pop = self._heap, heapq.heappop

@@ -71,10 +71,19 @@ class GossipNode:
         validate: the node's gossip validator.
     """
 
-    def __init__(self, index: int, topics: tuple[str, ...], subs: list[tuple[str, ...]],
-                 nodes: list[GossipNode], net: VirtualNetwork, store: MessageStore,
-                 params: GossipParams, rng: random.Random, stats: GossipStats,
-                 validate: Validator) -> None:
+    def __init__(
+        self,
+        index: int,
+        topics: tuple[str, ...],
+        subs: list[tuple[str, ...]],
+        nodes: list[GossipNode],
+        net: VirtualNetwork,
+        store: MessageStore,
+        params: GossipParams,
+        rng: random.Random,
+        stats: GossipStats,
+        validate: Validator,
+    ) -> None:
         self.index = index
         self.topics = topics
         self._subs = subs
@@ -121,8 +130,17 @@ class GossipNode:
                 self._send_message(p, mid, len(data))
 
     def _send_message(self, peer: int, mid: int, size: int) -> None:
-        self._net.send(self.index, peer, "gossip", size + MSG_OVERHEAD,
-                       _deliver, self._all, peer, mid, self.index)
+        self._net.send(
+            self.index,
+            peer,
+            "gossip",
+            size + MSG_OVERHEAD,
+            _deliver,
+            self._all,
+            peer,
+            mid,
+            self.index,
+        )
 
     def _fanout(self, topic: str) -> list[int]:
         cands = self._candidates(topic, exclude=())
@@ -134,14 +152,32 @@ class GossipNode:
         wanted = [m for m in ids if m not in self.seen]
         if wanted:
             self.stats.iwant += 1
-            self._net.send(self.index, frm, "iwant", 16 + ID_BYTES * len(wanted),
-                           _iwant, self._all, frm, wanted, self.index)
+            self._net.send(
+                self.index,
+                frm,
+                "iwant",
+                16 + ID_BYTES * len(wanted),
+                _iwant,
+                self._all,
+                frm,
+                wanted,
+                self.index,
+            )
 
     def on_iwant(self, ids: list[int], frm: int) -> None:
         for mid in ids:
             if mid in self._cached:
-                self._net.send(self.index, frm, "gossip", len(self._store.messages[mid][1])
-                               + MSG_OVERHEAD, _deliver, self._all, frm, mid, self.index)
+                self._net.send(
+                    self.index,
+                    frm,
+                    "gossip",
+                    len(self._store.messages[mid][1]) + MSG_OVERHEAD,
+                    _deliver,
+                    self._all,
+                    frm,
+                    mid,
+                    self.index,
+                )
 
     def on_graft(self, topic: str, frm: int) -> None:
         mesh = self.mesh.get(topic)
@@ -177,13 +213,22 @@ class GossipNode:
                     self.stats.prunes += 1
                     net.send(me, peer, "prune", 40, _prune, self._all, peer, topic, me)
             windows = self._windows[topic]
-            ids = [m for w in windows[-p.history_gossip:] for m in w]
+            ids = [m for w in windows[-p.history_gossip :] for m in w]
             if ids:
                 cands = self._candidates(topic, exclude=mesh)
                 for peer in rng.sample(cands, min(p.d_lazy, len(cands))):
                     self.stats.ihave += 1
-                    net.send(me, peer, "ihave", 16 + ID_BYTES * len(ids), _ihave,
-                             self._all, peer, ids, me)
+                    net.send(
+                        me,
+                        peer,
+                        "ihave",
+                        16 + ID_BYTES * len(ids),
+                        _ihave,
+                        self._all,
+                        peer,
+                        ids,
+                        me,
+                    )
             windows.append([])
             if len(windows) > p.history_length:
                 for mid in windows.pop(0):
@@ -191,8 +236,9 @@ class GossipNode:
 
     def _candidates(self, topic: str, exclude: list[int] | tuple[int, ...]) -> list[int]:
         net, subs, me = self._net, self._subs, self.index
-        return [q for q in net.neighbours[me]
-                if q not in exclude and topic in subs[q] and net.up(me, q)]
+        return [
+            q for q in net.neighbours[me] if q not in exclude and topic in subs[q] and net.up(me, q)
+        ]
 
     def _cache(self, topic: str, mid: int) -> None:
         self._windows[topic][-1].append(mid)
@@ -217,4 +263,3 @@ def _graft(nodes: list[GossipNode], to: int, topic: str, frm: int) -> None:
 
 def _prune(nodes: list[GossipNode], to: int, topic: str, frm: int) -> None:
     nodes[to].on_prune(topic, frm)
-

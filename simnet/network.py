@@ -33,8 +33,7 @@ class VirtualNetwork:
         rng: the network's own seeded random source.
     """
 
-    def __init__(self, n: int, params: NetParams, sched: Scheduler,
-                 rng: random.Random) -> None:
+    def __init__(self, n: int, params: NetParams, sched: Scheduler, rng: random.Random) -> None:
         self.params = params
         self.sched = sched
         self.rng = rng
@@ -67,8 +66,11 @@ class VirtualNetwork:
 
     def up(self, a: int, b: int) -> bool:
         """Whether a message can travel between a and b now."""
-        return (self.online[a] and self.online[b]
-                and (self.group is None or self.group[a] == self.group[b]))
+        return (
+            self.online[a]
+            and self.online[b]
+            and (self.group is None or self.group[a] == self.group[b])
+        )
 
     def live_neighbours(self, a: int) -> list[int]:
         return [b for b in self.neighbours[a] if self.up(a, b)]
@@ -79,8 +81,9 @@ class VirtualNetwork:
     def mean_latency(self) -> float:
         return sum(self._latency.values()) / max(1, len(self._latency))
 
-    def default_route(self, src: int, dst: int, kind: str, size: int,
-                      reliable: bool) -> list[float]:
+    def default_route(
+        self, src: int, dst: int, kind: str, size: int, reliable: bool
+    ) -> list[float]:
         p, rng = self.params, self.rng
         base = self.link_latency(src, dst) + size * 8 / (p.bandwidth_mbps * 1e6)
         if reliable:
@@ -92,8 +95,16 @@ class VirtualNetwork:
             delays.append(base * rng.lognormvariate(0.0, p.jitter_sigma))
         return delays
 
-    def send(self, src: int, dst: int, kind: str, size: int, deliver: Callable[..., None],
-             *args: Any, reliable: bool = False) -> None:
+    def send(
+        self,
+        src: int,
+        dst: int,
+        kind: str,
+        size: int,
+        deliver: Callable[..., None],
+        *args: Any,
+        reliable: bool = False,
+    ) -> None:
         """Send a message of `size` bytes; `deliver(*args)` runs at the receiver."""
         self.messages[kind] += 1
         self.bytes[kind] += size
@@ -107,8 +118,9 @@ class VirtualNetwork:
         for d in delays:
             self.sched.after(d, self._arrive, src, dst, kind, deliver, args)
 
-    def _arrive(self, src: int, dst: int, kind: str, deliver: Callable[..., None],
-                args: tuple[Any, ...]) -> None:
+    def _arrive(
+        self, src: int, dst: int, kind: str, deliver: Callable[..., None], args: tuple[Any, ...]
+    ) -> None:
         if not self.up(src, dst):
             self.dropped[kind] += 1
             return

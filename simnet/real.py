@@ -56,8 +56,9 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def dial_plan(specs: list[NodeSpec], peers: int, cross: float, rng: random.Random
-              ) -> list[set[int]]:
+def dial_plan(
+    specs: list[NodeSpec], peers: int, cross: float, rng: random.Random
+) -> list[set[int]]:
     """Who dials whom: rings per region and across all nodes, then random dials."""
     out: list[set[int]] = [set() for _ in specs]
     by_region: dict[str, list[int]] = {}
@@ -97,29 +98,45 @@ class RealCluster:
         dirs, peer_ids = [], []
         for spec in self.specs:
             dd = DataDir(self.root / f"n{spec.index}")
-            identity = dd.init(Config(name=spec.name, kind=spec.kind, scope=spec.scope,
-                                      mdns=False, sync_interval=s.sync.interval),
-                               listen_port=ports[spec.index])
+            identity = dd.init(
+                Config(
+                    name=spec.name,
+                    kind=spec.kind,
+                    scope=spec.scope,
+                    mdns=False,
+                    sync_interval=s.sync.interval,
+                ),
+                listen_port=ports[spec.index],
+            )
             dirs.append(dd)
             peer_ids.append(peer_id_from_seed(identity.seed))
-        plan = dial_plan(self.specs, s.network.peers, s.network.cross_region,
-                         random.Random(f"{s.seed}/net"))
+        plan = dial_plan(
+            self.specs, s.network.peers, s.network.cross_region, random.Random(f"{s.seed}/net")
+        )
         for spec, dd in zip(self.specs, dirs, strict=True):
             _, config = dd.load()
-            boot = tuple(f"/ip4/127.0.0.1/tcp/{ports[j]}/p2p/{peer_ids[j]}"
-                         for j in sorted(plan[spec.index]))
+            boot = tuple(
+                f"/ip4/127.0.0.1/tcp/{ports[j]}/p2p/{peer_ids[j]}" for j in sorted(plan[spec.index])
+            )
             dd.write_config(replace(config, bootstrap=boot))
         self.socks = [dd.socket for dd in dirs]
         for k in range(self.n_shards):
-            entries = [{"data_dir": str(dirs[i].root), "port": ports[i],
-                        "sync_interval": s.sync.interval}
-                       for i in range(k, s.nodes, self.n_shards)]
+            entries = [
+                {"data_dir": str(dirs[i].root), "port": ports[i], "sync_interval": s.sync.interval}
+                for i in range(k, s.nodes, self.n_shards)
+            ]
             path = self.root / f"shard{k}.json"
             path.write_text(json.dumps(entries))
             log = open(self.root / f"shard{k}.log", "w")  # noqa: SIM115 - closed by the child
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "simnet.shard", str(path)], stdout=subprocess.PIPE,
-                stderr=log, text=True, cwd=Path(__file__).resolve().parents[1]))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "simnet.shard", str(path)],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    cwd=Path(__file__).resolve().parents[1],
+                )
+            )
             log.close()
 
     def wait_ready(self) -> None:
@@ -159,8 +176,13 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def run_real(scenario: Scenario, *, shards: int | None = None, console: Console | None = None,
-             poll: float | None = None) -> dict[str, Any]:
+def run_real(
+    scenario: Scenario,
+    *,
+    shards: int | None = None,
+    console: Console | None = None,
+    poll: float | None = None,
+) -> dict[str, Any]:
     """Run the scenario's workload on real daemons and report like virtual mode."""
     cluster = RealCluster(scenario, shards)
     poll = poll or (0.5 if scenario.nodes <= 10 else 1.0)
@@ -171,8 +193,10 @@ def run_real(scenario: Scenario, *, shards: int | None = None, console: Console 
         _wait_connected(cluster, 30.0)
         setup = time.monotonic() - t_start
         if console is not None:
-            console.print(f"[bold]simnet real[/]: {scenario.nodes} daemons in "
-                          f"{cluster.n_shards} processes up in {setup:.1f} s; writing")
+            console.print(
+                f"[bold]simnet real[/]: {scenario.nodes} daemons in "
+                f"{cluster.n_shards} processes up in {setup:.1f} s; writing"
+            )
         result = _drive(cluster, scenario, poll, console)
         result["setup_s"] = round(setup, 3)
         result["check"] = _final_check(cluster)
@@ -185,21 +209,36 @@ def run_real(scenario: Scenario, *, shards: int | None = None, console: Console 
     g_in = sum(s["gossip"]["messages_in"] for s in status)
     b_out = sum(s["gossip"]["bytes_out"] for s in status)
     result["traffic"] = {
-        "gossip_messages_out": g_out, "gossip_messages_in": g_in, "gossip_bytes_out": b_out,
+        "gossip_messages_out": g_out,
+        "gossip_messages_in": g_in,
+        "gossip_bytes_out": b_out,
         "sync_ok": sum(s["sync"]["ok"] for s in status),
         "sync_failed": sum(s["sync"]["failed"] for s in status),
         "messages_per_record": round(g_out / records, 3),
-        "bytes_per_record": round(b_out / records, 1)}
+        "bytes_per_record": round(b_out / records, 1),
+    }
     w = scenario
-    result["faults_not_applied"] = [name for name, on in [
-        ("loss", w.network.loss > 0), ("duplicate", w.network.duplicate > 0),
-        ("partition", bool(w.partition)), ("churn", w.churn.fraction > 0)] if on]
-    return {"mode": "real", "scenario": as_dict(scenario), "result": result,
-            "machine": {"shards": cluster.n_shards,
-                        "wall_run_s": round(time.monotonic() - t_start, 3),
-                        "peak_rss_mb": round(sum(cluster.peak_rss_kb) / 1024, 1),
-                        "peak_rss_mb_per_daemon":
-                            round(sum(cluster.peak_rss_kb) / 1024 / scenario.nodes, 1)}}
+    result["faults_not_applied"] = [
+        name
+        for name, on in [
+            ("loss", w.network.loss > 0),
+            ("duplicate", w.network.duplicate > 0),
+            ("partition", bool(w.partition)),
+            ("churn", w.churn.fraction > 0),
+        ]
+        if on
+    ]
+    return {
+        "mode": "real",
+        "scenario": as_dict(scenario),
+        "result": result,
+        "machine": {
+            "shards": cluster.n_shards,
+            "wall_run_s": round(time.monotonic() - t_start, 3),
+            "peak_rss_mb": round(sum(cluster.peak_rss_kb) / 1024, 1),
+            "peak_rss_mb_per_daemon": round(sum(cluster.peak_rss_kb) / 1024 / scenario.nodes, 1),
+        },
+    }
 
 
 def _wait_connected(cluster: RealCluster, timeout: float) -> None:
@@ -212,8 +251,9 @@ def _wait_connected(cluster: RealCluster, timeout: float) -> None:
     raise LocalError("real simnet: some daemons found no peer within 30 s")
 
 
-def _drive(cluster: RealCluster, scenario: Scenario, poll: float,
-           console: Console | None) -> dict[str, Any]:
+def _drive(
+    cluster: RealCluster, scenario: Scenario, poll: float, console: Console | None
+) -> dict[str, Any]:
     specs = cluster.specs
     writes = build_writes(scenario, specs, random.Random(f"{scenario.seed}/work"))
     followers: dict[str, list[int]] = {}
@@ -240,20 +280,33 @@ def _drive(cluster: RealCluster, scenario: Scenario, poll: float,
                 rec = cluster.call(w.node, "withdraw", kind=w.kind, key=key)
             else:
                 b = w.body
-                rec = cluster.call(w.node, "post", kind=w.kind, item=b["item"], qty=b["qty"],
-                                   unit=b["unit"], period=b["period"],
-                                   priority=b.get("priority"))
+                rec = cluster.call(
+                    w.node,
+                    "post",
+                    kind=w.kind,
+                    item=b["item"],
+                    qty=b["qty"],
+                    unit=b["unit"],
+                    period=b["period"],
+                    priority=b.get("priority"),
+                )
                 keys[(w.node, w.key)] = rec["id"]
             tracks[(rec["origin"], rec["kind"], rec["id"])] = [
-                time.monotonic() - t0, rec["seq"], w.node, specs[w.node].region, None]
+                time.monotonic() - t0,
+                rec["seq"],
+                w.node,
+                specs[w.node].region,
+                None,
+            ]
         if time.monotonic() >= next_poll:
             next_poll += poll
             _poll(cluster, tracks, followers, time.monotonic() - t0)
             done = sum(1 for t in tracks.values() if t[4] is not None)
             if console is not None and now >= next_print:
                 next_print += 5.0
-                console.print(f"  {now:6.1f} s: {len(tracks):,} "
-                              f"written, {done:,} converged", highlight=False)
+                console.print(
+                    f"  {now:6.1f} s: {len(tracks):,} written, {done:,} converged", highlight=False
+                )
             if not pending_writes and done == len(tracks):
                 converged_at = time.monotonic() - t0
                 break
@@ -264,13 +317,18 @@ def _drive(cluster: RealCluster, scenario: Scenario, poll: float,
     digests_after = None if equal_at is None else round(equal_at - t0 - last_write_of(tracks), 3)
     lat = [t[4] - t[0] for t in tracks.values() if t[4] is not None]
     last_write = last_write_of(tracks)
-    return {"nodes": scenario.nodes, "records": len(tracks),
-            "records_unconverged": sum(1 for t in tracks.values() if t[4] is None),
-            "poll_s": poll, "convergence_s": percentiles(lat),
-            "global_convergence_after_last_write_s":
-                None if converged_at is None else round(converged_at - last_write, 3),
-            "digests_equal_after_last_write_s": digests_after,
-            "partitions": []}
+    return {
+        "nodes": scenario.nodes,
+        "records": len(tracks),
+        "records_unconverged": sum(1 for t in tracks.values() if t[4] is None),
+        "poll_s": poll,
+        "convergence_s": percentiles(lat),
+        "global_convergence_after_last_write_s": None
+        if converged_at is None
+        else round(converged_at - last_write, 3),
+        "digests_equal_after_last_write_s": digests_after,
+        "partitions": [],
+    }
 
 
 def last_write_of(tracks: dict[tuple[str, str, str], list[Any]]) -> float:
@@ -289,8 +347,12 @@ def _wait_digests(cluster: RealCluster, deadline: float, poll: float) -> float |
     return None
 
 
-def _poll(cluster: RealCluster, tracks: dict[tuple[str, str, str], list[Any]],
-          followers: dict[str, list[int]], now: float) -> None:
+def _poll(
+    cluster: RealCluster,
+    tracks: dict[tuple[str, str, str], list[Any]],
+    followers: dict[str, list[int]],
+    now: float,
+) -> None:
     open_tracks = {k: t for k, t in tracks.items() if t[4] is None}
     if not open_tracks:
         return
@@ -321,7 +383,11 @@ def _final_check(cluster: RealCluster) -> dict[str, Any]:
         rows = [cluster.call(i, "balance", scope=region)["levels"][0]["rows"] for i in members]
         balance_mismatch += [i for i, r in zip(members, rows, strict=True) if r != rows[0]]
     differ = sum(len(d) - 1 for d in digests.values())
-    return {"ok": differ == 0 and not balance_mismatch, "nodes": len(cluster.specs),
-            "digest_groups": sum(len(d) for d in digests.values()),
-            "digest_mismatch_count": differ, "balance_mismatch_count": len(balance_mismatch),
-            "balance_checked_nodes": len(cluster.specs)}
+    return {
+        "ok": differ == 0 and not balance_mismatch,
+        "nodes": len(cluster.specs),
+        "digest_groups": sum(len(d) for d in digests.values()),
+        "digest_mismatch_count": differ,
+        "balance_mismatch_count": len(balance_mismatch),
+        "balance_checked_nodes": len(cluster.specs),
+    }

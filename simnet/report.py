@@ -34,8 +34,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     def rank(q: float) -> float:
         return _r(v[max(0, math.ceil(q * len(v)) - 1)])
 
-    return {"p50": rank(0.5), "p90": rank(0.9), "p99": rank(0.99), "max": _r(v[-1]),
-            "n": len(v)}
+    return {"p50": rank(0.5), "p90": rank(0.9), "p99": rank(0.99), "max": _r(v[-1]), "n": len(v)}
 
 
 def _r(x: float) -> float:
@@ -96,10 +95,14 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
         before = [t.converged for t in tracks if t.created < heal]
         done = all(c is not None for c in before)
         after = (max(c for c in before if c is not None) - heal) if before and done else None
-        heals.append({"at": at, "heal": heal,
-                      "converged_after_heal_s": None if after is None else _r(max(0.0, after)),
-                      "sync_rounds": None if after is None
-                      else _r(max(0.0, after) / s.sync.interval)})
+        heals.append(
+            {
+                "at": at,
+                "heal": heal,
+                "converged_after_heal_s": None if after is None else _r(max(0.0, after)),
+                "sync_rounds": None if after is None else _r(max(0.0, after) / s.sync.interval),
+            }
+        )
     region_sizes = [len(f) for p, f in sim.followers.items() if p.count("/") == 2]
     mean_region = sum(region_sizes) / max(1, len(region_sizes))
     link = net.mean_latency()
@@ -124,17 +127,24 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
             "convergence_s": lat,
             # node records are written at start-up, before any gossip mesh exists
             "convergence_intents_s": percentiles(
-                [t.converged - t.created for t in tracks
-                 if t.converged is not None and t.slot[1] in ("need", "capacity")]),
-            "global_convergence_after_last_write_s":
-                _r(max(0.0, last_conv - sim.last_write_time)) if all_converged else None,
+                [
+                    t.converged - t.created
+                    for t in tracks
+                    if t.converged is not None and t.slot[1] in ("need", "capacity")
+                ]
+            ),
+            "global_convergence_after_last_write_s": _r(max(0.0, last_conv - sim.last_write_time))
+            if all_converged
+            else None,
             "partitions": heals,
             "rejoins": sim.faults.rejoins,
             "rejoin_catch_up_s": percentiles(tr.catch_up_times),
             "dissemination_bound_s": {
                 "formula": "(log_D(region size) + 2) * mean link latency + heartbeat",
-                "bound": _r(bound), "mean_link_latency_s": _r(link),
-                "p99_within_bound": lat["p99"] is not None and lat["p99"] <= bound},
+                "bound": _r(bound),
+                "mean_link_latency_s": _r(link),
+                "p99_within_bound": lat["p99"] is not None and lat["p99"] <= bound,
+            },
             "traffic": {
                 "messages": dict(sorted(net.messages.items())),
                 "bytes": dict(sorted(net.bytes.items())),
@@ -149,14 +159,19 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
                 "duplicate_deliveries": g.duplicates,
                 "duplicates_per_message": _r(g.duplicates / max(1, g.published)),
                 "duplicates_per_delivery": _r(g.duplicates / max(1, g.first_deliveries)),
-                "rejected": g.rejected, "ihave": g.ihave, "iwant": g.iwant,
-                "grafts": g.grafts, "prunes": g.prunes},
+                "rejected": g.rejected,
+                "ihave": g.ihave,
+                "iwant": g.iwant,
+                "grafts": g.grafts,
+                "prunes": g.prunes,
+            },
             "sync": vars(sim.sync).copy(),
             "signatures": {
                 "trust_signatures": sim.cache is not None,
                 "verified": None if sim.cache is None else sim.cache.verifications,
                 "cache_hits": None if sim.cache is None else sim.cache.hits,
-                "rejected_records": sum(n.rejected for n in sim.nodes)},
+                "rejected_records": sum(n.rejected for n in sim.nodes),
+            },
             "check": check,
             "timeline": timeline(tracks, sim.stopped_at),
             "convergence_cdf": cdf(latencies),
@@ -210,30 +225,42 @@ def render(report: dict[str, Any]) -> RenderableType:
     c = r["convergence_s"]
     t.add_row("nodes / records", f"{r['nodes']} / {r['records']}")
     if c["p50"] is not None:
-        t.add_row("convergence p50/p90/p99/max",
-                  " / ".join(f"{c[k]:.3f} s" for k in ("p50", "p90", "p99", "max")))
+        t.add_row(
+            "convergence p50/p90/p99/max",
+            " / ".join(f"{c[k]:.3f} s" for k in ("p50", "p90", "p99", "max")),
+        )
     t.add_row("after last write", _s(r.get("global_convergence_after_last_write_s")))
     for p in r.get("partitions", []):
-        t.add_row(f"after heal at {p['heal']:.0f} s",
-                  f"{_s(p['converged_after_heal_s'])} ({p['sync_rounds']} sync rounds)")
+        t.add_row(
+            f"after heal at {p['heal']:.0f} s",
+            f"{_s(p['converged_after_heal_s'])} ({p['sync_rounds']} sync rounds)",
+        )
     if r.get("rejoins"):
         cu = r["rejoin_catch_up_s"]
         t.add_row("rejoin catch-up p50/max", f"{_s(cu['p50'])} / {_s(cu['max'])}")
     if "dissemination_bound_s" in r:
         b = r["dissemination_bound_s"]
-        t.add_row("p99 vs bound", f"{_s(c['p99'])} vs {b['bound']:.3f} s "
-                  f"({'within' if b['p99_within_bound'] else 'ABOVE'})")
+        t.add_row(
+            "p99 vs bound",
+            f"{_s(c['p99'])} vs {b['bound']:.3f} s "
+            f"({'within' if b['p99_within_bound'] else 'ABOVE'})",
+        )
     tr = r["traffic"]
-    t.add_row("messages / bytes per record",
-              f"{tr['messages_per_record']:.1f} / {tr['bytes_per_record']:,.0f} B")
+    t.add_row(
+        "messages / bytes per record",
+        f"{tr['messages_per_record']:.1f} / {tr['bytes_per_record']:,.0f} B",
+    )
     if "gossip" in r:
         t.add_row("duplicates per gossip message", f"{r['gossip']['duplicates_per_message']:.2f}")
     m = report["machine"]
     t.add_row("wall / peak RSS", f"{m.get('wall_run_s', 0):.1f} s / {m['peak_rss_mb']:.0f} MB")
     check = r["check"]
     verdict = "[green]EQUAL[/]" if r["ok"] else "[red]NOT CONVERGED / NOT EQUAL[/]"
-    t.add_row("final check", f"{verdict}: digests {check['digest_mismatch_count']} differ, "
-              f"balances {check['balance_mismatch_count']} differ")
+    t.add_row(
+        "final check",
+        f"{verdict}: digests {check['digest_mismatch_count']} differ, "
+        f"balances {check['balance_mismatch_count']} differ",
+    )
     return Group(t)
 
 

@@ -165,8 +165,14 @@ class Scenario:
         mode = self.run.trust_signatures
         return mode == "on" or (mode == "auto" and self.nodes >= 100)
 
-    def with_overrides(self, *, nodes: int | None = None, seed: int | None = None,
-                       trust: str | None = None, balance: str | None = None) -> Scenario:
+    def with_overrides(
+        self,
+        *,
+        nodes: int | None = None,
+        seed: int | None = None,
+        trust: str | None = None,
+        balance: str | None = None,
+    ) -> Scenario:
         s = self
         if nodes is not None:
             # keep regions at most a quarter of the nodes so each has a mesh
@@ -216,16 +222,35 @@ def preset(name: str) -> Scenario:
     """
     lossy = Network(loss=0.01, duplicate=0.01)
     presets = {
-        "smoke": Scenario(name="smoke", nodes=30, duration=300.0, network=lossy,
-                          workload=Workload(regions=3, records=600, write_window=20.0)),
-        "partition": Scenario(name="partition", nodes=60, duration=400.0, network=lossy,
-                              workload=Workload(regions=4, records=1200, write_window=80.0),
-                              partition=(Partition(at=20.0, heal=60.0),)),
-        "churn": Scenario(name="churn", nodes=60, duration=400.0, network=lossy,
-                          workload=Workload(regions=4, records=1200, write_window=60.0),
-                          churn=Churn(fraction=0.2, start=5.0, end=40.0, downtime=30.0)),
-        "scale": Scenario(name="scale", nodes=1000, duration=900.0,
-                          workload=Workload(regions=40, records=50_000, write_window=120.0)),
+        "smoke": Scenario(
+            name="smoke",
+            nodes=30,
+            duration=300.0,
+            network=lossy,
+            workload=Workload(regions=3, records=600, write_window=20.0),
+        ),
+        "partition": Scenario(
+            name="partition",
+            nodes=60,
+            duration=400.0,
+            network=lossy,
+            workload=Workload(regions=4, records=1200, write_window=80.0),
+            partition=(Partition(at=20.0, heal=60.0),),
+        ),
+        "churn": Scenario(
+            name="churn",
+            nodes=60,
+            duration=400.0,
+            network=lossy,
+            workload=Workload(regions=4, records=1200, write_window=60.0),
+            churn=Churn(fraction=0.2, start=5.0, end=40.0, downtime=30.0),
+        ),
+        "scale": Scenario(
+            name="scale",
+            nodes=1000,
+            duration=900.0,
+            workload=Workload(regions=40, records=50_000, write_window=120.0),
+        ),
     }
     if name not in presets:
         raise LocalError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
@@ -251,8 +276,14 @@ def load_toml(path: Path) -> Scenario:
         raise LocalError(f"{path}: {exc}") from None
 
 
-_SECTIONS: dict[str, type] = {"workload": Workload, "network": Network, "gossip": Gossip,
-                              "sync": Sync, "churn": Churn, "run": Run}
+_SECTIONS: dict[str, type] = {
+    "workload": Workload,
+    "network": Network,
+    "gossip": Gossip,
+    "sync": Sync,
+    "churn": Churn,
+    "run": Run,
+}
 
 
 def from_dict(data: dict[str, Any]) -> Scenario:

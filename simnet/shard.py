@@ -25,9 +25,14 @@ async def serve(spec: list[dict[str, Any]]) -> None:
             for entry in spec:
                 dd = DataDir(Path(entry["data_dir"]))
                 identity, config = dd.load()
-                daemon = Daemon(dd, identity, config,
-                                listen=[f"/ip4/127.0.0.1/tcp/{entry['port']}"], mdns=False,
-                                sync_interval=entry["sync_interval"])
+                daemon = Daemon(
+                    dd,
+                    identity,
+                    config,
+                    listen=[f"/ip4/127.0.0.1/tcp/{entry['port']}"],
+                    mdns=False,
+                    sync_interval=entry["sync_interval"],
+                )
                 await nursery.start(daemon.run)
             print("ready", flush=True)
             async for _ in signals:

@@ -36,15 +36,21 @@ class SimNode:
         with_index: keep a BalanceIndex (the daemon always does; see `balance_index`).
     """
 
-    def __init__(self, spec: NodeSpec, now_ms: Callable[[], int],
-                 cache: VerifiedCache | None, with_index: bool = True) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        now_ms: Callable[[], int],
+        cache: VerifiedCache | None,
+        with_index: bool = True,
+    ) -> None:
         self.spec = spec
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
         self._signer = identity.signer()
         self.clock = HybridClock(now_ms)
-        self.replica: Replica = (Replica(now_ms=now_ms) if cache is None
-                                 else TrustingReplica(cache, now_ms=now_ms))
+        self.replica: Replica = (
+            Replica(now_ms=now_ms) if cache is None else TrustingReplica(cache, now_ms=now_ms)
+        )
         self.index: BalanceIndex | None = None
         if with_index:
             self.index = BalanceIndex()
@@ -54,21 +60,26 @@ class SimNode:
         self.outbox: list[Record] = []
         self.rejected = 0
 
-    def write(self, kind: str, key: str, body: dict[str, Any] | None,
-              scope: str | None = None) -> Record:
+    def write(
+        self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
+    ) -> Record:
         """Validate, sign, merge and queue one record of this node."""
         scope = scope or self.spec.scope
         model.validate(kind, key, scope, body)
         self.seq += 1
-        record = sign_record(self._signer, self.origin, kind, key, self.seq, self.clock.tick(),
-                             scope, body)
+        record = sign_record(
+            self._signer, self.origin, kind, key, self.seq, self.clock.tick(), scope, body
+        )
         self.replica.insert_verified(record)
         self.outbox.append(record)
         return record
 
     def write_node_record(self) -> Record:
-        return self.write("node", "self", {"name": self.spec.name, "kind": self.spec.kind,
-                                           "scope": self.spec.scope})
+        return self.write(
+            "node",
+            "self",
+            {"name": self.spec.name, "kind": self.spec.kind, "scope": self.spec.scope},
+        )
 
     def take_batches(self) -> list[tuple[str, bytes]]:
         """The outbox as gossip messages: (topic, encoded batch)."""
@@ -108,8 +119,9 @@ class SimNode:
 
     def sync_session(self, initiator: bool, rng: random.Random) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
-        return SyncSession(self.replica, self.partitions, role, ingest=self._sync_ingest,
-                           salt=rng.randbytes(8))
+        return SyncSession(
+            self.replica, self.partitions, role, ingest=self._sync_ingest, salt=rng.randbytes(8)
+        )
 
     def _sync_ingest(self, raws: Any) -> None:
         changed, _ = self.ingest(list(raws))
@@ -119,4 +131,3 @@ class SimNode:
 
     def digest(self) -> bytes:
         return self.replica.digest(self.partitions)
-

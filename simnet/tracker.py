@@ -35,8 +35,9 @@ class Tracker:
         now: virtual time.
     """
 
-    def __init__(self, followers: dict[str, list[int]], online: list[bool],
-                 now: Callable[[], float]) -> None:
+    def __init__(
+        self, followers: dict[str, list[int]], online: list[bool], now: Callable[[], float]
+    ) -> None:
         self._followers = followers
         self._online = online
         self._now = now
@@ -55,6 +56,7 @@ class Tracker:
     def listener(self, node: int) -> Callable[[Record | None, Record], None]:
         def on_change(_old: Record | None, new: Record) -> None:
             self.held(node, new)
+
         return on_change
 
     def created(self, record: Record, author: int) -> None:

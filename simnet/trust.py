@@ -40,8 +40,13 @@ class TrustingReplica(Replica):
         now_ms, validate: as `Replica`.
     """
 
-    def __init__(self, cache: VerifiedCache, *, now_ms: Callable[[], int] | None = None,
-                 validate: Callable[[str, str, str, Any], None] = model.validate) -> None:
+    def __init__(
+        self,
+        cache: VerifiedCache,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        validate: Callable[[str, str, str, Any], None] = model.validate,
+    ) -> None:
         super().__init__(now_ms=now_ms, validate=validate)
         self._cache = cache
 

@@ -71,9 +71,15 @@ class VirtualSim:
         self.cache = VerifiedCache() if s.trust() else None
         rss0 = _rss()
         sample = s.run.balance_index == "sample"
-        self.nodes = [SimNode(spec, self._now_ms, self.cache,
-                              with_index=not sample or spec.index < 3 * s.workload.regions)
-                      for spec in self.specs]
+        self.nodes = [
+            SimNode(
+                spec,
+                self._now_ms,
+                self.cache,
+                with_index=not sample or spec.index < 3 * s.workload.regions,
+            )
+            for spec in self.specs
+        ]
         subs = [n.partitions for n in self.nodes]
         followers: dict[str, list[int]] = {}
         for i, parts in enumerate(subs):
@@ -87,9 +93,20 @@ class VirtualSim:
         self.gossip: list[GossipNode] = []
         for i, node in enumerate(self.nodes):
             node.replica.add_listener(self.tracker.listener(i))
-            self.gossip.append(GossipNode(i, node.partitions, subs, self.gossip, self.net,
-                                          self.store, s.gossip, gossip_rng, self.gstats,
-                                          node.validate_gossip))
+            self.gossip.append(
+                GossipNode(
+                    i,
+                    node.partitions,
+                    subs,
+                    self.gossip,
+                    self.net,
+                    self.store,
+                    s.gossip,
+                    gossip_rng,
+                    self.gstats,
+                    node.validate_gossip,
+                )
+            )
         self._build_topology()
         self.setup_rss = _rss() - rss0
         self.sync = SyncCounters()
@@ -159,9 +176,13 @@ class VirtualSim:
         if self.progress is not None:
             created = len(self.tracker.tracks)
             self.progress(self.sched.now, created - self.tracker.pending, created)
-        self._done = (self._writes_left == 0 and self.sched.now >= self._last_fault
-                      and self.tracker.pending == 0 and not self.tracker.catching_up
-                      and all(self.net.online))
+        self._done = (
+            self._writes_left == 0
+            and self.sched.now >= self._last_fault
+            and self.tracker.pending == 0
+            and not self.tracker.catching_up
+            and all(self.net.online)
+        )
         if not self._done:
             self.sched.after(TICK, self._tick)
 
@@ -212,11 +233,11 @@ class VirtualSim:
         resp = self.nodes[b].sync_session(False, self._sync_rng)
         msg = init.generate_message()
         assert msg is not None
-        self.net.send(a, b, "sync", len(msg), self._sync_step, init, resp, a, b, msg,
-                      reliable=True)
+        self.net.send(a, b, "sync", len(msg), self._sync_step, init, resp, a, b, msg, reliable=True)
 
-    def _sync_step(self, frm_s: SyncSession, to_s: SyncSession, frm: int, to: int,
-                   data: bytes) -> None:
+    def _sync_step(
+        self, frm_s: SyncSession, to_s: SyncSession, frm: int, to: int, data: bytes
+    ) -> None:
         try:
             to_s.receive_message(data)
         except SyncError:
@@ -233,8 +254,9 @@ class VirtualSim:
         if not self.net.up(to, frm):
             self.sync.aborted += 1
             return
-        self.net.send(to, frm, "sync", len(reply), self._sync_step, to_s, frm_s, to, frm,
-                      reply, reliable=True)
+        self.net.send(
+            to, frm, "sync", len(reply), self._sync_step, to_s, frm_s, to, frm, reply, reliable=True
+        )
 
     # --- faults --------------------------------------------------------------------
 
@@ -268,6 +290,7 @@ class VirtualSim:
         def leave() -> None:
             self.net.online[n] = False
             self.tracker.node_left(n)
+
         self._change_links(n, leave)
 
     def _rejoin(self, n: int) -> None:
@@ -275,6 +298,7 @@ class VirtualSim:
             self.net.online[n] = True
             self.faults.rejoins += 1
             self.tracker.node_joined(n)
+
         self._change_links(n, rejoin)
         for w in self._deferred.pop(n, []):
             self._write(w)
@@ -282,8 +306,12 @@ class VirtualSim:
 
     def _up_links(self, only: int | None) -> set[tuple[int, int]]:
         nodes = range(len(self.nodes)) if only is None else [only]
-        return {(min(a, b), max(a, b)) for a in nodes for b in self.net.neighbours[a]
-                if self.net.up(a, b)}
+        return {
+            (min(a, b), max(a, b))
+            for a in nodes
+            for b in self.net.neighbours[a]
+            if self.net.up(a, b)
+        }
 
     def _change_links(self, only: int | None, change: Callable[[], None]) -> None:
         """Apply a fault; links that went down leave the meshes at once (the connection

@@ -49,13 +49,14 @@ def build_nodes(scenario: Scenario, rng: random.Random) -> list[NodeSpec]:
         region = f"{w.federation}/f0/r{i % w.regions}"
         kind = "cooperative" if rng.random() < w.cooperatives else "commune"
         letter = "k" if kind == "cooperative" else "c"
-        out.append(NodeSpec(i, f"{kind}-{i}", kind, f"{region}/{letter}{i}", region,
-                            rng.randbytes(32)))
+        out.append(
+            NodeSpec(i, f"{kind}-{i}", kind, f"{region}/{letter}{i}", region, rng.randbytes(32))
+        )
     return out
 
 
 def zipf_weights(n: int, s: float) -> list[float]:
-    return [1.0 / (rank ** s) for rank in range(1, n + 1)]
+    return [1.0 / (rank**s) for rank in range(1, n + 1)]
 
 
 def build_writes(scenario: Scenario, nodes: list[NodeSpec], rng: random.Random) -> list[Write]:
@@ -72,8 +73,7 @@ def build_writes(scenario: Scenario, nodes: list[NodeSpec], rng: random.Random) 
     out: list[Write] = []
     remaining = w.records
     n_bursts = -(-w.records // w.burst)
-    times = sorted(round(rng.uniform(0.5, max(0.5, w.write_window)), 3)
-                   for _ in range(n_bursts))
+    times = sorted(round(rng.uniform(0.5, max(0.5, w.write_window)), 3) for _ in range(n_bursts))
     for t in times:
         node = nodes[rng.randrange(len(nodes))]
         for _ in range(min(w.burst, remaining)):
@@ -94,8 +94,12 @@ def build_writes(scenario: Scenario, nodes: list[NodeSpec], rng: random.Random) 
                 mine.append((kind, key))
             item = rng.choices(items, weights)[0]
             unit = rng.choice(sorted(units_of[item.dimension]))
-            body: dict[str, Any] = {"item": item.id, "qty": str(rng.randint(1, 2000)),
-                                    "unit": unit, "period": rng.choice(w.periods)}
+            body: dict[str, Any] = {
+                "item": item.id,
+                "qty": str(rng.randint(1, 2000)),
+                "unit": unit,
+                "period": rng.choice(w.periods),
+            }
             if kind == "need":
                 body["priority"] = rng.choice(model.PRIORITIES)
             out.append(Write(t, node.index, kind, key, body))

@@ -29,27 +29,49 @@ class Author:
     def origin(self) -> bytes:
         return self.identity.public
 
-    def write(self, kind: str, key: str, body: dict[str, Any] | None, *,
-              scope: str | None = None, seq: int | None = None, hlc: int = 0) -> Record:
+    def write(
+        self,
+        kind: str,
+        key: str,
+        body: dict[str, Any] | None,
+        *,
+        scope: str | None = None,
+        seq: int | None = None,
+        hlc: int = 0,
+    ) -> Record:
         if seq is None:
             self.seq += 1
             seq = self.seq
-        return sign_record(self.signer, self.origin, kind, key, seq, hlc,
-                           scope or self.scope, body)
+        return sign_record(self.signer, self.origin, kind, key, seq, hlc, scope or self.scope, body)
 
-    def need(self, key: str, qty: str = "10", item: str = "potatoes", unit: str = "kg",
-             period: str = "2027-Q1", **kw: Any) -> Record:
+    def need(
+        self,
+        key: str,
+        qty: str = "10",
+        item: str = "potatoes",
+        unit: str = "kg",
+        period: str = "2027-Q1",
+        **kw: Any,
+    ) -> Record:
         body = {"item": item, "qty": qty, "unit": unit, "period": period, "priority": "high"}
         return self.write("need", key, body, **kw)
 
-    def capacity(self, key: str, qty: str = "10", item: str = "potatoes", unit: str = "kg",
-                 period: str = "2027-Q1", **kw: Any) -> Record:
+    def capacity(
+        self,
+        key: str,
+        qty: str = "10",
+        item: str = "potatoes",
+        unit: str = "kg",
+        period: str = "2027-Q1",
+        **kw: Any,
+    ) -> Record:
         body = {"item": item, "qty": qty, "unit": unit, "period": period}
         return self.write("capacity", key, body, **kw)
 
 
-def run_session(a: Replica, b: Replica, parts_a: list[str], parts_b: list[str] | None = None
-                ) -> tuple[SyncSession, SyncSession]:
+def run_session(
+    a: Replica, b: Replica, parts_a: list[str], parts_b: list[str] | None = None
+) -> tuple[SyncSession, SyncSession]:
     """One anti-entropy session between two local replicas, a initiating; both done."""
     i = SyncSession(a, parts_a, Role.INITIATOR)
     r = SyncSession(b, parts_a if parts_b is None else parts_b, Role.RESPONDER)

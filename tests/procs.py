@@ -37,8 +37,9 @@ def allmende_command() -> list[str]:
     return [sys.executable, "-c", "from cli.main import main; main()"]
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition",
-             *, step: float = 0.1) -> T:
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition", *, step: float = 0.1
+) -> T:
     """Poll `predicate` until it returns something truthy; return that.
 
     Exceptions from the predicate count as "not yet" (a daemon still starting).
@@ -56,13 +57,16 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "con
         except (LocalError, OSError, KeyError) as exc:
             last_error = exc
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s"
-                               + (f" (last error: {last_error})" if last_error else ""))
+            raise TimeoutError(
+                f"{what} not reached within {timeout} s"
+                + (f" (last error: {last_error})" if last_error else "")
+            )
         time.sleep(step)
 
 
-def stop_group(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM,
-               grace: float = 10.0) -> None:
+def stop_group(
+    proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: float = 10.0
+) -> None:
     """Stop a process started with ``start_new_session=True`` and its children:
     `sig` to the group, then SIGKILL if it has not exited within `grace` seconds."""
     if proc is None or proc.poll() is not None:

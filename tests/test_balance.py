@@ -23,8 +23,11 @@ def _replica():
 def test_units_normalise_and_nodes_count():
     r, idx = _replica()
     a, b = Author(IDS[0], SCOPES[0]), Author(IDS[1], SCOPES[1])
-    for rec in [a.need("n1", qty="1500", unit="g"), a.need("n2", qty="1", unit="kg"),
-                b.capacity("c1", qty="0.5", unit="t")]:
+    for rec in [
+        a.need("n1", qty="1500", unit="g"),
+        a.need("n2", qty="1", unit="kg"),
+        b.capacity("c1", qty="0.5", unit="t"),
+    ]:
         r.receive(rec.raw)
     (row,) = idx.rows("eu/de/berlin")
     assert (row.needs, row.capacities, row.unit, row.nodes) == (Fraction(5, 2), 500, "kg", 2)
@@ -40,9 +43,14 @@ def test_units_normalise_and_nodes_count():
 
 
 ops = st.lists(
-    st.tuples(st.integers(0, 3), st.sampled_from(["need", "capacity", "withdraw"]),
-              st.integers(0, 2), st.integers(1, 999), st.sampled_from(["kg", "g", "t"]),
-              st.sampled_from(["2027-Q1", "2027-Q2"])),
+    st.tuples(
+        st.integers(0, 3),
+        st.sampled_from(["need", "capacity", "withdraw"]),
+        st.integers(0, 2),
+        st.integers(1, 999),
+        st.sampled_from(["kg", "g", "t"]),
+        st.sampled_from(["2027-Q1", "2027-Q2"]),
+    ),
     max_size=40,
 )
 
@@ -55,13 +63,17 @@ def test_index_equals_recomputation(steps):
     for who, what, slot, qty, unit, period in steps:
         a = authors[who]
         kind = "need" if what == "withdraw" else what
-        rec = (a.write(kind, f"x{slot}", None) if what == "withdraw"
-               else getattr(a, what)(f"x{slot}", qty=str(qty), unit=unit, period=period))
+        rec = (
+            a.write(kind, f"x{slot}", None)
+            if what == "withdraw"
+            else getattr(a, what)(f"x{slot}", qty=str(qty), unit=unit, period=period)
+        )
         r.receive(rec.raw)
     for scope in ["eu", "eu/de", "eu/de/berlin", "eu/de/berlin/a", "eu/fr"]:
         assert idx.rows(scope) == compute_balance(r.records(), scope)
         assert idx.rows(scope, period="2027-Q1") == compute_balance(
-            r.records(), scope, period="2027-Q1")
+            r.records(), scope, period="2027-Q1"
+        )
 
 
 @given(st.permutations(list(range(12))))

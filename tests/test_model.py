@@ -5,8 +5,7 @@ import pytest
 from node import model
 from node.errors import ValidationError
 
-NEED = {"item": "potatoes", "qty": "12.5", "unit": "kg", "period": "2027-Q1",
-        "priority": "high"}
+NEED = {"item": "potatoes", "qty": "12.5", "unit": "kg", "period": "2027-Q1", "priority": "high"}
 
 
 def _need(**changes):
@@ -57,17 +56,20 @@ def test_scope_errors(scope, message):
 def test_valid_records():
     model.validate("need", "k", "eu/de/berlin/neukoelln", NEED)
     model.validate("capacity", "k", "eu", {k: v for k, v in NEED.items() if k != "priority"})
-    model.validate("node", "self", "eu/de",
-                   {"name": "Kommune Neukölln", "kind": "commune", "scope": "eu/de"})
-    model.validate("item", "oats", "eu",
-                   {"id": "oats", "name": "Oats", "dimension": "mass", "unit": "kg"})
+    model.validate(
+        "node", "self", "eu/de", {"name": "Kommune Neukölln", "kind": "commune", "scope": "eu/de"}
+    )
+    model.validate(
+        "item", "oats", "eu", {"id": "oats", "name": "Oats", "dimension": "mass", "unit": "kg"}
+    )
     model.validate("need", "k", "eu", None)  # a tombstone
 
 
 def test_custom_item_base_unit():
     with pytest.raises(ValidationError, match="the base unit of mass is kg"):
-        model.validate("item", "oats", "eu",
-                       {"id": "oats", "name": "Oats", "dimension": "mass", "unit": "g"})
+        model.validate(
+            "item", "oats", "eu", {"id": "oats", "name": "Oats", "dimension": "mass", "unit": "g"}
+        )
 
 
 def test_unknown_kind_lists_known():

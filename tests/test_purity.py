@@ -31,9 +31,15 @@ def test_core_imports_no_io(path):
             assert name.split(".")[0] not in FORBIDDEN, f"{path}: imports {name}"
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             call = f"{node.value.id}.{node.attr}"
-            assert call not in ("time.time", "time.monotonic", "random.random",
-                                "random.choice", "random.shuffle", "random.randint",
-                                "datetime.now"), f"{path}: ambient {call}"
+            assert call not in (
+                "time.time",
+                "time.monotonic",
+                "random.random",
+                "random.choice",
+                "random.shuffle",
+                "random.randint",
+                "datetime.now",
+            ), f"{path}: ambient {call}"
 
 
 def test_importing_cores_loads_no_io_module():
@@ -47,6 +53,7 @@ def test_importing_cores_loads_no_io_module():
         f"bad = {sorted(FORBIDDEN - {'threading', 'socket'})!r}\n"
         "print([m for m in bad if m in sys.modules])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -108,7 +108,7 @@ def test_non_canonical_rejected():
 
 def test_clock_ahead_rejected():
     now = 1_800_000_000_000
-    far = ((now + 3600_000) << 16)
+    far = (now + 3600_000) << 16
     raw = sign_record(A.signer(), A.public, "need", "k", 1, far, "eu/de", GOOD).raw
     replica = Replica(now_ms=lambda: now)
     with pytest.raises(Rejected) as exc:

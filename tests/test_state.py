@@ -12,8 +12,12 @@ from node.store import Store
 @pytest.fixture
 def state(tmp_path):
     store = Store(tmp_path / "db.sqlite")
-    s = NodeState(Identity.generate(), Config(name="Kommune", scope="eu/de/berlin/x"), store,
-                  now_ms=lambda: 1_800_000_000_000)
+    s = NodeState(
+        Identity.generate(),
+        Config(name="Kommune", scope="eu/de/berlin/x"),
+        store,
+        now_ms=lambda: 1_800_000_000_000,
+    )
     yield s
     store.close()
 

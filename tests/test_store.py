@@ -84,8 +84,9 @@ WRITER = textwrap.dedent(
 def test_acknowledged_writes_survive_sigkill(tmp_path):
     db = tmp_path / "db.sqlite"
     code = WRITER.format(tests=str(ROOT / "tests"), db=str(db))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=ROOT, text=True
+    )
     acked = 0
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -32,8 +32,13 @@ class Replicas(RuleBasedStateMachine):
         self.model = Replica()
         self.written = []
 
-    @rule(author=st.integers(0, 3), home=st.integers(0, 2), slot=st.integers(0, 3),
-          qty=st.integers(1, 50), withdraw=st.booleans())
+    @rule(
+        author=st.integers(0, 3),
+        home=st.integers(0, 2),
+        slot=st.integers(0, 3),
+        qty=st.integers(1, 50),
+        withdraw=st.booleans(),
+    )
     def write(self, author, home, slot, qty, withdraw):
         a = self.authors[author]
         rec = a.write("need", f"n{slot}", None) if withdraw else a.need(f"n{slot}", qty=str(qty))

@@ -112,6 +112,13 @@ def unpack_unchecked(data: bytes, *, max_bytes: int) -> Any:
             max_map_len=max(MAX_CONTAINER_LEN, max_bytes // 16),
             max_ext_len=0,
         )
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, UnicodeDecodeError, RecursionError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
         raise Rejected("malformed", f"not valid msgpack ({type(exc).__name__})") from exc

@@ -91,7 +91,7 @@ def record_id(raw: bytes) -> bytes:
     Ed25519 signatures are deterministic and bind the whole record, so two different
     verified records of any origins have different signatures; no extra hash needed.
     """
-    return raw[-SIG_BYTES:-SIG_BYTES + 16]
+    return raw[-SIG_BYTES : -SIG_BYTES + 16]
 
 
 def signing_bytes(raw: bytes) -> bytes:
@@ -180,8 +180,11 @@ def verify_record(record: Record) -> None:
     msg = signing_bytes(record.raw)
     try:
         nacl.bindings.crypto_sign_open(record.sig + msg, record.origin)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-            nacl.exceptions.TypeError) as exc:
+    except (
+        nacl.exceptions.BadSignatureError,
+        nacl.exceptions.ValueError,
+        nacl.exceptions.TypeError,
+    ) as exc:
         raise Rejected("bad-signature", "signature does not match the origin key") from exc
 
 

@@ -126,14 +126,13 @@ class Replica:
 
     def count(self, partitions: Iterable[str]) -> int:
         """How many live records the given partitions hold."""
-        return sum(len(part.slots) for p in set(partitions)
-                   for part in self._parts.get(p, {}).values())
+        return sum(
+            len(part.slots) for p in set(partitions) for part in self._parts.get(p, {}).values()
+        )
 
     def max_seq(self, origin: bytes) -> int:
         """The highest seq of `origin` held in any partition (0 if none)."""
-        return max(
-            (ps[origin].max_seq for ps in self._parts.values() if origin in ps), default=0
-        )
+        return max((ps[origin].max_seq for ps in self._parts.values() if origin in ps), default=0)
 
     def digest(self, partitions: Iterable[str] | None = None) -> bytes:
         """A 32-byte digest of the live state (of some partitions): equal iff equal state."""

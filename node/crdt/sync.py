@@ -186,8 +186,9 @@ class SyncSession:
             raise SyncError("protocol", f"sync version {msg.get('v')!r} not supported")
         self._salt = _bytes(msg["salt"])
         theirs = {_str(p): (_bytes(h), _int(n)) for p, h, n in _list(msg["roots"], 64)}
-        differ = [p for p in self._mine if p in theirs
-                  and self.replica.digest([p])[:16] != theirs[p][0]]
+        differ = [
+            p for p in self._mine if p in theirs and self.replica.digest([p])[:16] != theirs[p][0]
+        ]
         if not differ:
             return {"t": "done"}, State.DONE
         self._parts = differ
@@ -195,8 +196,10 @@ class SyncSession:
         estimate = abs(sum(theirs[p][1] for p in differ) - self.replica.count(differ))
         self._bits = _bucket_bits(len(summaries), estimate)
         hashes = _bucket_hashes(summaries, self._bits, self._salt)
-        return ({"t": "buckets", "parts": differ, "bits": self._bits, "h": hashes},
-                State.WAIT_ENTRIES)
+        return (
+            {"t": "buckets", "parts": differ, "bits": self._bits, "h": hashes},
+            State.WAIT_ENTRIES,
+        )
 
     def _on_done(self, msg: dict[str, Any]) -> tuple[None, State]:
         return None, State.DONE
@@ -216,20 +219,24 @@ class SyncSession:
         summaries = self._summaries()
         mine = _bucket_hashes(summaries, bits, self._salt)
         w = BUCKET_HASH_BYTES
-        self._buckets = [i for i in range(1 << bits)
-                         if mine[i * w:(i + 1) * w] != theirs[i * w:(i + 1) * w]]
+        self._buckets = [
+            i for i in range(1 << bits) if mine[i * w : (i + 1) * w] != theirs[i * w : (i + 1) * w]
+        ]
         wanted = set(self._buckets)
-        entries = [_entry(o, s) for o, s in sorted(summaries.items())
-                   if _bucket(o, bits) in wanted]
+        entries = [_entry(o, s) for o, s in sorted(summaries.items()) if _bucket(o, bits) in wanted]
         return {"t": "entries", "b": self._buckets, "e": entries}, State.WAIT_DELTA1
 
     def _on_entries(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        self._buckets = [b for b in _list(msg["b"], 1 << MAX_BUCKET_BITS)
-                         if isinstance(b, int) and 0 <= b < 1 << self._bits]
+        self._buckets = [
+            b
+            for b in _list(msg["b"], 1 << MAX_BUCKET_BITS)
+            if isinstance(b, int) and 0 <= b < 1 << self._bits
+        ]
         theirs = _entries(msg["e"])
         wanted = set(self._buckets)
-        mine = {o[:PREFIX]: s for o, s in self._summaries().items()
-                if _bucket(o, self._bits) in wanted}
+        mine = {
+            o[:PREFIX]: s for o, s in self._summaries().items() if _bucket(o, self._bits) in wanted
+        }
         out = _Outbox(self.stats)
         seqs: list[list[Any]] = []
         absent: list[bytes] = []
@@ -390,8 +397,7 @@ def _bucket(origin: bytes, bits: int) -> int:
 
 
 def _bucket_hashes(summaries: dict[bytes, _Summary], bits: int, salt: bytes) -> bytes:
-    hashers = [hashlib.blake2b(digest_size=BUCKET_HASH_BYTES, key=salt)
-               for _ in range(1 << bits)]
+    hashers = [hashlib.blake2b(digest_size=BUCKET_HASH_BYTES, key=salt) for _ in range(1 << bits)]
     for origin in sorted(summaries):
         hashers[_bucket(origin, bits)].update(origin + summaries[origin].xor.to_bytes(16, "big"))
     return b"".join(h.digest() for h in hashers)

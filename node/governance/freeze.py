@@ -80,8 +80,9 @@ class Frozen:
     head: Any = field(default=None, compare=False)
 
 
-def gather(ledger: Ledger, origin: bytes, head_kind: str, chunk_kind: str, key: str,
-           entry_field: str) -> Frozen:
+def gather(
+    ledger: Ledger, origin: bytes, head_kind: str, chunk_kind: str, key: str, entry_field: str
+) -> Frozen:
     """Collect the frozen list `key` of `origin` from a ledger."""
     head = ledger.live(origin, head_kind, key)
     if head is None:
@@ -99,10 +100,19 @@ def gather(ledger: Ledger, origin: bytes, head_kind: str, chunk_kind: str, key: 
     if missing:
         return Frozen(FrozenState.INCOMPLETE, tuple(entries), count, tuple(missing), head=head)
     if len(entries) != count:
-        return Frozen(FrozenState.INCONSISTENT, tuple(entries), count,
-                      problem=f"the chunks hold {len(entries)} entries, the head says {count}",
-                      head=head)
+        return Frozen(
+            FrozenState.INCONSISTENT,
+            tuple(entries),
+            count,
+            problem=f"the chunks hold {len(entries)} entries, the head says {count}",
+            head=head,
+        )
     if freeze_hash(entries) != h["hash"]:
-        return Frozen(FrozenState.INCONSISTENT, tuple(entries), count,
-                      problem="the chunks do not match the hash in the head record", head=head)
+        return Frozen(
+            FrozenState.INCONSISTENT,
+            tuple(entries),
+            count,
+            problem="the chunks do not match the hash in the head record",
+            head=head,
+        )
     return Frozen(FrozenState.COMPLETE, tuple(entries), count, head=head)

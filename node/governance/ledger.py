@@ -33,10 +33,23 @@ __all__ = [
     "split_id",
 ]
 
-GOV_KINDS = frozenset({
-    "node", "member", "proposal", "vote", "close", "closeset", "volunteer", "assembly",
-    "pool", "poolset", "commit", "reveal", "panel",
-})
+GOV_KINDS = frozenset(
+    {
+        "node",
+        "member",
+        "proposal",
+        "vote",
+        "close",
+        "closeset",
+        "volunteer",
+        "assembly",
+        "pool",
+        "poolset",
+        "commit",
+        "reveal",
+        "panel",
+    }
+)
 _LOCAL_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _ID = re.compile(r"^([0-9a-f]{16})\.([a-z0-9][a-z0-9-]{0,39})$")
 PREFIX_HEX = 16
@@ -49,8 +62,9 @@ def check_local_key(key: str) -> str:
         GovernanceError: naming the rule.
     """
     if not isinstance(key, str) or not _LOCAL_KEY.match(key):
-        raise GovernanceError(f"id {key!r} must be 1-40 lowercase letters, digits or '-' "
-                              "(e.g. playground-2027)")
+        raise GovernanceError(
+            f"id {key!r} must be 1-40 lowercase letters, digits or '-' (e.g. playground-2027)"
+        )
     return key
 
 
@@ -67,8 +81,10 @@ def split_id(oid: str) -> tuple[str, str]:
     """
     m = _ID.match(oid) if isinstance(oid, str) else None
     if m is None:
-        raise GovernanceError(f"{oid!r} is not an id like 0123456789abcdef.playground "
-                              "(16 hex digits of the origin, a dot, the key)")
+        raise GovernanceError(
+            f"{oid!r} is not an id like 0123456789abcdef.playground "
+            "(16 hex digits of the origin, a dot, the key)"
+        )
     return m.group(1), m.group(2)
 
 
@@ -136,14 +152,17 @@ class Ledger:
             GovernanceError: malformed id, unknown, withdrawn or ambiguous.
         """
         prefix, key = split_id(oid)
-        found = [r for r in self._by_kind.get(kind, ())
-                 if r.key == key and r.origin.hex().startswith(prefix)]
+        found = [
+            r
+            for r in self._by_kind.get(kind, ())
+            if r.key == key and r.origin.hex().startswith(prefix)
+        ]
         if not found:
-            raise GovernanceError(f"no {kind} {oid} on this node (not created, or not "
-                                  "received yet)")
+            raise GovernanceError(
+                f"no {kind} {oid} on this node (not created, or not received yet)"
+            )
         if len(found) > 1:
-            raise GovernanceError(f"{kind} id {oid} is ambiguous: two origins share its "
-                                  "prefix")
+            raise GovernanceError(f"{kind} id {oid} is ambiguous: two origins share its prefix")
         if found[0].body is None:
             raise GovernanceError(f"{kind} {oid} was withdrawn by its author")
         return found[0]
@@ -165,8 +184,7 @@ class Ledger:
         """
         for r in self._members.get(member.hex(), ()):
             node_scope = self.node_scope(r.origin)
-            if r.body is not None and node_scope is not None and model.in_scope(
-                    node_scope, scope):
+            if r.body is not None and node_scope is not None and model.in_scope(node_scope, scope):
                 return dict(body(r).get("features") or {})
         return None
 

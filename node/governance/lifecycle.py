@@ -48,19 +48,22 @@ _R, _A = Effect.REFUSE, Effect.ALLOW
 TABLE: dict[tuple[Phase, Action], Verdict] = {
     (Phase.SCHEDULED, Action.VOTE): Verdict(_R, "voting has not opened yet"),
     (Phase.SCHEDULED, Action.CLOSE): Verdict(_R, "voting has not opened yet"),
-    (Phase.SCHEDULED, Action.CLOSE_EARLY): Verdict(_R, "voting has not opened yet; "
-                                                   "withdraw the proposal instead"),
+    (Phase.SCHEDULED, Action.CLOSE_EARLY): Verdict(
+        _R, "voting has not opened yet; withdraw the proposal instead"
+    ),
     (Phase.SCHEDULED, Action.RESULTS): Verdict(Effect.PROVISIONAL, "voting has not opened"),
     (Phase.OPEN, Action.VOTE): Verdict(_A, "vote accepted"),
-    (Phase.OPEN, Action.CLOSE): Verdict(_R, "voting is still open; close it early with "
-                                        "--early if the electorate agreed"),
+    (Phase.OPEN, Action.CLOSE): Verdict(
+        _R, "voting is still open; close it early with --early if the electorate agreed"
+    ),
     (Phase.OPEN, Action.CLOSE_EARLY): Verdict(_A, "closing early"),
     (Phase.OPEN, Action.RESULTS): Verdict(Effect.PROVISIONAL, "voting is open: provisional"),
     (Phase.ENDED, Action.VOTE): Verdict(_R, "voting has ended"),
     (Phase.ENDED, Action.CLOSE): Verdict(_A, "closing"),
     (Phase.ENDED, Action.CLOSE_EARLY): Verdict(_A, "closing"),
-    (Phase.ENDED, Action.RESULTS): Verdict(Effect.PROVISIONAL,
-                                           "voting has ended, waiting for the close record"),
+    (Phase.ENDED, Action.RESULTS): Verdict(
+        Effect.PROVISIONAL, "voting has ended, waiting for the close record"
+    ),
     (Phase.CLOSED, Action.VOTE): Verdict(_R, "the proposal is closed"),
     (Phase.CLOSED, Action.CLOSE): Verdict(_R, "the proposal is closed already"),
     (Phase.CLOSED, Action.CLOSE_EARLY): Verdict(_R, "the proposal is closed already"),

@@ -25,13 +25,29 @@ def member_seq(now_ms: int, held_max_seq: int) -> int:
     return max(now_ms, held_max_seq + 1)
 
 
-def sign_member_record(identity: Identity, kind: str, key: str, scope: str,
-                       body: dict[str, Any], *, now_ms: int, held_max_seq: int) -> Record:
+def sign_member_record(
+    identity: Identity,
+    kind: str,
+    key: str,
+    scope: str,
+    body: dict[str, Any],
+    *,
+    now_ms: int,
+    held_max_seq: int,
+) -> Record:
     """Validate and sign a member's record (``vote`` or ``volunteer``).
 
     Raises:
         ValidationError: the body does not fit its kind.
     """
     model.validate(kind, key, scope, body)
-    return sign_record(identity.signer(), identity.public, kind, key,
-                       member_seq(now_ms, held_max_seq), pack_hlc(now_ms, 0), scope, body)
+    return sign_record(
+        identity.signer(),
+        identity.public,
+        kind,
+        key,
+        member_seq(now_ms, held_max_seq),
+        pack_hlc(now_ms, 0),
+        scope,
+        body,
+    )

@@ -64,13 +64,15 @@ def plan_import(data: bytes) -> ImportPlan:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise GovernanceError(f"the file is not UTF-8 text ({exc.reason} at byte "
-                              f"{exc.start})") from None
+        raise GovernanceError(
+            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     inst = parse(text)
     vote_type = inst.meta.get("vote_type", "approval")
     if vote_type != "approval":
-        raise GovernanceError(f"only approval ballots can be imported, this file has "
-                              f"vote_type {vote_type}")
+        raise GovernanceError(
+            f"only approval ballots can be imported, this file has vote_type {vote_type}"
+        )
     if len(inst.projects) > model.MAX_OPTIONS:
         raise GovernanceError(f"{len(inst.projects)} projects; at most {model.MAX_OPTIONS}")
     digest = hashlib.sha256(data).digest()
@@ -78,27 +80,44 @@ def plan_import(data: bytes) -> ImportPlan:
     for p in inst.projects.values():
         model.check_option_id(p.project_id)
         name = (p.fields.get("name") or "").strip() or f"project {p.project_id}"
-        projects.append({"id": p.project_id, "name": name[:model.MAX_NAME_CHARS],
-                         "cost": p.cost})
+        projects.append({"id": p.project_id, "name": name[: model.MAX_NAME_CHARS], "cost": p.cost})
     rule = inst.meta.get("rule", "")
-    title = " ".join(x for x in (inst.meta.get("description"), inst.meta.get("unit"),
-                                 inst.meta.get("instance")) if x) or "pabulib import"
-    proposal = {"title": title[:model.MAX_TITLE_CHARS], "method":
-                "greedy" if rule.startswith("greedy") else "mes",
-                "projects": projects, "budget": inst.budget,
-                "text": f"Imported from pabulib (rule {rule or 'unknown'}); "
-                        f"sha256 {digest.hex()}"}
+    title = (
+        " ".join(
+            x
+            for x in (
+                inst.meta.get("description"),
+                inst.meta.get("unit"),
+                inst.meta.get("instance"),
+            )
+            if x
+        )
+        or "pabulib import"
+    )
+    proposal = {
+        "title": title[: model.MAX_TITLE_CHARS],
+        "method": "greedy" if rule.startswith("greedy") else "mes",
+        "projects": projects,
+        "budget": inst.budget,
+        "text": f"Imported from pabulib (rule {rule or 'unknown'}); sha256 {digest.hex()}",
+    }
     members = []
     ballots = []
     for v in inst.votes:
         ident = demo_identity(digest, v.voter_id)
-        features = {k: val.strip()[:40] for k, val in sorted(v.fields.items())
-                    if _FEATURE.match(k) and val.strip()}
-        body: dict[str, Any] = {"pseudonym": f"voter {v.voter_id}"[:model.MAX_NAME_CHARS],
-                                "consent": True}
+        features = {
+            k: val.strip()[:40]
+            for k, val in sorted(v.fields.items())
+            if _FEATURE.match(k) and val.strip()
+        }
+        body: dict[str, Any] = {
+            "pseudonym": f"voter {v.voter_id}"[: model.MAX_NAME_CHARS],
+            "consent": True,
+        }
         if features:
-            body["features"] = dict(list(features.items())[:model.MAX_FEATURES])
+            body["features"] = dict(list(features.items())[: model.MAX_FEATURES])
         members.append((ident, body))
         ballots.append((ident, sorted(v.vote)))
-    return ImportPlan(f"pb-{digest.hex()[:12]}", digest.hex(), proposal, tuple(members),
-                      tuple(ballots), inst)
+    return ImportPlan(
+        f"pb-{digest.hex()[:12]}", digest.hex(), proposal, tuple(members), tuple(ballots), inst
+    )

@@ -34,8 +34,9 @@ class LPSolution:
     duals: tuple[Fraction, ...]
 
 
-def maximize(c: Sequence[Fraction], a: Sequence[Sequence[Fraction]],
-             b: Sequence[Fraction]) -> LPSolution:
+def maximize(
+    c: Sequence[Fraction], a: Sequence[Sequence[Fraction]], b: Sequence[Fraction]
+) -> LPSolution:
     """Solve ``max c.x s.t. A x <= b, x >= 0`` with ``b >= 0`` (the origin is feasible).
 
     Raises:
@@ -45,8 +46,10 @@ def maximize(c: Sequence[Fraction], a: Sequence[Sequence[Fraction]],
     if any(v < 0 for v in b):
         raise GovernanceError("simplex: b must be non-negative")
     # Tableau rows: [A | I | b]; objective row: [-c | 0 | 0].
-    rows = [[Fraction(v) for v in a[i]] + [Fraction(int(i == j)) for j in range(m)]
-            + [Fraction(b[i])] for i in range(m)]
+    rows = [
+        [Fraction(v) for v in a[i]] + [Fraction(int(i == j)) for j in range(m)] + [Fraction(b[i])]
+        for i in range(m)
+    ]
     obj = [-Fraction(v) for v in c] + [Fraction(0)] * (m + 1)
     basis = [n + i for i in range(m)]
     for _ in range(MAX_PIVOTS):
@@ -78,4 +81,4 @@ def maximize(c: Sequence[Fraction], a: Sequence[Sequence[Fraction]],
     for i, j in enumerate(basis):
         if j < n:
             x[j] = rows[i][-1]
-    return LPSolution(obj[-1], tuple(x), tuple(obj[n:n + m]))
+    return LPSolution(obj[-1], tuple(x), tuple(obj[n : n + m]))

@@ -103,11 +103,19 @@ def type_of(features: Mapping[str, str], quota_features: Sequence[str]) -> TypeK
     return tuple(features.get(f) for f in quota_features)
 
 
-def _feasible(types: Sequence[TypeKey], sizes: Sequence[int], size: int, quotas: Quotas,
-              features: Sequence[str]) -> list[tuple[int, ...]]:
+def _feasible(
+    types: Sequence[TypeKey],
+    sizes: Sequence[int],
+    size: int,
+    quotas: Quotas,
+    features: Sequence[str],
+) -> list[tuple[int, ...]]:
     """Every composition (count per type) of `size` that meets the quotas."""
-    bounds = [(fi, v, lo_hi[0], lo_hi[1]) for fi, f in enumerate(features)
-              for v, lo_hi in sorted(quotas[f].items())]
+    bounds = [
+        (fi, v, lo_hi[0], lo_hi[1])
+        for fi, f in enumerate(features)
+        for v, lo_hi in sorted(quotas[f].items())
+    ]
     out: list[tuple[int, ...]] = []
     counts = [0] * len(types)
 
@@ -121,13 +129,15 @@ def _feasible(types: Sequence[TypeKey], sizes: Sequence[int], size: int, quotas:
 
     def walk(t: int, left: int) -> None:
         if len(out) > MAX_COMPOSITIONS:
-            raise GovernanceError("the pool has too many kinds of panel for an exact draw; "
-                                  "use fewer quota features or values")
+            raise GovernanceError(
+                "the pool has too many kinds of panel for an exact draw; "
+                "use fewer quota features or values"
+            )
         if t == len(types):
             if left == 0 and quota_ok(t, 0, True):
                 out.append(tuple(counts))
             return
-        rest = sum(sizes[t + 1:])
+        rest = sum(sizes[t + 1 :])
         for k in range(min(sizes[t], left), -1, -1):
             if left - k > rest:
                 break
@@ -154,8 +164,7 @@ def _explain_infeasible(pool: Sequence[Mapping[str, str]], size: int, quotas: Qu
     return "no panel of the pool meets all quotas at once"
 
 
-def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
-                 ) -> Distribution:
+def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> Distribution:
     """The maximin-fair distribution over panels of `size` from `pool` (features per
     volunteer) meeting `quotas` {feature: {value: [min, max]}}.
 
@@ -171,8 +180,9 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
     sizes = tuple(type_counts[t] for t in types)
     feasible = _feasible(types, sizes, size, quotas, features)
     if not feasible:
-        raise GovernanceError("no panel meets the quotas: "
-                              + _explain_infeasible(pool, size, quotas))
+        raise GovernanceError(
+            "no panel meets the quotas: " + _explain_infeasible(pool, size, quotas)
+        )
 
     # Volunteers whom no panel meeting the quotas can include (say, a value with a
     # maximum of 0) get probability 0 whatever the lottery; the maximin is taken over
@@ -195,10 +205,15 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
         b = [Fraction(0)] * len(rows) + [Fraction(1)]
         sol = maximize([Fraction(1)] + [Fraction(0)] * k, a, b)
         y, mu = sol.duals[:-1], sol.duals[-1]
-        price, best = max(((sum(y[r] * s for r, s in enumerate(share(c))), c)
-                           for c in feasible if c not in columns),
-                          key=lambda pc: (pc[0], [-x for x in pc[1]]),
-                          default=(Fraction(0), None))
+        price, best = max(
+            (
+                (sum(y[r] * s for r, s in enumerate(share(c))), c)
+                for c in feasible
+                if c not in columns
+            ),
+            key=lambda pc: (pc[0], [-x for x in pc[1]]),
+            default=(Fraction(0), None),
+        )
         if best is None or price <= mu:
             break
         columns.append(best)
@@ -206,10 +221,11 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas
     comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
     total = sum((p for _, p in comps), Fraction(0))
     if total != 1:  # z = 0 leaves the sum slack; any lottery is then maximin
-        comps = tuple((c, p / total) for c, p in comps) if total else ((columns[0],
-                                                                         Fraction(1)),)
-    prob = tuple(sum((p * Fraction(c[t], sizes[t]) for c, p in comps), Fraction(0))
-                 for t in range(len(types)))
+        comps = tuple((c, p / total) for c, p in comps) if total else ((columns[0], Fraction(1)),)
+    prob = tuple(
+        sum((p * Fraction(c[t], sizes[t]) for c, p in comps), Fraction(0))
+        for t in range(len(types))
+    )
     return Distribution(features, types, sizes, comps, prob, min(prob[t] for t in rows))
 
 
@@ -217,8 +233,9 @@ def _uniform(seed: bytes, label: bytes) -> Fraction:
     return Fraction(int.from_bytes(hashlib.sha256(seed + label).digest(), "big"), 2**256)
 
 
-def pick_panel(dist: Distribution, pool: Mapping[bytes, Mapping[str, str]], seed: bytes
-               ) -> tuple[tuple[int, ...], list[bytes]]:
+def pick_panel(
+    dist: Distribution, pool: Mapping[bytes, Mapping[str, str]], seed: bytes
+) -> tuple[tuple[int, ...], list[bytes]]:
     """Draw a panel: a composition by cumulative probability, then per type the
     volunteers with the smallest SHA-256(seed, key). Returns (composition, members)."""
     u = _uniform(seed, b"composition")
@@ -239,8 +256,9 @@ def pick_panel(dist: Distribution, pool: Mapping[bytes, Mapping[str, str]], seed
     return chosen, sorted(panel)
 
 
-def derive_seed(aid: str, pool_hash: str, secrets: Sequence[tuple[str, str]],
-                beacon: str | None) -> bytes:
+def derive_seed(
+    aid: str, pool_hash: str, secrets: Sequence[tuple[str, str]], beacon: str | None
+) -> bytes:
     """SHA-256 over the assembly id, pool hash, (committer, secret) in committer order
     and the beacon."""
     h = hashlib.sha256(SEED_DOMAIN + aid.encode() + b"\x00" + bytes.fromhex(pool_hash))
@@ -251,8 +269,9 @@ def derive_seed(aid: str, pool_hash: str, secrets: Sequence[tuple[str, str]],
     return h.digest()
 
 
-def meets_quotas(panel_features: Sequence[Mapping[str, str]], size: int, quotas: Quotas
-                 ) -> list[str]:
+def meets_quotas(
+    panel_features: Sequence[Mapping[str, str]], size: int, quotas: Quotas
+) -> list[str]:
     """What a panel violates (empty if nothing)."""
     problems = []
     if len(panel_features) != size:
@@ -295,9 +314,15 @@ def pool_plan(ledger: Ledger, aid: str) -> list[tuple[str, str, dict[str, Any]]]
         entries.append([v.origin, ledger.features(v.origin, str(ab["scope"])) or {}])
     chunks = chunk_entries(entries)
     out: list[tuple[str, str, dict[str, Any]]] = [
-        ("poolset", f"{a.key}/{i}", {"members": c}) for i, c in enumerate(chunks)]
-    out.append(("pool", a.key, {"chunks": len(chunks), "count": len(entries),
-                                "hash": freeze_hash(entries)}))
+        ("poolset", f"{a.key}/{i}", {"members": c}) for i, c in enumerate(chunks)
+    ]
+    out.append(
+        (
+            "pool",
+            a.key,
+            {"chunks": len(chunks), "count": len(entries), "hash": freeze_hash(entries)},
+        )
+    )
     return out
 
 
@@ -309,8 +334,7 @@ def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
         raise GovernanceError(f"{len(frozen.missing_chunks)} pool chunk(s) not received yet")
     if frozen.state is FrozenState.INCONSISTENT:
         raise GovernanceError(f"the frozen pool is inconsistent: {frozen.problem}")
-    return ({bytes(k): dict(f) for k, f in frozen.entries},
-            str(body(frozen.head)["hash"]))
+    return ({bytes(k): dict(f) for k, f in frozen.entries}, str(body(frozen.head)["hash"]))
 
 
 def commit_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
@@ -335,12 +359,15 @@ def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[s
     _, ab, aid = _assembly(ledger, aid)
     if ledger.live(me, "commit", aid) is None:
         raise GovernanceError("commit first (assembly commit)")
-    missing = [c[:12] for c in ab["committers"]
-               if ledger.live(bytes.fromhex(c), "commit", aid) is None]
+    missing = [
+        c[:12] for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is None
+    ]
     if missing:
-        raise GovernanceError(f"waiting for the commits of {', '.join(missing)}: revealing "
-                              "before every commit is in would let a late committer "
-                              "choose the seed")
+        raise GovernanceError(
+            f"waiting for the commits of {', '.join(missing)}: revealing "
+            "before every commit is in would let a late committer "
+            "choose the seed"
+        )
     return {"secret": _secret(node_seed, aid).hex()}
 
 
@@ -360,13 +387,23 @@ class Draw:
     def as_json(self) -> dict[str, Any]:
         d = self.dist
         return {
-            "assembly": self.aid, "seed": self.seed, "pool_hash": self.pool_hash,
-            "pool": self.pool_size, "panel": list(self.members),
+            "assembly": self.aid,
+            "seed": self.seed,
+            "pool_hash": self.pool_hash,
+            "pool": self.pool_size,
+            "panel": list(self.members),
             "features": list(d.features),
-            "types": [{"features": dict(zip(d.features, t, strict=True)), "volunteers": n,
-                       "probability": _frac(p), "drawn": k}
-                      for t, n, p, k in zip(d.types, d.sizes, d.probability,
-                                            self.composition, strict=True)],
+            "types": [
+                {
+                    "features": dict(zip(d.features, t, strict=True)),
+                    "volunteers": n,
+                    "probability": _frac(p),
+                    "drawn": k,
+                }
+                for t, n, p, k in zip(
+                    d.types, d.sizes, d.probability, self.composition, strict=True
+                )
+            ],
             "minimum_probability": _frac(d.minimum),
             "compositions": len(d.compositions),
         }
@@ -376,8 +413,9 @@ def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _seed_inputs(ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash: str
-                 ) -> tuple[list[tuple[str, str]], list[str]]:
+def _seed_inputs(
+    ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash: str
+) -> tuple[list[tuple[str, str]], list[str]]:
     """(committer, secret) pairs and the problems found on the way."""
     secrets, problems = [], []
     for c in ab["committers"]:
@@ -387,8 +425,10 @@ def _seed_inputs(ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash
             problems.append(f"committer {c[:12]}: no commit")
             continue
         if body(commit)["pool"] != pool_hash:
-            problems.append(f"committer {c[:12]}: committed to another pool "
-                            f"({body(commit)['pool'][:12]}, frozen {pool_hash[:12]})")
+            problems.append(
+                f"committer {c[:12]}: committed to another pool "
+                f"({body(commit)['pool'][:12]}, frozen {pool_hash[:12]})"
+            )
         if reveal is None:
             problems.append(f"committer {c[:12]}: no reveal (the draw is blocked)")
             continue
@@ -415,8 +455,7 @@ def draw(ledger: Ledger, aid: str) -> Draw:
     seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
     dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
     comp, members = pick_panel(dist, pool, seed)
-    return Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp,
-                dist)
+    return Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist)
 
 
 @dataclass(frozen=True)
@@ -432,10 +471,13 @@ class Verification:
         return all(ok for _, ok, _ in self.checks)
 
     def as_json(self) -> dict[str, Any]:
-        return {"assembly": self.aid, "ok": self.ok,
-                "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
-                "failures": [f"{n}: {d}" for n, ok, d in self.checks if not ok],
-                "draw": self.draw}
+        return {
+            "assembly": self.aid,
+            "ok": self.ok,
+            "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+            "failures": [f"{n}: {d}" for n, ok, d in self.checks if not ok],
+            "draw": self.draw,
+        }
 
 
 def verify(ledger: Ledger, aid: str) -> Verification:
@@ -462,15 +504,27 @@ def verify(ledger: Ledger, aid: str) -> Verification:
             bad.append(f"{who} is not a live member under {ab['scope']}")
         elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
             bad.append(f"{who}: features in the pool differ from the member record")
-    checks.append(("pool", not bad, "; ".join(bad) or
-                   f"{len(pool)} volunteers, hash {pool_hash[:16]}"))
+    checks.append(
+        ("pool", not bad, "; ".join(bad) or f"{len(pool)} volunteers, hash {pool_hash[:16]}")
+    )
     secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
     commit_problems = [p for p in problems if "reveal" not in p]
     reveal_problems = [p for p in problems if "reveal" in p]
-    checks.append(("commits", not commit_problems, "; ".join(commit_problems)
-                   or f"{len(ab['committers'])} committers, all on the frozen pool"))
-    checks.append(("reveals", not reveal_problems, "; ".join(reveal_problems)
-                   or "every reveal matches its commit"))
+    checks.append(
+        (
+            "commits",
+            not commit_problems,
+            "; ".join(commit_problems)
+            or f"{len(ab['committers'])} committers, all on the frozen pool",
+        )
+    )
+    checks.append(
+        (
+            "reveals",
+            not reveal_problems,
+            "; ".join(reveal_problems) or "every reveal matches its commit",
+        )
+    )
     if problems:
         return Verification(aid, tuple(checks))
     seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
@@ -479,24 +533,37 @@ def verify(ledger: Ledger, aid: str) -> Verification:
         checks.append(("panel", False, "no panel published yet (assembly draw)"))
         return Verification(aid, tuple(checks))
     pb = body(panel)
-    checks.append(("seed", pb["seed"] == seed.hex(),
-                   f"derived {seed.hex()[:16]}, published {str(pb['seed'])[:16]}"))
+    checks.append(
+        (
+            "seed",
+            pb["seed"] == seed.hex(),
+            f"derived {seed.hex()[:16]}, published {str(pb['seed'])[:16]}",
+        )
+    )
     try:
         dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
         comp, members = pick_panel(dist, pool, seed)
-        redo = Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members),
-                    comp, dist)
+        redo = Draw(
+            aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist
+        )
     except GovernanceError as exc:
         checks.append(("draw", False, str(exc)))
         return Verification(aid, tuple(checks))
     published = sorted(str(m) for m in pb["members"])
     extra = sorted(set(published) - set(redo.members))
     absent = sorted(set(redo.members) - set(published))
-    checks.append(("panel", not extra and not absent and len(published) == len(redo.members),
-                   "matches the re-run draw" if not extra and not absent else
-                   "published but not drawn: " + (", ".join(m[:12] for m in extra) or "-")
-                   + "; drawn but not published: "
-                   + (", ".join(m[:12] for m in absent) or "-")))
+    checks.append(
+        (
+            "panel",
+            not extra and not absent and len(published) == len(redo.members),
+            "matches the re-run draw"
+            if not extra and not absent
+            else "published but not drawn: "
+            + (", ".join(m[:12] for m in extra) or "-")
+            + "; drawn but not published: "
+            + (", ".join(m[:12] for m in absent) or "-"),
+        )
+    )
     panel_features = [pool.get(bytes.fromhex(m), {}) for m in published]
     violations = meets_quotas(panel_features, int(ab["size"]), ab["quotas"])
     not_in_pool = [m[:12] for m in published if bytes.fromhex(m) not in pool]
@@ -512,12 +579,16 @@ def status(ledger: Ledger, aid: str) -> dict[str, Any]:
     frozen = gather(ledger, a.origin, "pool", "poolset", a.key, "members")
     panel = ledger.live(a.origin, "panel", a.key)
     return {
-        "assembly": aid, **ab,
+        "assembly": aid,
+        **ab,
         "volunteers": sum(1 for v in ledger.keyed("volunteer", aid) if v.body is not None),
-        "pool": frozen.state.value, "pool_size": frozen.count,
-        "commits": [c for c in ab["committers"]
-                    if ledger.live(bytes.fromhex(c), "commit", aid) is not None],
-        "reveals": [c for c in ab["committers"]
-                    if ledger.live(bytes.fromhex(c), "reveal", aid) is not None],
+        "pool": frozen.state.value,
+        "pool_size": frozen.count,
+        "commits": [
+            c for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is not None
+        ],
+        "reveals": [
+            c for c in ab["committers"] if ledger.live(bytes.fromhex(c), "reveal", aid) is not None
+        ],
         "panel": None if panel is None else body(panel)["members"],
     }

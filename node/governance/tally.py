@@ -77,11 +77,18 @@ class Results:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "proposal": self.proposal, "title": self.title, "method": self.method,
-            "phase": self.phase, "status": self.status, "counted": self.counted,
-            "missing": self.missing, "excluded": dict(sorted(self.excluded.items())),
-            "uncounted": self.uncounted, "winners": list(self.winners),
-            "detail": dict(self.detail), "problem": self.problem,
+            "proposal": self.proposal,
+            "title": self.title,
+            "method": self.method,
+            "phase": self.phase,
+            "status": self.status,
+            "counted": self.counted,
+            "missing": self.missing,
+            "excluded": dict(sorted(self.excluded.items())),
+            "uncounted": self.uncounted,
+            "winners": list(self.winners),
+            "detail": dict(self.detail),
+            "problem": self.problem,
         }
 
 
@@ -124,8 +131,9 @@ def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def count(prop: Mapping[str, Any], ballots: Sequence[Ballot]) -> tuple[tuple[str, ...],
-                                                                      dict[str, Any]]:
+def count(
+    prop: Mapping[str, Any], ballots: Sequence[Ballot]
+) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Tally checked ballots with the proposal's method.
 
     Returns:
@@ -135,8 +143,9 @@ def count(prop: Mapping[str, Any], ballots: Sequence[Ballot]) -> tuple[tuple[str
         GovernanceError: if the proposal is malformed for its method.
     """
     method = prop["method"]
-    names = {str(e["id"]): str(e["name"])
-             for e in (prop.get("projects") or prop.get("options") or [])}
+    names = {
+        str(e["id"]): str(e["name"]) for e in (prop.get("projects") or prop.get("options") or [])
+    }
     ids = _ids(prop)
     if method in ("mes", "greedy"):
         costs = {str(e["id"]): int(e["cost"]) for e in prop["projects"]}
@@ -146,29 +155,49 @@ def count(prop: Mapping[str, Any], ballots: Sequence[Ballot]) -> tuple[tuple[str
             res = budget.greedy(costs, ballots, int(prop["budget"]))
         support = res.support
         return res.winners, {
-            "budget": res.budget, "spent": res.spent,
+            "budget": res.budget,
+            "spent": res.spent,
             "voter_budget": None if res.voter_budget is None else _frac(res.voter_budget),
-            "projects": [{"id": p, "name": names[p], "cost": costs[p], "votes": res.votes[p],
-                          "selected": p in support,
-                          "effective_votes": _frac(support[p]) if p in support else None}
-                         for p in ids],
+            "projects": [
+                {
+                    "id": p,
+                    "name": names[p],
+                    "cost": costs[p],
+                    "votes": res.votes[p],
+                    "selected": p in support,
+                    "effective_votes": _frac(support[p]) if p in support else None,
+                }
+                for p in ids
+            ],
         }
     seats = int(prop["seats"])
     if method == "approval":
         a = methods.approval(ids, ballots, seats=seats)
-        return a.winners, {"ranking": list(a.ranking), "tie_broken": a.tie_broken,
-                           "options": [{"id": o, "name": names[o], "count": a.counts[o]}
-                                       for o in ids]}
+        return a.winners, {
+            "ranking": list(a.ranking),
+            "tie_broken": a.tie_broken,
+            "options": [{"id": o, "name": names[o], "count": a.counts[o]} for o in ids],
+        }
     if method == "score":
-        s = methods.score(ids, ballots, min_score=int(prop["min_score"]),
-                          max_score=int(prop["max_score"]), seats=seats)
-        return s.winners, {"ranking": list(s.ranking), "tie_broken": s.tie_broken,
-                           "options": [{"id": o, "name": names[o], "total": s.totals[o]}
-                                       for o in ids]}
+        s = methods.score(
+            ids,
+            ballots,
+            min_score=int(prop["min_score"]),
+            max_score=int(prop["max_score"]),
+            seats=seats,
+        )
+        return s.winners, {
+            "ranking": list(s.ranking),
+            "tie_broken": s.tie_broken,
+            "options": [{"id": o, "name": names[o], "total": s.totals[o]} for o in ids],
+        }
     if method == "ranked":
         r = methods.schulze(ids, [list(b) for b in ballots], seats=seats)
-        return r.winners, {"ranking": list(r.ranking), "tie_broken": r.tie_broken,
-                           "options": [{"id": o, "name": names[o]} for o in ids]}
+        return r.winners, {
+            "ranking": list(r.ranking),
+            "tie_broken": r.tie_broken,
+            "options": [{"id": o, "name": names[o]} for o in ids],
+        }
     raise GovernanceError(f"unknown method {method!r}")
 
 
@@ -194,8 +223,11 @@ def _judge(ledger: Ledger, prop: Mapping[str, Any], vote: Record) -> tuple[str, 
 def votes_to_freeze(ledger: Ledger, pid: str) -> list[Record]:
     """The live votes the author of `pid` freezes: every vote that would count now."""
     prop = body(ledger.find("proposal", pid))
-    return [v for v in ledger.keyed("vote", pid)
-            if v.body is not None and _judge(ledger, prop, v)[0] == "count"]
+    return [
+        v
+        for v in ledger.keyed("vote", pid)
+        if v.body is not None and _judge(ledger, prop, v)[0] == "count"
+    ]
 
 
 def close_plan(ledger: Ledger, pid: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -208,9 +240,15 @@ def close_plan(ledger: Ledger, pid: str) -> list[tuple[str, str, dict[str, Any]]
     raws = sorted(v.raw for v in votes_to_freeze(ledger, pid))
     chunks = chunk_entries(raws)
     out: list[tuple[str, str, dict[str, Any]]] = [
-        ("closeset", f"{proposal.key}/{i}", {"votes": c}) for i, c in enumerate(chunks)]
-    out.append(("close", proposal.key,
-                {"chunks": len(chunks), "count": len(raws), "hash": freeze_hash(raws)}))
+        ("closeset", f"{proposal.key}/{i}", {"votes": c}) for i, c in enumerate(chunks)
+    ]
+    out.append(
+        (
+            "close",
+            proposal.key,
+            {"chunks": len(chunks), "count": len(raws), "hash": freeze_hash(raws)},
+        )
+    )
     return out
 
 
@@ -250,8 +288,12 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
     frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
     ph = phase(prop, now_ms, closed=frozen.state is not FrozenState.ABSENT)
     verdict = decide(ph, Action.RESULTS)
-    base: dict[str, Any] = {"proposal": pid, "title": str(prop["title"]),
-                            "method": str(prop["method"]), "phase": ph.value}
+    base: dict[str, Any] = {
+        "proposal": pid,
+        "title": str(prop["title"]),
+        "method": str(prop["method"]),
+        "phase": ph.value,
+    }
     excluded: Counter[str] = Counter()
     held = [v for v in ledger.keyed("vote", pid) if v.body is not None]
     if verdict.effect is Effect.PROVISIONAL:
@@ -261,12 +303,17 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         votes = _frozen_votes(frozen, pid, excluded)
         frozen_ids = {v.rid for v in votes}
         uncounted = sum(1 for v in held if v.rid not in frozen_ids)
-        missing = frozen.count - len(frozen.entries) if frozen.state is FrozenState.INCOMPLETE \
-            else 0
+        missing = (
+            frozen.count - len(frozen.entries) if frozen.state is FrozenState.INCOMPLETE else 0
+        )
         status = "final"
         if frozen.state is FrozenState.INCONSISTENT:
-            return Results(**base, status="inconsistent", uncounted=uncounted,
-                           problem=f"the close of {pid} is inconsistent: {frozen.problem}")
+            return Results(
+                **base,
+                status="inconsistent",
+                uncounted=uncounted,
+                problem=f"the close of {pid} is inconsistent: {frozen.problem}",
+            )
     ballots = []
     for v in votes:
         verdict_, ballot = _judge(ledger, prop, v)
@@ -280,17 +327,30 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         why = []
         if frozen.missing_chunks:
             why.append(f"{len(frozen.missing_chunks)} closeset chunk(s) not received")
-        unknown = missing - (frozen.count - len(frozen.entries)
-                             if frozen.state is FrozenState.INCOMPLETE else 0)
+        unknown = missing - (
+            frozen.count - len(frozen.entries) if frozen.state is FrozenState.INCOMPLETE else 0
+        )
         if unknown:
             why.append(f"{unknown} voter(s) whose member records are not here yet")
-        return Results(**base, status="incomplete", counted=len(ballots), missing=missing,
-                       excluded=dict(excluded), uncounted=uncounted,
-                       problem=f"{missing} frozen vote(s) cannot be counted yet: "
-                               + "; ".join(why))
+        return Results(
+            **base,
+            status="incomplete",
+            counted=len(ballots),
+            missing=missing,
+            excluded=dict(excluded),
+            uncounted=uncounted,
+            problem=f"{missing} frozen vote(s) cannot be counted yet: " + "; ".join(why),
+        )
     winners, detail = count(prop, ballots)
     if ph is Phase.SCHEDULED:
         winners, detail = (), {}
-    return Results(**base, status=status, counted=len(ballots), excluded=dict(excluded),
-                   uncounted=uncounted, winners=winners, detail=detail,
-                   problem="" if status == "final" else verdict.message)
+    return Results(
+        **base,
+        status=status,
+        counted=len(ballots),
+        excluded=dict(excluded),
+        uncounted=uncounted,
+        winners=winners,
+        detail=detail,
+        problem="" if status == "final" else verdict.message,
+    )

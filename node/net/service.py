@@ -397,7 +397,8 @@ class NetService:
         while True:
             await trio.sleep(self.config.sync_interval)
             peers = [
-                p for p in self.host.get_connected_peers()
+                p
+                for p in self.host.get_connected_peers()
                 if not self.is_banned(p.to_base58()) and self._may_speak_sync(p)
             ]
             if peers:

@@ -162,8 +162,9 @@ class BalanceIndex:
                 if kids[chain[i + 1]] <= 0:
                     del kids[chain[i + 1]]
 
-    def rows(self, scope: str, *, period: str | None = None, item: str | None = None
-             ) -> list[BalanceRow]:
+    def rows(
+        self, scope: str, *, period: str | None = None, item: str | None = None
+    ) -> list[BalanceRow]:
         """The balance for `scope` (and everything under it), sorted by item and period."""
         return _rows(scope, self._acc.get(scope, {}), period, item)
 
@@ -172,8 +173,9 @@ class BalanceIndex:
         return sorted(self._children.get(scope, {}))
 
 
-def compute_balance(records: Iterable[Record], scope: str, *, period: str | None = None,
-                    item: str | None = None) -> list[BalanceRow]:
+def compute_balance(
+    records: Iterable[Record], scope: str, *, period: str | None = None, item: str | None = None
+) -> list[BalanceRow]:
     """The balance for `scope` from scratch (the reference for `BalanceIndex`)."""
     accs: dict[GroupKey, _Acc] = {}
     for r in records:
@@ -192,12 +194,22 @@ def compute_balance(records: Iterable[Record], scope: str, *, period: str | None
     return _rows(scope, accs, period, item)
 
 
-def _rows(scope: str, accs: dict[GroupKey, _Acc], period: str | None, item: str | None
-          ) -> list[BalanceRow]:
+def _rows(
+    scope: str, accs: dict[GroupKey, _Acc], period: str | None, item: str | None
+) -> list[BalanceRow]:
     out = []
     for (it, dim, per), acc in sorted(accs.items()):
         if (period is None or per == period) and (item is None or it == item):
-            out.append(BalanceRow(scope, it, per, dim, model.DIMENSIONS[dim],
-                                  Fraction(acc.needs, TICKS), Fraction(acc.capacities, TICKS),
-                                  len(acc.origins)))
+            out.append(
+                BalanceRow(
+                    scope,
+                    it,
+                    per,
+                    dim,
+                    model.DIMENSIONS[dim],
+                    Fraction(acc.needs, TICKS),
+                    Fraction(acc.capacities, TICKS),
+                    len(acc.origins),
+                )
+            )
     return out

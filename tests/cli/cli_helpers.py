@@ -29,17 +29,16 @@ T = TypeVar("T")
 START_TIMEOUT = 20.0
 
 
-
-
-
-
-
-
 def invoke(data_dir: Path, *args: str) -> Result:
     """Run `allmende --data-dir D ARGS` in-process; a fixed-width, colourless console."""
     ctx = Ctx(data_dir, console=Console(width=100, color_system=None))
-    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args], obj=ctx,
-                              prog_name="allmende", catch_exceptions=False)
+    return CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), *args],
+        obj=ctx,
+        prog_name="allmende",
+        catch_exceptions=False,
+    )
 
 
 @dataclass
@@ -54,11 +53,21 @@ class Node:
     proc: subprocess.Popen[bytes] | None = None
 
     def init(self) -> Node:
-        r = invoke(self.data_dir, "init", "--name", self.name, "--scope", self.scope,
-                   "--port", str(self.port), "--no-mdns")
+        r = invoke(
+            self.data_dir,
+            "init",
+            "--name",
+            self.name,
+            "--scope",
+            self.scope,
+            "--port",
+            str(self.port),
+            "--no-mdns",
+        )
         assert r.exit_code == 0, r.output
-        self.peer_id = next(line.split()[-1] for line in r.stdout.splitlines()
-                            if line.startswith("peer id:"))
+        self.peer_id = next(
+            line.split()[-1] for line in r.stdout.splitlines() if line.startswith("peer id:")
+        )
         return self
 
     @property
@@ -72,18 +81,32 @@ class Node:
     def start(self) -> Node:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*allmende_command(), "--data-dir", str(self.data_dir), "run",
-                 "--listen", f"/ip4/127.0.0.1/tcp/{self.port}", "--no-mdns",
-                 "--sync-interval", "1", "--log-level", "warning"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                [
+                    *allmende_command(),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "run",
+                    "--listen",
+                    f"/ip4/127.0.0.1/tcp/{self.port}",
+                    "--no-mdns",
+                    "--sync-interval",
+                    "1",
+                    "--log-level",
+                    "warning",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,  # own process group: teardown signals only it
             )
         proc = self.proc
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {proc.returncode}:\n"
-                                     + self.log_path.read_text(errors="replace")[-3000:])
+                raise AssertionError(
+                    f"{self.name} exited with {proc.returncode}:\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
             return bool(self.call("status"))
 
         wait_for(up, START_TIMEOUT, what=f"{self.name} control socket")
@@ -106,10 +129,14 @@ class Node:
     def snapshot(self) -> tuple[Any, ...]:
         """Everything a write could change: digest, record count, all records, config."""
         d = self.call("digest")
-        rows = [self.call("list", kind=k, all=True, withdrawn=True)
-                for k in ("need", "capacity")]
-        return (d["digest"], d["records"], rows, self.call("items"),
-                DataDir(self.data_dir).config.read_text())
+        rows = [self.call("list", kind=k, all=True, withdrawn=True) for k in ("need", "capacity")]
+        return (
+            d["digest"],
+            d["records"],
+            rows,
+            self.call("items"),
+            DataDir(self.data_dir).config.read_text(),
+        )
 
 
 @contextlib.contextmanager
@@ -122,8 +149,9 @@ def running(*nodes: Node) -> Iterator[tuple[Node, ...]]:
     except BaseException:
         for n in nodes:
             if n.log_path.exists():
-                sys.stderr.write(f"===== {n.name}\n"
-                                 + n.log_path.read_text(errors="replace")[-3000:])
+                sys.stderr.write(
+                    f"===== {n.name}\n" + n.log_path.read_text(errors="replace")[-3000:]
+                )
         raise
     finally:
         for n in nodes:
@@ -131,5 +159,4 @@ def running(*nodes: Node) -> Iterator[tuple[Node, ...]]:
 
 
 # A well-formed peer address nobody listens at (port 9 is "discard"; nothing runs there).
-BOOTSTRAP_EXAMPLE = ("/ip4/127.0.0.1/tcp/9/p2p/"
-                     "12D3KooWHFYdJ3bQf1jaUQRKJ1ZQ43TPzcxG2nLxd1LV46mhtLHL")
+BOOTSTRAP_EXAMPLE = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWHFYdJ3bQf1jaUQRKJ1ZQ43TPzcxG2nLxd1LV46mhtLHL"

@@ -15,15 +15,28 @@ pytestmark = pytest.mark.slow
 
 
 def test_post_list_withdraw(node):
-    r = node.cli("need", "add", "potatoes", "500", "kg", "--period", "2027-Q1",
-                 "--priority", "high", "--note", "canteen")
+    r = node.cli(
+        "need",
+        "add",
+        "potatoes",
+        "500",
+        "kg",
+        "--period",
+        "2027-Q1",
+        "--priority",
+        "high",
+        "--note",
+        "canteen",
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("Saved need n")
     key = r.stdout.split()[2].rstrip(":")
     mine = node.json("need", "list")
-    assert [(n["id"], n["item"], n["qty"], n["unit"], n["priority"], n["note"])
-            for n in mine if n["id"] == key] == [(key, "potatoes", "500", "kg", "high",
-                                                  "canteen")]
+    assert [
+        (n["id"], n["item"], n["qty"], n["unit"], n["priority"], n["note"])
+        for n in mine
+        if n["id"] == key
+    ] == [(key, "potatoes", "500", "kg", "high", "canteen")]
     listed = node.cli("need", "list")
     assert f"\n{key} " in listed.stdout
     assert "canteen" in listed.stdout
@@ -43,13 +56,17 @@ def test_post_list_withdraw(node):
 def test_capacity_and_balance_with_deficit(node):
     assert node.cli("capacity", "add", "bread", "20", "kg", "--period", "2027-03").exit_code == 0
     assert node.cli("need", "add", "bread", "50", "kg", "--period", "2027-03").exit_code == 0
-    assert node.cli("capacity", "add", "childcare", "1", "day", "--period", "2027-03"
-                    ).exit_code == 0
+    assert (
+        node.cli("capacity", "add", "childcare", "1", "day", "--period", "2027-03").exit_code == 0
+    )
     data = node.json("balance", "--period", "2027-03")
     assert data["scope"] == "eu/de/berlin"
     rows = {r["item"]: r for r in data["levels"][0]["rows"]}
     assert (rows["bread"]["needs"], rows["bread"]["capacities"], rows["bread"]["balance"]) == (
-        "50", "20", "-30")
+        "50",
+        "20",
+        "-30",
+    )
     assert rows["childcare"]["balance"] == "8"  # a working day, in hours
 
     out = node.cli("balance", "eu", "--depth", "3", "--period", "2027-03").stdout
@@ -66,53 +83,82 @@ def test_capacity_and_balance_with_deficit(node):
 def test_item_add_and_use(node):
     r = node.cli("item", "add", "oat-milk", "--name", "Oat milk", "--dimension", "volume")
     assert (r.exit_code, r.stdout) == (0, "Added item oat-milk (Oat milk, volume in l).\n")
-    assert {"id": "oat-milk", "name": "Oat milk", "dimension": "volume", "unit": "l"} in \
-        node.json("item", "list")
+    assert {"id": "oat-milk", "name": "Oat milk", "dimension": "volume", "unit": "l"} in node.json(
+        "item", "list"
+    )
     assert "oat-milk" in node.cli("item", "list").stdout
     r = node.cli("capacity", "add", "oat-milk", "300", "ml", "--period", "2027")
     assert r.exit_code == 0, r.output
 
 
 BAD_WRITES = [
-    (["need", "add", "potatoes", "5", "furlongs", "--period", "2027"],
-     "unknown unit 'furlongs'; known units: g, kg"),
-    (["need", "add", "potatoes", "5", "h", "--period", "2027"],
-     "unit h measures labour, but potatoes is measured in mass (kg)"),
-    (["capacity", "add", "childcare", "5", "kg", "--period", "2027"],
-     "unit kg measures mass, but childcare is measured in labour (h)"),
-    (["need", "add", "potatoes", "5", "kg", "--period", "2027-Q5"],
-     "period '2027-Q5' is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"),
-    (["need", "add", "potatoes", "5", "kg", "--period", "next year"],
-     "period 'next year' is malformed"),
-    (["need", "add", "potatoes", "abc", "kg", "--period", "2027"],
-     "quantity 'abc' is not a number; write it like 12.5"),
-    (["need", "add", "potatoes", "5,5", "kg", "--period", "2027"],
-     "quantity '5,5' is not a number"),
-    (["need", "add", "potatoes", "0", "kg", "--period", "2027"],
-     "quantity '0' must be greater than zero"),
-    (["need", "add", "potatoes", "0.0000001", "kg", "--period", "2027"],
-     "quantity '0.0000001' has more than 6 decimal places"),
-    (["need", "add", "potatoes", "1e16", "kg", "--period", "2027"],
-     "quantity '1e16' is larger than"),
-    (["need", "add", "unobtainium", "5", "kg", "--period", "2027"],
-     "unknown item 'unobtainium'; see `allmende item list`"),
-    (["capacity", "add", "Potatoes", "5", "kg", "--period", "2027"],
-     "unknown item 'Potatoes'"),
-    (["need", "add", "potatoes", "5", "kg", "--period", "2027", "--note", "x" * 501],
-     "note is 501 characters long; the limit is 500"),
+    (
+        ["need", "add", "potatoes", "5", "furlongs", "--period", "2027"],
+        "unknown unit 'furlongs'; known units: g, kg",
+    ),
+    (
+        ["need", "add", "potatoes", "5", "h", "--period", "2027"],
+        "unit h measures labour, but potatoes is measured in mass (kg)",
+    ),
+    (
+        ["capacity", "add", "childcare", "5", "kg", "--period", "2027"],
+        "unit kg measures mass, but childcare is measured in labour (h)",
+    ),
+    (
+        ["need", "add", "potatoes", "5", "kg", "--period", "2027-Q5"],
+        "period '2027-Q5' is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05",
+    ),
+    (
+        ["need", "add", "potatoes", "5", "kg", "--period", "next year"],
+        "period 'next year' is malformed",
+    ),
+    (
+        ["need", "add", "potatoes", "abc", "kg", "--period", "2027"],
+        "quantity 'abc' is not a number; write it like 12.5",
+    ),
+    (
+        ["need", "add", "potatoes", "5,5", "kg", "--period", "2027"],
+        "quantity '5,5' is not a number",
+    ),
+    (
+        ["need", "add", "potatoes", "0", "kg", "--period", "2027"],
+        "quantity '0' must be greater than zero",
+    ),
+    (
+        ["need", "add", "potatoes", "0.0000001", "kg", "--period", "2027"],
+        "quantity '0.0000001' has more than 6 decimal places",
+    ),
+    (
+        ["need", "add", "potatoes", "1e16", "kg", "--period", "2027"],
+        "quantity '1e16' is larger than",
+    ),
+    (
+        ["need", "add", "unobtainium", "5", "kg", "--period", "2027"],
+        "unknown item 'unobtainium'; see `allmende item list`",
+    ),
+    (["capacity", "add", "Potatoes", "5", "kg", "--period", "2027"], "unknown item 'Potatoes'"),
+    (
+        ["need", "add", "potatoes", "5", "kg", "--period", "2027", "--note", "x" * 501],
+        "note is 501 characters long; the limit is 500",
+    ),
     (["need", "withdraw", "n999"], "this node has no need with id 'n999'"),
     (["capacity", "withdraw", "n1"], "this node has no capacity with id 'n1'"),
-    (["item", "add", "potatoes", "--name", "Potatoes", "--dimension", "mass"],
-     "potatoes is in the catalog already"),
-    (["item", "add", "Oat_Milk", "--name", "Oat milk", "--dimension", "volume"],
-     "item id 'Oat_Milk' must be 1-64 lowercase letters"),
+    (
+        ["item", "add", "potatoes", "--name", "Potatoes", "--dimension", "mass"],
+        "potatoes is in the catalog already",
+    ),
+    (
+        ["item", "add", "Oat_Milk", "--name", "Oat milk", "--dimension", "volume"],
+        "item id 'Oat_Milk' must be 1-64 lowercase letters",
+    ),
     (["peers", "add", "/ip4/127.0.0.1/tcp/1"], "must be a multiaddr ending in /p2p/"),
     (["peers", "add", "garbage"], "peer address 'garbage'"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_WRITES,
-                         ids=[" ".join(a)[:60] for a, _ in BAD_WRITES])
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_WRITES, ids=[" ".join(a)[:60] for a, _ in BAD_WRITES]
+)
 def test_refused_write_changes_nothing(node, args, message):
     before = node.snapshot()
     r = node.cli(*args)
@@ -131,21 +177,32 @@ def test_peers_add_self_is_refused(node):
     assert node.snapshot() == before
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["balance", "eu//de"], "scope 'eu//de'"),
-    (["balance", "EU"], "scope 'EU'"),
-    (["balance", "--period", "2027-13"], "period '2027-13' is malformed"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["balance", "eu//de"], "scope 'eu//de'"),
+        (["balance", "EU"], "scope 'EU'"),
+        (["balance", "--period", "2027-13"], "period '2027-13' is malformed"),
+    ],
+)
 def test_bad_read_is_a_user_error(node, args, message):
     r = node.cli(*args)
     assert r.exit_code == 1, r.output
     assert message in r.stderr
 
 
-READS = [["status"], ["peers"], ["item", "list"], ["need", "list"],
-         ["need", "list", "--all", "--withdrawn"], ["capacity", "list"],
-         ["capacity", "list", "--all", "--scope", "eu/de"], ["balance"],
-         ["balance", "eu", "--depth", "3"], ["balance", "--period", "2027", "--item", "eggs"]]
+READS = [
+    ["status"],
+    ["peers"],
+    ["item", "list"],
+    ["need", "list"],
+    ["need", "list", "--all", "--withdrawn"],
+    ["capacity", "list"],
+    ["capacity", "list", "--all", "--scope", "eu/de"],
+    ["balance"],
+    ["balance", "eu", "--depth", "3"],
+    ["balance", "--period", "2027", "--item", "eggs"],
+]
 
 
 @pytest.mark.parametrize("args", READS, ids=[" ".join(a) for a in READS])

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from cli.main import cli
 
 
-def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
-                                                                       click.Command]]:
+def walk(
+    cmd: click.Command, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
         for name, sub in sorted(cmd.commands.items()):
@@ -32,9 +33,22 @@ IDS = [" ".join(p) or "allmende" for p, _ in COMMANDS]
 
 def test_tree_has_the_documented_commands():
     names = set(IDS)
-    for expected in ["init", "run", "status", "peers", "peers add", "item list", "item add",
-                     "need add", "need list", "need withdraw", "capacity add",
-                     "capacity list", "capacity withdraw", "balance"]:
+    for expected in [
+        "init",
+        "run",
+        "status",
+        "peers",
+        "peers add",
+        "item list",
+        "item add",
+        "need add",
+        "need list",
+        "need withdraw",
+        "capacity add",
+        "capacity list",
+        "capacity withdraw",
+        "balance",
+    ]:
         assert expected in names
 
 
@@ -63,33 +77,51 @@ def test_version():
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_shell_completion_script(shell):
     # As in the README: eval "$(_ALLMENDE_COMPLETE=bash_source allmende)"
-    out = subprocess.run(allmende_command(), capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "_ALLMENDE_COMPLETE": f"{shell}_source"},
-                         check=False)
+    out = subprocess.run(
+        allmende_command(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "_ALLMENDE_COMPLETE": f"{shell}_source"},
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "_ALLMENDE_COMPLETE" in out.stdout
     assert "allmende" in out.stdout
 
 
 def test_bash_completion_completes_subcommands():
-    env = {**os.environ, "_ALLMENDE_COMPLETE": "bash_complete",
-           "COMP_WORDS": "allmende ne", "COMP_CWORD": "1"}
-    out = subprocess.run(allmende_command(), capture_output=True, text=True, timeout=30,
-                         env=env, check=False)
+    env = {
+        **os.environ,
+        "_ALLMENDE_COMPLETE": "bash_complete",
+        "COMP_WORDS": "allmende ne",
+        "COMP_CWORD": "1",
+    }
+    out = subprocess.run(
+        allmende_command(), capture_output=True, text=True, timeout=30, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert "plain,need" in out.stdout.splitlines()
 
 
-@pytest.mark.parametrize(("words", "cword", "expected"), [
-    ("allmende need add pot", 3, ["potatoes"]),
-    ("allmende need add potatoes 5 ", 5, ["g", "kg", "t"]),
-    ("allmende capacity add childcare 5 ", 5, ["min", "h", "day"]),
-    ("allmende balance --item chi", 3, ["childcare"]),
-])
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [
+        ("allmende need add pot", 3, ["potatoes"]),
+        ("allmende need add potatoes 5 ", 5, ["g", "kg", "t"]),
+        ("allmende capacity add childcare 5 ", 5, ["min", "h", "day"]),
+        ("allmende balance --item chi", 3, ["childcare"]),
+    ],
+)
 def test_completion_of_items_and_units(words, cword, expected):
-    env = {**os.environ, "_ALLMENDE_COMPLETE": "bash_complete", "COMP_WORDS": words,
-           "COMP_CWORD": str(cword)}
-    out = subprocess.run(allmende_command(), capture_output=True, text=True, timeout=30,
-                         env=env, check=False)
+    env = {
+        **os.environ,
+        "_ALLMENDE_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(cword),
+    }
+    out = subprocess.run(
+        allmende_command(), capture_output=True, text=True, timeout=30, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert [line.split(",", 1)[1] for line in out.stdout.splitlines()] == expected

@@ -57,8 +57,9 @@ def test_walkthrough_commands_as_written(tmp_path):
             if args[:3] == ["need", "add", "potatoes"]:
                 posted = re.match(r"Saved need (\w+):", r.stdout).group(1)
     by_command = {" ".join(a): out for a, out in outputs}
-    assert by_command["need add potatoes 500 kg --period 2027-Q1 --priority high --note canteen"
-                      ].startswith(f"Saved need {posted}:")
+    assert by_command[
+        "need add potatoes 500 kg --period 2027-Q1 --priority high --note canteen"
+    ].startswith(f"Saved need {posted}:")
     assert by_command[f"need withdraw {posted}"] == f"Withdrew need {posted}.\n"
     region = by_command["balance"]
     assert region.startswith("Balance of eu/de/berlin\n")

@@ -23,30 +23,63 @@ def lines(out: str) -> list[str]:
     return [line.rstrip() for line in out.splitlines()]
 
 
-def row(scope: str, item: str, needs: str, capacities: str, balance: str,
-        coverage: str | None, *, unit: str = "kg", period: str = "2027-Q1",
-        nodes: int = 1) -> dict[str, Any]:
-    return {"scope": scope, "item": item, "period": period, "dimension": "mass", "unit": unit,
-            "needs": needs, "capacities": capacities, "balance": balance,
-            "coverage": coverage, "nodes": nodes}
+def row(
+    scope: str,
+    item: str,
+    needs: str,
+    capacities: str,
+    balance: str,
+    coverage: str | None,
+    *,
+    unit: str = "kg",
+    period: str = "2027-Q1",
+    nodes: int = 1,
+) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "item": item,
+        "period": period,
+        "dimension": "mass",
+        "unit": unit,
+        "needs": needs,
+        "capacities": capacities,
+        "balance": balance,
+        "coverage": coverage,
+        "nodes": nodes,
+    }
 
 
 LONG = "eu/de/berlin/friedrichshain-kreuzberg-nord"
 
-BALANCE = {"scope": "eu/de", "levels": [
-    {"scope": "eu/de", "level": 0, "rows": [
-        row("eu/de", "childcare", "0", "120", "120", None, unit="h"),
-        row("eu/de", "potatoes", "500", "200", "-300", "0.4", nodes=3),
-        row("eu/de", "wheat", "10", "10", "0", "1"),
-    ]},
-    {"scope": "eu/de/berlin", "level": 1, "rows": [
-        row("eu/de/berlin", "potatoes", "500", "0", "-500", "0", nodes=2),
-    ]},
-    {"scope": LONG, "level": 2, "rows": [
-        row(LONG, "potatoes", "500", "0", "-500", "0"),
-    ]},
-    {"scope": "eu/de/brandenburg", "level": 1, "rows": []},
-]}
+BALANCE = {
+    "scope": "eu/de",
+    "levels": [
+        {
+            "scope": "eu/de",
+            "level": 0,
+            "rows": [
+                row("eu/de", "childcare", "0", "120", "120", None, unit="h"),
+                row("eu/de", "potatoes", "500", "200", "-300", "0.4", nodes=3),
+                row("eu/de", "wheat", "10", "10", "0", "1"),
+            ],
+        },
+        {
+            "scope": "eu/de/berlin",
+            "level": 1,
+            "rows": [
+                row("eu/de/berlin", "potatoes", "500", "0", "-500", "0", nodes=2),
+            ],
+        },
+        {
+            "scope": LONG,
+            "level": 2,
+            "rows": [
+                row(LONG, "potatoes", "500", "0", "-500", "0"),
+            ],
+        },
+        {"scope": "eu/de/brandenburg", "level": 1, "rows": []},
+    ],
+}
 
 
 def test_balance_sections_are_indented_by_depth_and_never_truncate_scopes():
@@ -64,23 +97,39 @@ def test_balance_deficit_is_marked_in_words():
     potatoes = [line for line in out if "potatoes" in line]
     assert len(potatoes) == 3
     assert all(line.endswith(render.DEFICIT) for line in potatoes)
-    assert not any(render.DEFICIT in line for line in out if "childcare" in line
-                   or "wheat" in line)
+    assert not any(render.DEFICIT in line for line in out if "childcare" in line or "wheat" in line)
     assert out[-1] == "DEFICIT: 1 item-period short in eu/de. 2 scopes below have a deficit."
 
 
 def test_balance_row_layout():
     out = lines(text(render.balance(BALANCE)))
     header = next(line for line in out if line.startswith("item"))
-    assert header.split() == ["item", "period", "needs", "capacities", "balance", "unit",
-                              "covered", "nodes"]
+    assert header.split() == [
+        "item",
+        "period",
+        "needs",
+        "capacities",
+        "balance",
+        "unit",
+        "covered",
+        "nodes",
+    ]
     childcare = next(line for line in out if line.startswith("childcare"))
     assert childcare.split() == ["childcare", "2027-Q1", "0", "120", "+120", "h", "-", "1"]
     wheat = next(line for line in out if line.startswith("wheat"))
     assert wheat.split() == ["wheat", "2027-Q1", "10", "10", "0", "kg", "100%", "1"]
     potatoes = next(line for line in out if line.startswith("potatoes"))
-    assert potatoes.split() == ["potatoes", "2027-Q1", "500", "200", "-300", "kg", "40%", "3",
-                                "DEFICIT"]
+    assert potatoes.split() == [
+        "potatoes",
+        "2027-Q1",
+        "500",
+        "200",
+        "-300",
+        "kg",
+        "40%",
+        "3",
+        "DEFICIT",
+    ]
 
 
 def test_balance_quantities_are_right_aligned_and_line_up_across_sections():
@@ -99,8 +148,12 @@ def test_balance_empty_level_says_so():
 
 
 def test_balance_without_deficit():
-    result = {"scope": "eu", "levels": [{"scope": "eu", "level": 0, "rows": [
-        row("eu", "wheat", "10", "20", "10", "2")]}]}
+    result = {
+        "scope": "eu",
+        "levels": [
+            {"scope": "eu", "level": 0, "rows": [row("eu", "wheat", "10", "20", "10", "2")]}
+        ],
+    }
     out = lines(text(render.balance(result, period="2027-Q1", item="wheat")))
     assert out[0] == "Balance of eu (period 2027-Q1, item wheat)"
     assert out[-1] == "No deficits in eu."
@@ -108,11 +161,14 @@ def test_balance_without_deficit():
     assert next(line for line in out if line.startswith("wheat")).split()[4] == "+10"
 
 
-@pytest.mark.parametrize(("period", "item", "expected"), [
-    (None, None, "No needs or capacities under eu/de yet."),
-    ("2027", None, "No needs or capacities for period 2027 under eu/de yet."),
-    ("2027", "eggs", "No needs or capacities for period 2027, item eggs under eu/de yet."),
-])
+@pytest.mark.parametrize(
+    ("period", "item", "expected"),
+    [
+        (None, None, "No needs or capacities under eu/de yet."),
+        ("2027", None, "No needs or capacities for period 2027 under eu/de yet."),
+        ("2027", "eggs", "No needs or capacities for period 2027, item eggs under eu/de yet."),
+    ],
+)
 def test_balance_empty(period, item, expected):
     result = {"scope": "eu/de", "levels": [{"scope": "eu/de", "level": 0, "rows": []}]}
     assert text(render.balance(result, period=period, item=item)).strip() == expected
@@ -127,8 +183,16 @@ def test_balance_fits_common_widths(width):
 
 def test_balance_narrow_console_wraps_long_item_ids_instead_of_cutting_numbers():
     long_item = "a-very-long-item-identifier-for-something"
-    result = {"scope": "eu", "levels": [{"scope": "eu", "level": 0, "rows": [
-        row("eu", long_item, "1500000.5", "12.25", "-1499988.25", "0")]}]}
+    result = {
+        "scope": "eu",
+        "levels": [
+            {
+                "scope": "eu",
+                "level": 0,
+                "rows": [row("eu", long_item, "1500000.5", "12.25", "-1499988.25", "0")],
+            }
+        ],
+    }
     out = text(render.balance(result), width=80)
     assert "1500000.5" in out
     assert "-1499988.25" in out
@@ -142,20 +206,36 @@ NODE_A = "aa" * 32
 NODE_B = "bb" * 32
 
 
-def record(id_: str, *, withdrawn: bool = False, origin: str = NODE_A,
-           name: str | None = "Kommune Neukölln", scope: str = "eu/de/berlin/neukoelln",
-           **body: Any) -> dict[str, Any]:
-    r = {"id": id_, "kind": "need" if id_.startswith("n") else "capacity", "origin": origin,
-         "origin_name": name, "scope": scope, "seq": 1, "hlc": 1, "withdrawn": withdrawn}
+def record(
+    id_: str,
+    *,
+    withdrawn: bool = False,
+    origin: str = NODE_A,
+    name: str | None = "Kommune Neukölln",
+    scope: str = "eu/de/berlin/neukoelln",
+    **body: Any,
+) -> dict[str, Any]:
+    r = {
+        "id": id_,
+        "kind": "need" if id_.startswith("n") else "capacity",
+        "origin": origin,
+        "origin_name": name,
+        "scope": scope,
+        "seq": 1,
+        "hlc": 1,
+        "withdrawn": withdrawn,
+    }
     if not withdrawn:
         r.update({"item": "potatoes", "qty": "500", "unit": "kg", "period": "2027-Q1"}, **body)
     return r
 
 
 def test_records_of_this_node_with_withdrawn():
-    rows = [record("n2", priority="high", note="canteen"),
-            record("n3", priority="critical", qty="1.5", unit="t"),
-            record("n4", withdrawn=True)]
+    rows = [
+        record("n2", priority="high", note="canteen"),
+        record("n3", priority="critical", qty="1.5", unit="t"),
+        record("n4", withdrawn=True),
+    ]
     out = lines(text(render.records(rows, "need")))
     assert out[0] == "Needs of Kommune Neukölln (eu/de/berlin/neukoelln)"
     assert out[1].split() == ["id", "item", "quantity", "unit", "period", "priority", "note"]
@@ -168,8 +248,11 @@ def test_records_of_this_node_with_withdrawn():
 
 @pytest.mark.parametrize("width", [80, 100])
 def test_records_of_several_nodes_are_grouped_under_full_scopes(width):
-    rows = [record("c2"), record("c3", withdrawn=True),
-            record("c7", origin=NODE_B, name=None, scope=LONG, qty="1500.25")]
+    rows = [
+        record("c2"),
+        record("c3", withdrawn=True),
+        record("c7", origin=NODE_B, name=None, scope=LONG, qty="1500.25"),
+    ]
     out = lines(text(render.records(rows, "capacity"), width=width))
     assert out[0] == "Capacities of 2 nodes"
     assert "priority" not in "\n".join(out)
@@ -187,22 +270,35 @@ def test_records_empty():
 
 
 STATUS = {
-    "node_id": NODE_A, "peer_id": "12D3KooW" + "x" * 44, "name": "Kommune Neukölln",
-    "kind": "commune", "scope": "eu/de/berlin/neukoelln",
+    "node_id": NODE_A,
+    "peer_id": "12D3KooW" + "x" * 44,
+    "name": "Kommune Neukölln",
+    "kind": "commune",
+    "scope": "eu/de/berlin/neukoelln",
     "partitions": ["eu", "eu/de", "eu/de/berlin"],
-    "listen": ["/ip4/127.0.0.1/tcp/7946/p2p/12D3KooW" + "x" * 44], "peers": 2,
-    "records": 10, "own_records": 4, "origins": 3, "flagged_origins": [NODE_B],
-    "digest": "0123456789abcdef" * 4, "sync": {"ok": 5, "failed": 1},
-    "gossip": {"messages_in": 7, "bytes_in": 700, "messages_out": 3, "bytes_out": 300,
-               "records_accepted": 6},
-    "rejected": {"bad-signature": 2}, "uptime_s": 3725.5,
+    "listen": ["/ip4/127.0.0.1/tcp/7946/p2p/12D3KooW" + "x" * 44],
+    "peers": 2,
+    "records": 10,
+    "own_records": 4,
+    "origins": 3,
+    "flagged_origins": [NODE_B],
+    "digest": "0123456789abcdef" * 4,
+    "sync": {"ok": 5, "failed": 1},
+    "gossip": {
+        "messages_in": 7,
+        "bytes_in": 700,
+        "messages_out": 3,
+        "bytes_out": 300,
+        "records_accepted": 6,
+    },
+    "rejected": {"bad-signature": 2},
+    "uptime_s": 3725.5,
 }
 
 
 def test_status():
     out = text(render.status(STATUS))
-    got = {line[:14].strip(): line[14:].strip() for line in lines(out)[1:]
-           if line[:14].strip()}
+    got = {line[:14].strip(): line[14:].strip() for line in lines(out)[1:] if line[:14].strip()}
     assert lines(out)[0] == "Kommune Neukölln (commune)"
     assert got["scope"] == "eu/de/berlin/neukoelln"
     assert got["follows"] == "eu, eu/de, eu/de/berlin"
@@ -224,8 +320,10 @@ def test_status_at_80_columns_folds_long_addresses():
 
 
 def test_items():
-    rows = [{"id": "oat-milk", "name": "Oat milk", "dimension": "volume", "unit": "l"},
-            {"id": "potatoes", "name": "Potatoes", "dimension": "mass", "unit": "kg"}]
+    rows = [
+        {"id": "oat-milk", "name": "Oat milk", "dimension": "volume", "unit": "l"},
+        {"id": "potatoes", "name": "Potatoes", "dimension": "mass", "unit": "kg"},
+    ]
     out = lines(text(render.items(rows)))
     assert out[0] == "Catalog (2 items)"
     assert out[1].split() == ["id", "name", "dimension", "unit"]
@@ -234,8 +332,11 @@ def test_items():
 
 
 def test_peers():
-    p = {"connected": ["12D3KooWpeer1", "12D3KooWpeer2"], "listen": ["/ip4/127.0.0.1/tcp/1"],
-         "bootstrap": ["/ip4/127.0.0.1/tcp/2/p2p/12D3KooWpeer1"]}
+    p = {
+        "connected": ["12D3KooWpeer1", "12D3KooWpeer2"],
+        "listen": ["/ip4/127.0.0.1/tcp/1"],
+        "bootstrap": ["/ip4/127.0.0.1/tcp/2/p2p/12D3KooWpeer1"],
+    }
     out = lines(text(render.peers(p)))
     assert out[0] == "Connected peers (2)"
     assert "12D3KooWpeer2" in out
@@ -250,12 +351,19 @@ def test_peers_none():
 
 
 def test_written():
-    assert text(render.written(record("n2"))).strip() == \
-        "Saved need n2: 500 kg of potatoes for 2027-Q1."
-    assert text(render.written(record("c3", withdrawn=True))).strip() == \
-        "Withdrew capacity c3."
-    item = {"id": "oat-milk", "kind": "item", "withdrawn": False, "name": "Oat milk",
-            "dimension": "volume", "unit": "l"}
+    assert (
+        text(render.written(record("n2"))).strip()
+        == "Saved need n2: 500 kg of potatoes for 2027-Q1."
+    )
+    assert text(render.written(record("c3", withdrawn=True))).strip() == "Withdrew capacity c3."
+    item = {
+        "id": "oat-milk",
+        "kind": "item",
+        "withdrawn": False,
+        "name": "Oat milk",
+        "dimension": "volume",
+        "unit": "l",
+    }
     assert text(render.written(item)).strip() == "Added item oat-milk (Oat milk, volume in l)."
 
 

@@ -26,12 +26,6 @@ T = TypeVar("T")
 SCOPE = "eu/de/berlin"
 
 
-
-
-
-
-
-
 class Node:
     """One daemon: `init()` once, then `start()` / `stop()` / `kill()` as often as needed.
 
@@ -42,8 +36,9 @@ class Node:
         sync_interval: seconds between periodic anti-entropy rounds.
     """
 
-    def __init__(self, base: Path, name: str, *, scope: str | None = None,
-                 sync_interval: float = 30.0) -> None:
+    def __init__(
+        self, base: Path, name: str, *, scope: str | None = None, sync_interval: float = 30.0
+    ) -> None:
         self.name = name
         self.data_dir = base / name
         self.scope = scope or f"{SCOPE}/{name}"
@@ -58,21 +53,38 @@ class Node:
 
     def cli(self, *args: str, timeout: float = 30.0) -> str:
         """Run one `allmende --data-dir D ...` command; return stdout (raises on failure)."""
-        out = subprocess.run([*allmende_command(), "--data-dir", str(self.data_dir), *args],
-                             capture_output=True, timeout=timeout, check=False)
+        out = subprocess.run(
+            [*allmende_command(), "--data-dir", str(self.data_dir), *args],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
         if out.returncode != 0:
-            raise AssertionError(f"allmende {' '.join(args)} exited {out.returncode}: "
-                                 f"{out.stderr.decode(errors='replace')}")
+            raise AssertionError(
+                f"allmende {' '.join(args)} exited {out.returncode}: "
+                f"{out.stderr.decode(errors='replace')}"
+            )
         return out.stdout.decode()
 
     def init(self, *bootstrap: str) -> Node:
-        args = ["init", "--name", self.name, "--kind", "commune", "--scope", self.scope,
-                "--port", str(self.port), "--no-mdns"]
+        args = [
+            "init",
+            "--name",
+            self.name,
+            "--kind",
+            "commune",
+            "--scope",
+            self.scope,
+            "--port",
+            str(self.port),
+            "--no-mdns",
+        ]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
         out = self.cli(*args)
-        self.peer_id = next(line.split()[-1] for line in out.splitlines()
-                            if line.startswith("peer id:"))
+        self.peer_id = next(
+            line.split()[-1] for line in out.splitlines() if line.startswith("peer id:")
+        )
         return self
 
     @property
@@ -93,10 +105,20 @@ class Node:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [*allmende_command(), "--data-dir", str(self.data_dir), "run",
-                 "--listen", f"/ip4/127.0.0.1/tcp/{self.port}", "--no-mdns",
-                 "--sync-interval", str(self.sync_interval)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                [
+                    *allmende_command(),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "run",
+                    "--listen",
+                    f"/ip4/127.0.0.1/tcp/{self.port}",
+                    "--no-mdns",
+                    "--sync-interval",
+                    str(self.sync_interval),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,  # own process group: signals reach only it
             )
         finally:
@@ -105,8 +127,9 @@ class Node:
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {proc.returncode}:\n"
-                                     + self.log()[-3000:])
+                raise AssertionError(
+                    f"{self.name} exited with {proc.returncode}:\n" + self.log()[-3000:]
+                )
             return bool(self.call("status"))
 
         wait_for(up, timeout, what=f"{self.name} control socket")
@@ -123,8 +146,9 @@ class Node:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{self.name} did not stop within {timeout} s on "
-                                 f"{signal.Signals(sig).name}") from None
+            raise AssertionError(
+                f"{self.name} did not stop within {timeout} s on {signal.Signals(sig).name}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL the daemon's process group (no clean-up runs)."""
@@ -149,10 +173,17 @@ class Node:
     def digest(self) -> str:
         return str(self.call("digest")["digest"])
 
-    def post_need(self, item: str = "potatoes", qty: str = "10", unit: str = "kg",
-                  period: str = "2027-Q1", **kw: Any) -> dict[str, Any]:
-        return self.call("post", kind="need", item=item, qty=qty, unit=unit, period=period,
-                         priority="high", **kw)
+    def post_need(
+        self,
+        item: str = "potatoes",
+        qty: str = "10",
+        unit: str = "kg",
+        period: str = "2027-Q1",
+        **kw: Any,
+    ) -> dict[str, Any]:
+        return self.call(
+            "post", kind="need", item=item, qty=qty, unit=unit, period=period, priority="high", **kw
+        )
 
     def holds(self, origin: str, kind: str, key: str) -> bool:
         """True if the node holds the record (origin hex, kind, key), live or withdrawn."""
@@ -162,8 +193,9 @@ class Node:
     def connected_to(self, other: Node) -> bool:
         return other.peer_id in self.call("peers")["connected"]
 
-    def wait_for(self, predicate: Callable[[Node], T], timeout: float = 20.0,
-                 what: str = "condition") -> T:
+    def wait_for(
+        self, predicate: Callable[[Node], T], timeout: float = 20.0, what: str = "condition"
+    ) -> T:
         return wait_for(lambda: predicate(self), timeout, what=f"{self.name}: {what}")
 
     def log(self) -> str:

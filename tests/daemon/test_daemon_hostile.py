@@ -39,10 +39,16 @@ def forged_record() -> bytes:
     """Valid structure, signed by one key but claiming another origin."""
     signer = Identity.from_seed(hashlib.sha256(b"mallory").digest())
     victim = Identity.from_seed(hashlib.sha256(b"victim").digest())
-    body = {"item": "potatoes", "qty": "1000", "unit": "kg", "period": "2027-Q1",
-            "priority": "high"}
-    record = sign_record(signer.signer(), victim.public, "need", "n1", 1, 0,
-                         "eu/de/berlin/victim", body)
+    body = {
+        "item": "potatoes",
+        "qty": "1000",
+        "unit": "kg",
+        "period": "2027-Q1",
+        "priority": "high",
+    }
+    record = sign_record(
+        signer.signer(), victim.public, "need", "n1", 1, 0, "eu/de/berlin/victim", body
+    )
     return record.raw
 
 
@@ -62,8 +68,11 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
     router = build_router(GossipConfig())
     pubsub = Pubsub(host, router, strict_signing=True)
     listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
-    async with (host.run(listen_addrs=listen), background_trio_service(pubsub),
-                background_trio_service(router)):
+    async with (
+        host.run(listen_addrs=listen),
+        background_trio_service(pubsub),
+        background_trio_service(router),
+    ):
         try:
             await pubsub.wait_until_ready()
             await pubsub.subscribe(TOPIC)  # join the daemon's topic
@@ -123,8 +132,13 @@ def test_hostile_peer_is_rejected_and_counted(nodes: Cluster) -> None:
     assert target.running
     status = target.status()
     rejected = status["rejected"]
-    for reason, n in (("malformed", 2), ("bad-signature", 1), ("gossip-too-large", 1),
-                      ("bad-varint", 1), ("frame-too-large", 1)):
+    for reason, n in (
+        ("malformed", 2),
+        ("bad-signature", 1),
+        ("gossip-too-large", 1),
+        ("bad-varint", 1),
+        ("frame-too-large", 1),
+    ):
         assert rejected.get(reason, 0) >= n, (reason, rejected)
     assert rejected.get("gossip-rejected", 0) >= 2  # garbage + forged, per message
     assert target.call("digest") == before
@@ -171,4 +185,3 @@ def test_daemon_refuses_plaintext(nodes: Cluster) -> None:
 
 def frame_line(line: bytes) -> bytes:
     return encode_varint(len(line)) + line
-

@@ -34,7 +34,11 @@ def test_need_posted_on_a_reaches_c_and_counts_in_its_balance(nodes: Cluster) ->
     assert balance["scope"] == "eu/de/berlin"
     [row] = balance["levels"][0]["rows"]
     assert (row["needs"], row["capacities"], row["balance"], row["nodes"]) == (
-        "500", "0", "-500", 1)
+        "500",
+        "0",
+        "-500",
+        1,
+    )
     assert c.status()["gossip"]["records_accepted"] >= 1  # by gossip, relayed by B
     assert not a.connected_to(c)
 
@@ -61,8 +65,12 @@ def test_restarted_node_catches_up_by_anti_entropy_alone(nodes: Cluster) -> None
     wait_for(lambda: a.digest() == b.digest(), what="equal digests")
     status = b.status()
     assert status["gossip"]["records_accepted"] == 0  # nothing came by gossip
-    merged = [int(m) for m in re.findall(r"event=sync\.merged peer=\S+ records=(\d+)",
-                                         b.log().split("--- start 2")[1])]
+    merged = [
+        int(m)
+        for m in re.findall(
+            r"event=sync\.merged peer=\S+ records=(\d+)", b.log().split("--- start 2")[1]
+        )
+    ]
     assert sum(merged) >= len(keys)
     assert status["sync"]["ok"] >= 1 or a.status()["sync"]["ok"] >= 2
 
@@ -80,17 +88,20 @@ def test_partitioned_groups_converge_after_one_link(nodes: Cluster) -> None:
 
     for i, n in enumerate(group):  # every node writes while the halves are apart
         n.post_need(qty=str(i + 1))
-        n.call("post", kind="capacity", item="wheat", qty=str(i + 2), unit="t",
-               period="2027-Q1")
-    wait_for(lambda: a.digest() == b.digest() and c.digest() == d.digest(),
-             what="each half converged")
+        n.call("post", kind="capacity", item="wheat", qty=str(i + 2), unit="t", period="2027-Q1")
+    wait_for(
+        lambda: a.digest() == b.digest() and c.digest() == d.digest(), what="each half converged"
+    )
     assert a.digest() != c.digest()
 
     expected = a.status()["records"] + c.status()["records"]  # disjoint origins
 
     b.call("peers_add", addr=c.addr)  # the one link between the halves
-    wait_for(lambda: len({n.digest() for n in group}) == 1, timeout=30,
-             what="one digest on all four nodes")
+    wait_for(
+        lambda: len({n.digest() for n in group}) == 1,
+        timeout=30,
+        what="one digest on all four nodes",
+    )
     assert [n.status()["records"] for n in group] == [expected] * 4
     for n in (a, d):  # the far ends got the other half by anti-entropy through B / C
         assert not n.connected_to(c if n is a else b)

@@ -30,8 +30,15 @@ class Clock:
 class FakeDaemon:
     """What the governance ops use of a daemon: state, config, _written."""
 
-    def __init__(self, root: Path, *, name: str = "assen", scope: str = SCOPE,
-                 seed: bytes | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        name: str = "assen",
+        scope: str = SCOPE,
+        seed: bytes | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.clock = clock or Clock()
         self.config = Config(name=name, scope=scope)
@@ -62,11 +69,25 @@ def member(seed: int) -> Identity:
     return Identity.from_seed(seed.to_bytes(32, "big"))
 
 
-def vote(d: FakeDaemon, who: Identity, pid: str, ballot: Any, *, at: int | None = None,
-         scope: str = SCOPE) -> Record:
+def vote(
+    d: FakeDaemon,
+    who: Identity,
+    pid: str,
+    ballot: Any,
+    *,
+    at: int | None = None,
+    scope: str = SCOPE,
+) -> Record:
     now = d.clock.t if at is None else at
-    return sign_member_record(who, "vote", pid, scope, {"ballot": ballot}, now_ms=now,
-                              held_max_seq=d.state.replica.max_seq(who.public))
+    return sign_member_record(
+        who,
+        "vote",
+        pid,
+        scope,
+        {"ballot": ballot},
+        now_ms=now,
+        held_max_seq=d.state.replica.max_seq(who.public),
+    )
 
 
 def pid_of(d: FakeDaemon, key: str) -> str:

@@ -39,8 +39,7 @@ def node(tmp_path, monkeypatch):
 
 
 def run(*args, ok=True):
-    result = CliRunner().invoke(cli, ["--data-dir", "/nonexistent", *args],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["--data-dir", "/nonexistent", *args], catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -53,8 +52,21 @@ def test_member_vote_results(node, tmp_path):
     run("member", "add", pub, "--pseudonym", "alice", "--feature", "age=30-44")
     rows = json.loads(run("member", "list", "--json").output)
     assert rows[0]["features"] == {"age": "30-44"}
-    out = run("proposal", "create", "bench", "--title", "Benches", "--method", "score",
-              "--option", "a=Oak", "--option", "b=Steel", "--closes", "2h").output
+    out = run(
+        "proposal",
+        "create",
+        "bench",
+        "--title",
+        "Benches",
+        "--method",
+        "score",
+        "--option",
+        "a=Oak",
+        "--option",
+        "b=Steel",
+        "--closes",
+        "2h",
+    ).output
     pid = out.split()[-1]
     run("vote", pid, "a=5", "b=2", "--key", str(key))
     res = json.loads(run("results", pid, "--json").output)
@@ -105,8 +117,15 @@ def _commands(group, prefix=()):
             yield from _commands(cmd, (*prefix, name))
 
 
-@pytest.mark.parametrize("path", [p for p, _ in _commands(cli) if p[0] in (
-    "member", "proposal", "vote", "results", "budget", "assembly")], ids=" ".join)
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p, _ in _commands(cli)
+        if p[0] in ("member", "proposal", "vote", "results", "budget", "assembly")
+    ],
+    ids=" ".join,
+)
 def test_every_command_has_help(path):
     cmd = cli
     for part in path:

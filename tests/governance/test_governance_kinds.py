@@ -8,13 +8,31 @@ from node import model
 from node.errors import ValidationError
 
 S = "eu/nl/drenthe/assen"
-PROPOSAL = {"title": "t", "method": "approval", "electorate": "eu/nl", "opens": 1,
-            "closes": 2, "options": [{"id": "a", "name": "A"}], "seats": 1}
-BUDGET = {"title": "t", "method": "mes", "electorate": "eu", "opens": 1, "closes": 2,
-          "projects": [{"id": "p1", "name": "P", "cost": 10}], "budget": 10}
-ASSEMBLY = {"title": "t", "scope": "eu", "size": 2, "committers": ["a" * 64, "b" * 64,
-                                                                   "c" * 64],
-            "quotas": {"age": {"young": [0, 1]}}}
+PROPOSAL = {
+    "title": "t",
+    "method": "approval",
+    "electorate": "eu/nl",
+    "opens": 1,
+    "closes": 2,
+    "options": [{"id": "a", "name": "A"}],
+    "seats": 1,
+}
+BUDGET = {
+    "title": "t",
+    "method": "mes",
+    "electorate": "eu",
+    "opens": 1,
+    "closes": 2,
+    "projects": [{"id": "p1", "name": "P", "cost": 10}],
+    "budget": 10,
+}
+ASSEMBLY = {
+    "title": "t",
+    "scope": "eu",
+    "size": 2,
+    "committers": ["a" * 64, "b" * 64, "c" * 64],
+    "quotas": {"age": {"young": [0, 1]}},
+}
 GOOD = [
     ("member", {"pseudonym": "x", "consent": True, "features": {"age": "30-44"}}),
     ("proposal", PROPOSAL),

@@ -33,6 +33,10 @@ def test_table_is_total():
 def test_phase():
     body = {"opens": 10, "closes": 20}
     assert [phase(body, t, closed=False) for t in (9, 10, 19, 20)] == [
-        Phase.SCHEDULED, Phase.OPEN, Phase.OPEN, Phase.ENDED]
+        Phase.SCHEDULED,
+        Phase.OPEN,
+        Phase.OPEN,
+        Phase.ENDED,
+    ]
     assert phase(body, 15, closed=True) is Phase.CLOSED
     assert phase(None, 15, closed=True) is Phase.WITHDRAWN

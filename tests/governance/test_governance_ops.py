@@ -18,18 +18,21 @@ def node(tmp_path):
 
 
 def approval_proposal(d, key="park", **kw):
-    args = {"key": key, "title": "Which park?", "method": "approval",
-            "options": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"},
-                        {"id": "c", "name": "C"}],
-            "closes": d.clock.t + HOUR, **kw}
+    args = {
+        "key": key,
+        "title": "Which park?",
+        "method": "approval",
+        "options": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}, {"id": "c", "name": "C"}],
+        "closes": d.clock.t + HOUR,
+        **kw,
+    }
     return d.call("gov_proposal_create", **args)["proposal"]
 
 
 def test_vote_close_results(node):
     alice, bob, carol = member(1), member(2), member(3)
     for m, p in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-        node.call("gov_member_add", member=m.public.hex(), pseudonym=p,
-                  features={"age": "30-44"})
+        node.call("gov_member_add", member=m.public.hex(), pseudonym=p, features={"age": "30-44"})
     pid = approval_proposal(node)
     node.clock.t += 1000
     node.submit(vote(node, alice, pid, ["a", "b"]))

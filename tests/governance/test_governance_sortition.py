@@ -25,8 +25,11 @@ from node.governance.simplex import maximize
 
 def brute_force_maximin(pool, size, quotas):
     """Enumerate every feasible panel of people; solve the maximin LP with scipy."""
-    panels = [set(p) for p in itertools.combinations(range(len(pool)), size)
-              if not sortition.meets_quotas([pool[i] for i in p], size, quotas)]
+    panels = [
+        set(p)
+        for p in itertools.combinations(range(len(pool)), size)
+        if not sortition.meets_quotas([pool[i] for i in p], size, quotas)
+    ]
     if not panels:
         return None
     k = len(panels)
@@ -36,9 +39,15 @@ def brute_force_maximin(pool, size, quotas):
     # variables: q_1..q_k, z; maximise z: minimise -z
     c = [0.0] * k + [-1.0]
     a_ub = [[-1.0 if i in p else 0.0 for p in panels] + [1.0] for i in selectable]
-    res = scipy_optimize.linprog(c, A_ub=a_ub, b_ub=[0.0] * len(selectable),
-                                 A_eq=[[1.0] * k + [0.0]],
-                                 b_eq=[1.0], bounds=[(0, None)] * (k + 1), method="highs")
+    res = scipy_optimize.linprog(
+        c,
+        A_ub=a_ub,
+        b_ub=[0.0] * len(selectable),
+        A_eq=[[1.0] * k + [0.0]],
+        b_eq=[1.0],
+        bounds=[(0, None)] * (k + 1),
+        method="highs",
+    )
     assert res.status == 0
     return -res.fun
 
@@ -47,14 +56,23 @@ values = st.sampled_from(["a", "b", "c"])
 
 
 @settings(max_examples=40, deadline=None)
-@given(pool=st.lists(st.fixed_dictionaries({"x": values, "y": st.sampled_from(["p", "q"])}),
-                     min_size=3, max_size=9),
-       size=st.integers(1, 4), data=st.data())
+@given(
+    pool=st.lists(
+        st.fixed_dictionaries({"x": values, "y": st.sampled_from(["p", "q"])}),
+        min_size=3,
+        max_size=9,
+    ),
+    size=st.integers(1, 4),
+    data=st.data(),
+)
 def test_maximin_matches_brute_force(pool, size, data):
-    quotas = {"x": {v: sorted(data.draw(st.lists(st.integers(0, size), min_size=2,
-                                                  max_size=2))) for v in "ab"},
-              "y": {"p": sorted(data.draw(st.lists(st.integers(0, size), min_size=2,
-                                                   max_size=2)))}}
+    quotas = {
+        "x": {
+            v: sorted(data.draw(st.lists(st.integers(0, size), min_size=2, max_size=2)))
+            for v in "ab"
+        },
+        "y": {"p": sorted(data.draw(st.lists(st.integers(0, size), min_size=2, max_size=2)))},
+    }
     want = brute_force_maximin(pool, size, quotas)
     if want is None:
         with pytest.raises(GovernanceError, match="no panel meets the quotas"):
@@ -65,8 +83,11 @@ def test_maximin_matches_brute_force(pool, size, data):
     assert sum(p for _, p in dist.compositions) == 1
     # Every composition in the support meets the quotas and has the panel size.
     for comp, _ in dist.compositions:
-        people = [dict(zip(dist.features, t, strict=True)) for t, k in
-                  zip(dist.types, comp, strict=True) for _ in range(k)]
+        people = [
+            dict(zip(dist.features, t, strict=True))
+            for t, k in zip(dist.types, comp, strict=True)
+            for _ in range(k)
+        ]
         assert not sortition.meets_quotas(people, size, quotas)
     # the maximin value is the least probability among volunteers that can be drawn
     assert min(p for p in dist.probability if p > 0) == dist.minimum
@@ -75,9 +96,11 @@ def test_maximin_matches_brute_force(pool, size, data):
 
 
 def test_drawn_panels_meet_quotas_and_frequencies_approach_probabilities():
-    pool = [{"age": a, "sex": s} for a, s, n in [("young", "f", 3), ("young", "m", 5),
-                                                   ("old", "f", 6), ("old", "m", 2)]
-            for _ in range(n)]
+    pool = [
+        {"age": a, "sex": s}
+        for a, s, n in [("young", "f", 3), ("young", "m", 5), ("old", "f", 6), ("old", "m", 2)]
+        for _ in range(n)
+    ]
     quotas = {"age": {"young": [3, 3], "old": [3, 3]}, "sex": {"f": [3, 3], "m": [3, 3]}}
     dist = sortition.distribution(pool, 6, quotas)
     assert dist.minimum == Fraction(1, 3)
@@ -85,8 +108,9 @@ def test_drawn_panels_meet_quotas_and_frequencies_approach_probabilities():
     hits = dict.fromkeys(keys, 0)
     runs = 600
     for r in range(runs):
-        _, panel = sortition.pick_panel(dist, keys, hashlib.sha256(bytes([r % 256,
-                                                                          r // 256])).digest())
+        _, panel = sortition.pick_panel(
+            dist, keys, hashlib.sha256(bytes([r % 256, r // 256])).digest()
+        )
         assert not sortition.meets_quotas([keys[m] for m in panel], 6, quotas)
         for m in panel:
             hits[m] += 1
@@ -105,8 +129,7 @@ def test_infeasible_quotas_say_why():
 
 def test_simplex_duals():
     f = Fraction
-    sol = maximize([f(3), f(5)], [[f(1), f(0)], [f(0), f(2)], [f(3), f(2)]],
-                   [f(4), f(12), f(18)])
+    sol = maximize([f(3), f(5)], [[f(1), f(0)], [f(0), f(2)], [f(3), f(2)]], [f(4), f(12), f(18)])
     assert (sol.value, sol.x, sol.duals) == (36, (2, 6), (0, f(3, 2), 1))
 
 
@@ -135,14 +158,33 @@ def setup_assembly(ds, n_volunteers=8):
     a = ds[0]
     people = [member(100 + i) for i in range(n_volunteers)]
     for i, p in enumerate(people):
-        a.call("gov_member_add", member=p.public.hex(), pseudonym=f"p{i}",
-               features={"age": "young" if i % 2 else "old", "area": "north"})
-    aid = a.call("gov_assembly_create", key="climate", title="Climate", size=3,
-                 quotas=QUOTAS, committers=[d.state.me.hex() for d in ds])["assembly"]
+        a.call(
+            "gov_member_add",
+            member=p.public.hex(),
+            pseudonym=f"p{i}",
+            features={"age": "young" if i % 2 else "old", "area": "north"},
+        )
+    aid = a.call(
+        "gov_assembly_create",
+        key="climate",
+        title="Climate",
+        size=3,
+        quotas=QUOTAS,
+        committers=[d.state.me.hex() for d in ds],
+    )["assembly"]
     for p in people:
         info = a.call("gov_assembly_prepare", assembly=aid, member=p.public.hex())
-        a.submit(sign_member_record(p, "volunteer", aid, SCOPE, {"consent": True},
-                                    now_ms=a.clock.t, held_max_seq=info["held_max_seq"]))
+        a.submit(
+            sign_member_record(
+                p,
+                "volunteer",
+                aid,
+                SCOPE,
+                {"consent": True},
+                now_ms=a.clock.t,
+                held_max_seq=info["held_max_seq"],
+            )
+        )
     a.call("gov_assembly_freeze", assembly=aid)
     sync(ds)
     for d in ds:
@@ -196,8 +238,9 @@ def test_verify_detects_a_tampered_panel(nodes):
     drawn = run_draw(nodes, aid)
     a = nodes[0]
     outsider = next(p.public.hex() for p in people if p.public.hex() not in drawn["panel"])
-    a.state.write("panel", "climate", {"members": [*drawn["panel"][:2], outsider],
-                                       "seed": drawn["seed"]})
+    a.state.write(
+        "panel", "climate", {"members": [*drawn["panel"][:2], outsider], "seed": drawn["seed"]}
+    )
     assert "published but not drawn" in failures(a, aid)
 
 
@@ -206,8 +249,7 @@ def test_verify_detects_changed_quotas(nodes):
     run_draw(nodes, aid)
     a = nodes[0]
     current = a.state.replica.get(a.state.me, "assembly", "climate").body
-    a.state.write("assembly", "climate", {**current,
-                                          "quotas": {"age": {"young": [3, 3]}}})
+    a.state.write("assembly", "climate", {**current, "quotas": {"age": {"young": [3, 3]}}})
     assert "quotas" in failures(a, aid)
 
 
@@ -223,8 +265,9 @@ def test_verify_detects_a_tampered_pool(nodes):
     from node.governance.freeze import freeze_hash
 
     a.state.write("poolset", "climate/0", {"members": entries})
-    a.state.write("pool", "climate", {"chunks": 1, "count": len(entries),
-                                      "hash": freeze_hash(entries)})
+    a.state.write(
+        "pool", "climate", {"chunks": 1, "count": len(entries), "hash": freeze_hash(entries)}
+    )
     text = failures(a, aid)
     assert "did not volunteer" in text
     assert "committed to another pool" in text
@@ -237,9 +280,11 @@ def test_verify_detects_a_changed_commit_or_reveal(nodes):
     b.state.write("reveal", aid, {"secret": "00" * 32})
     assert "reveal does not match its commit" in failures(b, aid)
     c = nodes[2]
-    c.state.write("commit", aid, {"hash": "11" * 32,
-                                  "pool": c.state.replica.get(c.state.me, "commit",
-                                                              aid).body["pool"]})
+    c.state.write(
+        "commit",
+        aid,
+        {"hash": "11" * 32, "pool": c.state.replica.get(c.state.me, "commit", aid).body["pool"]},
+    )
     assert "reveal does not match its commit" in failures(c, aid)
 
 

@@ -27,26 +27,51 @@ class Scenario:
     records: list[Record] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.records.append(self.node.write("node", "self", {
-            "name": "assen", "kind": "commune", "scope": SCOPE}))
-        self.records.append(self.node.write("proposal", "park", {
-            "title": "Park", "method": "approval", "electorate": "eu/nl",
-            "options": [{"id": o, "name": o.upper()} for o in OPTIONS], "seats": 1,
-            "opens": OPENS, "closes": CLOSES}, hlc=pack_hlc(OPENS, 0)))
+        self.records.append(
+            self.node.write("node", "self", {"name": "assen", "kind": "commune", "scope": SCOPE})
+        )
+        self.records.append(
+            self.node.write(
+                "proposal",
+                "park",
+                {
+                    "title": "Park",
+                    "method": "approval",
+                    "electorate": "eu/nl",
+                    "options": [{"id": o, "name": o.upper()} for o in OPTIONS],
+                    "seats": 1,
+                    "opens": OPENS,
+                    "closes": CLOSES,
+                },
+                hlc=pack_hlc(OPENS, 0),
+            )
+        )
         self.pid = object_id(NODE.public, "park")
 
     def add_member(self, i: int) -> None:
-        self.records.append(self.node.write("member", PEOPLE[i].public.hex(),
-                                            {"pseudonym": f"p{i}", "consent": True}))
+        self.records.append(
+            self.node.write(
+                "member", PEOPLE[i].public.hex(), {"pseudonym": f"p{i}", "consent": True}
+            )
+        )
 
     def remove_member(self, i: int) -> None:
         self.records.append(self.node.write("member", PEOPLE[i].public.hex(), None))
 
-    def vote(self, i: int, ballot: list[str], at: int = OPENS + 1, *, seq: int | None = None,
-             signer=None) -> Record:
+    def vote(
+        self, i: int, ballot: list[str], at: int = OPENS + 1, *, seq: int | None = None, signer=None
+    ) -> Record:
         who = PEOPLE[i]
-        r = sign_record((signer or who).signer(), who.public, "vote", self.pid,
-                        seq or at, pack_hlc(at, 0), SCOPE, {"ballot": ballot})
+        r = sign_record(
+            (signer or who).signer(),
+            who.public,
+            "vote",
+            self.pid,
+            seq or at,
+            pack_hlc(at, 0),
+            SCOPE,
+            {"ballot": ballot},
+        )
         self.records.append(r)
         return r
 
@@ -54,17 +79,22 @@ class Scenario:
         plan = tally.close_plan(Ledger(self.records), self.pid)
         if extra_votes:  # a misbehaving author freezing votes it should not
             from node.governance.freeze import chunk_entries, freeze_hash
+
             raws = [e for _, _, b in plan[:-1] for e in b["votes"]] + list(extra_votes)
             chunks = chunk_entries(raws)
             plan = [("closeset", f"park/{i}", {"votes": c}) for i, c in enumerate(chunks)]
-            plan.append(("close", "park", {"chunks": len(chunks), "count": len(raws),
-                                           "hash": freeze_hash(raws)}))
+            plan.append(
+                (
+                    "close",
+                    "park",
+                    {"chunks": len(chunks), "count": len(raws), "hash": freeze_hash(raws)},
+                )
+            )
         for kind, key, body in plan:
             self.records.append(self.node.write(kind, key, body, hlc=pack_hlc(CLOSES, 0)))
 
     def results(self, records=None, now=CLOSES + 1) -> tally.Results:
-        return tally.results(Ledger(self.records if records is None else records),
-                             self.pid, now)
+        return tally.results(Ledger(self.records if records is None else records), self.pid, now)
 
 
 ballots = st.lists(st.lists(st.sampled_from(OPTIONS), unique=True), min_size=1, max_size=8)
@@ -111,8 +141,17 @@ def test_a_vote_signed_by_anyone_but_the_member_never_counts(bs, forged):
 
 
 @settings(max_examples=30, deadline=None)
-@given(bs=ballots, late=st.lists(st.tuples(st.integers(0, 7), st.lists(
-    st.sampled_from(OPTIONS), unique=True), st.integers(OPENS, CLOSES + 10)), max_size=5))
+@given(
+    bs=ballots,
+    late=st.lists(
+        st.tuples(
+            st.integers(0, 7),
+            st.lists(st.sampled_from(OPTIONS), unique=True),
+            st.integers(OPENS, CLOSES + 10),
+        ),
+        max_size=5,
+    ),
+)
 def test_votes_after_the_close_never_count(bs, late):
     s = scenario_with(bs)
     before = s.results()
@@ -122,7 +161,10 @@ def test_votes_after_the_close_never_count(bs, late):
         s.vote(i, b, at=at, seq=CLOSES + 100 + at)
     after = s.results()
     assert (after.winners, after.detail, after.counted) == (
-        before.winners, before.detail, before.counted)
+        before.winners,
+        before.detail,
+        before.counted,
+    )
     assert after.uncounted == len({i for i, _, _ in late})
 
 
@@ -157,8 +199,9 @@ def test_missing_chunk_or_member_makes_the_result_incomplete():
     assert res.status == "incomplete"
     assert res.missing == 3
     assert res.winners == ()
-    no_member = [r for r in s.records if not (r.kind == "member"
-                                               and r.key == PEOPLE[1].public.hex())]
+    no_member = [
+        r for r in s.records if not (r.kind == "member" and r.key == PEOPLE[1].public.hex())
+    ]
     res = s.results(no_member)
     assert res.status == "incomplete"
     assert res.missing == 1
@@ -177,10 +220,12 @@ def test_tampered_chunk_is_inconsistent():
 def test_votes_outside_the_electorate_or_window_are_excluded():
     s = Scenario()
     far = Author(OTHER_NODE, "eu/de/berlin")
-    s.records.append(far.write("node", "self", {"name": "b", "kind": "commune",
-                                                "scope": "eu/de/berlin"}))
-    s.records.append(far.write("member", PEOPLE[0].public.hex(),
-                               {"pseudonym": "x", "consent": True}))
+    s.records.append(
+        far.write("node", "self", {"name": "b", "kind": "commune", "scope": "eu/de/berlin"})
+    )
+    s.records.append(
+        far.write("member", PEOPLE[0].public.hex(), {"pseudonym": "x", "consent": True})
+    )
     s.vote(0, ["a"])
     s.add_member(1)
     s.vote(1, ["b"], at=OPENS - 5)  # before opening
@@ -193,28 +238,81 @@ def test_votes_outside_the_electorate_or_window_are_excluded():
     assert s.results().counted == 0
 
 
-@pytest.mark.parametrize(("method", "extra", "ballots", "winners"), [
-    ("score", {"options": [{"id": "x", "name": "X"}, {"id": "y", "name": "Y"}], "seats": 1,
-               "min_score": 0, "max_score": 5}, [{"x": 5}, {"y": 3, "x": 1}], ("x",)),
-    ("ranked", {"options": [{"id": "x", "name": "X"}, {"id": "y", "name": "Y"},
-                            {"id": "z", "name": "Z"}], "seats": 1},
-     [[["y"], ["x"]], [["y", "z"], ["x"]], [["x"], ["y"]]], ("y",)),
-    ("greedy", {"projects": [{"id": "x", "name": "X", "cost": 60},
-                             {"id": "y", "name": "Y", "cost": 50}], "budget": 100},
-     [["x"], ["x", "y"], ["y"], ["y"]], ("y",)),
-])
+@pytest.mark.parametrize(
+    ("method", "extra", "ballots", "winners"),
+    [
+        (
+            "score",
+            {
+                "options": [{"id": "x", "name": "X"}, {"id": "y", "name": "Y"}],
+                "seats": 1,
+                "min_score": 0,
+                "max_score": 5,
+            },
+            [{"x": 5}, {"y": 3, "x": 1}],
+            ("x",),
+        ),
+        (
+            "ranked",
+            {
+                "options": [
+                    {"id": "x", "name": "X"},
+                    {"id": "y", "name": "Y"},
+                    {"id": "z", "name": "Z"},
+                ],
+                "seats": 1,
+            },
+            [[["y"], ["x"]], [["y", "z"], ["x"]], [["x"], ["y"]]],
+            ("y",),
+        ),
+        (
+            "greedy",
+            {
+                "projects": [
+                    {"id": "x", "name": "X", "cost": 60},
+                    {"id": "y", "name": "Y", "cost": 50},
+                ],
+                "budget": 100,
+            },
+            [["x"], ["x", "y"], ["y"], ["y"]],
+            ("y",),
+        ),
+    ],
+)
 def test_other_methods(method, extra, ballots, winners):
     node = Author(NODE, SCOPE)
-    records = [node.write("node", "self", {"name": "n", "kind": "commune", "scope": SCOPE}),
-               node.write("proposal", "p", {"title": "t", "method": method,
-                                            "electorate": SCOPE, "opens": OPENS,
-                                            "closes": CLOSES, **extra})]
+    records = [
+        node.write("node", "self", {"name": "n", "kind": "commune", "scope": SCOPE}),
+        node.write(
+            "proposal",
+            "p",
+            {
+                "title": "t",
+                "method": method,
+                "electorate": SCOPE,
+                "opens": OPENS,
+                "closes": CLOSES,
+                **extra,
+            },
+        ),
+    ]
     pid = object_id(NODE.public, "p")
     for i, b in enumerate(ballots):
-        records.append(node.write("member", PEOPLE[i].public.hex(),
-                                  {"pseudonym": "m", "consent": True}))
-        records.append(sign_record(PEOPLE[i].signer(), PEOPLE[i].public, "vote", pid, 5,
-                                   pack_hlc(OPENS + 1, 0), SCOPE, {"ballot": b}))
+        records.append(
+            node.write("member", PEOPLE[i].public.hex(), {"pseudonym": "m", "consent": True})
+        )
+        records.append(
+            sign_record(
+                PEOPLE[i].signer(),
+                PEOPLE[i].public,
+                "vote",
+                pid,
+                5,
+                pack_hlc(OPENS + 1, 0),
+                SCOPE,
+                {"ballot": b},
+            )
+        )
     res = tally.results(Ledger(records), pid, OPENS + 2)
     assert res.winners == winners, res
     assert res.counted == len(ballots)

@@ -54,8 +54,10 @@ def their_features(pool, size, quotas):
     fc = {}
     for f, q in quotas.items():
         values = sorted({p[f] for p in pool} | set(q))
-        fc[f] = {v: FeatureValueMinMax(min=q.get(v, (0, size))[0], max=q.get(v, (0, size))[1])
-                 for v in values}
+        fc[f] = {
+            v: FeatureValueMinMax(min=q.get(v, (0, size))[0], max=q.get(v, (0, size))[1])
+            for v in values
+        }
     return fc
 
 
@@ -75,8 +77,9 @@ def theirs(pool, size, quotas):
     finally:
         set_random_provider(None)
         random.setstate(state)
-    support = [(sorted(int(i) for i in c), p) for c, p in zip(committees, probs, strict=True)
-               if p >= EPS2]
+    support = [
+        (sorted(int(i) for i in c), p) for c, p in zip(committees, probs, strict=True) if p >= EPS2
+    ]
     per = [0.0] * len(pool)
     for c, p in support:
         for i in c:
@@ -92,8 +95,7 @@ def ours(pool, size, quotas):
         if "no panel meets the quotas" not in str(e):
             raise
         return None
-    per = [dist.probability[dist.types.index(sortition.type_of(p, dist.features))]
-           for p in pool]
+    per = [dist.probability[dist.types.index(sortition.type_of(p, dist.features))] for p in pool]
     return dist, per
 
 
@@ -120,8 +122,11 @@ def cross_check(pool, size, quotas):
     # Every panel either side can draw meets the quotas, as the other side reads them.
     for comp, p in dist.compositions:
         assert p > 0
-        panel = [dict(zip(dist.features, t, strict=True)) for t, k in
-                 zip(dist.types, comp, strict=True) for _ in range(k)]
+        panel = [
+            dict(zip(dist.features, t, strict=True))
+            for t, k in zip(dist.types, comp, strict=True)
+            for _ in range(k)
+        ]
         assert their_quota_problems(panel, size, fc) == []
     for c, _ in support:
         assert sortition.meets_quotas([pool[i] for i in c], size, quotas) == []
@@ -169,34 +174,51 @@ def cross_check(pool, size, quotas):
 def example_pool():
     """48 volunteers, three features; every fifth is old."""
     rng = random.Random(7)
-    return [{"age": rng.choice(["young", "mid", "old"]) if i % 5 else "old",
-             "gender": rng.choice(["f", "m", "f", "m", "x"]),
-             "region": rng.choice(["north", "south"])} for i in range(48)]
+    return [
+        {
+            "age": rng.choice(["young", "mid", "old"]) if i % 5 else "old",
+            "gender": rng.choice(["f", "m", "f", "m", "x"]),
+            "region": rng.choice(["north", "south"]),
+        }
+        for i in range(48)
+    ]
 
 
 def test_example_pool_three_features():
-    quotas = {"age": {"young": [3, 4], "mid": [3, 4], "old": [2, 4]},
-              "gender": {"f": [4, 5], "m": [4, 5], "x": [0, 1]},
-              "region": {"north": [5, 5], "south": [5, 5]}}
+    quotas = {
+        "age": {"young": [3, 4], "mid": [3, 4], "old": [2, 4]},
+        "gender": {"f": [4, 5], "m": [4, 5], "x": [0, 1]},
+        "region": {"north": [5, 5], "south": [5, 5]},
+    }
     v, w, _, _ = cross_check(example_pool(), 10, quotas)
     assert v == 0.1  # exact 1/10: ten x-gender volunteers share at most one seat
     assert abs(v - w) < 1e-9
 
 
 def test_example_pool_uniform_is_feasible_so_probabilities_are_unique():
-    pool = [{"age": a, "sex": s, "region": r} for a in ("young", "mid", "old")
-            for s in ("f", "m") for r, n in (("north", 4), ("south", 2)) for _ in range(n)]
-    quotas = {"age": {"young": [2, 4], "mid": [2, 4], "old": [2, 4]},
-              "sex": {"f": [4, 5], "m": [4, 5]}, "region": {"north": [5, 7]}}
+    pool = [
+        {"age": a, "sex": s, "region": r}
+        for a in ("young", "mid", "old")
+        for s in ("f", "m")
+        for r, n in (("north", 4), ("south", 2))
+        for _ in range(n)
+    ]
+    quotas = {
+        "age": {"young": [2, 4], "mid": [2, 4], "old": [2, 4]},
+        "sex": {"f": [4, 5], "m": [4, 5]},
+        "region": {"north": [5, 7]},
+    }
     v, w, _, _ = cross_check(pool, 9, quotas)
     assert v == 9 / 36
     assert abs(v - w) < 1e-9
 
 
 def test_example_pool_skewed_quotas():
-    pool = [{"age": a, "sex": s} for a, s, n in [("young", "f", 3), ("young", "m", 5),
-                                                   ("old", "f", 6), ("old", "m", 2)]
-            for _ in range(n)]
+    pool = [
+        {"age": a, "sex": s}
+        for a, s, n in [("young", "f", 3), ("young", "m", 5), ("old", "f", 6), ("old", "m", 2)]
+        for _ in range(n)
+    ]
     quotas = {"age": {"young": [3, 3], "old": [3, 3]}, "sex": {"f": [3, 3], "m": [3, 3]}}
     v, w, _, _ = cross_check(pool, 6, quotas)
     assert v == pytest.approx(1 / 3, abs=1e-12)
@@ -224,18 +246,29 @@ values = st.sampled_from(["a", "b", "c"])
 
 
 @settings(max_examples=60, deadline=None)
-@given(pool=st.lists(st.fixed_dictionaries({"x": values, "y": st.sampled_from(["p", "q"])}),
-                     min_size=3, max_size=12),
-       size=st.integers(1, 5), data=st.data())
+@given(
+    pool=st.lists(
+        st.fixed_dictionaries({"x": values, "y": st.sampled_from(["p", "q"])}),
+        min_size=3,
+        max_size=12,
+    ),
+    size=st.integers(1, 5),
+    data=st.data(),
+)
 def test_generated_pools_agree(pool, size, data):
     # Low minimums keep most cases feasible; infeasible ones are still compared.
-    bound = st.integers(0, size // 2).flatmap(lambda lo: st.tuples(st.just(lo),
-                                                                   st.integers(max(lo, 1), size)))
+    bound = st.integers(0, size // 2).flatmap(
+        lambda lo: st.tuples(st.just(lo), st.integers(max(lo, 1), size))
+    )
     quotas = {"x": {v: data.draw(bound) for v in "ab"}, "y": {"p": data.draw(bound)}}
     result = cross_check(pool, size, quotas)
     # Independently of both solvers: who is on some feasible panel (by enumeration).
-    on_some = {i for c in itertools.combinations(range(len(pool)), size)
-               if not sortition.meets_quotas([pool[i] for i in c], size, quotas) for i in c}
+    on_some = {
+        i
+        for c in itertools.combinations(range(len(pool)), size)
+        if not sortition.meets_quotas([pool[i] for i in c], size, quotas)
+        for i in c
+    }
     if result is None:
         assert not on_some
         return

@@ -35,20 +35,29 @@ JS_DIR = REPO / "jsinterop"
 SCRIPT = JS_DIR / "listen.mjs"
 TOPIC = "allmende/1/eu/de/berlin"
 SCOPE = "eu/de/berlin/x"
-NEED = {"kind": "need", "item": "potatoes", "qty": "5", "unit": "kg", "period": "2027-Q1",
-        "priority": "high"}
+NEED = {
+    "kind": "need",
+    "item": "potatoes",
+    "qty": "5",
+    "unit": "kg",
+    "period": "2027-Q1",
+    "priority": "high",
+}
 
 
 def _node_binary() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("Node.js (`node`) is not on PATH: install Node.js >= 20 and npm, then run "
-                    "`npm ci --prefix jsinterop`", pytrace=False)
+        pytest.fail(
+            "Node.js (`node`) is not on PATH: install Node.js >= 20 and npm, then run "
+            "`npm ci --prefix jsinterop`",
+            pytrace=False,
+        )
     if not (JS_DIR / "node_modules" / "libp2p").is_dir():
-        pytest.fail(f"{JS_DIR / 'node_modules'} is missing: run `npm ci --prefix jsinterop`",
-                    pytrace=False)
+        pytest.fail(
+            f"{JS_DIR / 'node_modules'} is missing: run `npm ci --prefix jsinterop`", pytrace=False
+        )
     return node
-
 
 
 def _allmende() -> list[str]:
@@ -69,8 +78,9 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         except (LocalError, OSError, KeyError) as exc:
             last = exc
         time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s"
-                         + (f" (last error: {last})" if last else ""))
+    raise AssertionError(
+        f"{what} not reached within {timeout} s" + (f" (last error: {last})" if last else "")
+    )
 
 
 class Daemon:
@@ -86,21 +96,50 @@ class Daemon:
 
     def start(self) -> None:
         init = subprocess.run(
-            [*_allmende(), "--data-dir", str(self.dir), "init", "--name", "X", "--kind",
-             "commune", "--scope", SCOPE, "--port", str(self.port), "--no-mdns"],
-            capture_output=True, timeout=30, check=False)
+            [
+                *_allmende(),
+                "--data-dir",
+                str(self.dir),
+                "init",
+                "--name",
+                "X",
+                "--kind",
+                "commune",
+                "--scope",
+                SCOPE,
+                "--port",
+                str(self.port),
+                "--no-mdns",
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
         assert init.returncode == 0, init.stderr.decode(errors="replace")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [*_allmende(), "--data-dir", str(self.dir), "run", "--listen",
-                 f"/ip4/127.0.0.1/tcp/{self.port}", "--no-mdns"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                [
+                    *_allmende(),
+                    "--data-dir",
+                    str(self.dir),
+                    "run",
+                    "--listen",
+                    f"/ip4/127.0.0.1/tcp/{self.port}",
+                    "--no-mdns",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         proc = self.proc
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {proc.returncode}:\n"
-                                     + self.log.read_text(errors="replace")[-3000:])
+                raise AssertionError(
+                    f"daemon exited with {proc.returncode}:\n"
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
             return self.sock.exists() and bool(self.call("status"))
 
         _wait(up, 20, "daemon control socket")
@@ -117,8 +156,13 @@ class JsPeer:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [_node_binary(), str(SCRIPT), *args], cwd=REPO, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            [_node_binary(), str(SCRIPT), *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -130,21 +174,26 @@ class JsPeer:
             with contextlib.suppress(ValueError):
                 self.lines.put(json.loads(line))
 
-    def expect(self, match: Callable[[dict[str, Any]], bool], timeout: float,
-               what: str) -> dict[str, Any]:
+    def expect(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"js peer: {what} not seen within {timeout} s; "
-                                     f"lines: {self.seen}; stderr: {self.stderr()}")
+                raise AssertionError(
+                    f"js peer: {what} not seen within {timeout} s; "
+                    f"lines: {self.seen}; stderr: {self.stderr()}"
+                )
             try:
                 item = self.lines.get(timeout=min(left, 0.2))
             except queue.Empty:
                 if self.proc.poll() is not None and self.lines.empty():
-                    raise AssertionError(f"js peer exited with {self.proc.returncode} before "
-                                         f"{what}; lines: {self.seen}; "
-                                         f"stderr: {self.stderr()}") from None
+                    raise AssertionError(
+                        f"js peer exited with {self.proc.returncode} before "
+                        f"{what}; lines: {self.seen}; "
+                        f"stderr: {self.stderr()}"
+                    ) from None
                 continue
             self.seen.append(item)
             if match(item):
@@ -221,8 +270,9 @@ def test_daemon_accepts_a_record_signed_and_published_by_js(daemon: Daemon) -> N
 
         def held() -> dict[str, Any] | None:
             rows = daemon.call("list", {"kind": "need", "all": True})
-            return next((r for r in rows if r["origin"] == pub["origin"]
-                         and r["id"] == pub["key"]), None)
+            return next(
+                (r for r in rows if r["origin"] == pub["origin"] and r["id"] == pub["key"]), None
+            )
 
         row = _wait(held, 15, "the js record in the daemon")
     assert row["scope"] == "eu/de/berlin/js"

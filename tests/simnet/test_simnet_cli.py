@@ -12,17 +12,30 @@ from simnet.scenario import load_toml
 
 def test_help_lists_presets_and_toml_keys():
     out = CliRunner().invoke(cli, ["simnet", "run", "--help"]).output
-    for word in ["smoke", "partition", "churn", "scale", "[workload]", "[[partition]]",
-                 "trust_signatures", "--json", "--chart", "--mode"]:
+    for word in [
+        "smoke",
+        "partition",
+        "churn",
+        "scale",
+        "[workload]",
+        "[[partition]]",
+        "trust_signatures",
+        "--json",
+        "--chart",
+        "--mode",
+    ]:
         assert word in out
 
 
 def test_run_from_toml_writes_json(tmp_path):
     f = tmp_path / "s.toml"
-    f.write_text('name = "tiny"\nnodes = 12\nseed = 3\n[workload]\nregions = 2\n'
-                 'records = 60\nwrite_window = 5.0\n[[partition]]\nat = 2.0\nheal = 6.0\n')
-    res = CliRunner().invoke(cli, ["simnet", "run", "--scenario", str(f), "--quiet",
-                                   "--json", str(tmp_path / "r.json")])
+    f.write_text(
+        'name = "tiny"\nnodes = 12\nseed = 3\n[workload]\nregions = 2\n'
+        "records = 60\nwrite_window = 5.0\n[[partition]]\nat = 2.0\nheal = 6.0\n"
+    )
+    res = CliRunner().invoke(
+        cli, ["simnet", "run", "--scenario", str(f), "--quiet", "--json", str(tmp_path / "r.json")]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["scenario"]["name"] == "tiny"
@@ -44,8 +57,10 @@ def test_chart_is_a_png(tmp_path):
     from cli.main import cli
 
     chart = tmp_path / "run.png"
-    result = CliRunner().invoke(cli, ["simnet", "run", "--preset", "smoke", "--nodes", "12",
-                                      "--quiet", "--chart", str(chart)])
+    result = CliRunner().invoke(
+        cli,
+        ["simnet", "run", "--preset", "smoke", "--nodes", "12", "--quiet", "--chart", str(chart)],
+    )
     assert result.exit_code == 0, result.output
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert chart.stat().st_size > 10_000

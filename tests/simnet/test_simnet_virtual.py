@@ -39,12 +39,20 @@ def test_same_seed_same_report_even_across_processes():
     one = virtual_report(VirtualSim(small(nodes=20)).run())["result"]
     two = virtual_report(VirtualSim(small(nodes=20)).run())["result"]
     assert one == two
-    code = ("import json; from simnet.scenario import preset; from simnet.virtual import "
-            "VirtualSim; from simnet.report import virtual_report; "
-            "print(json.dumps(virtual_report(VirtualSim(preset('smoke').with_overrides("
-            "nodes=20)).run())['result'], sort_keys=True))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True, env={**os.environ, "PYTHONHASHSEED": "7"})
+    code = (
+        "import json; from simnet.scenario import preset; from simnet.virtual import "
+        "VirtualSim; from simnet.report import virtual_report; "
+        "print(json.dumps(virtual_report(VirtualSim(preset('smoke').with_overrides("
+        "nodes=20)).run())['result'], sort_keys=True))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "7"},
+    )
     assert json.loads(out.stdout) == json.loads(json.dumps(one, sort_keys=True))
     other = virtual_report(VirtualSim(small(nodes=20, seed=2)).run())["result"]
     assert other["convergence_s"] != one["convergence_s"]
@@ -107,8 +115,10 @@ def test_shared_verification_verifies_each_record_once():
 
 
 def test_balance_sample_mode_still_checks_digests_everywhere():
-    s = replace(small(nodes=24, balance="sample"),
-                workload=Workload(regions=3, records=200, write_window=10.0))
+    s = replace(
+        small(nodes=24, balance="sample"),
+        workload=Workload(regions=3, records=200, write_window=10.0),
+    )
     r = virtual_report(VirtualSim(s).run())["result"]
     assert r["ok"]
     assert r["check"]["balance_checked_nodes"] == 9
