@@ -11,6 +11,11 @@ from collections.abc import Callable
 
 LOGICAL_BITS = 16
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
+# How far ahead of this node's own clock a received timestamp may pull it. Peers
+# accept records up to 10 minutes ahead (node.crdt.replica.MAX_CLOCK_AHEAD_MS); a
+# node that adopted a peer's 9.9-minute lead would stamp its own next records beyond
+# what peers with a slightly slower clock accept. One minute leaves a wide margin.
+MAX_ADOPT_AHEAD_MS = 60 * 1000
 
 
 def pack_hlc(millis: int, logical: int) -> int:
@@ -44,7 +49,13 @@ class HybridClock:
         return self._last
 
     def observe(self, remote: int) -> None:
-        """Account for a timestamp seen on a received record (call only after validation)."""
+        """Account for a timestamp seen on a received record (call only after validation).
+
+        A timestamp more than `MAX_ADOPT_AHEAD_MS` ahead of the physical clock is
+        adopted only up to that lead: one origin cannot drag this clock far ahead.
+        """
+        ceiling = pack_hlc(self._now_ms() + MAX_ADOPT_AHEAD_MS, 0)
+        remote = min(remote, ceiling)
         if remote > self._last:
             self._last = remote
 

@@ -38,9 +38,9 @@ class DaemonCollector(Collector):
             "Records and messages rejected, by reason",
             labels=["source", "reason"],
         )
-        for reason, n in d.gossip_rejected.items():
+        for reason, n in d.counters["gossip_rejected"].items():
             rejected.add_metric(["gossip", reason], n)
-        for reason, n in d.sync_rejected.items():
+        for reason, n in d.counters["sync_rejected"].items():
             rejected.add_metric(["sync", reason], n)
         for reason, n in net.rejected.items():
             rejected.add_metric(["net", reason], n)

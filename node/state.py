@@ -1,103 +1,28 @@
-"""A node's local state: identity, replica, store and balance index, and its writes.
+"""A node's local state: its core, store and balance index, and what members ask of it.
 
-Every local write is validated, signed with the next seq, stored durably, merged,
-then queued for gossip: what a caller is told was saved survives a `kill -9`.
-Records from peers go through `ingest`, which merges and stores them in one
-transaction. Synchronous and I/O-light; the daemon drives it from trio.
+`NodeState` builds the bodies of local writes (needs, capacities, items, withdrawals)
+and reads the replica for the CLI (catalog, intents, balances). The rules themselves
+(numbering, signing, merging, ingesting) are `node.core.NodeCore`'s. Every write
+helper comes in two forms: `*_pending` returns a signed `Pending` write for an owner
+that saves it asynchronously (the daemon), the plain form saves it durably through
+the store and commits it at once (tests, offline tools).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgpack
-
 from node import model
-from node.clock import HybridClock
 from node.config import Config
-from node.crdt.record import Record, sign_record
+from node.core import IngestResult, NodeCore, Pending, Source
+from node.crdt.record import Record
 from node.crdt.replica import Replica
-from node.errors import LocalError, Rejected, ValidationError
+from node.errors import LocalError, ValidationError
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
 from node.store import Store
-
-MAX_BATCH_BYTES = 256 * 1024
-REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on (see daemon)
-_ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
-BATCH_VERSION = 1
-
-
-def encode_batch(raws: Sequence[bytes]) -> bytes:
-    """A gossip message: ``[1, [record, ...]]``."""
-    data: bytes = msgpack.packb([BATCH_VERSION, list(raws)], use_bin_type=True)
-    return data
-
-
-def decode_batch(data: bytes) -> list[bytes]:
-    """Parse a gossip message into raw records.
-
-    Raises:
-        Rejected: oversize or malformed.
-    """
-    if len(data) > MAX_BATCH_BYTES + 1024:
-        raise Rejected("oversize", f"gossip message of {len(data)} bytes")
-    try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            max_bin_len=MAX_BATCH_BYTES,
-            max_str_len=1024,
-            max_array_len=10_000,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except (
-        ValueError,
-        TypeError,
-        msgpack.ExtraData,
-        msgpack.FormatError,
-        msgpack.StackError,
-        UnicodeDecodeError,
-    ) as exc:
-        raise Rejected(
-            "malformed", f"gossip message is not msgpack ({type(exc).__name__})"
-        ) from None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or value[0] != BATCH_VERSION
-        or not isinstance(value[1], list)
-        or not all(isinstance(r, bytes) for r in value[1])
-    ):
-        raise Rejected("malformed", "gossip message is not [1, [records]]")
-    return value[1]
-
-
-def batches(records: Iterable[Record]) -> list[bytes]:
-    """Pack records into gossip messages of at most MAX_BATCH_BYTES."""
-    out: list[bytes] = []
-    cur: list[bytes] = []
-    size = 0
-    for r in records:
-        if cur and size + len(r.raw) + 8 > MAX_BATCH_BYTES:
-            out.append(encode_batch(cur))
-            cur, size = [], 0
-        cur.append(r.raw)
-        size += len(r.raw) + 8
-    if cur:
-        out.append(encode_batch(cur))
-    return out
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    changed: list[Record]
-    rejected: list[str]  # reasons
-    known: int  # duplicates and stale records
 
 
 class NodeState:
@@ -108,6 +33,7 @@ class NodeState:
         config: the node's settings.
         store: the open database (loaded here).
         now_ms: injected wall-clock milliseconds.
+        rng: randomness for new ids (system randomness by default).
     """
 
     def __init__(
@@ -121,32 +47,48 @@ class NodeState:
         self.identity = identity
         self.config = config
         self.store = store
-        self._signer = identity.signer()
-        self.clock = HybridClock(now_ms, last=store.get_meta("hlc"))
         self.replica = Replica(now_ms=now_ms)
         self.loaded = store.load_into(self.replica)
         self.index = BalanceIndex()
         for r in self.replica.records():
             self.index(None, r)
         self.replica.add_listener(self.index)
-        self.replica.add_flag_listener(store.save_flag)
-        self.seq = max(store.get_meta("seq"), self.replica.max_seq(identity.public))
-        # The first write after a start jumps to a seq derived from the clock. A node
-        # restored from an old backup may not know its latest seqs until it syncs;
-        # starting above every seq it can have used before (it writes far fewer than
-        # 16 records per millisecond) means it never reuses one, so peers never see
-        # an honest restore as an equivocation. One gap per restart costs nothing.
-        self._seq_floor = now_ms() * 16
-        self._rng = rng or random.SystemRandom()
-        self.partitions = sorted({model.partition_of(a) for a in model.ancestors(config.scope)})
-        self.outbox: list[Record] = []
-        self.ensure_node_record()
+        self.core = NodeCore(
+            identity.public,
+            identity.signer(),
+            config.scope,
+            self.replica,
+            now_ms,
+            rng=rng or random.SystemRandom(),
+            store=store,
+            seq=store.get_meta("seq"),
+            hlc=store.get_meta("hlc"),
+        )
+        self.partitions = self.core.partitions
+        self.clock = self.core.clock
+        pending = self.node_record_pending()
+        if pending is not None:
+            self.save_and_commit(pending)
 
     @property
     def me(self) -> bytes:
         return self.identity.public
 
+    @property
+    def outbox(self) -> list[Record]:
+        return self.core.outbox
+
     # --- local writes ----------------------------------------------------------
+
+    def prepare(
+        self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
+    ) -> Pending:
+        return self.core.prepare_write(kind, key, body, scope)
+
+    def save_and_commit(self, pending: Pending) -> Record:
+        """Save durably (blocking), then merge and queue."""
+        self.store.save(pending.records, meta=pending.meta, durable=True)
+        return self.core.commit(pending)
 
     def write(
         self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
@@ -156,29 +98,12 @@ class NodeState:
         Raises:
             LocalError: the record is invalid (the message says how to fix it).
         """
-        scope = scope or self.config.scope
-        model.validate(kind, key, scope, body)
-        # A restored backup may be behind what peers hold of our own records.
-        seq = max(self.seq + 1, self.replica.max_seq(self.me) + 1, self._seq_floor)
-        try:
-            record = sign_record(
-                self._signer, self.me, kind, key, seq, self.clock.tick(), scope, body
-            )
-        except Rejected as exc:
-            raise LocalError(f"cannot write this record: {exc.detail}") from None
-        self.store.save([record], meta={"seq": seq, "hlc": self.clock.last})
-        self.seq = seq
-        self.replica.insert_verified(record)
-        self.outbox.append(record)
-        return record
+        return self.save_and_commit(self.prepare(kind, key, body, scope))
 
-    def ensure_node_record(self) -> None:
-        body = {"name": self.config.name, "kind": self.config.kind, "scope": self.config.scope}
-        current = self.replica.get(self.me, "node", "self")
-        if current is None or current.body != body:
-            self.write("node", "self", body)
+    def node_record_pending(self) -> Pending | None:
+        return self.core.node_record_pending(self.config.name, self.config.kind)
 
-    def post_intent(
+    def intent_pending(
         self,
         kind: str,
         item: str,
@@ -188,8 +113,8 @@ class NodeState:
         *,
         priority: str | None = None,
         note: str | None = None,
-    ) -> Record:
-        """Post a need or a capacity of this node; returns the signed record.
+    ) -> Pending:
+        """A need or capacity of this node, signed, not yet saved.
 
         Raises:
             LocalError: invalid input, e.g. a unit of the wrong dimension for the item.
@@ -208,8 +133,7 @@ class NodeState:
                 f"unit {unit} measures {u.dimension}, but {item} is measured in "
                 f"{catalog[item].dimension} ({catalog[item].unit})"
             )
-        # Stored normalised ("1e3" -> "1000", " 5" -> "5"): shown back as people write it.
-        qty = format(model.parse_quantity(qty).normalize(), "f")
+        qty = model.normalise_quantity(qty)
         body: dict[str, Any] = {"item": item, "qty": qty, "unit": unit, "period": period}
         if kind == "need":
             body["priority"] = priority or "medium"
@@ -217,18 +141,17 @@ class NodeState:
             raise LocalError("capacities have no priority")
         if note:
             body["note"] = note
-        return self.write(kind, self._new_key("n" if kind == "need" else "c", kind), body)
+        key = self.core.new_key("n" if kind == "need" else "c", kind)
+        return self.prepare(kind, key, body)
 
-    def _new_key(self, prefix: str, kind: str) -> str:
-        """A short random id, unused by this node: ids never come from a counter, so a
-        node restored from an old backup cannot reuse (and overwrite) one it forgot."""
-        while True:
-            key = prefix + "".join(self._rng.choice(_ID_CHARS) for _ in range(5))
-            if self.replica.get(self.me, kind, key) is None:
-                return key
+    def post_intent(
+        self, kind: str, item: str, qty: str, unit: str, period: str, **kw: Any
+    ) -> Record:
+        """`intent_pending`, saved and committed."""
+        return self.save_and_commit(self.intent_pending(kind, item, qty, unit, period, **kw))
 
-    def withdraw(self, kind: str, key: str) -> Record:
-        """Withdraw one of this node's records (a tombstone).
+    def withdraw_pending(self, kind: str, key: str) -> Pending:
+        """A tombstone for one of this node's records.
 
         Raises:
             LocalError: there is no such record of this node, or it is withdrawn already.
@@ -238,9 +161,12 @@ class NodeState:
             raise LocalError(f"this node has no {kind} with id {key!r}; see `allmende {kind} list`")
         if current.body is None:
             raise LocalError(f"{kind} {key} is withdrawn already")
-        return self.write(kind, key, None, scope=current.scope)
+        return self.prepare(kind, key, None, scope=current.scope)
 
-    def add_item(self, item_id: str, name: str, dimension: str) -> Record:
+    def withdraw(self, kind: str, key: str) -> Record:
+        return self.save_and_commit(self.withdraw_pending(kind, key))
+
+    def item_pending(self, item_id: str, name: str, dimension: str) -> Pending:
         existing = self.items().get(item_id)
         if existing is not None:
             raise LocalError(
@@ -257,33 +183,20 @@ class NodeState:
             "dimension": dimension,
             "unit": model.DIMENSIONS[dimension],
         }
-        return self.write("item", item_id, body, scope=self.config.scope.split("/")[0])
+        return self.prepare("item", item_id, body, scope=self.config.scope.split("/")[0])
+
+    def add_item(self, item_id: str, name: str, dimension: str) -> Record:
+        return self.save_and_commit(self.item_pending(item_id, name, dimension))
 
     def take_outbox(self) -> list[Record]:
-        out, self.outbox = self.outbox, []
+        out, self.core.outbox = self.core.outbox, []
         return out
 
     # --- records from peers ----------------------------------------------------
 
-    def ingest(self, raws: Iterable[bytes]) -> IngestResult:
-        """Merge records from a peer and store the winners in one transaction."""
-        changed: list[Record] = []
-        rejected: list[str] = []
-        known = 0
-        for raw in raws:
-            try:
-                outcome, record = self.replica.receive(raw)
-            except Rejected as exc:
-                rejected.append(exc.reason)
-                continue
-            if outcome.changed:
-                changed.append(record)
-                self.clock.observe(record.hlc)
-            else:
-                known += 1
-        if changed:
-            self.store.save(changed, meta={"hlc": self.clock.last})
-        return IngestResult(changed, rejected, known)
+    def ingest(self, raws: Sequence[bytes], source: Source = Source.SUBMIT) -> IngestResult:
+        """Merge records from elsewhere and store them (blocking; tests, tools)."""
+        return self.core.ingest(raws, source)
 
     # --- reading ---------------------------------------------------------------
 
@@ -291,7 +204,8 @@ class NodeState:
         """The catalog: built-in items, then item records (first origin wins a clash)."""
         out = dict(model.STARTER_CATALOG)
         custom = sorted(
-            (r for r in self.replica.records("item") if r.body is not None), key=lambda r: r.origin
+            (r for r in self.replica.records("item") if r.body is not None),
+            key=lambda r: r.origin,
         )
         for r in custom:
             b = r.body or {}
@@ -302,7 +216,12 @@ class NodeState:
         return out
 
     def intents(
-        self, kind: str, *, scope: str | None = None, mine: bool = True, withdrawn: bool = False
+        self,
+        kind: str,
+        *,
+        scope: str | None = None,
+        mine: bool = True,
+        withdrawn: bool = False,
     ) -> list[Record]:
         out = [
             r
@@ -314,7 +233,12 @@ class NodeState:
         return sorted(out, key=lambda r: (r.origin != self.me, r.scope, r.seq))
 
     def balance(
-        self, scope: str, *, period: str | None = None, item: str | None = None, depth: int = 0
+        self,
+        scope: str,
+        *,
+        period: str | None = None,
+        item: str | None = None,
+        depth: int = 0,
     ) -> list[tuple[str, int, list[BalanceRow]]]:
         """The balance of `scope` and `depth` levels below it, as (scope, level, rows)."""
         out = [(scope, 0, self.index.rows(scope, period=period, item=item))]

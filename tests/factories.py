@@ -7,7 +7,7 @@ from typing import Any
 
 from node.crdt.record import Record, sign_record
 from node.crdt.replica import Replica
-from node.crdt.sync import Role, SyncSession
+from node.crdt.sync import Role, SyncSession, merge_received
 from node.identity import Identity
 
 
@@ -78,10 +78,12 @@ def run_session(
     msg = i.generate_message()
     while msg is not None:
         r.receive_message(msg)
+        merge_received(b, r.take_received())
         reply = r.generate_message()
         if reply is None:
             break
         i.receive_message(reply)
+        merge_received(a, i.take_received())
         msg = i.generate_message()
     assert i.done
     assert r.done

@@ -1,5 +1,8 @@
 """Records: canonical encoding, signatures, and everything that must be rejected."""
 
+import hashlib
+import struct
+
 import msgpack
 import pytest
 from factories import Author, identities
@@ -22,7 +25,7 @@ def _raw(fields, signer=None):
 
 
 def _fields(body, kind="need", origin=None, scope="eu/de/berlin"):
-    return [1, origin or A.public, kind, "k1", 1, 0, scope, body]
+    return [2, origin or A.public, kind, "k1", 1, 0, scope, body]
 
 
 GOOD = {"item": "potatoes", "period": "2027-Q1", "priority": "high", "qty": "5", "unit": "kg"}
@@ -33,7 +36,8 @@ def test_roundtrip_and_verify():
     back = decode_record(r.raw)
     assert back == r
     verify_record(back)
-    assert pack([1, *back[:-1]]) == r.raw
+    assert pack([2, *back[:8]]) == r.raw
+    assert back.rid == hashlib.blake2b(r.raw, digest_size=16).digest()
 
 
 def _assert_rejected(raw, reason):
@@ -87,13 +91,20 @@ def test_deeply_nested_rejected():
         (b"\xc1", "malformed"),
         (b"\x93\x01\x02\x03", "malformed"),
         (msgpack.packb([1, 2, 3, 4, 5, 6, 7, 8, 9]), "malformed"),
-        (_raw([2, A.public, "need", "k", 1, 0, "eu", GOOD]), "unknown-version"),
+        (_raw([1, A.public, "need", "k", 1, 0, "eu", GOOD]), "unknown-version"),
+        (_raw([True, A.public, "need", "k", 1, 0, "eu", GOOD]), "unknown-version"),
+        (_raw(_fields(GOOD)) + b"\x00", "malformed"),  # trailing bytes
         (_raw(_fields({**GOOD, "qty": 5.5})), "malformed"),  # floats never enter
         (_raw(_fields({1: "int key"})), "malformed"),
         (_raw(_fields(GOOD, kind="rumour")), "invalid-body"),
         (_raw(_fields({**GOOD, "qty": "-3"})), "invalid-body"),
         (_raw(_fields({**GOOD, "unit": "parsec"})), "invalid-body"),
-        (_raw(_fields(GOOD, scope="EU//x")), "invalid-body"),
+        (_raw(_fields(GOOD, scope="EU//x")), "malformed"),
+        (_raw(_fields(GOOD, scope="eu//x")), "invalid-body"),
+        (_raw(_fields(GOOD, scope="eu/de\n")), "malformed"),
+        (_raw([2, A.public, "need", "k 1", 1, 0, "eu", GOOD]), "malformed"),  # space in key
+        (_raw([2, A.public, "need", "k\u202e", 1, 0, "eu", GOOD]), "malformed"),  # bidi
+        (_raw([2, A.public, "Need", "k", 1, 0, "eu", GOOD]), "malformed"),
     ],
 )
 def test_malformed_rejected(raw, reason):
@@ -137,3 +148,40 @@ def test_any_single_byte_flip_is_rejected(pos, value):
     with pytest.raises(Rejected):
         replica.receive(bytes(raw))
     assert len(replica) == 0
+
+
+def _resign(unsigned: bytes) -> bytes:
+    """Wrap hand-encoded unsigned fields (an 8-array) into a signed 9-array."""
+    sig = A.sign(DOMAIN + unsigned)
+    return b"\x99" + unsigned[1:] + b"\xc4\x40" + sig
+
+
+def test_non_minimal_int_rejected_though_signed():
+    # seq 1 written as uint32: the same value, another encoding, validly signed.
+    canonical = msgpack.packb(_fields(GOOD), use_bin_type=True)
+    i = canonical.index(b"\xa2k1") + 3
+    assert canonical[i] == 1
+    longer = canonical[:i] + b"\xce" + struct.pack(">I", 1) + canonical[i + 1 :]
+    _assert_rejected(_resign(longer), "non-canonical")
+
+
+def test_duplicate_map_keys_rejected_though_signed():
+    canonical = msgpack.packb(_fields(GOOD), use_bin_type=True)
+    body = msgpack.packb(GOOD, use_bin_type=True)
+    assert body[0] == 0x85
+    dup = b"\x86" + body[1:] + msgpack.packb("unit") + msgpack.packb("kg")
+    _assert_rejected(_resign(canonical.replace(body, dup)), "non-canonical")
+
+
+def test_container_bomb_is_refused_before_decoding():
+    # 16 KiB of empty arrays would decode into ~1 MB of lists.
+    bomb = {"a": [[]] * 250, "b": [[[[]] * 15] * 15] * 15}
+    raw = _raw(_fields(bomb))
+    assert len(raw) < MAX_RECORD_BYTES
+    _assert_rejected(raw, "oversize")
+
+
+def test_two_records_never_share_an_id():
+    a = Author(A).need("n1")
+    b = Author(A).need("n1", qty="11")
+    assert a.seq == b.seq and a.rid != b.rid

@@ -49,12 +49,67 @@ def test_load_does_not_verify(tmp_path, monkeypatch):
     assert store.load_into(replica) == 2
 
 
-def test_flags_persist(tmp_path):
+def test_evidence_persists_and_flags_again(tmp_path):
+    liar = Author(identities(1)[0])
+    liar.seq = 5
+    one = liar.need("x", qty="1")
+    liar.seq = 5
+    two = liar.need("x", qty="2")
     store = Store(tmp_path / "db.sqlite")
-    store.save_flag(b"o" * 32, (b"a" * 16, b"b" * 16))
+    store.save([], evidence=[(one, two) if one.rid < two.rid else (two, one)])
+    store.close()
+    replica = Replica()
+    Store(tmp_path / "db.sqlite").load_into(replica)
+    assert replica.flagged == {liar.origin: tuple(sorted([one.rid, two.rid]))}
+    assert len(replica) == 0  # evidence is not a held record
+
+
+def test_saves_in_any_order_keep_the_newest(tmp_path):
+    a = Author(identities(1)[0])
+    old, new = a.need("n1", qty="1"), a.need("n1", qty="2")
+    store = Store(tmp_path / "db.sqlite")
+    store.save([new], durable=False)
+    store.save([old], durable=False)  # a save that lost the race must not win
     replica = Replica()
     store.load_into(replica)
-    assert replica.flagged == {b"o" * 32: (b"a" * 16, b"b" * 16)}
+    assert replica.get(a.origin, "need", "n1") == new
+
+
+def test_durability_pragmas(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    store.save([Author(identities(1)[0]).need("n1")], durable=True)
+    assert store.pragma("synchronous") == 2  # FULL: fsynced at commit
+    store.save([Author(identities(1)[0]).need("n2")], durable=False)
+    assert store.pragma("synchronous") == 1  # NORMAL: peers' records
+    store.close()
+
+
+def test_database_files_are_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "db.sqlite")
+        store.save([Author(identities(1)[0]).need("n1")])
+    finally:
+        os.umask(old)
+    for name in ("db.sqlite", "db.sqlite-wal", "db.sqlite-shm"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    store.close()
+
+
+def test_old_format_refused_with_what_to_do(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "db.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value)")
+    con.execute("INSERT INTO meta VALUES ('schema', 1)")
+    con.commit()
+    con.close()
+    with pytest.raises(LocalError, match=r"format 1.*mv .*db.sqlite.v1"):
+        Store(db)
+    assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchone() == (1,)
 
 
 def test_not_a_database(tmp_path):

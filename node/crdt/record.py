@@ -2,15 +2,19 @@
 
 A record's wire form is the canonical msgpack array
 
-    [1, origin, kind, key, seq, hlc, scope, body, sig]
+    [2, origin, kind, key, seq, hlc, scope, body, sig]
 
 and its signature covers the same array without `sig` (an 8-element array), prefixed
-by a domain tag. Because the encoding is canonical, the signed bytes are a slice of the
-wire bytes with a different array header: nothing is packed twice to verify.
+by a domain tag. Because the encoding is canonical (and checked to be), the signed
+bytes are a slice of the wire bytes with a different array header: nothing is packed
+twice to verify. A record's id is a hash of its wire bytes, so equal ids mean equal
+records, whatever the signer chose to sign.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, NamedTuple
@@ -23,23 +27,33 @@ from node.crdt.encoding import (
     MAX_RECORD_BYTES,
     Value,
     canonical,
-    check_decoded,
+    decode_canonical,
     pack,
-    unpack_unchecked,
 )
 from node.errors import Rejected
 
-VERSION = 1
-DOMAIN = b"allmende/record/1\x00"
+VERSION = 2
+DOMAIN = b"allmende/record/2\x00"
 SIG_BYTES = 64
 KEY_BYTES = 32
-MAX_NAME = 64  # kind and key length
+ID_BYTES = 16
+MAX_NAME = 64  # key length
 MAX_SCOPE = 200
+# The smallest possible record: origin and signature alone take 98 bytes.
+MIN_RECORD_BYTES = 110
+# What a record may decode into: bodies are small maps and lists (a 200-option ranked
+# ballot is the densest real one, ~31 bytes of objects per byte).
+DECODE_BUDGET_PER_BYTE = 32
+DECODE_BUDGET_FIXED = 4096
 _SIG_TAIL = 2 + SIG_BYTES  # msgpack bin8 header + 64 bytes
 _ARRAY8 = b"\x98"
+_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_KEY = re.compile(rf"[!-~]{{1,{MAX_NAME}}}")  # printable ASCII, no space
+_SCOPE_CHARS = re.compile(rf"[a-z0-9/-]{{1,{MAX_SCOPE}}}")
 
 Slot = tuple[bytes, str, str]
 _new = tuple.__new__
+_blake2b = hashlib.blake2b
 Signer = Callable[[bytes], bytes]
 
 
@@ -59,6 +73,7 @@ class Record(NamedTuple):
         body: kind-specific map, or None for a tombstone.
         sig: Ed25519 signature over the canonical unsigned fields.
         raw: the canonical wire bytes (what is stored and forwarded).
+        rid: the record id, a 16-byte hash of `raw`.
     """
 
     origin: bytes
@@ -70,15 +85,11 @@ class Record(NamedTuple):
     body: dict[str, Value] | None
     sig: bytes
     raw: bytes
+    rid: bytes
 
     @property
     def slot(self) -> Slot:
         return (self.origin, self.kind, self.key)
-
-    @property
-    def rid(self) -> bytes:
-        """16-byte content id: equal for equal records, different otherwise."""
-        return record_id(self.raw)
 
     @property
     def tombstone(self) -> bool:
@@ -86,12 +97,12 @@ class Record(NamedTuple):
 
 
 def record_id(raw: bytes) -> bytes:
-    """The first 16 bytes of the signature, which ends the wire bytes.
+    """The id of a record: BLAKE2b-128 of its wire bytes.
 
-    Ed25519 signatures are deterministic and bind the whole record, so two different
-    verified records of any origins have different signatures; no extra hash needed.
+    It binds every byte, so a record offered as one held before is byte-equal to it,
+    and nobody (the signer included) can give two different records one id.
     """
-    return raw[-SIG_BYTES : -SIG_BYTES + 16]
+    return _blake2b(raw, digest_size=ID_BYTES).digest()
 
 
 def signing_bytes(raw: bytes) -> bytes:
@@ -129,7 +140,7 @@ def sign_record(
     raw = pack([*fields, sig])
     if len(raw) > MAX_RECORD_BYTES:
         raise Rejected("oversize", f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}")
-    return Record(origin, kind, key, seq, hlc, scope, fields[7], sig, raw)
+    return Record(origin, kind, key, seq, hlc, scope, fields[7], sig, raw, record_id(raw))
 
 
 def decode_record(raw: bytes) -> Record:
@@ -138,20 +149,24 @@ def decode_record(raw: bytes) -> Record:
     Raises:
         Rejected: oversize, malformed or non-canonical bytes, or ill-typed fields.
     """
-    # No re-encoding here: the signature covers these exact bytes (see
-    # `signing_bytes`), so a re-encoded record fails verification; the origin alone
-    # could sign two encodings of one record, and that is an equivocation.
-    if len(raw) > MAX_RECORD_BYTES:
-        raise Rejected("oversize", f"{len(raw)} bytes, limit {MAX_RECORD_BYTES}")
-    fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
-    check_decoded(fields)
-    if not isinstance(fields, list) or len(fields) != 9:
+    if type(raw) is not bytes:
+        raise Rejected("malformed", "a record is a byte string")
+    n = len(raw)
+    if n > MAX_RECORD_BYTES:
+        raise Rejected("oversize", f"{n} bytes, limit {MAX_RECORD_BYTES}")
+    if n < MIN_RECORD_BYTES or raw[0] != 0x99:
         raise Rejected("malformed", "a record is an array of 9 fields")
+    fields = decode_canonical(
+        raw,
+        max_bytes=MAX_RECORD_BYTES,
+        budget=DECODE_BUDGET_PER_BYTE * n + DECODE_BUDGET_FIXED,
+    )
     _check_fields(fields)
-    if not isinstance(fields[8], bytes) or len(fields[8]) != SIG_BYTES:
+    sig = fields[8]
+    if type(sig) is not bytes or len(sig) != SIG_BYTES:
         raise Rejected("malformed", "signature must be 64 bytes")
     _, origin, kind, key, seq, hlc, scope, body, sig = fields
-    return Record(origin, kind, key, seq, hlc, scope, body, sig, raw)
+    return Record(origin, kind, key, seq, hlc, scope, body, sig, raw, record_id(raw))
 
 
 def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
@@ -168,15 +183,22 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
         unpacker.feed(b"".join(batch))
         for f, raw in zip(unpacker, batch, strict=True):
-            yield _new(Record, (f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], raw))
+            rid = _blake2b(raw, digest_size=ID_BYTES).digest()
+            yield _new(Record, (f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], raw, rid))
 
 
 def verify_record(record: Record) -> None:
-    """Check the Ed25519 signature of a decoded record.
+    """Check the Ed25519 signature of a decoded record (thread-safe, pure).
 
     Raises:
         Rejected: ``bad-signature`` when the signature does not match the origin key.
     """
+    if not signature_ok(record):
+        raise Rejected("bad-signature", "signature does not match the origin key")
+
+
+def signature_ok(record: Record) -> bool:
+    """True if the signature of `record` matches its origin key."""
     msg = signing_bytes(record.raw)
     try:
         nacl.bindings.crypto_sign_open(record.sig + msg, record.origin)
@@ -184,25 +206,28 @@ def verify_record(record: Record) -> None:
         nacl.exceptions.BadSignatureError,
         nacl.exceptions.ValueError,
         nacl.exceptions.TypeError,
-    ) as exc:
-        raise Rejected("bad-signature", "signature does not match the origin key") from exc
+    ):
+        return False
+    return True
 
 
 def _check_fields(f: list[Any]) -> None:
+    if type(f) is not list or len(f) < 8:
+        raise Rejected("malformed", "a record is an array of 9 fields")
     version, origin, kind, key, seq, hlc, scope, body = f[:8]
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise Rejected("unknown-version", f"record version {version!r}, expected {VERSION}")
-    if not isinstance(origin, bytes) or len(origin) != KEY_BYTES:
+    if type(origin) is not bytes or len(origin) != KEY_BYTES:
         raise Rejected("malformed", "origin must be a 32-byte public key")
-    if not isinstance(kind, str) or not 0 < len(kind) <= MAX_NAME:
-        raise Rejected("malformed", "kind must be a short string")
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_NAME:
-        raise Rejected("malformed", f"key must be 1 to {MAX_NAME} characters")
+    if type(kind) is not str or not _KIND.fullmatch(kind):
+        raise Rejected("malformed", "kind must be 1-32 lowercase letters, digits or '-'")
+    if type(key) is not str or not _KEY.fullmatch(key):
+        raise Rejected("malformed", f"key must be 1 to {MAX_NAME} printable ASCII characters")
     if type(seq) is not int or not 0 < seq < 2**63:
         raise Rejected("malformed", "seq must be a positive integer")
     if type(hlc) is not int or not 0 <= hlc < 2**64:
         raise Rejected("malformed", "hlc must be a 64-bit unsigned integer")
-    if not isinstance(scope, str) or not 0 < len(scope) <= MAX_SCOPE:
+    if type(scope) is not str or not _SCOPE_CHARS.fullmatch(scope):
         raise Rejected("malformed", "scope must be a region path")
-    if body is not None and not isinstance(body, dict):
+    if body is not None and type(body) is not dict:
         raise Rejected("malformed", "body must be a map or nil")

@@ -2,32 +2,38 @@
 
 The session is an explicit per-peer value driven by its owner: the initiator calls
 `generate_message()` and sends what it returns; each side passes what it receives to
-`receive_message()` and sends what `generate_message()` returns next, until that is
-None and `done` is true. No I/O, no clock, no randomness happens here.
-
-Traffic is proportional to the difference between the replicas:
+`receive_message()`, merges what `take_received()` hands out, and sends what
+`generate_message()` returns next, until that is None and `done` is true. No I/O, no
+clock, no randomness happens here; what to send never depends on what was just
+received, so the owner may merge received records later (in a worker thread, in
+chunks).
 
     initiator                                   responder
-    HELLO   per-partition roots, counts  ->
-                                         <-     DONE (all equal) | BUCKETS hashes
-    ENTRIES origins of differing buckets ->
-                                         <-     DELTA1 records the initiator lacks,
-                                                seq lists where unclear, absent origins
+    HELLO   per-partition roots, counts,  ->
+            evidence roots
+                                         <-     DONE (all equal) | BUCKETS hashes, evidence
+    ENTRIES origins of differing buckets, ->    (or EVIDENCE when only evidence differs)
+            evidence
+                                         <-     DELTA1 tails, id lists, absent origins
     DELTA2  records the responder lacks, ->
-            wanted seqs
+            wanted ids
                                          <-     DELTA3 wanted records
 
-Origins are bucketed by their first bits; the number of buckets grows with the
-square root of (estimated difference x origins), which minimises hashes plus
-entries. Per origin, an entry is (origin, count, max seq, XOR of record ids). If the
-initiator's entry equals the responder's records up to that max seq, the initiator
-lacks exactly the responder's tail; otherwise the responder's seq list (as runs)
-settles it both ways. Three round trips at most.
+The unit of comparison is one origin's records in one partition. Units are bucketed
+by the origin's first bits (buckets ~ sqrt(5 x difference x units)); per differing
+unit the initiator sends (count, max seq, digest). If the responder's records up to
+that seq have that count and digest, the initiator lacks exactly the responder's
+tail. Otherwise the responder lists (seq, id tag, slot tag) of all its records of the
+unit and the initiator settles both directions: this converges for every pair of
+sets, equivocations (one seq in two records) and moved slots included.
+
+Every hash an adversary could try to make collide is keyed with the session's salt
+(chosen by the initiator), and bulk lists travel as byte strings read by
+`encoding.Reader`, so a message decodes into a bounded number of objects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import math
@@ -37,17 +43,27 @@ from typing import Any
 
 import msgpack
 
-from node.crdt.encoding import unpack_unchecked
-from node.crdt.record import Record
-from node.crdt.replica import OriginPart, Replica
+from node.crdt.encoding import (
+    MAX_RECORD_BYTES,
+    Reader,
+    Writer,
+    check_decode_budget,
+    unpack_unchecked,
+)
+from node.crdt.record import Record, decode_record, verify_record
+from node.crdt.replica import OriginPart, Replica, records_digest
 from node.errors import Rejected
 
+VERSION = 2
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-BUCKET_HASH_BYTES = 4  # salted per session, so a collision never repeats
+MAX_PARTITIONS = 64
+MAX_EVIDENCE_BYTES = 1024 * 1024
+BUCKET_HASH_BYTES = 4
 MAX_BUCKET_BITS = 10
-PREFIX = 8  # origins and digests travel as 8-byte prefixes inside a session
-
-Ingest = Callable[[Sequence[bytes]], None]
+ORIGIN_PREFIX = 16  # 2^64 key generations to make two origins share one
+TAG = 8  # salted id and slot tags in id lists and wants
+# Bytes kept free in a message for everything besides the records it carries.
+_HEADROOM = 256 * 1024
 
 
 class Role(enum.Enum):
@@ -86,27 +102,27 @@ class SyncStats:
 
 
 @dataclass
-class _Summary:
-    """One origin's records in the session's partitions."""
+class Received:
+    """What the peer sent to be merged: raw records and raw evidence pairs."""
 
-    records: list[Record] = field(default_factory=list)
-    xor: int = 0
+    records: list[bytes] = field(default_factory=list)
+    evidence: list[tuple[bytes, bytes]] = field(default_factory=list)
 
-    @property
-    def entry(self) -> tuple[int, int, int]:
-        return (len(self.records), max((r.seq for r in self.records), default=0), self.xor)
+    def __bool__(self) -> bool:
+        return bool(self.records or self.evidence)
+
+
+_Unit = tuple[int, bytes]  # (partition index in the session, origin prefix)
 
 
 class SyncSession:
     """One anti-entropy exchange with one peer.
 
     Args:
-        replica: the local replica (read, and written through `ingest`).
+        replica: the local replica (read only; the owner merges what is received).
         partitions: partitions this node follows; the session covers those both follow.
         role: initiator or responder.
-        ingest: merges received raw records (and persists them); by default they are
-            merged into `replica`, rejected ones counted and dropped.
-        salt: initiator only: 8 random bytes keying this session's bucket hashes.
+        salt: initiator only: 8+ random bytes keying this session's hashes.
     """
 
     def __init__(
@@ -114,20 +130,20 @@ class SyncSession:
         replica: Replica,
         partitions: Iterable[str],
         role: Role,
-        ingest: Ingest | None = None,
         salt: bytes = bytes(8),
     ) -> None:
         self.replica = replica
         self._salt = salt
         self.role = role
-        self._mine = sorted(set(partitions))
-        self._parts: list[str] = []
-        self._ingest = ingest or self._merge_into_replica
+        self._mine = sorted(set(partitions))[:MAX_PARTITIONS]
+        self.partitions: list[str] = []  # partitions whose records are compared
+        self._evparts: list[str] = []
         self.state = State.START if role is Role.INITIATOR else State.WAIT_HELLO
         self.stats = SyncStats()
         self._outbox: dict[str, Any] | None = None
+        self._received = Received()
         self._bits = 0
-        self._buckets: list[int] = []
+        self._units: dict[_Unit, tuple[bytes, OriginPart]] | None = None
 
     @property
     def done(self) -> bool:
@@ -153,13 +169,16 @@ class SyncSession:
 
         Raises:
             SyncError: the message is malformed or not expected in this state; the
-                session is over (the replica keeps what was merged so far).
+                session is over.
         """
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
         try:
-            msg = unpack_unchecked(data, max_bytes=MAX_MESSAGE_BYTES)
-            if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
+            if len(data) > MAX_MESSAGE_BYTES:
+                raise SyncError("oversize", f"sync message of {len(data)} bytes")
+            check_decode_budget(data, 24 * len(data) + 65536)
+            msg = unpack_unchecked(data, max_bytes=MAX_MESSAGE_BYTES, max_len=MAX_PARTITIONS)
+            if type(msg) is not dict or type(msg.get("t")) is not str:
                 raise SyncError("malformed", "a sync message is a map with a type")
             handler = _TABLE.get((self.state, msg["t"]))
             if handler is None:
@@ -171,150 +190,285 @@ class SyncSession:
         except Rejected as exc:
             self.state = State.DONE
             raise SyncError(exc.reason, exc.detail) from exc
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            self.state = State.DONE
-            raise SyncError("malformed", f"bad sync message ({type(exc).__name__})") from exc
+
+    def take_received(self) -> Received:
+        """Records and evidence received since the last call, for the owner to merge."""
+        out, self._received = self._received, Received()
+        self.stats.records_received += len(out.records)
+        return out
 
     # --- steps ---------------------------------------------------------------
 
     def _hello(self) -> dict[str, Any]:
-        roots = [[p, self.replica.digest([p])[:16], self.replica.count([p])] for p in self._mine]
-        return {"t": "hello", "v": 1, "salt": self._salt, "roots": roots}
+        roots = []
+        for p in self._mine:
+            part = self.replica.partition(p)
+            roots.append([p, part.root(), part.count, part.evidence_root()])
+        return {"t": "hello", "v": VERSION, "salt": self._salt, "roots": roots}
 
     def _on_hello(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        if msg.get("v") != 1:
+        if msg.get("v") != VERSION or type(msg.get("v")) is not int:
             raise SyncError("protocol", f"sync version {msg.get('v')!r} not supported")
-        self._salt = _bytes(msg["salt"])
-        theirs = {_str(p): (_bytes(h), _int(n)) for p, h, n in _list(msg["roots"], 64)}
-        differ = [
-            p for p in self._mine if p in theirs and self.replica.digest([p])[:16] != theirs[p][0]
-        ]
-        if not differ:
+        salt = _bytes(msg.get("salt"), 64)
+        if len(salt) < 8:
+            raise SyncError("malformed", "salt must be at least 8 bytes")
+        self._salt = salt
+        theirs: dict[str, tuple[bytes, int, bytes]] = {}
+        for entry in _list(msg.get("roots"), MAX_PARTITIONS):
+            p, root, count, evroot = _list(entry, 4, exact=True)
+            theirs[_str(p)] = (_bytes(root, 16), _int(count), _bytes(evroot, 16))
+        common = [p for p in self._mine if p in theirs]
+        parts = [p for p in common if self.replica.partition(p).root() != theirs[p][0]]
+        evparts = [p for p in common if self.replica.partition(p).evidence_root() != theirs[p][2]]
+        if not parts and not evparts:
             return {"t": "done"}, State.DONE
-        self._parts = differ
-        summaries = self._summaries()
-        estimate = abs(sum(theirs[p][1] for p in differ) - self.replica.count(differ))
-        self._bits = _bucket_bits(len(summaries), estimate)
-        hashes = _bucket_hashes(summaries, self._bits, self._salt)
-        return (
-            {"t": "buckets", "parts": differ, "bits": self._bits, "h": hashes},
-            State.WAIT_ENTRIES,
-        )
+        self.partitions, self._evparts = parts, evparts
+        units = self._my_units()
+        estimate = abs(sum(theirs[p][1] for p in parts) - self.replica.count(parts))
+        self._bits = _bucket_bits(len(units), estimate)
+        out = {
+            "t": "buckets",
+            "parts": parts,
+            "evparts": evparts,
+            "bits": self._bits,
+            "h": self._bucket_hashes(units, self._bits),
+            "ev": self._evidence_blob(evparts),
+        }
+        return out, State.WAIT_ENTRIES
 
     def _on_done(self, msg: dict[str, Any]) -> tuple[None, State]:
         return None, State.DONE
 
     def _on_buckets(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        parts = [_str(p) for p in _list(msg["parts"], 64)]
-        if not set(parts) <= set(self._mine):
+        mine = set(self._mine)
+        parts = [_str(p) for p in _list(msg.get("parts"), MAX_PARTITIONS)]
+        evparts = [_str(p) for p in _list(msg.get("evparts"), MAX_PARTITIONS)]
+        if not set(parts) | set(evparts) <= mine or len(set(parts)) != len(parts):
             raise SyncError("protocol", "peer named partitions this node did not offer")
-        self._parts = parts
-        bits = msg["bits"]
-        if not isinstance(bits, int) or not 0 <= bits <= MAX_BUCKET_BITS:
+        self._read_evidence(msg.get("ev"))
+        self.partitions, self._evparts = parts, evparts
+        if not parts:
+            return {"t": "evidence", "ev": self._evidence_blob(evparts)}, State.DONE
+        bits = msg.get("bits")
+        if type(bits) is not int or not 0 <= bits <= MAX_BUCKET_BITS:
             raise SyncError("malformed", "bucket bits out of range")
         self._bits = bits
-        theirs = msg["h"]
-        if not isinstance(theirs, bytes) or len(theirs) != BUCKET_HASH_BYTES << bits:
+        theirs = _bytes(msg.get("h"), BUCKET_HASH_BYTES << MAX_BUCKET_BITS)
+        if len(theirs) != BUCKET_HASH_BYTES << bits:
             raise SyncError("malformed", "wrong number of bucket hashes")
-        summaries = self._summaries()
-        mine = _bucket_hashes(summaries, bits, self._salt)
+        units = self._my_units()
+        mine_h = self._bucket_hashes(units, bits)
         w = BUCKET_HASH_BYTES
-        self._buckets = [
-            i for i in range(1 << bits) if mine[i * w : (i + 1) * w] != theirs[i * w : (i + 1) * w]
+        buckets = [
+            i for i in range(1 << bits) if mine_h[i * w : (i + 1) * w] != theirs[i * w : i * w + w]
         ]
-        wanted = set(self._buckets)
-        entries = [_entry(o, s) for o, s in sorted(summaries.items()) if _bucket(o, bits) in wanted]
-        return {"t": "entries", "b": self._buckets, "e": entries}, State.WAIT_DELTA1
+        wanted = set(buckets)
+        entries = Writer()
+        for (pi, prefix), (_origin, op) in sorted(units.items()):
+            if _bucket(prefix, bits) in wanted:
+                entries.fixed(bytes((pi,)) + prefix)
+                entries.varint(len(op.slots))
+                entries.varint(op.max_seq)
+                entries.fixed(self._tag(op.digest()))
+        out = {
+            "t": "entries",
+            "b": b"".join(i.to_bytes(2, "big") for i in buckets),
+            "e": entries.getvalue(),
+            "ev": self._evidence_blob(evparts),
+        }
+        return out, State.WAIT_DELTA1
+
+    def _on_evidence(self, msg: dict[str, Any]) -> tuple[None, State]:
+        self._read_evidence(msg.get("ev"))
+        return None, State.DONE
 
     def _on_entries(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        self._buckets = [
-            b
-            for b in _list(msg["b"], 1 << MAX_BUCKET_BITS)
-            if isinstance(b, int) and 0 <= b < 1 << self._bits
-        ]
-        theirs = _entries(msg["e"])
-        wanted = set(self._buckets)
-        mine = {
-            o[:PREFIX]: s for o, s in self._summaries().items() if _bucket(o, self._bits) in wanted
+        self._read_evidence(msg.get("ev"))
+        raw_buckets = _bytes(msg.get("b"), 2 << MAX_BUCKET_BITS)
+        if len(raw_buckets) % 2:
+            raise SyncError("malformed", "bucket list of odd length")
+        wanted = {
+            int.from_bytes(raw_buckets[i : i + 2], "big") for i in range(0, len(raw_buckets), 2)
         }
-        out = _Outbox(self.stats)
-        seqs: list[list[Any]] = []
-        absent: list[bytes] = []
-        for prefix in sorted(set(mine) | set(theirs)):
-            s = mine.get(prefix)
-            if s is None:
-                absent.append(prefix)  # the initiator sends all it has
+        if any(b >= 1 << self._bits for b in wanted):
+            raise SyncError("malformed", "bucket out of range")
+        theirs: dict[_Unit, tuple[int, int, bytes]] = {}
+        reader = Reader(_bytes(msg.get("e"), MAX_MESSAGE_BYTES))
+        while not reader.done:
+            unit = self._read_unit(reader)
+            count, max_seq, digest = reader.varint(), reader.varint(), reader.fixed(TAG)
+            if _bucket(unit[1], self._bits) not in wanted or unit in theirs:
+                raise SyncError("malformed", "entry outside the differing buckets")
+            theirs[unit] = (count, max_seq, digest)
+        units = {u: v for u, v in self._my_units().items() if _bucket(u[1], self._bits) in wanted}
+        records = _Outbox(self.stats, MAX_MESSAGE_BYTES - _HEADROOM)
+        lists = Writer()
+        absent = Writer()
+        for unit in sorted(set(units) | set(theirs)):
+            mine = units.get(unit)
+            if mine is None:
+                absent.fixed(bytes((unit[0],)) + unit[1])  # the initiator sends it all
                 continue
-            send = _tail_for(s, theirs.get(prefix, (0, 0, 0)))
-            if send is None:
-                seqs.append([prefix, _x8(s.xor), _runs({r.seq for r in s.records})])
+            ordered = mine[1].ordered()
+            entry = theirs.get(unit)
+            if entry is None:
+                records.add(ordered)
+                continue
+            tail = self._tail(ordered, entry)
+            if tail is not None:
+                records.add(tail)
+            elif lists.size < MAX_MESSAGE_BYTES // 4:
+                lists.fixed(bytes((unit[0],)) + unit[1])
+                lists.varint(len(ordered))
+                prev = 0
+                for r in ordered:
+                    lists.varint(r.seq - prev)
+                    lists.fixed(self._tag(r.rid) + self._slot_tag(r))
+                    prev = r.seq
             else:
-                out.add(send)
-        return {"t": "delta1", "r": out.raws, "s": seqs, "a": absent}, State.WAIT_DELTA2
+                self.stats.truncated = True  # the rest in the next session
+        out = {"t": "delta1", "r": records.blob(), "l": lists.getvalue(), "a": absent.getvalue()}
+        return out, State.WAIT_DELTA2
 
     def _on_delta1(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        self._receive_records(msg["r"])
-        mine = {o[:PREFIX]: s for o, s in self._summaries().items()}
-        out = _Outbox(self.stats)
-        wants: list[list[Any]] = []
-        everything: list[bytes] = []
-        for prefix in _list(msg["a"], 1 << 20):
-            s = mine.get(_bytes(prefix))
-            if s is not None:
-                out.add(s.records)
-        for prefix, xor, runs in _list(msg["s"], 1 << 20):
-            prefix, peer_has = _bytes(prefix), set(_unruns(runs))
-            s = mine.get(prefix, _Summary())
-            my_seqs = {r.seq for r in s.records}
-            out.add(r for r in s.records if r.seq not in peer_has)
-            missing = peer_has - my_seqs
-            if missing:
-                wants.append([prefix, _runs(missing)])
-            elif peer_has == my_seqs and _x8(s.xor) != _bytes(xor):
-                out.add(s.records)  # same seqs, other content: an equivocation
-                everything.append(prefix)
-        return {"t": "delta2", "r": out.raws, "w": wants, "all": everything}, State.WAIT_DELTA3
+        self._read_records(msg.get("r"))
+        units = self._my_units()
+        records = _Outbox(self.stats, MAX_MESSAGE_BYTES - _HEADROOM)
+        reader = Reader(_bytes(msg.get("a"), MAX_MESSAGE_BYTES))
+        while not reader.done:
+            mine = units.get(self._read_unit(reader))
+            if mine is not None:
+                records.add(mine[1].ordered())
+        wants = Writer()
+        reader = Reader(_bytes(msg.get("l"), MAX_MESSAGE_BYTES))
+        while not reader.done:
+            unit = self._read_unit(reader)
+            n = reader.varint(MAX_MESSAGE_BYTES // (TAG * 2))
+            listed: list[tuple[int, bytes, bytes]] = []
+            seq = 0
+            for _ in range(n):
+                seq += reader.varint()
+                listed.append((seq, reader.fixed(TAG), reader.fixed(TAG)))
+            mine = units.get(unit)
+            ordered = mine[1].ordered() if mine is not None else []
+            send, want = self._settle(ordered, listed)
+            records.add(send)
+            if want:
+                wants.fixed(bytes((unit[0],)) + unit[1])
+                wants.varint(len(want))
+                wants.fixed(b"".join(want))
+        return {"t": "delta2", "r": records.blob(), "w": wants.getvalue()}, State.WAIT_DELTA3
 
     def _on_delta2(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
-        self._receive_records(msg["r"])
-        mine = {o[:PREFIX]: s for o, s in self._summaries().items()}
-        out = _Outbox(self.stats)
-        for prefix, runs in _list(msg["w"], 1 << 20):
-            wanted = set(_unruns(runs))
-            s = mine.get(_bytes(prefix))
-            if s is not None:
-                out.add(r for r in s.records if r.seq in wanted)
-        for prefix in _list(msg["all"], 1 << 20):
-            s = mine.get(_bytes(prefix))
-            if s is not None:
-                out.add(s.records)
-        return {"t": "delta3", "r": out.raws}, State.DONE
+        self._read_records(msg.get("r"))
+        units = self._my_units()
+        records = _Outbox(self.stats, MAX_MESSAGE_BYTES - _HEADROOM)
+        reader = Reader(_bytes(msg.get("w"), MAX_MESSAGE_BYTES))
+        while not reader.done:
+            unit = self._read_unit(reader)
+            n = reader.varint(MAX_MESSAGE_BYTES // TAG)
+            wanted = {reader.fixed(TAG) for _ in range(n)}
+            mine = units.get(unit)
+            if mine is not None:
+                records.add(r for r in mine[1].ordered() if self._tag(r.rid) in wanted)
+        return {"t": "delta3", "r": records.blob()}, State.DONE
 
     def _on_delta3(self, msg: dict[str, Any]) -> tuple[None, State]:
-        self._receive_records(msg["r"])
+        self._read_records(msg.get("r"))
         return None, State.DONE
 
     # --- helpers -------------------------------------------------------------
 
-    def _summaries(self) -> dict[bytes, _Summary]:
-        out: dict[bytes, _Summary] = {}
-        for origin, parts in self.replica.origin_parts(self._parts).items():
-            s = _summarise(parts)
-            if s.records:
-                out[origin] = s
-        return out
+    def _tag(self, data: bytes) -> bytes:
+        return hashlib.blake2b(data, key=self._salt, digest_size=TAG).digest()
 
-    def _receive_records(self, raws: Any) -> None:
-        batch = [r for r in _list(raws, 1 << 20) if isinstance(r, bytes)]
-        self.stats.records_received += len(batch)
-        if batch:
-            self._ingest(batch)
+    def _slot_tag(self, r: Record) -> bytes:
+        return self._tag(r.kind.encode() + b"\0" + r.key.encode())
 
-    def _merge_into_replica(self, raws: Sequence[bytes]) -> None:
-        for raw in raws:
-            # A rejected record is counted by the replica; the rest of the batch counts.
-            with contextlib.suppress(Rejected):
-                self.replica.receive(raw)
+    def _my_units(self) -> dict[_Unit, tuple[bytes, OriginPart]]:
+        if self._units is None:
+            self._units = {}
+            for pi, p in enumerate(self.partitions):
+                for origin, op in self.replica.partition(p).origins.items():
+                    if op.slots:
+                        self._units[(pi, origin[:ORIGIN_PREFIX])] = (origin, op)
+        return self._units
+
+    def _bucket_hashes(self, units: dict[_Unit, tuple[bytes, OriginPart]], bits: int) -> bytes:
+        hashers = [
+            hashlib.blake2b(digest_size=BUCKET_HASH_BYTES, key=self._salt) for _ in range(1 << bits)
+        ]
+        for (pi, prefix), (origin, op) in sorted(units.items()):
+            hashers[_bucket(prefix, bits)].update(
+                bytes((pi,)) + origin + len(op.slots).to_bytes(4, "big") + op.digest()
+            )
+        return b"".join(h.digest() for h in hashers)
+
+    def _read_unit(self, reader: Reader) -> _Unit:
+        pi = reader.fixed(1)[0]
+        if pi >= len(self.partitions):
+            raise SyncError("malformed", "partition index out of range")
+        return (pi, reader.fixed(ORIGIN_PREFIX))
+
+    def _tail(self, ordered: list[Record], theirs: tuple[int, int, bytes]) -> list[Record] | None:
+        """My records above the peer's max seq, if its records are exactly the rest."""
+        count, max_seq, digest = theirs
+        n = 0
+        while n < len(ordered) and ordered[n].seq <= max_seq:
+            n += 1
+        if n == count and self._tag(records_digest(ordered[:n])) == digest:
+            return ordered[n:]
+        return None
+
+    def _settle(
+        self, ordered: list[Record], listed: list[tuple[int, bytes, bytes]]
+    ) -> tuple[list[Record], list[bytes]]:
+        """From the peer's (seq, id tag, slot tag) list: what to send and what to want.
+
+        A record is not sent where the peer holds a newer one of its slot, nor wanted
+        where this node does; everything else either side lacks moves.
+        """
+        their_ids = {t for _, t, _ in listed}
+        their_slots: dict[bytes, int] = {}
+        for seq, _, s in listed:
+            their_slots[s] = max(seq, their_slots.get(s, 0))
+        my_ids: set[bytes] = set()
+        my_slots: dict[bytes, int] = {}
+        send = []
+        for r in ordered:
+            tag, slot = self._tag(r.rid), self._slot_tag(r)
+            my_ids.add(tag)
+            my_slots[slot] = max(r.seq, my_slots.get(slot, 0))
+            if tag not in their_ids and their_slots.get(slot, 0) <= r.seq:
+                send.append(r)
+        want = [
+            tag for seq, tag, slot in listed if tag not in my_ids and my_slots.get(slot, 0) <= seq
+        ]
+        return send, want
+
+    def _read_records(self, value: Any) -> None:
+        reader = Reader(_bytes(value, MAX_MESSAGE_BYTES))
+        out = self._received.records
+        while not reader.done:
+            out.append(reader.blob(MAX_RECORD_BYTES))
+
+    def _evidence_blob(self, partitions: Sequence[str]) -> bytes:
+        w = Writer()
+        for a, b in self.replica.evidence(partitions):
+            if w.size + len(a.raw) + len(b.raw) > MAX_EVIDENCE_BYTES:
+                self.stats.truncated = True
+                break
+            w.blob(a.raw)
+            w.blob(b.raw)
+        return w.getvalue()
+
+    def _read_evidence(self, value: Any) -> None:
+        if value is None:
+            return  # no evidence to give
+        reader = Reader(_bytes(value, MAX_EVIDENCE_BYTES + 64))
+        while not reader.done:
+            a = reader.blob(MAX_RECORD_BYTES)
+            self._received.evidence.append((a, reader.blob(MAX_RECORD_BYTES)))
 
 
 _Handler = Callable[[SyncSession, dict[str, Any]], tuple[dict[str, Any] | None, State]]
@@ -326,6 +480,7 @@ _TABLE: dict[tuple[State, str], _Handler] = {
     (State.WAIT_BUCKETS, "buckets"): SyncSession._on_buckets,
     (State.WAIT_BUCKETS, "done"): SyncSession._on_done,
     (State.WAIT_ENTRIES, "entries"): SyncSession._on_entries,
+    (State.WAIT_ENTRIES, "evidence"): SyncSession._on_evidence,
     (State.WAIT_DELTA1, "delta1"): SyncSession._on_delta1,
     (State.WAIT_DELTA2, "delta2"): SyncSession._on_delta2,
     (State.WAIT_DELTA3, "delta3"): SyncSession._on_delta3,
@@ -333,130 +488,50 @@ _TABLE: dict[tuple[State, str], _Handler] = {
 
 
 class _Outbox:
-    """Raw records to send, bounded by the message size."""
+    """Records to send as one length-prefixed blob, bounded in size."""
 
-    def __init__(self, stats: SyncStats) -> None:
-        self.raws: list[bytes] = []
-        self._size = 0
+    def __init__(self, stats: SyncStats, limit: int) -> None:
+        self._w = Writer()
         self._stats = stats
+        self._limit = limit
+        self._seen: set[bytes] = set()
 
     def add(self, records: Iterable[Record]) -> None:
         for r in records:
-            if self._size + len(r.raw) > MAX_MESSAGE_BYTES - 64 * 1024:
+            if r.rid in self._seen:
+                continue
+            if self._w.size + len(r.raw) + 3 > self._limit:
                 self._stats.truncated = True  # the rest goes in the next session
                 return
-            self.raws.append(r.raw)
-            self._size += len(r.raw) + 3
+            self._seen.add(r.rid)
+            self._w.blob(r.raw)
             self._stats.records_sent += 1
 
-
-def _summarise(parts: Sequence[OriginPart]) -> _Summary:
-    s = _Summary()
-    for p in parts:
-        s.records.extend(p.slots.values())
-        s.xor ^= p.xor
-    return s
+    def blob(self) -> bytes:
+        return self._w.getvalue()
 
 
-def _tail_for(mine: _Summary, theirs: tuple[int, int, int]) -> list[Record] | None:
-    """What the peer lacks if its records are exactly my records up to its max seq.
-
-    Args:
-        theirs: the peer's (count, max seq, 64-bit digest) for this origin.
-
-    Returns:
-        The records to send (possibly none), or None if that rule does not decide.
-    """
-    count, max_seq, xor64 = theirs
-    if count == 0:
-        return list(mine.records)
-    if (len(mine.records), mine.xor >> 64) == (count, xor64):
-        return []
-    prefix_count, prefix_xor, tail = 0, 0, []
-    for r in mine.records:
-        if r.seq <= max_seq:
-            prefix_count += 1
-            prefix_xor ^= int.from_bytes(r.rid, "big")
-        else:
-            tail.append(r)
-    if (prefix_count, prefix_xor >> 64) == (count, xor64):
-        return tail
-    return None
-
-
-def _bucket_bits(n_origins: int, estimated_difference: int) -> int:
-    """Buckets ~ sqrt(5 d n): 4-byte hashes against ~20-byte entries per origin."""
-    if n_origins <= 4:
+def _bucket_bits(n_units: int, estimated_difference: int) -> int:
+    """Buckets ~ sqrt(5 d n): 4-byte hashes against ~30-byte entries per unit."""
+    if n_units <= 4:
         return 0
-    best = math.sqrt(5 * max(1, estimated_difference) * n_origins)
-    return max(0, min(MAX_BUCKET_BITS, round(math.log2(best)), n_origins.bit_length()))
+    best = math.sqrt(5 * max(1, estimated_difference) * n_units)
+    return max(0, min(MAX_BUCKET_BITS, round(math.log2(best)), n_units.bit_length()))
 
 
-def _bucket(origin: bytes, bits: int) -> int:
-    return int.from_bytes(origin[:2], "big") >> (16 - bits) if bits else 0
+def _bucket(prefix: bytes, bits: int) -> int:
+    return int.from_bytes(prefix[:2], "big") >> (16 - bits) if bits else 0
 
 
-def _bucket_hashes(summaries: dict[bytes, _Summary], bits: int, salt: bytes) -> bytes:
-    hashers = [hashlib.blake2b(digest_size=BUCKET_HASH_BYTES, key=salt) for _ in range(1 << bits)]
-    for origin in sorted(summaries):
-        hashers[_bucket(origin, bits)].update(origin + summaries[origin].xor.to_bytes(16, "big"))
-    return b"".join(h.digest() for h in hashers)
-
-
-def _entry(origin: bytes, s: _Summary) -> list[Any]:
-    count, max_seq, xor = s.entry
-    return [origin[:PREFIX], count, max_seq, _x8(xor)]
-
-
-def _x8(xor: int) -> bytes:
-    return (xor >> 64).to_bytes(8, "big")
-
-
-def _entries(value: Any) -> dict[bytes, tuple[int, int, int]]:
-    out = {}
-    for e in _list(value, 1 << 20):
-        prefix, count, max_seq, xor = e
-        out[_bytes(prefix)] = (_int(count), _int(max_seq), int.from_bytes(_bytes(xor), "big"))
-    return out
-
-
-def _runs(seqs: Iterable[int]) -> list[int]:
-    """Sorted distinct seqs as [gap, length, gap, length, ...] runs."""
-    out: list[int] = []
-    prev = 0
-    for q in sorted(seqs):
-        if out and q == prev + 1:
-            out[-1] += 1
-        else:
-            out += [q - prev, 1]
-        prev = q
-    return out
-
-
-def _unruns(runs: Any) -> list[int]:
-    values = _list(runs, 1 << 20)
-    if len(values) % 2:
-        raise SyncError("malformed", "runs come in pairs")
-    out: list[int] = []
-    prev = 0
-    for gap, length in zip(values[::2], values[1::2], strict=True):
-        if not (_int(gap) >= 1 and 1 <= _int(length) <= 1 << 20) or len(out) + length > 1 << 20:
-            raise SyncError("malformed", "bad seq run")
-        start = prev + gap
-        out.extend(range(start, start + length))
-        prev = start + length - 1
-    return out
-
-
-def _list(value: Any, limit: int) -> list[Any]:
-    if not isinstance(value, list) or len(value) > limit:
+def _list(value: Any, limit: int, *, exact: bool = False) -> list[Any]:
+    if type(value) is not list or len(value) > limit or (exact and len(value) != limit):
         raise SyncError("malformed", "expected a bounded list")
     return value
 
 
-def _bytes(value: Any) -> bytes:
-    if not isinstance(value, bytes) or len(value) > 64:
-        raise SyncError("malformed", "expected a short byte string")
+def _bytes(value: Any, limit: int) -> bytes:
+    if type(value) is not bytes or len(value) > limit:
+        raise SyncError("malformed", "expected a bounded byte string")
     return value
 
 
@@ -467,6 +542,31 @@ def _int(value: Any) -> int:
 
 
 def _str(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 256:
+    if type(value) is not str or not 0 < len(value) <= 256:
         raise SyncError("malformed", "expected a short string")
     return value
+
+
+def merge_received(replica: Replica, received: Received) -> int:
+    """Merge what a session received straight into a replica (tests, simple owners).
+
+    Records and evidence that fail their checks are counted by the replica and
+    dropped. Returns how many records were stored.
+    """
+    stored = 0
+    for raw in received.records:
+        try:
+            outcome, _ = replica.receive(raw)
+        except Rejected:
+            continue
+        stored += outcome.stored
+    for raw_a, raw_b in received.evidence:
+        try:
+            a, b = decode_record(raw_a), decode_record(raw_b)
+            for r in (a, b):
+                replica.check(r)
+                verify_record(r)
+        except Rejected:
+            continue
+        replica.observe_evidence(a, b)
+    return stored

@@ -63,13 +63,13 @@ from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import (
     MAX_GOSSIP_MESSAGE,
     GossipConfig,
-    GossipVerdict,
     NetHandler,
     SyncSession,
     scope_of_topic,
     topic_for_scope,
 )
 from node.net.host import build_host, key_pair_from_seed, peer_id_from_seed
+from node.net.pubsub import AllmendePubsub, GossipVerdict
 from node.net.service import NetConfig, NetService, NetStatistics
 from node.net.syncproto import MAX_FRAME, PROTOCOL_ID, FrameDecoder, encode_frame
 
@@ -77,6 +77,7 @@ __all__ = [
     "MAX_FRAME",
     "MAX_GOSSIP_MESSAGE",
     "PROTOCOL_ID",
+    "AllmendePubsub",
     "Backoff",
     "Discovery",
     "FrameDecoder",

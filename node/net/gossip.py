@@ -7,13 +7,12 @@ py-libp2p's `Pubsub`.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -23,31 +22,29 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 
-from node.errors import LocalError, RemoteError
+from node.errors import LocalError
+from node.net.pubsub import GossipVerdict
 
 logger = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "allmende/1/"
+TOPIC_PREFIX = "allmende/2/"
 
-# py-libp2p refuses inbound pubsub RPCs above 1 MiB (rpc_queue.DefaultMaxMessageSize) and
-# silently drops outbound RPCs above it; one publish travels as one RPC, plus envelope.
-MAX_GOSSIP_MESSAGE = 512 * 1024
-
-
-class GossipVerdict(enum.Enum):
-    """What the handler decides about one gossip message."""
-
-    ACCEPT = "accept"  # valid: keep and forward
-    REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarding peer
-    IGNORE = "ignore"  # drop without penalty (duplicate, not for us, cannot judge yet)
+# One publish travels as one RPC. The node's batches stay below 60 KiB
+# (node.core.MAX_BATCH_BYTES) so that an RPC fits one yamux frame; anything larger from
+# a peer is refused before it is decoded.
+MAX_GOSSIP_MESSAGE = 64 * 1024
 
 
 class SyncSession(Protocol):
     """A sans-IO anti-entropy session (implemented in node/crdt)."""
 
+    partitions: list[str]
+
     def generate_message(self) -> bytes | None: ...
 
     def receive_message(self, data: bytes) -> None: ...
+
+    def take_received(self) -> Any: ...
 
     @property
     def done(self) -> bool: ...
@@ -56,9 +53,15 @@ class SyncSession(Protocol):
 class NetHandler(Protocol):
     """What `NetService` needs from the daemon."""
 
-    def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict: ...
+    async def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict:
+        """ACCEPT, IGNORE, REJECT, or LOCAL when this node could not judge."""
+        ...
 
     def new_sync_session(self, peer: str, initiator: bool) -> SyncSession: ...
+
+    async def ingest_sync(self, peer: str, session: SyncSession) -> None:
+        """Merge what `session` received (`take_received()`); raises only LocalError."""
+        ...
 
     def on_peer_connected(self, peer: str) -> None: ...
 
@@ -209,7 +212,7 @@ class GossipStats:
     bytes_out: int = 0
     publish_failed: int = 0
     queue_waits: int = 0
-    ignored: int = 0  # messages with nothing new, passed on (see _validate)
+    ignored: int = 0  # messages with nothing new: dropped, not forwarded, no penalty
 
 
 class GossipDriver:
@@ -217,6 +220,7 @@ class GossipDriver:
 
     Args:
         pubsub: a py-libp2p `Pubsub` already attached to a `GossipSub` router.
+        topics: the topics this node follows (validates, publishes on).
         handler: validates (and merges) every message before it is forwarded.
         config: gossip parameters.
         rejected: counter of rejected inputs by reason, shared with the service.
@@ -226,12 +230,14 @@ class GossipDriver:
     def __init__(
         self,
         pubsub: Pubsub,
+        topics: Sequence[str],
         handler: NetHandler,
         config: GossipConfig,
         rejected: Counter[str],
         on_ban: Callable[[ID], None],
     ) -> None:
         self.pubsub = pubsub
+        self.topics = frozenset(topics)
         self.handler = handler
         self.config = config
         self.rejected = rejected
@@ -244,49 +250,36 @@ class GossipDriver:
         )
         self._pending: dict[str, deque[bytes]] = defaultdict(deque)
 
-    # -- validation (runs inside py-libp2p's push_msg, must be sync and fast) --
+    # -- validation (AllmendePubsub.push_msg awaits it for every message from a peer) --
 
-    def make_validator(self, topic: str) -> Callable[[ID, rpc_pb2.Message], bool]:
-        """Return the py-libp2p sync topic validator for `topic`."""
-
-        def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
-            return self._validate(topic, forwarder, msg)
-
-        return validate
-
-    def _validate(self, topic: str, forwarder: ID, msg: rpc_pb2.Message) -> bool:
-        # Our own publishes were built from records the daemon already holds.
-        if forwarder == self.pubsub.my_id:
-            return True
+    async def validate(self, topic: str, forwarder: ID, msg: rpc_pb2.Message) -> GossipVerdict:
+        """The verdict on one message; counts and bans; never raises."""
         peer = forwarder.to_base58()
+        if topic not in self.topics:
+            self._count_invalid(forwarder, "gossip-unknown-topic")
+            return GossipVerdict.REJECT
         data = bytes(msg.data)
         if len(data) > self.config.max_message_bytes:
             self._count_invalid(forwarder, "gossip-too-large")
-            return False
+            return GossipVerdict.REJECT
         try:
-            verdict = self.handler.validate_gossip(topic, data, peer)
-        except RemoteError as exc:
-            logger.info("gossip from %s rejected: %s", peer, exc)
-            verdict = GossipVerdict.REJECT
+            verdict = await self.handler.validate_gossip(topic, data, peer)
+        except trio.Cancelled:
+            raise
         except Exception:
-            # A bug on our side must not penalise the peer nor kill py-libp2p's task.
+            # A bug or a full disk here must not penalise the peer.
             logger.exception("validate_gossip failed on a message from %s", peer)
-            self.rejected["gossip-handler-error"] += 1
-            return False
-        if verdict is GossipVerdict.ACCEPT:
-            self.stats.messages_in += 1
-            self.stats.bytes_in += len(data)
-            return True
-        if verdict is GossipVerdict.IGNORE:
-            # py-libp2p's validator is boolean and its scorer counts every False as an
-            # invalid message (pubsub.py push_msg -> on_invalid_message): a few batches
-            # we already held (say, from a sync) would graylist an honest peer. So a
-            # message with nothing new passes: forwarding it once costs a little
-            # bandwidth, and every peer drops it by message id and record.
+            self.rejected["gossip-local-error"] += 1
+            return GossipVerdict.LOCAL
+        self.stats.messages_in += 1
+        self.stats.bytes_in += len(data)
+        if verdict is GossipVerdict.REJECT:
+            self._count_invalid(forwarder, "gossip-rejected")
+        elif verdict is GossipVerdict.IGNORE:
             self.stats.ignored += 1
-            return True
-        self._count_invalid(forwarder, "gossip-rejected")
-        return False
+        elif verdict is GossipVerdict.LOCAL:
+            self.rejected["gossip-local-error"] += 1
+        return verdict
 
     def _count_invalid(self, forwarder: ID, reason: str) -> None:
         self.rejected[reason] += 1
@@ -302,6 +295,12 @@ class GossipDriver:
         Raises:
             LocalError: `data` is larger than `max_message_bytes` or empty.
         """
+        if topic not in self.topics:
+            # Never publish on a topic this node does not follow: py-libp2p would
+            # send it to no mesh, and a record of another partition has no place here.
+            logger.warning("not publishing on %s: this node does not follow it", topic)
+            self.stats.publish_failed += 1
+            return
         if not data:
             raise LocalError("cannot publish an empty gossip message")
         if len(data) > self.config.max_message_bytes:

@@ -16,7 +16,6 @@ import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
@@ -24,6 +23,7 @@ from node.errors import LocalError, RemoteError
 from node.net.discovery import Backoff, Discovery, PeerBook
 from node.net.gossip import GossipConfig, GossipDriver, NetHandler, build_router, topic_for_scope
 from node.net.host import DEFAULT_LISTEN_ADDRS, build_host, parse_listen_addrs
+from node.net.pubsub import AllmendePubsub
 from node.net.syncproto import (
     MAX_FRAME,
     PROTOCOL_ID,
@@ -36,7 +36,15 @@ logger = logging.getLogger(__name__)
 
 # Reasons that show intent or a broken peer (not a slow one): they count towards a ban.
 _MALICIOUS_SYNC_REASONS = frozenset(
-    {"bad-sync-message", "frame-too-large", "bad-varint", "malformed", "protocol"}
+    {
+        "frame-too-large",
+        "bad-varint",
+        "malformed",
+        "protocol",
+        "oversize",
+        "non-canonical",
+        "too-deep",
+    }
 )
 # Seconds allowed for closing connections and stopping py-libp2p on shutdown.
 SHUTDOWN_GRACE = 5.0
@@ -176,8 +184,13 @@ class NetService:
         self.sync_ok = 0
         self.sync_failed = 0
         self._router = build_router(config.gossip)
-        self._pubsub = Pubsub(self.host, self._router, strict_signing=True)
-        self.gossip = GossipDriver(self._pubsub, handler, config.gossip, self.rejected, self._ban)
+        self._pubsub = AllmendePubsub(
+            self.host, self._router, strict_signing=True, errors=self.rejected
+        )
+        self.gossip = GossipDriver(
+            self._pubsub, self.topics, handler, config.gossip, self.rejected, self._ban
+        )
+        self._pubsub.validator = self.gossip.validate
         self.discovery = Discovery(
             self.host,
             bootstrap=config.bootstrap,
@@ -192,6 +205,7 @@ class NetService:
         self._new_peers_send, self._new_peers = trio.open_memory_channel[ID](256)
         self._to_disconnect_send, self._to_disconnect = trio.open_memory_channel[ID](256)
         self._outbound_syncs: set[str] = set()
+        self._inbound_syncs: set[str] = set()
         self._inbound_limit = trio.CapacityLimiter(config.max_inbound_syncs)
         self._nursery: trio.Nursery | None = None
         self._running = False
@@ -246,12 +260,14 @@ class NetService:
                 background_trio_service(self._router),
             ):
                 await self._pubsub.wait_until_ready()
-                subscriptions = []
-                for topic in self.topics:
-                    self._pubsub.set_topic_validator(
-                        topic, self.gossip.make_validator(topic), False
+                if not self.host.get_addrs():
+                    raise LocalError(
+                        "could not listen on "
+                        + ", ".join(self.config.listen_addrs)
+                        + ": the port is in use (another node?) or the address is not "
+                        "this machine's; choose another with --listen or in config.toml"
                     )
-                    subscriptions.append(await self._pubsub.subscribe(topic))
+                subscriptions = [await self._pubsub.subscribe(t) for t in self.topics]
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     for sub in subscriptions:
@@ -446,15 +462,22 @@ class NetService:
         if self.is_banned(peer.to_base58()):
             await _reset(stream)
             return
+        pid = peer.to_base58()
+        if pid in self._inbound_syncs:
+            self.rejected["sync-busy"] += 1  # one session per peer at a time
+            await _reset(stream)
+            return
         try:
             self._inbound_limit.acquire_nowait()
         except trio.WouldBlock:
             self.rejected["sync-busy"] += 1
             await _reset(stream)
             return
+        self._inbound_syncs.add(pid)
         try:
             await self._run_sync(peer, stream)
         finally:
+            self._inbound_syncs.discard(pid)
             self._inbound_limit.release()
 
     async def _run_sync(self, peer: ID, stream: INetStream | None) -> bool:
@@ -468,10 +491,14 @@ class NetService:
                     stream = await self._open_sync_stream(peer)
                 session = self.handler.new_sync_session(pid, initiator)
                 framed = FramedStream(stream, self.config.sync_read_timeout, self.config.max_frame)
+
+                async def ingest(s: Any) -> None:
+                    await self.handler.ingest_sync(pid, s)
+
                 if initiator:
-                    await drive_initiator(framed, session)
+                    await drive_initiator(framed, session, ingest)
                 else:
-                    await drive_responder(framed, session)
+                    await drive_responder(framed, session, ingest)
                 await stream.close()
         except RemoteError as exc:
             reason = exc.reason
@@ -499,12 +526,15 @@ class NetService:
         self.rejected[reason] += 1
         if stream is not None:
             await _reset(stream)
-        if reason in _MALICIOUS_SYNC_REASONS and self.gossip.invalid.record(
-            pid, trio.current_time()
-        ):
-            self.gossip.invalid.forget(pid)
-            self._ban(peer)
+        if reason in _MALICIOUS_SYNC_REASONS:
+            self.report_invalid(pid)
         return False
+
+    def report_invalid(self, pid: str) -> None:
+        """Count one invalid input from `pid` (bad records in a sync, say) toward a ban."""
+        if self.gossip.invalid.record(pid, trio.current_time()):
+            self.gossip.invalid.forget(pid)
+            self._ban(ID.from_base58(pid))
 
 
 async def _reset(stream: INetStream) -> None:

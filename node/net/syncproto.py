@@ -1,4 +1,4 @@
-"""Anti-entropy over libp2p streams: ``/allmende/sync/1.0.0``.
+"""Anti-entropy over libp2p streams: ``/allmende/sync/2.0.0``.
 
 Wire format: each message is one frame, an unsigned LEB128 varint length followed by
 that many bytes; a frame is at most 8 MiB.  The initiator speaks first.  The stream
@@ -10,6 +10,7 @@ are the I/O edge and work on anything with ``read(n)`` / ``write(data)``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
@@ -17,7 +18,7 @@ import trio
 from node.errors import LocalError, RemoteError
 from node.net.gossip import SyncSession
 
-PROTOCOL_ID = "/allmende/sync/1.0.0"
+PROTOCOL_ID = "/allmende/sync/2.0.0"
 MAX_FRAME = 8 * 1024 * 1024
 # 8 MiB needs 4 varint bytes; anything longer than 5 is garbage, not a big frame.
 _MAX_VARINT_BYTES = 5
@@ -156,25 +157,31 @@ class FramedStream:
         await self.stream.write(encode_frame(payload, self.max_frame))
 
 
+Ingest = Callable[[SyncSession], Awaitable[None]]
+
+
 def _receive(session: SyncSession, data: bytes) -> None:
     try:
         session.receive_message(data)
     except RemoteError:
-        raise
+        raise  # the peer broke the protocol (SyncError is a RemoteError)
     except Exception as exc:
-        # The session's own error types are not ours to know; any failure to take a
-        # peer's message is the peer's fault from the network layer's point of view.
-        raise RemoteError("bad-sync-message", f"{type(exc).__name__}: {exc}") from exc
+        # Anything else is a bug of ours, not the peer's doing: never counted against it.
+        raise LocalError(f"sync session failed: {type(exc).__name__}: {exc}") from exc
 
 
-async def drive_initiator(framed: FramedStream, session: SyncSession) -> int:
+async def drive_initiator(framed: FramedStream, session: SyncSession, ingest: Ingest) -> int:
     """Run `session` as initiator until it has nothing more to say.
+
+    After every message received, `ingest(session)` merges what it brought before the
+    next message is generated.
 
     Returns:
         Number of messages exchanged (sent + received).
 
     Raises:
         RemoteError: the peer timed out, closed early or sent something bad.
+        LocalError: merging failed here.
     """
     msg = session.generate_message()
     count = 0
@@ -186,6 +193,7 @@ async def drive_initiator(framed: FramedStream, session: SyncSession) -> int:
         reply = await framed.read_frame()
         count += 1
         _receive(session, reply)
+        await ingest(session)
         if session.done:
             msg = session.generate_message()
             if msg is not None:
@@ -196,7 +204,7 @@ async def drive_initiator(framed: FramedStream, session: SyncSession) -> int:
     return count
 
 
-async def drive_responder(framed: FramedStream, session: SyncSession) -> int:
+async def drive_responder(framed: FramedStream, session: SyncSession, ingest: Ingest) -> int:
     """Run `session` as responder until it is done or the initiator stops.
 
     Returns:
@@ -204,6 +212,7 @@ async def drive_responder(framed: FramedStream, session: SyncSession) -> int:
 
     Raises:
         RemoteError: the peer timed out, sent something bad or hung up mid-frame.
+        LocalError: merging failed here.
     """
     count = 0
     while not session.done:
@@ -215,8 +224,10 @@ async def drive_responder(framed: FramedStream, session: SyncSession) -> int:
             break  # the initiator had nothing more to say
         count += 1
         _receive(session, msg)
+        # The reply never depends on what was received, so it goes out first.
         reply = session.generate_message()
         if reply is not None:
             await framed.write_frame(reply)
             count += 1
+        await ingest(session)
     return count

@@ -1,52 +1,38 @@
-"""Governance control operations, registered in ``node.daemon.EXTRA_OPS``.
+"""Governance control operations: members, proposals, votes, budgets, assemblies.
 
-Each op is ``fn(daemon, args) -> JSON``: it builds a :class:`Ledger` from the node's
-replica, asks the pure modules what to write or report, and writes through
-``NodeState.write`` (validated, signed, durable, then gossiped). Member-signed records
-arrive already signed, through the daemon's ``submit`` op.
-
-It lives at the edge, beside the daemon, and not in the pure ``node.governance``
-package; ``node.daemon`` imports it.
+Each op is ``fn(ctx, args)``: it builds a :class:`Ledger` from the node's replica,
+asks the pure modules of ``node.governance`` what to write or report, and returns
+the signed writes (`Writes`: made durable in one transaction, then merged and
+gossiped) or the report. Member-signed records arrive already signed, through the
+``submit`` op.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from node import daemon as _daemon
 from node.clock import hlc_millis
-from node.control import InThread
+from node.core import Pending
 from node.crdt.record import Record, sign_record
 from node.errors import LocalError
 from node.governance import sortition, tally
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
 from node.governance.pbimport import plan_import
+from node.ops.base import BOOL, DICT, INT, LIST, STR, InThread, OpContext, OpSpec, Writes
+from node.ops.node_ops import written
 
-if TYPE_CHECKING:
-    from node.daemon import Daemon
-
-Op = Callable[["Daemon", dict[str, Any]], Any]
-OPS: dict[str, Op] = {}
 __all__ = ["OPS"]
 
 
-def op(name: str) -> Callable[[Op], Op]:
-    def register(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
-
-    return register
-
-
-def _ledger(d: Daemon) -> Ledger:
+def _ledger(d: OpContext) -> Ledger:
     return Ledger(d.state.replica.records())
 
 
-def _now(d: Daemon) -> int:
-    return d.state.clock.now_ms()
+def _now(d: OpContext) -> int:
+    return d.now_ms()
 
 
 def _arg(args: dict[str, Any], name: str, default: Any = ...) -> Any:
@@ -69,27 +55,24 @@ def _member_key(text: Any) -> str:
 # --- members -------------------------------------------------------------------
 
 
-@op("gov_member_add")
-def member_add(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def member_add(d: OpContext, args: dict[str, Any]) -> Writes:
     key = _member_key(_arg(args, "member"))
     body: dict[str, Any] = {"pseudonym": _arg(args, "pseudonym"), "consent": True}
     features = _arg(args, "features", {})
     if features:
         body["features"] = features
-    return d._written(d.state.write("member", key, body))
+    return Writes([d.state.prepare("member", key, body)], written(d))
 
 
-@op("gov_member_remove")
-def member_remove(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def member_remove(d: OpContext, args: dict[str, Any]) -> Writes:
     key = _member_key(_arg(args, "member"))
     current = d.state.replica.get(d.state.me, "member", key)
     if current is None or current.body is None:
         raise LocalError(f"{key[:12]}... is not a member of this node")
-    return d._written(d.state.write("member", key, None, scope=current.scope))
+    return Writes([d.state.prepare("member", key, None, scope=current.scope)], written(d))
 
 
-@op("gov_member_list")
-def member_list(d: Daemon, args: dict[str, Any]) -> list[dict[str, Any]]:
+def member_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     ledger = _ledger(d)
     mine = not _arg(args, "all", False)
     names = d.state.node_names()
@@ -128,8 +111,7 @@ _PROPOSAL_FIELDS = (
 )
 
 
-@op("gov_proposal_create")
-def proposal_create(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def proposal_create(d: OpContext, args: dict[str, Any]) -> Writes:
     key = check_local_key(_arg(args, "key"))
     if d.state.replica.get(d.state.me, "proposal", key) is not None:
         raise LocalError(f"this node has a proposal {key} already; choose another id")
@@ -138,11 +120,15 @@ def proposal_create(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     prop.setdefault("opens", _now(d))
     if prop.get("method") not in ("mes", "greedy"):
         prop.setdefault("seats", 1)
-    out = d._written(d.state.write("proposal", key, prop))
-    return {**out, "proposal": object_id(d.state.me, key)}
+    proposal = object_id(d.state.me, key)
+
+    def reply(records: list[Record]) -> dict[str, Any]:
+        return {**written(d)(records), "proposal": proposal}
+
+    return Writes([d.state.prepare("proposal", key, prop)], reply)
 
 
-def _proposal_json(d: Daemon, ledger: Ledger, r: Record) -> dict[str, Any]:
+def _proposal_json(d: OpContext, ledger: Ledger, r: Record) -> dict[str, Any]:
     b = body(r)
     pid = object_id(r.origin, r.key)
     closed = ledger.live(r.origin, "close", r.key) is not None
@@ -156,20 +142,17 @@ def _proposal_json(d: Daemon, ledger: Ledger, r: Record) -> dict[str, Any]:
     }
 
 
-@op("gov_proposal_list")
-def proposal_list(d: Daemon, args: dict[str, Any]) -> list[dict[str, Any]]:
+def proposal_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     ledger = _ledger(d)
     return [_proposal_json(d, ledger, r) for r in ledger.of_kind("proposal") if r.body is not None]
 
 
-@op("gov_proposal_show")
-def proposal_show(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def proposal_show(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     return _proposal_json(d, ledger, ledger.find("proposal", _arg(args, "proposal")))
 
 
-@op("gov_proposal_close")
-def proposal_close(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def proposal_close(d: OpContext, args: dict[str, Any]) -> Writes:
     ledger = _ledger(d)
     proposal = ledger.find("proposal", _arg(args, "proposal"))
     if proposal.origin != d.state.me:
@@ -183,13 +166,13 @@ def proposal_close(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     return _write_close(d, ledger, pid, proposal.scope)
 
 
-def _write_close(d: Daemon, ledger: Ledger, pid: str, scope: str) -> dict[str, Any]:
+def _close_pendings(d: OpContext, ledger: Ledger, pid: str, scope: str) -> list[Pending]:
+    # Chunks first: a close is never held without its chunks (one transaction anyway).
     plan = tally.close_plan(ledger, pid)
-    last: Record | None = None
-    for kind, key, b in plan:  # chunks first: a close is never held without its chunks
-        last = d.state.write(kind, key, b, scope=scope)
-    assert last is not None
-    d._written(last)
+    return [d.state.prepare(kind, key, b, scope=scope) for kind, key, b in plan]
+
+
+def _close_json(pid: str, last: Record) -> dict[str, Any]:
     return {
         "proposal": pid,
         "frozen_votes": body(last)["count"],
@@ -198,8 +181,11 @@ def _write_close(d: Daemon, ledger: Ledger, pid: str, scope: str) -> dict[str, A
     }
 
 
-@op("gov_vote_prepare")
-def vote_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def _write_close(d: OpContext, ledger: Ledger, pid: str, scope: str) -> Writes:
+    return Writes(_close_pendings(d, ledger, pid, scope), lambda rs: _close_json(pid, rs[-1]))
+
+
+def vote_prepare(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     """What a member's CLI needs to sign a vote: the proposal and the member's seq floor."""
     ledger = _ledger(d)
     proposal = ledger.find("proposal", _arg(args, "proposal"))
@@ -224,8 +210,7 @@ def vote_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@op("gov_results")
-def results(d: Daemon, args: dict[str, Any]) -> InThread:
+def results(d: OpContext, args: dict[str, Any]) -> InThread:
     # An Equal Shares tally can take seconds: count a snapshot (records are
     # immutable) in a worker thread, so the node keeps gossiping meanwhile.
     snapshot, proposal, now = list(d.state.replica.records()), _arg(args, "proposal"), _now(d)
@@ -235,27 +220,19 @@ def results(d: Daemon, args: dict[str, Any]) -> InThread:
 # --- pabulib import ----------------------------------------------------------------
 
 
-def _ingest_signed(d: Daemon, records: list[Record]) -> int:
-    result = d.state.ingest([r.raw for r in records])
-    if result.rejected:
-        raise LocalError(f"{len(result.rejected)} record(s) rejected: {result.rejected[0]}")
-    d.state.outbox.extend(result.changed)
-    return len(result.changed)
-
-
-@op("gov_budget_import")
-def budget_import(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def budget_import(d: OpContext, args: dict[str, Any]) -> Writes:
     data = base64.b64decode(_arg(args, "data"))
     plan = plan_import(data)
     me, scope = d.state.me, d.config.scope
     if d.state.replica.get(me, "proposal", plan.key) is not None:
         raise LocalError(f"this file was imported already as {object_id(me, plan.key)}")
     opens = _now(d)
+    pendings = []
     for ident, member_body in plan.members:
         key = ident.public.hex()
         current = d.state.replica.get(me, "member", key)
         if current is None or current.body != member_body:
-            d.state.write("member", key, member_body)
+            pendings.append(d.state.prepare("member", key, member_body))
     pid = object_id(me, plan.key)
     votes = []
     for ident, approved in plan.ballots:
@@ -266,47 +243,62 @@ def budget_import(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
                 ident.signer(), ident.public, "vote", pid, seq, hlc, scope, {"ballot": approved}
             )
         )
-    _ingest_signed(d, votes)
     closes = max([hlc_millis(v.hlc) for v in votes] + [opens]) + 1
-    d.state.write(
+    proposal = d.state.prepare(
         "proposal",
         plan.key,
         {**plan.proposal, "electorate": scope, "opens": opens, "closes": closes},
     )
-    closed = _write_close(d, _ledger(d), pid, scope)
-    return {
-        "proposal": pid,
-        "file_sha256": plan.file_hash,
-        "members": len(plan.members),
-        "votes": len(votes),
-        "frozen_votes": closed["frozen_votes"],
-        "chunks": closed["chunks"],
-        "projects": len(plan.instance.projects),
-        "budget": plan.instance.budget,
-    }
+    pendings.append(proposal)
+    ledger = Ledger(
+        [
+            *d.state.replica.records(),
+            *votes,
+            *proposal.records,
+            *(r for p in pendings for r in p.records),
+        ]
+    )
+    pendings.extend(_close_pendings(d, ledger, pid, scope))
+
+    def reply(records: list[Record]) -> dict[str, Any]:
+        closed = _close_json(pid, records[-1])
+        return {
+            "proposal": pid,
+            "file_sha256": plan.file_hash,
+            "members": len(plan.members),
+            "votes": len(votes),
+            "frozen_votes": closed["frozen_votes"],
+            "chunks": closed["chunks"],
+            "projects": len(plan.instance.projects),
+            "budget": plan.instance.budget,
+        }
+
+    return Writes(pendings, reply, foreign=votes)
 
 
 # --- assemblies (sortition) ---------------------------------------------------------
 
 
-@op("gov_assembly_create")
-def assembly_create(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_create(d: OpContext, args: dict[str, Any]) -> Writes:
     key = check_local_key(_arg(args, "key"))
     if d.state.replica.get(d.state.me, "assembly", key) is not None:
         raise LocalError(f"this node has an assembly {key} already")
     fields = ("title", "text", "scope", "size", "quotas", "committers", "beacon")
     b = {k: args[k] for k in fields if args.get(k) is not None}
     b.setdefault("scope", d.config.scope)
-    out = d._written(d.state.write("assembly", key, b))
-    return {**out, "assembly": object_id(d.state.me, key)}
+    aid = object_id(d.state.me, key)
+
+    def reply(records: list[Record]) -> dict[str, Any]:
+        return {**written(d)(records), "assembly": aid}
+
+    return Writes([d.state.prepare("assembly", key, b)], reply)
 
 
-def _assembly(d: Daemon, ledger: Ledger, args: dict[str, Any]) -> Record:
+def _assembly(d: OpContext, ledger: Ledger, args: dict[str, Any]) -> Record:
     return ledger.find("assembly", _arg(args, "assembly"))
 
 
-@op("gov_assembly_prepare")
-def assembly_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_prepare(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     """What a member's CLI needs to sign a volunteer record."""
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
@@ -321,49 +313,42 @@ def assembly_prepare(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@op("gov_assembly_freeze")
-def assembly_freeze(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_freeze(d: OpContext, args: dict[str, Any]) -> Writes:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     if a.origin != d.state.me:
         raise LocalError("only the node that created the assembly can freeze its pool")
     if ledger.live(a.origin, "pool", a.key) is not None:
         raise LocalError("the pool is frozen already")
-    plan = sortition.pool_plan(ledger, object_id(a.origin, a.key))
-    last = None
-    for kind, key, b in plan:
-        last = d.state.write(kind, key, b, scope=a.scope)
-    assert last is not None
-    d._written(last)
-    return {"assembly": object_id(a.origin, a.key), **body(last)}
+    aid = object_id(a.origin, a.key)
+    plan = sortition.pool_plan(ledger, aid)
+    pendings = [d.state.prepare(kind, key, b, scope=a.scope) for kind, key, b in plan]
+    return Writes(pendings, lambda rs: {"assembly": aid, **body(rs[-1])})
 
 
 def _committer_step(
-    d: Daemon,
+    d: OpContext,
     args: dict[str, Any],
     kind: str,
     make_body: Callable[[Ledger, str, bytes, bytes], dict[str, Any]],
-) -> dict[str, Any]:
+) -> Writes:
     """Write this node's commit or reveal record for an assembly."""
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     aid = object_id(a.origin, a.key)
     b = make_body(ledger, aid, d.state.identity.seed, d.state.me)
-    return d._written(d.state.write(kind, aid, b, scope=a.scope))
+    return Writes([d.state.prepare(kind, aid, b, scope=a.scope)], written(d))
 
 
-@op("gov_assembly_commit")
-def assembly_commit(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_commit(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "commit", sortition.commit_body)
 
 
-@op("gov_assembly_reveal")
-def assembly_reveal(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_reveal(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "reveal", sortition.reveal_body)
 
 
-@op("gov_assembly_draw")
-def assembly_draw(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_draw(d: OpContext, args: dict[str, Any]) -> Writes:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     if a.origin != d.state.me:
@@ -372,25 +357,71 @@ def assembly_draw(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
             "use `assembly verify` to check it"
         )
     draw = sortition.draw(ledger, object_id(a.origin, a.key))
-    d._written(d.state.write("panel", a.key, draw.panel_body(), scope=a.scope))
-    return draw.as_json()
+    pending = d.state.prepare("panel", a.key, draw.panel_body(), scope=a.scope)
+    return Writes([pending], lambda rs: draw.as_json())
 
 
-@op("gov_assembly_verify")
-def assembly_verify(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_verify(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
 
 
-@op("gov_assembly_show")
-def assembly_show(d: Daemon, args: dict[str, Any]) -> dict[str, Any]:
+def assembly_show(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
     return sortition.status(ledger, object_id(a.origin, a.key))
 
 
-def _register() -> None:
-    for name, fn in OPS.items():
-        _daemon.EXTRA_OPS[name] = fn
-
-
-_register()
+_ID = STR(required=True, max_len=120)
+_MEMBER = STR(required=True, max_len=64)
+OPS: dict[str, OpSpec] = {
+    "gov_member_add": OpSpec(
+        member_add,
+        {"member": _MEMBER, "pseudonym": STR(required=True, max_len=100), "features": DICT(16)},
+    ),
+    "gov_member_remove": OpSpec(member_remove, {"member": _MEMBER}),
+    "gov_member_list": OpSpec(member_list, {"all": BOOL()}),
+    "gov_proposal_create": OpSpec(
+        proposal_create,
+        {
+            "key": STR(required=True, max_len=40),
+            "title": STR(required=True, max_len=200),
+            "text": STR(max_len=4000),
+            "method": STR(required=True, max_len=16),
+            "options": LIST(dict, 200),
+            "projects": LIST(dict, 200),
+            "budget": INT(0, 10**15),
+            "electorate": STR(max_len=200),
+            "opens": INT(0, 2**48 - 1),
+            "closes": INT(0, 2**48 - 1),
+            "min_score": INT(-1000, 1000),
+            "max_score": INT(-1000, 1000),
+            "seats": INT(1, 200),
+        },
+    ),
+    "gov_proposal_list": OpSpec(proposal_list),
+    "gov_proposal_show": OpSpec(proposal_show, {"proposal": _ID}),
+    "gov_proposal_close": OpSpec(proposal_close, {"proposal": _ID, "early": BOOL()}),
+    "gov_vote_prepare": OpSpec(vote_prepare, {"proposal": _ID, "member": _MEMBER}),
+    "gov_results": OpSpec(results, {"proposal": _ID}),
+    "gov_budget_import": OpSpec(budget_import, {"data": STR(required=True, max_len=64 << 20)}),
+    "gov_assembly_create": OpSpec(
+        assembly_create,
+        {
+            "key": STR(required=True, max_len=40),
+            "title": STR(required=True, max_len=200),
+            "text": STR(max_len=4000),
+            "scope": STR(max_len=200),
+            "size": INT(1, 256, required=True),
+            "quotas": DICT(16),
+            "committers": LIST(str, 32, required=True),
+            "beacon": STR(max_len=128),
+        },
+    ),
+    "gov_assembly_prepare": OpSpec(assembly_prepare, {"assembly": _ID, "member": _MEMBER}),
+    "gov_assembly_freeze": OpSpec(assembly_freeze, {"assembly": _ID}),
+    "gov_assembly_commit": OpSpec(assembly_commit, {"assembly": _ID}),
+    "gov_assembly_reveal": OpSpec(assembly_reveal, {"assembly": _ID}),
+    "gov_assembly_draw": OpSpec(assembly_draw, {"assembly": _ID}),
+    "gov_assembly_verify": OpSpec(assembly_verify, {"assembly": _ID}),
+    "gov_assembly_show": OpSpec(assembly_show, {"assembly": _ID}),
+}

@@ -1,0 +1,494 @@
+"""The node's rules, in one place: write, ingest, gossip-validate, re-gossip.
+
+Pure and synchronous, with storage injected: the daemon (`node.daemon`) and every
+virtual node of the simnet (`simnet.simnode`) run this same code. It never touches a
+socket, a thread or the clock by itself; the owner drives the stages:
+
+* a local write is `prepare_write` (validate, number, sign), the owner makes it
+  durable (`RecordStore.save(durable=True)`), then `commit` (merge and queue for
+  gossip) -- what a caller is told was saved survives a crash;
+* records from peers go through `screen` (decode, bounds, partition filter, duplicate
+  check, body validation: cheap, no signatures), `verify` (Ed25519 only; touches
+  nothing shared, so the owner may run it in a worker thread), then `apply` (merge,
+  evidence, clock, re-gossip); the owner persists `IngestResult.stored` afterwards.
+
+A record is verified, its partition followed and its body valid before it is merged,
+stored or forwarded; a gossip message with any bad record merges nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from node import model
+from node.clock import HybridClock
+from node.crdt.encoding import MAX_RECORD_BYTES, Reader, Writer
+from node.crdt.record import (
+    MIN_RECORD_BYTES,
+    Record,
+    Signer,
+    decode_record,
+    sign_record,
+    signature_ok,
+)
+from node.crdt.replica import Evidence, Replica
+from node.crdt.sync import Received
+from node.errors import LocalError, Rejected
+
+# A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
+# single yamux frame, and validating one costs at most a few hundred verifications.
+MAX_BATCH_BYTES = 60 * 1024
+BATCH_VERSION = 2
+REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on
+MAX_SUBMIT_RECORDS = 256
+_ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
+
+
+class Source(enum.Enum):
+    """Where records come from; the rules differ a little per source."""
+
+    GOSSIP = "gossip"  # one message on a topic: all or nothing
+    SYNC = "sync"  # anti-entropy: record by record, gossiped on when few
+    SUBMIT = "submit"  # signed elsewhere (a member's key), handed in locally
+
+
+class Verdict(enum.Enum):
+    """What a gossip message deserves."""
+
+    ACCEPT = "accept"  # something new: keep and forward
+    IGNORE = "ignore"  # nothing new: drop without penalty, do not forward
+    REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarder
+
+
+class RecordStore(Protocol):
+    """Where records are persisted (SQLite in the daemon, nothing in the simnet)."""
+
+    def save(
+        self,
+        records: Sequence[Record],
+        *,
+        evidence: Sequence[Evidence] = (),
+        meta: Mapping[str, int] | None = None,
+        durable: bool = True,
+    ) -> None: ...
+
+
+class NoStore:
+    """A `RecordStore` that keeps nothing (virtual nodes, tests)."""
+
+    def save(
+        self,
+        records: Sequence[Record],
+        *,
+        evidence: Sequence[Evidence] = (),
+        meta: Mapping[str, int] | None = None,
+        durable: bool = True,
+    ) -> None:
+        return None
+
+
+def encode_batch(raws: Iterable[bytes]) -> bytes:
+    """A gossip message: a version byte, then length-prefixed records."""
+    w = Writer()
+    w.fixed(bytes((BATCH_VERSION,)))
+    for raw in raws:
+        w.blob(raw)
+    return w.getvalue()
+
+
+def decode_batch(data: bytes) -> list[bytes]:
+    """Split a gossip message into raw records (not decoded).
+
+    Raises:
+        Rejected: oversize, wrong version or broken framing.
+    """
+    if len(data) > MAX_BATCH_BYTES:
+        raise Rejected("oversize", f"gossip message of {len(data)} bytes")
+    if not data or data[0] != BATCH_VERSION:
+        raise Rejected("malformed", "not an Allmende gossip message of this version")
+    reader = Reader(data[1:])
+    out = []
+    while not reader.done:
+        raw = reader.blob(MAX_RECORD_BYTES)
+        if len(raw) < MIN_RECORD_BYTES:
+            raise Rejected("malformed", "a record in the batch is too short")
+        out.append(raw)
+    if not out:
+        raise Rejected("malformed", "empty gossip message")
+    return out
+
+
+def batches(records: Iterable[Record]) -> list[bytes]:
+    """Pack records into gossip messages of at most MAX_BATCH_BYTES."""
+    out: list[bytes] = []
+    cur: list[bytes] = []
+    size = 1
+    for r in records:
+        if cur and size + len(r.raw) + 3 > MAX_BATCH_BYTES:
+            out.append(encode_batch(cur))
+            cur, size = [], 1
+        cur.append(r.raw)
+        size += len(r.raw) + 3
+    if cur:
+        out.append(encode_batch(cur))
+    return out
+
+
+@dataclass
+class Pending:
+    """Records signed for a local write, not yet durable nor merged."""
+
+    records: list[Record]
+    meta: dict[str, int]
+
+    @property
+    def record(self) -> Record:
+        """The record the caller asked for (a moved slot's tombstone comes first)."""
+        return self.records[-1]
+
+
+@dataclass
+class Screened:
+    """Records from a peer that passed every check but the signature."""
+
+    source: Source
+    partition: str | None  # the gossip topic's partition
+    candidates: list[Record] = field(default_factory=list)
+    preverified: list[Record] = field(default_factory=list)  # verified here before
+    evidence: list[Evidence] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    known: int = 0
+    verified: bool = False
+
+    @property
+    def to_verify(self) -> int:
+        return len(self.candidates) + 2 * len(self.evidence)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingest did."""
+
+    stored: list[Record]  # now held: to persist (and forward)
+    changed: list[Record]  # slot winners that changed
+    evidence: list[Evidence]  # new evidence pairs: to persist
+    rejected: Counter[str]
+    known: int
+    verdict: Verdict
+
+
+class NodeCore:
+    """One node's replicated state and its rules.
+
+    Args:
+        origin: the node's public key; signer: signs with it.
+        scope: where the node belongs; it follows the partitions of its ancestors.
+        replica: the records (loaded by the owner).
+        now_ms: injected wall-clock milliseconds; rng: randomness for new ids.
+        store: persistence used by the synchronous `write` and `ingest`.
+        verify: checks a record's signature (a run-wide cache in large simnets).
+        decode: parses wire bytes (a shared cache in large simnets).
+        seq: the highest seq this node has used (from its store).
+        hlc: the last HLC it issued (from its store).
+    """
+
+    def __init__(
+        self,
+        origin: bytes,
+        signer: Signer,
+        scope: str,
+        replica: Replica,
+        now_ms: Callable[[], int],
+        *,
+        rng: random.Random,
+        store: RecordStore | None = None,
+        verify: Callable[[Record], bool] = signature_ok,
+        decode: Callable[[bytes], Record] = decode_record,
+        seq: int = 0,
+        hlc: int = 0,
+    ) -> None:
+        self.origin = origin
+        self._signer = signer
+        self.scope = model.check_scope(scope)
+        self.replica = replica
+        self.now_ms = now_ms
+        self.clock = HybridClock(now_ms, last=hlc)
+        self._rng = rng
+        self.store: RecordStore = store or NoStore()
+        self._verify = verify
+        self._decode = decode
+        self.partitions = sorted({model.partition_of(a) for a in model.ancestors(scope)})
+        self._followed = frozenset(self.partitions)
+        self.seq = max(seq, replica.max_seq(origin))
+        # The first write after a start jumps to a seq derived from the clock. A node
+        # restored from an old backup may not know its latest seqs until it syncs;
+        # starting above every seq it can have used before (it writes far fewer than
+        # 16 records per millisecond) means it never reuses one, so peers never see
+        # an honest restore as an equivocation. One gap per restart costs nothing.
+        self._seq_floor = now_ms() * 16
+        self.writes = 0  # records this node signed since it started
+        self.outbox: list[Record] = []
+
+    def follows(self, partition: str) -> bool:
+        return partition in self._followed
+
+    # --- local writes ----------------------------------------------------------
+
+    def prepare_write(
+        self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
+    ) -> Pending:
+        """Validate, number and sign one record of this node (nothing is changed).
+
+        A slot that moves to a partition this node's peers there may not follow
+        (its scope changed region) first gets a tombstone in the old scope, so the
+        old partition's followers see the record withdrawn instead of keeping it.
+
+        Raises:
+            LocalError: the record is invalid (the message says how to fix it).
+        """
+        scope = scope or self.scope
+        model.validate(kind, key, scope, body)
+        if not self.follows(model.partition_of(scope)):
+            raise LocalError(f"scope {scope} lies outside the partitions this node follows")
+        records = []
+        current = self.replica.get(self.origin, kind, key)
+        if (
+            current is not None
+            and current.body is not None
+            and model.partition_of(current.scope) != model.partition_of(scope)
+        ):
+            records.append(self._sign(kind, key, None, current.scope))
+        records.append(self._sign(kind, key, body, scope))
+        return Pending(records, {"seq": self.seq, "hlc": self.clock.last})
+
+    def _sign(self, kind: str, key: str, body: dict[str, Any] | None, scope: str) -> Record:
+        # A restored backup may be behind what peers hold of our own records.
+        seq = max(self.seq + 1, self.replica.max_seq(self.origin) + 1, self._seq_floor)
+        try:
+            record = sign_record(
+                self._signer, self.origin, kind, key, seq, self.clock.tick(), scope, body
+            )
+        except Rejected as exc:
+            raise LocalError(f"cannot write this record: {exc.detail}") from None
+        self.seq = seq  # burnt even if the write is never committed: seqs may have gaps
+        return record
+
+    def commit(self, pending: Pending) -> Record:
+        """Merge a durable local write and queue it for gossip."""
+        for r in pending.records:
+            self.replica.insert_verified(r)
+            self.outbox.append(r)
+            self.writes += 1
+        return pending.record
+
+    def write(
+        self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
+    ) -> Record:
+        """`prepare_write`, save durably through the injected store, `commit`."""
+        pending = self.prepare_write(kind, key, body, scope)
+        self.store.save(pending.records, meta=pending.meta, durable=True)
+        return self.commit(pending)
+
+    def new_key(self, prefix: str, kind: str) -> str:
+        """A short random id, unused by this node: ids never come from a counter, so a
+        node restored from an old backup cannot reuse (and overwrite) one it forgot."""
+        while True:
+            key = prefix + "".join(self._rng.choice(_ID_CHARS) for _ in range(5))
+            if self.replica.get(self.origin, kind, key) is None:
+                return key
+
+    def node_record_pending(self, name: str, kind: str) -> Pending | None:
+        """The node record to write at start, if it changed."""
+        body = {"name": name, "kind": kind, "scope": self.scope}
+        current = self.replica.get(self.origin, "node", "self")
+        if current is not None and current.body == body:
+            return None
+        return self.prepare_write("node", "self", body)
+
+    # --- records from peers ----------------------------------------------------
+
+    def screen(
+        self,
+        raws: Sequence[bytes],
+        source: Source,
+        *,
+        partition: str | None = None,
+        partitions: Iterable[str] | None = None,
+        evidence: Sequence[tuple[bytes, bytes]] = (),
+    ) -> Screened:
+        """Every check but the signature, record by record; changes nothing.
+
+        Args:
+            raws: records as received.
+            source: gossip, sync or submit.
+            partition: gossip: the topic's partition, which every record must be in.
+            partitions: sync: the session's partitions, which every record must be in.
+            evidence: sync: raw evidence pairs.
+        """
+        s = Screened(source, partition)
+        allowed = self._followed if partitions is None else self._followed & set(partitions)
+        for raw in raws:
+            try:
+                r = self._decode(raw)
+                p = self.replica.partition_of(r.scope)
+                if partition is not None and p != partition:
+                    raise Rejected("wrong-topic", f"a record of {p} on the topic of {partition}")
+                if p not in allowed:
+                    raise Rejected("not-followed", f"a record of partition {p}")
+                known = self.replica.known(r)
+                if known is not None:
+                    s.known += 1
+                    continue
+                if self.replica.verified_before(r):
+                    s.preverified.append(r)
+                    continue
+                self.replica.check(r)
+            except Rejected as exc:
+                s.rejected[exc.reason] += 1
+                continue
+            s.candidates.append(r)
+        for raw_a, raw_b in evidence:
+            try:
+                a, b = self._decode(raw_a), self._decode(raw_b)
+                if a.origin != b.origin or a.seq != b.seq or a.rid == b.rid:
+                    raise Rejected("bad-evidence", "not two records of one origin and seq")
+                pa = self.replica.partition_of(a.scope)
+                if pa != self.replica.partition_of(b.scope) or pa not in allowed:
+                    raise Rejected("bad-evidence", "evidence outside the session's partitions")
+                self.replica.check(a)
+                self.replica.check(b)
+            except Rejected as exc:
+                s.rejected[exc.reason] += 1
+                continue
+            s.evidence.append((a, b))
+        return s
+
+    def verify(self, s: Screened) -> None:
+        """Check the signatures of what `screen` passed (pure: safe in a worker thread)."""
+        good = []
+        for r in s.candidates:
+            if self._verify(r):
+                good.append(r)
+            else:
+                s.rejected["bad-signature"] += 1
+        s.candidates = good
+        pairs = []
+        for a, b in s.evidence:
+            if self._verify(a) and self._verify(b):
+                pairs.append((a, b))
+            else:
+                s.rejected["bad-evidence"] += 1
+        s.evidence = pairs
+        s.verified = True
+
+    def apply(self, s: Screened) -> IngestResult:
+        """Merge verified records; gossip: nothing at all if any record was bad.
+
+        Raises:
+            LocalError: `verify` was not run first (a bug in the owner).
+        """
+        if not s.verified:
+            raise LocalError("apply() before verify()")
+        if s.source is Source.GOSSIP and s.rejected:
+            return IngestResult([], [], [], s.rejected, s.known, Verdict.REJECT)
+        stored: list[Record] = []
+        changed: list[Record] = []
+        for r in (*s.preverified, *s.candidates):
+            outcome = self.replica.merge_verified(r)
+            if outcome.stored:
+                stored.append(r)
+                self.clock.observe(r.hlc)
+                if outcome.changed:
+                    changed.append(r)
+            else:
+                s.known += 1
+        for a, b in s.evidence:
+            self.replica.observe_evidence(a, b)
+        new_evidence = self.replica.take_new_evidence()
+        if s.source is Source.SUBMIT or (s.source is Source.SYNC and len(stored) <= REGOSSIP_LIMIT):
+            # Records a sync brought are likely missing around us too (a healed
+            # partition): gossip spreads them in seconds, where sync rounds would take
+            # one interval per hop. A large catch-up is what a node that was away
+            # missed; its peers hold those records, so they are not re-sent.
+            self.outbox.extend(stored)
+        verdict = Verdict.ACCEPT if stored else Verdict.IGNORE
+        return IngestResult(stored, changed, new_evidence, s.rejected, s.known, verdict)
+
+    def ingest(
+        self,
+        raws: Sequence[bytes],
+        source: Source,
+        *,
+        partition: str | None = None,
+        partitions: Iterable[str] | None = None,
+        evidence: Sequence[tuple[bytes, bytes]] = (),
+    ) -> IngestResult:
+        """All stages at once, persisting through the injected store (not durably)."""
+        s = self.screen(raws, source, partition=partition, partitions=partitions, evidence=evidence)
+        self.verify(s)
+        result = self.apply(s)
+        if result.stored or result.evidence:
+            self.store.save(
+                result.stored,
+                evidence=result.evidence,
+                meta={"hlc": self.clock.last},
+                durable=False,
+            )
+        return result
+
+    def ingest_received(self, received: Received, partitions: Iterable[str]) -> IngestResult:
+        """What a sync session received, merged (synchronous owners: simnet, tests)."""
+        return self.ingest(
+            received.records, Source.SYNC, partitions=partitions, evidence=received.evidence
+        )
+
+    def validate_gossip(self, partition: str, data: bytes) -> IngestResult:
+        """A gossip message on the topic of `partition`, all stages, persisted."""
+        try:
+            raws = decode_batch(data)
+        except Rejected as exc:
+            return IngestResult([], [], [], Counter({exc.reason: 1}), 0, Verdict.REJECT)
+        return self.ingest(raws, Source.GOSSIP, partition=partition)
+
+    # --- gossip out ------------------------------------------------------------
+
+    def take_batches(self) -> list[tuple[str, bytes]]:
+        """The outbox as gossip messages (partition, encoded batch).
+
+        Only partitions this node follows: it publishes on no other topic.
+        """
+        by_partition: dict[str, list[Record]] = {}
+        for r in self.outbox:
+            p = self.replica.partition_of(r.scope)
+            if self.follows(p):
+                by_partition.setdefault(p, []).append(r)
+        self.outbox = []
+        return [(p, data) for p, recs in by_partition.items() for data in batches(recs)]
+
+    # --- reading ---------------------------------------------------------------
+
+    def digest(self) -> bytes:
+        return self.replica.digest(self.partitions)
+
+
+__all__ = [
+    "BATCH_VERSION",
+    "MAX_BATCH_BYTES",
+    "REGOSSIP_LIMIT",
+    "IngestResult",
+    "NoStore",
+    "NodeCore",
+    "Pending",
+    "RecordStore",
+    "Screened",
+    "Source",
+    "Verdict",
+    "batches",
+    "decode_batch",
+    "encode_batch",
+]

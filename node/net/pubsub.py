@@ -1,0 +1,183 @@
+"""py-libp2p's `Pubsub` with the three fixes a node on the open internet needs.
+
+Found in plain use: a node that joined a region whose peers held a few hundred
+records died with ``DecodeError: Error parsing message with type 'pubsub.pb.RPC'``
+from ``continuously_read_stream``. Two bugs of py-libp2p 0.8.1 met there:
+
+1. **Interleaved writes.** A pubsub stream has several writers: the per-peer send
+   loop (``handle_sending_messages``), ``flush_pending_messages`` and
+   ``send_recent_messages`` (the message cache, sent to a peer the moment it
+   subscribes) all call ``write_msg`` on the same stream. yamux splits a write into
+   frames of at most 64 KiB and takes its lock per frame (``YamuxStream.write``), so
+   two RPCs over 64 KiB -- or any two, when the send window is short -- interleave
+   frame by frame, and the peer reads garbage where a length prefix should be.
+   `write_msg` here takes a per-stream lock around the whole RPC, and resets the
+   stream if an RPC could be written only in part (a half-written RPC would
+   corrupt everything after it).
+2. **One bad RPC kills the node.** ``continuously_read_stream`` catches stream errors
+   but not a protobuf ``DecodeError`` (nor anything a router raises on a malformed
+   control message); the exception ends py-libp2p's service and with it the daemon.
+   Here any error while reading one peer's stream ends that stream only.
+
+And the validation is three-valued, as gossipsub means it (py-libp2p's validators are
+boolean, and its scorer counts every "no" as an invalid message): ACCEPT forwards,
+IGNORE drops without penalty (a batch we already hold), REJECT drops and penalises
+the forwarder, and LOCAL drops without penalty and without marking the message
+seen (our own fault: a full disk, a bug).
+
+Pinned to py-libp2p 0.8.1 (`push_msg` follows its control flow step by step).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.validators import signature_validator
+
+logger = logging.getLogger(__name__)
+
+
+class GossipVerdict(enum.Enum):
+    """What the handler decides about one gossip message."""
+
+    ACCEPT = "accept"  # valid and new: keep and forward
+    IGNORE = "ignore"  # nothing new: drop without penalty, do not forward
+    REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarding peer
+    LOCAL = "local"  # we could not judge it (our fault): drop, no penalty, not seen
+
+
+Validator = Callable[[str, ID, rpc_pb2.Message], Awaitable[GossipVerdict]]
+
+
+class AllmendePubsub(Pubsub):
+    """`Pubsub` with serialised writes, contained read errors and three-valued validation.
+
+    Set `validator` before the service runs: it decides about every message a peer
+    sends on a topic we follow, and must not raise (what it raises counts as LOCAL).
+
+    Args:
+        errors: counter of contained per-stream errors by kind.
+        *args, **kwargs: as `Pubsub`.
+    """
+
+    validator: Validator
+
+    def __init__(self, *args: Any, errors: Counter[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._errors = errors
+        self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._validating: set[bytes] = set()
+
+    # -- writes: one RPC at a time per stream --
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            try:
+                return await super().write_msg(stream, rpc_msg)
+            except BaseException:
+                # Part of the RPC may be on the wire; anything after it would be read
+                # as garbage. End the stream instead.
+                self._errors["pubsub-write-failed"] += 1
+                with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                    try:
+                        await stream.reset()
+                    except Exception as exc:
+                        logger.debug("reset after a failed write: %s", exc)
+                self._handle_dead_peer(stream.muxed_conn.peer_id)
+                raise
+
+    # -- reads: a peer's bad bytes end its stream, not the node --
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await super().continuously_read_stream(stream)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            self._errors["pubsub-bad-rpc"] += 1
+            logger.info(
+                "event=pubsub.stream_error peer=%s error=%s: %s",
+                peer_id,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                try:
+                    await stream.reset()
+                except Exception as reset_exc:
+                    logger.debug("reset after a bad RPC: %s", reset_exc)
+            self._handle_dead_peer(peer_id)
+
+    # -- validation: ACCEPT / IGNORE / REJECT / LOCAL --
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if self.is_peer_blacklisted(msg_forwarder):
+            return
+        try:
+            origin = ID(msg.from_id)
+        except Exception:
+            self._penalise(msg_forwarder, msg)
+            return
+        if self.is_peer_blacklisted(origin):
+            return
+        msg_id = self._msg_id_constructor(msg)
+        if self.seen_messages.has(msg_id) or msg_id in self._validating:
+            return  # seen, or the same message from another peer is being validated
+        scorer = getattr(self.router, "scorer", None)
+        if scorer is not None and not scorer.allow_publish(msg_forwarder, list(msg.topicIDs)):
+            return
+        if self.strict_signing and not signature_validator(msg):
+            self._penalise(msg_forwarder, msg)
+            return
+        mine = msg_forwarder == self.my_id
+        if not mine:
+            if len(msg.topicIDs) != 1:
+                self._penalise(msg_forwarder, msg)
+                return
+            self._validating.add(msg_id)
+            try:
+                verdict = await self.validator(msg.topicIDs[0], msg_forwarder, msg)
+            except Exception:
+                logger.exception("gossip validator failed")
+                verdict = GossipVerdict.LOCAL
+            finally:
+                self._validating.discard(msg_id)
+            if verdict is GossipVerdict.LOCAL:
+                return
+            self.seen_messages.add(msg_id)
+            if verdict is GossipVerdict.REJECT:
+                self._penalise(msg_forwarder, msg)
+                return
+            if verdict is GossipVerdict.IGNORE:
+                return
+        else:
+            self.seen_messages.add(msg_id)
+        if scorer is not None:
+            for topic in msg.topicIDs:
+                scorer.on_first_delivery(msg_forwarder, topic)
+        if origin == self.my_id and not mine:
+            return  # claims to be ours but was not published here
+        self.notify_subscriptions(msg)
+        await self.router.publish(msg_forwarder, msg)
+
+    def _penalise(self, forwarder: ID, msg: rpc_pb2.Message) -> None:
+        scorer = getattr(self.router, "scorer", None)
+        if scorer is not None:
+            for topic in msg.topicIDs:
+                scorer.on_invalid_message(forwarder, topic)

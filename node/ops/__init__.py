@@ -1,0 +1,33 @@
+"""Control operations: one explicit table from op name to its spec.
+
+Each op gets an `OpContext` (state, config, a view of the network), never the daemon;
+see `node.ops.base`.
+"""
+
+from node.ops import gov_ops, node_ops
+from node.ops.base import (
+    InThread,
+    Job,
+    NetView,
+    OpContext,
+    OpSpec,
+    Param,
+    Progress,
+    Writes,
+    check_args,
+)
+
+TABLE: dict[str, OpSpec] = {**node_ops.OPS, **gov_ops.OPS}
+
+__all__ = [
+    "TABLE",
+    "InThread",
+    "Job",
+    "NetView",
+    "OpContext",
+    "OpSpec",
+    "Param",
+    "Progress",
+    "Writes",
+    "check_args",
+]

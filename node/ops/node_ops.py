@@ -1,0 +1,215 @@
+"""Control operations of the node itself: status, intents, items, balance, peers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, replace
+from typing import Any
+
+from node import model
+from node.core import MAX_SUBMIT_RECORDS, Source
+from node.crdt.encoding import MAX_RECORD_BYTES
+from node.crdt.record import Record
+from node.errors import LocalError
+from node.net.discovery import split_p2p_addr
+from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Writes
+from node.state import record_json
+
+MAX_DEPTH = model.MAX_SCOPE_DEPTH
+
+
+def written(ctx: OpContext) -> Any:
+    """A `Writes` reply callback: the last record as the CLI shows it."""
+
+    def reply(records: list[Record]) -> dict[str, Any]:
+        return record_json(records[-1], ctx.state.node_names())
+
+    return reply
+
+
+def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    s = ctx.state
+    net = ctx.net.statistics()
+    rejected: Counter[str] = Counter(net.rejected)
+    for c in ctx.counters.values():
+        rejected.update(c)
+    return {
+        "node_id": s.identity.public.hex(),
+        "peer_id": ctx.net.peer_id,
+        "name": ctx.config.name,
+        "kind": ctx.config.kind,
+        "scope": ctx.config.scope,
+        "partitions": s.partitions,
+        "listen": ctx.net.listen_addrs(),
+        "peers": net.peers,
+        "records": len(s.replica),
+        "own_records": sum(1 for r in s.replica.records() if r.origin == s.me),
+        "writes_since_start": s.core.writes,
+        "origins": len({r.origin for r in s.replica.records()}),
+        "flagged_origins": [o.hex() for o in sorted(s.replica.flagged)],
+        "digest": s.replica.digest(s.partitions).hex(),
+        "sync": {"ok": net.sync_ok, "failed": net.sync_failed},
+        "gossip": {
+            "messages_in": net.gossip_messages_in,
+            "bytes_in": net.gossip_bytes_in,
+            "messages_out": net.gossip_messages_out,
+            "bytes_out": net.gossip_bytes_out,
+            "records_accepted": ctx.counters["gossip_accepted"]["records"],
+        },
+        "rejected": {k: v for k, v in rejected.items() if k != "records"},
+        "uptime_s": round(ctx.uptime(), 1),
+    }
+
+
+def post(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    pending = ctx.state.intent_pending(
+        args["kind"],
+        args["item"],
+        args["qty"],
+        args["unit"],
+        args["period"],
+        priority=args["priority"],
+        note=args["note"],
+    )
+    return Writes([pending], written(ctx))
+
+
+def withdraw(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    return Writes([ctx.state.withdraw_pending(args["kind"], args["key"])], written(ctx))
+
+
+def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    kind = args["kind"]
+    if kind not in ("need", "capacity"):
+        raise LocalError("kind must be need or capacity")
+    scope = args["scope"]
+    if scope is not None:
+        model.check_scope(scope)
+    names = ctx.state.node_names()
+    records = ctx.state.intents(
+        kind, scope=scope, mine=not args["all"], withdrawn=args["withdrawn"]
+    )
+    return [record_json(r, names) for r in records]
+
+
+def items(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return [asdict(i) for i in sorted(ctx.state.items().values(), key=lambda i: i.id)]
+
+
+def item_add(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    pending = ctx.state.item_pending(args["id"], args["name"], args["dimension"])
+    return Writes([pending], written(ctx))
+
+
+def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    scope = args["scope"] or model.partition_of(ctx.config.scope)
+    model.check_scope(scope)
+    period, item = args["period"], args["item"]
+    if period is not None:
+        model.check_period(period)
+    if item is not None and item not in ctx.state.items():
+        raise LocalError(f"unknown item {item!r}; see `allmende item list`")
+    levels = ctx.state.balance(scope, period=period, item=item, depth=args["depth"])
+    return {
+        "scope": scope,
+        "levels": [
+            {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}
+            for s, lvl, rows in levels
+        ],
+    }
+
+
+def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "connected": ctx.net.connected_peers(),
+        "listen": ctx.net.listen_addrs(),
+        "bootstrap": list(ctx.config.bootstrap),
+    }
+
+
+def peers_add(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    addr = args["addr"]
+    peer_id, _ = split_p2p_addr(addr)
+    if peer_id == ctx.net.peer_id:
+        raise LocalError("that address is this node itself")
+    if addr not in ctx.config.bootstrap:
+        ctx.save_config(replace(ctx.config, bootstrap=(*ctx.config.bootstrap, addr)))
+    ctx.net.add_bootstrap(addr)  # redialled with backoff if this dial fails
+    ctx.dial_soon(addr)
+    return {"added": addr, "peer_id": peer_id}
+
+
+def digest(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    s = ctx.state
+    return {"digest": s.replica.digest(s.partitions).hex(), "records": len(s.replica)}
+
+
+def submit(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Take a record signed elsewhere (a member's own key), hex-encoded.
+
+    It is checked like any record from the network, stored, then gossiped.
+    """
+    try:
+        raw = bytes.fromhex(args["record"])
+    except ValueError:
+        raise LocalError("record must be hex-encoded wire bytes") from None
+    result = ctx.state.ingest([raw], Source.SUBMIT)
+    if result.rejected:
+        raise LocalError(f"record rejected: {', '.join(sorted(result.rejected))}")
+    if not result.stored:
+        raise LocalError("record not stored: this node holds it or a newer one already")
+    return record_json(result.stored[0], ctx.state.node_names())
+
+
+_SCOPE = STR(max_len=200)
+OPS: dict[str, OpSpec] = {
+    "status": OpSpec(status),
+    "post": OpSpec(
+        post,
+        {
+            "kind": STR(required=True, max_len=16),
+            "item": STR(required=True, max_len=64),
+            "qty": STR(required=True, max_len=32),
+            "unit": STR(required=True, max_len=16),
+            "period": STR(required=True, max_len=16),
+            "priority": STR(max_len=16),
+            "note": STR(max_len=model.MAX_NOTE_CHARS),
+        },
+    ),
+    "withdraw": OpSpec(
+        withdraw, {"kind": STR(required=True, max_len=16), "key": STR(required=True, max_len=64)}
+    ),
+    "list": OpSpec(
+        list_intents,
+        {
+            "kind": STR(required=True, max_len=16),
+            "scope": _SCOPE,
+            "all": BOOL(),
+            "withdrawn": BOOL(),
+        },
+    ),
+    "items": OpSpec(items),
+    "item_add": OpSpec(
+        item_add,
+        {
+            "id": STR(required=True, max_len=64),
+            "name": STR(required=True, max_len=model.MAX_NAME_CHARS),
+            "dimension": STR(required=True, max_len=16),
+        },
+    ),
+    "balance": OpSpec(
+        balance,
+        {
+            "scope": _SCOPE,
+            "period": STR(max_len=16),
+            "item": STR(max_len=64),
+            "depth": INT(0, MAX_DEPTH, default=0),
+        },
+    ),
+    "peers": OpSpec(peers),
+    "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
+    "digest": OpSpec(digest),
+    "submit": OpSpec(
+        submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES * MAX_SUBMIT_RECORDS)}
+    ),
+}
