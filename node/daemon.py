@@ -312,12 +312,8 @@ class Daemon:
 
     async def _commit_writes(self, w: Writes) -> Any:
         records = [r for p in w.pendings for r in p.records]
-        meta = {"seq": self.core.seq, "hlc": self.core.clock.last}
-        await self._save([*records, *w.foreign], meta=meta, durable=True)
-        own = [self.core.commit(p) for p in w.pendings]
-        for r in w.foreign:
-            if self.state.replica.insert_verified(r).stored:
-                self.core.outbox.append(r)
+        await self._save([*records, *w.foreign], meta=self.state.write_meta(), durable=True)
+        own = self.state.commit_saved(w.pendings, w.foreign)
         self._wake.set()
         return w.reply(own)
 

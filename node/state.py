@@ -87,8 +87,33 @@ class NodeState:
 
     def save_and_commit(self, pending: Pending) -> Record:
         """Save durably (blocking), then merge and queue."""
-        self.store.save(pending.records, meta=pending.meta, durable=True)
-        return self.core.commit(pending)
+        return self.save_and_commit_all([pending])[-1]
+
+    def save_and_commit_all(
+        self, pendings: Sequence[Pending], foreign: Sequence[Record] = ()
+    ) -> list[Record]:
+        """Save several writes in one durable transaction (blocking), then commit them."""
+        records = [r for p in pendings for r in p.records]
+        self.store.save([*records, *foreign], meta=self.write_meta(), durable=True)
+        return self.commit_saved(pendings, foreign)
+
+    def write_meta(self) -> dict[str, int]:
+        """What is saved with local writes: the seq and clock to continue from."""
+        return {"seq": self.core.seq, "hlc": self.core.clock.last}
+
+    def commit_saved(
+        self, pendings: Sequence[Pending], foreign: Sequence[Record] = ()
+    ) -> list[Record]:
+        """Merge and queue writes the store holds now; returns the own records asked for.
+
+        `foreign` are records this node signed with other keys (an import's demo
+        voters): merged as verified and gossiped.
+        """
+        own = [self.core.commit(p) for p in pendings]
+        for r in foreign:
+            if self.replica.insert_verified(r).stored:
+                self.core.outbox.append(r)
+        return own
 
     def write(
         self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None

@@ -1,9 +1,9 @@
-"""One simulated node: the daemon's core (Replica, BalanceIndex, HLC, sync sessions)
-without its store and sockets.
+"""One simulated node: the daemon's very core (`node.core.NodeCore`), without a store
+and sockets.
 
-Writes follow `node.state.NodeState.write` (validate, sign with the next seq, merge,
-queue for gossip); records from peers go through `replica.receive`; the gossip
-validator and the sync ingest follow `node.daemon.Daemon`.
+Writes, ingest, gossip validation and re-gossip are `NodeCore`'s, exactly as the
+daemon runs them; this module only adapts it to the virtual network: a gossip verdict
+for the gossipsub model, sync sessions whose received records are merged at once.
 """
 
 from __future__ import annotations
@@ -12,18 +12,21 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from node import model
-from node.clock import HybridClock
-from node.crdt.record import Record, sign_record
+from node.core import NodeCore, Verdict
+from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.crdt.sync import Role, SyncSession
-from node.errors import Rejected
-from node.identity import Identity
+from node.identity import Identity, peer_id_of
 from node.planning import BalanceIndex
-from node.state import REGOSSIP_LIMIT, batches, decode_batch
-from simnet.gossip import Verdict
-from simnet.trust import TrustingReplica, VerifiedCache
+from simnet.gossip import Verdict as GossipVerdict
+from simnet.trust import VerifiedCache
 from simnet.workload import NodeSpec
+
+_VERDICTS = {
+    Verdict.ACCEPT: GossipVerdict.ACCEPT,
+    Verdict.IGNORE: GossipVerdict.IGNORE,
+    Verdict.REJECT: GossipVerdict.REJECT,
+}
 
 
 class SimNode:
@@ -46,88 +49,61 @@ class SimNode:
         self.spec = spec
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
-        self._signer = identity.signer()
-        self.clock = HybridClock(now_ms)
-        self.replica: Replica = (
-            Replica(now_ms=now_ms) if cache is None else TrustingReplica(cache, now_ms=now_ms)
-        )
+        self.peer_id = peer_id_of(identity.public)
+        self.replica = Replica(now_ms=now_ms)
         self.index: BalanceIndex | None = None
         if with_index:
             self.index = BalanceIndex()
             self.replica.add_listener(self.index)
-        self.partitions = spec.partitions
-        self.seq = 0
-        self.outbox: list[Record] = []
+        kw: dict[str, Any] = {}
+        if cache is not None:
+            kw = {"verify": cache.verify, "decode": cache.decode}
+        self.core = NodeCore(
+            identity.public,
+            identity.signer(),
+            spec.scope,
+            self.replica,
+            now_ms,
+            rng=random.Random(spec.seed),
+            **kw,
+        )
+        self.partitions = tuple(self.core.partitions)
         self.rejected = 0
+
+    @property
+    def outbox(self) -> list[Record]:
+        return self.core.outbox
 
     def write(
         self, kind: str, key: str, body: dict[str, Any] | None, scope: str | None = None
     ) -> Record:
         """Validate, sign, merge and queue one record of this node."""
-        scope = scope or self.spec.scope
-        model.validate(kind, key, scope, body)
-        self.seq += 1
-        record = sign_record(
-            self._signer, self.origin, kind, key, self.seq, self.clock.tick(), scope, body
-        )
-        self.replica.insert_verified(record)
-        self.outbox.append(record)
-        return record
+        return self.core.write(kind, key, body, scope)
 
     def write_node_record(self) -> Record:
-        return self.write(
-            "node",
-            "self",
-            {"name": self.spec.name, "kind": self.spec.kind, "scope": self.spec.scope},
-        )
+        body = {"name": self.spec.name, "kind": self.spec.kind, "scope": self.spec.scope}
+        return self.write("node", "self", body)
 
     def take_batches(self) -> list[tuple[str, bytes]]:
-        """The outbox as gossip messages: (topic, encoded batch)."""
-        by_topic: dict[str, list[Record]] = {}
-        for r in self.outbox:
-            by_topic.setdefault(model.partition_of(r.scope), []).append(r)
-        self.outbox = []
-        return [(topic, data) for topic, recs in by_topic.items() for data in batches(recs)]
+        """The outbox as gossip messages: (topic partition, encoded batch)."""
+        return self.core.take_batches()
 
-    def ingest(self, raws: list[bytes]) -> tuple[list[Record], int]:
-        """Merge records from a peer; returns (records that changed the state, rejected)."""
-        changed: list[Record] = []
-        rejected = 0
-        for raw in raws:
-            try:
-                outcome, record = self.replica.receive(raw)
-            except Rejected:
-                rejected += 1
-                continue
-            if outcome.changed:
-                changed.append(record)
-                self.clock.observe(record.hlc)
-        self.rejected += rejected
-        return changed, rejected
-
-    def validate_gossip(self, topic: str, data: bytes) -> Verdict:
-        """`Daemon.validate_gossip`: merge, then ACCEPT / IGNORE / REJECT."""
-        try:
-            raws = decode_batch(data)
-        except Rejected:
-            self.rejected += 1
-            return Verdict.REJECT
-        changed, rejected = self.ingest(raws)
-        if rejected or any(model.partition_of(r.scope) != topic for r in changed):
-            return Verdict.REJECT
-        return Verdict.ACCEPT if changed else Verdict.IGNORE
+    def validate_gossip(self, topic: str, data: bytes) -> GossipVerdict:
+        """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
+        result = self.core.validate_gossip(topic, data)
+        self.rejected += sum(result.rejected.values())
+        return _VERDICTS[result.verdict]
 
     def sync_session(self, initiator: bool, rng: random.Random) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
-        return SyncSession(
-            self.replica, self.partitions, role, ingest=self._sync_ingest, salt=rng.randbytes(8)
-        )
+        return SyncSession(self.replica, self.partitions, role, salt=rng.randbytes(16))
 
-    def _sync_ingest(self, raws: Any) -> None:
-        changed, _ = self.ingest(list(raws))
-        # As `Daemon.new_sync_session`: a small batch merged by sync is gossiped on.
-        if changed and len(changed) <= REGOSSIP_LIMIT:
-            self.outbox.extend(changed)
+    def ingest_sync(self, session: SyncSession) -> None:
+        """Merge what `session` received, as the daemon does after each message."""
+        received = session.take_received()
+        if received:
+            result = self.core.ingest_received(received, session.partitions)
+            self.rejected += sum(result.rejected.values())
 
     def digest(self) -> bytes:
-        return self.replica.digest(self.partitions)
+        return self.core.digest()

@@ -159,8 +159,7 @@ class VirtualSim:
             if s.sync.on_connect:
                 for j in self.net.neighbours[i]:
                     if i < j:
-                        self._start_sync(i, j)
-                        self._start_sync(j, i)
+                        self._sync_on_connect(i, j)
         for w in self.writes:
             sched.at(w.time, self._write, w)
             self.last_write_time = max(self.last_write_time, w.time)
@@ -225,6 +224,14 @@ class VirtualSim:
             self._start_sync(i, live[self._sync_rng.randrange(len(live))])
         self.sched.after(self.scenario.sync.interval, self._periodic_sync, i)
 
+    def _sync_on_connect(self, a: int, b: int) -> None:
+        """As the daemon: of the two ends of a new connection, the one with the smaller
+        peer id starts the session (periodic rounds cover a missed one)."""
+        if self.nodes[a].peer_id < self.nodes[b].peer_id:
+            self._start_sync(a, b)
+        else:
+            self._start_sync(b, a)
+
     def _start_sync(self, a: int, b: int) -> None:
         if not self.net.up(a, b):
             return
@@ -243,6 +250,7 @@ class VirtualSim:
         except SyncError:
             self.sync.failed += 1
             return
+        self.nodes[to].ingest_sync(to_s)
         if self.nodes[to].outbox:
             self._schedule_flush(to)  # records the sync brought are gossiped on
         reply = to_s.generate_message()
@@ -324,8 +332,7 @@ class VirtualSim:
             self.gossip[b].link_down(a)
         if self.scenario.sync.on_connect:
             for a, b in sorted(now_up - was_up):
-                self._start_sync(a, b)
-                self._start_sync(b, a)
+                self._sync_on_connect(a, b)
 
 
 def _rss() -> int:

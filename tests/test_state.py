@@ -3,9 +3,10 @@
 import pytest
 
 from node.config import Config
+from node.core import batches, decode_batch
 from node.errors import LocalError
 from node.identity import Identity
-from node.state import NodeState, batches, decode_batch
+from node.state import NodeState
 from node.store import Store
 
 

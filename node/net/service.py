@@ -297,11 +297,12 @@ class NetService:
         Waits only while the publish queue is full; the queue is drained at
         `GossipConfig.publish_rate` messages per second per topic.
 
+        A topic this node does not follow is never published on: the message is
+        dropped and counted (`publish_failed`).
+
         Raises:
-            LocalError: not subscribed to `topic`, or `data` empty or too large.
+            LocalError: `data` empty or too large.
         """
-        if topic not in self.topics:
-            raise LocalError(f"not subscribed to {topic!r}; add its scope to NetConfig.scopes")
         await self.gossip.publish(topic, data)
 
     def listen_addrs(self) -> list[str]:

@@ -23,12 +23,12 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from node.core import encode_batch
 from node.crdt.record import sign_record
 from node.identity import Identity
 from node.net import PROTOCOL_ID, GossipConfig, build_host
 from node.net.gossip import build_router
 from node.net.syncproto import MAX_FRAME, encode_frame, encode_varint
-from node.state import encode_batch
 
 pytestmark = pytest.mark.slow
 

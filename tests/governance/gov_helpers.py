@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from node import gov_ops as ops
 from node.config import Config
-from node.control import InThread
 from node.crdt.record import Record
 from node.governance.ledger import object_id
 from node.governance.member_sign import sign_member_record
 from node.identity import Identity
+from node.ops import TABLE, InThread, Writes, check_args
 from node.state import NodeState, record_json
 from node.store import Store
 
@@ -28,7 +28,8 @@ class Clock:
 
 
 class FakeDaemon:
-    """What the governance ops use of a daemon: state, config, _written."""
+    """An `OpContext` without networking: ops run synchronously, writes are saved
+    and committed at once (the daemon does the same off its event loop)."""
 
     def __init__(
         self,
@@ -46,20 +47,40 @@ class FakeDaemon:
         self.store = Store(root / "db.sqlite")
         self.state = NodeState(identity, self.config, self.store, self.clock)
         self.written: list[dict[str, Any]] = []
+        self.net = None
+        self.counters: dict[str, Counter[str]] = {}
 
-    def _written(self, record: Record) -> dict[str, Any]:
-        out = record_json(record, self.state.node_names())
-        self.written.append(out)
-        return out
+    def save_config(self, config: Config) -> None:
+        self.config = config
+
+    def dial_soon(self, p2p_addr: str) -> None:
+        raise AssertionError("no network here")
+
+    def now_ms(self) -> int:
+        return self.clock()
+
+    def uptime(self) -> float:
+        return 0.0
 
     def call(self, op: str, **args: Any) -> Any:
-        result = ops.OPS[op](self, {k: v for k, v in args.items() if v is not None})
-        # The control server runs InThread replies in a worker thread; here, inline.
-        return result.fn() if isinstance(result, InThread) else result
+        spec = TABLE[op]
+        result = spec.fn(
+            self, check_args(op, spec, {k: v for k, v in args.items() if v is not None})
+        )
+        # The daemon runs InThread replies in a worker thread and saves Writes in its
+        # store worker; here, inline.
+        if isinstance(result, InThread):
+            return result.fn()
+        if isinstance(result, Writes):
+            own = self.state.save_and_commit_all(result.pendings, result.foreign)
+            self.written.extend(record_json(r, self.state.node_names()) for r in own)
+            return result.reply(own)
+        return result
 
     def submit(self, record: Record) -> None:
         result = self.state.ingest([record.raw])
         assert not result.rejected, result.rejected
+        assert result.stored
 
     def close(self) -> None:
         self.store.close()

@@ -11,10 +11,11 @@ from typing import Any
 
 import trio
 
+from node.errors import RemoteError
 from node.net import GossipConfig, GossipVerdict, NetConfig, NetService
 
 SCOPE = "test"
-TOPIC = "allmende/1/test"
+TOPIC = "allmende/2/test"
 
 
 def seed(name: str) -> bytes:
@@ -31,6 +32,8 @@ class FakeSession:
     fail_on: bytes | None = None
     sent: int = 0
     received: int = 0
+    partitions: list[str] = field(default_factory=lambda: [SCOPE])
+    ingested: int = 0
 
     def generate_message(self) -> bytes | None:
         if self.initiator:
@@ -45,9 +48,13 @@ class FakeSession:
 
     def receive_message(self, data: bytes) -> None:
         if self.fail_on is not None and data.startswith(self.fail_on):
-            raise ValueError(f"malformed sync message {data[:16]!r}")
+            raise RemoteError("malformed", f"malformed sync message {data[:16]!r}")
         self.log.append(data)
         self.received += 1
+
+    def take_received(self) -> int:
+        out, self.ingested = self.received - self.ingested, self.received
+        return out
 
     @property
     def done(self) -> bool:
@@ -65,7 +72,7 @@ class FakeHandler:
     sessions: list[tuple[str, bool, Any]] = field(default_factory=list)
     connected: list[str] = field(default_factory=list)
 
-    def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict:
+    async def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict:
         assert topic == TOPIC
         verdict = self.verdict(data)
         if verdict is GossipVerdict.ACCEPT:
@@ -76,6 +83,9 @@ class FakeHandler:
         session = self.session_factory(initiator)
         self.sessions.append((peer, initiator, session))
         return session
+
+    async def ingest_sync(self, peer: str, session: Any) -> None:
+        session.take_received()
 
     def on_peer_connected(self, peer: str) -> None:
         self.connected.append(peer)

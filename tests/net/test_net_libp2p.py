@@ -118,12 +118,29 @@ async def test_malformed_sync_message_is_counted_not_fatal() -> None:
         async with started(nursery, "AB", handlers, sync_on_connect=False) as (a, b):
             await link(a, b)
             assert not await a.sync_with(b.peer_id)
-            await wait_for(lambda: b.statistics().rejected["bad-sync-message"] == 1)
+            await wait_for(lambda: b.statistics().rejected["malformed"] == 1)
+            assert b.gossip.invalid.score(a.peer_id, trio.current_time()) > 0.5
             assert b.statistics().sync_failed == 1
             assert a.statistics().sync_failed == 1
             # both hosts still work
             handlers[1].session_factory = lambda init: FakeSession(init)
             assert await a.sync_with(b.peer_id)
+        nursery.cancel_scope.cancel()
+
+
+class BuggySession(FakeSession):
+    def receive_message(self, data: bytes) -> None:
+        raise ZeroDivisionError("a bug of ours")
+
+
+async def test_a_bug_in_our_session_is_not_blamed_on_the_peer() -> None:
+    handlers = [FakeHandler("A"), FakeHandler("B", session_factory=BuggySession)]
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "AB", handlers, sync_on_connect=False) as (a, b):
+            await link(a, b)
+            assert not await a.sync_with(b.peer_id)
+            await wait_for(lambda: b.statistics().rejected["local-error"] == 1)
+            assert b.gossip.invalid.score(a.peer_id, trio.current_time()) == 0
         nursery.cancel_scope.cancel()
 
 
@@ -226,8 +243,8 @@ async def test_publish_refuses_unknown_topic_and_oversize() -> None:
 
     async with trio.open_nursery() as nursery:
         async with started(nursery, "A") as (a,):
-            with pytest.raises(LocalError):
-                await a.publish("allmende/1/other", b"x")
+            await a.publish("allmende/2/other", b"x")  # never raises: dropped, counted
+            assert a.statistics().publish_failed == 1
             with pytest.raises(LocalError):
                 await a.publish(TOPIC, b"x" * (a.config.gossip.max_message_bytes + 1))
             assert SCOPE in a.config.scopes
