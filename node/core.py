@@ -45,7 +45,6 @@ from node.errors import LocalError, Rejected
 MAX_BATCH_BYTES = 60 * 1024
 BATCH_VERSION = 2
 REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on
-MAX_SUBMIT_RECORDS = 256
 _ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
 
 
@@ -437,7 +436,7 @@ class NodeCore:
                 result.stored,
                 evidence=result.evidence,
                 meta={"hlc": self.clock.last},
-                durable=False,
+                durable=source is Source.SUBMIT,  # acknowledged to a member
             )
         return result
 

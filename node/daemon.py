@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from node.crdt.sync import Role, SyncSession
 from node.errors import LocalError, Rejected
 from node.identity import Identity
 from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic
-from node.ops import TABLE, InThread, Job, Progress, Writes, check_args
+from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args
+from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
 
@@ -130,6 +131,8 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._store_worker = trio.CapacityLimiter(1)
+        # Anti-entropy steps read the replica in worker threads; changes wait for them.
+        self._replica_lock = ReadWriteLock()
 
     # --- persistence (one worker thread, in order) ------------------------------
 
@@ -165,7 +168,8 @@ class Daemon:
             s.candidates, s.evidence, s.verified = [], [], True  # reject without verifying
         else:
             await self._verify(s)
-        result = self.core.apply(s)
+        async with self._replica_lock.write():
+            result = self.core.apply(s)
         if result.stored or result.evidence:
             try:
                 await self._save(
@@ -215,6 +219,12 @@ class Daemon:
     def new_sync_session(self, peer: str, initiator: bool) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
         return SyncSession(self.state.replica, self.state.partitions, role, salt=os.urandom(16))
+
+    async def sync_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # A step costs up to O(message + the compared state): off the event loop, while
+        # nothing changes the replica under it.
+        async with self._replica_lock.read():
+            return await trio.to_thread.run_sync(fn, *args)
 
     async def ingest_sync(self, peer: str, session: Any) -> None:
         received = session.take_received()
@@ -306,6 +316,8 @@ class Daemon:
             return await trio.to_thread.run_sync(reply.fn)
         if isinstance(reply, Writes):
             return await self._commit_writes(reply)
+        if isinstance(reply, Submit):
+            return reply.reply(await self._ingest(reply.raws, Source.SUBMIT))
         if isinstance(reply, Job):
             return await reply.run(progress or _no_progress)
         return reply
@@ -313,7 +325,8 @@ class Daemon:
     async def _commit_writes(self, w: Writes) -> Any:
         records = [r for p in w.pendings for r in p.records]
         await self._save([*records, *w.foreign], meta=self.state.write_meta(), durable=True)
-        own = self.state.commit_saved(w.pendings, w.foreign)
+        async with self._replica_lock.write():
+            own = self.state.commit_saved(w.pendings, w.foreign)
         self._wake.set()
         return w.reply(own)
 

@@ -59,6 +59,10 @@ class NetHandler(Protocol):
 
     def new_sync_session(self, peer: str, initiator: bool) -> SyncSession: ...
 
+    async def sync_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one sans-IO session step (the daemon: in a worker thread)."""
+        ...
+
     async def ingest_sync(self, peer: str, session: SyncSession) -> None:
         """Merge what `session` received (`take_received()`); raises only LocalError."""
         ...

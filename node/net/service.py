@@ -492,14 +492,8 @@ class NetService:
                     stream = await self._open_sync_stream(peer)
                 session = self.handler.new_sync_session(pid, initiator)
                 framed = FramedStream(stream, self.config.sync_read_timeout, self.config.max_frame)
-
-                async def ingest(s: Any) -> None:
-                    await self.handler.ingest_sync(pid, s)
-
-                if initiator:
-                    await drive_initiator(framed, session, ingest)
-                else:
-                    await drive_responder(framed, session, ingest)
+                drive = drive_initiator if initiator else drive_responder
+                await drive(framed, session, self.handler, pid)
                 await stream.close()
         except RemoteError as exc:
             reason = exc.reason

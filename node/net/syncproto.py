@@ -10,8 +10,8 @@ are the I/O edge and work on anything with ``read(n)`` / ``write(data)``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
@@ -157,33 +157,47 @@ class FramedStream:
         await self.stream.write(encode_frame(payload, self.max_frame))
 
 
-Ingest = Callable[[SyncSession], Awaitable[None]]
+class SessionDriver(Protocol):
+    """How the network layer runs a session's steps and merges what they bring.
+
+    `step(fn, *args)` runs one sans-IO step (``receive_message``, ``generate_message``)
+    -- the daemon runs it in a worker thread while nothing changes the replica;
+    `ingest(session)` merges what the session received.
+    """
+
+    async def sync_step(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    async def ingest_sync(self, peer: str, session: Any) -> None: ...
 
 
-def _receive(session: SyncSession, data: bytes) -> None:
+async def _receive(driver: SessionDriver, session: SyncSession, data: bytes) -> None:
     try:
-        session.receive_message(data)
+        await driver.sync_step(session.receive_message, data)
     except RemoteError:
         raise  # the peer broke the protocol (SyncError is a RemoteError)
+    except (trio.Cancelled, LocalError):
+        raise
     except Exception as exc:
         # Anything else is a bug of ours, not the peer's doing: never counted against it.
         raise LocalError(f"sync session failed: {type(exc).__name__}: {exc}") from exc
 
 
-async def drive_initiator(framed: FramedStream, session: SyncSession, ingest: Ingest) -> int:
+async def drive_initiator(
+    framed: FramedStream, session: SyncSession, driver: SessionDriver, peer: str
+) -> int:
     """Run `session` as initiator until it has nothing more to say.
 
-    After every message received, `ingest(session)` merges what it brought before the
-    next message is generated.
+    After every message received, what it brought is merged before the next message
+    is generated.
 
     Returns:
         Number of messages exchanged (sent + received).
 
     Raises:
         RemoteError: the peer timed out, closed early or sent something bad.
-        LocalError: merging failed here.
+        LocalError: a step or merging failed here.
     """
-    msg = session.generate_message()
+    msg = await driver.sync_step(session.generate_message)
     count = 0
     while msg is not None:
         await framed.write_frame(msg)
@@ -192,19 +206,21 @@ async def drive_initiator(framed: FramedStream, session: SyncSession, ingest: In
             break
         reply = await framed.read_frame()
         count += 1
-        _receive(session, reply)
-        await ingest(session)
+        await _receive(driver, session, reply)
+        await driver.ingest_sync(peer, session)
         if session.done:
-            msg = session.generate_message()
+            msg = await driver.sync_step(session.generate_message)
             if msg is not None:
                 await framed.write_frame(msg)
                 count += 1
             break
-        msg = session.generate_message()
+        msg = await driver.sync_step(session.generate_message)
     return count
 
 
-async def drive_responder(framed: FramedStream, session: SyncSession, ingest: Ingest) -> int:
+async def drive_responder(
+    framed: FramedStream, session: SyncSession, driver: SessionDriver, peer: str
+) -> int:
     """Run `session` as responder until it is done or the initiator stops.
 
     Returns:
@@ -212,7 +228,7 @@ async def drive_responder(framed: FramedStream, session: SyncSession, ingest: In
 
     Raises:
         RemoteError: the peer timed out, sent something bad or hung up mid-frame.
-        LocalError: merging failed here.
+        LocalError: a step or merging failed here.
     """
     count = 0
     while not session.done:
@@ -223,11 +239,11 @@ async def drive_responder(framed: FramedStream, session: SyncSession, ingest: In
                 raise
             break  # the initiator had nothing more to say
         count += 1
-        _receive(session, msg)
+        await _receive(driver, session, msg)
         # The reply never depends on what was received, so it goes out first.
-        reply = session.generate_message()
+        reply = await driver.sync_step(session.generate_message)
         if reply is not None:
             await framed.write_frame(reply)
             count += 1
-        await ingest(session)
+        await driver.ingest_sync(peer, session)
     return count

@@ -13,6 +13,7 @@ from node.ops.base import (
     OpSpec,
     Param,
     Progress,
+    Submit,
     Writes,
     check_args,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "OpSpec",
     "Param",
     "Progress",
+    "Submit",
     "Writes",
     "check_args",
 ]

@@ -6,7 +6,8 @@ been checked against the op's declared `Param`s: unknown, missing, ill-typed or
 out-of-range arguments are refused with a message before the op runs. A reply is
 plain JSON, or one of the markers below, which the daemon carries out off the event
 loop: `InThread` (slow pure work), `Writes` (signed records to make durable, then
-merge), `Job` (long work with progress, e.g. an import).
+merge), `Submit` (records signed by members, to check and store), `Job` (long work
+with progress, e.g. an import).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from node.config import Config
-from node.core import Pending
+from node.core import IngestResult, Pending
 from node.crdt.record import Record
 from node.errors import LocalError
 from node.state import NodeState
@@ -92,6 +93,15 @@ class Writes:
     pendings: Sequence[Pending]
     reply: Callable[[list[Record]], Any]
     foreign: Sequence[Record] = ()
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Records signed elsewhere (a member's key) to check, store durably and gossip;
+    `reply(result)` turns the `IngestResult` into the answer."""
+
+    raws: Sequence[bytes]
+    reply: Callable[[IngestResult], Any]
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
-from node.core import MAX_SUBMIT_RECORDS, Source
+from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
 from node.errors import LocalError
 from node.net.discovery import split_p2p_addr
-from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Writes
+from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Submit, Writes
 from node.state import record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
@@ -144,21 +144,24 @@ def digest(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"digest": s.replica.digest(s.partitions).hex(), "records": len(s.replica)}
 
 
-def submit(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+def submit(ctx: OpContext, args: dict[str, Any]) -> Submit:
     """Take a record signed elsewhere (a member's own key), hex-encoded.
 
-    It is checked like any record from the network, stored, then gossiped.
+    It is checked like any record from the network, stored durably, then gossiped.
     """
     try:
         raw = bytes.fromhex(args["record"])
     except ValueError:
         raise LocalError("record must be hex-encoded wire bytes") from None
-    result = ctx.state.ingest([raw], Source.SUBMIT)
-    if result.rejected:
-        raise LocalError(f"record rejected: {', '.join(sorted(result.rejected))}")
-    if not result.stored:
-        raise LocalError("record not stored: this node holds it or a newer one already")
-    return record_json(result.stored[0], ctx.state.node_names())
+
+    def reply(result: IngestResult) -> dict[str, Any]:
+        if result.rejected:
+            raise LocalError(f"record rejected: {', '.join(sorted(result.rejected))}")
+        if not result.stored:
+            raise LocalError("record not stored: this node holds it or a newer one already")
+        return record_json(result.stored[0], ctx.state.node_names())
+
+    return Submit([raw], reply)
 
 
 _SCOPE = STR(max_len=200)
@@ -210,6 +213,6 @@ OPS: dict[str, OpSpec] = {
     "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
     "digest": OpSpec(digest),
     "submit": OpSpec(
-        submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES * MAX_SUBMIT_RECORDS)}
+        submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES)}
     ),
 }

@@ -12,7 +12,7 @@ from node.crdt.record import Record
 from node.governance.ledger import object_id
 from node.governance.member_sign import sign_member_record
 from node.identity import Identity
-from node.ops import TABLE, InThread, Writes, check_args
+from node.ops import TABLE, InThread, Submit, Writes, check_args
 from node.state import NodeState, record_json
 from node.store import Store
 
@@ -71,6 +71,8 @@ class FakeDaemon:
         # store worker; here, inline.
         if isinstance(result, InThread):
             return result.fn()
+        if isinstance(result, Submit):
+            return result.reply(self.state.ingest(result.raws))
         if isinstance(result, Writes):
             own = self.state.save_and_commit_all(result.pendings, result.foreign)
             self.written.extend(record_json(r, self.state.node_names()) for r in own)

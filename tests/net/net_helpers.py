@@ -84,6 +84,9 @@ class FakeHandler:
         self.sessions.append((peer, initiator, session))
         return session
 
+    async def sync_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
     async def ingest_sync(self, peer: str, session: Any) -> None:
         session.take_received()
 
