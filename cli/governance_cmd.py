@@ -24,7 +24,7 @@ from rich.text import Text
 
 from node.errors import LocalError
 from node.governance.member_sign import sign_member_record
-from node.identity import Identity, read_key, write_key
+from node.identity import Identity, generate, read_key, write_key
 
 if TYPE_CHECKING:
     from cli.main import Ctx
@@ -243,7 +243,7 @@ def member() -> None:
 )
 def member_keygen(out: Path) -> None:
     """Create a member key pair; prints the public key to give to your commune."""
-    identity = Identity.generate()
+    identity = generate()
     write_key(out, identity)
     click.echo(identity.public.hex())
 

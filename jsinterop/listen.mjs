@@ -8,7 +8,7 @@
 //   {"kind":..., "key":..., "scope":..., "seq":..., "origin":..., "body":{...}}   one record
 //   {"event":"published", "origin":..., "key":..., "scope":...}   with --publish: once ready,
 //     it signs one `need` record (its own fresh Ed25519 key as origin) in <scope> and
-//     publishes it as a batch [1, [record]], the way an Allmende node does.
+//     publishes it as a one-record batch, the way an Allmende node does.
 // Diagnostics go to stderr.  Exit 0 after <seconds> or after [max records]; 1 on error;
 // 2 if the mesh with the daemon did not form within <seconds>.
 // Node 20 lacks Promise.withResolvers (Node 22+), which libp2p 2.x's dependencies
@@ -55,19 +55,54 @@ const toJson = (v) => {
   }
   return v
 }
-// An Allmende record: canonical msgpack [1, origin, kind, key, seq, hlc, scope, body, sig];
+// An Allmende record: canonical msgpack [2, origin, kind, key, seq, hlc, scope, body, sig];
 // the Ed25519 signature covers DOMAIN + the same array without sig (8 elements).  Canonical
 // = minimal ints (hlc > 2^53 goes as a BigInt -> uint64, as Python packs it), sorted map keys.
-const DOMAIN = Buffer.from('allmende/record/1\0', 'latin1')
+const DOMAIN = Buffer.from('allmende/record/2\0', 'latin1')
 const signedNeed = (scope, key, body) => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519')
   const origin = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
   const hlc = BigInt(Date.now()) << 16n
   const sorted = Object.fromEntries(Object.keys(body).sort().map((k) => [k, body[k]]))
-  const fields = [1, new Uint8Array(origin), 'need', key, 1, hlc, scope, sorted]
+  const fields = [2, new Uint8Array(origin), 'need', key, 1, hlc, scope, sorted]
   const opts = { useBigInt64: true }
   const sig = sign(null, Buffer.concat([DOMAIN, encode(fields, opts)]), privateKey)
   return { origin: origin.toString('hex'), raw: encode([...fields, new Uint8Array(sig)], opts) }
+}
+
+// A gossip message: the batch version byte (2), then each record as an unsigned
+// LEB128 length and the record's bytes.
+const BATCH_VERSION = 2
+const encodeBatch = (raws) => {
+  const parts = [Uint8Array.of(BATCH_VERSION)]
+  for (const raw of raws) {
+    const len = []
+    let n = raw.length
+    while (n >= 0x80) { len.push((n & 0x7f) | 0x80); n >>>= 7 }
+    len.push(n)
+    parts.push(Uint8Array.from(len), raw)
+  }
+  return Buffer.concat(parts)
+}
+const decodeBatch = (data) => {
+  if (data.length === 0 || data[0] !== BATCH_VERSION) throw new Error('not a version 2 batch')
+  const raws = []
+  let pos = 1
+  while (pos < data.length) {
+    let n = 0
+    let shift = 0
+    for (;;) {
+      if (pos >= data.length || shift > 28) throw new Error('bad length prefix')
+      const b = data[pos++]
+      n |= (b & 0x7f) << shift
+      shift += 7
+      if (!(b & 0x80)) break
+    }
+    if (pos + n > data.length) throw new Error('truncated record')
+    raws.push(data.subarray(pos, pos + n))
+    pos += n
+  }
+  return raws
 }
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
@@ -107,19 +142,15 @@ node.services.pubsub.addEventListener('message', (evt) => {
   if (msg.topic !== topic) return
   let batch
   try {
-    batch = decode(msg.data, { useBigInt64: true })
+    batch = decodeBatch(msg.data)
   } catch (err) {
     console.error('undecodable gossip message:', err.message)
     return
   }
-  if (!Array.isArray(batch) || batch.length !== 2 || Number(batch[0]) !== 1 || !Array.isArray(batch[1])) {
-    console.error('gossip message is not [1, [records]]')
-    return
-  }
-  for (const raw of batch[1]) {
+  for (const raw of batch) {
     try {
       const r = decode(raw, { useBigInt64: true })
-      // [1, origin, kind, key, seq, hlc, scope, body, sig]
+      // [2, origin, kind, key, seq, hlc, scope, body, sig]
       out({
         kind: r[2], key: r[3], scope: r[6], seq: toJson(r[4]),
         origin: toJson(r[1]), body: r[7] === null ? null : toJson(r[7])
@@ -158,7 +189,7 @@ poll = setInterval(() => {
       const rec = signedNeed(publishScope, key, {
         item: 'potatoes', qty: '7', unit: 'kg', period: '2027-Q1', priority: 'low'
       })
-      node.services.pubsub.publish(topic, encode([1, [rec.raw]]))
+      node.services.pubsub.publish(topic, encodeBatch([rec.raw]))
         .then((res) => out({ event: 'published', origin: rec.origin, key, scope: publishScope,
                              recipients: res.recipients.map(String) }))
         .catch((err) => { console.error('publish failed:', err); finish(1) })

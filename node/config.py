@@ -7,21 +7,25 @@ file; the key file is 0600 and the directory 0700.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from node import model
 from node.errors import LocalError, ValidationError
-from node.identity import Identity, read_key, write_key
+from node.identity import Identity, generate, read_key, write_key
 
 ENV_DATA_DIR = "ALLMENDE_DATA_DIR"
 KEY_FILE = "node.key"
 CONFIG_FILE = "config.toml"
 DB_FILE = "allmende.db"
 SOCKET_FILE = "control.sock"
+LOCK_FILE = "daemon.lock"
 DEFAULT_PORT = 7946
 DEFAULT_SCOPE = "local"
 
@@ -147,6 +151,33 @@ class DataDir:
     def socket(self) -> Path:
         return self.root / SOCKET_FILE
 
+    @property
+    def lockfile(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the data dir's daemon lock (one daemon per data dir).
+
+        Raises:
+            LocalError: another process holds it; nothing in the data dir is touched.
+        """
+        fd = os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise LocalError(
+                    f"another allmende daemon (pid {other}) is running on {self.root}; "
+                    "stop it first, or give this one its own --data-dir"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def initialised(self) -> bool:
         return self.key.exists()
 
@@ -181,19 +212,27 @@ class DataDir:
             config = replace(config, listen=(f"/ip4/0.0.0.0/tcp/{listen_port}",))
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
-        identity = Identity.generate()
-        tmp = self.config.with_suffix(".tmp")
-        tmp.write_text(config.to_toml())
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        identity = generate()
+        tmp = _write_private(self.config.with_suffix(".tmp"), config.to_toml())
         write_key(self.key, identity)
         os.replace(tmp, self.config)
         return identity
 
     def write_config(self, config: Config) -> None:
-        """Replace config.toml atomically."""
-        tmp = self.config.with_suffix(".tmp")
-        tmp.write_text(config.check().to_toml())
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        """Replace config.toml atomically; the new file is 0600 like the key."""
+        tmp = _write_private(self.config.with_suffix(".tmp"), config.check().to_toml())
         os.replace(tmp, self.config)
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write `path` (mode 0600 whatever the umask), flushed to disk; returns it."""
+    # The config names the node's peers and listen addresses: nobody else's business.
+    # O_CREAT's mode is masked by the umask and ignored for an existing (leftover) tmp
+    # file, hence the fchmod.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(fd, 0o600)
+        f.write(text)
+        f.flush()
+        os.fsync(fd)
+    return path

@@ -31,7 +31,7 @@ from node.crdt.replica import Evidence
 from node.crdt.sync import Role, SyncSession
 from node.errors import LocalError, Rejected
 from node.identity import Identity
-from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic
+from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic, topic_for_scope
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
@@ -297,7 +297,7 @@ class Daemon:
             self._wake = trio.Event()
             await trio.sleep(PUBLISH_EVERY)  # let a burst of writes join one message
             for partition, data in self.core.take_batches():
-                await self.net.publish(f"allmende/2/{partition}", data)
+                await self.net.publish(topic_for_scope(partition), data)
 
     # --- control API -------------------------------------------------------------
 

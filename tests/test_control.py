@@ -12,7 +12,7 @@ from node.config import Config, DataDir
 from node.errors import LocalError
 
 
-def _handler(op, args):
+async def _handler(op, args, progress):
     if op == "echo":
         return args
     if op == "refuse":
@@ -86,15 +86,16 @@ def test_data_dir_is_private(tmp_path):
 
 
 def test_slow_reply_does_not_block_other_requests(tmp_path):
-    """An InThread reply is computed off the event loop: quick requests still answer."""
+    """A request that waits (on a worker thread, say) does not hold up quick ones."""
     import threading
     import time
 
     release = threading.Event()
 
-    def handler(op, args):
+    async def handler(op, args, progress):
         if op == "slow":
-            return control.InThread(lambda: release.wait(10) and "slow done")
+            await trio.to_thread.run_sync(lambda: release.wait(10))
+            return "slow done"
         return "quick"
 
     path = tmp_path / "control.sock"

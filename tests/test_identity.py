@@ -6,11 +6,11 @@ import pytest
 
 from node.clock import HybridClock, hlc_millis
 from node.errors import LocalError
-from node.identity import Identity, read_key, write_key
+from node.identity import generate, read_key, write_key
 
 
 def test_key_file_roundtrip_and_mode(tmp_path):
-    ident = Identity.generate()
+    ident = generate()
     path = tmp_path / "node.key"
     write_key(path, ident)
     assert os.stat(path).st_mode & 0o777 == 0o600
@@ -19,7 +19,7 @@ def test_key_file_roundtrip_and_mode(tmp_path):
 
 def test_refuses_readable_key(tmp_path):
     path = tmp_path / "node.key"
-    write_key(path, Identity.generate())
+    write_key(path, generate())
     os.chmod(path, 0o644)
     with pytest.raises(LocalError, match=f"chmod 600 {path}"):
         read_key(path)
@@ -27,9 +27,9 @@ def test_refuses_readable_key(tmp_path):
 
 def test_refuses_overwrite(tmp_path):
     path = tmp_path / "node.key"
-    write_key(path, Identity.generate())
+    write_key(path, generate())
     with pytest.raises(LocalError, match="refusing to overwrite"):
-        write_key(path, Identity.generate())
+        write_key(path, generate())
 
 
 def test_missing_and_garbage(tmp_path):
@@ -46,7 +46,7 @@ def test_peer_id_matches_libp2p():
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.peer.id import ID
 
-    ident = Identity.generate()
+    ident = generate()
     kp = create_new_key_pair(ident.seed)
     assert kp.public_key.to_bytes() == ident.public
     assert ID.from_pubkey(kp.public_key).to_base58() == ident.peer_id
@@ -55,7 +55,7 @@ def test_peer_id_matches_libp2p():
 def test_sign_verifies_with_other_library():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    ident = Identity.generate()
+    ident = generate()
     Ed25519PublicKey.from_public_bytes(ident.public).verify(ident.sign(b"m"), b"m")
 
 

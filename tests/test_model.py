@@ -12,23 +12,39 @@ def _need(**changes):
     return {**NEED, **changes}
 
 
+_NOT_DECIMAL = "must be a decimal number like 12.5"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         (_need(unit="parsec"), "unknown unit 'parsec'; known units: g, kg"),
         (_need(unit="l"), "unit l measures volume, but potatoes is measured in mass (kg)"),
-        (_need(qty="-1"), "must be greater than zero"),
         (_need(qty="0"), "must be greater than zero"),
-        (_need(qty="NaN"), "must be a finite number"),
-        (_need(qty="Infinity"), "must be a finite number"),
-        (_need(qty="abc"), "is not a number; write it like 12.5"),
-        (_need(qty="1e16"), "is larger than"),
-        (_need(qty="0.0000001"), "more than 6 decimal places"),
+        (_need(qty="0.000000"), "must be greater than zero"),
+        (_need(qty="2000000000000000"), "is larger than"),
+        # A record carries plain ASCII decimals only: one value, one spelling.
+        (_need(qty="-1"), _NOT_DECIMAL),
+        (_need(qty="NaN"), _NOT_DECIMAL),
+        (_need(qty="Infinity"), _NOT_DECIMAL),
+        (_need(qty="abc"), _NOT_DECIMAL),
+        (_need(qty="1e3"), _NOT_DECIMAL),
+        (_need(qty="5_0"), _NOT_DECIMAL),
+        (_need(qty=" 5"), _NOT_DECIMAL),
+        (_need(qty="5\n"), _NOT_DECIMAL),
+        (_need(qty="\u0665"), _NOT_DECIMAL),  # ARABIC-INDIC DIGIT FIVE: int() takes it
+        (_need(qty="0.0000001"), _NOT_DECIMAL),
+        (_need(qty=1.5), _NOT_DECIMAL),
+        (_need(qty=True), _NOT_DECIMAL),
         (_need(period="2027-Q5"), "use 2027, 2027-Q1, 2027-03 or 2027-W05"),
         (_need(period="27-01"), "malformed"),
+        (_need(period="2027\n"), "malformed"),
+        (_need(period="\u0662\u0660\u0662\u0667"), "malformed"),
         (_need(note="x" * 501), "note is 501 characters long; the limit is 500"),
+        (_need(note="a\u202eb"), "control character U+202E"),
         (_need(priority="urgent"), "priority must be one of low, medium, high, critical"),
         (_need(item="Potatoes!"), "lowercase letters"),
+        (_need(item="potatoes\n"), "lowercase letters"),
         (_need(colour="red"), "unexpected field(s) colour"),
     ],
 )
@@ -36,6 +52,32 @@ def test_need_errors(body, message):
     with pytest.raises(ValidationError, match=None) as exc:
         model.validate("need", "k", "eu/de", body)
     assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("-1", "must be greater than zero"),
+        ("0", "must be greater than zero"),
+        ("NaN", "is not a number; write it like 12.5"),
+        ("abc", "is not a number; write it like 12.5"),
+        ("1e16", "is larger than"),
+        ("0.0000001", "more than 6 decimal places"),
+    ],
+)
+def test_typed_quantity_errors(typed, message):
+    with pytest.raises(ValidationError) as exc:
+        model.normalise_quantity(typed)
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [(" 12.50 ", "12.5"), ("1e3", "1000"), ("007", "7"), ("0.000001", "0.000001")],
+)
+def test_typed_quantity_is_stored_in_one_spelling(typed, stored):
+    assert model.normalise_quantity(typed) == stored
+    model.parse_quantity(stored)
 
 
 @pytest.mark.parametrize(

@@ -184,4 +184,5 @@ def test_container_bomb_is_refused_before_decoding():
 def test_two_records_never_share_an_id():
     a = Author(A).need("n1")
     b = Author(A).need("n1", qty="11")
-    assert a.seq == b.seq and a.rid != b.rid
+    assert a.seq == b.seq
+    assert a.rid != b.rid

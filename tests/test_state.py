@@ -5,7 +5,7 @@ import pytest
 from node.config import Config
 from node.core import batches, decode_batch
 from node.errors import LocalError
-from node.identity import Identity
+from node.identity import generate
 from node.state import NodeState
 from node.store import Store
 
@@ -14,7 +14,7 @@ from node.store import Store
 def state(tmp_path):
     store = Store(tmp_path / "db.sqlite")
     s = NodeState(
-        Identity.generate(),
+        generate(),
         Config(name="Kommune", scope="eu/de/berlin/x"),
         store,
         now_ms=lambda: 1_800_000_000_000,
@@ -63,7 +63,7 @@ def test_withdraw(state):
 
 def test_seq_resumes_past_what_peers_hold(tmp_path):
     """A node restored from an old backup never reuses a seq its peers have seen."""
-    ident = Identity.generate()
+    ident = generate()
     cfg = Config(name="K", scope="eu/de/berlin/x")
     s1 = NodeState(ident, cfg, Store(tmp_path / "a.db"), now_ms=lambda: 0)
     for i in range(5):
@@ -85,7 +85,7 @@ def test_restored_backup_never_reuses_a_seq(tmp_path):
     """Restored from an old backup and writing before any sync: no seq is reused."""
     import shutil
 
-    ident = Identity.generate()
+    ident = generate()
     cfg = Config(name="K", scope="eu/de/berlin/x")
     clock = [1_800_000_000_000]
     s1 = NodeState(ident, cfg, Store(tmp_path / "a.db"), now_ms=lambda: clock[0])

@@ -15,7 +15,7 @@ from typing import Any
 from node import model
 from node.clock import pack_hlc
 from node.crdt.record import Record, sign_record
-from node.identity import Identity
+from node.keys import Identity
 
 __all__ = ["member_seq", "sign_member_record"]
 

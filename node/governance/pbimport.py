@@ -17,7 +17,7 @@ from typing import Any
 from node import model
 from node.governance.errors import GovernanceError
 from node.governance.pabulib import Instance, parse
-from node.identity import Identity
+from node.keys import Identity
 
 __all__ = ["DEMO_DOMAIN", "ImportPlan", "demo_identity", "plan_import"]
 

@@ -71,7 +71,7 @@ class NetHandler(Protocol):
 
 
 def topic_for_scope(scope: str) -> str:
-    """Return the gossipsub topic for a scope: ``allmende/1/<scope>``.
+    """Return the gossipsub topic for a scope: ``allmende/2/<scope>``.
 
     Raises:
         LocalError: empty scope or one containing whitespace.

@@ -177,9 +177,11 @@ def _check_value(op: str, name: str, p: Param, given: Any) -> Any:
     if p.kind is int:
         if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
             raise LocalError(f"{op}: argument {name!r} must be an integer from {p.low} to {p.high}")
-    elif p.kind in (str, list, dict) and len(value) > p.max_len:
-        unit = {str: "characters", list: "items", dict: "entries"}[p.kind]
-        raise LocalError(f"{op}: argument {name!r} is longer than {p.max_len} {unit}")
+    elif p.kind is str and len(value) > p.max_len:
+        raise LocalError(f"{op}: {name} is {len(value)} characters long; the limit is {p.max_len}")
+    elif p.kind in (list, dict) and len(value) > p.max_len:
+        unit = "items" if p.kind is list else "entries"
+        raise LocalError(f"{op}: {name} has {len(value)} {unit}; the limit is {p.max_len}")
     if p.kind is list and p.items is not None:
         for item in value:
             if type(item) is not p.items:

@@ -212,7 +212,5 @@ OPS: dict[str, OpSpec] = {
     "peers": OpSpec(peers),
     "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
     "digest": OpSpec(digest),
-    "submit": OpSpec(
-        submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES)}
-    ),
+    "submit": OpSpec(submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES)}),
 }

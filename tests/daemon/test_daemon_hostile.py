@@ -26,13 +26,13 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.core import encode_batch
 from node.crdt.record import sign_record
 from node.identity import Identity
-from node.net import PROTOCOL_ID, GossipConfig, build_host
+from node.net import PROTOCOL_ID, GossipConfig, build_host, topic_for_scope
 from node.net.gossip import build_router
 from node.net.syncproto import MAX_FRAME, encode_frame, encode_varint
 
 pytestmark = pytest.mark.slow
 
-TOPIC = "allmende/1/eu/de/berlin"
+TOPIC = topic_for_scope("eu/de/berlin")
 
 
 def forged_record() -> bytes:

@@ -1,7 +1,7 @@
 """Interop: a stock js-libp2p peer (jsinterop/listen.mjs) joins a scope topic of a real daemon.
 
 The daemon runs as a subprocess on 127.0.0.1; the js peer dials it over TCP + Noise +
-yamux, subscribes to ``allmende/1/eu/de/berlin`` with @chainsafe/libp2p-gossipsub and
+yamux, subscribes to ``allmende/2/eu/de/berlin`` with @chainsafe/libp2p-gossipsub and
 prints every record of every batch it receives as a JSON line.  Needs Node.js and
 ``npm ci --prefix jsinterop``; without them the tests fail (they do not skip).
 """
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "jsinterop"
 SCRIPT = JS_DIR / "listen.mjs"
-TOPIC = "allmende/1/eu/de/berlin"
+TOPIC = "allmende/2/eu/de/berlin"
 SCOPE = "eu/de/berlin/x"
 NEED = {
     "kind": "need",

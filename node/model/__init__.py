@@ -1,0 +1,137 @@
+"""Record kinds and their validation (ValueFlows-aligned), units, scopes and periods.
+
+One explicit table, `KINDS`, maps every record kind to its body validator: the
+planning kinds (`kinds`) and the governance kinds (`gov_kinds`). Validation depends on
+the record alone, never on other records, so every replica accepts or rejects the same
+record the same way whatever it holds; and it is total: any value in a body gets a
+`ValidationError` with a reason, never another exception.
+
+Modules: `fields` (shared field checks), `scope` (scopes and partitions), `units`
+(units, quantities, periods), `kinds`, `gov_kinds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from node.errors import ValidationError
+from node.model.fields import HEX, HEX64, hex64, int_field, matches, only_fields, text
+from node.model.gov_kinds import (
+    BUDGET_METHODS,
+    GOV_KINDS,
+    GOV_METHODS,
+    MAX_CHUNKS,
+    MAX_CONTAINER_ENTRIES,
+    MAX_FEATURES,
+    MAX_OPTIONS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    check_features,
+    check_option_id,
+)
+from node.model.kinds import (
+    KINDS as _PLANNING_KINDS,
+)
+from node.model.kinds import (
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    NODE_KINDS,
+    PRIORITIES,
+    STARTER_CATALOG,
+    BodyValidator,
+    Item,
+    check_item_id,
+)
+from node.model.scope import (
+    MAX_SCOPE_DEPTH,
+    REGION_DEPTH,
+    ancestors,
+    check_scope,
+    in_scope,
+    partition_of,
+)
+from node.model.units import (
+    DIMENSIONS,
+    MAX_QUANTITY,
+    UNITS,
+    Unit,
+    check_period,
+    normalise_quantity,
+    parse_quantity,
+    to_base,
+    unit,
+)
+
+KINDS: dict[str, BodyValidator] = {**_PLANNING_KINDS, **GOV_KINDS}
+
+
+def known_kinds() -> tuple[str, ...]:
+    return tuple(sorted(KINDS))
+
+
+def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) -> None:
+    """Validate a record's kind, key, scope and body (tombstones: kind and scope only).
+
+    Raises:
+        ValidationError: what is wrong and how to fix it.
+    """
+    validator = KINDS.get(kind) if isinstance(kind, str) else None
+    if validator is None:
+        raise ValidationError(f"unknown record kind {kind!r}; known: {', '.join(known_kinds())}")
+    check_scope(scope)
+    if body is not None:
+        if not isinstance(body, dict):
+            raise ValidationError("a record body is a map")
+        validator(body)
+        if kind == "item" and body.get("id") != key:
+            raise ValidationError("an item record's key must equal its id")
+
+
+__all__ = [
+    "BUDGET_METHODS",
+    "DIMENSIONS",
+    "GOV_KINDS",
+    "GOV_METHODS",
+    "HEX",
+    "HEX64",
+    "KINDS",
+    "MAX_CHUNKS",
+    "MAX_CONTAINER_ENTRIES",
+    "MAX_FEATURES",
+    "MAX_NAME_CHARS",
+    "MAX_NOTE_CHARS",
+    "MAX_OPTIONS",
+    "MAX_QUANTITY",
+    "MAX_SCOPE_DEPTH",
+    "MAX_TEXT_CHARS",
+    "MAX_TITLE_CHARS",
+    "NODE_KINDS",
+    "PRIORITIES",
+    "REGION_DEPTH",
+    "STARTER_CATALOG",
+    "UNITS",
+    "BodyValidator",
+    "Item",
+    "Unit",
+    "ValidationError",
+    "ancestors",
+    "check_features",
+    "check_item_id",
+    "check_option_id",
+    "check_period",
+    "check_scope",
+    "hex64",
+    "in_scope",
+    "int_field",
+    "known_kinds",
+    "matches",
+    "normalise_quantity",
+    "only_fields",
+    "parse_quantity",
+    "partition_of",
+    "text",
+    "to_base",
+    "unit",
+    "validate",
+]

@@ -1,0 +1,137 @@
+"""The planning kinds: node, item, need, capacity (ValueFlows-aligned), and the catalog.
+
+A need is a ValueFlows Intent whose receiver is the origin node (the commune); a
+capacity is an Intent whose provider is the origin node. Both name an item (a
+ResourceSpecification id), a quantity with a unit, and a period; needs add a priority.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node.errors import ValidationError
+from node.model.fields import matches, only_fields, text
+from node.model.scope import check_scope
+from node.model.units import DIMENSIONS, check_period, parse_quantity, unit
+
+NODE_KINDS = ("commune", "cooperative")
+PRIORITIES = ("low", "medium", "high", "critical")
+MAX_NAME_CHARS = 100
+MAX_NOTE_CHARS = 500
+_ITEM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+BodyValidator = Callable[[Mapping[str, Any]], None]
+
+
+def check_item_id(item: Any) -> str:
+    if not matches(_ITEM_ID, item):
+        raise ValidationError(
+            f"item id {item!r} must be 1-64 lowercase letters, digits or '-' (e.g. potatoes)"
+        )
+    return str(item)
+
+
+def _node_body(body: Mapping[str, Any]) -> None:
+    only_fields(body, {"name", "kind", "scope"})
+    text(body, "name", MAX_NAME_CHARS)
+    if body.get("kind") not in NODE_KINDS:
+        raise ValidationError(f"node kind must be one of {', '.join(NODE_KINDS)}")
+    check_scope(body.get("scope"))
+
+
+def _item_body(body: Mapping[str, Any]) -> None:
+    only_fields(body, {"id", "name", "dimension", "unit"})
+    check_item_id(body.get("id"))
+    text(body, "name", MAX_NAME_CHARS)
+    dim = body.get("dimension")
+    if not isinstance(dim, str) or dim not in DIMENSIONS:
+        raise ValidationError(f"dimension {dim!r} unknown; known: {', '.join(DIMENSIONS)}")
+    if body.get("unit") != DIMENSIONS[dim]:
+        raise ValidationError(f"the base unit of {dim} is {DIMENSIONS[dim]}")
+
+
+def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
+    allowed = {"item", "qty", "unit", "period", "note"} | ({"priority"} if need else set())
+    only_fields(body, allowed)
+    item = check_item_id(body.get("item"))
+    parse_quantity(body.get("qty"))
+    u = unit(body.get("unit"))
+    builtin = STARTER_CATALOG.get(item)
+    if builtin is not None and builtin.dimension != u.dimension:
+        raise ValidationError(
+            f"unit {u.symbol} measures {u.dimension}, but {item} is measured in "
+            f"{builtin.dimension} ({builtin.unit})"
+        )
+    check_period(body.get("period"))
+    if need and body.get("priority") not in PRIORITIES:
+        raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
+    text(body, "note", MAX_NOTE_CHARS, required=False, multiline=True)
+
+
+def _need_body(body: Mapping[str, Any]) -> None:
+    _intent_body(body, need=True)
+
+
+def _capacity_body(body: Mapping[str, Any]) -> None:
+    _intent_body(body, need=False)
+
+
+KINDS: dict[str, BodyValidator] = {
+    "node": _node_body,
+    "item": _item_body,
+    "need": _need_body,
+    "capacity": _capacity_body,
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """A catalog entry (ValueFlows ResourceSpecification)."""
+
+    id: str
+    name: str
+    dimension: str
+    unit: str
+
+    def body(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "dimension": self.dimension, "unit": self.unit}
+
+
+def _item(id_: str, name: str, dimension: str) -> Item:
+    return Item(id_, name, dimension, DIMENSIONS[dimension])
+
+
+# Built into every node so that a new node is useful at once and these ids mean the
+# same thing everywhere; custom items are `item` records.
+STARTER_CATALOG: dict[str, Item] = {
+    i.id: i
+    for i in [
+        _item("wheat", "Wheat", "mass"),
+        _item("potatoes", "Potatoes", "mass"),
+        _item("vegetables", "Vegetables, mixed", "mass"),
+        _item("fruit", "Fruit, mixed", "mass"),
+        _item("rice", "Rice", "mass"),
+        _item("legumes", "Legumes (beans, lentils)", "mass"),
+        _item("milk", "Milk", "volume"),
+        _item("eggs", "Eggs", "count"),
+        _item("bread", "Bread", "mass"),
+        _item("water", "Drinking water", "volume"),
+        _item("firewood", "Firewood", "volume"),
+        _item("electricity", "Electricity", "energy"),
+        _item("heating", "Heating", "energy"),
+        _item("childcare", "Childcare", "labour"),
+        _item("elder-care", "Elder care", "labour"),
+        _item("nursing", "Nursing care", "labour"),
+        _item("teaching", "Teaching", "labour"),
+        _item("repair", "Repair work", "labour"),
+        _item("construction", "Construction work", "labour"),
+        _item("transport", "Freight transport", "labour"),
+        _item("bicycles", "Bicycles", "count"),
+        _item("laptops", "Laptops", "count"),
+        _item("housing", "Housing floor space", "area"),
+        _item("farmland", "Farmland", "area"),
+    ]
+}

@@ -1,0 +1,141 @@
+"""Units and quantities (exact, normalised to a base unit per dimension) and periods."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+from node.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Unit:
+    symbol: str
+    dimension: str
+    factor: Fraction  # how many base units one of this unit is
+
+
+DIMENSIONS: dict[str, str] = {
+    "mass": "kg",
+    "volume": "l",
+    "energy": "kWh",
+    "labour": "h",
+    "count": "pcs",
+    "area": "m2",
+    "length": "m",
+}
+
+UNITS: dict[str, Unit] = {
+    u.symbol: u
+    for u in [
+        Unit("g", "mass", Fraction(1, 1000)),
+        Unit("kg", "mass", Fraction(1)),
+        Unit("t", "mass", Fraction(1000)),
+        Unit("ml", "volume", Fraction(1, 1000)),
+        Unit("l", "volume", Fraction(1)),
+        Unit("m3", "volume", Fraction(1000)),
+        Unit("Wh", "energy", Fraction(1, 1000)),
+        Unit("kWh", "energy", Fraction(1)),
+        Unit("MWh", "energy", Fraction(1000)),
+        Unit("min", "labour", Fraction(1, 60)),
+        Unit("h", "labour", Fraction(1)),
+        Unit("day", "labour", Fraction(8)),  # a person-day of work is 8 hours
+        Unit("pcs", "count", Fraction(1)),
+        Unit("dozen", "count", Fraction(12)),
+        Unit("m2", "area", Fraction(1)),
+        Unit("ha", "area", Fraction(10000)),
+        Unit("m", "length", Fraction(1)),
+        Unit("km", "length", Fraction(1000)),
+    ]
+}
+
+
+def unit(symbol: Any) -> Unit:
+    """Look up a unit.
+
+    Raises:
+        ValidationError: for an unknown unit, listing the known ones.
+    """
+    found = UNITS.get(symbol) if isinstance(symbol, str) else None
+    if found is None:
+        raise ValidationError(f"unknown unit {symbol!r}; known units: {', '.join(UNITS)}")
+    return found
+
+
+MAX_QUANTITY = Decimal("1e15")
+# A quantity in a record: plain ASCII decimal, up to 6 places. No sign, no exponent,
+# no '_' separators (Decimal() would take "5_0"), no spaces, no other digits.
+_QUANTITY = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,6})?")
+_USER_QUANTITY = re.compile(r"[0-9+\-.eE]{1,40}")
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """Parse a record's quantity: a decimal string like ``12.5`` (or a plain int).
+
+    Raises:
+        ValidationError: non-numeric, zero, negative, too precise or absurdly large.
+    """
+    if type(value) is int or (isinstance(value, str) and _QUANTITY.fullmatch(value)):
+        q = Decimal(value)
+    else:
+        raise ValidationError(
+            f"quantity {value!r} must be a decimal number like 12.5 (digits, one point, "
+            "at most 6 decimal places)"
+        )
+    if q <= 0:
+        raise ValidationError(f"quantity {value!r} must be greater than zero")
+    if q > MAX_QUANTITY:
+        raise ValidationError(f"quantity {value!r} is larger than {MAX_QUANTITY:,.0f}")
+    return q
+
+
+def normalise_quantity(text: Any) -> str:
+    """A quantity as a person types it (``12.5``, ``1e3``, `` 5 ``) in record form.
+
+    Raises:
+        ValidationError: not a positive number with at most 6 decimal places.
+    """
+    raw = text.strip() if isinstance(text, str) else text
+    if isinstance(raw, str) and raw.startswith("-"):
+        raise ValidationError(f"quantity {text!r} must be greater than zero")
+    if not isinstance(raw, str) or not _USER_QUANTITY.fullmatch(raw):
+        raise ValidationError(f"quantity {text!r} is not a number; write it like 12.5")
+    try:
+        q = Decimal(raw)
+    except InvalidOperation:
+        raise ValidationError(f"quantity {text!r} is not a number; write it like 12.5") from None
+    if not q.is_finite():
+        raise ValidationError(f"quantity {text!r} must be a finite number")
+    if q <= 0:
+        raise ValidationError(f"quantity {text!r} must be greater than zero")
+    if q > MAX_QUANTITY:
+        raise ValidationError(f"quantity {text!r} is larger than {MAX_QUANTITY:,.0f}")
+    if q != q.quantize(Decimal("0.000001")):
+        raise ValidationError(f"quantity {text!r} has more than 6 decimal places")
+    out = format(q.normalize(), "f")
+    parse_quantity(out)
+    return out
+
+
+def to_base(quantity: Decimal, symbol: str) -> Fraction:
+    """Exact quantity in the base unit of its dimension."""
+    return Fraction(quantity) * unit(symbol).factor
+
+
+_PERIOD = re.compile(r"[0-9]{4}(?:-(?:Q[1-4]|0[1-9]|1[0-2]|W(?:0[1-9]|[1-4][0-9]|5[0-3])))?")
+
+
+def check_period(period: Any) -> str:
+    """A planning period: ``2027``, ``2027-Q1``, ``2027-03`` or ``2027-W05``.
+
+    Raises:
+        ValidationError: naming the accepted forms.
+    """
+    if not isinstance(period, str) or not _PERIOD.fullmatch(period):
+        raise ValidationError(
+            f"period {period!r} is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"
+        )
+    return period
