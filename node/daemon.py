@@ -44,6 +44,8 @@ PUBLISH_EVERY = 0.05  # seconds: batch local writes into few gossip messages
 INGEST_CHUNK = 512
 # Below this many signatures, verifying inline is cheaper than a thread hop.
 THREAD_VERIFY_MIN = 24
+# Records signed here with other keys (an import's ballots) merged per step.
+COMMIT_CHUNK = 2048
 
 _VERDICTS = {
     Verdict.ACCEPT: GossipVerdict.ACCEPT,
@@ -267,7 +269,11 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.net.run)
-                await nursery.start(control.serve, self.data_dir.socket, self.handle)
+                await nursery.start(
+                    functools.partial(control.serve, max_payload=_max_payload),
+                    self.data_dir.socket,
+                    self.handle,
+                )
                 nursery.start_soon(self._publisher)
                 if self.state.outbox:
                     self._wake.set()
@@ -319,20 +325,39 @@ class Daemon:
         if isinstance(reply, Submit):
             return reply.reply(await self._ingest(reply.raws, Source.SUBMIT))
         if isinstance(reply, Job):
-            return await reply.run(progress or _no_progress)
+            done = await reply.run(progress or _no_progress)
+            if isinstance(done, Writes):  # long preparation, then one durable write
+                return await self._commit_writes(done, progress)
+            return done
         return reply
 
-    async def _commit_writes(self, w: Writes) -> Any:
+    async def _commit_writes(self, w: Writes, progress: Progress | None = None) -> Any:
         records = [r for p in w.pendings for r in p.records]
+        if progress is not None and w.foreign:
+            progress(0, len(w.foreign), "saving")
         await self._save([*records, *w.foreign], meta=self.state.write_meta(), durable=True)
         async with self._replica_lock.write():
-            own = self.state.commit_saved(w.pendings, w.foreign)
+            own = self.state.commit_saved(w.pendings)
+        # Saved in one transaction; merged in chunks, so that an import of 100,000
+        # ballots does not hold the loop (peers see its records arrive in a few steps).
+        for i in range(0, len(w.foreign), COMMIT_CHUNK):
+            async with self._replica_lock.write():
+                self.state.commit_saved((), w.foreign[i : i + COMMIT_CHUNK])
+            if progress is not None:
+                progress(min(i + COMMIT_CHUNK, len(w.foreign)), len(w.foreign), "merging")
+            await trio.lowlevel.checkpoint()
         self._wake.set()
         return w.reply(own)
 
 
 def _no_progress(done: int, total: int, what: str) -> None:
     return None
+
+
+def _max_payload(op: str) -> int:
+    """The most payload bytes control op `op` accepts (0: none)."""
+    spec = TABLE.get(op)
+    return spec.max_payload if spec is not None else 0
 
 
 def setup_logging(level: str = "info") -> None:
