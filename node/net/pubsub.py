@@ -17,7 +17,12 @@ from ``continuously_read_stream``. Two bugs of py-libp2p 0.8.1 met there:
 2. **One bad RPC kills the node.** ``continuously_read_stream`` catches stream errors
    but not a protobuf ``DecodeError`` (nor anything a router raises on a malformed
    control message); the exception ends py-libp2p's service and with it the daemon.
-   Here any error while reading one peer's stream ends that stream only.
+   Here any error while reading one peer's stream ends that stream only. Likewise the
+   tasks py-libp2p starts per message or per peer (``push_msg``, whose signature check
+   raises on a garbage ``key``; replaying the message cache to a new subscriber;
+   flushing queued messages): an error in one is logged and counted, and the service
+   runs on. (Daemon tasks are left alone: if one of those fails, the service is broken
+   and should stop.)
 
 And the validation is three-valued, as gossipsub means it (py-libp2p's validators are
 boolean, and its scorer counts every "no" as an invalid message): ACCEPT forwards,
@@ -43,6 +48,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.validators import signature_validator
+from libp2p.tools.anyio_service.utils import get_task_name
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,10 @@ class AllmendePubsub(Pubsub):
             weakref.WeakKeyDictionary()
         )
         self._validating: set[bytes] = set()
+
+    async def run(self) -> None:
+        _contain_tasks(self.manager, self._errors)
+        await super().run()
 
     # -- writes: one RPC at a time per stream --
 
@@ -142,7 +152,7 @@ class AllmendePubsub(Pubsub):
         scorer = getattr(self.router, "scorer", None)
         if scorer is not None and not scorer.allow_publish(msg_forwarder, list(msg.topicIDs)):
             return
-        if self.strict_signing and not signature_validator(msg):
+        if self.strict_signing and not _signature_ok(msg):
             self._penalise(msg_forwarder, msg)
             return
         mine = msg_forwarder == self.my_id
@@ -181,3 +191,48 @@ class AllmendePubsub(Pubsub):
         if scorer is not None:
             for topic in msg.topicIDs:
                 scorer.on_invalid_message(forwarder, topic)
+
+
+def _signature_ok(msg: rpc_pb2.Message) -> bool:
+    """py-libp2p's check of the pubsub signature, which raises on a malformed key."""
+    try:
+        return bool(signature_validator(msg))
+    except Exception:
+        return False
+
+
+def _contain_tasks(manager: Any, errors: Counter[str]) -> None:
+    """Make the service's non-daemon tasks log and count their errors, not raise them.
+
+    py-libp2p starts such tasks for what one peer sent (a message to validate, a
+    subscription to answer); an exception in any of them would cancel the service.
+    """
+    run_task = manager.run_task
+
+    def contained_run_task(
+        async_fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        daemon: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if daemon:
+            run_task(async_fn, *args, daemon=True, name=name, **kwargs)
+            return
+        task_name = get_task_name(async_fn, name)
+
+        async def contained(*a: Any) -> None:
+            try:
+                await async_fn(*a)
+            except Exception as exc:
+                errors["pubsub-task-error"] += 1
+                logger.info(
+                    "event=pubsub.task_error task=%s error=%s: %s",
+                    task_name,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+
+        run_task(contained, *args, daemon=False, name=task_name, **kwargs)
+
+    manager.run_task = contained_run_task

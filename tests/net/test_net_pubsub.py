@@ -4,6 +4,7 @@ three-valued validation (IGNORE is neither forwarded nor penalised)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import multiaddr
 import pytest
@@ -121,3 +122,67 @@ async def test_ignored_messages_are_not_forwarded_and_not_penalised() -> None:
             assert b.gossip.invalid.score(a.peer_id, trio.current_time()) == 0
             assert b._router.scorer.score(a.host.get_id(), [TOPIC]) >= 0
         nursery.cancel_scope.cancel()
+
+
+def _publish_rpc(key: bytes) -> bytes:
+    """A publish whose from_id is not an identity-hash peer id, so py-libp2p's
+    signature check parses `key`: garbage there made it raise inside the service."""
+    from_id = bytes([0x12, 0x20]) + b"\x01" * 32  # a sha256 multihash
+    message = rpc_pb2.Message(
+        data=b"x", topicIDs=[TOPIC], from_id=from_id, seqno=b"\0" * 8, signature=b"s" * 64, key=key
+    )
+    rpc = rpc_pb2.RPC(
+        subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=TOPIC)], publish=[message]
+    )
+    raw = rpc.SerializeToString()
+    return encode_varint(len(raw)) + raw
+
+
+async def test_a_message_with_a_garbage_key_does_not_stop_the_service() -> None:
+    handlers = [FakeHandler("A"), FakeHandler("C")]
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "AC", handlers) as (a, c):
+            hostile = build_host(seed("mallory"), ["/ip4/127.0.0.1/tcp/0"])
+            listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+            async with hostile.run(listen_addrs=listen):
+                await hostile.connect(info_from_p2p_addr(multiaddr.Multiaddr(a.listen_addrs()[0])))
+                stream = await hostile.new_stream(a.host.get_id(), [TProtocol(PROTOCOL_ID_V12)])
+                await stream.write(_publish_rpc(b"garbage"))
+                await wait_for(lambda: hostile.get_id() in a._pubsub.peer_topics.get(TOPIC, ()))
+                await trio.sleep(0.5)  # push_msg has run
+                await hostile.close()
+            assert a._pubsub.manager.is_running
+            assert handlers[0].gossip == []  # nothing of it reached the validator
+            await link(c, a)
+            await wait_for_mesh([a, c], 2)
+            await c.publish(TOPIC, b"after the attack")
+            await wait_for(lambda: b"after the attack" in handlers[0].payloads())
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_error_in_a_per_message_task_is_contained() -> None:
+    """Whatever raises in a task py-libp2p starts for one peer is counted, not fatal."""
+    from node.net.pubsub import _contain_tasks
+
+    started_tasks: list[Any] = []
+
+    class Manager:
+        def run_task(self, fn: Any, *args: Any, daemon: bool = False, name: Any = None) -> None:
+            started_tasks.append((fn, args, daemon))
+
+    async def boom(x: int) -> None:
+        raise ValueError(f"peer input {x}")
+
+    manager = Manager()
+    errors: Counter[str] = Counter()
+    _contain_tasks(manager, errors)
+    manager.run_task(boom, 1)
+    manager.run_task(boom, 2, daemon=True)
+    fn, args, daemon = started_tasks[0]
+    assert not daemon
+    await fn(*args)  # does not raise
+    assert errors["pubsub-task-error"] == 1
+    fn, args, daemon = started_tasks[1]
+    assert daemon
+    with pytest.raises(ValueError, match="peer input 2"):
+        await fn(*args)  # daemon tasks are left alone
