@@ -10,7 +10,10 @@ socket, a thread or the clock by itself; the owner drives the stages:
 * records from peers go through `screen` (decode, bounds, partition filter, duplicate
   check, body validation: cheap, no signatures), `verify` (Ed25519 only; touches
   nothing shared, so the owner may run it in a worker thread), then `apply` (merge,
-  evidence, clock, re-gossip); the owner persists `IngestResult.stored` afterwards.
+  evidence, clock, re-gossip); the owner persists `IngestResult.stored` afterwards --
+  except records a member submitted, which are acknowledged: those the owner saves
+  durably between `verify` and `apply` (`Screened.to_save`), so nothing counts that
+  is not on disk.
 
 A record is verified, its partition followed and its body valid before it is merged,
 stored or forwarded; a gossip message with any bad record merges nothing.
@@ -44,7 +47,10 @@ from node.errors import LocalError, Rejected
 # single yamux frame, and validating one costs at most a few hundred verifications.
 MAX_BATCH_BYTES = 60 * 1024
 BATCH_VERSION = 2
-REGOSSIP_LIMIT = 1000  # records merged by one sync that are gossiped on
+REGOSSIP_LIMIT = 1000  # a sync message bringing at most this many: gossiped on
+# Rejections that an honest peer can cause: its clock is ahead of ours, or it holds a
+# record we judge stale by our clock. They are counted, never held against the peer.
+NOT_BLAMED = frozenset({"clock-ahead"})
 _ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
 
 
@@ -163,10 +169,21 @@ class Screened:
     rejected: Counter[str] = field(default_factory=Counter)
     known: int = 0
     verified: bool = False
+    regossip: bool = False  # stored records go to the outbox
 
     @property
     def to_verify(self) -> int:
         return len(self.candidates) + 2 * len(self.evidence)
+
+    @property
+    def to_save(self) -> list[Record]:
+        """What may be stored: every record that passed all checks."""
+        return [*self.preverified, *self.candidates]
+
+    @property
+    def doomed(self) -> bool:
+        """A gossip message with a bad record: nothing of it will be merged."""
+        return self.source is Source.GOSSIP and bool(self.rejected)
 
 
 @dataclass(frozen=True)
@@ -319,6 +336,7 @@ class NodeCore:
         partition: str | None = None,
         partitions: Iterable[str] | None = None,
         evidence: Sequence[tuple[bytes, bytes]] = (),
+        received: int | None = None,
     ) -> Screened:
         """Every check but the signature, record by record; changes nothing.
 
@@ -328,8 +346,19 @@ class NodeCore:
             partition: gossip: the topic's partition, which every record must be in.
             partitions: sync: the session's partitions, which every record must be in.
             evidence: sync: raw evidence pairs.
+            received: sync: how many records the session's message brought in all, when
+                the owner screens them in parts (default: ``len(raws)``).
         """
         s = Screened(source, partition)
+        # Records a sync brought are likely missing around us too (a healed
+        # partition): gossip spreads them in seconds, where sync rounds would take one
+        # interval per hop. A large catch-up is what a node that was away missed; its
+        # peers hold those records, so they are not re-sent. The rule counts what the
+        # message brought, so an owner that merges it in parts decides alike.
+        brought = len(raws) if received is None else received
+        s.regossip = source is Source.SUBMIT or (
+            source is Source.SYNC and brought <= REGOSSIP_LIMIT
+        )
         allowed = self._followed if partitions is None else self._followed & set(partitions)
         for raw in raws:
             try:
@@ -369,6 +398,9 @@ class NodeCore:
 
     def verify(self, s: Screened) -> None:
         """Check the signatures of what `screen` passed (pure: safe in a worker thread)."""
+        if s.doomed:  # all or nothing: spend no verification on it
+            s.candidates, s.preverified, s.evidence, s.verified = [], [], [], True
+            return
         good = []
         for r in s.candidates:
             if self._verify(r):
@@ -394,7 +426,10 @@ class NodeCore:
         if not s.verified:
             raise LocalError("apply() before verify()")
         if s.source is Source.GOSSIP and s.rejected:
-            return IngestResult([], [], [], s.rejected, s.known, Verdict.REJECT)
+            # All or nothing; only a fault of the forwarder is penalised.
+            blamed = not set(s.rejected) <= NOT_BLAMED
+            verdict = Verdict.REJECT if blamed else Verdict.IGNORE
+            return IngestResult([], [], [], s.rejected, s.known, verdict)
         stored: list[Record] = []
         changed: list[Record] = []
         for r in (*s.preverified, *s.candidates):
@@ -409,11 +444,7 @@ class NodeCore:
         for a, b in s.evidence:
             self.replica.observe_evidence(a, b)
         new_evidence = self.replica.take_new_evidence()
-        if s.source is Source.SUBMIT or (s.source is Source.SYNC and len(stored) <= REGOSSIP_LIMIT):
-            # Records a sync brought are likely missing around us too (a healed
-            # partition): gossip spreads them in seconds, where sync rounds would take
-            # one interval per hop. A large catch-up is what a node that was away
-            # missed; its peers hold those records, so they are not re-sent.
+        if s.regossip:
             self.outbox.extend(stored)
         verdict = Verdict.ACCEPT if stored else Verdict.IGNORE
         return IngestResult(stored, changed, new_evidence, s.rejected, s.known, verdict)
@@ -427,16 +458,18 @@ class NodeCore:
         partitions: Iterable[str] | None = None,
         evidence: Sequence[tuple[bytes, bytes]] = (),
     ) -> IngestResult:
-        """All stages at once, persisting through the injected store (not durably)."""
+        """All stages at once, persisting through the injected store (submitted records
+        durably, before they are merged)."""
         s = self.screen(raws, source, partition=partition, partitions=partitions, evidence=evidence)
         self.verify(s)
+        submitted = source is Source.SUBMIT
+        if submitted and s.to_save:
+            self.store.save(s.to_save, meta={"hlc": self.clock.last}, durable=True)
         result = self.apply(s)
-        if result.stored or result.evidence:
+        stored = [] if submitted else result.stored
+        if stored or result.evidence:
             self.store.save(
-                result.stored,
-                evidence=result.evidence,
-                meta={"hlc": self.clock.last},
-                durable=source is Source.SUBMIT,  # acknowledged to a member
+                stored, evidence=result.evidence, meta={"hlc": self.clock.last}, durable=False
             )
         return result
 
@@ -478,6 +511,7 @@ class NodeCore:
 __all__ = [
     "BATCH_VERSION",
     "MAX_BATCH_BYTES",
+    "NOT_BLAMED",
     "REGOSSIP_LIMIT",
     "IngestResult",
     "NoStore",
