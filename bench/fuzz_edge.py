@@ -197,8 +197,8 @@ def build_targets(rng: random.Random, server: ControlServer) -> list[Target]:
 
 # --- the control socket ---------------------------------------------------------------
 
-# No op in the table takes a payload yet; this probe (bench only) does, so that payload
-# sizes are read, refused and truncated by the real reader.
+# A bench-only op that takes a payload of up to 1 MiB, beside the table's own: payload
+# sizes are read, refused and cut short by the real reader whatever the table holds.
 PAYLOAD_PROBE = "payload-probe"
 PROBE_PAYLOAD = 1 << 20
 
@@ -208,10 +208,7 @@ class ControlCrash(Exception):
 
 
 def _ops() -> dict[str, OpSpec]:
-    ops = dict(TABLE)
-    if not any(spec.max_payload for spec in ops.values()):
-        ops[PAYLOAD_PROBE] = OpSpec(lambda ctx, args: None, max_payload=PROBE_PAYLOAD)
-    return ops
+    return {**TABLE, PAYLOAD_PROBE: OpSpec(lambda ctx, args: None, max_payload=PROBE_PAYLOAD)}
 
 
 class ControlServer:
@@ -358,7 +355,10 @@ def control_seeds(ops: dict[str, OpSpec]) -> list[bytes]:
     seeds = []
     for op, spec in sorted(ops.items()):
         args = {name: _example(p) for name, p in spec.params.items()}
-        seeds.append(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        request: dict[str, Any] = {"op": op, "args": args}
+        if spec.max_payload:
+            request["payload"] = 5
+        seeds.append(json.dumps(request).encode() + b"\n" + b"12345" * bool(spec.max_payload))
     seeds += [
         b'{"op": "balance", "args": {"scope": "eu/de", "depth": 1e18}}\n',
         b'{"op": "balance", "args": {"scope": "eu/de", "depth": 1000000000000000000}}\n',
