@@ -7,10 +7,11 @@ hand the daemon a finished record (op ``submit``).
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -18,12 +19,23 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
+from node import control
 from node.errors import LocalError
 from node.governance.member_sign import sign_member_record
+from node.governance.pbimport import MAX_FILE_BYTES
+from node.governance.tally import ballot_problem
 from node.identity import Identity, generate, read_key, write_key
 
 if TYPE_CHECKING:
@@ -43,7 +55,10 @@ def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> Non
         ctx.show(renderable)
 
 
-_REL = re.compile(r"^\+?(\d+)(m|h|d|w)$")
+# Matched whole, ASCII digits only: "$" would take a trailing newline, \d and int()
+# would take digits of other scripts.
+_REL = re.compile(r"\+?([0-9]+)([mhdw])")
+_DIGITS = re.compile(r"[0-9]+")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
 
@@ -61,10 +76,10 @@ def parse_when(text: str, now: int) -> int:
     text = text.strip()
     if text == "now":
         return now
-    m = _REL.match(text)
+    m = _REL.fullmatch(text)
     if m:
         return now + int(m.group(1)) * _UNIT_MS[m.group(2)]
-    if text.isdigit():
+    if _DIGITS.fullmatch(text):
         return int(text)
     try:
         return int(datetime.fromisoformat(text).timestamp() * 1000)
@@ -127,7 +142,8 @@ def render_proposals(rows: list[dict[str, Any]]) -> RenderableType:
         t.add_column(col, overflow="fold")
     t.add_column("votes", justify="right", no_wrap=True)
     for r in rows:  # the method is in `proposal show`: ids need the room at 80 columns
-        t.add_row(r["proposal"], r["title"], r["phase"], _when(r["closes"]), str(r["votes_held"]))
+        votes = r["votes_held"] if r.get("frozen_votes") is None else r["frozen_votes"]
+        t.add_row(r["proposal"], r["title"], r["phase"], _when(r["closes"]), str(votes))
     return t
 
 
@@ -146,6 +162,10 @@ def render_proposal(p: dict[str, Any]) -> RenderableType:
         ("votes held", str(p["votes_held"])),
     ):
         t.add_row(label, value)
+    if p.get("frozen_votes") is not None:
+        t.add_row("votes frozen", str(p["frozen_votes"]))
+    if p.get("import"):
+        t.add_row("imported", f"pabulib file sha256 {p['import']} (demo voters only)")
     if p.get("budget") is not None:
         t.add_row("budget", f"{p['budget']:,}")
     entries = p.get("projects") or p.get("options") or []
@@ -172,8 +192,17 @@ def render_results(r: dict[str, Any]) -> RenderableType:
             + (f"; {r['uncounted']} vote(s) held here arrived too late" if r["uncounted"] else "")
         )
     )
+    if r.get("import"):
+        lines.append(
+            Text(
+                f"imported from a pabulib file (sha256 {r['import'][:16]}…): its electorate "
+                "is the file's voters with demo keys, no member of any scope"
+            )
+        )
     if r["problem"]:
         lines.append(Text(r["problem"], style="yellow" if r["status"] == "provisional" else "red"))
+    for note in r.get("notes") or ():
+        lines.append(Text(note, style="yellow"))
     d = r["detail"]
     if "projects" in d:
         lines.append(
@@ -182,6 +211,15 @@ def render_results(r: dict[str, Any]) -> RenderableType:
                 f"{d['spent']:,} of {d['budget']:,}"
             )
         )
+        rules = [f"free projects: {d['free_projects']}"] if "free_projects" in d else []
+        if "add1" in d:
+            a = d["add1"]
+            rules.append(
+                f"add1: {a['increments']:,} increment(s) of at most {a['limit']:,}"
+                + (", stopped at the limit" if a["stopped_at_limit"] else "")
+            )
+        if rules:
+            lines.append(Text("; ".join(rules), style="dim"))
         t = Table()
         for col, just in (
             ("project", "left"),
@@ -301,7 +339,7 @@ def _option(text: str) -> dict[str, str]:
 
 def _project(text: str) -> dict[str, Any]:
     parts = text.split(":", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
+    if len(parts) < 2 or not _DIGITS.fullmatch(parts[1]):
         raise LocalError(f"project {text!r} must look like ID:COST[:NAME], e.g. p1:5000:Benches")
     return {"id": parts[0], "cost": int(parts[1]), "name": parts[2] if len(parts) > 2 else parts[0]}
 
@@ -459,6 +497,9 @@ def vote(ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path) -
     identity = _load_member(key_file)
     info = ctx.call("gov_vote_prepare", proposal=proposal_id, member=identity.public.hex())
     ballot = ballot_from(info["body"]["method"], choices)
+    problem = ballot_problem(info["body"], ballot)
+    if problem is not None:  # checked before signing: nothing is sent, an earlier vote stays
+        raise LocalError(f"{problem}. Nothing was sent: any earlier vote of yours stands.")
     record = sign_member_record(
         identity,
         "vote",
@@ -490,23 +531,99 @@ def budget() -> None:
     """Participatory budgets."""
 
 
+# What the daemon reports while importing, as a person reads it.
+_STAGES = {
+    "checking": "Checking the file",
+    "signing": "Signing ballots",
+    "preparing": "Freezing the ballots",
+    "saving": "Saving",
+    "merging": "Merging",
+}
+IMPORT_TIMEOUT = 120.0  # seconds of silence; the daemon reports progress far more often
+
+OnProgress = Callable[[int, int, str], None]
+
+
+@contextlib.contextmanager
+def import_progress(console: Console, show: bool) -> Iterator[OnProgress]:
+    """A progress callback: a rich bar on `console` if `show`, else silent."""
+    if not show:
+        yield lambda done, total, what: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        # One task per stage: a stage without a count (checking, saving) shows a pulse.
+        stage = ["checking"]
+        task = [bar.add_task(_STAGES["checking"], total=None)]
+
+        def update(done: int, total: int, what: str) -> None:
+            if what != stage[0]:
+                bar.remove_task(task[0])
+                stage[0], task[0] = what, bar.add_task(_STAGES.get(what, what), total=None)
+            if what not in ("checking", "saving"):
+                bar.update(task[0], total=total, completed=done)
+            bar.refresh()  # at most ~10 updates a second come from the daemon
+
+        yield update
+
+
+def call_with_payload(
+    ctx: Ctx, op: str, payload: bytes, on_progress: OnProgress, **args: Any
+) -> Any:
+    """`Ctx.call` for ops that take bytes and report progress.
+
+    Raises:
+        LocalError: no node in the data dir, or the daemon refused the request.
+        DaemonNotRunning: a node exists but its daemon is not running.
+    """
+    try:
+        return control.call(
+            ctx.dd.socket,
+            op,
+            args,
+            payload=payload,
+            on_progress=on_progress,
+            timeout=IMPORT_TIMEOUT,
+        )
+    except control.DaemonNotRunning:
+        if not ctx.dd.initialised():
+            d = ctx.data_dir
+            raise LocalError(
+                f"no node in {d}; create one with: allmende --data-dir {d} init "
+                f"--name NAME --scope SCOPE, then start it with: allmende --data-dir {d} run"
+            ) from None
+        raise
+
+
 @budget.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
 @pass_ctx
 def budget_import(ctx: Ctx, file: Path, as_json: bool) -> None:
-    """Import a pabulib FILE.pb as a closed proposal (demo member keys, see docs)."""
-    from node.governance.pbimport import plan_import
-
+    """Import a pabulib FILE.pb as a closed proposal whose electorate is the file's
+    voters (demo keys, never members: see docs/governance.md)."""
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise LocalError(
+            f"{file} is {size:,} bytes; budget import takes files up to {MAX_FILE_BYTES:,}"
+        )
     data = file.read_bytes()
-    plan_import(data)  # a malformed file fails here, with its line number
-    r = ctx.call("gov_budget_import", data=base64.b64encode(data).decode())
+    show = ctx.console.is_terminal and not as_json
+    with import_progress(ctx.console, show) as on_progress:
+        r = call_with_payload(ctx, "gov_budget_import", data, on_progress)
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:
         click.echo(
             f"Imported {file.name} as {r['proposal']}: {r['projects']} projects, "
-            f"{r['members']} members, {r['votes']} votes, closed.\n"
+            f"{r['voters']:,} voters with demo keys (an electorate of their own), "
+            f"{r['method']}, closed.\n"
             f"See: allmende results {r['proposal']}"
         )
 
@@ -523,7 +640,7 @@ def assembly() -> None:
 def _quotas(values: tuple[str, ...]) -> dict[str, dict[str, list[int]]]:
     out: dict[str, dict[str, list[int]]] = {}
     for v in values:
-        m = re.match(r"^([a-z0-9_-]+)=([^:]+):(\d+)-(\d+)$", v)
+        m = re.fullmatch(r"([a-z0-9_-]+)=([^:]+):([0-9]+)-([0-9]+)", v)
         if m is None:
             raise LocalError(
                 f"quota {v!r} must look like feature=value:min-max, e.g. age=16-29:2-4"

@@ -21,6 +21,24 @@ The "add1" completion re-runs the rule with every voter's budget raised by 1 uni
 time, keeping the last outcome that fits the real budget, and stops early once an
 outcome is exhaustive (no supported project still fits): pabutools'
 ``method_of_equal_shares(..., voter_budget_increment=1)``.
+
+Two conventions differ from pabutools and are named in every result:
+
+* **Free projects** (cost 0). Equal Shares here selects every *supported* free project
+  first (payment cap 0: it costs nobody anything); an unsupported one is never
+  selected. pabutools' MES with cost utilities never selects a free project (its
+  utility is 0), so costs {a: 0, b: 5}, one voter approving both, budget 5 give
+  ``(a, b)`` here and ``(b,)`` there. Greedy takes every project that fits, free
+  ones included (as pabutools does, in approval order rather than its welfare order).
+* **add1 is bounded.** One add1 increment is one full MES run, and the number needed
+  grows with the cost per voter (3 voters and a cost of 10^6 need about 170,000).
+  The completion makes at most :data:`MAX_ADD1_INCREMENTS` increments, and fewer on
+  large instances: at most :data:`MAX_ADD1_WORK` divided by (distinct ballots x
+  projects), a deterministic stand-in for the cost of one run (about 0.7 us per unit
+  here, so a completion stays under about 40 s). At the limit it keeps the last
+  outcome that fit, and the result says so (``stopped_at_limit``): a bounded,
+  identical-everywhere answer that may select less than a full add1 run would. The
+  official Assen instances need 845 and 271 increments, far below their limits.
 """
 
 from __future__ import annotations
@@ -35,6 +53,8 @@ from typing import Literal
 from node.governance.errors import GovernanceError
 
 __all__ = [
+    "FREE_PROJECTS",
+    "MAX_ADD1_INCREMENTS",
     "BudgetResult",
     "Completion",
     "Step",
@@ -42,6 +62,18 @@ __all__ = [
     "equal_shares",
     "greedy",
 ]
+
+MAX_ADD1_INCREMENTS = 10_000
+"""The most add1 increments (MES runs) one completion makes."""
+
+MAX_ADD1_WORK = 50_000_000
+"""add1 increments x distinct ballots x projects: the work one completion may do."""
+
+FREE_PROJECTS = {
+    "mes": "supported-first",  # a supported free project is selected first, cap 0
+    "greedy": "if-fits",  # like any project: taken when it fits, supported or not
+}
+"""How each rule treats projects of cost 0 (named in results)."""
 
 Utility = Literal["cost", "cardinality"]
 """What a supporter gains from a project: its cost, or 1."""
@@ -88,6 +120,10 @@ class BudgetResult:
         steps: one :class:`Step` per winner, same order as ``winners``.
         voter_budget: for Equal Shares, the per-voter endowment of the run that was
             kept (``budget / n`` plus the add1 increments); None for greedy.
+        increments: add1 increments tried (MES runs after the first).
+        increment_limit: the most increments add1 could make on this instance.
+        stopped_at_limit: add1 stopped at its increment limit, not because the
+            outcome was exhaustive or the next one would not fit.
     """
 
     winners: tuple[str, ...]
@@ -96,6 +132,9 @@ class BudgetResult:
     votes: Mapping[str, int]
     steps: tuple[Step, ...]
     voter_budget: Fraction | None
+    increments: int = 0
+    increment_limit: int = 0
+    stopped_at_limit: bool = False
 
     @property
     def support(self) -> Mapping[str, Fraction]:
@@ -137,13 +176,14 @@ def equal_shares(
     *,
     utility: Utility = "cost",
     completion: Completion = "add1",
+    max_increments: int = MAX_ADD1_INCREMENTS,
 ) -> BudgetResult:
     """The Method of Equal Shares for approval ballots, in exact arithmetic.
 
     Each round selects the affordable project with the smallest payment cap per unit
     of utility (ties by project id); its supporters pay it, equally up to the cap.
     Supported projects costing 0 are selected first (cap 0). Cost of an ``add1`` run:
-    one MES run per unit of per-voter budget added.
+    one MES run per unit of per-voter budget added, at most ``max_increments``.
 
     Args:
         costs: project id -> cost (non-negative int).
@@ -152,10 +192,13 @@ def equal_shares(
         utility: ``"cost"`` (a supporter values a project at its cost) or
             ``"cardinality"`` (at 1).
         completion: see :data:`Completion`.
+        max_increments: the most add1 increments (lowered further on large
+            instances, see the module docstring); at the limit the last outcome that
+            fit is kept and the result says ``stopped_at_limit``.
 
     Returns:
-        The selected projects in selection order, the money spent, the votes and the
-        per-voter budget of the kept run.
+        The selected projects in selection order, the money spent, the votes, the
+        per-voter budget of the kept run and how add1 ended.
 
     Raises:
         GovernanceError: on a bad cost, budget, ``utility`` or ``completion``, or a
@@ -165,8 +208,12 @@ def equal_shares(
         raise GovernanceError(f"unknown utility {utility!r}")
     if completion not in ("none", "add1", "greedy", "add1-greedy"):
         raise GovernanceError(f"unknown completion {completion!r}")
+    if not _is_int(max_increments) or max_increments < 0:
+        raise GovernanceError(f"max_increments {max_increments!r} is not a non-negative integer")
     votes, groups = _votes(costs, ballots, budget)
     n = sum(groups.values())
+    increments, stopped = 0, False
+    limit = min(max_increments, MAX_ADD1_WORK // max(1, len(groups) * len(costs)))
     if n == 0:
         steps: tuple[Step, ...] = ()
         endowment = None
@@ -174,10 +221,12 @@ def equal_shares(
         endowment = Fraction(budget, n)
         steps = _mes(costs, groups, endowment, utility)
         if completion in ("add1", "add1-greedy"):
-            endowment, steps = _add1(costs, groups, budget, endowment, steps, utility)
+            endowment, steps, increments, stopped = _add1(
+                costs, groups, budget, endowment, steps, utility, limit
+            )
     if completion in ("greedy", "add1-greedy"):
         steps += _greedy_steps(costs, votes, budget, steps)
-    return _result(budget, votes, steps, endowment)
+    return _result(budget, votes, steps, endowment, increments, stopped, limit)
 
 
 def _votes(
@@ -276,17 +325,24 @@ def _add1(
     endowment: Fraction,
     steps: tuple[Step, ...],
     utility: Utility,
-) -> tuple[Fraction, tuple[Step, ...]]:
-    """Raise the endowment by 1 while the outcome fits and is not exhaustive."""
+    limit: int,
+) -> tuple[Fraction, tuple[Step, ...], int, bool]:
+    """Raise the endowment by 1 while the outcome fits and is not exhaustive, at most
+    `limit` times; returns the kept endowment and steps, the increments tried and
+    whether the limit stopped it."""
     supported = [p for p in sorted(costs) if costs[p] > 0 and any(p in b for b in groups)]
+    tried = 0
     while True:
         chosen = {s.project for s in steps}
         left = budget - sum(s.cost for s in steps)
         if all(p in chosen or costs[p] > left for p in supported):
-            return endowment, steps
+            return endowment, steps, tried, False
+        if tried >= limit:
+            return endowment, steps, tried, True
+        tried += 1
         trial = _mes(costs, groups, endowment + 1, utility)
         if sum(s.cost for s in trial) > budget:
-            return endowment, steps
+            return endowment, steps, tried, False
         endowment, steps = endowment + 1, trial
 
 
@@ -311,6 +367,9 @@ def _result(
     votes: dict[str, int],
     steps: tuple[Step, ...],
     endowment: Fraction | None,
+    increments: int = 0,
+    stopped: bool = False,
+    limit: int = 0,
 ) -> BudgetResult:
     spent = sum(s.cost for s in steps)
     # Plain MES cannot overspend and add1 keeps only runs that fit, so this is an
@@ -324,6 +383,9 @@ def _result(
         votes=MappingProxyType(votes),
         steps=steps,
         voter_budget=endowment,
+        increments=increments,
+        increment_limit=limit,
+        stopped_at_limit=stopped,
     )
 
 

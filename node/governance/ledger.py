@@ -50,8 +50,10 @@ GOV_KINDS = frozenset(
         "panel",
     }
 )
-_LOCAL_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_ID = re.compile(r"^([0-9a-f]{16})\.([a-z0-9][a-z0-9-]{0,39})$")
+# Matched whole (fullmatch): with `match`, "$" also accepts a trailing newline. The
+# classes are spelled out, so only ASCII letters and digits pass.
+_LOCAL_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_ID = re.compile(r"([0-9a-f]{16})\.([a-z0-9][a-z0-9-]{0,39})")
 PREFIX_HEX = 16
 
 
@@ -61,7 +63,7 @@ def check_local_key(key: str) -> str:
     Raises:
         GovernanceError: naming the rule.
     """
-    if not isinstance(key, str) or not _LOCAL_KEY.match(key):
+    if not isinstance(key, str) or not _LOCAL_KEY.fullmatch(key):
         raise GovernanceError(
             f"id {key!r} must be 1-40 lowercase letters, digits or '-' (e.g. playground-2027)"
         )
@@ -79,7 +81,7 @@ def split_id(oid: str) -> tuple[str, str]:
     Raises:
         GovernanceError: if `oid` is not of that form.
     """
-    m = _ID.match(oid) if isinstance(oid, str) else None
+    m = _ID.fullmatch(oid) if isinstance(oid, str) else None
     if m is None:
         raise GovernanceError(
             f"{oid!r} is not an id like 0123456789abcdef.playground "

@@ -10,21 +10,38 @@ Each section is semicolon-separated CSV whose first row is a header. ``vote`` (a
 ``points``, if present) hold comma-separated lists. The parser is pure: it takes the
 text, never a path, and any malformed line raises :class:`PabulibError` naming the
 line (1-based) and the problem.
+
+The CSV is read as pabulib's reference reader (Python's ``csv`` over a file opened
+with ``newline=""``) means it, with its limits made errors instead of tracebacks:
+
+* lines end at ``\r\n``, ``\r`` or ``\n`` only; U+2028, U+2029, NEL (U+0085),
+  form feed and the other characters ``str.splitlines`` also breaks at are ordinary
+  characters of a cell;
+* a cell that starts with ``"`` is quoted: it may hold ``;``, line breaks (a row
+  may span lines; errors name the line it starts on) and ``""`` for a quote;
+  only blanks may follow its closing quote;
+* a cell holds at most 131,072 characters (the ``csv`` module's field limit);
+* numbers (costs, budget, points, counts) are ASCII digits with an optional
+  leading ``-``: ``+50``, ``5_0`` or non-ASCII digits (Arabic-Indic, full-width)
+  are errors, although Python's ``int()`` would take them. A budget may be written
+  with a fraction that is zero (``100000.0``).
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from fractions import Fraction
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from node.governance.errors import PabulibError
 
-__all__ = ["Instance", "PabulibError", "Project", "Vote", "parse"]
+__all__ = ["MAX_FIELD_CHARS", "Instance", "PabulibError", "Project", "Vote", "parse"]
 
 _SECTIONS = ("META", "PROJECTS", "VOTES")
+MAX_FIELD_CHARS = 131_072
+_INTEGER = re.compile(r"-?[0-9]+")  # [0-9] is ASCII only, unlike \d or int()
+_DECIMAL = re.compile(r"(-?[0-9]+)(?:\.([0-9]+))?")
 
 
 @dataclass(frozen=True)
@@ -35,11 +52,13 @@ class Project:
         project_id: the id, as written in the file.
         cost: its cost (an integer).
         fields: every other column of the row, as text (e.g. ``name``, ``votes``).
+        line: the line the row starts on (for messages).
     """
 
     project_id: str
     cost: int
     fields: Mapping[str, str]
+    line: int = field(default=0, compare=False)
 
     @property
     def selected(self) -> bool | None:
@@ -57,12 +76,14 @@ class Vote:
         vote: the project ids in file order (for ordinal ballots, best first).
         points: the ``points`` column as integers, aligned with ``vote``, or None.
         fields: every other column of the row, as text (e.g. ``age``, ``sex``).
+        line: the line the row starts on (for messages).
     """
 
     voter_id: str
     vote: tuple[str, ...]
     points: tuple[int, ...] | None
     fields: Mapping[str, str]
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,12 +95,14 @@ class Instance:
         budget: the ``budget`` meta entry as an integer.
         projects: project id -> :class:`Project`, in file order.
         votes: the ballots, in file order.
+        meta_lines: meta key -> the line it is on (for messages).
     """
 
     meta: Mapping[str, str]
     budget: int
     projects: Mapping[str, Project]
     votes: tuple[Vote, ...]
+    meta_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def costs(self) -> Mapping[str, int]:
@@ -108,17 +131,21 @@ def parse(text: str) -> Instance:
 
     Raises:
         PabulibError: if a section is missing, duplicated or out of order, a row has
-            the wrong number of columns, a cost/budget/points value is not an integer,
-            an id repeats, a vote names an unknown project, or a ``num_projects`` /
-            ``num_votes`` entry disagrees with the rows.
+            the wrong number of columns, a quoted cell is never closed, a cell is
+            longer than 131,072 characters, a cost/budget/points value is not an
+            integer, a cost or the budget is negative, an id repeats, a vote names an
+            unknown project, or a ``num_projects`` / ``num_votes`` entry disagrees
+            with the rows.
     """
-    sections = _split(text.removeprefix("\ufeff").splitlines())
+    sections = _split(_rows(text.removeprefix("\ufeff")))
     meta, meta_lines = _meta(sections["META"])
     projects = _projects(sections["PROJECTS"])
     votes = _votes(sections["VOTES"], projects)
     if "budget" not in meta:
         raise PabulibError(sections["META"][0][0], "META has no 'budget' entry")
     budget = _integer(meta["budget"], meta_lines["budget"], "budget", exact=False)
+    if budget < 0:
+        raise PabulibError(meta_lines["budget"], f"budget {budget} is negative")
     for key, count in (("num_projects", len(projects)), ("num_votes", len(votes))):
         if key in meta:
             declared = _integer(meta[key], meta_lines[key], key)
@@ -131,20 +158,100 @@ def parse(text: str) -> Instance:
         budget=budget,
         projects=MappingProxyType(projects),
         votes=tuple(votes),
+        meta_lines=MappingProxyType(meta_lines),
     )
 
 
 _Rows = list[tuple[int, list[str]]]
 
 
-def _split(lines: Iterable[str]) -> dict[str, _Rows]:
+def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
+    """The CSV rows of the file as (line the row starts on, cells), blank lines left out.
+
+    Rows without a quote (nearly all) are split directly; a row with a quoted cell
+    goes through `_quoted_row`, which may consume further lines.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    i, n = 0, len(lines)
+    while i < n:
+        line = lines[i]
+        if '"' in line:
+            cells, after = _quoted_row(lines, i)
+        else:
+            if not line.strip():
+                i += 1
+                continue
+            cells, after = line.split(";"), i + 1
+        for cell in cells:
+            if len(cell) > MAX_FIELD_CHARS:
+                raise PabulibError(
+                    i + 1,
+                    f"a cell of {len(cell):,} characters; a pabulib cell holds at most "
+                    f"{MAX_FIELD_CHARS:,}",
+                )
+        yield i + 1, cells
+        i = after
+
+
+def _quoted_row(lines: list[str], first: int) -> tuple[list[str], int]:
+    """Read one row that holds a quote; returns its cells and the index of the next line.
+
+    A cell is quoted only if its first character is ``"`` (as in the ``csv`` module); a
+    quote anywhere else is an ordinary character.
+    """
+    cells: list[str] = []
+    j, line, pos = first, lines[first], 0
+    while True:
+        if line.startswith('"', pos):
+            pos += 1
+            parts: list[str] = []
+            size = 0
+            while True:
+                q = line.find('"', pos)
+                if q < 0:
+                    parts.append(line[pos:])
+                    parts.append("\n")
+                    size += len(line) - pos + 1
+                    j += 1
+                    if j >= len(lines) or size > MAX_FIELD_CHARS:
+                        what = (
+                            "longer than 131,072 characters" if j < len(lines) else "never closed"
+                        )
+                        raise PabulibError(first + 1, f"a quoted cell starting here is {what}")
+                    line, pos = lines[j], 0
+                    continue
+                parts.append(line[pos:q])
+                size += q - pos
+                if line.startswith('"', q + 1):  # "" stands for one quote
+                    parts.append('"')
+                    pos = q + 2
+                    continue
+                pos = q + 1
+                break
+            value = "".join(parts)
+            end = line.find(";", pos)
+            rest = line[pos:] if end < 0 else line[pos:end]
+            if rest.strip():
+                raise PabulibError(
+                    first + 1, f"text {rest.strip()[:20]!r} after the closing quote of a cell"
+                )
+        else:
+            end = line.find(";", pos)
+            value = line[pos:] if end < 0 else line[pos:end]
+        cells.append(value)
+        if end < 0:
+            return cells, j + 1
+        pos = end + 1
+
+
+def _split(file_rows: Iterator[tuple[int, list[str]]]) -> dict[str, _Rows]:
     """Cut the file into sections of (line number, cells) rows, header row first."""
     sections: dict[str, _Rows] = {}
     current: _Rows | None = None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        name = line.strip()
+    for number, cells in file_rows:
+        name = cells[0].strip() if len(cells) == 1 else ""
         if name in _SECTIONS:
             if name in sections:
                 raise PabulibError(number, f"section {name} appears twice")
@@ -155,7 +262,6 @@ def _split(lines: Iterable[str]) -> dict[str, _Rows]:
             continue
         if current is None:
             raise PabulibError(number, "text before the META section")
-        cells = next(csv.reader([line], delimiter=";"))
         current.append((number, [c.strip() for c in cells]))
     for name in _SECTIONS:
         if name not in sections:
@@ -210,7 +316,7 @@ def _projects(rows: _Rows) -> dict[str, Project]:
         cost = _integer(row.pop("cost"), number, "cost")
         if cost < 0:
             raise PabulibError(number, f"cost {cost} is negative")
-        projects[pid] = Project(pid, cost, MappingProxyType(row))
+        projects[pid] = Project(pid, cost, MappingProxyType(row), number)
     return projects
 
 
@@ -233,7 +339,7 @@ def _votes(rows: _Rows, projects: Mapping[str, Project]) -> list[Vote]:
             points = tuple(_integer(p, number, "points") for p in _list(row.pop("points")))
             if len(points) != len(vote):
                 raise PabulibError(number, f"{len(points)} points for {len(vote)} voted projects")
-        votes.append(Vote(voter, vote, points, MappingProxyType(row)))
+        votes.append(Vote(voter, vote, points, MappingProxyType(row), number))
     return votes
 
 
@@ -242,16 +348,9 @@ def _list(cell: str) -> tuple[str, ...]:
 
 
 def _integer(text: str, line: int, what: str, *, exact: bool = True) -> int:
-    """Parse an integer; with ``exact=False`` also accept ``100000.0``-style text."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    if not exact:
-        try:
-            value = Fraction(text)
-        except ValueError:
-            value = None
-        if value is not None and value.denominator == 1:
-            return int(value)
+    """Parse an integer of ASCII digits; with ``exact=False`` also ``100000.0``-style
+    text whose fraction is zero."""
+    m = (_INTEGER if exact else _DECIMAL).fullmatch(text)
+    if m is not None and (exact or not (m.group(2) or "").strip("0")):
+        return int(m.group(0) if exact else m.group(1))
     raise PabulibError(line, f"{what} {text!r} is not an integer")

@@ -17,6 +17,13 @@ ballots count:
   whose scope lies under the electorate. A frozen vote whose member record (or its
   node's record) is not held here yet makes the result *incomplete*, like a missing
   chunk: the node reports how many votes it cannot judge rather than a wrong result.
+* An *imported* proposal (its body has ``import``: the SHA-256 of a pabulib file) has
+  its own electorate: exactly the demo voters whose ballots its author froze when it
+  imported the file. No member record is involved, so a demo key is nobody's member
+  (its vote in a live proposal never counts), and a member's vote in an imported
+  proposal never counts either: only the frozen ballots do, and before the close
+  arrives nothing does.
+* A proposal with no counted vote names no winner, whatever the method.
 """
 
 from __future__ import annotations
@@ -36,7 +43,17 @@ from node.governance.freeze import Frozen, FrozenState, chunk_entries, freeze_ha
 from node.governance.ledger import Eligibility, Ledger, body, object_id
 from node.governance.lifecycle import Action, Effect, Phase, decide, phase
 
-__all__ = ["Results", "check_ballot", "close_plan", "count", "results"]
+__all__ = [
+    "IMPORT_FIELD",
+    "Results",
+    "ballot_problem",
+    "check_ballot",
+    "close_plan",
+    "count",
+    "results",
+]
+
+IMPORT_FIELD = "import"  # proposal body: SHA-256 (hex) of the imported pabulib file
 
 Ballot = Any  # frozenset[str] | dict[str, int] | list[frozenset[str]]
 
@@ -58,8 +75,12 @@ class Results:
         uncounted: live votes held here that the close did not freeze.
         winners: the winners, best or first selected first (empty unless a result
             could be computed).
-        detail: method-specific figures (counts, totals, ranking, budget, support).
+        detail: method-specific figures (counts, totals, ranking, budget, support,
+            and for budgets the conventions applied: ``free_projects``, ``add1``).
         problem: why the status is not final or provisional, for a person.
+        notes: what a reader must know about the winners (no vote counted, so no
+            winner; add1 stopped at its limit), for a person.
+        imported: for an imported proposal, the SHA-256 of its pabulib file.
     """
 
     proposal: str
@@ -74,6 +95,8 @@ class Results:
     winners: tuple[str, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)
     problem: str = ""
+    notes: tuple[str, ...] = ()
+    imported: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +112,8 @@ class Results:
             "winners": list(self.winners),
             "detail": dict(self.detail),
             "problem": self.problem,
+            "notes": list(self.notes),
+            "import": self.imported,
         }
 
 
@@ -127,6 +152,39 @@ def check_ballot(prop: Mapping[str, Any], ballot: Any) -> Ballot | None:
     return None
 
 
+def ballot_problem(prop: Mapping[str, Any], ballot: Any) -> str | None:
+    """Why `ballot` does not fit the proposal, for the person about to sign it, or None.
+
+    Stricter than :func:`check_ballot` in one way: an empty ballot is refused (a
+    member who wants to abstain simply does not vote; a vote given earlier stays).
+    """
+    ids = _ids(prop)
+    known = ", ".join(ids)
+    method = prop["method"]
+    if method in ("approval", "mes", "greedy", "ranked"):
+        flat = [i for g in ballot for i in g] if method == "ranked" else list(ballot)
+    elif method == "score":
+        flat = list(ballot)
+    else:
+        return f"this node cannot count {method!r} proposals"
+    if not flat:
+        return f"the ballot is empty: name at least one of {known}"
+    unknown = [i for i in flat if i not in ids]
+    if unknown:
+        return f"unknown option {unknown[0]!r}: the choices are {known}"
+    if len(set(flat)) != len(flat):
+        dup = next(i for i in flat if flat.count(i) > 1)
+        return f"{dup!r} is named twice"
+    if method == "score":
+        lo, hi = prop["min_score"], prop["max_score"]
+        for option, value in ballot.items():
+            if type(value) is not int or not lo <= value <= hi:
+                return f"score {value!r} for {option!r} is outside {lo}..{hi}"
+    if check_ballot(prop, ballot) is None:  # pragma: no cover - the checks above cover it
+        return "the ballot does not fit this proposal"
+    return None
+
+
 def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
@@ -149,12 +207,22 @@ def count(
     ids = _ids(prop)
     if method in ("mes", "greedy"):
         costs = {str(e["id"]): int(e["cost"]) for e in prop["projects"]}
-        if method == "mes":
+        if not ballots:  # no winner without a vote (greedy would take whatever fits)
+            res = budget.equal_shares(costs, (), int(prop["budget"]), completion="none")
+        elif method == "mes":
             res = budget.equal_shares(costs, ballots, int(prop["budget"]))
         else:
             res = budget.greedy(costs, ballots, int(prop["budget"]))
         support = res.support
+        conventions: dict[str, Any] = {"free_projects": budget.FREE_PROJECTS[method]}
+        if method == "mes":
+            conventions["add1"] = {
+                "increments": res.increments,
+                "limit": res.increment_limit,
+                "stopped_at_limit": res.stopped_at_limit,
+            }
         return res.winners, {
+            **conventions,
             "budget": res.budget,
             "spent": res.spent,
             "voter_budget": None if res.voter_budget is None else _frac(res.voter_budget),
@@ -173,9 +241,9 @@ def count(
     seats = int(prop["seats"])
     if method == "approval":
         a = methods.approval(ids, ballots, seats=seats)
-        return a.winners, {
+        return _some(a.winners, ballots), {
             "ranking": list(a.ranking),
-            "tie_broken": a.tie_broken,
+            "tie_broken": a.tie_broken and bool(ballots),
             "options": [{"id": o, "name": names[o], "count": a.counts[o]} for o in ids],
         }
     if method == "score":
@@ -186,34 +254,47 @@ def count(
             max_score=int(prop["max_score"]),
             seats=seats,
         )
-        return s.winners, {
+        return _some(s.winners, ballots), {
             "ranking": list(s.ranking),
-            "tie_broken": s.tie_broken,
+            "tie_broken": s.tie_broken and bool(ballots),
             "options": [{"id": o, "name": names[o], "total": s.totals[o]} for o in ids],
         }
     if method == "ranked":
         r = methods.schulze(ids, [list(b) for b in ballots], seats=seats)
-        return r.winners, {
+        return _some(r.winners, ballots), {
             "ranking": list(r.ranking),
-            "tie_broken": r.tie_broken,
+            "tie_broken": r.tie_broken and bool(ballots),
             "options": [{"id": o, "name": names[o]} for o in ids],
         }
     raise GovernanceError(f"unknown method {method!r}")
+
+
+def _some(winners: tuple[str, ...], ballots: Sequence[Ballot]) -> tuple[str, ...]:
+    return winners if ballots else ()
 
 
 def _in_window(prop: Mapping[str, Any], vote: Record) -> bool:
     return bool(prop["opens"] <= hlc_millis(vote.hlc) <= prop["closes"])
 
 
-def _judge(ledger: Ledger, prop: Mapping[str, Any], vote: Record) -> tuple[str, Ballot]:
-    """Classify one vote: ("count", ballot) or (reason, None)."""
+def _judge(
+    ledger: Ledger, prop: Mapping[str, Any], vote: Record, *, frozen: bool = False
+) -> tuple[str, Ballot]:
+    """Classify one vote: ("count", ballot) or (reason, None).
+
+    `frozen`: the vote is in the proposal's frozen set (the electorate of an import).
+    """
     if not _in_window(prop, vote):
         return "outside-window", None
-    elig = ledger.eligibility(vote.origin, str(prop["electorate"]))
-    if elig is Eligibility.UNKNOWN:
-        return "unknown-member", None
-    if elig is Eligibility.INELIGIBLE:
-        return "ineligible", None
+    if IMPORT_FIELD in prop:
+        if not frozen:
+            return "not-an-import-voter", None
+    else:
+        elig = ledger.eligibility(vote.origin, str(prop["electorate"]))
+        if elig is Eligibility.UNKNOWN:
+            return "unknown-member", None
+        if elig is Eligibility.INELIGIBLE:
+            return "ineligible", None
     ballot = check_ballot(prop, (vote.body or {}).get("ballot"))
     if ballot is None:
         return "invalid-ballot", None
@@ -293,6 +374,7 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         "title": str(prop["title"]),
         "method": str(prop["method"]),
         "phase": ph.value,
+        "imported": prop.get(IMPORT_FIELD),
     }
     excluded: Counter[str] = Counter()
     held = [v for v in ledger.keyed("vote", pid) if v.body is not None]
@@ -316,7 +398,7 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
             )
     ballots = []
     for v in votes:
-        verdict_, ballot = _judge(ledger, prop, v)
+        verdict_, ballot = _judge(ledger, prop, v, frozen=status == "final")
         if verdict_ == "count":
             ballots.append(ballot)
         elif verdict_ == "unknown-member" and status == "final":
@@ -344,6 +426,15 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
     winners, detail = count(prop, ballots)
     if ph is Phase.SCHEDULED:
         winners, detail = (), {}
+    notes = []
+    if not ballots:
+        notes.append("no vote was counted, so there is no winner")
+    add1 = detail.get("add1") or {}
+    if add1.get("stopped_at_limit"):
+        notes.append(
+            f"Equal Shares' add1 completion stopped at its limit of {add1['limit']:,} "
+            "increments: the selection is bounded and may fund less than a full add1 run"
+        )
     return Results(
         **base,
         status=status,
@@ -353,4 +444,5 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         winners=winners,
         detail=detail,
         problem="" if status == "final" else verdict.message,
+        notes=tuple(notes),
     )

@@ -98,9 +98,14 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
             "min_score",
             "max_score",
             "seats",
+            "import",
         },
     )
     text(body, "title", MAX_TITLE_CHARS)
+    if "import" in body:
+        # An imported pabulib file (its SHA-256): the proposal's electorate is then the
+        # set of demo ballots its author froze, never the members of a scope.
+        hex64(body["import"], "import")
     text(body, "text", MAX_TEXT_CHARS, required=False, multiline=True)
     method = body.get("method")
     if not isinstance(method, str) or method not in GOV_METHODS:

@@ -9,19 +9,32 @@ gossiped) or the report. Member-signed records arrive already signed, through th
 
 from __future__ import annotations
 
-import base64
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from node.clock import hlc_millis
+import trio
+import trio.lowlevel
+
 from node.core import Pending
-from node.crdt.record import Record, sign_record
+from node.crdt.record import Record
 from node.errors import LocalError
-from node.governance import sortition, tally
+from node.governance import pbimport, sortition, tally
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
-from node.governance.pbimport import plan_import
-from node.ops.base import BOOL, DICT, INT, LIST, STR, InThread, OpContext, OpSpec, Writes
+from node.ops.base import (
+    BOOL,
+    DICT,
+    INT,
+    LIST,
+    STR,
+    InThread,
+    Job,
+    OpContext,
+    OpSpec,
+    Progress,
+    Writes,
+)
 from node.ops.node_ops import written
 
 __all__ = ["OPS"]
@@ -131,13 +144,14 @@ def proposal_create(d: OpContext, args: dict[str, Any]) -> Writes:
 def _proposal_json(d: OpContext, ledger: Ledger, r: Record) -> dict[str, Any]:
     b = body(r)
     pid = object_id(r.origin, r.key)
-    closed = ledger.live(r.origin, "close", r.key) is not None
+    close = ledger.live(r.origin, "close", r.key)
     return {
         "proposal": pid,
         "origin": r.origin.hex(),
         "scope": r.scope,
-        "phase": phase(b, _now(d), closed=closed).value,
+        "phase": phase(b, _now(d), closed=close is not None).value,
         "votes_held": sum(1 for v in ledger.keyed("vote", pid) if v.body is not None),
+        "frozen_votes": None if close is None else body(close)["count"],
         **b,
     }
 
@@ -195,6 +209,11 @@ def vote_prepare(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     verdict = decide(phase(b, _now(d), closed=closed), Action.VOTE)
     if not verdict.allowed:
         raise LocalError(verdict.message)
+    if tally.IMPORT_FIELD in b:
+        raise LocalError(
+            "this proposal is an imported pabulib file: only its frozen demo ballots "
+            "count, it takes no votes"
+        )
     elig = ledger.eligibility(member, str(b["electorate"]))
     if elig.value != "eligible":
         raise LocalError(
@@ -219,61 +238,78 @@ def results(d: OpContext, args: dict[str, Any]) -> InThread:
 
 # --- pabulib import ----------------------------------------------------------------
 
+# Close chunks signed per step on the event loop (each ~14 KB; a step stays ~10 ms).
+_PREPARE_STEP = 64
+# Import keys being checked and signed right now: a second import of the same file is
+# refused meanwhile. (Two that still overlap later, while the first one is saving, are
+# harmless: the second writes every slot of the first again with higher seqs.)
+_IMPORTING: set[str] = set()
 
-def budget_import(d: OpContext, args: dict[str, Any]) -> Writes:
-    data = base64.b64decode(_arg(args, "data"))
-    plan = plan_import(data)
-    me, scope = d.state.me, d.config.scope
-    if d.state.replica.get(me, "proposal", plan.key) is not None:
-        raise LocalError(f"this file was imported already as {object_id(me, plan.key)}")
-    opens = _now(d)
-    pendings = []
-    for ident, member_body in plan.members:
-        key = ident.public.hex()
-        current = d.state.replica.get(me, "member", key)
-        if current is None or current.body != member_body:
-            pendings.append(d.state.prepare("member", key, member_body))
-    pid = object_id(me, plan.key)
-    votes = []
-    for ident, approved in plan.ballots:
-        hlc = d.state.clock.tick()
-        seq = max(hlc_millis(hlc), d.state.replica.max_seq(ident.public) + 1)
-        votes.append(
-            sign_record(
-                ident.signer(), ident.public, "vote", pid, seq, hlc, scope, {"ballot": approved}
-            )
+
+def budget_import(d: OpContext, args: dict[str, Any]) -> Job:
+    """Import a pabulib file sent as the payload: a closed proposal with its own
+    electorate (`node.governance.pbimport`).
+
+    Parsing, checking and signing run in a worker thread, after which the node signs
+    its proposal and close chunks in small steps; the daemon then saves everything
+    in one transaction. Any error before that leaves nothing written.
+    """
+    data: bytes = args["payload"]
+    if not data:
+        raise LocalError(
+            "no file: send the .pb file's bytes as the payload (allmende budget import FILE)"
         )
-    closes = max([hlc_millis(v.hlc) for v in votes] + [opens]) + 1
-    proposal = d.state.prepare(
-        "proposal",
-        plan.key,
-        {**plan.proposal, "electorate": scope, "opens": opens, "closes": closes},
-    )
-    pendings.append(proposal)
-    ledger = Ledger(
-        [
-            *d.state.replica.records(),
-            *votes,
-            *proposal.records,
-            *(r for p in pendings for r in p.records),
-        ]
-    )
-    pendings.extend(_close_pendings(d, ledger, pid, scope))
+    me, scope = d.state.me, d.config.scope
 
-    def reply(records: list[Record]) -> dict[str, Any]:
-        closed = _close_json(pid, records[-1])
-        return {
-            "proposal": pid,
-            "file_sha256": plan.file_hash,
-            "members": len(plan.members),
-            "votes": len(votes),
-            "frozen_votes": closed["frozen_votes"],
-            "chunks": closed["chunks"],
-            "projects": len(plan.instance.projects),
-            "budget": plan.instance.budget,
-        }
+    async def run(progress: Progress) -> Writes:
+        progress(0, len(data), "checking")
+        check = functools.partial(pbimport.check_import, data, scope=scope)
+        checked = await trio.to_thread.run_sync(check)
+        key = checked.key
+        if d.state.replica.get(me, "proposal", key) is not None:
+            raise LocalError(f"this file was imported already as {object_id(me, key)}")
+        if key in _IMPORTING:
+            raise LocalError("this file is being imported right now; wait for that import")
+        _IMPORTING.add(key)
+        try:
+            plan_fn = functools.partial(
+                pbimport.plan_import,
+                checked,
+                origin=me,
+                scope=scope,
+                opens=_now(d),
+                progress=progress,
+            )
+            plan = await trio.to_thread.run_sync(plan_fn)
+            pendings = [d.state.prepare("proposal", key, plan.proposal)]
+            n = len(plan.closesets)
+            for i, chunk in enumerate(plan.closesets):
+                pendings.append(d.state.prepare("closeset", f"{key}/{i}", chunk))
+                if (i + 1) % _PREPARE_STEP == 0:
+                    progress(i + 1, n, "preparing")
+                    await trio.lowlevel.checkpoint()
+            pendings.append(d.state.prepare("close", key, plan.close))
+        finally:
+            _IMPORTING.discard(key)
+        progress(0, len(pendings), "saving")
+        pid = object_id(me, key)
 
-    return Writes(pendings, reply, foreign=votes)
+        def reply(records: list[Record]) -> dict[str, Any]:
+            return {
+                "proposal": pid,
+                "file_sha256": plan.file_hash,
+                "voters": len(plan.votes),
+                "frozen_votes": plan.close["count"],
+                "chunks": plan.close["chunks"],
+                "records": len(records),
+                "projects": len(plan.instance.projects),
+                "budget": plan.instance.budget,
+                "method": plan.proposal["method"],
+            }
+
+        return Writes(pendings, reply)
+
+    return Job(run)
 
 
 # --- assemblies (sortition) ---------------------------------------------------------
@@ -403,7 +439,7 @@ OPS: dict[str, OpSpec] = {
     "gov_proposal_close": OpSpec(proposal_close, {"proposal": _ID, "early": BOOL()}),
     "gov_vote_prepare": OpSpec(vote_prepare, {"proposal": _ID, "member": _MEMBER}),
     "gov_results": OpSpec(results, {"proposal": _ID}),
-    "gov_budget_import": OpSpec(budget_import, {"data": STR(required=True, max_len=64 << 20)}),
+    "gov_budget_import": OpSpec(budget_import, max_payload=pbimport.MAX_FILE_BYTES),
     "gov_assembly_create": OpSpec(
         assembly_create,
         {

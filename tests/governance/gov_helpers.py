@@ -7,12 +7,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from node.config import Config
 from node.crdt.record import Record
 from node.governance.ledger import object_id
 from node.governance.member_sign import sign_member_record
 from node.identity import Identity
-from node.ops import TABLE, InThread, Submit, Writes, check_args
+from node.ops import TABLE, InThread, Job, Submit, Writes, check_args
 from node.state import NodeState, record_json
 from node.store import Store
 
@@ -47,6 +49,8 @@ class FakeDaemon:
         self.store = Store(root / "db.sqlite")
         self.state = NodeState(identity, self.config, self.store, self.clock)
         self.written: list[dict[str, Any]] = []
+        self.progress: list[tuple[int, int, str]] = []  # what Jobs reported
+        self._on_progress: Any = None
         self.net = None
         self.counters: dict[str, Counter[str]] = {}
 
@@ -62,7 +66,9 @@ class FakeDaemon:
     def uptime(self) -> float:
         return 0.0
 
-    def call(self, op: str, **args: Any) -> Any:
+    def call(self, op: str, *, on_progress: Any = None, **args: Any) -> Any:
+        """Run one op as the daemon would; `on_progress` also gets a Job's progress."""
+        self._on_progress = on_progress
         spec = TABLE[op]
         result = spec.fn(
             self, check_args(op, spec, {k: v for k, v in args.items() if v is not None})
@@ -73,11 +79,20 @@ class FakeDaemon:
             return result.fn()
         if isinstance(result, Submit):
             return result.reply(self.state.ingest(result.raws))
+        if isinstance(result, Job):
+            # The daemon awaits the job on its loop; here, in a trio run of its own
+            # (its worker threads and checkpoints work the same).
+            result = trio.run(result.run, self._progress)
         if isinstance(result, Writes):
             own = self.state.save_and_commit_all(result.pendings, result.foreign)
             self.written.extend(record_json(r, self.state.node_names()) for r in own)
             return result.reply(own)
         return result
+
+    def _progress(self, done: int, total: int, what: str) -> None:
+        self.progress.append((done, total, what))
+        if self._on_progress is not None:
+            self._on_progress(done, total, what)
 
     def submit(self, record: Record) -> None:
         result = self.state.ingest([record.raw])

@@ -3,13 +3,17 @@ without sockets."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import stat
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 from gov_helpers import FakeDaemon
+from rich.console import Console
 from test_governance_official import DATA, OFFICIAL
 
 from cli import governance_cmd
@@ -32,7 +36,11 @@ def node(tmp_path, monkeypatch):
             return {"ok": True, "record": decode_record(bytes.fromhex(args["record"])).key}
         return d.call(op, **args)
 
+    def call_with_payload(ctx, op, payload, on_progress, **args):
+        return d.call(op, payload=payload, on_progress=on_progress, **args)
+
     monkeypatch.setattr(Ctx, "call", call)
+    monkeypatch.setattr(governance_cmd, "call_with_payload", call_with_payload)
     monkeypatch.setattr(governance_cmd, "_now_ms", lambda: d.clock.t)
     yield d
     d.close()
@@ -88,11 +96,105 @@ def test_budget_import_and_errors(node, tmp_path):
     assert tuple(res["winners"]) == order
     assert res["detail"]["spent"] == spent
     assert "#1" in run("results", out["proposal"]).output
+    assert "free projects: supported-first" in run("results", out["proposal"]).output
     bad = tmp_path / "bad.pb"
     bad.write_text("META\nkey;value\nbudget;x\nPROJECTS\nproject_id;cost\nVOTES\nvoter_id;vote\n")
     result = run("budget", "import", str(bad), ok=False)
     assert result.exit_code == 1
     assert "line 3" in result.output
+    again = run("budget", "import", str(DATA / name), ok=False)
+    assert again.exit_code == 1
+    assert "imported already" in again.output
+
+
+def test_budget_import_json_prints_only_json(node):
+    result = run("budget", "import", str(DATA / OFFICIAL[1][0]), "--json")
+    out = json.loads(result.stdout)  # no progress text around it
+    assert out["voters"] == out["frozen_votes"] == 332
+    assert node.progress  # the daemon did report progress; nothing was drawn
+
+
+def test_oversize_file_is_refused_before_reading(node, tmp_path, monkeypatch):
+    big = tmp_path / "big.pb"
+    big.write_bytes(b"x" * 2048)
+    monkeypatch.setattr(governance_cmd, "MAX_FILE_BYTES", 1024)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read the file"))
+    result = run("budget", "import", str(big), ok=False)
+    assert result.exit_code == 1
+    assert "2,048 bytes" in result.output
+    assert "up to 1,024" in result.output
+    assert not node.progress
+
+
+def test_import_progress_bar_on_a_terminal():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system=None)
+    with governance_cmd.import_progress(console, True) as update:
+        update(0, 10, "checking")
+        update(5, 10, "signing")
+        update(10, 10, "signing")
+        update(0, 3, "saving")
+    text = out.getvalue()
+    assert "Signing ballots" in text
+    assert "10/10" in text
+    silent = io.StringIO()
+    with governance_cmd.import_progress(Console(file=silent), False) as update:
+        update(5, 10, "signing")
+    assert silent.getvalue() == ""
+
+
+@pytest.fixture
+def proposals(node, tmp_path):
+    """A member key and three open proposals (approval, score 0..5, ranked)."""
+    key = tmp_path / "m.key"
+    pub = run("member", "keygen", "--out", str(key)).output.strip()
+    run("member", "add", pub, "--pseudonym", "m")
+    pids = {}
+    for method, extra in (("approval", ()), ("score", ("--max-score", "5")), ("ranked", ())):
+        out = run(
+            "proposal",
+            "create",
+            method,
+            "--title",
+            method,
+            "--method",
+            method,
+            "--option",
+            "a",
+            "--option",
+            "b",
+            *extra,
+        ).output
+        pids[method] = out.split()[-1]
+    return key, pids
+
+
+@pytest.mark.parametrize(
+    ("method", "good", "bad", "message"),
+    [
+        ("approval", ["a"], ["zz"], "unknown option 'zz': the choices are a, b"),
+        ("approval", ["a"], [], "the ballot is empty"),
+        ("approval", ["a"], ["a", "a"], "'a' is named twice"),
+        ("score", ["a=5"], ["a=6"], r"score 6 for 'a' is outside 0..5"),
+        ("score", ["a=5"], ["a=-1"], r"score -1 for 'a' is outside 0..5"),
+        ("score", ["a=5"], ["c=1"], "unknown option 'c'"),
+        ("ranked", ["b", "a"], ["b", "b"], "'b' is named twice"),
+        ("ranked", ["b", "a"], ["x=a"], "unknown option 'x'"),
+    ],
+)
+def test_bad_ballots_are_refused_before_signing(node, proposals, method, good, bad, message):
+    key, pids = proposals
+    pid = pids[method]
+    run("vote", pid, *good, "--key", str(key))
+    before = json.loads(run("results", pid, "--json").output)
+    held = node.state.replica.digest()
+    result = run("vote", pid, *bad, "--key", str(key), ok=False)
+    assert result.exit_code == 1
+    assert message.replace("\\", "") in result.output or re.search(message, result.output)
+    assert "Nothing was sent" in result.output
+    assert node.state.replica.digest() == held  # nothing signed or stored
+    assert json.loads(run("results", pid, "--json").output) == before
+    assert before["counted"] == 1
 
 
 def test_ranked_ballot_syntax():
