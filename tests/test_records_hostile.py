@@ -1,0 +1,255 @@
+"""Record decoding under hostile input: whatever bytes arrive, `decode_record` refuses
+them with `Rejected` (never another exception), and a record that is validly signed but
+not in the one canonical encoding is refused as non-canonical. (tests/test_records.py
+has the hand-made cases; these are the properties.)"""
+
+import struct
+
+import msgpack
+import nacl.bindings
+import pytest
+from factories import identities
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.crdt.encoding import MAX_RECORD_BYTES
+from node.crdt.record import DOMAIN, decode_record, sign_record
+from node.errors import Rejected
+
+A = identities(1, seed=4)[0]
+BODY = {"item": "potatoes", "note": "x" * 40, "period": "2027-Q1", "qty": "5", "unit": "kg"}
+FIELDS = [2, A.public, "need", "k1", 7, 1 << 40, "eu/de/berlin", BODY]
+
+
+def _refused(data):
+    with pytest.raises(Rejected) as exc:
+        decode_record(data)
+    assert exc.value.reason
+    return exc.value.reason
+
+
+# --- arbitrary input ----------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=MAX_RECORD_BYTES + 64))
+def test_arbitrary_bytes_are_refused(data):
+    _refused(data)
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=120, max_size=2000))
+def test_arbitrary_bytes_behind_a_record_header_are_refused(tail):
+    _refused(b"\x99" + tail)
+
+
+msgpack_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(["k\n", "eu/de\n", "\u0663", "k\u202e", "Need", "", "x" * 300])
+    | st.binary(max_size=70)
+    | st.sampled_from([A.public, b"\0" * 64])
+)
+msgpack_values = st.recursive(
+    msgpack_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=6)
+        | st.dictionaries(st.integers(0, 9), inner, max_size=3)
+    ),
+    max_leaves=25,
+)
+
+
+def _pack(value):
+    return msgpack.packb(value, use_bin_type=True)
+
+
+@settings(max_examples=300)
+@given(msgpack_values)
+def test_msgpack_of_any_value_is_refused(value):
+    _refused(_pack(value))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_record_with_any_field_replaced_is_refused_or_well_typed(data):
+    fields = [*FIELDS, b"\0" * 64]
+    i = data.draw(st.integers(0, len(fields) - 1))
+    fields[i] = data.draw(msgpack_values)
+    if data.draw(st.booleans()):
+        fields = fields[: data.draw(st.integers(0, len(fields)))]
+    try:
+        record = decode_record(_pack(fields))
+    except Rejected as exc:
+        reason = exc.reason
+    else:
+        reason = None
+        # Taken (to be verified next): every field has the type and form it must have.
+        assert type(record.origin) is bytes
+        assert len(record.origin) == 32
+        assert type(record.seq) is int
+        assert 0 < record.seq < 2**63
+        assert type(record.hlc) is int
+        assert 0 <= record.hlc < 2**64
+        assert type(record.key) is str
+        assert record.key.isascii()
+        assert record.key.isprintable()
+        assert record.body is None or type(record.body) is dict
+        assert type(record.sig) is bytes
+        assert len(record.sig) == 64
+    assert reason != ""
+
+
+BAD_KEYS = ["k\n", "k\r", "k\x00", "k\t", "k\x7f", "k\u200f", "k\u2066", "k\u2028", "\u0663", ""]
+
+
+@pytest.mark.parametrize("key", [*BAD_KEYS, "k" * 65])
+def test_a_key_with_control_bidi_or_non_ascii_characters_is_malformed(key):
+    raw = _resigned(_pack([*FIELDS[:3], key, *FIELDS[4:]]))
+    assert _refused(raw) == "malformed"
+
+
+@pytest.mark.parametrize("scope", ["eu\n", "eu/\u202ede", "eu/\u0663", "eu/de\x00", "Eu", ""])
+def test_a_scope_with_foreign_characters_is_malformed(scope):
+    raw = _resigned(_pack([*FIELDS[:6], scope, FIELDS[7]]))
+    assert _refused(raw) == "malformed"
+
+
+# --- one value, one encoding ------------------------------------------------------------
+#
+# A hand-written msgpack encoder that can spell any one value with a longer header than
+# needed. msgpack-python decodes every such spelling to the same value, so only the
+# canonical check stands between it and a second record id for the same record.
+
+_UINTS = [(0xCC, ">B", 1 << 8), (0xCD, ">H", 1 << 16), (0xCE, ">I", 1 << 32), (0xCF, ">Q", 1 << 64)]
+_INTS = [(0xD0, ">b", 1 << 7), (0xD1, ">h", 1 << 15), (0xD2, ">i", 1 << 31), (0xD3, ">q", 1 << 63)]
+_STRS = [(0xD9, ">B", 1 << 8), (0xDA, ">H", 1 << 16), (0xDB, ">I", 1 << 32)]
+_BINS = [(0xC4, ">B", 1 << 8), (0xC5, ">H", 1 << 16), (0xC6, ">I", 1 << 32)]
+_ARRAYS = [(0xDC, ">H", 1 << 16), (0xDD, ">I", 1 << 32)]
+_MAPS = [(0xDE, ">H", 1 << 16), (0xDF, ">I", 1 << 32)]
+
+
+class Encoder:
+    """Encodes like msgpack-python, except value number `widen` (in encoding order),
+    whose header it writes one size larger; `count` says how many values there were."""
+
+    def __init__(self, widen=-1, signed_ints=False):
+        self.widen, self.signed_ints, self.count = widen, signed_ints, 0
+
+    def __call__(self, v):
+        wide = self.count == self.widen
+        self.count += 1
+        if v is None:
+            return b"\xc0"
+        if v is True or v is False:
+            return b"\xc3" if v else b"\xc2"
+        if isinstance(v, int):
+            return self._int(v, wide)
+        if isinstance(v, str):
+            data = v.encode()
+            fix = 0xA0 | len(data) if len(data) < 32 else None
+            return self._sized(len(data), fix, _STRS, wide) + data
+        if isinstance(v, bytes):
+            return self._sized(len(v), None, _BINS, wide) + v
+        if isinstance(v, list):
+            head = self._sized(len(v), 0x90 | len(v) if len(v) < 16 else None, _ARRAYS, wide)
+            return head + b"".join(self(x) for x in v)
+        if isinstance(v, dict):
+            head = self._sized(len(v), 0x80 | len(v) if len(v) < 16 else None, _MAPS, wide)
+            return head + b"".join(self(k) + self(x) for k, x in v.items())
+        raise TypeError(type(v))
+
+    @staticmethod
+    def _sized(n, fix, forms, wide):
+        options = ([] if fix is None else [bytes((fix,))]) + [
+            bytes((tag,)) + struct.pack(fmt, n) for tag, fmt, limit in forms if n < limit
+        ]
+        return options[1 if wide and len(options) > 1 else 0]
+
+    def _int(self, v, wide):
+        if 0 <= v < 128:
+            options = [bytes((v,))]
+        elif -32 <= v < 0:
+            options = [struct.pack(">b", v)]
+        else:
+            options = []
+        if v >= 0:
+            forms = _INTS if self.signed_ints else _UINTS
+            options += [bytes((t,)) + struct.pack(f, v) for t, f, lim in forms if v < lim]
+        else:
+            options += [bytes((t,)) + struct.pack(f, v) for t, f, lim in _INTS if -lim <= v]
+        return options[1 if wide and len(options) > 1 else 0]
+
+
+def _unsigned(fields, encoder):
+    return b"\x98" + b"".join(encoder(f) for f in fields)
+
+
+def _resigned(unsigned):
+    """Sign `unsigned` (an 8-array, however encoded) and make the 9-array wire bytes."""
+    if unsigned[0] == 0x99:  # packed with a signature slot: drop it
+        unsigned = b"\x98" + unsigned[1:]
+    sig = A.sign(DOMAIN + unsigned)
+    # The signature holds: the only thing wrong is the spelling.
+    nacl.bindings.crypto_sign_open(sig + DOMAIN + unsigned, A.public)
+    return b"\x99" + unsigned[1:] + b"\xc4\x40" + sig
+
+
+N_VALUES = 7 + 1 + 2 * len(BODY)  # seven fields, the body map, its keys and values
+
+
+def test_the_encoder_spells_canonically_unless_told_otherwise():
+    canonical = sign_record(A.signer(), *FIELDS[1:]).raw
+    enc = Encoder()
+    assert _resigned(_unsigned(FIELDS, enc)) == canonical
+    assert enc.count == N_VALUES
+
+
+@settings(max_examples=200)
+@given(st.integers(0, N_VALUES - 1))
+def test_any_longer_header_is_non_canonical_though_signed(which):
+    plain = _unsigned(FIELDS, Encoder())
+    wide = _unsigned(FIELDS, Encoder(widen=which))
+    if wide == plain:  # a value with no longer spelling (none here, but be exact)
+        return
+    assert _refused(_resigned(wide)) == "non-canonical"
+
+
+@pytest.mark.parametrize(("which", "name"), [(0, "version"), (4, "seq"), (5, "hlc")])
+def test_positive_ints_in_signed_forms_are_non_canonical_though_signed(which, name):
+    wide = _unsigned(FIELDS, Encoder(widen=which, signed_ints=True))
+    assert wide != _unsigned(FIELDS, Encoder()), name
+    assert _refused(_resigned(wide)) == "non-canonical"
+
+
+def test_a_short_str_as_str8_is_non_canonical_though_signed():
+    # The key "k1" (the fourth value) as d9 02 'k1' instead of a2 'k1'.
+    wide = _unsigned(FIELDS, Encoder(widen=3))
+    assert b"\xd9\x02k1" in wide
+    assert _refused(_resigned(wide)) == "non-canonical"
+
+
+@settings(max_examples=100)
+@given(st.permutations(sorted(BODY)))
+def test_unsorted_body_keys_are_non_canonical_though_signed(order):
+    if order == sorted(BODY):
+        return
+    body = {k: BODY[k] for k in order}
+    unsigned = _unsigned([*FIELDS[:7], body], Encoder())
+    assert _refused(_resigned(unsigned)) == "non-canonical"
+
+
+@settings(max_examples=100)
+@given(st.sampled_from(sorted(BODY)), st.sampled_from(["same", "other"]), st.booleans())
+def test_a_repeated_body_key_is_non_canonical_though_signed(key, value, first):
+    enc = Encoder()
+    entries = [enc(k) + enc(v) for k, v in BODY.items()]
+    again = enc(key) + enc(BODY[key] if value == "same" else "zz")
+    entries = [again, *entries] if first else [*entries, again]
+    body = bytes((0x80 | len(entries),)) + b"".join(entries)
+    unsigned = b"\x98" + b"".join(Encoder()(f) for f in FIELDS[:7]) + body
+    assert _refused(_resigned(unsigned)) == "non-canonical"
