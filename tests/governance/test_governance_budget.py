@@ -75,6 +75,23 @@ def test_add1_reaches_a_further_project():
     assert result.voter_budget == 3
 
 
+def test_add1_stops_at_its_limit_and_says_so():
+    costs = {"a": 3, "b": 4, "d": 3}
+    ballots = [{"a", "b"}] * 4 + [{"d"}]
+    full = equal_shares(costs, ballots, 10)
+    assert (full.increments, full.stopped_at_limit) == (1, False)
+    assert full.increment_limit == 10_000
+    capped = equal_shares(costs, ballots, 10, max_increments=0)
+    assert capped.winners == ("a", "b")
+    assert (capped.increments, capped.stopped_at_limit) == (0, True)
+    # The limit shrinks with the work of one run (distinct ballots x projects).
+    many = {str(i): 1 for i in range(200)}
+    wide = [frozenset({str(i), str(j)}) for i in range(200) for j in range(i + 1, 200, 7)]
+    assert equal_shares(many, wide, 10, completion="none").increment_limit < 10_000
+    with pytest.raises(GovernanceError, match="max_increments"):
+        equal_shares(costs, ballots, 10, max_increments=-1)
+
+
 def test_supported_free_projects_are_selected_first():
     result = equal_shares({"a": 0, "b": 5, "c": 0}, [{"a", "b"}, {"b"}], 5)
     assert result.winners[0] == "a"

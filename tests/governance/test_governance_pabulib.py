@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,89 @@ def test_parse_assen(name, projects, votes, selected):
     assert len(inst.projects) == projects
     assert len(inst.votes) == votes
     assert len(inst.selected) == selected
+
+
+# --- exactness (issue 18.4): each case an error naming its line, or parsed as meant ----
+
+
+def test_a_cell_over_the_csv_field_limit_names_its_line():
+    long = "x" * 131_073
+    with pytest.raises(PabulibError, match=r"line 11: a cell of 131,073 characters"):
+        parse(GOOD.replace("p2;7;Two;0", f"p2;7;{long};0"))
+    with pytest.raises(PabulibError, match=r"line 11: a cell of 131,073 characters"):
+        parse(GOOD.replace("p2;7;Two;0", f'p2;7;"{long}";0'))
+    # A quoted cell spanning lines is counted as it grows.
+    spread = "\n".join(["y" * 1000] * 140)
+    with pytest.raises(PabulibError, match=r"line 11: a quoted cell starting here is longer"):
+        parse(GOOD.replace("p2;7;Two;0", f'p2;7;"{spread}";0'))
+    assert parse(GOOD.replace("Two", "x" * 131_072)).projects["p2"].fields["name"] == "x" * 131_072
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1e"])
+def test_unicode_line_separators_are_characters_of_a_cell(char):
+    # str.splitlines() breaks at each of these; pabulib (csv over newline="") does not.
+    text = GOOD.replace('"One; with semicolon"', f'"One{char}two"').replace(
+        "p2;7;Two;0", f"p2;7;T{char}wo;0"
+    )
+    inst = parse(text)
+    assert inst.projects["p1"].fields["name"] == f"One{char}two"
+    assert inst.projects["p2"].fields["name"] == f"T{char}wo"
+    # Line numbers do not shift either.
+    with pytest.raises(PabulibError, match=r"line 14: vote names unknown project 'p3'"):
+        parse(text.replace("a;p1,p2;3,2", "a;p1,p3;3,2"))
+
+
+def test_quoted_multi_line_cells_are_one_cell():
+    text = GOOD.replace('"One; with semicolon"', '"One\nwith ""quotes""\r\nand lines"')
+    inst = parse(text)
+    assert inst.projects["p1"].fields["name"] == 'One\nwith "quotes"\nand lines'
+    assert inst.projects["p2"].line == 13
+    # Errors name the line a row starts on, after the rows that span lines.
+    with pytest.raises(PabulibError, match=r"line 16: vote names unknown project 'p3'"):
+        parse(text.replace("a;p1,p2;3,2", "a;p1,p3;3,2"))
+    with pytest.raises(PabulibError, match=r"line 11: expected 4 columns"):
+        parse(GOOD.replace("p2;7;Two;0", 'p2;7;"Two\nlines"'))
+
+
+def test_unclosed_quotes_and_text_after_a_quote_name_the_line():
+    with pytest.raises(PabulibError, match=r"line 11: a quoted cell starting here is never"):
+        parse(GOOD.replace("p2;7;Two;0", 'p2;7;"Two;0'))
+    with pytest.raises(PabulibError, match=r"line 11: text 'x' after the closing quote"):
+        parse(GOOD.replace("p2;7;Two;0", 'p2;7;"Two"x;0'))
+    # Blanks after the closing quote are fine; a quote inside a cell is a character.
+    inst = parse(GOOD.replace("p2;7;Two;0", 'p2;7;"Two"  ;0').replace("One; with", "On"))
+    assert inst.projects["p2"].fields["name"] == "Two"
+    assert parse(GOOD.replace("Two", 'T"w"o')).projects["p2"].fields["name"] == 'T"w"o'
+
+
+@pytest.mark.parametrize(
+    "cost", ["5_0", "+50", "\u0665\u0660", "\uff15\uff10", "5 0", "50.0", "0x32", "\u00b2"]
+)
+def test_costs_are_ascii_digits_only(cost):
+    # int() takes 5_0, +50 and non-ASCII digits; pabulib's costs are plain numbers.
+    with pytest.raises(PabulibError, match=re.escape(f"line 11: cost {cost!r} is not an integer")):
+        parse(GOOD.replace("p2;7;", f"p2;{cost};"))
+
+
+@pytest.mark.parametrize("value", ["+10", "1_0", "\u0661\u0660", "1e1", "10.5", "10."])
+def test_budget_and_counts_are_ascii_digits_only(value):
+    with pytest.raises(PabulibError, match=r"line 6: budget .* is not an integer"):
+        parse(GOOD.replace("budget;10", f"budget;{value}"))
+    with pytest.raises(PabulibError, match=r"line 5: num_votes .* is not an integer"):
+        parse(GOOD.replace("num_votes;2", f"num_votes;{value.replace('10', '2')}"))
+    assert parse(GOOD.replace("budget;10", "budget;10.000")).budget == 10
+
+
+def test_points_are_ascii_digits_only():
+    with pytest.raises(PabulibError, match=r"line 14: points '\+3' is not an integer"):
+        parse(GOOD.replace("3,2;30", "+3,2;30"))
+
+
+def test_a_negative_budget_names_its_line():
+    with pytest.raises(PabulibError, match=r"line 6: budget -10 is negative"):
+        parse(GOOD.replace("budget;10", "budget;-10"))
+
+
+def test_crlf_and_cr_line_ends():
+    assert parse(GOOD.replace("\n", "\r\n")).budget == 10
+    assert parse(GOOD.replace("\n", "\r")).budget == 10

@@ -316,3 +316,212 @@ def test_other_methods(method, extra, ballots, winners):
     res = tally.results(Ledger(records), pid, OPENS + 2)
     assert res.winners == winners, res
     assert res.counted == len(ballots)
+
+
+# --- no vote, no winner; the budget conventions (issues 9.9, 18.2, 18.3) --------------
+
+NO_VOTE_CASES = {
+    "approval": {"options": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}], "seats": 1},
+    "score": {
+        "options": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
+        "seats": 1,
+        "min_score": 0,
+        "max_score": 5,
+    },
+    "ranked": {"options": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}], "seats": 1},
+    "mes": {
+        "projects": [{"id": "a", "name": "A", "cost": 0}, {"id": "b", "name": "B", "cost": 5}],
+        "budget": 10,
+    },
+    "greedy": {
+        "projects": [{"id": "a", "name": "A", "cost": 0}, {"id": "b", "name": "B", "cost": 5}],
+        "budget": 10,
+    },
+}
+
+
+def _proposal(method: str, extra: dict, *, voter: int | None = None, member: bool = True):
+    node = Author(NODE, SCOPE)
+    records = [
+        node.write("node", "self", {"name": "n", "kind": "commune", "scope": SCOPE}),
+        node.write(
+            "proposal",
+            "p",
+            {
+                "title": "t",
+                "method": method,
+                "electorate": SCOPE,
+                "opens": OPENS,
+                "closes": CLOSES,
+                **extra,
+            },
+        ),
+    ]
+    pid = object_id(NODE.public, "p")
+    if voter is not None:
+        if member:
+            records.append(
+                node.write(
+                    "member", PEOPLE[voter].public.hex(), {"pseudonym": "m", "consent": True}
+                )
+            )
+        ids = [e["id"] for e in extra.get("options") or extra["projects"]]
+        ballot = {i: 5 for i in ids} if method == "score" else [[i] for i in ids]
+        if method in ("approval", "mes", "greedy"):
+            ballot = ids
+        records.append(
+            sign_record(
+                PEOPLE[voter].signer(),
+                PEOPLE[voter].public,
+                "vote",
+                pid,
+                5,
+                pack_hlc(OPENS + 1, 0),
+                SCOPE,
+                {"ballot": ballot},
+            )
+        )
+    return node, records, pid
+
+
+@pytest.mark.parametrize("method", sorted(NO_VOTE_CASES))
+@pytest.mark.parametrize("closed", [False, True])
+@pytest.mark.parametrize("why", ["no vote", "a non-member's vote"])
+def test_no_counted_vote_names_no_winner(method, closed, why):
+    node, records, pid = _proposal(
+        method, NO_VOTE_CASES[method], voter=None if why == "no vote" else 0, member=False
+    )
+    now = OPENS + 2
+    if closed:
+        for kind, key, b in tally.close_plan(Ledger(records), pid):
+            records.append(node.write(kind, key, b))
+        now = CLOSES + 1
+    res = tally.results(Ledger(records), pid, now)
+    assert res.status == ("final" if closed else "provisional")
+    assert res.counted == 0
+    assert res.winners == ()
+    data = res.as_json()
+    assert data["winners"] == []
+    assert "no vote was counted, so there is no winner" in data["notes"]
+    if method in ("mes", "greedy"):
+        assert data["detail"]["spent"] == 0
+        assert not any(p["selected"] for p in data["detail"]["projects"])
+    else:
+        assert data["detail"]["tie_broken"] is False
+
+
+@pytest.mark.parametrize("method", sorted(NO_VOTE_CASES))
+def test_one_counted_vote_names_a_winner(method):
+    _, records, pid = _proposal(method, NO_VOTE_CASES[method], voter=0)
+    res = tally.results(Ledger(records), pid, OPENS + 2)
+    assert res.counted == 1
+    assert res.winners
+    assert res.notes == ()
+
+
+def test_free_projects_convention_is_named_in_results():
+    """Issue 18.2: costs {a: 0, b: 5}, one voter approving both, budget 5: (a, b) here,
+    (b,) in pabutools' MES with cost utilities."""
+    extra = {
+        "projects": [{"id": "a", "name": "A", "cost": 0}, {"id": "b", "name": "B", "cost": 5}],
+        "budget": 5,
+    }
+    _, records, pid = _proposal("mes", extra, voter=0)
+    res = tally.results(Ledger(records), pid, OPENS + 2).as_json()
+    assert res["winners"] == ["a", "b"]
+    assert res["detail"]["free_projects"] == "supported-first"
+    _, records, pid = _proposal("greedy", extra, voter=0)
+    res = tally.results(Ledger(records), pid, OPENS + 2).as_json()
+    assert res["detail"]["free_projects"] == "if-fits"
+    assert "add1" not in res["detail"]
+
+
+def test_add1_is_bounded_and_says_so():
+    """Issue 18.3: 3 voters and costs of 10^15 would need ~10^14 add1 increments."""
+    import time
+
+    node = Author(NODE, SCOPE)
+    extra = {
+        "projects": [
+            {"id": "a", "name": "A", "cost": 10**15},
+            {"id": "b", "name": "B", "cost": 10**15 - 1},
+        ],
+        "budget": 10**15,
+    }
+    records = [
+        node.write("node", "self", {"name": "n", "kind": "commune", "scope": SCOPE}),
+        node.write(
+            "proposal",
+            "p",
+            {"title": "t", "method": "mes", "electorate": SCOPE, "opens": OPENS, "closes": CLOSES}
+            | extra,
+        ),
+    ]
+    pid = object_id(NODE.public, "p")
+    for i, b in enumerate((["a"], ["a"], ["b"])):
+        records.append(
+            node.write("member", PEOPLE[i].public.hex(), {"pseudonym": "m", "consent": True})
+        )
+        records.append(
+            sign_record(
+                PEOPLE[i].signer(),
+                PEOPLE[i].public,
+                "vote",
+                pid,
+                5,
+                pack_hlc(OPENS + 1, 0),
+                SCOPE,
+                {"ballot": b},
+            )
+        )
+    started = time.monotonic()
+    res = tally.results(Ledger(records), pid, OPENS + 2).as_json()
+    assert time.monotonic() - started < 10
+    add1 = res["detail"]["add1"]
+    assert add1["stopped_at_limit"] is True
+    assert add1["increments"] == add1["limit"] <= 10_000
+    assert any("add1 completion stopped at its limit" in n for n in res["notes"])
+
+
+@pytest.mark.parametrize(
+    ("method", "ballot", "problem"),
+    [
+        ("approval", [], "the ballot is empty"),
+        ("approval", ["x"], "unknown option 'x'"),
+        ("approval", ["a", "a"], "'a' is named twice"),
+        ("score", {}, "the ballot is empty"),
+        ("score", {"a": 9}, "score 9 for 'a' is outside 0..5"),
+        ("score", {"a": True}, "score True for 'a' is outside 0..5"),
+        ("ranked", [["a"], ["a"]], "'a' is named twice"),
+        ("ranked", [["a"], [""]], "unknown option ''"),
+        ("mes", ["zz"], "unknown option 'zz'"),
+    ],
+)
+def test_ballot_problem_says_what_is_wrong(method, ballot, problem):
+    prop = {"method": method, **NO_VOTE_CASES[method]}
+    assert tally.ballot_problem(prop, ballot).startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("method", "ballot"),
+    [("approval", ["a"]), ("score", {"a": 0, "b": 5}), ("ranked", [["b"], ["a"]]), ("mes", ["b"])],
+)
+def test_ballot_problem_accepts_good_ballots(method, ballot):
+    prop = {"method": method, **NO_VOTE_CASES[method]}
+    assert tally.ballot_problem(prop, ballot) is None
+    assert tally.check_ballot(prop, ballot) is not None
+
+
+@pytest.mark.parametrize("bad", ["abc\n", "abc\r", "Abc", "\u0661\u0662", "a" * 41, "-a", ""])
+def test_local_keys_are_matched_whole_and_ascii(bad):
+    from node.governance.errors import GovernanceError
+    from node.governance.ledger import check_local_key, split_id
+
+    with pytest.raises(GovernanceError):
+        check_local_key(bad)
+    with pytest.raises(GovernanceError):
+        split_id(f"0123456789abcdef.{bad}")
+    with pytest.raises(GovernanceError):
+        split_id("0123456789abcdef.park\n")
+    assert check_local_key("park-2027") == "park-2027"
+    assert split_id("0123456789abcdef.park") == ("0123456789abcdef", "park")
