@@ -458,7 +458,23 @@ def run_daemon(
         # the daemon has stopped, the process only exits.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        trio.run(main)
+        try:
+            trio.run(main)
+        except BaseExceptionGroup as group:
+            # A refusal at start-up (the port is taken, say) arrives wrapped in the
+            # nurseries it crossed: say it as the one message it is.
+            local = _first_local_error(group)
+            if local is None:
+                raise
+            raise local from None
+
+
+def _first_local_error(group: BaseExceptionGroup[Any]) -> LocalError | None:
+    match, _ = group.split(LocalError)
+    exc: BaseException | None = match
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, LocalError) else None
 
 
 __all__ = ["Daemon", "run_daemon", "setup_logging"]

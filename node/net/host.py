@@ -7,8 +7,10 @@ plaintext.  We always pass a Noise-only ``sec_opt`` and a yamux-only ``muxer_opt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket as stdlib_socket
 from collections.abc import Sequence
 
 import multiaddr
@@ -24,6 +26,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.tcp import tcp as _tcp
 
 from node.errors import LocalError
 
@@ -49,6 +52,19 @@ def _only_cancelled(obj: object) -> bool:
 
 
 _NOISE_FILTER = _DropCancelledNoise()
+
+
+def _set_reuseaddr_only(sock: trio.socket.SocketType) -> None:
+    # SO_REUSEADDR lets a restarted node listen again at once (sockets of its last run
+    # in TIME_WAIT). py-libp2p also sets SO_REUSEPORT, for TCP hole punching, which we
+    # do not use: with it, a second node on the same port binds without an error and
+    # the kernel shares incoming connections between the two.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+
+
+# py-libp2p 0.8.1 calls this module-level helper for every TCP listener it opens.
+_tcp._set_reuse_flags = _set_reuseaddr_only
 
 
 def route_libp2p_logging() -> None:
