@@ -238,7 +238,17 @@ class NodeCore:
         self.store: RecordStore = store or NoStore()
         self._verify = verify
         self._decode = decode
-        self.partitions = sorted({model.partition_of(a) for a in model.ancestors(scope)})
+        # A node follows its scope's partitions, and any other partition that still
+        # holds a live record of its own: one whose scope it left (the operator moved
+        # it to another region). There it can withdraw them, and the followers of the
+        # old partition see the withdrawals instead of keeping the records forever.
+        home = {model.partition_of(a) for a in model.ancestors(scope)}
+        left = {
+            replica.partition_of(r.scope)
+            for r in replica.records()
+            if r.origin == origin and r.body is not None
+        }
+        self.partitions = sorted(home | left)
         self._followed = frozenset(self.partitions)
         self.seq = max(seq, replica.max_seq(origin))
         # The first write after a start jumps to a seq derived from the clock. A node

@@ -247,3 +247,31 @@ def test_batches_stay_below_the_gossip_limit() -> None:
     out = batches(records)
     assert len(out) > 1
     assert all(len(b) <= 60 * 1024 for b in out)
+
+
+def test_a_node_moved_to_another_region_withdraws_its_old_records_there() -> None:
+    """The old region's followers must see the withdrawal, so the mover keeps following
+    a partition while it holds a live record of its own there."""
+    me = identities(1, seed=99)[0]
+    replica = Replica(now_ms=lambda: NOW)
+    node_body = {"name": "x", "kind": "commune", "scope": "eu/de/berlin/x"}
+    rec = sign_record(me.signer(), me.public, "node", "self", 1, 0, "eu/de/berlin/x", node_body)
+    replica.insert_verified(rec)
+    moved = NodeCore(
+        me.public, me.signer(), "eu/de/hamburg/x", replica, lambda: NOW, rng=random.Random(1)
+    )
+    assert moved.partitions == ["eu", "eu/de", "eu/de/berlin", "eu/de/hamburg"]
+    pending = moved.node_record_pending("x", "commune")
+    assert pending is not None
+    moved.commit(pending)
+    tombstone, new = pending.records
+    assert tombstone.body is None
+    assert tombstone.scope == "eu/de/berlin/x"
+    assert new.scope == "eu/de/hamburg/x"
+    published = dict(moved.take_batches())
+    assert set(published) == {"eu/de/berlin", "eu/de/hamburg"}
+    # once nothing of its own is live there, a restart leaves the old partition
+    again = NodeCore(
+        me.public, me.signer(), "eu/de/hamburg/x", replica, lambda: NOW, rng=random.Random(1)
+    )
+    assert again.partitions == ["eu", "eu/de", "eu/de/hamburg"]
