@@ -18,6 +18,7 @@ from typing import Any
 
 from node import model
 from node.errors import LocalError, ValidationError
+from node.files import replace_private, write_private
 from node.identity import Identity, generate, read_key, write_key
 
 ENV_DATA_DIR = "ALLMENDE_DATA_DIR"
@@ -213,26 +214,11 @@ class DataDir:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         identity = generate()
-        tmp = _write_private(self.config.with_suffix(".tmp"), config.to_toml())
+        tmp = write_private(self.config.with_suffix(".tmp"), config.to_toml())
         write_key(self.key, identity)
         os.replace(tmp, self.config)
         return identity
 
     def write_config(self, config: Config) -> None:
         """Replace config.toml atomically; the new file is 0600 like the key."""
-        tmp = _write_private(self.config.with_suffix(".tmp"), config.check().to_toml())
-        os.replace(tmp, self.config)
-
-
-def _write_private(path: Path, text: str) -> Path:
-    """Write `path` (mode 0600 whatever the umask), flushed to disk; returns it."""
-    # The config names the node's peers and listen addresses: nobody else's business.
-    # O_CREAT's mode is masked by the umask and ignored for an existing (leftover) tmp
-    # file, hence the fchmod.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(fd, 0o600)
-        f.write(text)
-        f.flush()
-        os.fsync(fd)
-    return path
+        replace_private(self.config, config.check().to_toml())

@@ -38,3 +38,15 @@ def test_config_and_key_are_private_after_init_and_write_config(tmp_path):
     assert _mode(dd.key) == 0o600
     assert not tmp.exists()
     assert dd.load()[1].mdns is False
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_the_peer_book_is_private(tmp_path):
+    from node.net import PeerBook
+
+    book = PeerBook(tmp_path)
+    book.add("12D3KooWPeer", ["/ip4/127.0.0.1/tcp/7946"])
+    book.save()
+    files = list(tmp_path.iterdir())
+    assert [f.name for f in files] == ["known-peers.json"]
+    assert _mode(files[0]) == 0o600
