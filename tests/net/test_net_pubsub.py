@@ -186,3 +186,32 @@ async def test_an_error_in_a_per_message_task_is_contained() -> None:
     assert daemon
     with pytest.raises(ValueError, match="peer input 2"):
         await fn(*args)  # daemon tasks are left alone
+
+
+async def test_our_own_failure_to_judge_a_message_is_not_blamed_on_the_peer() -> None:
+    """A full disk or a bug in our validator is LOCAL: no penalty, not forwarded, and
+    the message is not marked seen, so it is judged again when it comes again."""
+    failing = {"on": True}
+
+    def verdict(data: bytes) -> GossipVerdict:
+        if failing["on"]:
+            raise OSError(28, "No space left on device")
+        return GossipVerdict.ACCEPT
+
+    handlers = [FakeHandler("A"), FakeHandler("B", verdict=verdict), FakeHandler("C")]
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "ABC", handlers) as (a, b, c):
+            await link(a, b)
+            await link(b, c)
+            await wait_for_mesh([a, b, c], 4)
+            await a.publish(TOPIC, b"m1")
+            await wait_for(lambda: b.statistics().rejected.get("gossip-local-error", 0) >= 1)
+            await trio.sleep(0.5)
+            assert handlers[2].gossip == []  # not forwarded
+            assert b.gossip.invalid.score(a.peer_id, trio.current_time()) == 0
+            assert b._router.scorer.score(a.host.get_id(), [TOPIC]) >= 0
+            assert not b.is_banned(a.peer_id)
+            failing["on"] = False
+            await a.publish(TOPIC, b"m2")
+            await wait_for(lambda: b"m2" in handlers[2].payloads())
+        nursery.cancel_scope.cancel()
