@@ -370,7 +370,12 @@ class Daemon:
         records = [r for p in w.pendings for r in p.records]
         if progress is not None and w.foreign:
             progress(0, len(w.foreign), "saving")
-        await self._save([*records, *w.foreign], meta=self.state.write_meta(), durable=True)
+        try:
+            await self._save([*records, *w.foreign], meta=self.state.write_meta(), durable=True)
+        except Exception as exc:
+            self.counters["local_errors"]["store"] += 1
+            log.exception("event=store.failed records=%d", len(records) + len(w.foreign))
+            raise LocalError(f"could not save, nothing was written: {exc}") from exc
         async with self._replica_lock.write():
             own = self.state.commit_saved(w.pendings)
         # Saved in one transaction; merged in chunks, so that an import of 100,000

@@ -1,0 +1,93 @@
+"""The daemon acknowledges a write only after its commit, and a failed save changes nothing.
+
+In process (no network): the daemon's control handler with its real store, whose
+`save` is wrapped to see what the replica held at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from node.config import Config, DataDir
+from node.daemon import Daemon
+from node.errors import LocalError
+
+NEED = {
+    "kind": "need",
+    "item": "potatoes",
+    "qty": "5",
+    "unit": "kg",
+    "period": "2027-Q1",
+    "priority": "high",
+}
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    dd = DataDir(tmp_path / "d")
+    dd.init(Config(name="x", scope="eu/de/berlin/x", listen=("/ip4/127.0.0.1/tcp/0",)))
+    identity, config = dd.load()
+    d = Daemon(dd, identity, config)
+    yield d
+    d.store.close()
+
+
+def _watch_saves(daemon: Daemon, fail: bool = False) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    real = daemon.store.save
+
+    def save(records: Any, **kw: Any) -> None:
+        held = [daemon.state.replica.get(r.origin, r.kind, r.key) for r in records]
+        seen.append({"durable": kw.get("durable"), "held_before": held, "records": records})
+        if fail:
+            raise OSError(28, "No space left on device")
+        real(records, **kw)
+        assert daemon.store.pragma("synchronous") == 2  # FULL: on disk at commit
+
+    daemon.store.save = save  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_write_is_committed_before_it_is_merged_and_acknowledged(daemon) -> None:
+    seen = _watch_saves(daemon)
+    reply = trio.run(daemon.handle, "post", NEED, None)
+    assert len(seen) == 1
+    assert seen[0]["durable"] is True
+    assert seen[0]["held_before"] == [None]  # saved first, merged after
+    assert daemon.state.replica.get(daemon.state.me, "need", reply["id"]) is not None
+    assert daemon.store.count() == 2  # the node record and the need
+
+
+def test_a_failed_save_merges_nothing_and_says_so(daemon) -> None:
+    _watch_saves(daemon, fail=True)
+    before = daemon.state.replica.digest()
+    with pytest.raises(LocalError, match="could not save, nothing was written: .*No space"):
+        trio.run(daemon.handle, "post", NEED, None)
+    assert daemon.state.replica.digest() == before
+    assert daemon.core.outbox == [] or all(
+        r.kind == "node" for r in daemon.core.outbox
+    )  # nothing of the refused write queued
+
+
+def test_a_submitted_record_is_durable_before_it_counts(daemon) -> None:
+    from factories import Author, identities
+
+    seen = _watch_saves(daemon)
+    rec = Author(identities(1)[0], scope="eu/de/berlin/m").need("n1")
+    trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
+    assert seen[0]["durable"] is True
+    assert seen[0]["held_before"] == [None]
+    assert daemon.state.replica.get(rec.origin, "need", "n1") == rec
+
+
+def test_a_submitted_record_that_cannot_be_saved_does_not_count(daemon) -> None:
+    from factories import Author, identities
+
+    _watch_saves(daemon, fail=True)
+    rec = Author(identities(1)[0], scope="eu/de/berlin/m").need("n1")
+    with pytest.raises(LocalError, match="saving records failed"):
+        trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
+    assert daemon.state.replica.get(rec.origin, "need", "n1") is None
