@@ -16,8 +16,9 @@ What an import writes, all signed by the importing node except the ballots:
   ``close`` head. No member records and no vote slot records: the frozen ballots are
   the whole electorate, so 100,000 voters cost about 1,500 records, not 300,000.
 
-Everything is checked before anything is signed (:func:`check_import`), and the
-daemon saves all records in one transaction: a file is imported whole or not at all.
+Everything is checked before anything is signed (:func:`check_import`, the first
+step of :func:`plan_import`), and the daemon saves all records in one transaction: a
+file is imported whole or not at all.
 
 Pure: bytes in, an :class:`ImportPlan` out; the daemon signs its own records (the
 proposal and the close) and stores them.
@@ -35,7 +36,7 @@ import nacl.bindings
 
 from node import model
 from node.clock import pack_hlc
-from node.crdt.record import Record, sign_record
+from node.crdt.record import sign_record
 from node.errors import ValidationError
 from node.governance.errors import GovernanceError, PabulibError
 from node.governance.freeze import chunk_entries, freeze_hash
@@ -105,8 +106,7 @@ class ImportPlan:
         closesets: the bodies of the ``closeset`` chunks, in key order
             (``<key>/0``, ``<key>/1``...); they embed the signed ballots.
         close: the body of the ``close`` head.
-        votes: the voters' signed ballots (the entries of the chunks).
-        instance: the parsed file.
+        votes: the voters' signed ballots, as wire bytes (the entries of the chunks).
     """
 
     key: str
@@ -114,8 +114,7 @@ class ImportPlan:
     proposal: dict[str, Any]
     closesets: tuple[dict[str, Any], ...]
     close: dict[str, Any]
-    votes: tuple[Record, ...]
-    instance: Instance
+    votes: tuple[bytes, ...]
 
 
 def import_key(digest: bytes) -> str:
@@ -220,17 +219,21 @@ def check_import(data: bytes, *, scope: str) -> ImportCheck:
 
 
 def plan_import(
-    checked: ImportCheck,
+    data: bytes,
     *,
     origin: bytes,
     scope: str,
     opens: int,
     progress: Progress = _no_progress,
 ) -> ImportPlan:
-    """Sign every voter's ballot with its demo key and freeze them.
+    """Check a pabulib file whole (:func:`check_import`), then sign every voter's
+    ballot with its demo key and freeze them.
+
+    The parsed file is dropped before this returns: an owner that runs this in a
+    worker thread frees its ~100,000 objects there, not on its event loop.
 
     Args:
-        checked: from :func:`check_import`.
+        data: the file's bytes.
         origin: the importing node's key (part of the proposal id).
         scope: the importing node's scope (the records' scope).
         opens: the import time in ms: the proposal is open for ``[opens, opens + 1]``
@@ -240,11 +243,15 @@ def plan_import(
 
     Returns:
         The proposal and close bodies and the signed ballots.
+
+    Raises:
+        PabulibError, GovernanceError: see :func:`check_import`; nothing is signed then.
     """
+    checked = check_import(data, scope=scope)
     pid = object_id(origin, checked.key)
     total = len(checked.ballots)
     seq, hlc = member_seq(opens, 0), pack_hlc(opens, 0)
-    votes = []
+    votes: list[bytes] = []
     progress(0, total, "signing")
     for i, (voter, ballot) in enumerate(checked.ballots):
         # nacl directly: the same Ed25519 keys as demo_identity, at half the cost.
@@ -253,12 +260,12 @@ def plan_import(
         def signer(message: bytes, secret: bytes = secret) -> bytes:
             return bytes(nacl.bindings.crypto_sign(message, secret)[:64])
 
-        votes.append(sign_record(signer, public, "vote", pid, seq, hlc, scope, {"ballot": ballot}))
+        record = sign_record(signer, public, "vote", pid, seq, hlc, scope, {"ballot": ballot})
+        votes.append(record.raw)  # the bytes are what is frozen; drop the rest early
         if (i + 1) % _PROGRESS_EVERY == 0:
             progress(i + 1, total, "signing")
     progress(total, total, "signing")
-    raws = [v.raw for v in votes]
-    chunks = chunk_entries(raws)
+    chunks = chunk_entries(votes)
     if len(chunks) > model.MAX_CHUNKS:  # pragma: no cover - check_import estimates above
         raise GovernanceError(f"{len(chunks):,} close chunks; at most {model.MAX_CHUNKS:,}")
     return ImportPlan(
@@ -266,7 +273,6 @@ def plan_import(
         file_hash=checked.digest.hex(),
         proposal={**checked.proposal, "opens": opens, "closes": opens + 1},
         closesets=tuple({"votes": c} for c in chunks),
-        close={"chunks": len(chunks), "count": len(raws), "hash": freeze_hash(raws)},
+        close={"chunks": len(chunks), "count": len(votes), "hash": freeze_hash(votes)},
         votes=tuple(votes),
-        instance=checked.instance,
     )

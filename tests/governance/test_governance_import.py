@@ -85,9 +85,9 @@ def test_import_writes_no_members_and_reports_progress(node):
 def test_demo_keys_are_deterministic_and_are_the_signers():
     data = assen()
     checked = check_import(data, scope="eu/x")
-    plan = plan_import(checked, origin=b"\1" * 32, scope="eu/x", opens=1_700_000_000_000)
+    plan = plan_import(data, origin=b"\1" * 32, scope="eu/x", opens=1_700_000_000_000)
     digest = hashlib.sha256(data).digest()
-    signers = [v.origin for v in plan.votes]
+    signers = [decode_record(v).origin for v in plan.votes]
     assert signers == [demo_identity(digest, v.voter_id).public for v in checked.instance.votes]
     assert len(set(signers)) == len(signers)
     assert plan.close["count"] == len(plan.votes) == sum(len(c["votes"]) for c in plan.closesets)
