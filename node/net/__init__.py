@@ -1,7 +1,9 @@
 """Thin libp2p driver for Allmende (py-libp2p 0.8.1, trio).
 
 Modules: `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
-validators, invalid counters, paced publishing), `syncproto` (``/allmende/sync/1.0.0``
+validators, invalid counters, paced publishing), `pubsub` (py-libp2p's Pubsub with
+serialised writes, contained errors and three-valued validation), `syncproto`
+(``/allmende/sync/2.0.0``
 framing and session drivers), `discovery` (bootstrap, remembered peers, mDNS, redial),
 `service` (`NetService` composing them).  The core (`node/crdt`, daemon) is reached
 only through `NetHandler` / `SyncSession`.
@@ -17,8 +19,8 @@ Parameters chosen, and why
   nodes this gives full-mesh-like delivery in 1-2 hops without flooding.
 * Rate limits: our publisher paces to 50 messages/s per topic (burst 10) and waits
   while any peer's 32-slot outbound RPC queue holds more than 12 RPCs (py-libp2p
-  drops silently when full).  Callers batch records into messages of <= 512 KiB
-  (py-libp2p's inbound RPC limit is 1 MiB).  py-libp2p's own flood check counts per
+  drops silently when full).  Callers batch records into messages of <= 60 KiB
+  (one yamux frame; larger ones from peers are refused before they are decoded).  py-libp2p's own flood check counts per
   *forwarding* peer and topic, so it is raised from 10 to 1000 msgs/s: at 10 it drops
   our own bursts and anything a relay forwards for several origins.
 * Scoring (pubsub/score.py is usable): only P4 invalid messages (weight 10, decay
@@ -55,8 +57,11 @@ py-libp2p 0.8.1 workarounds (see the comments at each site)
 * py-libp2p turns off propagation of its ``libp2p`` logger (utils/logging.py
   ``setup_logging``), so its warnings bypass the app's logging config; `build_host`
   routes them back and drops records caused only by trio cancellation.
-* py-libp2p's validator API is boolean: IGNORE is reported to it as invalid, so its
-  P4 score counts IGNOREs too (pubsub.py ``push_msg``).
+* py-libp2p's validator API is boolean and its scorer counts every "no" as invalid;
+  `AllmendePubsub.push_msg` makes it ACCEPT / IGNORE / REJECT / LOCAL (pubsub.py).
+* Interleaved RPC writes on one stream, a bad RPC or a failing per-peer task ending
+  the whole pubsub service, and ``SO_REUSEPORT`` on listeners: see pubsub.py and
+  host.py.
 """
 
 from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
