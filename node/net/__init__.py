@@ -20,9 +20,10 @@ Parameters chosen, and why
 * Rate limits: our publisher paces to 50 messages/s per topic (burst 10) and waits
   while any peer's 32-slot outbound RPC queue holds more than 12 RPCs (py-libp2p
   drops silently when full).  Callers batch records into messages of <= 60 KiB
-  (one yamux frame; larger ones from peers are refused before they are decoded).  py-libp2p's own flood check counts per
-  *forwarding* peer and topic, so it is raised from 10 to 1000 msgs/s: at 10 it drops
-  our own bursts and anything a relay forwards for several origins.
+  (one yamux frame; larger ones from peers are refused before they are decoded).
+  py-libp2p's own flood check counts per *forwarding* peer and topic, so it is
+  raised from 10 to 1000 msgs/s: at 10 it drops our own bursts and anything a relay
+  forwards for several origins.
 * Scoring (pubsub/score.py is usable): only P4 invalid messages (weight 10, decay
   0.99 per heartbeat) and P5 behaviour penalties; thresholds gossip -40, publish
   -60, graylist -80.  P1-P3 stay off (no activation window, quiet topics would
