@@ -23,7 +23,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 
 from node.errors import LocalError
-from node.net.pubsub import GossipVerdict
+from node.net.pubsub import AllmendeGossipSub, GossipVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,14 @@ def score_params() -> ScoreParams:
     )
 
 
-def build_router(config: GossipConfig) -> GossipSub:
-    """Create the GossipSub router with Allmende's parameters."""
-    return GossipSub(
+def build_router(config: GossipConfig, errors: Counter[str] | None = None) -> GossipSub:
+    """Create the GossipSub router with Allmende's parameters.
+
+    Args:
+        errors: where the router counts the errors it contains.
+    """
+    return AllmendeGossipSub(
+        errors=errors,
         protocols=[TProtocol(PROTOCOL_ID_V12), TProtocol(PROTOCOL_ID_V11), TProtocol(PROTOCOL_ID)],
         degree=config.degree,
         degree_low=config.degree_low,

@@ -45,6 +45,7 @@ from typing import Any
 import trio
 from libp2p.abc import INetStream
 from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.validators import signature_validator
@@ -191,6 +192,39 @@ class AllmendePubsub(Pubsub):
         if scorer is not None:
             for topic in msg.topicIDs:
                 scorer.on_invalid_message(forwarder, topic)
+
+
+class AllmendeGossipSub(GossipSub):
+    """`GossipSub` whose per-peer tasks and heartbeat survive their own errors.
+
+    The heartbeat walks state that peers shape (meshes, scores, message caches); one
+    round that raises is logged and counted, and the next round comes as usual instead
+    of the router (and with it the node) stopping.
+
+    Args:
+        errors: counter of contained errors by kind.
+        *args, **kwargs: as `GossipSub`.
+    """
+
+    def __init__(self, *args: Any, errors: Counter[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._errors: Counter[str] = Counter() if errors is None else errors
+
+    async def run(self) -> None:
+        _contain_tasks(self.manager, self._errors)
+        await super().run()
+
+    async def heartbeat(self) -> None:
+        while True:
+            try:
+                await super().heartbeat()
+                return
+            except Exception as exc:
+                self._errors["gossip-heartbeat-error"] += 1
+                logger.warning(
+                    "event=gossip.heartbeat_error error=%s: %s", type(exc).__name__, str(exc)[:200]
+                )
+                self.heartbeat_initial_delay = self.heartbeat_interval
 
 
 def _signature_ok(msg: rpc_pb2.Message) -> bool:

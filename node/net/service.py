@@ -183,7 +183,7 @@ class NetService:
         self.rejected: Counter[str] = Counter()
         self.sync_ok = 0
         self.sync_failed = 0
-        self._router = build_router(config.gossip)
+        self._router = build_router(config.gossip, self.rejected)
         self._pubsub = AllmendePubsub(
             self.host, self._router, strict_signing=True, errors=self.rejected
         )

@@ -215,3 +215,28 @@ async def test_our_own_failure_to_judge_a_message_is_not_blamed_on_the_peer() ->
             await a.publish(TOPIC, b"m2")
             await wait_for(lambda: b"m2" in handlers[2].payloads())
         nursery.cancel_scope.cancel()
+
+
+def test_a_heartbeat_round_that_raises_does_not_stop_the_router() -> None:
+    from trio.testing import MockClock
+
+    errors: Counter[str] = Counter()
+    router = build_router(GossipConfig(), errors)
+    rounds: list[int] = []
+    original = router.mesh_heartbeat
+
+    def mesh_heartbeat() -> Any:
+        rounds.append(len(rounds))
+        if len(rounds) == 2:
+            raise KeyError("a peer vanished mid-round")
+        return original()
+
+    router.mesh_heartbeat = mesh_heartbeat  # type: ignore[method-assign]
+
+    async def main() -> None:
+        with trio.move_on_after(10):
+            await router.heartbeat()
+
+    trio.run(main, clock=MockClock(autojump_threshold=0))
+    assert errors["gossip-heartbeat-error"] == 1
+    assert len(rounds) >= 8  # about one a second, before and after the failing one
