@@ -11,9 +11,10 @@ its target returns or raises `AllmendeError` (a refusal with a reason); anything
 is a crash. Control requests go to the real `node.control.serve` on a Unix socket,
 whose handler checks arguments against `node.ops.TABLE` as the daemon does: there a
 crash is an "internal" answer, an error the server logs, or no answer at all. Each
-input is timed (process CPU, so the server's thread counts); the run reports crashes
-and inputs over 50 ms. `tests/test_fuzz_edge.py` runs a small seeded slice of the same
-code.
+input is timed (process CPU, so the server's thread counts; the garbage collector's
+pauses are counted apart); the run reports crashes and inputs over 50 ms, and runs
+each slow input again to tell its own cost from a pause of the machine or the process.
+`tests/test_fuzz_edge.py` runs a small seeded slice of the same code.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import argparse
 import contextlib
 import copy
 import functools
+import gc
 import json
 import logging
 import random
+import resource
 import socket
 import sys
 import tempfile
@@ -600,17 +603,54 @@ def _mutate_structure(data: bytes, rng: random.Random) -> bytes:
 @dataclass
 class Report:
     """What a run found. An input is slow if it took over 50 ms of process CPU time
-    (the control server's thread included); wall-clock time on a shared machine also
-    counts waiting for a core, so it is reported beside, not judged."""
+    (the control server's thread counts) outside the garbage collector's pauses; a slow
+    input is run again (with the collector off) to tell its own cost from a pause the
+    run's heap caused. Wall-clock time on a shared machine also counts waiting for a
+    core, so it is reported beside, not judged."""
 
     inputs: int = 0
     crashes: list[tuple[str, bytes, str]] = field(default_factory=list)
-    slow: list[tuple[str, int, float]] = field(default_factory=list)
-    worst: float = 0.0  # CPU seconds
+    # target, input, CPU seconds, CPU seconds when run again, what the process did
+    slow: list[tuple[str, bytes, float, float, str]] = field(default_factory=list)
+    worst: float = 0.0  # CPU seconds, collector pauses excluded
     worst_wall: float = 0.0
     slow_wall: int = 0
+    gc_pauses: list[float] = field(default_factory=list)  # collector pauses over 50 ms
     per_target: Counter[str] = field(default_factory=Counter)
     worst_by_target: dict[str, float] = field(default_factory=dict)
+
+
+class _GcClock:
+    """CPU time spent in the garbage collector (gen 2 pauses grow with the run's heap)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            took = time.process_time() - self._start
+            self.total += took
+            if took > SLOW:
+                self.pauses.append(took)
+
+
+def _again(target: Target, data: bytes) -> float:
+    """The least CPU time of three more runs of `data`, the collector off."""
+    best = float("inf")
+    gc.disable()
+    try:
+        for _ in range(3):
+            start = time.process_time()
+            with contextlib.suppress(Exception):
+                target.run(data)
+            best = min(best, time.process_time() - start)
+    finally:
+        gc.enable()
+    return best
 
 
 @contextlib.contextmanager
@@ -631,12 +671,36 @@ def run(n: int, seed: int, progress: bool = False, only: str | None = None) -> R
 
 def _run(targets: list[Target], n: int, rng: random.Random, progress: bool) -> Report:
     report = Report()
+    gc_clock = _GcClock()
+    gc.callbacks.append(gc_clock)
+    try:
+        _feed(targets, n, rng, progress, report, gc_clock)
+    finally:
+        gc.callbacks.remove(gc_clock)
+    report.gc_pauses = gc_clock.pauses
+    if progress:
+        for t in targets:
+            worst_ms = report.worst_by_target.get(t.name, 0.0) * 1000
+            print(f"  {t.name:18} {report.per_target[t.name]:>8,} inputs, worst {worst_ms:5.1f} ms")
+            print(f"  {'':18} {dict(t.stats.most_common(5))}")
+    return report
+
+
+def _feed(
+    targets: list[Target],
+    n: int,
+    rng: random.Random,
+    progress: bool,
+    report: Report,
+    gc_clock: _GcClock,
+) -> None:
     t0 = time.perf_counter()
     cpu, wall = time.process_time, time.perf_counter
     for k in range(n):
         target = targets[k % len(targets)]
         data = target.mutator(rng.choice(target.seeds), rng, target.seeds)
-        start, start_cpu = wall(), cpu()
+        start, start_cpu, start_gc = wall(), cpu(), gc_clock.total
+        start_thread, faults = time.thread_time(), resource.getrusage(resource.RUSAGE_SELF)
         try:
             label = target.run(data)
             target.stats[label if isinstance(label, str) else "ok"] += 1
@@ -644,13 +708,20 @@ def _run(targets: list[Target], n: int, rng: random.Random, progress: bool) -> R
             target.stats[getattr(exc, "reason", "refused")] += 1
         except Exception:
             report.crashes.append((target.name, data, traceback.format_exc(limit=6)))
-        took, took_cpu = wall() - start, cpu() - start_cpu
+        took = wall() - start
+        took_cpu = cpu() - start_cpu - (gc_clock.total - start_gc)
         report.worst = max(report.worst, took_cpu)
         report.worst_wall = max(report.worst_wall, took)
         worst = report.worst_by_target.get(target.name, 0.0)
         report.worst_by_target[target.name] = max(worst, took_cpu)
         if took_cpu > SLOW:
-            report.slow.append((target.name, len(data), took_cpu))
+            now = resource.getrusage(resource.RUSAGE_SELF)
+            note = (
+                f"main thread {(time.thread_time() - start_thread) * 1000:.1f} ms, "
+                f"page faults {now.ru_minflt - faults.ru_minflt}, "
+                f"involuntary switches {now.ru_nivcsw - faults.ru_nivcsw}"
+            )
+            report.slow.append((target.name, data, took_cpu, _again(target, data), note))
         report.slow_wall += took > SLOW
         report.per_target[target.name] += 1
         report.inputs += 1
@@ -661,12 +732,6 @@ def _run(targets: list[Target], n: int, rng: random.Random, progress: bool) -> R
                 f"{rate:,.0f}/s",
                 flush=True,
             )
-    if progress:
-        for t in targets:
-            worst_ms = report.worst_by_target.get(t.name, 0.0) * 1000
-            print(f"  {t.name:18} {report.per_target[t.name]:>8,} inputs, worst {worst_ms:5.1f} ms")
-            print(f"  {'':18} {dict(t.stats.most_common(5))}")
-    return report
 
 
 def main() -> None:
@@ -686,8 +751,16 @@ def main() -> None:
     )
     for name, data, tb in report.crashes[:5]:
         print(f"--- crash in {name} on {data[:80]!r}\n{tb}")
-    for name, size, secs in sorted(report.slow, key=lambda s: -s[2])[:5]:
-        print(f"--- slow: {name}, {size} bytes, {secs * 1000:.1f} ms CPU")
+    pauses = sorted(report.gc_pauses, reverse=True)
+    print(
+        f"garbage collector pauses over {SLOW * 1000:.0f} ms (not counted above): {len(pauses)}"
+        + (f", longest {pauses[0] * 1000:.1f} ms" if pauses else "")
+    )
+    for name, data, secs, again, note in sorted(report.slow, key=lambda s: -s[2])[:5]:
+        print(
+            f"--- slow: {name}, {len(data)} bytes, {secs * 1000:.1f} ms CPU ({note}; "
+            f"run again: {again * 1000:.1f} ms): {data[:120]!r}"
+        )
     sys.exit(1 if report.crashes or report.slow else 0)
 
 
