@@ -234,3 +234,46 @@ def test_every_command_has_help(path):
         cmd = cmd.commands[part]
     assert cmd.help
     assert run(*path, "--help").output
+
+
+def test_results_render_says_import_notes_and_conventions():
+    r = {
+        "proposal": "0123456789abcdef.pb-0123",
+        "title": "Assen",
+        "method": "mes",
+        "phase": "closed",
+        "status": "final",
+        "counted": 0,
+        "missing": 0,
+        "excluded": {"not-an-import-voter": 1},
+        "uncounted": 1,
+        "winners": [],
+        "detail": {
+            "free_projects": "supported-first",
+            "add1": {"increments": 10_000, "limit": 10_000, "stopped_at_limit": True},
+            "budget": 10,
+            "spent": 0,
+            "voter_budget": None,
+            "projects": [
+                {
+                    "id": "a",
+                    "name": "A",
+                    "cost": 0,
+                    "votes": 0,
+                    "selected": False,
+                    "effective_votes": None,
+                }
+            ],
+        },
+        "problem": "",
+        "notes": ["no vote was counted, so there is no winner"],
+        "import": "ab" * 32,
+    }
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(governance_cmd.render_results(r))
+    text = out.getvalue()
+    assert "imported from a pabulib file" in text
+    assert "no vote was counted, so there is no winner" in text
+    assert "free projects: supported-first" in text
+    assert "stopped at the limit" in text
+    assert "winners: -" in text

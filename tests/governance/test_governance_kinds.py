@@ -37,6 +37,7 @@ GOOD = [
     ("member", {"pseudonym": "x", "consent": True, "features": {"age": "30-44"}}),
     ("proposal", PROPOSAL),
     ("proposal", BUDGET),
+    ("proposal", {**BUDGET, "import": "ab" * 32}),
     ("proposal", {**PROPOSAL, "method": "score", "min_score": 0, "max_score": 5}),
     ("vote", {"ballot": ["a", "b"]}),
     ("vote", {"ballot": {"a": 3}}),
@@ -54,6 +55,11 @@ GOOD = [
     ("panel", {"members": ["4" * 64], "seed": "5" * 64}),
 ]
 BAD = [
+    ("proposal", {**BUDGET, "import": "AB" * 32}, "import"),
+    ("proposal", {**BUDGET, "import": "ab" * 31}, "import"),
+    ("proposal", {**BUDGET, "import": "ab" * 32 + "\n"}, "import"),
+    ("proposal", {**BUDGET, "import": 5}, "import"),
+    ("proposal", {**BUDGET, "import": None}, "import"),
     ("member", {"pseudonym": "x"}, "consent"),
     ("member", {"pseudonym": "x", "consent": True, "features": {"Age": "x"}}, "feature"),
     ("proposal", {**PROPOSAL, "method": "borda"}, "method"),
