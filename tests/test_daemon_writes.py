@@ -64,7 +64,7 @@ def test_a_write_is_committed_before_it_is_merged_and_acknowledged(daemon) -> No
 def test_a_failed_save_merges_nothing_and_says_so(daemon) -> None:
     _watch_saves(daemon, fail=True)
     before = daemon.state.replica.digest()
-    with pytest.raises(LocalError, match="could not save, nothing was written: .*No space"):
+    with pytest.raises(LocalError, match=r"could not save, nothing was written: .*No space"):
         trio.run(daemon.handle, "post", NEED, None)
     assert daemon.state.replica.digest() == before
     assert daemon.core.outbox == [] or all(
