@@ -10,6 +10,7 @@ single store worker (a durable local write is acknowledged only after its commit
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import signal
@@ -447,6 +448,9 @@ def run_daemon(
     with dd.lock():
         identity, config = dd.load()
         daemon = Daemon(dd, identity, config, listen=listen, mdns=mdns, sync_interval=sync_interval)
+        # The loaded replica lives as long as the process: keep the collector's full
+        # passes from walking it again and again (each one stalls the loop).
+        gc.freeze()
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
