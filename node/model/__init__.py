@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.errors import ValidationError
-from node.model.fields import HEX, HEX64, hex64, int_field, matches, only_fields, text
+from node.model.fields import HEX, HEX64, hex64, int_field, matches, only_fields, shown, text
 from node.model.gov_kinds import (
     BUDGET_METHODS,
     GOV_KINDS,
@@ -78,7 +78,9 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
     """
     validator = KINDS.get(kind) if isinstance(kind, str) else None
     if validator is None:
-        raise ValidationError(f"unknown record kind {kind!r}; known: {', '.join(known_kinds())}")
+        raise ValidationError(
+            f"unknown record kind {shown(kind)}; known: {', '.join(known_kinds())}"
+        )
     check_scope(scope)
     if body is not None:
         if not isinstance(body, dict):

@@ -25,6 +25,26 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 HEX = re.compile(r"(?:[0-9a-f]{2}){1,64}")
 
 
+_SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for an error message, bounded: a message never costs more than a
+    few dozen characters, and never fails (``repr`` of an int over 4,300 digits raises).
+    """
+    if type(value) is int and value.bit_length() > 200:
+        return f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, str | bytes) and len(value) > _SHOWN_CHARS:
+        return repr(value[:_SHOWN_CHARS]) + "..."
+    if isinstance(value, list | dict | tuple):
+        return f"<a {type(value).__name__} of {len(value)} entries>"
+    try:
+        out = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__}>"
+    return out if len(out) <= _SHOWN_CHARS else out[:_SHOWN_CHARS] + "..."
+
+
 def text(
     body: Mapping[str, Any],
     name: str,

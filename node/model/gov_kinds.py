@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.errors import ValidationError
-from node.model.fields import HEX, hex64, int_field, matches, only_fields, text
+from node.model.fields import HEX, hex64, int_field, matches, only_fields, shown, text
 from node.model.kinds import MAX_NAME_CHARS, BodyValidator
 from node.model.scope import check_scope
 
@@ -35,7 +35,7 @@ def check_option_id(value: Any) -> str:
     """An option or project id: 1-24 letters, digits, '_', '.' or '-'."""
     if not matches(_OPTION_ID, value):
         raise ValidationError(
-            f"option id {value!r} must be 1-24 letters, digits, '_', '.' or '-' (e.g. p3)"
+            f"option id {shown(value)} must be 1-24 letters, digits, '_', '.' or '-' (e.g. p3)"
         )
     return str(value)
 
@@ -47,7 +47,7 @@ def check_features(value: Any) -> dict[str, str]:
     for k in value:
         if not matches(_FEATURE, k):
             raise ValidationError(
-                f"feature name {k!r} must be 1-32 lowercase letters, digits, '_' or '-'"
+                f"feature name {shown(k)} must be 1-32 lowercase letters, digits, '_' or '-'"
             )
         text(value, k, 40)
     return value
@@ -197,10 +197,10 @@ def _assembly_body(body: Mapping[str, Any]) -> None:
         )
     for feature, values in quotas.items():
         if not matches(_FEATURE, feature) or not isinstance(values, dict) or not values:
-            raise ValidationError(f"quotas for {feature!r} must map values to [min, max]")
+            raise ValidationError(f"quotas for {shown(feature)} must map values to [min, max]")
         for value, bounds in values.items():
             if not isinstance(value, str) or not 0 < len(value) <= 40:
-                raise ValidationError(f"quota value {value!r} must be 1-40 characters")
+                raise ValidationError(f"quota value {shown(value)} must be 1-40 characters")
             text({"quota value": value}, "quota value", 40)
             if (
                 not isinstance(bounds, list)

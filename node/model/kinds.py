@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.errors import ValidationError
-from node.model.fields import matches, only_fields, text
+from node.model.fields import matches, only_fields, shown, text
 from node.model.scope import check_scope
 from node.model.units import DIMENSIONS, check_period, parse_quantity, unit
 
@@ -29,7 +29,7 @@ BodyValidator = Callable[[Mapping[str, Any]], None]
 def check_item_id(item: Any) -> str:
     if not matches(_ITEM_ID, item):
         raise ValidationError(
-            f"item id {item!r} must be 1-64 lowercase letters, digits or '-' (e.g. potatoes)"
+            f"item id {shown(item)} must be 1-64 lowercase letters, digits or '-' (e.g. potatoes)"
         )
     return str(item)
 
@@ -48,7 +48,7 @@ def _item_body(body: Mapping[str, Any]) -> None:
     text(body, "name", MAX_NAME_CHARS)
     dim = body.get("dimension")
     if not isinstance(dim, str) or dim not in DIMENSIONS:
-        raise ValidationError(f"dimension {dim!r} unknown; known: {', '.join(DIMENSIONS)}")
+        raise ValidationError(f"dimension {shown(dim)} unknown; known: {', '.join(DIMENSIONS)}")
     if body.get("unit") != DIMENSIONS[dim]:
         raise ValidationError(f"the base unit of {dim} is {DIMENSIONS[dim]}")
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from node.errors import ValidationError
+from node.model.fields import shown
 
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 MAX_SCOPE_DEPTH = 6
@@ -28,12 +29,12 @@ def check_scope(scope: Any) -> str:
         raise ValidationError("scope is empty; give a path like eu/de/berlin/neukoelln")
     parts = scope.split("/")
     if len(parts) > MAX_SCOPE_DEPTH:
-        raise ValidationError(f"scope {scope!r} has more than {MAX_SCOPE_DEPTH} levels")
+        raise ValidationError(f"scope {shown(scope)} has more than {MAX_SCOPE_DEPTH} levels")
     for p in parts:
         if not _SEGMENT.fullmatch(p):
             raise ValidationError(
-                f"scope {scope!r}: segment {p!r} must be 1-40 lowercase letters, digits or '-' "
-                "(e.g. eu/de/berlin/neukoelln)"
+                f"scope {shown(scope)}: segment {shown(p)} must be 1-40 lowercase letters, "
+                "digits or '-' (e.g. eu/de/berlin/neukoelln)"
             )
     if len(_GOOD_SCOPES) < 100_000:
         _GOOD_SCOPES.add(scope)

@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from node.errors import ValidationError
+from node.model.fields import shown
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def unit(symbol: Any) -> Unit:
     """
     found = UNITS.get(symbol) if isinstance(symbol, str) else None
     if found is None:
-        raise ValidationError(f"unknown unit {symbol!r}; known units: {', '.join(UNITS)}")
+        raise ValidationError(f"unknown unit {shown(symbol)}; known units: {', '.join(UNITS)}")
     return found
 
 
@@ -82,13 +83,13 @@ def parse_quantity(value: Any) -> Decimal:
         q = Decimal(value)
     else:
         raise ValidationError(
-            f"quantity {value!r} must be a decimal number like 12.5 (digits, one point, "
+            f"quantity {shown(value)} must be a decimal number like 12.5 (digits, one point, "
             "at most 6 decimal places)"
         )
     if q <= 0:
-        raise ValidationError(f"quantity {value!r} must be greater than zero")
+        raise ValidationError(f"quantity {shown(value)} must be greater than zero")
     if q > MAX_QUANTITY:
-        raise ValidationError(f"quantity {value!r} is larger than {MAX_QUANTITY:,.0f}")
+        raise ValidationError(f"quantity {shown(value)} is larger than {MAX_QUANTITY:,.0f}")
     return q
 
 
@@ -100,21 +101,23 @@ def normalise_quantity(text: Any) -> str:
     """
     raw = text.strip() if isinstance(text, str) else text
     if isinstance(raw, str) and raw.startswith("-"):
-        raise ValidationError(f"quantity {text!r} must be greater than zero")
+        raise ValidationError(f"quantity {shown(text)} must be greater than zero")
     if not isinstance(raw, str) or not _USER_QUANTITY.fullmatch(raw):
-        raise ValidationError(f"quantity {text!r} is not a number; write it like 12.5")
+        raise ValidationError(f"quantity {shown(text)} is not a number; write it like 12.5")
     try:
         q = Decimal(raw)
     except InvalidOperation:
-        raise ValidationError(f"quantity {text!r} is not a number; write it like 12.5") from None
+        raise ValidationError(
+            f"quantity {shown(text)} is not a number; write it like 12.5"
+        ) from None
     if not q.is_finite():
-        raise ValidationError(f"quantity {text!r} must be a finite number")
+        raise ValidationError(f"quantity {shown(text)} must be a finite number")
     if q <= 0:
-        raise ValidationError(f"quantity {text!r} must be greater than zero")
+        raise ValidationError(f"quantity {shown(text)} must be greater than zero")
     if q > MAX_QUANTITY:
-        raise ValidationError(f"quantity {text!r} is larger than {MAX_QUANTITY:,.0f}")
+        raise ValidationError(f"quantity {shown(text)} is larger than {MAX_QUANTITY:,.0f}")
     if q != q.quantize(Decimal("0.000001")):
-        raise ValidationError(f"quantity {text!r} has more than 6 decimal places")
+        raise ValidationError(f"quantity {shown(text)} has more than 6 decimal places")
     out = format(q.normalize(), "f")
     parse_quantity(out)
     return out
@@ -136,6 +139,6 @@ def check_period(period: Any) -> str:
     """
     if not isinstance(period, str) or not _PERIOD.fullmatch(period):
         raise ValidationError(
-            f"period {period!r} is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"
+            f"period {shown(period)} is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"
         )
     return period
