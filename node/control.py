@@ -39,6 +39,10 @@ log = logging.getLogger("allmende.control")
 # --- limits ---------------------------------------------------------------------------
 MAX_REQUEST = 64 * 1024  # bytes in the request line, newline excluded
 MAX_DEPTH = 32  # JSON nesting in the request line; checked before parsing
+# Arrays and objects in the request line, checked before parsing: each costs ~60-200
+# bytes once parsed, so 64 KiB of "[]," would build ~3 MB. The largest real request (a
+# proposal with 200 options) has about 200.
+MAX_CONTAINERS = 4096
 MAX_RESPONSE = 64 * 1024 * 1024  # bytes in one reply line, read by `call`
 MAX_ACTIVE = 64  # requests handled at once; more are told "busy"
 BACKLOG = 128  # connections queued by the kernel before connect fails with EAGAIN
@@ -50,6 +54,7 @@ RETRY_FOR = 5.0  # seconds `call` keeps retrying a busy daemon
 # A sockaddr_un holds 108 bytes; Python accepts 107 plus the terminating NUL everywhere.
 _SUN_PATH_MAX = 107
 _CHUNK = 1 << 20
+_READ_CHUNK = 64 * 1024  # what the server asks the socket for at a time
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
@@ -253,8 +258,14 @@ async def _read_request(reader: _Reader, max_payload: MaxPayload) -> _Request | 
     if line is None:
         return None
     # json.loads recurses once per level: a few KB of "[[[[" would exhaust the stack.
-    if _nesting_depth(line) > MAX_DEPTH:
+    depth, containers = _shape(line)
+    if depth > MAX_DEPTH:
         raise _BadRequest(f"the request is nested deeper than {MAX_DEPTH} levels")
+    if containers > MAX_CONTAINERS:
+        raise _BadRequest(
+            f"the request holds {containers} lists and maps; at most {MAX_CONTAINERS} "
+            "(send data as a payload)"
+        )
     try:
         request = json.loads(line)
     except ValueError as exc:
@@ -283,8 +294,9 @@ async def _read_request(reader: _Reader, max_payload: MaxPayload) -> _Request | 
     return _Request(op, args, progress)
 
 
-def _nesting_depth(line: bytes) -> int:
-    """How deeply `line` nests, as JSON would parse it; linear, never recursive.
+def _shape(line: bytes) -> tuple[int, int]:
+    """How deeply `line` nests and how many arrays and objects it holds, as JSON would
+    parse it; linear, never recursive.
 
     Escapes go first (an escaped quote does not end a string, an escaped backslash
     does not escape the quote after it); then every other piece between quotes is
@@ -292,7 +304,10 @@ def _nesting_depth(line: bytes) -> int:
     """
     bare = line.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = b"".join(bare.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
-    return max(accumulate((1 if b in b"[{" else -1 for b in brackets), initial=0))
+    opened = brackets.count(b"[") + brackets.count(b"{")
+    if opened == 0:
+        return 0, 0
+    return max(accumulate((1 if b in b"[{" else -1 for b in brackets), initial=0)), opened
 
 
 async def _run(handler: Handler, request: _Request, progress: Progress | None) -> bytes:
@@ -365,7 +380,7 @@ class _Reader:
         while len(self._buf) < n:
             try:
                 with trio.fail_after(IO_TIMEOUT):
-                    more = await self._more(min(n - len(self._buf), _CHUNK))
+                    more = await self._more(min(n - len(self._buf), _READ_CHUNK))
             except trio.TooSlowError:
                 raise _BadRequest(
                     f"the payload stalled after {len(self._buf)} of {n} bytes"

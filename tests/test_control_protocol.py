@@ -149,10 +149,18 @@ def _depth(value):
     return 0
 
 
+def _containers(value):
+    if isinstance(value, list):
+        return 1 + sum(map(_containers, value))
+    if isinstance(value, dict):
+        return 1 + sum(map(_containers, value.values()))
+    return 0
+
+
 @given(json_values, st.booleans())
-def test_nesting_depth_is_what_json_parses(value, ascii_only):
+def test_shape_is_what_json_parses(value, ascii_only):
     line = json.dumps(value, ensure_ascii=ascii_only).encode()
-    assert control._nesting_depth(line) == _depth(value)
+    assert control._shape(line) == (_depth(value), _containers(value))
 
 
 def test_a_failure_in_one_connection_stays_there(tmp_path):
