@@ -43,6 +43,7 @@ MAX_DEPTH = 32  # JSON nesting in the request line; checked before parsing
 # bytes once parsed, so 64 KiB of "[]," would build ~3 MB. The largest real request (a
 # proposal with 200 options) has about 200.
 MAX_CONTAINERS = 4096
+MAX_ENTRIES = 4096  # values in arrays and objects (counted by their commas), likewise
 MAX_RESPONSE = 64 * 1024 * 1024  # bytes in one reply line, read by `call`
 MAX_ACTIVE = 64  # requests handled at once; more are told "busy"
 BACKLOG = 128  # connections queued by the kernel before connect fails with EAGAIN
@@ -54,7 +55,8 @@ RETRY_FOR = 5.0  # seconds `call` keeps retrying a busy daemon
 # A sockaddr_un holds 108 bytes; Python accepts 107 plus the terminating NUL everywhere.
 _SUN_PATH_MAX = 107
 _CHUNK = 1 << 20
-_READ_CHUNK = 64 * 1024  # what the server asks the socket for at a time
+_READ_CHUNK = 64 * 1024  # what the server asks the socket for at a time (payloads)
+_LINE_CHUNK = 8 * 1024  # likewise for the request line: each ask allocates its size
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
@@ -258,13 +260,17 @@ async def _read_request(reader: _Reader, max_payload: MaxPayload) -> _Request | 
     if line is None:
         return None
     # json.loads recurses once per level: a few KB of "[[[[" would exhaust the stack.
-    depth, containers = _shape(line)
+    depth, containers, entries = _shape(line)
     if depth > MAX_DEPTH:
         raise _BadRequest(f"the request is nested deeper than {MAX_DEPTH} levels")
     if containers > MAX_CONTAINERS:
         raise _BadRequest(
             f"the request holds {containers} lists and maps; at most {MAX_CONTAINERS} "
             "(send data as a payload)"
+        )
+    if entries > MAX_ENTRIES:
+        raise _BadRequest(
+            f"the request holds more than {MAX_ENTRIES} values; send data as a payload"
         )
     try:
         request = json.loads(line)
@@ -294,20 +300,22 @@ async def _read_request(reader: _Reader, max_payload: MaxPayload) -> _Request | 
     return _Request(op, args, progress)
 
 
-def _shape(line: bytes) -> tuple[int, int]:
-    """How deeply `line` nests and how many arrays and objects it holds, as JSON would
-    parse it; linear, never recursive.
+def _shape(line: bytes) -> tuple[int, int, int]:
+    """How deeply `line` nests, how many arrays and objects it holds and how many commas
+    separate values in them, as JSON would parse it; linear, never recursive.
 
     Escapes go first (an escaped quote does not end a string, an escaped backslash
     does not escape the quote after it); then every other piece between quotes is
     outside a string, and only there do brackets count.
     """
     bare = line.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(bare.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    outside = b"".join(bare.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
     opened = brackets.count(b"[") + brackets.count(b"{")
     if opened == 0:
-        return 0, 0
-    return max(accumulate((1 if b in b"[{" else -1 for b in brackets), initial=0)), opened
+        return 0, 0, 0
+    depth = max(accumulate((1 if b in b"[{" else -1 for b in brackets), initial=0))
+    return depth, opened, outside.count(b",")
 
 
 async def _run(handler: Handler, request: _Request, progress: Progress | None) -> bytes:
@@ -362,7 +370,7 @@ class _Reader:
                 end = len(self._buf)
                 break
             scanned = len(self._buf)
-            if not await self._more(limit + 1 - len(self._buf)):
+            if not await self._more(min(limit + 1 - len(self._buf), _LINE_CHUNK)):
                 if not self._buf:
                     return None
                 end = len(self._buf)  # like a newline: clients that just close still work

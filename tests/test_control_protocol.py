@@ -149,6 +149,13 @@ def _depth(value):
     return 0
 
 
+def _commas(value):
+    if isinstance(value, list | dict):
+        inner = value if isinstance(value, list) else list(value.values())
+        return max(len(value) - 1, 0) + sum(map(_commas, inner))
+    return 0
+
+
 def _containers(value):
     if isinstance(value, list):
         return 1 + sum(map(_containers, value))
@@ -160,7 +167,8 @@ def _containers(value):
 @given(json_values, st.booleans())
 def test_shape_is_what_json_parses(value, ascii_only):
     line = json.dumps(value, ensure_ascii=ascii_only).encode()
-    assert control._shape(line) == (_depth(value), _containers(value))
+    depth, containers = _depth(value), _containers(value)
+    assert control._shape(line) == (depth, containers, _commas(value) if containers else 0)
 
 
 def test_a_failure_in_one_connection_stays_there(tmp_path):
