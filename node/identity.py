@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.errors import LocalError
+from node.files import fsync_dir
 from node.keys import Identity, KeySigner, peer_id_of
 
 __all__ = ["Identity", "KeySigner", "generate", "peer_id_of", "read_key", "write_key"]
@@ -44,7 +45,7 @@ def write_key(path: Path, identity: Identity) -> None:
         f.write(pem)
         f.flush()
         os.fsync(f.fileno())
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_key(path: Path) -> Identity:
@@ -72,11 +73,3 @@ def read_key(path: Path) -> Identity:
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
     return Identity.from_seed(seed)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -82,25 +82,25 @@ def _entries(body: Mapping[str, Any], name: str, *, cost: bool) -> list[str]:
     return ids
 
 
+# What a proposal's author sets; an import adds `import` (the file's hash).
+PROPOSAL_FIELDS = (
+    "title",
+    "text",
+    "method",
+    "options",
+    "projects",
+    "budget",
+    "electorate",
+    "opens",
+    "closes",
+    "min_score",
+    "max_score",
+    "seats",
+)
+
+
 def _proposal_body(body: Mapping[str, Any]) -> None:
-    only_fields(
-        body,
-        {
-            "title",
-            "text",
-            "method",
-            "options",
-            "projects",
-            "budget",
-            "electorate",
-            "opens",
-            "closes",
-            "min_score",
-            "max_score",
-            "seats",
-            "import",
-        },
-    )
+    only_fields(body, {*PROPOSAL_FIELDS, "import"})
     text(body, "title", MAX_TITLE_CHARS)
     if "import" in body:
         # An imported pabulib file (its SHA-256): the proposal's electorate is then the

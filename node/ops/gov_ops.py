@@ -24,6 +24,7 @@ from node.errors import LocalError
 from node.governance import pbimport, sortition, tally
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
+from node.model.gov_kinds import PROPOSAL_FIELDS
 from node.ops.base import (
     BOOL,
     DICT,
@@ -112,27 +113,12 @@ def member_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 # --- proposals -----------------------------------------------------------------
 
-_PROPOSAL_FIELDS = (
-    "title",
-    "text",
-    "method",
-    "options",
-    "projects",
-    "budget",
-    "electorate",
-    "opens",
-    "closes",
-    "min_score",
-    "max_score",
-    "seats",
-)
-
 
 def proposal_create(d: OpContext, args: dict[str, Any]) -> Writes:
     key = check_local_key(_arg(args, "key"))
     if d.state.replica.get(d.state.me, "proposal", key) is not None:
         raise LocalError(f"this node has a proposal {key} already; choose another id")
-    prop = {k: args[k] for k in _PROPOSAL_FIELDS if args.get(k) is not None}
+    prop = {k: args[k] for k in PROPOSAL_FIELDS if args.get(k) is not None}
     prop.setdefault("electorate", d.config.scope)
     prop.setdefault("opens", _now(d))
     if prop.get("method") not in ("mes", "greedy"):
