@@ -1,13 +1,14 @@
 """Record kinds and their validation (ValueFlows-aligned), units, scopes and periods.
 
 One explicit table, `KINDS`, maps every record kind to its body validator: the
-planning kinds (`kinds`) and the governance kinds (`gov_kinds`). Validation depends on
+planning kinds (`kinds`), the governance kinds (`gov_kinds`) and the trust kinds
+(`trust_kinds`: charter, endorse, invite, apply). Validation depends on
 the record alone, never on other records, so every replica accepts or rejects the same
 record the same way whatever it holds; and it is total: any value in a body gets a
 `ValidationError` with a reason, never another exception.
 
 Modules: `fields` (shared field checks), `scope` (scopes and partitions), `units`
-(units, quantities, periods), `kinds`, `gov_kinds`.
+(units, quantities, periods), `kinds`, `gov_kinds`, `trust_kinds`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ from node.model.scope import (
     in_scope,
     partition_of,
 )
+from node.model.trust_kinds import (
+    TRUST_KINDS,
+    check_charter,
+    check_trust_key,
+    federation_id,
+    invite_hash,
+    parse_invite_ref,
+)
 from node.model.units import (
     DIMENSIONS,
     MAX_QUANTITY,
@@ -63,7 +72,7 @@ from node.model.units import (
     unit,
 )
 
-KINDS: dict[str, BodyValidator] = {**_PLANNING_KINDS, **GOV_KINDS}
+KINDS: dict[str, BodyValidator] = {**_PLANNING_KINDS, **GOV_KINDS, **TRUST_KINDS}
 
 
 def known_kinds() -> tuple[str, ...]:
@@ -88,6 +97,8 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
         validator(body)
         if kind == "item" and body.get("id") != key:
             raise ValidationError("an item record's key must equal its id")
+    if kind in TRUST_KINDS:
+        check_trust_key(kind, key, body)
 
 
 __all__ = [
@@ -112,24 +123,30 @@ __all__ = [
     "PRIORITIES",
     "REGION_DEPTH",
     "STARTER_CATALOG",
+    "TRUST_KINDS",
     "UNITS",
     "BodyValidator",
     "Item",
     "Unit",
     "ValidationError",
     "ancestors",
+    "check_charter",
     "check_features",
     "check_item_id",
     "check_option_id",
     "check_period",
     "check_scope",
+    "check_trust_key",
+    "federation_id",
     "hex64",
     "in_scope",
     "int_field",
+    "invite_hash",
     "known_kinds",
     "matches",
     "normalise_quantity",
     "only_fields",
+    "parse_invite_ref",
     "parse_quantity",
     "partition_of",
     "text",

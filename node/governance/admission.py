@@ -1,0 +1,358 @@
+"""Who counts: admission to a federation's regions by endorsement, a pure function of
+the records held.
+
+A federation is founded by a charter (`node.model.trust_kinds`): its founders, and the
+rule by which a region admits a node. A founder counts once it has signed the charter
+(its own `charter` record). Any other node counts in its region (its scope cut to
+`model.REGION_DEPTH` segments) once enough admitted nodes of that region endorse it:
+at least ``rule.threshold(k)`` of the region's k admitted nodes, Karrot's
+``min(3, max(1, ceil(k / 2)))`` by default. The first node of a new region is admitted
+by the admitted nodes of the nearest scope above it that has some. An endorsement is
+a live `endorse` record, or an invite the node redeemed: an admitted node's `invite`
+publishes the hash of a secret, and the first `apply` (smallest record id) that shows
+the secret counts as the inviter's endorsement; who invited whom is public.
+
+Admission is computed in rounds from the founders: each round admits, in every region,
+one node whose endorsements from the nodes admitted so far meet the region's threshold
+(the one with the most such endorsements, then the smallest key), until a round
+admits nobody. One newcomer per region per round is what makes the threshold bind: a
+region of one admitted node admits one newcomer on its word, and a region of three
+asks two of them for the fourth, however many nodes its first member endorsed. It
+depends on the set of live records only, never on the order they arrived in, so every
+replica holding the same records agrees. Withdrawing an endorsement (its tombstone)
+can leave a node below the rule: it stops counting.
+
+What admission changes: balances, electorates, assembly pools and committers count
+admitted nodes and the members of admitted nodes only; and at the edge a node takes
+from a non-admitted origin only its application and node record, and only once an
+admitted node vouches for it (`Admission.allows`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from node import model
+from node.crdt.record import Record, Slot
+from node.errors import ValidationError
+from node.governance.errors import GovernanceError
+
+__all__ = [
+    "MEMBER_KINDS",
+    "TRACKED_KINDS",
+    "Admission",
+    "AdmissionTracker",
+    "Charter",
+    "Rule",
+    "Standing",
+    "Status",
+    "admit",
+]
+
+# Kinds a member signs with the member's own key (node.governance.member_sign).
+MEMBER_KINDS = frozenset({"vote", "volunteer"})
+# Kinds admission is computed from.
+TRACKED_KINDS = frozenset({"charter", "node", "endorse", "invite", "apply", "member"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How many endorsements a region asks of a newcomer: ``min(cap, max(1,
+    ceil(active * num / den)))`` of its `active` admitted nodes."""
+
+    cap: int = 3
+    num: int = 1
+    den: int = 2
+
+    def threshold(self, active: int) -> int:
+        return min(self.cap, max(1, -(-active * self.num // self.den)))
+
+
+@dataclass(frozen=True)
+class Charter:
+    """A federation's charter; its hash is the federation id.
+
+    Attributes:
+        name: the federation's name.
+        founders: node keys, sorted.
+        rule: the admission rule.
+    """
+
+    name: str
+    founders: tuple[bytes, ...]
+    rule: Rule = Rule()
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "founders": [f.hex() for f in self.founders],
+            "rule": {"cap": self.rule.cap, "num": self.rule.num, "den": self.rule.den},
+        }
+
+    @property
+    def id(self) -> str:
+        return model.federation_id(self.body())
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Charter:
+        """Raises GovernanceError: the body is not a valid charter."""
+        try:
+            model.check_charter(body)
+        except ValidationError as exc:
+            raise GovernanceError(f"not a valid charter: {exc}") from None
+        r = body["rule"]
+        return cls(
+            str(body["name"]),
+            tuple(bytes.fromhex(f) for f in body["founders"]),
+            Rule(int(r["cap"]), int(r["num"]), int(r["den"])),
+        )
+
+    @classmethod
+    def of(cls, name: str, founders: Iterable[bytes], rule: Rule = Rule()) -> Charter:
+        """A charter for `founders` (sorted and checked here).
+
+        Raises:
+            GovernanceError: too many founders, a bad name or rule.
+        """
+        return cls.from_body(cls(name, tuple(sorted(set(founders))), rule).body())
+
+
+class Status(enum.Enum):
+    ADMITTED = "admitted"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One node's place in the federation, with what it rests on.
+
+    Attributes:
+        node: its key.
+        scope: the scope of its live node record (None if none is held).
+        status: admitted or pending.
+        founder: a founder that signed the charter.
+        endorsers: the admitted nodes that endorse it (invites included), sorted.
+        needed: endorsements its region asks for (0 for a founder; for a pending node
+            with nobody to endorse it, the rule applied to none).
+        invited_by: whose invite it redeemed, if any.
+    """
+
+    node: bytes
+    scope: str | None
+    status: Status
+    founder: bool
+    endorsers: tuple[bytes, ...]
+    needed: int
+    invited_by: bytes | None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The admission state of a federation as one replica's records decide it."""
+
+    charter: Charter
+    admitted: frozenset[bytes]
+    standings: Mapping[bytes, Standing]
+    sponsored: frozenset[bytes]  # pending, but vouched for by an admitted node
+    members: frozenset[bytes]  # member keys that a live member record of an admitted node names
+    open_invites: Mapping[tuple[bytes, str], tuple[str, bytes | None]] = field(
+        default_factory=dict
+    )  # (admitted inviter, key) -> (secret hash, the node that redeemed it)
+
+    def is_admitted(self, node: bytes) -> bool:
+        return node in self.admitted
+
+    def counts(self, origin: bytes) -> bool:
+        """An admitted node, or a member of one: whose records count."""
+        return origin in self.admitted or origin in self.members
+
+    def allows(self, r: Record) -> bool:
+        """Whether a record may be stored at all: the edge's quota for the others.
+
+        An admitted node may write anything; a member of one the kinds a member signs;
+        a founder its charter; a node an admitted node vouches for, its node record and
+        application; and an application that redeems an open invite is taken so that
+        the vouching can begin. Everything else from a stranger is refused.
+        """
+        o = r.origin
+        if o in self.admitted:
+            return True
+        if r.kind in MEMBER_KINDS:
+            return o in self.members
+        if r.kind == "charter":
+            return o in self.charter.founders
+        if r.kind == "node":
+            return o in self.sponsored
+        if r.kind == "apply":
+            return o in self.sponsored or self._redeems(r)
+        return False
+
+    def _redeems(self, r: Record) -> bool:
+        invite = _redeemed_invite(r)
+        if invite is None:
+            return False
+        found = self.open_invites.get((invite[0], invite[1]))
+        if found is None:
+            return False
+        hashed, used_by = found
+        return hashed == invite[2] and used_by in (None, r.origin)
+
+
+def _redeemed_invite(r: Record) -> tuple[bytes, str, str] | None:
+    """(inviter, invite key, hash of the secret shown) of a live application."""
+    if r.body is None:
+        return None
+    try:
+        inviter, key = model.parse_invite_ref(r.body.get("invite"))
+        secret = bytes.fromhex(str(r.body.get("secret")))
+    except (ValidationError, ValueError):
+        return None
+    return bytes.fromhex(inviter), key, model.invite_hash(secret)
+
+
+def _region(scope: str) -> str:
+    return model.partition_of(scope)
+
+
+def admit(charter: Charter, records: Iterable[Record]) -> Admission:
+    """Decide who is admitted, from slot winners of any kinds (others are ignored).
+
+    Args:
+        charter: the federation's charter.
+        records: what a replica holds (one record per slot, tombstones included).
+    """
+    live: dict[str, list[Record]] = {k: [] for k in TRACKED_KINDS}
+    for r in records:
+        if r.kind in TRACKED_KINDS and r.body is not None:
+            live[r.kind].append(r)
+    fid = charter.id
+    founders = set(charter.founders)
+    signed = {r.origin for r in live["charter"] if r.origin in founders and r.key == fid}
+    scopes = {r.origin: str(r.body["scope"]) for r in live["node"] if r.key == "self" and r.body}
+    endorsed: dict[bytes, set[bytes]] = {}
+    for r in live["endorse"]:
+        endorsed.setdefault(bytes.fromhex(r.key), set()).add(r.origin)
+    # Invites: the first application (smallest record id) showing the secret wins.
+    invites = {(r.origin, r.key): str((r.body or {})["hash"]) for r in live["invite"]}
+    redeemed: dict[tuple[bytes, str], Record] = {}
+    for r in sorted(live["apply"], key=lambda a: a.rid):
+        shown = _redeemed_invite(r)
+        if shown is None or r.origin in founders:
+            continue
+        inviter, key, hashed = shown
+        if invites.get((inviter, key)) == hashed and (inviter, key) not in redeemed:
+            if any(a.origin == r.origin for a in redeemed.values()):
+                continue  # one redeemed invite per node
+            redeemed[(inviter, key)] = r
+    invited_by = {r.origin: inviter for (inviter, _), r in redeemed.items()}
+    for node, inviter in invited_by.items():
+        endorsed.setdefault(node, set()).add(inviter)
+
+    admitted = set(signed)
+    candidates = sorted(n for n in scopes if n not in admitted)
+    while True:
+        under = _admitted_under(admitted, scopes)
+        best: dict[str, tuple[int, bytes]] = {}  # region -> (endorsements, node)
+        for n in candidates:
+            if n in admitted:
+                continue
+            counting = _counting_endorsers(scopes[n], under)
+            if not counting:
+                continue
+            have = len(counting & endorsed.get(n, set()))
+            region = _region(scopes[n])
+            if have >= charter.rule.threshold(len(counting)):
+                cur = best.get(region)
+                if cur is None or have > cur[0] or (have == cur[0] and n < cur[1]):
+                    best[region] = (have, n)
+        if not best:
+            break
+        admitted.update(n for _, n in best.values())
+
+    under = _admitted_under(admitted, scopes)
+    standings: dict[bytes, Standing] = {}
+    sponsored = set()
+    for n in sorted(set(scopes) | signed | set(endorsed)):
+        scope = scopes.get(n)
+        counting = _counting_endorsers(scope, under) - {n} if scope is not None else set()
+        endorsers = tuple(sorted((admitted & endorsed.get(n, set())) - {n}))
+        if n not in admitted and any(e in admitted for e in endorsed.get(n, ())):
+            sponsored.add(n)
+        standings[n] = Standing(
+            node=n,
+            scope=scope,
+            status=Status.ADMITTED if n in admitted else Status.PENDING,
+            founder=n in signed,
+            endorsers=endorsers,
+            needed=0 if n in signed else charter.rule.threshold(len(counting)),
+            invited_by=invited_by.get(n),
+        )
+    members = frozenset(
+        bytes.fromhex(r.key)
+        for r in live["member"]
+        if r.origin in admitted and model.matches(model.HEX64, r.key)
+    )
+    users = {invite: r.origin for invite, r in redeemed.items()}
+    open_invites = {
+        invite: (hashed, users.get(invite))
+        for invite, hashed in invites.items()
+        if invite[0] in admitted
+    }
+    return Admission(
+        charter, frozenset(admitted), standings, frozenset(sponsored), members, open_invites
+    )
+
+
+def _admitted_under(admitted: set[bytes], scopes: Mapping[bytes, str]) -> dict[str, set[bytes]]:
+    """Admitted nodes by each scope their region lies under (region included)."""
+    under: dict[str, set[bytes]] = {}
+    for a in admitted:
+        scope = scopes.get(a)
+        if scope is not None:
+            for prefix in model.ancestors(_region(scope)):
+                under.setdefault(prefix, set()).add(a)
+    return under
+
+
+def _counting_endorsers(scope: str, under: Mapping[str, set[bytes]]) -> set[bytes]:
+    """The admitted nodes whose endorsements count for a node of `scope`: those of its
+    region, or, in a region with none yet, those under the nearest scope above it."""
+    for prefix in reversed(model.ancestors(_region(scope))):
+        found = under.get(prefix)
+        if found:
+            return set(found)
+    return set()
+
+
+class AdmissionTracker:
+    """The admission state of a replica, kept current: a replica listener that collects
+    the records admission depends on and recomputes when one of them changed.
+
+    Args:
+        charter: the federation's charter.
+    """
+
+    def __init__(self, charter: Charter) -> None:
+        self.charter = charter
+        self._records: dict[Slot, Record] = {}
+        self._state: Admission | None = None
+        self.recomputed = 0
+
+    def __call__(self, old: Record | None, new: Record) -> None:
+        if new.kind in TRACKED_KINDS:
+            self._records[new.slot] = new
+            self._state = None
+
+    def load(self, records: Iterable[Record]) -> None:
+        for r in records:
+            self(None, r)
+
+    @property
+    def state(self) -> Admission:
+        if self._state is None:
+            self._state = admit(self.charter, self._records.values())
+            self.recomputed += 1
+        return self._state
