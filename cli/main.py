@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,26 @@ def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
 )
 @click.option("--bootstrap", multiple=True, help="A peer to dial: /ip4/.../tcp/.../p2p/<id>.")
 @click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
+@click.option(
+    "--invite",
+    "invite_code",
+    default=None,
+    help="Join a federation with an invite code (from `allmende invite create`).",
+)
+@click.option(
+    "--charter",
+    "charter_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Join the federation of this charter (from `allmende federation create`).",
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Use this node key (a moved or restored node) instead of making a new one.",
+)
 @pass_ctx
 def init(
     ctx: Ctx,
@@ -145,19 +165,48 @@ def init(
     port: int | None,
     bootstrap: tuple[str, ...],
     no_mdns: bool,
+    invite_code: str | None,
+    charter_file: Path | None,
+    key_file: Path | None,
 ) -> None:
-    """Create this node: key, config and database in the data dir."""
+    """Create this node: key, config and database in the data dir.
+
+    Without --invite or --charter the node founds a federation of its own; it can
+    join another later (`allmende federation join`), before it writes anything.
+    """
+    from node.governance.admission import InviteCode
+    from node.governance.errors import GovernanceError
     from node.net import peer_id_from_seed, split_p2p_addr
 
+    if invite_code and charter_file:
+        raise LocalError("give --invite or --charter, not both")
     for addr in bootstrap:
         split_p2p_addr(addr)
     config = Config(name=name, kind=kind, scope=scope, bootstrap=bootstrap, mdns=not no_mdns)
-    identity = ctx.dd.init(config, listen_port=port)
+    if invite_code is not None:
+        try:
+            code = InviteCode.decode(invite_code)
+        except GovernanceError as exc:
+            raise LocalError(str(exc)) from None
+        split_p2p_addr(code.address)
+        config = replace(
+            config,
+            charter=code.charter.body(),
+            bootstrap=(*bootstrap, code.address),
+            application=(code.invite, code.secret.hex()),
+        )
+    elif charter_file is not None:
+        config = replace(config, charter=read_charter(charter_file))
+    from node.identity import read_key
+
+    given = read_key(key_file) if key_file is not None else None
+    identity = ctx.dd.init(config, listen_port=port, identity=given)
     _, config = ctx.dd.load()
     click.echo(f"Initialised {name} ({kind}) in {ctx.data_dir}")
     click.echo(f"node id:  {identity.public.hex()}")
     click.echo(f"peer id:  {peer_id_from_seed(identity.seed)}")
     click.echo(f"listen:   {', '.join(config.listen)}")
+    click.echo(f"federation: {config.federation} ({(config.charter or {}).get('name')})")
     click.echo("Start it with: allmende run")
 
 
@@ -184,10 +233,11 @@ def run(
     setup_logging(log_level)
     if not ctx.dd.initialised():
         name = (platform.node() or "allmende").split(".")[0][:60] or "allmende"
-        ctx.dd.init(Config(name=name))
+        ctx.dd.init(Config(name=name, auto=True))
         click.echo(
-            f"First run: initialised node {name!r} in {ctx.data_dir} "
-            f"(scope {Config.scope}; change it with allmende init in a new data dir)",
+            f"First run: initialised node {name!r} in {ctx.data_dir} (scope "
+            f"{Config.scope}, a federation of its own). To set its name and scope, stop "
+            "it and run allmende init; that keeps its key while it has written nothing.",
             err=True,
         )
     run_daemon(
@@ -361,5 +411,17 @@ cli.add_command(governance_cmd.budget)
 cli.add_command(governance_cmd.assembly)
 
 from cli.simnet_cmd import simnet  # noqa: E402  (simnet commands)
+from cli.trust_cmd import (  # noqa: E402  (who belongs)
+    admission,
+    endorse,
+    federation,
+    invite,
+    read_charter,
+)
+
+cli.add_command(federation)
+cli.add_command(invite)
+cli.add_command(endorse)
+cli.add_command(admission)
 
 cli.add_command(simnet)

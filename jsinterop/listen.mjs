@@ -7,8 +7,10 @@
 //   {"event":"ready","peer":..., "daemon":...}   subscribed, and the daemon is in our mesh
 //   {"kind":..., "key":..., "scope":..., "seq":..., "origin":..., "body":{...}}   one record
 //   {"event":"published", "origin":..., "key":..., "scope":...}   with --publish: once ready,
-//     it signs one `need` record (its own fresh Ed25519 key as origin) in <scope> and
-//     publishes it as a one-record batch, the way an Allmende node does.
+//     it signs its node record and one `need` (its own fresh Ed25519 key as origin, the
+//     "origin" of the ready line) in <scope> and publishes them as one batch, the way
+//     an Allmende node does, again every 2 s (a daemon takes them once its federation
+//     admits the key).
 // Diagnostics go to stderr.  Exit 0 after <seconds> or after [max records]; 1 on error;
 // 2 if the mesh with the daemon did not form within <seconds>.
 // Node 20 lacks Promise.withResolvers (Node 22+), which libp2p 2.x's dependencies
@@ -59,12 +61,12 @@ const toJson = (v) => {
 // the Ed25519 signature covers DOMAIN + the same array without sig (8 elements).  Canonical
 // = minimal ints (hlc > 2^53 goes as a BigInt -> uint64, as Python packs it), sorted map keys.
 const DOMAIN = Buffer.from('allmende/record/2\0', 'latin1')
-const signedNeed = (scope, key, body) => {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
-  const origin = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
+const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+const origin = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
+const signed = (kind, key, seq, scope, body) => {
   const hlc = BigInt(Date.now()) << 16n
   const sorted = Object.fromEntries(Object.keys(body).sort().map((k) => [k, body[k]]))
-  const fields = [2, new Uint8Array(origin), 'need', key, 1, hlc, scope, sorted]
+  const fields = [2, new Uint8Array(origin), kind, key, seq, hlc, scope, sorted]
   const opts = { useBigInt64: true }
   const sig = sign(null, Buffer.concat([DOMAIN, encode(fields, opts)]), privateKey)
   return { origin: origin.toString('hex'), raw: encode([...fields, new Uint8Array(sig)], opts) }
@@ -183,16 +185,21 @@ poll = setInterval(() => {
     const conn = node.getConnections().find((c) => c.remotePeer.toString() === daemonId)
     const proto = node.services.pubsub.streamsOutbound?.get(daemonId)?.protocol
     out({ event: 'ready', peer: node.peerId.toString(), daemon: daemonId,
-          encryption: conn?.encryption, multiplexer: conn?.multiplexer, protocol: proto ?? null })
+          encryption: conn?.encryption, multiplexer: conn?.multiplexer, protocol: proto ?? null,
+          origin: origin.toString('hex') })
     if (publishScope) {
       const key = 'js-' + Date.now().toString(36)
-      const rec = signedNeed(publishScope, key, {
+      const nodeRec = signed('node', 'self', 1, publishScope,
+        { name: 'js peer', kind: 'commune', scope: publishScope })
+      const rec = signed('need', key, 2, publishScope, {
         item: 'potatoes', qty: '7', unit: 'kg', period: '2027-Q1', priority: 'low'
       })
-      node.services.pubsub.publish(topic, encodeBatch([rec.raw]))
+      const publish = () => node.services.pubsub.publish(topic, encodeBatch([nodeRec.raw, rec.raw]))
         .then((res) => out({ event: 'published', origin: rec.origin, key, scope: publishScope,
                              recipients: res.recipients.map(String) }))
         .catch((err) => { console.error('publish failed:', err); finish(1) })
+      publish()
+      setInterval(publish, 2000)
     }
   }
 }, 100)

@@ -50,6 +50,12 @@ class Config:
         mdns: find peers on the LAN.
         sync_interval: seconds between anti-entropy rounds with a random peer.
         metrics_port: Prometheus metrics on 127.0.0.1 at this port; 0 = off.
+        charter: the charter of the node's federation (its hash is the federation id);
+            None until `DataDir.init` founds a federation of this node alone.
+        application: ``(invite ref, secret hex)`` of the invite this node joined with;
+            the daemon publishes its application from it.
+        auto: made by the first `allmende run` on defaults; `allmende init` may
+            replace such a config (keeping the key) as long as the node wrote nothing.
     """
 
     name: str
@@ -60,7 +66,21 @@ class Config:
     mdns: bool = True
     sync_interval: float = 30.0
     metrics_port: int = 0
+    charter: dict[str, Any] | None = None
+    application: tuple[str, str] | None = None
+    auto: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def federation(self) -> str:
+        """The federation id (hex).
+
+        Raises:
+            LocalError: the config has no charter yet.
+        """
+        if self.charter is None:
+            raise LocalError("this node belongs to no federation yet; run: allmende init")
+        return model.federation_id(self.charter)
 
     def check(self) -> Config:
         """Validate; raises LocalError naming the setting to fix."""
@@ -79,17 +99,48 @@ class Config:
             raise LocalError("config: [metrics] port must be 0 (off) or 1-65535")
         if self.sync_interval <= 0:
             raise LocalError("config: [network] sync_interval must be positive")
+        if self.charter is not None:
+            try:
+                model.check_charter(self.charter)
+            except ValidationError as exc:
+                raise LocalError(f"config: [federation] {exc}") from None
+        if self.application is not None:
+            try:
+                model.parse_invite_ref(self.application[0])
+                model.hex64(self.application[1], "secret")
+            except ValidationError as exc:
+                raise LocalError(f"config: [federation] invite: {exc}") from None
         return self
 
     def to_toml(self) -> str:
+        lines = [
+            "# Allmende node configuration",
+            "[node]",
+            f"name = {_q(self.name)}",
+            f"kind = {_q(self.kind)}",
+            f"scope = {_q(self.scope)}",
+        ]
+        if self.auto:
+            lines.append("# made by the first run on defaults: allmende init may replace it")
+            lines.append("auto = true")
+        lines.append("")
+        if self.charter is not None:
+            rule = self.charter["rule"]
+            lines += [
+                "[federation]",
+                "# The charter of this node's federation; its hash is the federation id.",
+                "# Do not edit: another charter is another federation.",
+                f"name = {_q(str(self.charter['name']))}",
+                f"founders = [{', '.join(_q(f) for f in self.charter['founders'])}]",
+                f"rule = {{ cap = {rule['cap']}, num = {rule['num']}, den = {rule['den']} }}",
+            ]
+            if self.application is not None:
+                lines.append(f"invite = {_q(self.application[0])}")
+                lines.append(f"secret = {_q(self.application[1])}")
+            lines.append("")
         return "\n".join(
             [
-                "# Allmende node configuration",
-                "[node]",
-                f"name = {_q(self.name)}",
-                f"kind = {_q(self.kind)}",
-                f"scope = {_q(self.scope)}",
-                "",
+                *lines,
                 "[network]",
                 f"listen = [{', '.join(_q(a) for a in self.listen)}]",
                 f"bootstrap = [{', '.join(_q(a) for a in self.bootstrap)}]",
@@ -109,8 +160,21 @@ class Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise LocalError(f"{source}: {exc}") from None
-        node, net, metrics = (data.get(k, {}) for k in ("node", "network", "metrics"))
+        node, net, metrics, fed = (
+            data.get(k, {}) for k in ("node", "network", "metrics", "federation")
+        )
         try:
+            charter = None
+            if fed:
+                rule = fed.get("rule", {})
+                charter = {
+                    "name": str(fed["name"]),
+                    "founders": [str(f) for f in fed["founders"]],
+                    "rule": {k: int(rule[k]) for k in ("cap", "num", "den")},
+                }
+            application = None
+            if fed.get("invite") is not None:
+                application = (str(fed["invite"]), str(fed["secret"]))
             cfg = cls(
                 name=str(node["name"]),
                 kind=str(node.get("kind", "commune")),
@@ -120,6 +184,9 @@ class Config:
                 mdns=bool(net.get("mdns", True)),
                 sync_interval=float(net.get("sync_interval", 30.0)),
                 metrics_port=int(metrics.get("port", 0)),
+                charter=charter,
+                application=application,
+                auto=bool(node.get("auto", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LocalError(f"{source}: missing or bad setting {exc}") from None
@@ -195,30 +262,119 @@ class DataDir:
             text = self.config.read_text()
         except FileNotFoundError:
             raise LocalError(f"{self.config} is missing") from None
-        return identity, Config.from_toml(text, str(self.config))
+        config = Config.from_toml(text, str(self.config))
+        if config.charter is None:
+            # Made before federations existed: the node founds one of its own.
+            config = replace(config, charter=solo_charter(config.name, identity.public))
+            self.write_config(config)
+        return identity, config
 
-    def init(self, config: Config, *, listen_port: int | None = None) -> Identity:
+    def init(
+        self,
+        config: Config,
+        *,
+        listen_port: int | None = None,
+        identity: Identity | None = None,
+    ) -> Identity:
         """Create key and config; refuses to touch an existing identity.
+
+        Args:
+            config: the settings (without a charter: the node founds a federation of
+                its own).
+            listen_port: listen on all interfaces at this TCP port.
+            identity: the node's key, when it has one already (moved from another
+                machine, restored from a backup); else a new one.
 
         Raises:
             LocalError: an identity exists already, or the config is invalid.
         """
         config.check()
-        if self.key.exists():
-            raise LocalError(
-                f"a node identity exists already in {self.root}; refusing to overwrite it "
-                f"(use another --data-dir for a second node)"
-            )
         if listen_port is not None:
             config = replace(config, listen=(f"/ip4/0.0.0.0/tcp/{listen_port}",))
+        if self.key.exists():
+            return self._replace_first_run(config)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
-        identity = generate()
+        identity = identity or generate()
+        if config.charter is None:
+            config = replace(config, charter=solo_charter(config.name, identity.public))
         tmp = write_private(self.config.with_suffix(".tmp"), config.to_toml())
         write_key(self.key, identity)
         os.replace(tmp, self.config)
         return identity
 
+    def _replace_first_run(self, config: Config) -> Identity:
+        """`init` over what the first `allmende run` made on defaults: keep the key,
+        replace the config, forget the database -- if the node wrote nothing of note.
+
+        Raises:
+            LocalError: the identity was made by `init`, a daemon runs, or the node
+                wrote records beyond its node record and charter.
+        """
+        identity, current = self.load()
+        if not current.auto:
+            raise LocalError(
+                f"a node identity exists already in {self.root}; refusing to overwrite it "
+                f"(use another --data-dir for a second node)"
+            )
+        from node.crdt.replica import Replica
+        from node.store import Store
+
+        with self.lock():
+            if self.db.exists():
+                replica = Replica()
+                store = Store(self.db)
+                try:
+                    store.load_into(replica)
+                finally:
+                    store.close()
+                written = [
+                    r
+                    for r in replica.records()
+                    if not (r.origin == identity.public and r.kind in ("node", "charter"))
+                ]
+                if written:
+                    raise LocalError(
+                        f"the node in {self.root} (made by the first run) holds "
+                        f"{len(written)} record(s) of its own or its peers' already; keep it "
+                        "(edit config.toml) or give the new node another --data-dir"
+                    )
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+            if config.charter is None:
+                config = replace(config, charter=solo_charter(config.name, identity.public))
+            self.write_config(replace(config, auto=False))
+        return identity
+
+    def use_charter(self, charter: dict[str, Any]) -> Config:
+        """Make this node a node of the federation `charter` founds (a founder, or a
+        node that will be invited). Only while no daemon runs on the data dir.
+
+        Raises:
+            LocalError: a daemon runs, the charter is invalid, or the node is not
+                initialised.
+        """
+        _, config = self.load()
+        try:
+            model.check_charter(charter)
+        except ValidationError as exc:
+            raise LocalError(f"not a valid charter: {exc}") from None
+        with self.lock():
+            config = replace(config, charter=dict(charter), application=None, auto=False)
+            self.write_config(config)
+        return config
+
     def write_config(self, config: Config) -> None:
         """Replace config.toml atomically; the new file is 0600 like the key."""
         replace_private(self.config, config.check().to_toml())
+
+
+def solo_charter(name: str, founder: bytes) -> dict[str, Any]:
+    """The charter of a federation of one node (what a node founds on defaults)."""
+    body = {
+        "name": f"{name} (own federation)"[: model.MAX_NAME_CHARS],
+        "founders": [founder.hex()],
+        "rule": {"cap": 3, "num": 1, "den": 2},
+    }
+    model.check_charter(body)
+    return body

@@ -42,15 +42,18 @@ from node.crdt.record import (
 from node.crdt.replica import Evidence, Replica
 from node.crdt.sync import Received
 from node.errors import LocalError, Rejected
+from node.governance.admission import TRACKED_KINDS, Admission, AdmissionTracker, Charter
+from node.planning import BalanceIndex
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
 # single yamux frame, and validating one costs at most a few hundred verifications.
 MAX_BATCH_BYTES = 60 * 1024
 BATCH_VERSION = 2
 REGOSSIP_LIMIT = 1000  # a sync message bringing at most this many: gossiped on
-# Rejections that an honest peer can cause: its clock is ahead of ours, or it holds a
-# record we judge stale by our clock. They are counted, never held against the peer.
-NOT_BLAMED = frozenset({"clock-ahead"})
+# Rejections that an honest peer can cause: its clock is ahead of ours, or it admitted
+# an origin before we did (its records of that origin reached it first). They are
+# counted, never held against the peer.
+NOT_BLAMED = frozenset({"clock-ahead", "not-admitted"})
 _ID_CHARS = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud
 
 
@@ -211,6 +214,9 @@ class NodeCore:
         decode: parses wire bytes (a shared cache in large simnets).
         seq: the highest seq this node has used (from its store).
         hlc: the last HLC it issued (from its store).
+        charter: the node's federation; who it admits decides what it stores from
+            others and what counts. None turns admission off (tests of other rules).
+        index: a balance index to keep, counting admitted nodes only.
     """
 
     def __init__(
@@ -227,6 +233,8 @@ class NodeCore:
         decode: Callable[[bytes], Record] = decode_record,
         seq: int = 0,
         hlc: int = 0,
+        charter: Charter | None = None,
+        index: BalanceIndex | None = None,
     ) -> None:
         self.origin = origin
         self._signer = signer
@@ -259,6 +267,57 @@ class NodeCore:
         self._seq_floor = now_ms() * 16
         self.writes = 0  # records this node signed since it started
         self.outbox: list[Record] = []
+        self.charter = charter
+        self.tracker: AdmissionTracker | None = None
+        if charter is not None:
+            self.tracker = AdmissionTracker(charter)
+            self.tracker.load(replica.records())
+            replica.add_listener(self.tracker)
+        self.index = index
+        self._counted: frozenset[bytes] | None = None
+        if index is not None:
+            self._counted = self.admission.admitted if self.tracker is not None else None
+            for r in replica.records():
+                if self.counts(r.origin):
+                    index.add(r)
+            replica.add_listener(self._index_change)
+
+    # --- who counts ------------------------------------------------------------
+
+    @property
+    def admission(self) -> Admission:
+        """The admission state of the records held.
+
+        Raises:
+            LocalError: admission is off (no charter).
+        """
+        if self.tracker is None:
+            raise LocalError("this node has no charter: admission is off")
+        return self.tracker.state
+
+    def counts(self, origin: bytes) -> bool:
+        """Whether `origin`'s needs and capacities count: an admitted node (all count
+        when admission is off)."""
+        return self._counted is None or origin in self._counted
+
+    def _index_change(self, old: Record | None, new: Record) -> None:
+        if self.index is not None and self.counts(new.origin):
+            self.index(old, new)
+
+    def _recount(self) -> None:
+        """Bring the balance index up to a changed set of admitted nodes."""
+        if self.index is None or self.tracker is None or self._counted is None:
+            return
+        now = self.tracker.state.admitted
+        if now == self._counted:
+            return
+        gained, lost = now - self._counted, self._counted - now
+        self._counted = now
+        for r in self.replica.records():
+            if r.origin in gained:
+                self.index.add(r)
+            elif r.origin in lost:
+                self.index.remove(r)
 
     def follows(self, partition: str) -> bool:
         return partition in self._followed
@@ -310,6 +369,7 @@ class NodeCore:
             self.replica.insert_verified(r)
             self.outbox.append(r)
             self.writes += 1
+        self._recount()
         return pending.record
 
     def write(
@@ -370,6 +430,7 @@ class NodeCore:
             source is Source.SYNC and brought <= REGOSSIP_LIMIT
         )
         allowed = self._followed if partitions is None else self._followed & set(partitions)
+        passed = []
         for raw in raws:
             try:
                 r = self._decode(raw)
@@ -389,7 +450,12 @@ class NodeCore:
             except Rejected as exc:
                 s.rejected[exc.reason] += 1
                 continue
-            s.candidates.append(r)
+            passed.append(r)
+        # Who may place records here, as it would be with this batch's own charter,
+        # node, endorsement, invite, application and member records: a joining node
+        # gets an endorsement and the records it vouches for in one message. `apply`
+        # decides again from the verified ones.
+        s.candidates = self._admitted_only(s, passed)
         for raw_a, raw_b in evidence:
             try:
                 a, b = self._decode(raw_a), self._decode(raw_b)
@@ -400,11 +466,25 @@ class NodeCore:
                     raise Rejected("bad-evidence", "evidence outside the session's partitions")
                 self.replica.check(a)
                 self.replica.check(b)
+                if self.tracker is not None and not self.tracker.state.counts(a.origin):
+                    raise Rejected("not-admitted", "evidence against an origin not admitted")
             except Rejected as exc:
                 s.rejected[exc.reason] += 1
                 continue
             s.evidence.append((a, b))
         return s
+
+    def _admitted_only(self, s: Screened, records: list[Record]) -> list[Record]:
+        if self.tracker is None:
+            return records
+        adm = self.tracker.preview(records)
+        out = []
+        for r in records:
+            if adm.allows(r):
+                out.append(r)
+            else:
+                s.rejected["not-admitted"] += 1
+        return out
 
     def verify(self, s: Screened) -> None:
         """Check the signatures of what `screen` passed (pure: safe in a worker thread)."""
@@ -435,6 +515,9 @@ class NodeCore:
         """
         if not s.verified:
             raise LocalError("apply() before verify()")
+        if self.tracker is not None and any(r.kind in TRACKED_KINDS for r in s.candidates):
+            # Screening counted on this batch's trust records; only the verified count.
+            s.candidates = self._admitted_only(s, s.candidates)
         if s.source is Source.GOSSIP and s.rejected:
             # All or nothing; only a fault of the forwarder is penalised.
             blamed = not set(s.rejected) <= NOT_BLAMED
@@ -454,6 +537,7 @@ class NodeCore:
         for a, b in s.evidence:
             self.replica.observe_evidence(a, b)
         new_evidence = self.replica.take_new_evidence()
+        self._recount()
         if s.regossip:
             self.outbox.extend(stored)
         verdict = Verdict.ACCEPT if stored else Verdict.IGNORE

@@ -23,6 +23,7 @@ from typing import Any
 
 import trio
 import trio.lowlevel
+from libp2p.peer.id import ID
 
 from node import control
 from node.config import Config, DataDir
@@ -32,6 +33,7 @@ from node.crdt.replica import Evidence
 from node.crdt.sync import Role, SyncSession
 from node.errors import LocalError, Rejected
 from node.identity import Identity
+from node.keys import public_of_peer_id
 from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic, topic_for_scope
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args
 from node.rwlock import ReadWriteLock
@@ -124,7 +126,10 @@ class Daemon:
             "gossip_accepted": Counter(),
         }
         self.started = 0.0
+        self.federation = self.state.charter.id
         net_config = NetConfig(
+            federation=self.federation,
+            standing=self._standing,
             listen_addrs=tuple(listen or config.listen),
             scopes=tuple(self.state.partitions),
             bootstrap=tuple(config.bootstrap),
@@ -223,7 +228,7 @@ class Daemon:
     # --- NetHandler ------------------------------------------------------------
 
     async def validate_gossip(self, topic: str, data: bytes, from_peer: str) -> GossipVerdict:
-        scope = scope_of_topic(topic)
+        scope = scope_of_topic(topic, self.federation)
         try:
             raws = decode_batch(data)
         except Rejected as exc:
@@ -244,9 +249,21 @@ class Daemon:
         self.counters["gossip_accepted"]["records"] += len(result.stored)
         return _VERDICTS[result.verdict]
 
+    def _standing(self, peer: ID) -> float:
+        """The application-specific score of a peer: 0 if its node counts in this
+        federation, -1 for a stranger (see `node.net.gossip.score_params`)."""
+        key = public_of_peer_id(peer.to_base58())
+        return 0.0 if key is not None and self.core.admission.counts(key) else -1.0
+
     def new_sync_session(self, peer: str, initiator: bool) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
-        return SyncSession(self.state.replica, self.state.partitions, role, salt=os.urandom(16))
+        return SyncSession(
+            self.state.replica,
+            self.state.partitions,
+            role,
+            salt=os.urandom(16),
+            federation=self.federation,
+        )
 
     async def sync_step(self, fn: Callable[..., Any], *args: Any) -> Any:
         # A step costs up to O(message + the compared state): off the event loop, while
@@ -339,7 +356,7 @@ class Daemon:
             self._wake = trio.Event()
             await trio.sleep(PUBLISH_EVERY)  # let a burst of writes join one message
             for partition, data in self.core.take_batches():
-                await self.net.publish(topic_for_scope(partition), data)
+                await self.net.publish(topic_for_scope(partition, self.federation), data)
 
     # --- control API -------------------------------------------------------------
 

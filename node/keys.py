@@ -74,6 +74,22 @@ def peer_id_of(public: bytes) -> str:
     return _b58encode(_PEER_ID_PREFIX + public)
 
 
+def public_of_peer_id(peer_id: str) -> bytes | None:
+    """The Ed25519 public key inside a libp2p peer id, or None for any other id."""
+    n = 0
+    for c in peer_id:
+        d = _B58.find(c)
+        if d < 0:
+            return None
+        n = n * 58 + d
+    pad = len(peer_id) - len(peer_id.lstrip("1"))
+    size = (n.bit_length() + 7) // 8
+    data = b"\0" * pad + n.to_bytes(size, "big")
+    if len(data) != len(_PEER_ID_PREFIX) + 32 or not data.startswith(_PEER_ID_PREFIX):
+        return None
+    return data[len(_PEER_ID_PREFIX) :]
+
+
 def _b58encode(data: bytes) -> str:
     n = int.from_bytes(data, "big")
     out = []

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from node import model
-from node.config import Config
+from node.config import Config, solo_charter
 from node.core import IngestResult, NodeCore, Pending, Source
 from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.errors import LocalError, ValidationError
+from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
 from node.store import Store
@@ -50,9 +51,9 @@ class NodeState:
         self.replica = Replica(now_ms=now_ms)
         self.loaded = store.load_into(self.replica)
         self.index = BalanceIndex()
-        for r in self.replica.records():
-            self.index(None, r)
-        self.replica.add_listener(self.index)
+        self.charter = Charter.from_body(
+            config.charter or solo_charter(config.name, identity.public)
+        )
         self.core = NodeCore(
             identity.public,
             identity.signer(),
@@ -63,12 +64,18 @@ class NodeState:
             store=store,
             seq=store.get_meta("seq"),
             hlc=store.get_meta("hlc"),
+            charter=self.charter,
+            index=self.index,
         )
         self.partitions = self.core.partitions
         self.clock = self.core.clock
-        pending = self.node_record_pending()
-        if pending is not None:
-            self.save_and_commit(pending)
+        for pending in (
+            self.node_record_pending(),
+            self.charter_pending(),
+            self.application_pending(),
+        ):
+            if pending is not None:
+                self.save_and_commit(pending)
 
     @property
     def me(self) -> bytes:
@@ -127,6 +134,26 @@ class NodeState:
 
     def node_record_pending(self) -> Pending | None:
         return self.core.node_record_pending(self.config.name, self.config.kind)
+
+    def charter_pending(self) -> Pending | None:
+        """A founder's signature of its federation's charter, if not written yet."""
+        if self.me not in self.charter.founders:
+            return None
+        if self.replica.get(self.me, "charter", self.charter.id) is not None:
+            return None
+        top = self.config.scope.split("/")[0]
+        return self.prepare("charter", self.charter.id, self.charter.body(), scope=top)
+
+    def application_pending(self) -> Pending | None:
+        """The application of a node that joined by invite, if not written yet."""
+        if self.config.application is None:
+            return None
+        ref, secret = self.config.application
+        body = {"invite": ref, "secret": secret}
+        current = self.replica.get(self.me, "apply", "self")
+        if current is not None and current.body == body:
+            return None
+        return self.prepare("apply", "self", body)
 
     def intent_pending(
         self,

@@ -35,7 +35,10 @@ from rich.console import Console
 from node.config import Config, DataDir
 from node.control import call
 from node.errors import LocalError
+from node.keys import Identity
 from node.net import peer_id_from_seed
+from node.store import Store
+from simnet.federation import found
 from simnet.report import percentiles
 from simnet.scenario import Scenario, as_dict
 from simnet.workload import NodeSpec, build_nodes, build_writes
@@ -96,6 +99,9 @@ class RealCluster:
         s = self.scenario
         ports = free_ports(s.nodes)
         dirs, peer_ids = [], []
+        # One federation, founded before the run as in virtual mode: its founding
+        # records go into every node's store (those of the partitions it follows).
+        charter, founding = found(self.specs)
         for spec in self.specs:
             dd = DataDir(self.root / f"n{spec.index}")
             identity = dd.init(
@@ -105,9 +111,16 @@ class RealCluster:
                     scope=spec.scope,
                     mdns=False,
                     sync_interval=s.sync.interval,
+                    charter=charter.body(),
                 ),
                 listen_port=ports[spec.index],
+                identity=Identity.from_seed(spec.seed),
             )
+            store = Store(dd.db)
+            try:
+                store.save([r for p in spec.partitions for r in founding.get(p, ())])
+            finally:
+                store.close()
             dirs.append(dd)
             peer_ids.append(peer_id_from_seed(identity.seed))
         plan = dial_plan(

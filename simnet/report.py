@@ -42,11 +42,12 @@ def _r(x: float) -> float:
 
 
 def final_check(sim: VirtualSim) -> dict[str, Any]:
-    """Digests and regional balances of every node against an oracle replica."""
+    """Digests and regional balances of every node against an oracle replica (which
+    merges every record of the run and the federation's founding records)."""
     oracle = Replica()
     index = BalanceIndex()
     oracle.add_listener(index)
-    for r in sim.written:
+    for r in [*sim.founding, *sim.written]:
         oracle.insert_verified(r)
     expected: dict[tuple[str, ...], bytes] = {}
     digest_mismatch = []

@@ -9,13 +9,14 @@ for the gossipsub model, sync sessions whose received records are merged at once
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from node.core import NodeCore, Verdict
 from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.crdt.sync import Role, SyncSession
+from node.governance.admission import Charter
 from node.identity import Identity, peer_id_of
 from node.planning import BalanceIndex
 from simnet.gossip import Verdict as GossipVerdict
@@ -37,6 +38,8 @@ class SimNode:
         now_ms: virtual wall-clock milliseconds.
         cache: the shared verified-record cache, or None to verify every record.
         with_index: keep a BalanceIndex (the daemon always does; see `balance_index`).
+        charter: the federation (admission on), or None (admission off).
+        preload: records held before the run (`simnet.federation`), as a store's.
     """
 
     def __init__(
@@ -45,16 +48,16 @@ class SimNode:
         now_ms: Callable[[], int],
         cache: VerifiedCache | None,
         with_index: bool = True,
+        charter: Charter | None = None,
+        preload: Iterable[Record] = (),
     ) -> None:
         self.spec = spec
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
         self.peer_id = peer_id_of(identity.public)
         self.replica = Replica(now_ms=now_ms)
-        self.index: BalanceIndex | None = None
-        if with_index:
-            self.index = BalanceIndex()
-            self.replica.add_listener(self.index)
+        self.replica.load_trusted(preload)
+        self.index: BalanceIndex | None = BalanceIndex() if with_index else None
         kw: dict[str, Any] = {}
         if cache is not None:
             kw = {"verify": cache.verify, "decode": cache.decode}
@@ -65,8 +68,11 @@ class SimNode:
             self.replica,
             now_ms,
             rng=random.Random(spec.seed),
+            charter=charter,
+            index=self.index,
             **kw,
         )
+        self.federation = charter.id if charter is not None else ""
         self.partitions = tuple(self.core.partitions)
         self.rejected = 0
 
@@ -80,10 +86,6 @@ class SimNode:
         """Validate, sign, merge and queue one record of this node."""
         return self.core.write(kind, key, body, scope)
 
-    def write_node_record(self) -> Record:
-        body = {"name": self.spec.name, "kind": self.spec.kind, "scope": self.spec.scope}
-        return self.write("node", "self", body)
-
     def take_batches(self) -> list[tuple[str, bytes]]:
         """The outbox as gossip messages: (topic partition, encoded batch)."""
         return self.core.take_batches()
@@ -96,7 +98,9 @@ class SimNode:
 
     def sync_session(self, initiator: bool, rng: random.Random) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
-        return SyncSession(self.replica, self.partitions, role, salt=rng.randbytes(16))
+        return SyncSession(
+            self.replica, self.partitions, role, salt=rng.randbytes(16), federation=self.federation
+        )
 
     def ingest_sync(self, session: SyncSession) -> None:
         """Merge what `session` received, as the daemon does after each message."""

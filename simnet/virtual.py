@@ -18,6 +18,7 @@ from typing import Any
 
 from node.crdt.sync import SyncError, SyncSession
 from simnet.events import Scheduler
+from simnet.federation import found
 from simnet.gossip import GossipNode, GossipStats, MessageStore
 from simnet.network import VirtualNetwork
 from simnet.scenario import Scenario
@@ -71,12 +72,16 @@ class VirtualSim:
         self.cache = VerifiedCache() if s.trust() else None
         rss0 = _rss()
         sample = s.run.balance_index == "sample"
+        self.charter, founding = found(self.specs)
+        self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
                 spec,
                 self._now_ms,
                 self.cache,
                 with_index=not sample or spec.index < 3 * s.workload.regions,
+                charter=self.charter,
+                preload=[r for p in spec.partitions for r in founding.get(p, ())],
             )
             for spec in self.specs
         ]
@@ -151,8 +156,7 @@ class VirtualSim:
         """Schedule everything and run until converged or `duration`."""
         s, sched, rng = self.scenario, self.sched, self._rng
         t0 = time.perf_counter()
-        for i, node in enumerate(self.nodes):
-            self._record_written(i, node.write_node_record())
+        for i in range(len(self.nodes)):
             self._schedule_flush(i)
             sched.at(rng.uniform(0, s.gossip.heartbeat), self._heartbeat, i)
             sched.at(rng.uniform(0, s.sync.interval), self._periodic_sync, i)

@@ -58,7 +58,7 @@ def test_a_write_is_committed_before_it_is_merged_and_acknowledged(daemon) -> No
     assert seen[0]["durable"] is True
     assert seen[0]["held_before"] == [None]  # saved first, merged after
     assert daemon.state.replica.get(daemon.state.me, "need", reply["id"]) is not None
-    assert daemon.store.count() == 2  # the node record and the need
+    assert daemon.store.count() == 3  # the node record, the charter and the need
 
 
 def test_a_failed_save_merges_nothing_and_says_so(daemon) -> None:
@@ -67,27 +67,40 @@ def test_a_failed_save_merges_nothing_and_says_so(daemon) -> None:
     with pytest.raises(LocalError, match=r"could not save, nothing was written: .*No space"):
         trio.run(daemon.handle, "post", NEED, None)
     assert daemon.state.replica.digest() == before
-    assert daemon.core.outbox == [] or all(
-        r.kind == "node" for r in daemon.core.outbox
-    )  # nothing of the refused write queued
+    assert all(r.kind in ("node", "charter") for r in daemon.core.outbox)  # nothing refused
+
+
+def _member_vote(daemon: Daemon) -> Any:
+    """A vote of a member of the daemon's node (a member signs with its own key)."""
+    from factories import Author, identities
+
+    member = Author(identities(1)[0], scope="eu/de/berlin/x")
+    add = {"member": member.origin.hex(), "pseudonym": "m"}
+    trio.run(daemon.handle, "gov_member_add", add, None)
+    return member.write("vote", "0123456789abcdef.p", {"ballot": ["a"]})
 
 
 def test_a_submitted_record_is_durable_before_it_counts(daemon) -> None:
-    from factories import Author, identities
-
+    rec = _member_vote(daemon)
     seen = _watch_saves(daemon)
-    rec = Author(identities(1)[0], scope="eu/de/berlin/m").need("n1")
     trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
     assert seen[0]["durable"] is True
     assert seen[0]["held_before"] == [None]
-    assert daemon.state.replica.get(rec.origin, "need", "n1") == rec
+    assert daemon.state.replica.get(rec.origin, rec.kind, rec.key) == rec
 
 
 def test_a_submitted_record_that_cannot_be_saved_does_not_count(daemon) -> None:
+    rec = _member_vote(daemon)
+    _watch_saves(daemon, fail=True)
+    with pytest.raises(LocalError, match="saving records failed"):
+        trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
+    assert daemon.state.replica.get(rec.origin, rec.kind, rec.key) is None
+
+
+def test_a_strangers_record_is_refused_at_submit(daemon) -> None:
     from factories import Author, identities
 
-    _watch_saves(daemon, fail=True)
-    rec = Author(identities(1)[0], scope="eu/de/berlin/m").need("n1")
-    with pytest.raises(LocalError, match="saving records failed"):
+    rec = Author(identities(1, seed=8)[0], scope="eu/de/berlin/m").need("n1")
+    with pytest.raises(LocalError, match="not-admitted"):
         trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
     assert daemon.state.replica.get(rec.origin, "need", "n1") is None

@@ -70,3 +70,13 @@ def test_hybrid_clock():
     assert c > (5000 << 16) + 7
     now[0] = 9000
     assert hlc_millis(clock.tick()) == 9000
+
+
+def test_the_key_inside_a_peer_id():
+    from node.keys import peer_id_of, public_of_peer_id
+
+    ident = generate()
+    assert public_of_peer_id(peer_id_of(ident.public)) == ident.public
+    assert public_of_peer_id(ident.peer_id) == ident.public
+    for other in ("QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N", "", "0OIl", "12D3KooW"):
+        assert public_of_peer_id(other) is None

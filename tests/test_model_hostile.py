@@ -50,7 +50,22 @@ VALID: dict[str, dict] = {
     "commit": {"hash": HEX, "pool": HEX},
     "reveal": {"secret": HEX},
     "panel": {"members": [HEX], "seed": HEX},
+    "charter": {"name": "F", "founders": KEYS[:1], "rule": {"cap": 3, "num": 1, "den": 2}},
+    "endorse": {"note": "we know them"},
+    "invite": {"hash": HEX},
+    "apply": {"invite": f"{HEX}.abcdefgh", "secret": HEX},
 }
+
+
+def key_for(kind, body):
+    """A key the kind's key rule takes for this body."""
+    if kind == "item":
+        return body["id"] if isinstance(body, dict) and isinstance(body.get("id"), str) else "oats"
+    if kind == "charter":
+        return model.federation_id(VALID["charter"])
+    return {"endorse": HEX, "invite": "abcdefgh", "apply": "self"}.get(kind, "k1")
+
+
 BUDGET = {
     "title": "Budget",
     "method": "mes",
@@ -65,10 +80,9 @@ FIELDS = sorted({f for body in [*VALID.values(), BUDGET] for f in body} | {"id",
 
 def test_every_kind_has_a_valid_example():
     assert set(VALID) == set(model.KINDS)
-    assert len(model.KINDS) == 16
+    assert len(model.KINDS) == 20
     for kind, body in VALID.items():
-        key = body["id"] if kind == "item" else "k1"
-        model.validate(kind, key, "eu/de/berlin", body)
+        model.validate(kind, key_for(kind, body), "eu/de/berlin", body)
     model.validate("proposal", "k1", "eu", BUDGET)
 
 
@@ -137,8 +151,10 @@ values = st.recursive(
 bodies = st.dictionaries(st.sampled_from(FIELDS) | map_keys, values, max_size=12)
 
 
-def _validate(kind, body, key="k1", scope="eu/de/berlin"):
+def _validate(kind, body, key=None, scope="eu/de/berlin"):
     """Validate; only a ValidationError (a refusal with a reason) may come out."""
+    if key is None:
+        key = key_for(kind, body)
     try:
         model.validate(kind, key, scope, body)
     except ValidationError as exc:
@@ -228,7 +244,7 @@ def test_a_valid_body_with_one_field_changed_is_still_refused_with_a_reason(exam
             changed = _replace(body, parent, {**target, data.draw(map_keys): extra})
         else:
             changed = _replace(body, parent, [*target, extra])
-    _validate(kind, changed, key="oats" if kind == "item" else "k1")
+    _validate(kind, changed)
 
 
 # --- exactness: one value, one spelling ---------------------------------------------------

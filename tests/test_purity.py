@@ -27,6 +27,8 @@ CORES = [
 # Pure standard-library modules: no files, sockets, processes, clocks or randomness.
 STDLIB = {
     "__future__",
+    "base64",
+    "binascii",
     "bisect",
     "collections",
     "collections.abc",

@@ -123,6 +123,8 @@ class SyncSession:
         partitions: partitions this node follows; the session covers those both follow.
         role: initiator or responder.
         salt: initiator only: 8+ random bytes keying this session's hashes.
+        federation: the federation id; a peer of another federation is refused
+            (``other-federation``, not a fault of the peer).
     """
 
     def __init__(
@@ -131,9 +133,11 @@ class SyncSession:
         partitions: Iterable[str],
         role: Role,
         salt: bytes = bytes(8),
+        federation: str = "",
     ) -> None:
         self.replica = replica
         self._salt = salt
+        self.federation = federation
         self.role = role
         self._mine = sorted(set(partitions))[:MAX_PARTITIONS]
         self.partitions: list[str] = []  # partitions whose records are compared
@@ -204,11 +208,22 @@ class SyncSession:
         for p in self._mine:
             part = self.replica.partition(p)
             roots.append([p, part.root(), part.count, part.evidence_root()])
-        return {"t": "hello", "v": VERSION, "salt": self._salt, "roots": roots}
+        return {
+            "t": "hello",
+            "v": VERSION,
+            "fed": self.federation,
+            "salt": self._salt,
+            "roots": roots,
+        }
 
     def _on_hello(self, msg: dict[str, Any]) -> tuple[dict[str, Any], State]:
         if msg.get("v") != VERSION or type(msg.get("v")) is not int:
             raise SyncError("protocol", f"sync version {msg.get('v')!r} not supported")
+        fed = msg.get("fed")
+        if type(fed) is not str or len(fed) > 64:
+            raise SyncError("malformed", "federation must be an id")
+        if fed != self.federation:
+            raise SyncError("other-federation", "the peer belongs to another federation")
         salt = _bytes(msg.get("salt"), 64)
         if len(salt) < 8:
             raise SyncError("malformed", "salt must be at least 8 bytes")

@@ -7,7 +7,10 @@ rule by which a region admits a node. A founder counts once it has signed the ch
 `model.REGION_DEPTH` segments) once enough admitted nodes of that region endorse it:
 at least ``rule.threshold(k)`` of the region's k admitted nodes, Karrot's
 ``min(3, max(1, ceil(k / 2)))`` by default. The first node of a new region is admitted
-by the admitted nodes of the nearest scope above it that has some. An endorsement is
+by the founders (the threshold of their number): admission is decided region by region
+from the records a region's nodes hold -- their region's, and the charter's and the
+founders' at the federation's root -- so no node needs another region's records to
+know who counts in its own. An endorsement is
 a live `endorse` record, or an invite the node redeemed: an admitted node's `invite`
 publishes the hash of a secret, and the first `apply` (smallest record id) that shows
 the secret counts as the inviter's endorsement; who invited whom is public.
@@ -30,27 +33,37 @@ admitted node vouches for it (`Admission.allows`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from node import model
 from node.crdt.record import Record, Slot
 from node.errors import ValidationError
 from node.governance.errors import GovernanceError
+from node.keys import peer_id_of
 
 __all__ = [
+    "INVITE_PREFIX",
     "MEMBER_KINDS",
     "TRACKED_KINDS",
     "Admission",
     "AdmissionTracker",
     "Charter",
+    "InviteCode",
     "Rule",
     "Standing",
     "Status",
     "admit",
 ]
+
+INVITE_PREFIX = "allmende-invite-1:"
+MAX_INVITE_CODE = 8192
 
 # Kinds a member signs with the member's own key (node.governance.member_sign).
 MEMBER_KINDS = frozenset({"vote", "volunteer"})
@@ -254,12 +267,12 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     admitted = set(signed)
     candidates = sorted(n for n in scopes if n not in admitted)
     while True:
-        under = _admitted_under(admitted, scopes)
+        by_region = _admitted_by_region(admitted, scopes)
         best: dict[str, tuple[int, bytes]] = {}  # region -> (endorsements, node)
         for n in candidates:
             if n in admitted:
                 continue
-            counting = _counting_endorsers(scopes[n], under)
+            counting = _counting_endorsers(scopes[n], by_region, signed)
             if not counting:
                 continue
             have = len(counting & endorsed.get(n, set()))
@@ -272,12 +285,14 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
             break
         admitted.update(n for _, n in best.values())
 
-    under = _admitted_under(admitted, scopes)
+    by_region = _admitted_by_region(admitted, scopes)
     standings: dict[bytes, Standing] = {}
     sponsored = set()
     for n in sorted(set(scopes) | signed | set(endorsed)):
         scope = scopes.get(n)
-        counting = _counting_endorsers(scope, under) - {n} if scope is not None else set()
+        counting = (
+            _counting_endorsers(scope, by_region, signed) - {n} if scope is not None else set()
+        )
         endorsers = tuple(sorted((admitted & endorsed.get(n, set())) - {n}))
         if n not in admitted and any(e in admitted for e in endorsed.get(n, ())):
             sponsored.add(n)
@@ -306,25 +321,22 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     )
 
 
-def _admitted_under(admitted: set[bytes], scopes: Mapping[bytes, str]) -> dict[str, set[bytes]]:
-    """Admitted nodes by each scope their region lies under (region included)."""
-    under: dict[str, set[bytes]] = {}
+def _admitted_by_region(admitted: set[bytes], scopes: Mapping[bytes, str]) -> dict[str, set[bytes]]:
+    """Admitted nodes by region (nodes whose node record is not held have none)."""
+    out: dict[str, set[bytes]] = {}
     for a in admitted:
         scope = scopes.get(a)
         if scope is not None:
-            for prefix in model.ancestors(_region(scope)):
-                under.setdefault(prefix, set()).add(a)
-    return under
+            out.setdefault(_region(scope), set()).add(a)
+    return out
 
 
-def _counting_endorsers(scope: str, under: Mapping[str, set[bytes]]) -> set[bytes]:
+def _counting_endorsers(
+    scope: str, by_region: Mapping[str, set[bytes]], founders: set[bytes]
+) -> set[bytes]:
     """The admitted nodes whose endorsements count for a node of `scope`: those of its
-    region, or, in a region with none yet, those under the nearest scope above it."""
-    for prefix in reversed(model.ancestors(_region(scope))):
-        found = under.get(prefix)
-        if found:
-            return set(found)
-    return set()
+    region, or, in a region with none yet, the founders who signed the charter."""
+    return set(by_region.get(_region(scope)) or founders)
 
 
 class AdmissionTracker:
@@ -350,9 +362,71 @@ class AdmissionTracker:
         for r in records:
             self(None, r)
 
+    def preview(self, records: Iterable[Record]) -> Admission:
+        """The state as it would be with `records` merged too (those of the tracked
+        kinds that would win their slots): what a batch means for its own records."""
+        tracked = [r for r in records if r.kind in TRACKED_KINDS]
+        if not tracked:
+            return self.state
+        slots = dict(self._records)
+        for r in tracked:
+            cur = slots.get(r.slot)
+            if cur is None or r.seq > cur.seq or (r.seq == cur.seq and r.rid < cur.rid):
+                slots[r.slot] = r
+        return admit(self.charter, slots.values())
+
     @property
     def state(self) -> Admission:
         if self._state is None:
             self._state = admit(self.charter, self._records.values())
             self.recomputed += 1
         return self._state
+
+
+@dataclass(frozen=True)
+class InviteCode:
+    """What an invite code carries: the federation's charter (so the new node knows
+    whom to trust before it hears from anyone), where to reach the inviter, the invite
+    it redeems and the secret that redeems it.
+    """
+
+    charter: Charter
+    address: str  # the inviter's multiaddr, with /p2p/<peer id>
+    invite: str  # "<inviter key hex>.<invite key>"
+    secret: bytes
+
+    def encode(self) -> str:
+        data = msgpack.packb(
+            [1, self.charter.body(), self.address, self.invite, self.secret], use_bin_type=True
+        )
+        return INVITE_PREFIX + base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, code: str) -> InviteCode:
+        """Raises GovernanceError: not an invite code of this version."""
+        code = code.strip()
+        if not code.startswith(INVITE_PREFIX) or len(code) > MAX_INVITE_CODE:
+            raise GovernanceError(
+                f"not an invite code (it starts with {INVITE_PREFIX!r}; copy it whole)"
+            )
+        text = code[len(INVITE_PREFIX) :]
+        try:
+            data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            fields = msgpack.unpackb(data, raw=False, max_str_len=4096, max_bin_len=64)
+        except (binascii.Error, ValueError, msgpack.ExtraData, msgpack.FormatError):
+            raise GovernanceError("the invite code is damaged; copy it whole") from None
+        if not (isinstance(fields, list) and len(fields) == 5 and fields[0] == 1):
+            raise GovernanceError("the invite code is damaged or of another version")
+        _, body, address, invite, secret = fields
+        if not isinstance(body, dict) or not isinstance(address, str):
+            raise GovernanceError("the invite code is damaged")
+        charter = Charter.from_body(body)
+        try:
+            inviter, _ = model.parse_invite_ref(invite)
+        except ValidationError as exc:
+            raise GovernanceError(f"the invite code is damaged: {exc}") from None
+        if not address.endswith("/p2p/" + peer_id_of(bytes.fromhex(inviter))):
+            raise GovernanceError("the invite code's address is not the inviter's")
+        if not isinstance(secret, bytes) or len(secret) != 32:
+            raise GovernanceError("the invite code is damaged (its secret)")
+        return cls(charter, address, invite, secret)

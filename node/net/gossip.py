@@ -70,21 +70,30 @@ class NetHandler(Protocol):
     def on_peer_connected(self, peer: str) -> None: ...
 
 
-def topic_for_scope(scope: str) -> str:
-    """Return the gossipsub topic for a scope: ``allmende/2/<scope>``.
+# Topics name the federation by the first 16 hex digits of its id: federations share no
+# topic, so their records never meet on gossip.
+FEDERATION_PREFIX = 16
+
+
+def topic_for_scope(scope: str, federation: str = "") -> str:
+    """Return the gossipsub topic for a scope: ``allmende/2/<federation id[:16]>/<scope>``
+    (``allmende/2/<scope>`` without a federation: tests of the network alone).
 
     Raises:
         LocalError: empty scope or one containing whitespace.
     """
     if not scope or any(c.isspace() for c in scope):
         raise LocalError(f"scope {scope!r} must be non-empty and contain no whitespace")
+    if federation:
+        return f"{TOPIC_PREFIX}{federation[:FEDERATION_PREFIX]}/{scope}"
     return TOPIC_PREFIX + scope
 
 
-def scope_of_topic(topic: str) -> str | None:
-    """Return the scope of an Allmende topic, or None for a foreign topic."""
-    if topic.startswith(TOPIC_PREFIX) and len(topic) > len(TOPIC_PREFIX):
-        return topic[len(TOPIC_PREFIX) :]
+def scope_of_topic(topic: str, federation: str = "") -> str | None:
+    """Return the scope of an Allmende topic of `federation`, or None for another topic."""
+    prefix = TOPIC_PREFIX + (f"{federation[:FEDERATION_PREFIX]}/" if federation else "")
+    if topic.startswith(prefix) and len(topic) > len(prefix):
+        return topic[len(prefix) :]
     return None
 
 
@@ -115,14 +124,21 @@ class GossipConfig:
     ban_seconds: float = 600.0
 
 
-def score_params() -> ScoreParams:
-    """Peer-score parameters: only invalid messages (P4) and flood penalties (P5) count.
+def score_params(standing: Callable[[ID], float] | None = None) -> ScoreParams:
+    """Peer-score parameters: invalid messages (P4), flood penalties (P5) and the
+    application's standing of the peer (P6) count.
 
     P1-P3 stay off (py-libp2p's P3 has no activation window, a quiet topic would
     penalise everyone) and P7 (IP colocation) stays off so loopback tests and nodes
     behind one NAT are not penalised.  Each invalid message costs 10 points and decays
     by 1 % per heartbeat; at -40 we stop gossiping to the peer, at -60 we refuse its
     publishes, at -80 it is graylisted.
+
+    Args:
+        standing: the application's view of a peer, 0 (counts) to -1 (a stranger to
+            the federation), weighted 5: strangers come last when meshes are chosen,
+            far from any threshold (a node that has just joined sees everyone as a
+            stranger for a moment).
     """
     return ScoreParams(
         p4_invalid_messages=TopicScoreParams(weight=10.0, cap=100.0, decay=0.99),
@@ -133,14 +149,21 @@ def score_params() -> ScoreParams:
         publish_threshold=-60.0,
         graylist_threshold=-80.0,
         accept_px_threshold=0.0,
+        app_specific_score_fn=standing,
+        p6_appl_slack_weight=5.0 if standing is not None else 0.0,
     )
 
 
-def build_router(config: GossipConfig, errors: Counter[str] | None = None) -> GossipSub:
+def build_router(
+    config: GossipConfig,
+    errors: Counter[str] | None = None,
+    standing: Callable[[ID], float] | None = None,
+) -> GossipSub:
     """Create the GossipSub router with Allmende's parameters.
 
     Args:
         errors: where the router counts the errors it contains.
+        standing: the application-specific score of a peer (see `score_params`).
     """
     return AllmendeGossipSub(
         errors=errors,
@@ -150,7 +173,7 @@ def build_router(config: GossipConfig, errors: Counter[str] | None = None) -> Go
         degree_high=config.degree_high,
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_initial_delay=config.heartbeat_initial_delay,
-        score_params=score_params(),
+        score_params=score_params(standing),
         spam_protection_enabled=True,
         max_messages_per_topic_per_second=config.router_rate_limit,
         # All peers of a small federation may sit in few subnets; diversity grafting

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +56,7 @@ class NetConfig:
 
     Attributes:
         listen_addrs: TCP multiaddrs to listen on.
-        scopes: scopes whose topics (``allmende/2/<scope>``) we subscribe to.
+        scopes: scopes whose topics (``allmende/2/<federation>/<scope>``) we join.
         bootstrap: ``/ip4/.../tcp/.../p2p/<id>`` peers to dial and keep dialling.
         data_dir: directory for the remembered-peers file; None = do not remember.
         enable_mdns: discover peers on the LAN (OFF in tests with a fixed topology).
@@ -67,6 +67,8 @@ class NetConfig:
         max_inbound_syncs: concurrent responder sessions.
         redial_interval: seconds between discovery rounds.
         gossip: gossipsub parameters.
+        federation: the federation id; its first 16 hex digits are part of every topic.
+        standing: the application's score of a peer (0 counts, -1 a stranger).
     """
 
     listen_addrs: Sequence[str] = DEFAULT_LISTEN_ADDRS
@@ -81,6 +83,8 @@ class NetConfig:
     max_inbound_syncs: int = 8
     redial_interval: float = 2.0
     max_frame: int = MAX_FRAME
+    federation: str = ""
+    standing: Callable[[ID], float] | None = None
     gossip: GossipConfig = field(default_factory=GossipConfig)
 
 
@@ -177,13 +181,13 @@ class NetService:
         self.handler = handler
         self.rng = rng if rng is not None else random.Random()
         parse_listen_addrs(config.listen_addrs)  # fail early, before any I/O
-        self.topics = [topic_for_scope(s) for s in config.scopes]
+        self.topics = [topic_for_scope(s, config.federation) for s in config.scopes]
         self.host: IHost = build_host(seed, config.listen_addrs, enable_mdns=config.enable_mdns)
         self.peer_id = self.host.get_id().to_base58()
         self.rejected: Counter[str] = Counter()
         self.sync_ok = 0
         self.sync_failed = 0
-        self._router = build_router(config.gossip, self.rejected)
+        self._router = build_router(config.gossip, self.rejected, config.standing)
         self._pubsub = AllmendePubsub(
             self.host, self._router, strict_signing=True, errors=self.rejected
         )

@@ -134,6 +134,14 @@ class BalanceIndex:
             self._apply(old, -1)
         self._apply(new, +1)
 
+    def add(self, r: Record) -> None:
+        """Count a record (a slot winner) that was left out so far."""
+        self._apply(r, +1)
+
+    def remove(self, r: Record) -> None:
+        """Stop counting a record counted so far."""
+        self._apply(r, -1)
+
     def _apply(self, r: Record, sign: int) -> None:
         c = _contribution(r)
         if c is None:

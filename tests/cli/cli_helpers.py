@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
+from federation import TestFederation
 from procs import allmende_command, free_port, stop_group, wait_for
 from rich.console import Console
 
@@ -53,6 +54,7 @@ class Node:
     proc: subprocess.Popen[bytes] | None = None
 
     def init(self) -> Node:
+        """`allmende init` as a founder of the test's federation."""
         r = invoke(
             self.data_dir,
             "init",
@@ -63,6 +65,7 @@ class Node:
             "--port",
             str(self.port),
             "--no-mdns",
+            *TestFederation(self.data_dir.parent / "federation").init_args(),
         )
         assert r.exit_code == 0, r.output
         self.peer_id = next(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from federation import TestFederation
 from procs import allmende_command, free_port, wait_for
 
 from node.config import DataDir
@@ -66,7 +67,9 @@ class Node:
             )
         return out.stdout.decode()
 
-    def init(self, *bootstrap: str) -> Node:
+    def init(self, *bootstrap: str, founder: bool = True) -> Node:
+        """`allmende init`; a founder of the test's federation unless told otherwise
+        (then the node founds a federation of its own)."""
         args = [
             "init",
             "--name",
@@ -81,6 +84,8 @@ class Node:
         ]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
+        if founder:
+            args += TestFederation(self.data_dir.parent / "federation").init_args()
         out = self.cli(*args)
         self.peer_id = next(
             line.split()[-1] for line in out.splitlines() if line.startswith("peer id:")

@@ -32,13 +32,10 @@ from node.net.syncproto import MAX_FRAME, encode_frame, encode_varint
 
 pytestmark = pytest.mark.slow
 
-TOPIC = topic_for_scope("eu/de/berlin")
 
-
-def forged_record() -> bytes:
-    """Valid structure, signed by one key but claiming another origin."""
+def forged_record(victim: bytes) -> bytes:
+    """Valid structure, signed by one key but claiming another origin (an admitted one)."""
     signer = Identity.from_seed(hashlib.sha256(b"mallory").digest())
-    victim = Identity.from_seed(hashlib.sha256(b"victim").digest())
     body = {
         "item": "potatoes",
         "qty": "1000",
@@ -46,8 +43,16 @@ def forged_record() -> bytes:
         "period": "2027-Q1",
         "priority": "high",
     }
+    record = sign_record(signer.signer(), victim, "need", "n1", 1, 0, "eu/de/berlin/victim", body)
+    return record.raw
+
+
+def strangers_record() -> bytes:
+    """Well signed, by a key nobody in the federation vouches for."""
+    stranger = Identity.from_seed(hashlib.sha256(b"stranger").digest())
+    body = {"item": "potatoes", "qty": "5", "unit": "kg", "period": "2027-Q1"}
     record = sign_record(
-        signer.signer(), victim.public, "need", "n1", 1, 0, "eu/de/berlin/victim", body
+        stranger.signer(), stranger.public, "capacity", "c1", 1, 0, "eu/de/berlin/s", body
     )
     return record.raw
 
@@ -64,6 +69,9 @@ async def _drain_stream(stream: Any) -> None:
 
 
 async def _hostile_session(target: Node, rejected_now: Any) -> None:
+    status = await trio.to_thread.run_sync(target.status)
+    topic = topic_for_scope("eu/de/berlin", status["federation"])
+    victim = bytes.fromhex(status["node_id"])
     host = build_host(hashlib.sha256(b"hostile").digest(), ["/ip4/127.0.0.1/tcp/0"])
     router = build_router(GossipConfig())
     pubsub = Pubsub(host, router, strict_signing=True)
@@ -75,11 +83,11 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
     ):
         try:
             await pubsub.wait_until_ready()
-            await pubsub.subscribe(TOPIC)  # join the daemon's topic
+            await pubsub.subscribe(topic)  # join the daemon's topic
             info = info_from_p2p_addr(multiaddr.Multiaddr(target.addr))
             await host.connect(info)
             with trio.fail_after(10):
-                while info.peer_id not in pubsub.peer_topics.get(TOPIC, ()):  # noqa: ASYNC110
+                while info.peer_id not in pubsub.peer_topics.get(topic, ()):  # noqa: ASYNC110
                     await trio.sleep(0.05)
 
             async def count(reason: str) -> int:
@@ -95,11 +103,13 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
             seen: Counter[str] = Counter()
 
             # Gossip: garbage, a forged record, an oversize message (> 512 KiB).
-            await pubsub.publish(TOPIC, b"\xc1 this is not msgpack \xff" * 4)
+            await pubsub.publish(topic, b"\xc1 this is not msgpack \xff" * 4)
             await wait_rejected("malformed")
-            await pubsub.publish(TOPIC, encode_batch([forged_record()]))
+            await pubsub.publish(topic, encode_batch([forged_record(victim)]))
             await wait_rejected("bad-signature")
-            await pubsub.publish(TOPIC, encode_batch([b"\x00" * 1000] * 600))
+            await pubsub.publish(topic, encode_batch([strangers_record()]))
+            await wait_rejected("not-admitted")
+            await pubsub.publish(topic, encode_batch([b"\x00" * 1000] * 600))
             await wait_rejected("gossip-too-large")
 
             # Anti-entropy: a garbage frame, a broken length prefix, a huge frame.
@@ -135,6 +145,7 @@ def test_hostile_peer_is_rejected_and_counted(nodes: Cluster) -> None:
     for reason, n in (
         ("malformed", 2),
         ("bad-signature", 1),
+        ("not-admitted", 1),
         ("gossip-too-large", 1),
         ("bad-varint", 1),
         ("frame-too-large", 1),

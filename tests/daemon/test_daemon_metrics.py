@@ -21,7 +21,7 @@ def test_metrics_served_on_loopback(nodes: Cluster) -> None:
     a.post_need()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         body = r.read().decode()
-    assert re.search(r"(?m)^allmende_records 2\.0$", body), body
+    assert re.search(r"(?m)^allmende_records 3\.0$", body), body  # node, charter, need
     assert "allmende_peers 0.0" in body
     # bound to 127.0.0.1 only: no listener on the other loopback addresses
     with socket.socket() as s:

@@ -11,6 +11,7 @@ import trio
 
 from node.config import Config
 from node.crdt.record import Record
+from node.governance.admission import Charter
 from node.governance.ledger import object_id
 from node.governance.member_sign import sign_member_record
 from node.identity import Identity
@@ -19,6 +20,15 @@ from node.state import NodeState, record_json
 from node.store import Store
 
 SCOPE = "eu/nl/drenthe/assen"
+# The nodes of these tests found one federation together (admission is tested apart).
+FOUNDERS = ("assen", "a", "b", "c", "other", "stranger")
+
+
+def _identity(name: str) -> Identity:
+    return Identity.from_seed(hashlib.sha256(name.encode()).digest())
+
+
+CHARTER = Charter.of("Governance tests", [_identity(n).public for n in FOUNDERS]).body()
 
 
 class Clock:
@@ -44,8 +54,8 @@ class FakeDaemon:
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.clock = clock or Clock()
-        self.config = Config(name=name, scope=scope)
-        identity = Identity.from_seed(seed or hashlib.sha256(name.encode()).digest())
+        self.config = Config(name=name, scope=scope, charter=CHARTER)
+        identity = Identity.from_seed(seed) if seed else _identity(name)
         self.store = Store(root / "db.sqlite")
         self.state = NodeState(identity, self.config, self.store, self.clock)
         self.written: list[dict[str, Any]] = []

@@ -88,7 +88,7 @@ def test_a_withdrawn_endorsement_stops_a_node_counting() -> None:
     assert state.standings[a.origin].status is Status.PENDING
 
 
-def test_the_first_node_of_a_region_is_admitted_from_the_scope_above() -> None:
+def test_the_first_node_of_a_region_is_admitted_by_the_founders() -> None:
     (f, *_), charter = _world()
     hh = Author(identities(1, seed=99)[0], scope="eu/de/hamburg/h1")
     paris = Author(identities(1, seed=98)[0], scope="eu/fr/paris/p1")
@@ -103,10 +103,12 @@ def test_the_first_node_of_a_region_is_admitted_from_the_scope_above() -> None:
     recs += [node_rec(late, late.scope), endorse_rec(f, late.origin)]
     state = admit(charter, recs)
     assert (hh.origin in state.admitted) != (late.origin in state.admitted)  # one per round
-    recs.append(endorse_rec(hh, late.origin))
+    first, second = (hh, late) if hh.origin in state.admitted else (late, hh)
+    assert state.standings[second.origin].endorsers == (f.origin,)  # no longer enough
+    recs.append(endorse_rec(first, second.origin))
     state = admit(charter, recs)
     assert {hh.origin, late.origin} <= state.admitted
-    assert hh.origin in state.standings[late.origin].endorsers
+    assert first.origin in state.standings[second.origin].endorsers
 
 
 def test_a_stranger_cannot_admit_anyone() -> None:
@@ -187,11 +189,12 @@ def reference(charter: Charter, records) -> set[bytes]:
             winners[r.slot] = r
     live = [r for r in winners.values() if r.body is not None]
     scope = {r.origin: r.body["scope"] for r in live if r.kind == "node"}
-    admitted = {
+    founders_signed = {
         r.origin
         for r in live
         if r.kind == "charter" and r.key == charter.id and r.origin in charter.founders
     }
+    admitted = set(founders_signed)
     endorses = {(r.origin, bytes.fromhex(r.key)) for r in live if r.kind == "endorse"}
     while True:
         round_: dict[str, tuple[int, bytes]] = {}
@@ -199,21 +202,11 @@ def reference(charter: Charter, records) -> set[bytes]:
             if n in admitted:
                 continue
             region = "/".join(scope[n].split("/")[:3])
-            parts = region.split("/")
-            counting: set[bytes] = set()
-            for depth in range(len(parts), 0, -1):
-                prefix = "/".join(parts[:depth])
-                counting = {
-                    a
-                    for a in admitted
-                    if a in scope
-                    and (
-                        "/".join(scope[a].split("/")[:3]) == prefix
-                        or "/".join(scope[a].split("/")[:3]).startswith(prefix + "/")
-                    )
-                }
-                if counting:
-                    break
+            counting = {
+                a for a in admitted if a in scope and "/".join(scope[a].split("/")[:3]) == region
+            }
+            if not counting:
+                counting = {f for f in founders_signed}
             if not counting:
                 continue
             k = len(counting)

@@ -1,7 +1,8 @@
 """Interop: a stock js-libp2p peer (jsinterop/listen.mjs) joins a scope topic of a real daemon.
 
 The daemon runs as a subprocess on 127.0.0.1; the js peer dials it over TCP + Noise +
-yamux, subscribes to ``allmende/2/eu/de/berlin`` with @chainsafe/libp2p-gossipsub and
+yamux, subscribes to the topic of ``eu/de/berlin`` in the daemon's federation
+(``allmende/2/<federation id[:16]>/eu/de/berlin``) with @chainsafe/libp2p-gossipsub and
 prints every record of every batch it receives as a JSON line.  Needs Node.js and
 ``npm ci --prefix jsinterop``; without them the tests fail (they do not skip).
 """
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "jsinterop"
 SCRIPT = JS_DIR / "listen.mjs"
-TOPIC = "allmende/2/eu/de/berlin"
+PARTITION = "eu/de/berlin"
 SCOPE = "eu/de/berlin/x"
 NEED = {
     "kind": "need",
@@ -246,8 +247,13 @@ def _listen_addr(d: Daemon) -> str:
     return next(a for a in addrs if a.startswith("/ip4/127.0.0.1/"))
 
 
+def _topic(d: Daemon) -> str:
+    fed = d.call("status")["federation"]
+    return f"allmende/2/{fed[:16]}/{PARTITION}"
+
+
 def test_js_libp2p_peer_receives_a_posted_need(daemon: Daemon) -> None:
-    with js_peer(_listen_addr(daemon), TOPIC, "40") as peer:
+    with js_peer(_listen_addr(daemon), _topic(daemon), "40") as peer:
         ready = peer.expect(lambda m: m.get("event") == "ready", 20, "ready (mesh with daemon)")
         assert ready["encryption"] == "/noise"
         assert ready["multiplexer"] == "/yamux/1.0.0"
@@ -264,9 +270,15 @@ def test_js_libp2p_peer_receives_a_posted_need(daemon: Daemon) -> None:
 
 
 def test_daemon_accepts_a_record_signed_and_published_by_js(daemon: Daemon) -> None:
-    with js_peer(_listen_addr(daemon), TOPIC, "40", "--publish", "eu/de/berlin/js") as peer:
+    with js_peer(
+        _listen_addr(daemon), _topic(daemon), "40", "--publish", "eu/de/berlin/js"
+    ) as peer:
+        ready = peer.expect(lambda m: m.get("event") == "ready", 20, "ready")
         pub = peer.expect(lambda m: m.get("event") == "published", 20, "published")
         assert pub["recipients"], "the js peer published to nobody"
+        # A stranger's records are refused until the federation admits its key: the
+        # daemon (its region's one admitted node) vouches for it.
+        daemon.call("endorse", {"node": ready["origin"]})
 
         def held() -> dict[str, Any] | None:
             rows = daemon.call("list", {"kind": "need", "all": True})

@@ -24,7 +24,10 @@ from node.crdt.record import Record, sign_record
 from node.crdt.replica import Replica
 from node.crdt.sync import Role, SyncSession
 from node.daemon import Daemon, now_ms
+from node.governance.admission import Charter
+from node.keys import Identity
 from node.model import partition_of
+from node.net import topic_for_scope
 from simnet.simnode import SimNode
 from simnet.workload import NodeSpec
 
@@ -32,8 +35,9 @@ SCOPE = "eu/de/berlin/x"
 PEER = "12D3KooWPeerPeerPeerPeerPeerPeerPeerPeerPeerPeer"
 
 
-def _inputs(seed: int) -> tuple[list[tuple[str, bytes]], list[Replica]]:
-    """Gossip messages (topic partition, data) and peer replicas to sync with."""
+def _inputs(seed: int, node: bytes) -> tuple[Charter, list[tuple[str, bytes]], list[Replica]]:
+    """The federation (the authors and `node` found it), gossip messages (topic
+    partition, data) and peer replicas to sync with."""
     rng = random.Random(seed)
     authors = [
         Author(i, scope=rng.choice(["eu/de/berlin/a", "eu/de/berlin/b"]))
@@ -41,7 +45,11 @@ def _inputs(seed: int) -> tuple[list[tuple[str, bytes]], list[Replica]]:
     ]
     outsider = Author(identities(1, seed + 100)[0], scope="eu/de/hamburg/h")
     upper = Author(identities(1, seed + 200)[0], scope="eu/de")
+    stranger = Author(identities(1, seed + 400)[0], scope="eu/de/berlin/s")
     mallory = identities(1, seed + 300)[0]
+    charter = Charter.of("t", [node, upper.origin, *(a.origin for a in authors)])
+    signatures = [a.write("charter", charter.id, charter.body(), scope="eu") for a in authors]
+    signatures.append(upper.write("charter", charter.id, charter.body(), scope="eu"))
     pool: list[Record] = []
     for a in authors:
         for k in range(rng.randrange(3, 12)):
@@ -56,6 +64,7 @@ def _inputs(seed: int) -> tuple[list[tuple[str, bytes]], list[Replica]]:
     oddities = [
         outsider.need("h1"),  # a partition not followed
         authors[0].need("late", hlc=ahead),  # stamped too far ahead
+        stranger.need("s1"),  # nobody vouches for its origin
         sign_record(  # forged: signed by mallory, claiming authors[1]
             mallory.signer(),
             authors[1].origin,
@@ -67,7 +76,7 @@ def _inputs(seed: int) -> tuple[list[tuple[str, bytes]], list[Replica]]:
             {"item": "potatoes", "qty": "9", "unit": "kg", "period": "2027", "priority": "low"},
         ),
     ]
-    messages: list[tuple[str, bytes]] = []
+    messages: list[tuple[str, bytes]] = [("eu", encode_batch([r.raw for r in signatures]))]
     for _ in range(40):
         recs = rng.sample(pool, rng.randrange(1, 6))
         if rng.random() < 0.15:
@@ -81,16 +90,16 @@ def _inputs(seed: int) -> tuple[list[tuple[str, bytes]], list[Replica]]:
     peers = []
     for _ in range(2):
         replica = Replica()
-        for r in [*rng.sample(pool, len(pool) // 2), oddities[0]]:
+        for r in [*signatures, *rng.sample(pool, len(pool) // 2), oddities[0], oddities[2]]:
             replica.receive(r.raw)
         peers.append(replica)
-    return messages, peers
+    return charter, messages, peers
 
 
 class _Sim:
-    def __init__(self, seed: bytes) -> None:
+    def __init__(self, seed: bytes, charter: Charter) -> None:
         spec = NodeSpec(0, "x", "commune", SCOPE, "eu/de/berlin", seed)
-        self.node = SimNode(spec, now_ms, cache=None)
+        self.node = SimNode(spec, now_ms, cache=None, charter=charter)
 
     async def gossip(self, topic: str, data: bytes) -> str:
         return self.node.validate_gossip(topic, data).value
@@ -115,7 +124,8 @@ class _Daemon:
         self.d = daemon
 
     async def gossip(self, topic: str, data: bytes) -> str:
-        return (await self.d.validate_gossip("allmende/2/" + topic, data, PEER)).value
+        topic = topic_for_scope(topic, self.d.federation)
+        return (await self.d.validate_gossip(topic, data, PEER)).value
 
     def session(self) -> SyncSession:
         return self.d.new_sync_session(PEER, initiator=False)
@@ -134,7 +144,9 @@ class _Daemon:
 
 async def _sync(peer: Replica, node: Any) -> None:
     """One session, the peer initiating (as after a connection), same salt each time."""
-    mine = SyncSession(peer, node.replica_partitions, Role.INITIATOR, salt=b"s" * 16)
+    mine = SyncSession(
+        peer, node.replica_partitions, Role.INITIATOR, salt=b"s" * 16, federation=node.federation
+    )
     theirs = node.session()
     msg = mine.generate_message()
     while msg is not None:
@@ -160,14 +172,25 @@ def _state(node: Any, me: bytes) -> dict[str, Any]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_daemon_and_simnet_node_end_in_the_same_state(tmp_path, seed) -> None:
+    identity = Identity.from_seed(bytes([seed]) * 32)
+    charter, messages, peers = _inputs(seed, identity.public)
     dd = DataDir(tmp_path / "d")
-    dd.init(Config(name="x", scope=SCOPE, mdns=False, listen=("/ip4/127.0.0.1/tcp/0",)))
+    dd.init(
+        Config(
+            name="x",
+            scope=SCOPE,
+            mdns=False,
+            listen=("/ip4/127.0.0.1/tcp/0",),
+            charter=charter.body(),
+        ),
+        identity=identity,
+    )
     identity, config = dd.load()
     daemon = Daemon(dd, identity, config)
-    nodes = [_Daemon(daemon), _Sim(identity.seed)]
+    nodes = [_Daemon(daemon), _Sim(identity.seed, charter)]
     for n in nodes:
         n.replica_partitions = daemon.state.partitions
-    messages, peers = _inputs(seed)
+        n.federation = charter.id
 
     async def main() -> list[list[str]]:
         verdicts: list[list[str]] = [[], []]
@@ -190,3 +213,5 @@ def test_daemon_and_simnet_node_end_in_the_same_state(tmp_path, seed) -> None:
     assert a == b
     assert a["flagged"]  # equivocations were seen and flagged
     assert a["held"]
+    refused = daemon.counters["gossip_rejected"] + daemon.counters["sync_rejected"]
+    assert refused["not-admitted"] > 0  # the stranger's need
