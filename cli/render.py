@@ -266,9 +266,18 @@ def balance(
     levels = result["levels"]
     scope = result["scope"]
     filters = ", ".join(f for f in (period and f"period {period}", item and f"item {item}") if f)
+    left = result.get("left_out") or {}
+    note = Text()
+    if left.get("records"):
+        note.append(
+            f"Left out: {left['records']} need(s) and capacities of {left['nodes']} node(s) "
+            "not admitted in the federation (see allmende admission).",
+            style="yellow",
+        )
     if not any(level["rows"] for level in levels):
         what = "needs or capacities" + (f" for {filters}" if filters else "")
-        return _empty(f"No {what} under {scope} yet.")
+        empty = _empty(f"No {what} under {scope} yet.")
+        return Group(empty, note) if note else empty
     top = [r for r in levels[0]["rows"] if _sign(r["balance"]) < 0]
     below = {lv["scope"] for lv in levels[1:] for r in lv["rows"] if _sign(r["balance"]) < 0}
     summary = Text()
@@ -286,7 +295,7 @@ def balance(
             style="red",
         )
     heading = Text(f"Balance of {scope}" + (f" ({filters})" if filters else ""), style="bold")
-    return Group(heading, _DrillDown(levels), Text(""), summary)
+    return Group(heading, _DrillDown(levels), Text(""), summary, *([note] if note else []))
 
 
 _NUMERIC = ("needs", "capacities", "balance")

@@ -42,7 +42,13 @@ from node.crdt.record import (
 from node.crdt.replica import Evidence, Replica
 from node.crdt.sync import Received
 from node.errors import LocalError, Rejected
-from node.governance.admission import TRACKED_KINDS, Admission, AdmissionTracker, Charter
+from node.governance.admission import (
+    TRACKED_KINDS,
+    Admission,
+    AdmissionTracker,
+    Charter,
+    redeems,
+)
 from node.planning import BalanceIndex
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
@@ -387,6 +393,64 @@ class NodeCore:
             key = prefix + "".join(self._rng.choice(_ID_CHARS) for _ in range(5))
             if self.replica.get(self.origin, kind, key) is None:
                 return key
+
+    def trust_scope(self, node: bytes | None) -> str:
+        """Where this node's endorsement of `node` (or its invite, for None) is seen by
+        those who decide on it.
+
+        Admission is decided region by region: an endorsement of a node of this node's
+        region goes in its region; a founder's, which counts for a new region's first
+        node, at the federation's root, where every region sees it.
+
+        Raises:
+            LocalError: a node that is no founder vouches for one of another region.
+        """
+        founder = self.charter is not None and self.origin in self.charter.founders
+        root = self.scope.split("/")[0]
+        target = self.replica.get(node, "node", "self") if node is not None else None
+        if target is None or target.body is None:
+            return root if founder else self.scope
+        theirs = str(target.body["scope"])
+        if model.partition_of(theirs) == model.partition_of(self.scope):
+            return self.scope
+        if founder:
+            return root
+        raise LocalError(
+            f"{node.hex()[:12] if node else ''} belongs to another region ({theirs}): only "
+            "its own region's nodes, or the federation's founders, vouch for it"
+        )
+
+    def redeem_invites(self) -> list[Pending]:
+        """Writes that honour this node's open invites: for each, the first applicant
+        (smallest record id) that showed its secret is endorsed, and the invite is
+        rewritten naming it (used once; who invited whom is public)."""
+        if self.tracker is None:
+            return []
+        adm = self.admission
+        mine = {key: h for (inviter, key), h in adm.open_invites.items() if inviter == self.origin}
+        if not mine or self.origin not in adm.admitted:
+            return []
+        first: dict[str, Record] = {}
+        for r in self.tracker.of_kind("apply"):
+            if r.body is None or r.origin == self.origin or not redeems(adm, r):
+                continue
+            ref, key = model.parse_invite_ref(r.body["invite"])
+            if ref == self.origin.hex() and key in mine:
+                cur = first.get(key)
+                if cur is None or r.rid < cur.rid:
+                    first[key] = r
+        out = []
+        for key, app in sorted(first.items()):
+            invite = self.replica.get(self.origin, "invite", key)
+            if invite is None or invite.body is None:
+                continue
+            node = app.origin.hex()
+            endorsed = self.replica.get(self.origin, "endorse", node)
+            if endorsed is None or endorsed.body is None:
+                out.append(self.prepare_write("endorse", node, {}, self.trust_scope(app.origin)))
+            used = {**invite.body, "used_by": node}
+            out.append(self.prepare_write("invite", key, used, invite.scope))
+        return out
 
     def node_record_pending(self, name: str, kind: str) -> Pending | None:
         """The node record to write at start, if it changed."""

@@ -192,9 +192,18 @@ class Daemon:
             await self._save_or_fail(result.stored, evidence=result.evidence, durable=False)
         elif result.evidence:
             await self._save_or_fail((), evidence=result.evidence, durable=False)
+        if any(r.kind == "apply" for r in result.stored):
+            await self._redeem_invites()
         if self.core.outbox:
             self._wake.set()
         return result
+
+    async def _redeem_invites(self) -> None:
+        """Endorse a newcomer who showed the secret of one of this node's invites."""
+        pendings = self.core.redeem_invites()
+        if pendings:
+            await self._commit_writes(Writes(pendings, lambda records: None))
+            log.info("event=invite.redeemed records=%d", len(pendings))
 
     async def _save_or_fail(
         self,

@@ -76,6 +76,9 @@ class NodeState:
         ):
             if pending is not None:
                 self.save_and_commit(pending)
+        redeemed = self.core.redeem_invites()
+        if redeemed:
+            self.save_and_commit_all(redeemed)
 
     @property
     def me(self) -> bytes:
@@ -247,8 +250,13 @@ class NodeState:
     # --- records from peers ----------------------------------------------------
 
     def ingest(self, raws: Sequence[bytes], source: Source = Source.SUBMIT) -> IngestResult:
-        """Merge records from elsewhere and store them (blocking; tests, tools)."""
-        return self.core.ingest(raws, source)
+        """Merge records from elsewhere and store them (blocking; tests, tools); honour
+        this node's invites that they redeemed."""
+        result = self.core.ingest(raws, source)
+        redeemed = self.core.redeem_invites()
+        if redeemed:
+            self.save_and_commit_all(redeemed)
+        return result
 
     # --- reading ---------------------------------------------------------------
 
@@ -303,6 +311,19 @@ class NodeState:
                     nxt.append(child)
             frontier = nxt
         return out
+
+    def left_out(self, scope: str) -> tuple[int, int]:
+        """Needs and capacities under `scope` that this node holds but does not count,
+        because their origin is not admitted: (records, nodes)."""
+        origins: set[bytes] = set()
+        records = 0
+        for kind in ("need", "capacity"):
+            for r in self.replica.records(kind):
+                counted = r.body is None or self.core.counts(r.origin)
+                if not counted and model.in_scope(r.scope, scope):
+                    records += 1
+                    origins.add(r.origin)
+        return records, len(origins)
 
     def node_names(self) -> dict[bytes, str]:
         return {

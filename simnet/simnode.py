@@ -94,7 +94,14 @@ class SimNode:
         """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
         result = self.core.validate_gossip(topic, data)
         self.rejected += sum(result.rejected.values())
+        self._redeem(result.stored)
         return _VERDICTS[result.verdict]
+
+    def _redeem(self, stored: list[Record]) -> None:
+        """As the daemon: endorse a newcomer who showed one of this node's invites."""
+        if any(r.kind == "apply" for r in stored):
+            for pending in self.core.redeem_invites():
+                self.core.commit(pending)
 
     def sync_session(self, initiator: bool, rng: random.Random) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER
@@ -108,6 +115,7 @@ class SimNode:
         if received:
             result = self.core.ingest_received(received, session.partitions)
             self.rejected += sum(result.rejected.values())
+            self._redeem(result.stored)
 
     def digest(self) -> bytes:
         return self.core.digest()

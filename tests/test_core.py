@@ -275,3 +275,47 @@ def test_a_node_moved_to_another_region_withdraws_its_old_records_there() -> Non
         me.public, me.signer(), "eu/de/hamburg/x", replica, lambda: NOW, rng=random.Random(1)
     )
     assert again.partitions == ["eu", "eu/de", "eu/de/hamburg"]
+
+
+def test_the_inviter_vouches_for_the_first_applicant_only() -> None:
+    from node import model
+    from node.governance.admission import Charter
+
+    me = identities(1, seed=99)[0]
+    charter = Charter.of("t", [me.public])
+    core = NodeCore(
+        me.public,
+        me.signer(),
+        "eu/de/berlin/x",
+        Replica(now_ms=lambda: NOW),
+        lambda: NOW,
+        rng=random.Random(1),
+        charter=charter,
+    )
+    core.write("charter", charter.id, charter.body(), scope="eu")
+    core.write("node", "self", {"name": "x", "kind": "commune", "scope": "eu/de/berlin/x"})
+    secret = bytes(range(32))
+    core.write("invite", "inv00001", {"hash": model.invite_hash(secret)})
+    assert core.redeem_invites() == []
+    newcomers = [Author(i, scope="eu/de/berlin/n") for i in identities(2, seed=4)]
+    body = {"invite": f"{me.public.hex()}.inv00001", "secret": secret.hex()}
+    apps = [n.write("apply", "self", body) for n in newcomers]
+    nodes = [
+        n.write("node", "self", {"name": "n", "kind": "commune", "scope": n.scope})
+        for n in newcomers
+    ]
+    result = core.ingest(
+        [a.raw for a in apps] + [n.raw for n in nodes], Source.GOSSIP, partition=PART
+    )
+    assert result.verdict is Verdict.ACCEPT  # applications showing the secret, node records
+    pendings = core.redeem_invites()
+    first = min(apps, key=lambda r: r.rid).origin
+    kinds = [(r.kind, r.key) for p in pendings for r in p.records]
+    assert kinds == [("endorse", first.hex()), ("invite", "inv00001")]
+    for p in pendings:
+        core.commit(p)
+    assert core.admission.is_admitted(first)
+    assert core.redeem_invites() == []  # used once
+    second = next(a.origin for a in apps if a.origin != first)
+    assert not core.admission.is_admitted(second)
+    assert core.admission.standings[first].invited_by == me.public

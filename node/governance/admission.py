@@ -10,10 +10,12 @@ at least ``rule.threshold(k)`` of the region's k admitted nodes, Karrot's
 by the founders (the threshold of their number): admission is decided region by region
 from the records a region's nodes hold -- their region's, and the charter's and the
 founders' at the federation's root -- so no node needs another region's records to
-know who counts in its own. An endorsement is
-a live `endorse` record, or an invite the node redeemed: an admitted node's `invite`
-publishes the hash of a secret, and the first `apply` (smallest record id) that shows
-the secret counts as the inviter's endorsement; who invited whom is public.
+know who counts in its own. An endorsement is a live `endorse` record. Invites bring a
+newcomer to its first one: an admitted node's `invite` publishes the hash of a secret;
+a new node's `apply` that shows the secret is taken by every node (so are its node
+record and application, not more), and the inviter, seeing the first such application,
+endorses that node and marks the invite used (`NodeCore.redeem_invites`): one use, and
+who invited whom is public.
 
 Admission is computed in rounds from the founders: each round admits, in every region,
 one node whose endorsements from the nodes admitted so far meet the region's threshold
@@ -37,7 +39,7 @@ import base64
 import binascii
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -60,6 +62,7 @@ __all__ = [
     "Standing",
     "Status",
     "admit",
+    "redeems",
 ]
 
 INVITE_PREFIX = "allmende-invite-1:"
@@ -147,10 +150,10 @@ class Standing:
         scope: the scope of its live node record (None if none is held).
         status: admitted or pending.
         founder: a founder that signed the charter.
-        endorsers: the admitted nodes that endorse it (invites included), sorted.
+        endorsers: the admitted nodes that endorse it, sorted.
         needed: endorsements its region asks for (0 for a founder; for a pending node
             with nobody to endorse it, the rule applied to none).
-        invited_by: whose invite it redeemed, if any.
+        invited_by: whose invite brought it (the invite the inviter marked used).
     """
 
     node: bytes
@@ -171,9 +174,9 @@ class Admission:
     standings: Mapping[bytes, Standing]
     sponsored: frozenset[bytes]  # pending, but vouched for by an admitted node
     members: frozenset[bytes]  # member keys that a live member record of an admitted node names
-    open_invites: Mapping[tuple[bytes, str], tuple[str, bytes | None]] = field(
+    open_invites: Mapping[tuple[bytes, str], str] = field(
         default_factory=dict
-    )  # (admitted inviter, key) -> (secret hash, the node that redeemed it)
+    )  # (admitted inviter, key) -> secret hash, of invites not used yet
 
     def is_admitted(self, node: bytes) -> bool:
         return node in self.admitted
@@ -204,14 +207,15 @@ class Admission:
         return False
 
     def _redeems(self, r: Record) -> bool:
-        invite = _redeemed_invite(r)
-        if invite is None:
-            return False
-        found = self.open_invites.get((invite[0], invite[1]))
-        if found is None:
-            return False
-        hashed, used_by = found
-        return hashed == invite[2] and used_by in (None, r.origin)
+        return redeems(self, r)
+
+
+def redeems(adm: Admission, r: Record) -> bool:
+    """Whether application `r` shows the secret of an open invite of an admitted node."""
+    invite = _redeemed_invite(r)
+    if invite is None:
+        return False
+    return adm.open_invites.get((invite[0], invite[1])) == invite[2]
 
 
 def _redeemed_invite(r: Record) -> tuple[bytes, str, str] | None:
@@ -248,21 +252,14 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     endorsed: dict[bytes, set[bytes]] = {}
     for r in live["endorse"]:
         endorsed.setdefault(bytes.fromhex(r.key), set()).add(r.origin)
-    # Invites: the first application (smallest record id) showing the secret wins.
-    invites = {(r.origin, r.key): str((r.body or {})["hash"]) for r in live["invite"]}
-    redeemed: dict[tuple[bytes, str], Record] = {}
-    for r in sorted(live["apply"], key=lambda a: a.rid):
-        shown = _redeemed_invite(r)
-        if shown is None or r.origin in founders:
-            continue
-        inviter, key, hashed = shown
-        if invites.get((inviter, key)) == hashed and (inviter, key) not in redeemed:
-            if any(a.origin == r.origin for a in redeemed.values()):
-                continue  # one redeemed invite per node
-            redeemed[(inviter, key)] = r
-    invited_by = {r.origin: inviter for (inviter, _), r in redeemed.items()}
-    for node, inviter in invited_by.items():
-        endorsed.setdefault(node, set()).add(inviter)
+    invites: dict[tuple[bytes, str], str] = {}
+    invited_by: dict[bytes, bytes] = {}
+    for r in live["invite"]:
+        b = r.body or {}
+        if "used_by" in b:
+            invited_by.setdefault(bytes.fromhex(str(b["used_by"])), r.origin)
+        else:
+            invites[(r.origin, r.key)] = str(b["hash"])
 
     admitted = set(signed)
     candidates = sorted(n for n in scopes if n not in admitted)
@@ -310,15 +307,16 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         for r in live["member"]
         if r.origin in admitted and model.matches(model.HEX64, r.key)
     )
-    users = {invite: r.origin for invite, r in redeemed.items()}
-    open_invites = {
-        invite: (hashed, users.get(invite))
-        for invite, hashed in invites.items()
-        if invite[0] in admitted
-    }
-    return Admission(
+    open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
+    state = Admission(
         charter, frozenset(admitted), standings, frozenset(sponsored), members, open_invites
     )
+    # A newcomer whose application shows an open invite's secret may place its node
+    # record before the inviter's endorsement arrives.
+    shown = {r.origin for r in live["apply"] if redeems(state, r)} - state.admitted
+    if shown - state.sponsored:
+        state = replace(state, sponsored=state.sponsored | shown)
+    return state
 
 
 def _admitted_by_region(admitted: set[bytes], scopes: Mapping[bytes, str]) -> dict[str, set[bytes]]:
@@ -357,6 +355,10 @@ class AdmissionTracker:
         if new.kind in TRACKED_KINDS:
             self._records[new.slot] = new
             self._state = None
+
+    def of_kind(self, kind: str) -> list[Record]:
+        """The held records of one tracked kind (slot winners)."""
+        return [r for r in self._records.values() if r.kind == kind]
 
     def load(self, records: Iterable[Record]) -> None:
         for r in records:

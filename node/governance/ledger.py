@@ -110,9 +110,13 @@ class Ledger:
 
     Args:
         records: records verified by a replica (any order, duplicates allowed).
+        admitted: the nodes admitted in the federation (`node.governance.admission`);
+            only their member records make members. None: every node's do (tests of
+            other rules).
     """
 
-    def __init__(self, records: Iterable[Record]) -> None:
+    def __init__(self, records: Iterable[Record], admitted: frozenset[bytes] | None = None) -> None:
+        self.admitted = admitted
         slots: dict[tuple[bytes, str, str], Record] = {}
         for r in records:
             if r.kind not in GOV_KINDS:
@@ -128,7 +132,8 @@ class Ledger:
             self._by_kind.setdefault(r.kind, []).append(r)
         self._members: dict[str, list[Record]] = {}
         for r in self._by_kind.get("member", ()):
-            self._members.setdefault(r.key, []).append(r)
+            if admitted is None or r.origin in admitted:
+                self._members.setdefault(r.key, []).append(r)
 
     def get(self, origin: bytes, kind: str, key: str) -> Record | None:
         """The winning record of a slot, tombstones included."""
@@ -189,6 +194,17 @@ class Ledger:
             if r.body is not None and node_scope is not None and model.in_scope(node_scope, scope):
                 return dict(body(r).get("features") or {})
         return None
+
+    def members_per_node(self, electorate: str) -> dict[str, int]:
+        """Live members by the node that admitted them, for the nodes under
+        `electorate` (node id hex -> count): a node that inflates its members shows."""
+        out: dict[str, int] = {}
+        for records in self._members.values():
+            for r in records:
+                scope = self.node_scope(r.origin)
+                if r.body is not None and scope is not None and model.in_scope(scope, electorate):
+                    out[r.origin.hex()] = out.get(r.origin.hex(), 0) + 1
+        return dict(sorted(out.items()))
 
     def eligibility(self, member: bytes, electorate: str) -> Eligibility:
         """Whether `member` is a live member of a node whose scope lies under `electorate`."""

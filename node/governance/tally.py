@@ -81,6 +81,8 @@ class Results:
         notes: what a reader must know about the winners (no vote counted, so no
             winner; add1 stopped at its limit), for a person.
         imported: for an imported proposal, the SHA-256 of its pabulib file.
+        members_per_node: the electorate's members by the admitted node that vouches
+            for them (an import has none: its voters are its frozen ballots).
     """
 
     proposal: str
@@ -97,6 +99,7 @@ class Results:
     problem: str = ""
     notes: tuple[str, ...] = ()
     imported: str | None = None
+    members_per_node: Mapping[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +117,7 @@ class Results:
             "problem": self.problem,
             "notes": list(self.notes),
             "import": self.imported,
+            "members_per_node": dict(self.members_per_node),
         }
 
 
@@ -375,6 +379,9 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         "method": str(prop["method"]),
         "phase": ph.value,
         "imported": prop.get(IMPORT_FIELD),
+        "members_per_node": {}
+        if prop.get(IMPORT_FIELD)
+        else ledger.members_per_node(str(prop["electorate"])),
     }
     excluded: Counter[str] = Counter()
     held = [v for v in ledger.keyed("vote", pid) if v.body is not None]

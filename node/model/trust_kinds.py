@@ -6,7 +6,9 @@
 * ``endorse``: an admitted node vouches for another node (key: its public key, hex);
   the tombstone withdraws it.
 * ``invite``: a one-use offer to endorse whoever shows its secret (body: the hash of
-  the secret; the secret travels in the invite code, off the network).
+  the secret; the secret travels in the invite code, off the network); once used, the
+  inviter rewrites it naming the node it endorsed (``used_by``): who invited whom is
+  public.
 * ``apply``: a new node's application, naming an invite and revealing its secret.
 """
 
@@ -91,8 +93,10 @@ def _endorse_body(body: Mapping[str, Any]) -> None:
 
 
 def _invite_body(body: Mapping[str, Any]) -> None:
-    only_fields(body, {"hash", "note"})
+    only_fields(body, {"hash", "note", "used_by"})
     hex64(body.get("hash"), "hash")
+    if "used_by" in body:
+        hex64(body["used_by"], "used_by")
     text(body, "note", MAX_NOTE_CHARS, required=False, multiline=True)
 
 

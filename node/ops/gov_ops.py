@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 
 def _ledger(d: OpContext) -> Ledger:
-    return Ledger(d.state.replica.records())
+    return Ledger(d.state.replica.records(), d.state.core.admission.admitted)
 
 
 def _now(d: OpContext) -> int:
@@ -223,7 +223,8 @@ def results(d: OpContext, args: dict[str, Any]) -> InThread:
     # An Equal Shares tally can take seconds: count a snapshot (records are
     # immutable) in a worker thread, so the node keeps gossiping meanwhile.
     snapshot, proposal, now = list(d.state.replica.records()), _arg(args, "proposal"), _now(d)
-    return InThread(lambda: tally.results(Ledger(snapshot), proposal, now).as_json())
+    admitted = d.state.core.admission.admitted
+    return InThread(lambda: tally.results(Ledger(snapshot, admitted), proposal, now).as_json())
 
 
 # --- pabulib import ----------------------------------------------------------------

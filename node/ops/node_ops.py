@@ -113,12 +113,14 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     if item is not None and item not in ctx.state.items():
         raise LocalError(f"unknown item {item!r}; see `allmende item list`")
     levels = ctx.state.balance(scope, period=period, item=item, depth=args["depth"])
+    records, nodes = ctx.state.left_out(scope)
     return {
         "scope": scope,
         "levels": [
             {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}
             for s, lvl, rows in levels
         ],
+        "left_out": {"records": records, "nodes": nodes},
     }
 
 

@@ -100,34 +100,8 @@ def endorse(ctx: OpContext, args: dict[str, Any]) -> Writes:
     body: dict[str, Any] = {}
     if args["note"]:
         body["note"] = args["note"]
-    return Writes(
-        [state.prepare("endorse", node, body, scope=_trust_scope(state, node))], written(ctx)
-    )
-
-
-def _trust_scope(state: NodeState, node: str | None) -> str:
-    """Where an endorsement (or invite) is seen by those who decide on it.
-
-    Admission is decided region by region: an endorsement of a node of this node's
-    region goes in its region; a founder's, which counts for a new region's first
-    node, at the federation's root, where every region sees it.
-
-    Raises:
-        LocalError: a node that is no founder vouches for one of another region.
-    """
-    mine = model.partition_of(state.config.scope)
-    founder = state.me in state.charter.founders
-    target = state.replica.get(bytes.fromhex(node), "node", "self") if node else None
-    if target is None or target.body is None:
-        return state.config.scope.split("/")[0] if founder else state.config.scope
-    if model.partition_of(str(target.body["scope"])) == mine:
-        return state.config.scope
-    if founder:
-        return state.config.scope.split("/")[0]
-    raise LocalError(
-        f"{(node or '')[:12]} belongs to another region ({target.body['scope']!s}): only "
-        "its own region's nodes, or the federation's founders, vouch for it"
-    )
+    scope = state.core.trust_scope(bytes.fromhex(node))
+    return Writes([state.prepare("endorse", node, body, scope=scope)], written(ctx))
 
 
 def invite_create(ctx: OpContext, args: dict[str, Any]) -> Writes:
@@ -153,7 +127,7 @@ def invite_create(ctx: OpContext, args: dict[str, Any]) -> Writes:
     def reply(records: list[Any]) -> dict[str, Any]:
         return {"invite": key, "code": code, "address": address}
 
-    return Writes([state.prepare("invite", key, body, scope=_trust_scope(state, None))], reply)
+    return Writes([state.prepare("invite", key, body, scope=state.core.trust_scope(None))], reply)
 
 
 def _dialable(ctx: OpContext) -> str:

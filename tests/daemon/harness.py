@@ -48,6 +48,7 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = base / f"{name}.log"
         self.peer_id = ""
+        self.node_id = ""
         self.starts = 0
 
     # --- lifecycle ---------------------------------------------------------------
@@ -67,9 +68,10 @@ class Node:
             )
         return out.stdout.decode()
 
-    def init(self, *bootstrap: str, founder: bool = True) -> Node:
+    def init(self, *bootstrap: str, founder: bool = True, extra: tuple[str, ...] = ()) -> Node:
         """`allmende init`; a founder of the test's federation unless told otherwise
-        (then the node founds a federation of its own)."""
+        (then `extra` says how it joins: ``--invite CODE``, ``--charter FILE``, or
+        nothing to found a federation of its own)."""
         args = [
             "init",
             "--name",
@@ -86,9 +88,12 @@ class Node:
             args += ["--bootstrap", addr]
         if founder:
             args += TestFederation(self.data_dir.parent / "federation").init_args()
-        out = self.cli(*args)
+        out = self.cli(*args, *extra)
         self.peer_id = next(
             line.split()[-1] for line in out.splitlines() if line.startswith("peer id:")
+        )
+        self.node_id = next(
+            line.split()[-1] for line in out.splitlines() if line.startswith("node id:")
         )
         return self
 

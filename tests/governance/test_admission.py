@@ -131,27 +131,31 @@ def _apply(a: Author, inviter: Author, key: str, secret: bytes):
     return a.write("apply", "self", body)
 
 
-def test_an_invite_is_one_endorsement_used_once_and_public() -> None:
+def test_an_invite_opens_the_door_and_the_inviter_vouches_once() -> None:
     (f, a, b, *_), charter = _world()
     invite, secret = _invite(f)
     recs = [charter_rec(f, charter), node_rec(f, f.scope), invite]
     app_a = _apply(a, f, "inv00001", secret)
     state = admit(charter, recs)
-    assert state.allows(app_a)  # the application redeems an open invite
-    assert not state.allows(node_rec(a, a.scope))  # not vouched for until it is held
-    assert admit(charter, [*recs, app_a]).allows(node_rec(a, a.scope))
-    recs += [app_a, node_rec(a, a.scope)]
-    app_b = _apply(b, f, "inv00001", secret)  # the code leaked: a second applicant
-    recs += [app_b, node_rec(b, b.scope)]
+    assert state.allows(app_a)  # the application shows an open invite's secret
+    assert not state.allows(node_rec(a, a.scope))  # nothing else of it yet
+    state = admit(charter, [*recs, app_a])
+    assert state.allows(node_rec(a, a.scope))  # its node record, once its application is held
+    assert not state.allows(a.need("n1"))
+    assert a.origin not in state.admitted  # the inviter has not vouched yet
+    used = f.write("invite", "inv00001", {**invite.body, "used_by": a.origin.hex()})
+    recs = [r for r in recs if r is not invite]  # one record per slot, as a replica holds
+    recs += [app_a, node_rec(a, a.scope), endorse_rec(f, a.origin), used]
     state = admit(charter, recs)
-    first = min((app_a, app_b), key=lambda r: r.rid)
-    second = app_b if first is app_a else app_a
-    assert first.origin in state.admitted
-    assert second.origin not in state.admitted
-    assert state.standings[first.origin].invited_by == f.origin
-    assert not state.allows(second)  # used up by the other
+    assert a.origin in state.admitted
+    assert state.standings[a.origin].invited_by == f.origin
+    assert state.open_invites == {}
+    leaked = _apply(b, f, "inv00001", secret)  # the code leaked: used already
+    assert not state.allows(leaked)
     wrong = _apply(b, f, "inv00001", b"x" * 32)
-    assert not admit(charter, [*recs[:3], wrong]).allows(wrong)
+    assert not admit(charter, [*recs[:2], invite]).allows(wrong)
+    stranger_invite, s2 = _invite(a, "inv00002")  # a is admitted: its invites open doors
+    assert admit(charter, [*recs, stranger_invite]).allows(_apply(b, a, "inv00002", s2))
 
 
 def test_the_edge_quota_for_strangers() -> None:
