@@ -1,7 +1,7 @@
 """Simnet benchmarks: virtual 100 / 1,000 / 5,000 nodes, partition heal, real 10 / 30.
 
 Each run is a separate `allmende simnet run ... --json` process (clean peak RSS).
-Prints one line per run; `python bench/bench_simnet.py [virtual|real|memory|all]`.
+Prints one line per run; `python bench/bench_simnet.py [virtual|real|memory|sybil|all]`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,32 @@ def virtual() -> None:
         run("virtual churn preset, 60 nodes", ["--preset", "churn"])
 
 
+def sybil() -> None:
+    """The sybil preset (1,000 honest nodes, 4,000 strangers) against the same honest
+    run without the strangers: what they cost the honest nodes."""
+    runs = {}
+    for label, sybils in (("without strangers", 0), ("with 4,000 strangers", 4000)):
+        with tempfile.TemporaryDirectory() as d:
+            f = scenario_file(
+                Path(d),
+                "sybil",
+                {"records": 20000, "regions": 40},
+                f"[sybil]\nnodes = {sybils}\n",
+            )
+            runs[label] = run(f"sybil preset, {label}", ["--scenario", str(f), "--nodes", "1000"])
+    if all(runs.values()):
+        a, b = (runs[k]["result"] for k in ("without strangers", "with 4,000 strangers"))
+        ya = b["sybil"] or {}
+        print(
+            f"sybil: p99 {b['convergence_s']['p99']} s vs {a['convergence_s']['p99']} s "
+            f"= {b['convergence_s']['p99'] / a['convergence_s']['p99']:.2f}x (goal <= 1.5x); "
+            f"honest nodes hold {ya.get('held_by_honest_nodes')} of the strangers' "
+            f"{ya.get('records_written')} records (extra storage {ya.get('extra_storage')}, "
+            f"goal <= 0.01); refused {ya.get('refused_at_honest_nodes')} times",
+            flush=True,
+        )
+
+
 def real() -> None:
     for n in (10, 30):
         run(
@@ -153,3 +179,5 @@ if __name__ == "__main__":
         virtual()
     if what in ("real", "all"):
         real()
+    if what in ("sybil", "all"):
+        sybil()

@@ -51,7 +51,8 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
         oracle.insert_verified(r)
     expected: dict[tuple[str, ...], bytes] = {}
     digest_mismatch = []
-    for node in sim.nodes:
+    honest = sim.nodes[: sim.honest]
+    for node in honest:
         want = expected.get(node.partitions)
         if want is None:
             want = expected[node.partitions] = oracle.digest(node.partitions)
@@ -72,8 +73,8 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
                 balance_mismatch.append(i)
     return {
         "ok": not digest_mismatch and not balance_mismatch,
-        "nodes": len(sim.nodes),
-        "digest_groups": len({n.digest() for n in sim.nodes}),
+        "nodes": len(honest),
+        "digest_groups": len({n.digest() for n in honest}),
         "digest_mismatch": digest_mismatch[:20],
         "digest_mismatch_count": len(digest_mismatch),
         "balance_checked_nodes": checked,
@@ -171,8 +172,9 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
                 "trust_signatures": sim.cache is not None,
                 "verified": None if sim.cache is None else sim.cache.verifications,
                 "cache_hits": None if sim.cache is None else sim.cache.hits,
-                "rejected_records": sum(n.rejected for n in sim.nodes),
+                "rejected_records": sum(n.rejected for n in sim.nodes[: sim.honest]),
             },
+            "sybil": sybil_report(sim),
             "check": check,
             "timeline": timeline(tracks, sim.stopped_at),
             "convergence_cdf": cdf(latencies),
@@ -185,6 +187,28 @@ def virtual_report(sim: VirtualSim) -> dict[str, Any]:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "setup_rss_mb": round(sim.setup_rss / 2**20, 1),
         },
+    }
+
+
+def sybil_report(sim: VirtualSim) -> dict[str, Any] | None:
+    """What the strangers tried and what of it the honest nodes hold: nothing, if
+    admission works (their records held / the honest records held = extra storage)."""
+    if not sim.sybil_specs:
+        return None
+    strangers = {n.origin for n in sim.nodes[sim.honest :]}
+    held = extra = 0
+    refused = 0
+    for node in sim.nodes[: sim.honest]:
+        for r in node.replica.entries():
+            held += 1
+            extra += r.origin in strangers
+        refused += node.refused.get("not-admitted", 0)
+    return {
+        "nodes": len(sim.sybil_specs),
+        "records_written": sim.sybil.written,
+        "refused_at_honest_nodes": refused,
+        "held_by_honest_nodes": extra,
+        "extra_storage": _r(extra / max(1, held - extra)),
     }
 
 

@@ -6,6 +6,8 @@ A scenario is plain data (frozen dataclasses); both modes read it. Presets:
 * ``partition`` 60 nodes; the network splits in two at 20 s and heals at 60 s.
 * ``churn``     60 nodes; a fifth of them leave for 30 s each, then catch up.
 * ``scale``     1,000 nodes, 40 regions, 50,000 records.
+* ``sybil``     1,000 honest nodes in 40 regions, 20,000 records, and 4,000 strangers
+                nobody admitted posting, applying, inviting and voting.
 
 TOML scenario file (every key optional; values shown are the defaults)::
 
@@ -60,6 +62,12 @@ TOML scenario file (every key optional; values shown are the defaults)::
     start = 10.0                # leaves are spread over [start, end]
     end = 50.0
     downtime = 30.0             # seconds each leaver stays away
+
+    [sybil]
+    nodes = 0                   # strangers nobody admitted (on top of `nodes`)
+    records = 10                # needs and capacities each posts
+    members = 3                 # members each invents, who vote
+    invites = 2                 # invites each publishes
 
     [run]
     trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
@@ -141,6 +149,21 @@ class Churn:
 
 
 @dataclass(frozen=True)
+class Sybil:
+    """Strangers the federation never admitted, trying anyway (the sybil preset).
+
+    Each writes its node record, an application with a made-up invite, `invites`
+    invites of its own, `records` needs and capacities, and `members` invented members
+    who vote; it relays whatever it gets and does not filter (admission off).
+    """
+
+    nodes: int = 0
+    records: int = 10
+    members: int = 3
+    invites: int = 2
+
+
+@dataclass(frozen=True)
 class Run:
     trust_signatures: str = "auto"
     balance_index: str = "all"
@@ -158,6 +181,7 @@ class Scenario:
     sync: Sync = field(default_factory=Sync)
     partition: tuple[Partition, ...] = ()
     churn: Churn = field(default_factory=Churn)
+    sybil: Sybil = field(default_factory=Sybil)
     run: Run = field(default_factory=Run)
 
     def trust(self) -> bool:
@@ -177,7 +201,13 @@ class Scenario:
         if nodes is not None:
             # keep regions at most a quarter of the nodes so each has a mesh
             regions = max(1, min(s.workload.regions, nodes // 4))
-            s = replace(s, nodes=nodes, workload=replace(s.workload, regions=regions))
+            sybils = s.sybil.nodes * nodes // s.nodes  # the same share of strangers
+            s = replace(
+                s,
+                nodes=nodes,
+                workload=replace(s.workload, regions=regions),
+                sybil=replace(s.sybil, nodes=sybils),
+            )
         if seed is not None:
             s = replace(s, seed=seed)
         if trust is not None:
@@ -209,6 +239,9 @@ class Scenario:
         for p in self.partition:
             if not 0 <= p.at < p.heal or p.groups < 2:
                 problems.append("partition: 0 <= at < heal and groups >= 2")
+        y = self.sybil
+        if min(y.nodes, y.records, y.members, y.invites) < 0:
+            problems.append("sybil: counts must not be negative")
         if problems:
             raise LocalError("scenario: " + "; ".join(problems))
         return self
@@ -251,13 +284,21 @@ def preset(name: str) -> Scenario:
             duration=900.0,
             workload=Workload(regions=40, records=50_000, write_window=120.0),
         ),
+        # The ratio of the gossipsub v1.1 evaluation: four strangers per honest node.
+        "sybil": Scenario(
+            name="sybil",
+            nodes=1000,
+            duration=900.0,
+            workload=Workload(regions=40, records=20_000, write_window=120.0),
+            sybil=Sybil(nodes=4000),
+        ),
     }
     if name not in presets:
         raise LocalError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
     return presets[name]
 
 
-PRESETS = ("smoke", "partition", "churn", "scale")
+PRESETS = ("smoke", "partition", "churn", "scale", "sybil")
 
 
 def load_toml(path: Path) -> Scenario:
@@ -282,6 +323,7 @@ _SECTIONS: dict[str, type] = {
     "gossip": Gossip,
     "sync": Sync,
     "churn": Churn,
+    "sybil": Sybil,
     "run": Run,
 }
 

@@ -9,6 +9,7 @@ for the gossipsub model, sync sessions whose received records are merged at once
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -75,6 +76,7 @@ class SimNode:
         self.federation = charter.id if charter is not None else ""
         self.partitions = tuple(self.core.partitions)
         self.rejected = 0
+        self.refused: Counter[str] = Counter()  # rejections by reason
 
     @property
     def outbox(self) -> list[Record]:
@@ -94,6 +96,7 @@ class SimNode:
         """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
         result = self.core.validate_gossip(topic, data)
         self.rejected += sum(result.rejected.values())
+        self.refused.update(result.rejected)
         self._redeem(result.stored)
         return _VERDICTS[result.verdict]
 
@@ -115,6 +118,7 @@ class SimNode:
         if received:
             result = self.core.ingest_received(received, session.partitions)
             self.rejected += sum(result.rejected.values())
+            self.refused.update(result.rejected)
             self._redeem(result.stored)
 
     def digest(self) -> bytes:

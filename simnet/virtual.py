@@ -16,7 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from node import model
+from node.core import Source
+from node.crdt.record import sign_record
 from node.crdt.sync import SyncError, SyncSession
+from node.keys import Identity
 from simnet.events import Scheduler
 from simnet.federation import found
 from simnet.gossip import GossipNode, GossipStats, MessageStore
@@ -25,7 +29,7 @@ from simnet.scenario import Scenario
 from simnet.simnode import SimNode
 from simnet.tracker import Tracker
 from simnet.trust import VerifiedCache
-from simnet.workload import NodeSpec, Write, build_nodes, build_writes
+from simnet.workload import NodeSpec, Write, build_nodes, build_sybils, build_writes
 
 EPOCH_MS = 1_798_761_600_000  # 2027-01-01T00:00Z: virtual time 0
 PUBLISH_EVERY = 0.05  # as node.daemon: a burst of writes joins one gossip message
@@ -41,6 +45,11 @@ class SyncCounters:
     failed: int = 0
     aborted: int = 0
     records: int = 0
+
+
+@dataclass
+class SybilCounters:
+    written: int = 0
 
 
 @dataclass
@@ -63,12 +72,15 @@ class VirtualSim:
         self.progress = progress
         seed = s.seed
         self.sched = Scheduler()
-        self.net = VirtualNetwork(s.nodes, s.network, self.sched, random.Random(f"{seed}/net"))
+        self.honest = s.nodes  # nodes 0 .. honest-1; strangers (sybil runs) after them
+        total = s.nodes + s.sybil.nodes
+        self.net = VirtualNetwork(total, s.network, self.sched, random.Random(f"{seed}/net"))
         self._rng = random.Random(f"{seed}/sim")
         self._sync_rng = random.Random(f"{seed}/sync")
         work = random.Random(f"{seed}/work")
         self.specs: list[NodeSpec] = build_nodes(s, work)
         self.writes: list[Write] = build_writes(s, self.specs, work)
+        self.sybil_specs = build_sybils(s, self.specs, random.Random(f"{seed}/sybil"))
         self.cache = VerifiedCache() if s.trust() else None
         rss0 = _rss()
         sample = s.run.balance_index == "sample"
@@ -85,9 +97,14 @@ class VirtualSim:
             )
             for spec in self.specs
         ]
+        # Strangers run the same core without admission: they keep and relay everything.
+        self.nodes += [
+            SimNode(spec, self._now_ms, self.cache, with_index=False) for spec in self.sybil_specs
+        ]
+        self.sybil = SybilCounters()
         subs = [n.partitions for n in self.nodes]
         followers: dict[str, list[int]] = {}
-        for i, parts in enumerate(subs):
+        for i, parts in enumerate(subs[: self.honest]):
             for p in parts:
                 followers.setdefault(p, []).append(i)
         self.followers = followers
@@ -97,7 +114,8 @@ class VirtualSim:
         gossip_rng = random.Random(f"{seed}/gossip")
         self.gossip: list[GossipNode] = []
         for i, node in enumerate(self.nodes):
-            node.replica.add_listener(self.tracker.listener(i))
+            if i < self.honest:
+                node.replica.add_listener(self.tracker.listener(i))
             self.gossip.append(
                 GossipNode(
                     i,
@@ -116,7 +134,7 @@ class VirtualSim:
         self.setup_rss = _rss() - rss0
         self.sync = SyncCounters()
         self.faults = Faults()
-        self._flush_due = [False] * s.nodes
+        self._flush_due = [False] * total
         self._deferred: dict[int, list[Write]] = {}
         self.written: list[Any] = []  # every record written, in order (the oracle's input)
         self._writes_left = len(self.writes)
@@ -149,6 +167,15 @@ class VirtualSim:
             for _ in range(max(0, p.peers - 2)):
                 pool = everyone if rng.random() < p.cross_region else own
                 net.connect(spec.index, pool[rng.randrange(len(pool))])
+        # Strangers dial anyone of their region, honest or not (no eclipse attack: the
+        # honest rings stay; see docs/benchmarks.md).
+        crowd: dict[str, list[int]] = {r: list(ns) for r, ns in by_region.items()}
+        for spec in self.sybil_specs:
+            crowd[spec.region].append(spec.index)
+        for spec in self.sybil_specs:
+            pool = crowd[spec.region]
+            for _ in range(p.peers):
+                net.connect(spec.index, pool[rng.randrange(len(pool))])
 
     # --- running -----------------------------------------------------------------
 
@@ -167,6 +194,9 @@ class VirtualSim:
         for w in self.writes:
             sched.at(w.time, self._write, w)
             self.last_write_time = max(self.last_write_time, w.time)
+        window = max(1.0, s.workload.write_window)
+        for spec in self.sybil_specs:
+            sched.at(rng.uniform(0.5, window), self._sybil_acts, spec.index)
         self._schedule_faults()
         sched.at(TICK, self._tick)
         self._done = False
@@ -198,6 +228,50 @@ class VirtualSim:
         self._record_written(w.node, record)
         self.last_write_time = max(self.last_write_time, self.sched.now)
         self._schedule_flush(w.node)
+
+    def _sybil_acts(self, i: int) -> None:
+        """A stranger posts, applies, invites and has invented members vote."""
+        y, node, rng = self.scenario.sybil, self.nodes[i], self._rng
+        spec = node.spec
+        written = [
+            node.write("node", "self", {"name": spec.name, "kind": "commune", "scope": spec.scope})
+        ]
+        founder = self.charter.founders[rng.randrange(len(self.charter.founders))]
+        application = {"invite": f"{founder.hex()}.{'a' * 8}", "secret": rng.randbytes(32).hex()}
+        written.append(node.write("apply", "self", application))
+        for k in range(y.invites):
+            hashed = model.invite_hash(rng.randbytes(32))
+            written.append(node.write("invite", f"spam{k:04d}", {"hash": hashed}))
+        for k in range(y.records):
+            kind = "need" if k % 2 else "capacity"
+            body: dict[str, Any] = {
+                "item": "potatoes",
+                "qty": "100000",
+                "unit": "t",
+                "period": "2027-Q1",
+            }
+            if kind == "need":
+                body["priority"] = "critical"
+            written.append(node.write(kind, f"f{k}", body))
+        for k in range(y.members):
+            member = Identity.from_seed(rng.randbytes(32))
+            written.append(
+                node.write("member", member.public.hex(), {"pseudonym": f"m{k}", "consent": True})
+            )
+            vote = sign_record(
+                member.signer(),
+                member.public,
+                "vote",
+                "0123456789abcdef.p",
+                1,
+                0,
+                spec.scope,
+                {"ballot": ["a"]},
+            )
+            node.core.ingest([vote.raw], Source.SUBMIT)
+            written.append(vote)
+        self.sybil.written += len(written)
+        self._schedule_flush(i)
 
     def _record_written(self, node: int, record: Any) -> None:
         self.written.append(record)

@@ -104,3 +104,16 @@ def build_writes(scenario: Scenario, nodes: list[NodeSpec], rng: random.Random) 
                 body["priority"] = rng.choice(model.PRIORITIES)
             out.append(Write(t, node.index, kind, key, body))
     return out
+
+
+def build_sybils(scenario: Scenario, honest: list[NodeSpec], rng: random.Random) -> list[NodeSpec]:
+    """The strangers of a sybil run: spread over the honest nodes' regions."""
+    regions = sorted({s.region for s in honest})
+    out = []
+    for k in range(scenario.sybil.nodes):
+        i = len(honest) + k
+        region = regions[rng.randrange(len(regions))]
+        out.append(
+            NodeSpec(i, f"sybil-{k}", "commune", f"{region}/x{k}", region, rng.randbytes(32))
+        )
+    return out

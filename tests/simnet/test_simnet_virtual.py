@@ -124,3 +124,20 @@ def test_balance_sample_mode_still_checks_digests_everywhere():
     r = virtual_report(VirtualSim(s).run())["result"]
     assert r["ok"]
     assert r["check"]["balance_checked_nodes"] == 9
+
+
+def test_strangers_change_nothing_honest_nodes_hold_or_count():
+    """The sybil preset, small: four strangers per honest node post, apply, invite and
+    vote; every honest node ends equal to the honest-only ground truth, holding nothing
+    of theirs."""
+    s = preset("sybil").with_overrides(nodes=24)
+    s = replace(s, workload=replace(s.workload, records=480, write_window=20.0))
+    report = virtual_report(VirtualSim(s).run())
+    r = report["result"]
+    assert r["sybil"]["nodes"] == 96
+    assert r["ok"]
+    assert r["check"]["digest_mismatch_count"] == 0
+    assert r["check"]["balance_mismatch_count"] == 0
+    assert r["sybil"]["held_by_honest_nodes"] == 0
+    assert r["sybil"]["refused_at_honest_nodes"] > 0
+    assert r["records"] == 480  # only the honest records are tracked
