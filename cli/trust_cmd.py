@@ -280,3 +280,60 @@ def admission_status(ctx: Ctx, node_id: str, as_json: bool) -> None:
     """One node's standing: admitted or pending, its endorsers, what it still needs."""
     r = ctx.call("admission", node=node_id)
     _emit(ctx, as_json, r, render_standing(r))
+
+
+@admission.command(name="propose")
+@click.argument("what", type=click.Choice(["suspend", "rule"]))
+@click.argument("node_id", required=False)
+@click.option("--cap", type=int, default=None, help="rule: at most this many endorsements.")
+@click.option("--num", type=int, default=None, help="rule: fraction of the admitted, numerator.")
+@click.option("--den", type=int, default=None, help="rule: fraction, denominator.")
+@click.option("--closes", default="7d", show_default=True, help="When voting closes.")
+@json_option
+@pass_ctx
+def admission_propose(
+    ctx: Ctx,
+    what: str,
+    node_id: str | None,
+    cap: int | None,
+    num: int | None,
+    den: int | None,
+    closes: str,
+    as_json: bool,
+) -> None:
+    """Put a decision of this node's region to its members: suspend NODE_ID, or change
+    the region's rule (--cap, --num, --den). It takes effect if "yes" wins once closed."""
+    from cli.governance_cmd import _now_ms, parse_when
+
+    status = ctx.call("status")
+    region = "/".join(str(status["scope"]).split("/")[:3])
+    if region.count("/") != 2:
+        raise LocalError(f"this node's scope {status['scope']} is no region (three levels)")
+    if what == "suspend":
+        if node_id is None:
+            raise LocalError("say which node: allmende admission propose suspend NODE_ID")
+        decision: dict[str, Any] = {"suspend": node_id.lower()}
+        title = f"Suspend node {node_id[:12]} in {region}"
+        key = f"suspend-{node_id[:12].lower()}"
+    else:
+        if None in (cap, num, den):
+            raise LocalError("a rule needs --cap, --num and --den")
+        decision = {"rule": {"cap": cap, "num": num, "den": den}}
+        title = f"Admission rule of {region}: min({cap}, max(1, ceil(k x {num}/{den})))"
+        key = f"rule-{cap}-{num}-{den}"
+    now = _now_ms()
+    r = ctx.call(
+        "gov_proposal_create",
+        key=key,
+        title=title,
+        method="approval",
+        options=[{"id": "yes", "name": "yes"}, {"id": "no", "name": "no"}],
+        seats=1,
+        electorate=region,
+        closes=parse_when(closes, now),
+        admission=decision,
+    )
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+    else:
+        click.echo(f"Created proposal {r['proposal']}: members vote yes or no")

@@ -48,6 +48,8 @@ from node import model
 from node.crdt.record import Record, Slot
 from node.errors import ValidationError
 from node.governance.errors import GovernanceError
+from node.governance.ledger import Ledger, object_id
+from node.governance.tally import results
 from node.keys import peer_id_of
 
 __all__ = [
@@ -70,8 +72,10 @@ MAX_INVITE_CODE = 8192
 
 # Kinds a member signs with the member's own key (node.governance.member_sign).
 MEMBER_KINDS = frozenset({"vote", "volunteer"})
-# Kinds admission is computed from.
-TRACKED_KINDS = frozenset({"charter", "node", "endorse", "invite", "apply", "member"})
+# Kinds admission is computed from (proposals and their closes: a region's decisions).
+TRACKED_KINDS = frozenset(
+    {"charter", "node", "endorse", "invite", "apply", "member", "proposal", "close", "closeset"}
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class Charter:
 class Status(enum.Enum):
     ADMITTED = "admitted"
     PENDING = "pending"
+    SUSPENDED = "suspended"  # by a decision of its region
 
 
 @dataclass(frozen=True)
@@ -241,9 +246,10 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         charter: the federation's charter.
         records: what a replica holds (one record per slot, tombstones included).
     """
+    records_list = [r for r in records if r.kind in TRACKED_KINDS]
     live: dict[str, list[Record]] = {k: [] for k in TRACKED_KINDS}
-    for r in records:
-        if r.kind in TRACKED_KINDS and r.body is not None:
+    for r in records_list:
+        if r.body is not None:
             live[r.kind].append(r)
     fid = charter.id
     founders = set(charter.founders)
@@ -261,26 +267,12 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         else:
             invites[(r.origin, r.key)] = str(b["hash"])
 
-    admitted = set(signed)
-    candidates = sorted(n for n in scopes if n not in admitted)
-    while True:
-        by_region = _admitted_by_region(admitted, scopes)
-        best: dict[str, tuple[int, bytes]] = {}  # region -> (endorsements, node)
-        for n in candidates:
-            if n in admitted:
-                continue
-            counting = _counting_endorsers(scopes[n], by_region, signed)
-            if not counting:
-                continue
-            have = len(counting & endorsed.get(n, set()))
-            region = _region(scopes[n])
-            if have >= charter.rule.threshold(len(counting)):
-                cur = best.get(region)
-                if cur is None or have > cur[0] or (have == cur[0] and n < cur[1]):
-                    best[region] = (have, n)
-        if not best:
-            break
-        admitted.update(n for _, n in best.values())
+    admitted = _rounds(charter.rule, signed, scopes, endorsed, {}, set())
+    suspended, rules = _decisions(records_list, live["proposal"], admitted, scopes)
+    if suspended or rules:
+        # A region's decisions, tallied with the admission before them, apply once.
+        signed -= suspended
+        admitted = _rounds(charter.rule, signed, scopes, endorsed, rules, suspended)
 
     by_region = _admitted_by_region(admitted, scopes)
     standings: dict[bytes, Standing] = {}
@@ -290,16 +282,19 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         counting = (
             _counting_endorsers(scope, by_region, signed) - {n} if scope is not None else set()
         )
+        rule = rules.get(_region(scope), charter.rule) if scope is not None else charter.rule
         endorsers = tuple(sorted((admitted & endorsed.get(n, set())) - {n}))
         if n not in admitted and any(e in admitted for e in endorsed.get(n, ())):
             sponsored.add(n)
         standings[n] = Standing(
             node=n,
             scope=scope,
-            status=Status.ADMITTED if n in admitted else Status.PENDING,
+            status=Status.ADMITTED
+            if n in admitted
+            else (Status.SUSPENDED if n in suspended else Status.PENDING),
             founder=n in signed,
             endorsers=endorsers,
-            needed=0 if n in signed else charter.rule.threshold(len(counting)),
+            needed=0 if n in signed else rule.threshold(len(counting)),
             invited_by=invited_by.get(n),
         )
     members = frozenset(
@@ -317,6 +312,81 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     if shown - state.sponsored:
         state = replace(state, sponsored=state.sponsored | shown)
     return state
+
+
+def _rounds(
+    default: Rule,
+    founders: set[bytes],
+    scopes: Mapping[bytes, str],
+    endorsed: Mapping[bytes, set[bytes]],
+    rules: Mapping[str, Rule],
+    excluded: set[bytes],
+) -> set[bytes]:
+    """Admit from the founders, one newcomer per region per round (see the module)."""
+    admitted = set(founders)
+    candidates = sorted(n for n in scopes if n not in admitted and n not in excluded)
+    while True:
+        by_region = _admitted_by_region(admitted, scopes)
+        best: dict[str, tuple[int, bytes]] = {}  # region -> (endorsements, node)
+        for n in candidates:
+            if n in admitted:
+                continue
+            counting = _counting_endorsers(scopes[n], by_region, founders)
+            if not counting:
+                continue
+            have = len(counting & endorsed.get(n, set()))
+            region = _region(scopes[n])
+            if have >= rules.get(region, default).threshold(len(counting)):
+                cur = best.get(region)
+                if cur is None or have > cur[0] or (have == cur[0] and n < cur[1]):
+                    best[region] = (have, n)
+        if not best:
+            return admitted
+        admitted.update(n for _, n in best.values())
+
+
+def _decisions(
+    records: list[Record],
+    proposals: list[Record],
+    admitted: set[bytes],
+    scopes: Mapping[bytes, str],
+) -> tuple[set[bytes], dict[str, Rule]]:
+    """The suspensions and rules a region decided: closed `admission` proposals of
+    admitted nodes whose final result is ``yes``, tallied with this admission. Of
+    several rule decisions for one region the one that closes last counts (then the
+    larger id)."""
+    decided = [
+        p
+        for p in proposals
+        if p.body is not None and "admission" in p.body and p.origin in admitted
+    ]
+    if not decided:
+        return set(), {}
+    ledger = Ledger(records, frozenset(admitted))
+    suspended: set[bytes] = set()
+    latest: dict[str, tuple[int, str, Rule]] = {}
+    for p in decided:
+        body: dict[str, Any] = dict(p.body or {})
+        pid = object_id(p.origin, p.key)
+        try:
+            res = results(ledger, pid, int(body["closes"]))
+        except GovernanceError:
+            continue
+        if res.status != "final" or res.winners != ("yes",):
+            continue
+        region = str(body["electorate"])
+        decision: dict[str, Any] = body["admission"]
+        if "suspend" in decision:
+            node = bytes.fromhex(str(decision["suspend"]))
+            if scopes.get(node) is not None and _region(scopes[node]) == region:
+                suspended.add(node)
+        else:
+            r = decision["rule"]
+            rule = Rule(int(r["cap"]), int(r["num"]), int(r["den"]))
+            key = (int(body["closes"]), pid)
+            if region not in latest or key > latest[region][:2]:
+                latest[region] = (*key, rule)
+    return suspended, {region: rule for region, (_, _, rule) in latest.items()}
 
 
 def _admitted_by_region(admitted: set[bytes], scopes: Mapping[bytes, str]) -> dict[str, set[bytes]]:

@@ -96,6 +96,7 @@ PROPOSAL_FIELDS = (
     "min_score",
     "max_score",
     "seats",
+    "admission",
 )
 
 
@@ -131,6 +132,40 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
             raise ValidationError("min_score must be lower than max_score")
     elif "min_score" in body or "max_score" in body:
         raise ValidationError("only score proposals have min_score and max_score")
+    if "admission" in body:
+        _admission_decision(body)
+
+
+def _admission_decision(body: Mapping[str, Any]) -> None:
+    """A region's decision on who counts: suspend a node, or change its rule.
+
+    The question is approval between ``yes`` and ``no`` for one seat; the electorate is
+    the region it decides for (`node.governance.admission`).
+    """
+    decision = body["admission"]
+    if not isinstance(decision, dict) or len(decision) != 1:
+        raise ValidationError("admission must be {suspend: node id} or {rule: {cap, num, den}}")
+    if "suspend" in decision:
+        hex64(decision["suspend"], "the node to suspend")
+    elif "rule" in decision:
+        rule = decision["rule"]
+        if not isinstance(rule, dict):
+            raise ValidationError("rule must be a map with cap, num and den")
+        only_fields(rule, {"cap", "num", "den"})
+        int_field(rule, "cap", 1, 32)
+        int_field(rule, "num", 1, 100)
+        int_field(rule, "den", 1, 100)
+    else:
+        raise ValidationError("admission must be {suspend: node id} or {rule: {cap, num, den}}")
+    options = body.get("options")
+    ids = sorted(o.get("id") for o in options) if isinstance(options, list) else []
+    if body.get("method") != "approval" or ids != ["no", "yes"] or body.get("seats") != 1:
+        raise ValidationError(
+            "an admission decision is an approval vote between yes and no for one seat"
+        )
+    electorate = body.get("electorate")
+    if not isinstance(electorate, str) or electorate.count("/") != 2:
+        raise ValidationError("an admission decision's electorate is a region (three levels)")
 
 
 def _ids(value: Any, name: str) -> list[str]:

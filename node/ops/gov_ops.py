@@ -439,6 +439,7 @@ OPS: dict[str, OpSpec] = {
             "min_score": INT(-1000, 1000),
             "max_score": INT(-1000, 1000),
             "seats": INT(1, 200),
+            "admission": DICT(1),
         },
     ),
     "gov_proposal_list": OpSpec(proposal_list),
