@@ -20,7 +20,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from node.errors import LocalError, RemoteError
-from node.net.discovery import Backoff, Discovery, PeerBook
+from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import GossipConfig, GossipDriver, NetHandler, build_router, topic_for_scope
 from node.net.host import DEFAULT_LISTEN_ADDRS, build_host, parse_listen_addrs
 from node.net.pubsub import AllmendePubsub
@@ -69,6 +69,8 @@ class NetConfig:
         gossip: gossipsub parameters.
         federation: the federation id; its first 16 hex digits are part of every topic.
         standing: the application's score of a peer (0 counts, -1 a stranger).
+        max_strangers: connected peers with a negative standing kept at most (bootstrap
+            peers aside); a stranger beyond is disconnected at once.
     """
 
     listen_addrs: Sequence[str] = DEFAULT_LISTEN_ADDRS
@@ -85,6 +87,7 @@ class NetConfig:
     max_frame: int = MAX_FRAME
     federation: str = ""
     standing: Callable[[ID], float] | None = None
+    max_strangers: int = 16
     gossip: GossipConfig = field(default_factory=GossipConfig)
 
 
@@ -380,6 +383,25 @@ class NetService:
         except trio.WouldBlock:
             logger.debug("disconnect queue full; %s is dropped on its next connect", pid)
 
+    def _over_stranger_quota(self, peer: ID) -> bool:
+        """A stranger to the federation, beyond the connections strangers may hold.
+
+        A node that has just joined sees everyone as a stranger for a moment; its
+        bootstrap peers (its inviter) are never counted or cut.
+        """
+        standing = self.config.standing
+        if standing is None or standing(peer) >= 0:
+            return False
+        keep = {split_p2p_addr(a)[0] for a in self.config.bootstrap}
+        if peer.to_base58() in keep:
+            return False
+        strangers = [
+            p
+            for p in self.host.get_network().connections
+            if p.to_base58() not in keep and standing(p) < 0
+        ]
+        return len(strangers) > self.config.max_strangers
+
     async def _disconnect_worker(self) -> None:
         async for peer in self._to_disconnect:
             try:
@@ -403,6 +425,10 @@ class NetService:
         async for peer in self._new_peers:
             pid = peer.to_base58()
             if self.is_banned(pid):
+                await self._to_disconnect_send.send(peer)
+                continue
+            if self._over_stranger_quota(peer):
+                self.rejected["stranger-quota"] += 1
                 await self._to_disconnect_send.send(peer)
                 continue
             try:

@@ -276,3 +276,29 @@ async def test_a_peer_that_dialled_us_is_remembered_by_its_listen_address(tmp_pa
                 await wait_for(lambda: b.peer_id in a2.connected_peers())
                 second.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
+
+
+async def test_strangers_beyond_the_quota_are_disconnected() -> None:
+    """Peers whose nodes the federation does not count keep at most `max_strangers`
+    connections to a node; one that comes on top is cut at once."""
+    known: set[str] = set()
+
+    def standing(peer) -> float:
+        return 0.0 if peer.to_base58() in known else -1.0
+
+    async with trio.open_nursery() as nursery:
+        async with started(
+            nursery, "ABCD", sync_on_connect=False, standing=standing, max_strangers=1
+        ) as (a, b, c, d):
+            known.add(d.peer_id)  # D counts
+            await link(b, a)
+            await wait_for(lambda: b.peer_id in a.connected_peers())
+            await link(c, a)  # a second stranger: over the quota
+            await wait_for(lambda: a.statistics().rejected.get("stranger-quota", 0) == 1)
+            await wait_for(lambda: c.peer_id not in a.connected_peers())
+            await link(d, a)  # a node that counts is never cut
+            await trio.sleep(0.3)
+            assert d.peer_id in a.connected_peers()
+            assert b.peer_id in a.connected_peers()
+            assert a.statistics().rejected["stranger-quota"] == 1
+        nursery.cancel_scope.cancel()
