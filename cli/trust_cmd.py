@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from cli.governance_cmd import _emit, json_option, pass_ctx
 from node import model
 from node.errors import LocalError
 from node.governance.admission import Charter, Rule
@@ -24,16 +25,6 @@ from node.governance.errors import GovernanceError
 
 if TYPE_CHECKING:
     from cli.main import Ctx
-
-pass_ctx = click.pass_obj
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        ctx.show(renderable)
 
 
 def _short(key: str | None) -> str:
@@ -258,9 +249,7 @@ def endorse(ctx: Ctx, node_id: str, withdraw: bool, note: str | None, as_json: b
 def admission(click_ctx: click.Context, as_json: bool) -> None:
     """Who is admitted in the federation, who is pending, and who endorsed whom."""
     if click_ctx.invoked_subcommand is None:
-        ctx = click_ctx.obj
-        a = ctx.call("admission")
-        _emit(ctx, as_json, a, render_admission(a))
+        click_ctx.invoke(admission_list, as_json=as_json)
 
 
 @admission.command(name="list")
