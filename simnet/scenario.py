@@ -154,7 +154,8 @@ class Sybil:
 
     Each writes its node record, an application with a made-up invite, `invites`
     invites of its own, `records` needs and capacities, and `members` invented members
-    who vote; it relays whatever it gets and does not filter (admission off).
+    who vote; it keeps and relays nothing it receives (a black hole in every mesh it
+    gets into).
     """
 
     nodes: int = 0

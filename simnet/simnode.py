@@ -41,6 +41,8 @@ class SimNode:
         with_index: keep a BalanceIndex (the daemon always does; see `balance_index`).
         charter: the federation (admission on), or None (admission off).
         preload: records held before the run (`simnet.federation`), as a store's.
+        hoarder: False for a stranger of the sybil preset: it keeps nothing it
+            receives and relays nothing (its gossip verdict is IGNORE), it only sends.
     """
 
     def __init__(
@@ -51,7 +53,9 @@ class SimNode:
         with_index: bool = True,
         charter: Charter | None = None,
         preload: Iterable[Record] = (),
+        hoarder: bool = True,
     ) -> None:
+        self.hoarder = hoarder
         self.spec = spec
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
@@ -94,6 +98,8 @@ class SimNode:
 
     def validate_gossip(self, topic: str, data: bytes) -> GossipVerdict:
         """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
+        if not self.hoarder:
+            return GossipVerdict.IGNORE
         result = self.core.validate_gossip(topic, data)
         self.rejected += sum(result.rejected.values())
         self.refused.update(result.rejected)
@@ -115,7 +121,7 @@ class SimNode:
     def ingest_sync(self, session: SyncSession) -> None:
         """Merge what `session` received, as the daemon does after each message."""
         received = session.take_received()
-        if received:
+        if received and self.hoarder:
             result = self.core.ingest_received(received, session.partitions)
             self.rejected += sum(result.rejected.values())
             self.refused.update(result.rejected)

@@ -97,9 +97,11 @@ class VirtualSim:
             )
             for spec in self.specs
         ]
-        # Strangers run the same core without admission: they keep and relay everything.
+        # Strangers run the same core without admission, and keep and relay nothing:
+        # they only push their own records (and drop what honest nodes send through them).
         self.nodes += [
-            SimNode(spec, self._now_ms, self.cache, with_index=False) for spec in self.sybil_specs
+            SimNode(spec, self._now_ms, self.cache, with_index=False, hoarder=False)
+            for spec in self.sybil_specs
         ]
         self.sybil = SybilCounters()
         subs = [n.partitions for n in self.nodes]
