@@ -4,6 +4,7 @@
 //                                   [--publish <scope>]
 //
 // stdout, one JSON object per line:
+//   {"event":"up","peer":..., "addrs":[...]}    listening, before it dials the daemon
 //   {"event":"ready","peer":..., "daemon":...}   subscribed, and the daemon is in our mesh
 //   {"kind":..., "key":..., "scope":..., "seq":..., "origin":..., "body":{...}}   one record
 //   {"event":"published", "origin":..., "key":..., "scope":...}   with --publish: once ready,
@@ -166,6 +167,8 @@ node.services.pubsub.addEventListener('message', (evt) => {
 })
 
 timer = setTimeout(() => finish(ready ? 0 : 2), seconds * 1000)
+
+out({ event: 'up', peer: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
 
 try {
   node.services.pubsub.subscribe(topic)

@@ -33,8 +33,15 @@ from node.crdt.replica import Evidence
 from node.crdt.sync import Role, SyncSession
 from node.errors import LocalError, Rejected
 from node.identity import Identity
-from node.keys import public_of_peer_id
-from node.net import GossipVerdict, NetConfig, NetService, scope_of_topic, topic_for_scope
+from node.keys import peer_id_of, public_of_peer_id
+from node.net import (
+    GossipVerdict,
+    NetConfig,
+    NetService,
+    scope_of_topic,
+    split_p2p_addr,
+    topic_for_scope,
+)
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
@@ -127,6 +134,8 @@ class Daemon:
         }
         self.started = 0.0
         self.federation = self.state.charter.id
+        self._founder_peers = {peer_id_of(f) for f in self.state.charter.founders}
+        self._bootstrap_cache: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
         net_config = NetConfig(
             federation=self.federation,
             standing=self._standing,
@@ -260,9 +269,21 @@ class Daemon:
 
     def _standing(self, peer: ID) -> float:
         """The application-specific score of a peer: 0 if its node counts in this
-        federation, -1 for a stranger (see `node.net.gossip.score_params`)."""
-        key = public_of_peer_id(peer.to_base58())
+        federation (or is a founder, or a bootstrap peer the operator chose: trusted
+        before their records arrive), -1 for a stranger (see
+        `node.net.gossip.score_params`)."""
+        pid = peer.to_base58()
+        if pid in self._founder_peers or pid in self._bootstrap_peers():
+            return 0.0
+        key = public_of_peer_id(pid)
         return 0.0 if key is not None and self.core.admission.counts(key) else -1.0
+
+    def _bootstrap_peers(self) -> frozenset[str]:
+        """Peer ids of the configured peers (`allmende peers add` changes them)."""
+        addrs = tuple(self.config.bootstrap)
+        if addrs != self._bootstrap_cache[0]:
+            self._bootstrap_cache = (addrs, frozenset(split_p2p_addr(a)[0] for a in addrs))
+        return self._bootstrap_cache[1]
 
     def new_sync_session(self, peer: str, initiator: bool) -> SyncSession:
         role = Role.INITIATOR if initiator else Role.RESPONDER

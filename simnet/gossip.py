@@ -69,6 +69,9 @@ class GossipNode:
         nodes: every node's GossipNode (filled by the simulation), to deliver to.
         net, store, params, rng, stats: shared run objects.
         validate: the node's gossip validator.
+        counts: whether a peer's node counts in this node's federation (None: every
+            peer does). As the daemon (`node.net.pubsub.AllmendeGossipSub`), a node
+            grafts only peers that count and refuses the grafts of the others.
     """
 
     def __init__(
@@ -83,7 +86,9 @@ class GossipNode:
         rng: random.Random,
         stats: GossipStats,
         validate: Validator,
+        counts: Callable[[int], bool] | None = None,
     ) -> None:
+        self._counts = counts
         self.index = index
         self.topics = topics
         self._subs = subs
@@ -181,8 +186,12 @@ class GossipNode:
 
     def on_graft(self, topic: str, frm: int) -> None:
         mesh = self.mesh.get(topic)
-        if mesh is not None and frm not in mesh:
-            mesh.append(frm)
+        if mesh is None or frm in mesh:
+            return
+        if self._counts is not None and not self._counts(frm):
+            self._net.send(self.index, frm, "prune", 40, _prune, self._all, frm, topic, self.index)
+            return
+        mesh.append(frm)
 
     def on_prune(self, topic: str, frm: int) -> None:
         mesh = self.mesh.get(topic)
@@ -203,6 +212,8 @@ class GossipNode:
             mesh = self.mesh[topic]
             if len(mesh) < p.d_lo:
                 cands = self._candidates(topic, exclude=mesh)
+                if self._counts is not None:
+                    cands = [q for q in cands if self._counts(q)]
                 for peer in rng.sample(cands, min(p.d - len(mesh), len(cands))):
                     mesh.append(peer)
                     self.stats.grafts += 1

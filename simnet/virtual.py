@@ -130,6 +130,7 @@ class VirtualSim:
                     gossip_rng,
                     self.gstats,
                     node.validate_gossip,
+                    self._counts_for(i) if i < self.honest else None,
                 )
             )
         self._build_topology()
@@ -145,6 +146,15 @@ class VirtualSim:
         self.stopped_at = 0.0
         self.setup_seconds = time.perf_counter() - t0
         self.run_seconds = 0.0
+
+    def _counts_for(self, i: int) -> Callable[[int], bool]:
+        """Node i's view of whether peer j's node counts (its admission state)."""
+        core = self.nodes[i].core
+
+        def counts(j: int) -> bool:
+            return core.admission.counts(self.nodes[j].origin)
+
+        return counts
 
     def _now_ms(self) -> int:
         return EPOCH_MS + int(self.sched.now * 1000)

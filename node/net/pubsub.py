@@ -195,11 +195,15 @@ class AllmendePubsub(Pubsub):
 
 
 class AllmendeGossipSub(GossipSub):
-    """`GossipSub` whose per-peer tasks and heartbeat survive their own errors.
+    """`GossipSub` whose per-peer tasks and heartbeat survive their own errors, and whose
+    meshes hold no peer with a negative score.
 
     The heartbeat walks state that peers shape (meshes, scores, message caches); one
     round that raises is logged and counted, and the next round comes as usual instead
-    of the router (and with it the node) stopping.
+    of the router (and with it the node) stopping. As go-libp2p does, a peer with a
+    negative score (here: a stranger to the federation, by its application-specific
+    score) is neither grafted nor accepted when it grafts: strangers may connect and
+    sync, but the gossip of the federation does not pass through them.
 
     Args:
         errors: counter of contained errors by kind.
@@ -213,6 +217,37 @@ class AllmendeGossipSub(GossipSub):
     async def run(self) -> None:
         _contain_tasks(self.manager, self._errors)
         await super().run()
+
+    def _get_in_topic_gossipsub_peers_from_minus(
+        self, topic: str, num_to_select: int, minus: Any, backoff_check: bool = False
+    ) -> list[ID]:
+        scorer = self.scorer
+        if scorer is None:
+            return super()._get_in_topic_gossipsub_peers_from_minus(
+                topic, num_to_select, minus, backoff_check
+            )
+        pool = super()._get_in_topic_gossipsub_peers_from_minus(
+            topic,
+            len(self.pubsub.peer_topics.get(topic, ())) if self.pubsub else 0,
+            minus,
+            backoff_check,
+        )
+        good = [p for p in pool if scorer.score(p, [topic]) >= 0]
+        return good[:num_to_select]
+
+    async def on_peer_subscribed(self, peer_id: ID, topic: str) -> None:
+        # py-libp2p grafts a peer the moment it subscribes (mesh first-fill).
+        scorer = self.scorer
+        if scorer is not None and scorer.score(peer_id, [topic]) < 0:
+            return
+        await super().on_peer_subscribed(peer_id, topic)
+
+    async def handle_graft(self, graft_msg: rpc_pb2.ControlGraft, sender_peer_id: ID) -> None:
+        scorer = self.scorer
+        if scorer is not None and scorer.score(sender_peer_id, [graft_msg.topicID]) < 0:
+            await self.emit_prune(graft_msg.topicID, sender_peer_id, False, False)
+            return
+        await super().handle_graft(graft_msg, sender_peer_id)
 
     async def heartbeat(self) -> None:
         while True:

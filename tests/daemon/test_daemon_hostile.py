@@ -17,6 +17,7 @@ from typing import Any
 import multiaddr
 import pytest
 import trio
+from federation import TestFederation
 from harness import Cluster, Node
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -72,7 +73,11 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
     status = await trio.to_thread.run_sync(target.status)
     topic = topic_for_scope("eu/de/berlin", status["federation"])
     victim = bytes.fromhex(status["node_id"])
-    host = build_host(hashlib.sha256(b"hostile").digest(), ["/ip4/127.0.0.1/tcp/0"])
+    # An insider gone bad: the key of one of the federation's founders, so the target
+    # meshes with it and judges what it sends (a stranger's gossip never reaches the
+    # validator: strangers are kept out of meshes, tests/net/test_net_libp2p.py).
+    rogue = TestFederation(target.data_dir.parent / "federation").identities[-1]
+    host = build_host(rogue.seed, ["/ip4/127.0.0.1/tcp/0"])
     router = build_router(GossipConfig())
     pubsub = Pubsub(host, router, strict_signing=True)
     listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]

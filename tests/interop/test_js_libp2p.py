@@ -252,8 +252,19 @@ def _topic(d: Daemon) -> str:
     return f"allmende/2/{fed[:16]}/{PARTITION}"
 
 
+def _trust(daemon: Daemon, peer: JsPeer) -> None:
+    """The daemon keeps strangers out of its meshes; an operator's own peer (`peers add`)
+    is trusted like a bootstrap peer."""
+    up = peer.expect(lambda m: m.get("event") == "up", 20, "up")
+    addr = next(a for a in up["addrs"] if a.startswith("/ip4/127.0.0.1/"))
+    if "/p2p/" not in addr:
+        addr += "/p2p/" + up["peer"]
+    daemon.call("peers_add", {"addr": addr})
+
+
 def test_js_libp2p_peer_receives_a_posted_need(daemon: Daemon) -> None:
     with js_peer(_listen_addr(daemon), _topic(daemon), "40") as peer:
+        _trust(daemon, peer)
         ready = peer.expect(lambda m: m.get("event") == "ready", 20, "ready (mesh with daemon)")
         assert ready["encryption"] == "/noise"
         assert ready["multiplexer"] == "/yamux/1.0.0"
@@ -273,6 +284,7 @@ def test_daemon_accepts_a_record_signed_and_published_by_js(daemon: Daemon) -> N
     with js_peer(
         _listen_addr(daemon), _topic(daemon), "40", "--publish", "eu/de/berlin/js"
     ) as peer:
+        _trust(daemon, peer)
         ready = peer.expect(lambda m: m.get("event") == "ready", 20, "ready")
         pub = peer.expect(lambda m: m.get("event") == "published", 20, "published")
         assert pub["recipients"], "the js peer published to nobody"

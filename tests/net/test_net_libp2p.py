@@ -302,3 +302,25 @@ async def test_strangers_beyond_the_quota_are_disconnected() -> None:
             assert b.peer_id in a.connected_peers()
             assert a.statistics().rejected["stranger-quota"] == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_strangers_are_kept_out_of_meshes() -> None:
+    """A node grafts only peers that count and refuses the grafts of strangers: they may
+    connect and sync, but the federation's gossip does not pass through them."""
+    from net_helpers import TOPIC
+
+    known: set[str] = set()
+
+    def standing(peer) -> float:
+        return 0.0 if peer.to_base58() in known else -1.0
+
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "ABD", sync_on_connect=False, standing=standing) as (a, b, d):
+            known.update({a.peer_id, d.peer_id})  # A and D count (for everyone), B does not
+            await link(b, a)
+            await link(d, a)
+            await wait_for(lambda: d.host.get_id() in a._router.mesh.get(TOPIC, ()), 10)
+            await trio.sleep(2.5)  # heartbeats: B grafts A, A refuses; A never grafts B
+            assert b.host.get_id() not in a._router.mesh.get(TOPIC, ())
+            assert b.peer_id in a.connected_peers()  # connected all the same
+        nursery.cancel_scope.cancel()
