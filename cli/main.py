@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import platform
 from dataclasses import dataclass, field, replace
@@ -323,6 +324,9 @@ def _intent_group(kind: str) -> click.Group:
     def add(
         ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None, **extra: Any
     ) -> None:
+        model.check_period(period)
+        if model.period_end(period) < datetime.date.today():
+            click.echo(f"Warning: period {period} lies in the past; posted all the same.", err=True)
         ctx.show(
             render.written(
                 ctx.call(

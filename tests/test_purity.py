@@ -34,6 +34,7 @@ STDLIB = {
     "collections.abc",
     "csv",  # parses strings; never opens a file here
     "dataclasses",
+    "datetime",  # dates as values; reading the clock (now, today) is refused below
     "decimal",
     "enum",
     "fractions",
@@ -111,6 +112,8 @@ def _violations(source: str) -> list[str]:
             and node.attr != "Random"
         ):
             bad.append(f"uses random.{node.attr} (inject a random.Random instead)")
+        if isinstance(node, ast.Attribute) and node.attr in ("now", "today", "utcnow"):
+            bad.append(f"reads the clock ({node.attr})")
     return bad
 
 
@@ -134,6 +137,8 @@ def test_core_uses_only_allowed_modules(path):
         "from node import daemon",
         "from node.net import gossip",
         "from . import sibling",
+        "from datetime import date\nx = date.today()",
+        "import datetime\nx = datetime.datetime.now()",
     ],
 )
 def test_the_check_catches(source):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -132,7 +133,8 @@ _PERIOD = re.compile(r"[0-9]{4}(?:-(?:Q[1-4]|0[1-9]|1[0-2]|W(?:0[1-9]|[1-4][0-9]
 
 
 def check_period(period: Any) -> str:
-    """A planning period: ``2027``, ``2027-Q1``, ``2027-03`` or ``2027-W05``.
+    """A planning period: ``2027``, ``2027-Q1``, ``2027-03`` or ``2027-W05`` (an ISO
+    week: ``W53`` only in the years that have one).
 
     Raises:
         ValidationError: naming the accepted forms.
@@ -141,4 +143,59 @@ def check_period(period: Any) -> str:
         raise ValidationError(
             f"period {shown(period)} is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"
         )
+    if period[5:6] == "W" and period_parents(period) == ():
+        raise ValidationError(f"{period[:4]} has no ISO week {period[6:]}")
     return period
+
+
+_PARENTS: dict[str, tuple[str, ...]] = {}
+
+
+def period_parents(period: str) -> tuple[str, ...]:
+    """The periods a valid-looking `period` lies inside, nearest first.
+
+    The rule, one for every replica: a month lies in its quarter, a quarter in its
+    year; an ISO week lies in the month that holds its Thursday (as ISO 8601 puts a
+    week in the year of its Thursday), and so in that month's quarter and year. A year
+    lies in nothing. () for an ISO week its year does not have (W53 of a 52-week year).
+    """
+    found = _PARENTS.get(period)
+    if found is not None:
+        return found
+    year = period[:4]
+    rest = period[5:]
+    out: tuple[str, ...]
+    if not rest:
+        out = ()
+    elif rest[0] == "Q":
+        out = (year,)
+    elif rest[0] == "W":
+        try:
+            thursday = date.fromisocalendar(int(year), int(rest[1:]), 4)
+        except ValueError:
+            out = ()
+        else:
+            month = f"{thursday.year:04d}-{thursday.month:02d}"
+            out = (month, *period_parents(month))
+    else:
+        out = (f"{year}-Q{(int(rest) - 1) // 3 + 1}", year)
+    if len(_PARENTS) < 100_000:
+        _PARENTS[period] = out
+    return out
+
+
+def period_end(period: str) -> date:
+    """The last day of a valid `period` (ISO weeks end on Sunday)."""
+    year, rest = int(period[:4]), period[5:]
+    if not rest:
+        return date(year, 12, 31)
+    if rest[0] == "W":
+        return date.fromisocalendar(year, int(rest[1:]), 7)
+    month = 3 * int(rest[1]) if rest[0] == "Q" else int(rest)
+    first_of_next = date(year + month // 12, month % 12 + 1, 1)
+    return date.fromordinal(first_of_next.toordinal() - 1)
+
+
+def period_within(period: str, container: str) -> bool:
+    """True if `period` is `container` or lies inside it (see `period_parents`)."""
+    return period == container or container in period_parents(period)

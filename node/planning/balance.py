@@ -205,9 +205,20 @@ def compute_balance(
 def _rows(
     scope: str, accs: dict[GroupKey, _Acc], period: str | None, item: str | None
 ) -> list[BalanceRow]:
+    if period is not None:
+        # Asked for a period: every record of it or of a period inside it counts
+        # (months in quarters and years, ISO weeks in the month of their Thursday).
+        within: dict[GroupKey, _Acc] = {}
+        for (it, dim, per), acc in accs.items():
+            if model.period_within(per, period):
+                total = within.setdefault((it, dim, period), _Acc())
+                total.needs += acc.needs
+                total.capacities += acc.capacities
+                total.origins.update(acc.origins)
+        accs, period = within, None
     out = []
     for (it, dim, per), acc in sorted(accs.items()):
-        if (period is None or per == period) and (item is None or it == item):
+        if item is None or it == item:
             out.append(
                 BalanceRow(
                     scope,

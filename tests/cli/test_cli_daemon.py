@@ -80,6 +80,15 @@ def test_capacity_and_balance_with_deficit(node):
     assert lines[-1].startswith("DEFICIT: 1 item-period short in eu.")
 
 
+def test_a_past_period_is_posted_with_a_warning(node):
+    r = node.cli("capacity", "add", "bread", "1", "kg", "--period", "2020-Q1")
+    assert r.exit_code == 0, r.output
+    assert "Warning: period 2020-Q1 lies in the past" in r.stderr
+    r = node.cli("capacity", "add", "bread", "1", "kg", "--period", "2999-Q1")
+    assert r.exit_code == 0
+    assert "Warning" not in r.stderr
+
+
 def test_item_add_and_use(node):
     r = node.cli("item", "add", "oat-milk", "--name", "Oat milk", "--dimension", "volume")
     assert (r.exit_code, r.stdout) == (0, "Added item oat-milk (Oat milk, volume in l).\n")
