@@ -286,8 +286,11 @@ def balance(
             f"{DEFICIT}: {len(top)} item-period{'s' if len(top) != 1 else ''} short in {scope}.",
             style="bold red",
         )
-    else:
+    elif _whole(levels[0].get("basis")):
         summary.append(f"No deficits in {scope}.", style="green")
+    else:
+        why = basis_text(levels[0].get("basis"))
+        summary.append(f"No deficits in what this node counts of {scope} ({why}).", style="yellow")
     if below:
         summary.append(
             f" {len(below)} scope{'s' if len(below) != 1 else ''} below "
@@ -338,7 +341,11 @@ class _DrillDown:
             yield Padding(self._section(level, item_total - indent), (1, 0, 0, indent))
 
     def _section(self, level: dict[str, Any], item_width: int) -> RenderableType:
-        header = Text(level["scope"], style="bold cyan", overflow="fold")
+        header: RenderableType = Text(level["scope"], style="bold cyan", overflow="fold")
+        rests = basis_text(level.get("basis"))
+        if rests:
+            style = "dim" if _whole(level.get("basis")) else "yellow"
+            header = Group(header, Text(rests, style=style, overflow="fold"))
         if not level["rows"]:
             return Group(header, _empty("nothing here for these filters"))
         t = Table(
@@ -376,6 +383,36 @@ class _DrillDown:
                 cells.append(Text(DEFICIT, style="bold red") if sign < 0 else "")
             t.add_row(*cells)
         return Group(header, t)
+
+
+def _whole(basis: dict[str, Any] | None) -> bool:
+    return basis is None or basis.get("status") in ("complete", "attested")
+
+
+def basis_text(basis: dict[str, Any] | None) -> str:
+    """What a scope's figures rest on, in words: complete, attested by k of n,
+    partial (regions missing), or not held here."""
+    if not basis:
+        return ""
+    status = basis.get("status")
+    if status == "not-held":
+        return f"not held here: only {basis['region']} as a whole, from its rollups"
+    attested = basis.get("attested") or {}
+    missing = basis.get("missing") or {}
+    if status == "complete":
+        return ""  # within this node's own region: its records, complete
+    if status == "own-region-only":
+        return "this node's region only: no rollups of other regions here yet"
+    parts = []
+    if basis.get("own_region"):
+        parts.append("own region complete")
+    if attested:
+        counts = sorted({f"{a['by']} of {a['of']}" for a in attested.values()})
+        parts.append(f"{len(attested)} region(s) attested by {', '.join(counts)}")
+    if missing:
+        why = ", ".join(f"{r} {w}" for r, w in sorted(missing.items()))
+        parts.append(f"partial: {len(missing)} region(s) missing ({why})")
+    return "; ".join(parts)
 
 
 def _signed(value: str) -> str:

@@ -50,6 +50,7 @@ from node.governance.admission import (
     redeems,
 )
 from node.planning import BalanceIndex
+from node.planning.rollup import RollupTracker, RollupView, compute_rollups, rollup_key
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
 # single yamux frame, and validating one costs at most a few hundred verifications.
@@ -275,10 +276,16 @@ class NodeCore:
         self.outbox: list[Record] = []
         self.charter = charter
         self.tracker: AdmissionTracker | None = None
+        self.rollups: RollupTracker | None = None
         if charter is not None:
             self.tracker = AdmissionTracker(charter)
             self.tracker.load(replica.records())
             replica.add_listener(self.tracker)
+            self.rollups = RollupTracker()
+            for r in replica.records("rollup"):
+                self.rollups(None, r)
+            replica.add_listener(self.rollups)
+        self.region = model.partition_of(self.scope)
         self.index = index
         self._counted: frozenset[bytes] | None = None
         if index is not None:
@@ -452,6 +459,55 @@ class NodeCore:
             out.append(self.prepare_write("invite", key, used, invite.scope))
         return out
 
+    # --- rollups ----------------------------------------------------------------
+
+    def rollup_pendings(self) -> list[Pending]:
+        """`rollup_changes`, signed (the owner saves and commits them)."""
+        return [
+            self.prepare_write("rollup", k, body, scope) for k, body, scope in self.rollup_changes()
+        ]
+
+    def rollup_changes(self) -> list[tuple[str, dict[str, Any] | None, str]]:
+        """What brings this node's attestations of its region up to date, as (key, body
+        or None for a withdrawal, scope): one rollup per period it recomputed from the
+        region's records, a tombstone for a period with nothing left. Nothing unless the
+        node is admitted (only admitted nodes attest). Reads only: an owner may run it
+        in a worker thread while nothing writes."""
+        if self.tracker is None or self.rollups is None:
+            return []
+        adm = self.admission
+        if self.origin not in adm.admitted or self.region.count("/") != 2:
+            return []
+        admitted = [
+            s.node
+            for s in adm.standings.values()
+            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
+        ]
+        intents = [r for kind in ("need", "capacity") for r in self.replica.records(kind)]
+        fresh = compute_rollups(intents, self.region, admitted)
+        root = self.scope.split("/")[0]
+        out: list[tuple[str, dict[str, Any] | None, str]] = []
+        mine = {r.key: r for r in self.rollups.records() if r.origin == self.origin}
+        for period, body in fresh.items():
+            key = rollup_key(self.region, period)
+            cur = mine.pop(key, None)
+            if cur is None or cur.body != body:
+                out.append((key, body, root))
+        for key, cur in sorted(mine.items()):
+            if cur.body is not None and str(cur.body.get("region")) == self.region:
+                out.append((key, None, cur.scope))
+        return out
+
+    def rollup_view(self) -> RollupView:
+        """The other regions' rollups as this node sees them.
+
+        Raises:
+            LocalError: admission is off (no charter).
+        """
+        if self.rollups is None:
+            raise LocalError("this node has no charter: rollups are off")
+        return RollupView(self.rollups.records(), self.admission.anchors, self.region)
+
     def node_record_pending(self, name: str, kind: str) -> Pending | None:
         """The node record to write at start, if it changed."""
         body = {"name": name, "kind": kind, "scope": self.scope}
@@ -539,12 +595,16 @@ class NodeCore:
         return s
 
     def _admitted_only(self, s: Screened, records: list[Record]) -> list[Record]:
-        if self.tracker is None:
+        if self.tracker is None or self.rollups is None:
             return records
         adm = self.tracker.preview(records)
         out = []
         for r in records:
-            if adm.allows(r):
+            if r.kind == "rollup" and r.origin not in adm.admitted:
+                ok = self.rollups.allows(r, adm.anchors, records)
+            else:
+                ok = adm.allows(r)
+            if ok:
                 out.append(r)
             else:
                 s.rejected["not-admitted"] += 1

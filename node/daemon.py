@@ -59,6 +59,7 @@ INGEST_CHUNK_BYTES = 256 * 1024
 THREAD_VERIFY_MIN = 24
 # Records signed here with other keys (an import's ballots) merged per step.
 COMMIT_CHUNK = 2048
+ROLLUP_EVERY = 10.0  # seconds between recomputations of this node's regional rollups
 
 _VERDICTS = {
     Verdict.ACCEPT: GossipVerdict.ACCEPT,
@@ -133,6 +134,9 @@ class Daemon:
             "gossip_accepted": Counter(),
         }
         self.started = 0.0
+        # Rollups of the region: recomputed this often at most (and never more rarely
+        # than anti-entropy runs, so a test network with fast syncs attests quickly).
+        self.rollup_every = min(ROLLUP_EVERY, sync_interval or config.sync_interval)
         self.federation = self.state.charter.id
         self._founder_peers = {peer_id_of(f) for f in self.state.charter.founders}
         self._bootstrap_cache: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
@@ -358,6 +362,7 @@ class Daemon:
                     self.handle,
                 )
                 nursery.start_soon(self._publisher)
+                nursery.start_soon(self._attester)
                 if self.state.outbox:
                     self._wake.set()
                 if self.config.metrics_port:
@@ -379,6 +384,22 @@ class Daemon:
                 async with self._store_worker:
                     self.store.close()
             log.info("event=daemon.stopped")
+
+    async def _attester(self) -> None:
+        """Attest this node's region: recompute its rollups when anything changed, at
+        most once per `rollup_every` seconds, and publish what differs."""
+        seen = -1
+        while True:
+            await trio.sleep(self.rollup_every)
+            if self.state.replica.version == seen:
+                continue
+            seen = self.state.replica.version
+            async with self._replica_lock.read():
+                changes = await trio.to_thread.run_sync(self.core.rollup_changes)
+            pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in changes]
+            if pendings:
+                await self._commit_writes(Writes(pendings, lambda records: None))
+                log.info("event=rollup.published records=%d", len(pendings))
 
     async def _publisher(self) -> None:
         while True:

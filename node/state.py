@@ -23,6 +23,7 @@ from node.errors import LocalError, ValidationError
 from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
+from node.planning.rollup import RollupView, federation_rows
 from node.store import Store
 
 
@@ -299,18 +300,47 @@ class NodeState:
         period: str | None = None,
         item: str | None = None,
         depth: int = 0,
-    ) -> list[tuple[str, int, list[BalanceRow]]]:
-        """The balance of `scope` and `depth` levels below it, as (scope, level, rows)."""
-        out = [(scope, 0, self.index.rows(scope, period=period, item=item))]
+    ) -> list[tuple[str, int, list[BalanceRow], dict[str, Any]]]:
+        """The balance of `scope` and `depth` levels below it, as (scope, level, rows,
+        basis): the node's own region from its records, other regions from their
+        accepted rollups, each level saying what it rests on."""
+        view = self.core.rollup_view()
+        region = self.core.region
+
+        def level_of(s: str) -> tuple[list[BalanceRow], dict[str, Any]]:
+            own = self.index.rows(s, period=period, item=item)
+            if model.in_scope(s, region):
+                return own, {"status": "complete", "own_region": True}
+            if s.count("/") > 2:
+                # inside another region: only its rollup, for the region as a whole
+                return own, {"status": "not-held", "region": model.partition_of(s)}
+            rows, basis = federation_rows(
+                s, own, model.in_scope(region, s) or bool(own), view, period=period, item=item
+            )
+            return rows, basis.as_json()
+
+        rows, basis = level_of(scope)
+        out = [(scope, 0, rows, basis)]
         frontier = [scope]
         for level in range(1, depth + 1):
             nxt = []
             for s in frontier:
-                for child in self.index.children(s):
-                    out.append((child, level, self.index.rows(child, period=period, item=item)))
+                for child in self._children(s, view):
+                    rows, basis = level_of(child)
+                    out.append((child, level, rows, basis))
                     nxt.append(child)
             frontier = nxt
         return out
+
+    def _children(self, scope: str, view: RollupView) -> list[str]:
+        """Scopes one level below `scope`: from the records held and the regions that
+        rollups name."""
+        found = set(self.index.children(scope))
+        depth = scope.count("/") + 1
+        for region in view.regions():
+            if model.in_scope(region, scope) and region != scope:
+                found.add("/".join(region.split("/")[: depth + 1]))
+        return sorted(found)
 
     def left_out(self, scope: str) -> tuple[int, int]:
         """Needs and capacities under `scope` that this node holds but does not count,

@@ -9,9 +9,10 @@ then how needs and capacities replicate among admitted nodes (and, in the sybil
 preset, that nothing of the strangers counts).
 
 The founders are the first node of each of the first 32 regions. The first node of
-any other region is endorsed by the first founder; every other node by its region's
-first node. The charter's rule asks one endorsement (``cap = 1``): a lax federation,
-which only the honest nodes of a run ever endorse.
+any other region is endorsed by the first founder (at the federation's root, where
+every node sees it); every other node by its region's first node. The charter's rule
+asks one endorsement (``cap = 1``): a lax federation, which only the honest nodes of
+a run ever endorse.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def found(specs: Sequence[NodeSpec]) -> tuple[Charter, dict[str, list[Record]]]:
         head = first[spec.region]
         if spec is head:
             if spec not in founders:  # a region beyond the founders': the lead vouches
-                add(sign(lead, "endorse", ident.public.hex(), spec.region, {}))
+                # at the root, as the daemon writes a founder's endorsement of another
+                # region's node: every region sees it (it makes the node an anchor)
+                add(sign(lead, "endorse", ident.public.hex(), root, {}))
         else:
             add(sign(_id(head), "endorse", ident.public.hex(), head.scope, {}))
     return charter, by_part

@@ -54,6 +54,15 @@ VALID: dict[str, dict] = {
     "endorse": {"note": "we know them"},
     "invite": {"hash": HEX},
     "apply": {"invite": f"{HEX}.abcdefgh", "secret": HEX},
+    "rollup": {
+        "region": "eu/de/berlin",
+        "period": "2027-Q1",
+        "items": [["potatoes", "mass", "3000000000000", "0", 1]],
+        "nodes": 1,
+        "records": 1,
+        "counted": HEX,
+        "admitted": [HEX],
+    },
 }
 
 
@@ -63,6 +72,8 @@ def key_for(kind, body):
         return body["id"] if isinstance(body, dict) and isinstance(body.get("id"), str) else "oats"
     if kind == "charter":
         return model.federation_id(VALID["charter"])
+    if kind == "rollup":
+        return "0123456789abcdef.2027-Q1"
     return {"endorse": HEX, "invite": "abcdefgh", "apply": "self"}.get(kind, "k1")
 
 
@@ -80,7 +91,7 @@ FIELDS = sorted({f for body in [*VALID.values(), BUDGET] for f in body} | {"id",
 
 def test_every_kind_has_a_valid_example():
     assert set(VALID) == set(model.KINDS)
-    assert len(model.KINDS) == 20
+    assert len(model.KINDS) == 21
     for kind, body in VALID.items():
         model.validate(kind, key_for(kind, body), "eu/de/berlin", body)
     model.validate("proposal", "k1", "eu", BUDGET)

@@ -182,6 +182,10 @@ class Admission:
     open_invites: Mapping[tuple[bytes, str], str] = field(
         default_factory=dict
     )  # (admitted inviter, key) -> secret hash, of invites not used yet
+    # Nodes trusted on their own by this replica, whatever their region: the founders
+    # who signed, the nodes a founder vouches for (each region's first node), and the
+    # nodes admitted here. Anchors make another region's rollups believable.
+    anchors: frozenset[bytes] = frozenset()
 
     def is_admitted(self, node: bytes) -> bool:
         return node in self.admitted
@@ -303,8 +307,15 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         if r.origin in admitted and model.matches(model.HEX64, r.key)
     )
     open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
+    vouched = {n for n, who in endorsed.items() if who & signed}
     state = Admission(
-        charter, frozenset(admitted), standings, frozenset(sponsored), members, open_invites
+        charter,
+        frozenset(admitted),
+        standings,
+        frozenset(sponsored),
+        members,
+        open_invites,
+        frozenset(signed | vouched | admitted),
     )
     # A newcomer whose application shows an open invite's secret may place its node
     # record before the inviter's endorsement arrives.

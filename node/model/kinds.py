@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.errors import ValidationError
-from node.model.fields import matches, only_fields, shown, text
+from node.model.fields import HEX64, int_field, matches, only_fields, shown, text
 from node.model.scope import check_scope
 from node.model.units import DIMENSIONS, check_period, parse_quantity, unit
 
@@ -79,11 +79,55 @@ def _capacity_body(body: Mapping[str, Any]) -> None:
     _intent_body(body, need=False)
 
 
+MAX_ROLLUP_ADMITTED = 256
+_TICKS = re.compile(r"0|[1-9][0-9]{0,39}")
+
+
+def _rollup_body(body: Mapping[str, Any]) -> None:
+    """A region's needs and capacities of one period, as one attester recomputed them
+    (`node.planning.rollup`): per item the totals in ticks of the base unit (decimal
+    strings: they outgrow 64 bits) and the contributing nodes; the nodes and records
+    counted and the digest of those records; the region's admitted nodes."""
+    only_fields(body, {"region", "period", "items", "nodes", "records", "counted", "admitted"})
+    region = check_scope(body.get("region"))
+    if region.count("/") != 2:
+        raise ValidationError("a rollup's region has three levels")
+    check_period(body.get("period"))
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise ValidationError("items must be a list of [item, dimension, needs, capacities, nodes]")
+    keys = []
+    for entry in items:
+        if not isinstance(entry, list) or len(entry) != 5:
+            raise ValidationError("each item is [item, dimension, needs, capacities, nodes]")
+        item, dim, needs, caps, nodes = entry
+        check_item_id(item)
+        if not isinstance(dim, str) or dim not in DIMENSIONS:
+            raise ValidationError(f"dimension {shown(dim)} unknown")
+        if not matches(_TICKS, needs) or not matches(_TICKS, caps):
+            raise ValidationError("needs and capacities are whole numbers of ticks, in digits")
+        if type(nodes) is not int or not 0 < nodes <= 1_000_000:
+            raise ValidationError("an item's nodes is a positive integer")
+        keys.append((item, dim))
+    if keys != sorted(set(keys)):
+        raise ValidationError("items are sorted by item and dimension, each once")
+    int_field(body, "nodes", 0, 1_000_000)
+    int_field(body, "records", 0, 2**40)
+    if not matches(HEX64, body.get("counted")):
+        raise ValidationError("counted must be 64 lowercase hex digits")
+    admitted = body.get("admitted")
+    if not isinstance(admitted, list) or not 0 < len(admitted) <= MAX_ROLLUP_ADMITTED:
+        raise ValidationError(f"admitted must list 1 to {MAX_ROLLUP_ADMITTED} node ids")
+    if not all(matches(HEX64, a) for a in admitted) or admitted != sorted(set(admitted)):
+        raise ValidationError("admitted lists node ids (64 hex digits), sorted, each once")
+
+
 KINDS: dict[str, BodyValidator] = {
     "node": _node_body,
     "item": _item_body,
     "need": _need_body,
     "capacity": _capacity_body,
+    "rollup": _rollup_body,
 }
 
 

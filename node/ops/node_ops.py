@@ -117,8 +117,8 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "scope": scope,
         "levels": [
-            {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows]}
-            for s, lvl, rows in levels
+            {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows], "basis": basis}
+            for s, lvl, rows, basis in levels
         ],
         "left_out": {"records": records, "nodes": nodes},
     }

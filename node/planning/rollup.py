@@ -1,0 +1,350 @@
+"""Regional rollups: what a region needs and can provide, attested by its own nodes.
+
+A node holds the full records of its own region only. For every other region it holds
+*rollups*: per period, per item the exact totals (ticks of the base unit), the number
+of contributing nodes and of records, a digest of exactly the records counted, and the
+region's admitted nodes -- each signed by an admitted node of that region that
+recomputed it from the full records (`compute_rollups`). Like transparency-log
+witnesses, independent attesters cosign the same content, and a reader trusts a quorum:
+
+* a content (the body, byte for byte) is **accepted** when at least
+  ``q = min(3, len(admitted))`` of the nodes it lists as admitted signed it, one of them
+  an *anchor*: a node the reader trusts on its own (a founder, a node the founders
+  vouch for -- every region's first node -- or a node admitted in the reader's region);
+* two accepted contents for one region and period are a **split view**: shown with
+  their attesters, never summed; attesters that signed a content others contradict
+  are named;
+* otherwise the region is **unattested** for that period and counts nowhere.
+
+`RollupView` is a pure function of the rollup records and the anchors, so every node
+that holds the same rollups shows the same figures. `federation_rows` adds a node's own
+region (complete, from its records) and the accepted rollups of the others into the
+balance of any scope, saying what each figure rests on.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from msgpack import packb
+
+from node import model
+from node.crdt.record import Record
+from node.planning.balance import TICKS, BalanceRow, _contribution
+
+__all__ = [
+    "QUORUM",
+    "RegionStatus",
+    "RollupView",
+    "compute_rollups",
+    "content_digest",
+    "rollup_key",
+]
+
+QUORUM = 3  # attesters asked for, at most (fewer in a region of fewer admitted nodes)
+MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted nodes
+
+
+def rollup_key(region: str, period: str) -> str:
+    """The slot key of a region's rollup for a period (one per attester)."""
+    h = hashlib.blake2b(region.encode(), digest_size=8).hexdigest()
+    return f"{h}.{period}"
+
+
+def content_digest(body: Mapping[str, Any]) -> str:
+    """What attesters agree on: the hash of the whole body."""
+    data = packb({k: body[k] for k in sorted(body)}, use_bin_type=True)
+    return hashlib.blake2b(b"allmende/rollup/1\x00" + data, digest_size=16).hexdigest()
+
+
+def compute_rollups(
+    records: Iterable[Record], region: str, admitted: Iterable[bytes]
+) -> dict[str, dict[str, Any]]:
+    """The rollup bodies of `region`, one per period, from full records.
+
+    Counts the live needs and capacities under `region` whose origin is admitted.
+
+    Returns:
+        period -> rollup body (see `node.model.kinds`); periods with nothing counted
+        have none.
+    """
+    admitted_set = set(admitted)
+    listed = sorted(a.hex() for a in admitted_set)
+    per: dict[str, dict[tuple[str, str], list[Any]]] = {}
+    ids: dict[str, list[bytes]] = {}
+    origins: dict[str, set[bytes]] = {}
+    for r in records:
+        if r.origin not in admitted_set or not model.in_scope(r.scope, region):
+            continue
+        c = _contribution(r)
+        if c is None:
+            continue
+        (item, dim, period), kind, amount = c
+        acc = per.setdefault(period, {}).setdefault((item, dim), [0, 0, set()])
+        acc[0 if kind == "need" else 1] += amount
+        acc[2].add(r.origin)
+        ids.setdefault(period, []).append(r.rid)
+        origins.setdefault(period, set()).add(r.origin)
+    out = {}
+    for period, groups in sorted(per.items()):
+        counted = hashlib.blake2b(b"".join(sorted(ids[period])), digest_size=32).hexdigest()
+        out[period] = {
+            "region": region,
+            "period": period,
+            "items": [
+                [item, dim, str(n), str(c), len(who)]
+                for (item, dim), (n, c, who) in sorted(groups.items())
+            ][:MAX_ITEMS],
+            "nodes": len(origins[period]),
+            "records": len(ids[period]),
+            "counted": counted,
+            "admitted": listed,
+        }
+    return out
+
+
+class RegionStatus(enum.Enum):
+    ACCEPTED = "attested"
+    SPLIT = "split"
+    UNATTESTED = "unattested"
+
+
+@dataclass(frozen=True)
+class Content:
+    """One content of a region's rollup for a period, and who signed it."""
+
+    body: Mapping[str, Any]
+    digest: str
+    attesters: tuple[bytes, ...]
+    quorum: int
+    anchored: bool
+    hlc: int  # the newest signature's
+
+    @property
+    def accepted(self) -> bool:
+        return len(self.attesters) >= self.quorum and self.anchored
+
+
+@dataclass(frozen=True)
+class RegionPeriod:
+    """What a reader makes of one region's rollups for one period."""
+
+    region: str
+    period: str
+    status: RegionStatus
+    contents: tuple[Content, ...]  # accepted first, then by attesters
+
+    @property
+    def accepted(self) -> Content | None:
+        return self.contents[0] if self.status is RegionStatus.ACCEPTED else None
+
+    @property
+    def contradicting(self) -> tuple[bytes, ...]:
+        """Attesters who signed a content that the accepted one contradicts."""
+        if self.status is not RegionStatus.ACCEPTED:
+            return ()
+        return tuple(sorted(a for c in self.contents[1:] for a in c.attesters))
+
+
+class RollupView:
+    """The rollups of other regions as a reader sees them.
+
+    Args:
+        rollups: the `rollup` records held (slot winners; tombstones ignored).
+        anchors: nodes the reader trusts on its own (see the module docstring).
+        own_region: the reader's region, whose full records it holds (its rollups are
+            not used: the records are).
+    """
+
+    def __init__(
+        self, rollups: Iterable[Record], anchors: frozenset[bytes], own_region: str
+    ) -> None:
+        self.own_region = own_region
+        by_pair: dict[tuple[str, str], dict[str, list[Record]]] = {}
+        for r in rollups:
+            if r.kind != "rollup" or r.body is None:
+                continue
+            region, period = str(r.body["region"]), str(r.body["period"])
+            if r.key != rollup_key(region, period) or region == own_region:
+                continue
+            digest = content_digest(r.body)
+            by_pair.setdefault((region, period), {}).setdefault(digest, []).append(r)
+        self.pairs: dict[tuple[str, str], RegionPeriod] = {}
+        for (region, period), contents in sorted(by_pair.items()):
+            built = []
+            for digest, signed in contents.items():
+                body: Mapping[str, Any] = signed[0].body or {}
+                listed = {bytes.fromhex(str(a)) for a in body["admitted"]}
+                attesters = tuple(sorted({r.origin for r in signed if r.origin in listed}))
+                built.append(
+                    Content(
+                        body,
+                        digest,
+                        attesters,
+                        min(QUORUM, len(listed)),
+                        any(a in anchors for a in attesters),
+                        max(r.hlc for r in signed),
+                    )
+                )
+            accepted = [c for c in built if c.accepted]
+            ordered = sorted(built, key=lambda c: (not c.accepted, -len(c.attesters), c.digest))
+            if len(accepted) == 1:
+                status = RegionStatus.ACCEPTED
+            elif accepted:
+                status = RegionStatus.SPLIT
+            else:
+                status = RegionStatus.UNATTESTED
+            self.pairs[(region, period)] = RegionPeriod(region, period, status, tuple(ordered))
+
+    def regions(self) -> list[str]:
+        """Every region some rollup names (the reader's own excluded)."""
+        return sorted({region for region, _ in self.pairs})
+
+    def under(self, scope: str) -> list[RegionPeriod]:
+        return [rp for (region, _), rp in self.pairs.items() if model.in_scope(region, scope)]
+
+
+@dataclass
+class Basis:
+    """What a scope's figures rest on."""
+
+    own: bool = False  # the reader's own region (or part of it) is counted, complete
+    attested: dict[str, tuple[int, int]] = field(default_factory=dict)  # region -> (k, n)
+    missing: dict[str, str] = field(default_factory=dict)  # region -> why (split, unattested)
+
+    @property
+    def complete(self) -> bool:
+        """Everything known under the scope is counted."""
+        return not self.missing
+
+    def as_json(self) -> dict[str, Any]:
+        regions = len(self.attested) + len(self.missing) + (1 if self.own else 0)
+        if self.missing:
+            status = "partial"  # some region's figures are not counted
+        elif self.attested:
+            status = "attested"  # every region known is counted, the others attested
+        else:
+            status = "own-region-only"  # no other region's rollup here (yet)
+        return {
+            "status": status,
+            "own_region": self.own,
+            "attested": {r: {"by": k, "of": n} for r, (k, n) in sorted(self.attested.items())},
+            "missing": dict(sorted(self.missing.items())),
+            "regions_known": regions,
+        }
+
+
+def federation_rows(
+    scope: str,
+    own_rows: list[BalanceRow],
+    own_in_scope: bool,
+    view: RollupView,
+    *,
+    period: str | None = None,
+    item: str | None = None,
+) -> tuple[list[BalanceRow], Basis]:
+    """The balance of `scope`: the reader's own region's rows (already computed from
+    its records) plus the accepted rollups of the other regions under `scope`.
+
+    Args:
+        own_rows: the rows of the reader's records under `scope` (its region's part).
+        own_in_scope: whether the reader's region lies under `scope` at all.
+    """
+    basis = Basis(own=own_in_scope)
+    acc: dict[tuple[str, str, str], list[Any]] = {}
+    for row in own_rows:
+        key = (row.item, row.dimension, row.period)
+        acc[key] = [row.needs * TICKS, row.capacities * TICKS, row.nodes]
+    for rp in view.under(scope):
+        if period is not None and not model.period_within(rp.period, period):
+            continue
+        content = rp.accepted
+        if content is None:
+            basis.missing[rp.region] = rp.status.value
+            continue
+        if rp.region not in basis.missing:
+            k, n = len(content.attesters), len(content.body["admitted"])
+            basis.attested[rp.region] = (k, n)
+        for it, dim, needs, caps, nodes in content.body["items"]:
+            if item is not None and it != item:
+                continue
+            key = (it, dim, period if period is not None else rp.period)
+            total = acc.setdefault(key, [Fraction(0), Fraction(0), 0])
+            total[0] += int(needs)
+            total[1] += int(caps)
+            total[2] += nodes
+    for region in basis.missing:
+        basis.attested.pop(region, None)
+    rows = [
+        BalanceRow(
+            scope,
+            it,
+            per,
+            dim,
+            model.DIMENSIONS[dim],
+            Fraction(n) / TICKS,
+            Fraction(c) / TICKS,
+            int(nodes),
+        )
+        for (it, dim, per), (n, c, nodes) in sorted(acc.items())
+    ]
+    return rows, basis
+
+
+class RollupTracker:
+    """The rollup records of a replica, kept current (a replica listener), and the
+    edge's rule for them.
+
+    A rollup from a node this replica cannot judge (another region's) is taken if its
+    origin is an anchor, or is listed as admitted by an anchor's rollup of the same
+    region: so a stranger cannot place a rollup, and a region's attesters are those its
+    anchors name.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[bytes, str], Record] = {}
+        self._listed: dict[str, set[bytes]] | None = None
+        self._anchors: frozenset[bytes] = frozenset()
+        self.version = 0
+
+    def __call__(self, old: Record | None, new: Record) -> None:
+        if new.kind == "rollup":
+            self._records[(new.origin, new.key)] = new
+            self._listed = None
+            self.version += 1
+
+    def records(self) -> list[Record]:
+        return list(self._records.values())
+
+    def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
+        if self._listed is None or anchors != self._anchors:
+            self._listed, self._anchors = _listed(self._records.values(), anchors), anchors
+        return self._listed
+
+    def allows(self, r: Record, anchors: frozenset[bytes], batch: Iterable[Record] = ()) -> bool:
+        """Whether rollup `r` may be stored (with `batch`: the rollups arriving with it)."""
+        if r.origin in anchors:
+            return True
+        if r.body is None:
+            return (r.origin, r.key) in self._records  # withdrawing a rollup held
+        region = str(r.body.get("region"))
+        listed = self._listed_by_anchors(anchors).get(region, set())
+        if r.origin in listed:
+            return True
+        return r.origin in _listed(batch, anchors).get(region, set())
+
+
+def _listed(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
+    out: dict[str, set[bytes]] = {}
+    for r in records:
+        if r.kind == "rollup" and r.body is not None and r.origin in anchors:
+            body: Mapping[str, Any] = r.body
+            out.setdefault(str(body["region"]), set()).update(
+                bytes.fromhex(a) for a in body["admitted"]
+            )
+    return out
