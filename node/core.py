@@ -50,7 +50,13 @@ from node.governance.admission import (
     redeems,
 )
 from node.planning import BalanceIndex
-from node.planning.rollup import RollupTracker, RollupView, compute_rollups, rollup_key
+from node.planning.rollup import (
+    RollupTracker,
+    RollupView,
+    attesters,
+    compute_rollups,
+    rollup_key,
+)
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
 # single yamux frame, and validating one costs at most a few hundred verifications.
@@ -483,11 +489,21 @@ class NodeCore:
             for s in adm.standings.values()
             if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
         ]
-        intents = [r for kind in ("need", "capacity") for r in self.replica.records(kind)]
-        fresh = compute_rollups(intents, self.region, admitted)
+        mine = self.rollups.of(self.origin)
+        if self.origin in attesters(admitted, adm.anchors):
+            get = self.replica.get
+            intents = [
+                r
+                for r in self.replica.entries([self.region])
+                if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
+            ]
+            fresh = compute_rollups(intents, self.region, admitted)
+        elif not any(r.body is not None for r in mine.values()):
+            return []
+        else:
+            fresh = {}  # not one of the region's attesters (any more): withdraw
         root = self.scope.split("/")[0]
         out: list[tuple[str, dict[str, Any] | None, str]] = []
-        mine = {r.key: r for r in self.rollups.records() if r.origin == self.origin}
         for period, body in fresh.items():
             key = rollup_key(self.region, period)
             cur = mine.pop(key, None)

@@ -23,7 +23,7 @@ from node.errors import LocalError, ValidationError
 from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
-from node.planning.rollup import RollupView, federation_rows
+from node.planning.rollup import RollupView, scope_balance
 from node.store import Store
 
 
@@ -308,16 +308,7 @@ class NodeState:
         region = self.core.region
 
         def level_of(s: str) -> tuple[list[BalanceRow], dict[str, Any]]:
-            own = self.index.rows(s, period=period, item=item)
-            if model.in_scope(s, region):
-                return own, {"status": "complete", "own_region": True}
-            if s.count("/") > 2:
-                # inside another region: only its rollup, for the region as a whole
-                return own, {"status": "not-held", "region": model.partition_of(s)}
-            rows, basis = federation_rows(
-                s, own, model.in_scope(region, s) or bool(own), view, period=period, item=item
-            )
-            return rows, basis.as_json()
+            return scope_balance(self.index, view, region, s, period=period, item=item)
 
         rows, basis = level_of(scope)
         out = [(scope, 0, rows, basis)]

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from node.crdt.replica import Replica
 from node.planning import BalanceIndex
+from node.planning.rollup import scope_balance
 from simnet.scenario import as_dict
 from simnet.virtual import VirtualSim
 
@@ -47,7 +48,7 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
     oracle = Replica()
     index = BalanceIndex()
     oracle.add_listener(index)
-    for r in [*sim.founding, *sim.written]:
+    for r in [*sim.founding, *sim.written, *sim.rollups_written]:
         oracle.insert_verified(r)
     expected: dict[tuple[str, ...], bytes] = {}
     digest_mismatch = []
@@ -71,8 +72,12 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
             checked += 1
             if node_index.rows(region) != want_rows:
                 balance_mismatch.append(i)
+    federation = federation_check(sim, index) if sim.scenario.run.rollups else None
     return {
-        "ok": not digest_mismatch and not balance_mismatch,
+        "ok": not digest_mismatch
+        and not balance_mismatch
+        and (federation is None or not federation["mismatch_count"]),
+        "federation": federation,
         "nodes": len(honest),
         "digest_groups": len({n.digest() for n in honest}),
         "digest_mismatch": digest_mismatch[:20],
@@ -81,6 +86,42 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
         "balance_mismatch": balance_mismatch[:20],
         "balance_mismatch_count": len(balance_mismatch),
         "records_in_oracle": len(oracle),
+    }
+
+
+def federation_check(sim: VirtualSim, truth: BalanceIndex) -> dict[str, Any]:
+    """Every node's balance of the root, every country and every region, from its own
+    records and the rollups it accepted, against the truth from all records."""
+    regions = sorted({s.region for s in sim.specs})
+    countries = sorted({r.rsplit("/", 1)[0] for r in regions})
+    root = regions[0].split("/")[0]
+    scopes = [root, *countries, *regions]
+    want = {scope: truth.rows(scope) for scope in scopes}
+    mismatch: list[int] = []
+    checked = 0
+    for i, node in enumerate(sim.nodes[: sim.honest]):
+        if node.index is None:
+            continue
+        checked += 1
+        view = node.core.rollup_view()
+        for scope in scopes:
+            rows, basis = scope_balance(node.index, view, node.core.region, scope)
+            if rows != want[scope] or basis["status"] in ("partial", "not-held"):
+                mismatch.append(i)
+                break
+    honest = sim.nodes[: sim.honest]
+    held = [sum(1 for _ in n.replica.entries()) for n in honest]
+    rollups_held = [len(n.core.rollups.records()) for n in honest if n.core.rollups]
+    return {
+        "checked_nodes": checked,
+        "scopes_per_node": len(scopes),
+        "mismatch": mismatch[:20],
+        "mismatch_count": len(mismatch),
+        "rollups_written": sim.rollup_stats.written,
+        "rollup_bytes_written": sim.rollup_stats.bytes,
+        "rollups_per_region": _r(sim.rollup_stats.written / max(1, len(regions))),
+        "records_held_per_node": _r(sum(held) / max(1, len(held))),
+        "rollups_held_per_node": _r(sum(rollups_held) / max(1, len(rollups_held))),
     }
 
 

@@ -6,6 +6,8 @@ A scenario is plain data (frozen dataclasses); both modes read it. Presets:
 * ``partition`` 60 nodes; the network splits in two at 20 s and heals at 60 s.
 * ``churn``     60 nodes; a fifth of them leave for 30 s each, then catch up.
 * ``scale``     1,000 nodes, 40 regions, 50,000 records.
+* ``federation`` 2,000 nodes, 4 countries, 80 regions, 20,000 records, rollups on: every
+                node's federation balance must equal the truth from all records.
 * ``sybil``     1,000 honest nodes in 40 regions, 20,000 records, and 4,000 strangers
                 nobody admitted posting, applying, inviting and voting.
 
@@ -19,6 +21,7 @@ TOML scenario file (every key optional; values shown are the defaults)::
 
     [workload]
     federation = "eu"           # root scope; scopes are eu/f0/r3/c17 (see below)
+    countries = 1               # countries between the root and the regions (f0, f1, ...)
     regions = 8                 # regions; a region is one replication partition
     cooperatives = 0.3          # fraction of nodes that are cooperatives
     records = 5000              # needs and capacities to write in all
@@ -70,12 +73,15 @@ TOML scenario file (every key optional; values shown are the defaults)::
     invites = 2                 # invites each publishes
 
     [run]
+    rollups = false             # regional rollups: attested, and checked on every node
+    rollup_every = 10.0         # seconds between an attester's recomputations
     trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
     balance_index = "all"       # "all": every node keeps a BalanceIndex, as the daemon;
                                 # "sample": only 3 nodes per region do (the others keep
                                 # the Replica alone; digests are still checked on all)
 
-Scopes: ``<federation>/f0/r<k>/c<n>``. The model replicates records by their scope cut
+Scopes: ``<federation>/f<country>/r<k>/c<n>`` (region k in country k mod countries).
+The model replicates records by their scope cut
 to three levels (`node.model.REGION_DEPTH`), so the region ``eu/f0/r3`` is one gossip
 topic and one anti-entropy partition; a node follows its region and the levels above.
 """
@@ -93,6 +99,7 @@ from node.errors import LocalError
 @dataclass(frozen=True)
 class Workload:
     federation: str = "eu"
+    countries: int = 1
     regions: int = 8
     cooperatives: float = 0.3
     records: int = 5000
@@ -168,6 +175,10 @@ class Sybil:
 class Run:
     trust_signatures: str = "auto"
     balance_index: str = "all"
+    # Regional rollups (issue 11): every region's attesters publish, every node checks
+    # its federation balance against the truth at the end. Off by default (traffic).
+    rollups: bool = False
+    rollup_every: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,10 @@ class Scenario:
             problems.append("nodes must be at least 2")
         if not 1 <= w.regions <= self.nodes:
             problems.append("workload.regions must be between 1 and nodes")
+        if not 1 <= w.countries <= w.regions:
+            problems.append("workload.countries must be between 1 and regions")
+        if self.run.rollup_every <= 0:
+            problems.append("run.rollup_every must be positive")
         if w.records < 0 or w.burst < 1:
             problems.append("workload.records >= 0 and workload.burst >= 1")
         if not 0 <= w.updates + w.withdrawals < 1:
@@ -285,6 +300,14 @@ def preset(name: str) -> Scenario:
             duration=900.0,
             workload=Workload(regions=40, records=50_000, write_window=120.0),
         ),
+        # The federation seen from everywhere: countries, regions, attested rollups.
+        "federation": Scenario(
+            name="federation",
+            nodes=2000,
+            duration=900.0,
+            workload=Workload(countries=4, regions=80, records=20_000, write_window=120.0),
+            run=Run(rollups=True, balance_index="all"),
+        ),
         # The ratio of the gossipsub v1.1 evaluation: four strangers per honest node.
         "sybil": Scenario(
             name="sybil",
@@ -299,7 +322,7 @@ def preset(name: str) -> Scenario:
     return presets[name]
 
 
-PRESETS = ("smoke", "partition", "churn", "scale", "sybil")
+PRESETS = ("smoke", "partition", "churn", "scale", "federation", "sybil")
 
 
 def load_toml(path: Path) -> Scenario:

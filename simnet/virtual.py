@@ -53,6 +53,12 @@ class SybilCounters:
 
 
 @dataclass
+class RollupCounters:
+    written: int = 0  # rollup records signed by attesters
+    bytes: int = 0
+
+
+@dataclass
 class Faults:
     partitions: list[tuple[float, float]] = field(default_factory=list)
     rejoins: int = 0
@@ -104,6 +110,9 @@ class VirtualSim:
             for spec in self.sybil_specs
         ]
         self.sybil = SybilCounters()
+        self.rollup_stats = RollupCounters()
+        self.rollups_written: list[Any] = []  # for the oracle of the final check
+        self._attested_at = [-1] * (s.nodes + s.sybil.nodes)
         subs = [n.partitions for n in self.nodes]
         followers: dict[str, list[int]] = {}
         for i, parts in enumerate(subs[: self.honest]):
@@ -209,6 +218,9 @@ class VirtualSim:
         window = max(1.0, s.workload.write_window)
         for spec in self.sybil_specs:
             sched.at(rng.uniform(0.5, window), self._sybil_acts, spec.index)
+        if s.run.rollups:
+            for i in range(self.honest):
+                sched.at(rng.uniform(0, s.run.rollup_every), self._attest, i)
         self._schedule_faults()
         sched.at(TICK, self._tick)
         self._done = False
@@ -221,9 +233,11 @@ class VirtualSim:
         if self.progress is not None:
             created = len(self.tracker.tracks)
             self.progress(self.sched.now, created - self.tracker.pending, created)
+        settle = 4 * self.scenario.run.rollup_every if self.scenario.run.rollups else 0.0
         self._done = (
             self._writes_left == 0
             and self.sched.now >= self._last_fault
+            and self.sched.now >= self.last_write_time + settle
             and self.tracker.pending == 0
             and not self.tracker.catching_up
             and all(self.net.online)
@@ -240,6 +254,22 @@ class VirtualSim:
         self._record_written(w.node, record)
         self.last_write_time = max(self.last_write_time, self.sched.now)
         self._schedule_flush(w.node)
+
+    def _attest(self, i: int) -> None:
+        """As the daemon's attester: recompute the region's rollups when anything
+        changed, publish what differs, again after `rollup_every`."""
+        node = self.nodes[i]
+        if self.net.online[i] and node.replica.version != self._attested_at[i]:
+            self._attested_at[i] = node.replica.version
+            pendings = node.core.rollup_pendings()
+            for pending in pendings:
+                node.core.commit(pending)
+                self.rollups_written.extend(pending.records)
+                self.rollup_stats.written += 1
+                self.rollup_stats.bytes += len(pending.record.raw)
+            if pendings:
+                self._schedule_flush(i)
+        self.sched.after(self.scenario.run.rollup_every, self._attest, i)
 
     def _sybil_acts(self, i: int) -> None:
         """A stranger posts, applies, invites and has invented members vote."""

@@ -46,7 +46,8 @@ def build_nodes(scenario: Scenario, rng: random.Random) -> list[NodeSpec]:
     w = scenario.workload
     out = []
     for i in range(scenario.nodes):
-        region = f"{w.federation}/f0/r{i % w.regions}"
+        k = i % w.regions
+        region = f"{w.federation}/f{k % w.countries}/r{k}"
         kind = "cooperative" if rng.random() < w.cooperatives else "commune"
         letter = "k" if kind == "cooperative" else "c"
         out.append(

@@ -35,19 +35,32 @@ from msgpack import packb
 
 from node import model
 from node.crdt.record import Record
-from node.planning.balance import TICKS, BalanceRow, _contribution
+from node.planning.balance import TICKS, BalanceIndex, BalanceRow, _contribution
 
 __all__ = [
+    "ATTESTERS",
     "QUORUM",
     "RegionStatus",
     "RollupView",
+    "attesters",
     "compute_rollups",
     "content_digest",
     "rollup_key",
 ]
 
 QUORUM = 3  # attesters asked for, at most (fewer in a region of fewer admitted nodes)
+ATTESTERS = 5  # a region's attesters (more if it has more anchors)
 MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted nodes
+
+
+def attesters(admitted: Iterable[bytes], anchors: frozenset[bytes]) -> frozenset[bytes]:
+    """Which of a region's admitted nodes attest it: its anchors, and the others with the
+    smallest keys up to `ATTESTERS` in all. Every node of the region computes the same
+    set, and a reader's quorum of 3 needs no more; the rest stay quiet (traffic)."""
+    nodes = sorted(set(admitted))
+    anchored = [n for n in nodes if n in anchors]
+    others = [n for n in nodes if n not in anchors][: max(0, ATTESTERS - len(anchored))]
+    return frozenset(anchored + others)
 
 
 def rollup_key(region: str, period: str) -> str:
@@ -308,6 +321,7 @@ class RollupTracker:
 
     def __init__(self) -> None:
         self._records: dict[tuple[bytes, str], Record] = {}
+        self._by_origin: dict[bytes, dict[str, Record]] = {}
         self._listed: dict[str, set[bytes]] | None = None
         self._anchors: frozenset[bytes] = frozenset()
         self.version = 0
@@ -315,11 +329,16 @@ class RollupTracker:
     def __call__(self, old: Record | None, new: Record) -> None:
         if new.kind == "rollup":
             self._records[(new.origin, new.key)] = new
+            self._by_origin.setdefault(new.origin, {})[new.key] = new
             self._listed = None
             self.version += 1
 
     def records(self) -> list[Record]:
         return list(self._records.values())
+
+    def of(self, origin: bytes) -> dict[str, Record]:
+        """One attester's rollups by key."""
+        return dict(self._by_origin.get(origin, {}))
 
     def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
         if self._listed is None or anchors != self._anchors:
@@ -348,3 +367,26 @@ def _listed(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str, s
                 bytes.fromhex(a) for a in body["admitted"]
             )
     return out
+
+
+def scope_balance(
+    index: BalanceIndex,
+    view: RollupView,
+    region: str,
+    scope: str,
+    *,
+    period: str | None = None,
+    item: str | None = None,
+) -> tuple[list[BalanceRow], dict[str, Any]]:
+    """The balance of `scope` as a node of `region` sees it, with its basis: its own
+    region and what lies in it from its records (complete), a scope above or beside
+    it from its records there plus the accepted rollups of the other regions under it,
+    and nothing but a region's rollup for a scope inside another region."""
+    own = index.rows(scope, period=period, item=item)
+    if model.in_scope(scope, region):
+        return own, {"status": "complete", "own_region": True}
+    if scope.count("/") > 2:
+        return own, {"status": "not-held", "region": model.partition_of(scope)}
+    counted = model.in_scope(region, scope) or bool(own)
+    rows, basis = federation_rows(scope, own, counted, view, period=period, item=item)
+    return rows, basis.as_json()

@@ -141,3 +141,23 @@ def test_strangers_change_nothing_honest_nodes_hold_or_count():
     assert r["sybil"]["held_by_honest_nodes"] == 0
     assert r["sybil"]["refused_at_honest_nodes"] > 0
     assert r["records"] == 480  # only the honest records are tracked
+
+
+def test_every_node_sees_the_federation_through_attested_rollups():
+    """The federation preset, small: every node's balance of the root, each country
+    and each region equals the truth from all records, though it holds only its own
+    region's records and the others' rollups."""
+    s = preset("federation").with_overrides(nodes=48)
+    s = replace(
+        s,
+        workload=replace(s.workload, countries=2, regions=6, records=480, write_window=15.0),
+        run=replace(s.run, rollup_every=5.0),
+    )
+    r = virtual_report(VirtualSim(s).run())["result"]
+    fed = r["check"]["federation"]
+    assert r["ok"]
+    assert fed["checked_nodes"] == 48
+    assert fed["scopes_per_node"] == 1 + 2 + 6
+    assert fed["mismatch_count"] == 0
+    assert fed["rollups_written"] > 0
+    assert fed["records_held_per_node"] < 480  # its region's records, not the federation's
