@@ -399,6 +399,17 @@ def balance(
     _emit(ctx, as_json, result, render.balance(result, period=period, item=item))
 
 
+@cli.command()
+@click.option("--region", default=None, help="Only this region (a three-level scope).")
+@json_option
+@pass_ctx
+def rollups(ctx: Ctx, region: str | None, as_json: bool) -> None:
+    """Other regions' attested rollups: status per region and period, who attested
+    what, and who contradicts an accepted content."""
+    data = ctx.call("rollups", region=region)
+    _emit(ctx, as_json, data, render.rollups(data))
+
+
 def main() -> None:
     cli(prog_name="allmende", auto_envvar_prefix="ALLMENDE")
 

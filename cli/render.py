@@ -15,6 +15,7 @@ Layout rules, so output reads well at 80-100 columns and without colour:
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -385,6 +386,29 @@ class _DrillDown:
         return Group(header, t)
 
 
+def rollups(data: dict[str, Any]) -> RenderableType:
+    """`allmende rollups`: one row per region and period."""
+    if not data["rollups"]:
+        return _empty("No rollups of other regions here yet.")
+    t = _table()
+    for col in ("region", "period", "status", "attested by", "records", "contradicted by"):
+        t.add_column(col, overflow="fold")
+    for rp in data["rollups"]:
+        best = rp["contents"][0]
+        who = [n or a[:12] for a, n in zip(best["attesters"], best["attester_names"], strict=True)]
+        status = rp["status"]
+        style = "green" if status == "attested" else "yellow" if status == "unattested" else "red"
+        t.add_row(
+            rp["region"],
+            rp["period"],
+            Text(status.upper() if status == "split" else status, style=style),
+            f"{len(who)} of quorum {best['quorum']}: " + ", ".join(who),
+            str(best["records"]),
+            ", ".join(a[:12] for a in rp["contradicting"]) or "-",
+        )
+    return _titled(f"Rollups of the regions beside {data['own_region']}", t)
+
+
 def _whole(basis: dict[str, Any] | None) -> bool:
     return basis is None or basis.get("status") in ("complete", "attested")
 
@@ -412,6 +436,11 @@ def basis_text(basis: dict[str, Any] | None) -> str:
     if missing:
         why = ", ".join(f"{r} {w}" for r, w in sorted(missing.items()))
         parts.append(f"partial: {len(missing)} region(s) missing ({why})")
+    stale = basis.get("stale") or {}
+    if stale:
+        since = min(stale.values())
+        when = datetime.datetime.fromtimestamp(since / 1000, tz=datetime.UTC)
+        parts.append(f"{len(stale)} region(s) stale since {when:%Y-%m-%d %H:%M} UTC")
     return "; ".join(parts)
 
 
@@ -419,4 +448,4 @@ def _signed(value: str) -> str:
     return ("+" if _sign(value) > 0 else "") + value
 
 
-__all__ = ["DEFICIT", "balance", "items", "peers", "records", "status", "written"]
+__all__ = ["DEFICIT", "balance", "items", "peers", "records", "rollups", "status", "written"]

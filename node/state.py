@@ -26,6 +26,10 @@ from node.planning import BalanceIndex, BalanceRow
 from node.planning.rollup import RollupView, scope_balance
 from node.store import Store
 
+# A region's figures from a rollup signed longer ago than this are marked stale (an
+# attester refreshes whenever its region changes; an old one means they went quiet).
+STALE_AFTER_MS = 24 * 3600 * 1000
+
 
 class NodeState:
     """The node's replica with its durable store.
@@ -307,8 +311,12 @@ class NodeState:
         view = self.core.rollup_view()
         region = self.core.region
 
+        stale_before = self.core.now_ms() - STALE_AFTER_MS
+
         def level_of(s: str) -> tuple[list[BalanceRow], dict[str, Any]]:
-            return scope_balance(self.index, view, region, s, period=period, item=item)
+            return scope_balance(
+                self.index, view, region, s, period=period, item=item, stale_before=stale_before
+            )
 
         rows, basis = level_of(scope)
         out = [(scope, 0, rows, basis)]

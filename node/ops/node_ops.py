@@ -124,6 +124,39 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Other regions' rollups as this node sees them: per region and period, the
+    status, each content's attesters, and who contradicts an accepted one."""
+    view = ctx.state.core.rollup_view()
+    names = ctx.state.node_names()
+    out = []
+    for rp in view.pairs.values():
+        if args["region"] is not None and rp.region != args["region"]:
+            continue
+        out.append(
+            {
+                "region": rp.region,
+                "period": rp.period,
+                "status": rp.status.value,
+                "contents": [
+                    {
+                        "digest": c.digest,
+                        "accepted": c.accepted,
+                        "attesters": [a.hex() for a in c.attesters],
+                        "attester_names": [names.get(a) for a in c.attesters],
+                        "quorum": c.quorum,
+                        "anchored": c.anchored,
+                        "records": c.body["records"],
+                        "nodes": c.body["nodes"],
+                    }
+                    for c in rp.contents
+                ],
+                "contradicting": [a.hex() for a in rp.contradicting],
+            }
+        )
+    return {"own_region": view.own_region, "rollups": out}
+
+
 def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": ctx.net.connected_peers(),
@@ -215,6 +248,7 @@ OPS: dict[str, OpSpec] = {
         },
     ),
     "peers": OpSpec(peers),
+    "rollups": OpSpec(rollups, {"region": _SCOPE}),
     "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
     "digest": OpSpec(digest),
     "submit": OpSpec(submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES)}),

@@ -229,6 +229,7 @@ class Basis:
     own: bool = False  # the reader's own region (or part of it) is counted, complete
     attested: dict[str, tuple[int, int]] = field(default_factory=dict)  # region -> (k, n)
     missing: dict[str, str] = field(default_factory=dict)  # region -> why (split, unattested)
+    stale: dict[str, int] = field(default_factory=dict)  # region -> ms of its newest rollup
 
     @property
     def complete(self) -> bool:
@@ -248,6 +249,7 @@ class Basis:
             "own_region": self.own,
             "attested": {r: {"by": k, "of": n} for r, (k, n) in sorted(self.attested.items())},
             "missing": dict(sorted(self.missing.items())),
+            "stale": dict(sorted(self.stale.items())),
             "regions_known": regions,
         }
 
@@ -260,6 +262,7 @@ def federation_rows(
     *,
     period: str | None = None,
     item: str | None = None,
+    stale_before: int | None = None,
 ) -> tuple[list[BalanceRow], Basis]:
     """The balance of `scope`: the reader's own region's rows (already computed from
     its records) plus the accepted rollups of the other regions under `scope`.
@@ -267,6 +270,8 @@ def federation_rows(
     Args:
         own_rows: the rows of the reader's records under `scope` (its region's part).
         own_in_scope: whether the reader's region lies under `scope` at all.
+        stale_before: a region whose newest accepted rollup was signed before this
+            wall-clock millisecond is counted but marked stale.
     """
     basis = Basis(own=own_in_scope)
     acc: dict[tuple[str, str, str], list[Any]] = {}
@@ -283,6 +288,9 @@ def federation_rows(
         if rp.region not in basis.missing:
             k, n = len(content.attesters), len(content.body["admitted"])
             basis.attested[rp.region] = (k, n)
+            signed_ms = content.hlc >> 16
+            if stale_before is not None and signed_ms < stale_before:
+                basis.stale[rp.region] = max(basis.stale.get(rp.region, 0), signed_ms)
         for it, dim, needs, caps, nodes in content.body["items"]:
             if item is not None and it != item:
                 continue
@@ -293,6 +301,7 @@ def federation_rows(
             total[2] += nodes
     for region in basis.missing:
         basis.attested.pop(region, None)
+        basis.stale.pop(region, None)
     rows = [
         BalanceRow(
             scope,
@@ -377,6 +386,7 @@ def scope_balance(
     *,
     period: str | None = None,
     item: str | None = None,
+    stale_before: int | None = None,
 ) -> tuple[list[BalanceRow], dict[str, Any]]:
     """The balance of `scope` as a node of `region` sees it, with its basis: its own
     region and what lies in it from its records (complete), a scope above or beside
@@ -388,5 +398,7 @@ def scope_balance(
     if scope.count("/") > 2:
         return own, {"status": "not-held", "region": model.partition_of(scope)}
     counted = model.in_scope(region, scope) or bool(own)
-    rows, basis = federation_rows(scope, own, counted, view, period=period, item=item)
+    rows, basis = federation_rows(
+        scope, own, counted, view, period=period, item=item, stale_before=stale_before
+    )
     return rows, basis.as_json()

@@ -44,6 +44,9 @@ def test_a_need_in_hamburg_shows_in_berlin_as_attested(nodes: Cluster) -> None:
     )
     out = b1.cli("balance", "eu/de", "--depth", "1", "--period", "2027-Q1")
     assert "region(s) attested by 2 of 2" in out
+    listing = b1.call("rollups")["rollups"]
+    assert {(r["region"], r["status"]) for r in listing} == {("eu/de/hamburg", "attested")}
+    assert "attested" in b1.cli("rollups")
     # and the other way round
     h2.wait_for(
         lambda n: _potatoes(_level(n, "eu/de", "eu/de/berlin")) == "10", 40, "Berlin in Hamburg"
