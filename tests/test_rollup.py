@@ -98,6 +98,16 @@ def test_a_false_minority_is_named_and_a_split_is_never_summed():
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.ACCEPTED
     assert rp.contradicting == ()  # extra is not listed as admitted: it is no attester
+    # four attesters listed, one of them lies: three outvote it, and it is named
+    four = sorted(a.hex() for a in (*(n.origin for n in nodes), extra.origin))
+    truth4, lie4 = {**body, "admitted": four}, {**liar_body, "admitted": four}
+    signed = [*(_signed(a, truth4) for a in nodes), _signed(extra, lie4)]
+    rp = RollupView(signed, anchors, "eu/de/berlin").pairs[(HH, "2027-Q1")]
+    assert rp.status is RegionStatus.ACCEPTED
+    assert rp.contradicting == (extra.origin,)
+    record = RollupView(signed, anchors, "eu/de/berlin").track_record()
+    assert record[extra.origin] == (0, 1)
+    assert record[nodes[0].origin] == (1, 0)
     # two contents, each with a quorum and an anchor: a split view
     two = Author(PEOPLE[4], scope=f"{HH}/n4")
     admitted = sorted(a.hex() for a in (PEOPLE[0].public, PEOPLE[3].public, PEOPLE[4].public))
@@ -106,6 +116,7 @@ def test_a_false_minority_is_named_and_a_split_is_never_summed():
     view = RollupView([*honest, *forks], anchors, "eu/de/berlin")
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.SPLIT
+    assert view.track_record() == {}  # nothing accepted: nobody's record moves
     rows, basis = federation_rows("eu/de", [], True, view, period="2027-Q1")
     assert rows == []
     assert basis.missing == {HH: "split"}

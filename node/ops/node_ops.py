@@ -154,7 +154,11 @@ def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
                 "contradicting": [a.hex() for a in rp.contradicting],
             }
         )
-    return {"own_region": view.own_region, "rollups": out}
+    record = {
+        a.hex(): {"name": names.get(a), "accepted": agreed, "contradicted": contradicted}
+        for a, (agreed, contradicted) in view.track_record().items()
+    }
+    return {"own_region": view.own_region, "rollups": out, "track_record": record}
 
 
 def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:

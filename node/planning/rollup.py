@@ -214,6 +214,20 @@ class RollupView:
                 status = RegionStatus.UNATTESTED
             self.pairs[(region, period)] = RegionPeriod(region, period, status, tuple(ordered))
 
+    def track_record(self) -> dict[bytes, tuple[int, int]]:
+        """Per attester: (contents it signed that were accepted, contents it signed that
+        an accepted one contradicts). Honest reporting shows as the first alone."""
+        out: dict[bytes, list[int]] = {}
+        for rp in self.pairs.values():
+            accepted = rp.accepted
+            if accepted is None:
+                continue
+            for a in accepted.attesters:
+                out.setdefault(a, [0, 0])[0] += 1
+            for a in rp.contradicting:
+                out.setdefault(a, [0, 0])[1] += 1
+        return {a: (n[0], n[1]) for a, n in sorted(out.items())}
+
     def regions(self) -> list[str]:
         """Every region some rollup names (the reader's own excluded)."""
         return sorted({region for region, _ in self.pairs})
