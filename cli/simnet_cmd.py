@@ -21,20 +21,24 @@ Modes:
 
 \b
 Presets: smoke (30 nodes), partition (split at 20 s, heal at 60 s),
-churn (a fifth of the nodes leave for 30 s), scale (1,000 nodes, 50,000 records).
+churn (a fifth of the nodes leave for 30 s), scale (1,000 nodes, 50,000 records),
+federation (2,000 nodes in 4 countries and 80 regions, rollups checked on every node),
+sybil (1,000 honest nodes and 4,000 strangers nobody admitted).
 
 \b
 A --scenario FILE.toml overrides a preset (or the defaults); its keys:
   name, seed, nodes, duration
-  [workload] federation regions cooperatives records write_window burst zipf
-             periods updates withdrawals
+  [workload] federation countries regions cooperatives records write_window burst
+             zipf periods updates withdrawals
   [network]  latency_ms latency_sigma jitter_sigma bandwidth_mbps loss duplicate
              peers cross_region
   [gossip]   d d_lo d_hi d_lazy heartbeat history_length history_gossip
   [sync]     interval on_connect
   [[partition]] at heal groups
   [churn]    fraction start end downtime
+  [sybil]    nodes records members invites
   [run]      trust_signatures ("on"|"off"|"auto") balance_index ("all"|"sample")
+             rollups rollup_every
 See the simnet.scenario module docstring for defaults and meanings.
 
 Exits 1 if the final state is not converged or not equal on every node.
