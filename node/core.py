@@ -39,7 +39,7 @@ from node.crdt.record import (
     sign_record,
     signature_ok,
 )
-from node.crdt.replica import Evidence, Replica
+from node.crdt.replica import HELD, VERIFIED, Evidence, Replica
 from node.crdt.sync import Received
 from node.errors import LocalError, Rejected
 from node.governance.admission import (
@@ -575,11 +575,11 @@ class NodeCore:
                     raise Rejected("wrong-topic", f"a record of {p} on the topic of {partition}")
                 if p not in allowed:
                     raise Rejected("not-followed", f"a record of partition {p}")
-                known = self.replica.known(r)
-                if known is not None:
+                seen = self.replica.seen(r, p)
+                if seen == HELD:
                     s.known += 1
                     continue
-                if self.replica.verified_before(r):
+                if seen == VERIFIED:
                     s.preverified.append(r)
                     continue
                 self.replica.check(r)
@@ -665,15 +665,17 @@ class NodeCore:
             return IngestResult([], [], [], s.rejected, s.known, verdict)
         stored: list[Record] = []
         changed: list[Record] = []
+        merge = self.replica.merge_verified
         for r in (*s.preverified, *s.candidates):
-            outcome = self.replica.merge_verified(r)
+            outcome = merge(r)
             if outcome.stored:
                 stored.append(r)
-                self.clock.observe(r.hlc)
                 if outcome.changed:
                     changed.append(r)
             else:
                 s.known += 1
+        if stored:
+            self.clock.observe(max(r.hlc for r in stored))
         for a, b in s.evidence:
             self.replica.observe_evidence(a, b)
         new_evidence = self.replica.take_new_evidence()

@@ -27,8 +27,10 @@ from node.crdt.encoding import (
     MAX_RECORD_BYTES,
     Value,
     canonical,
-    decode_canonical,
+    check_decode_budget,
+    check_decoded,
     pack,
+    unpack_unchecked,
 )
 from node.errors import Rejected
 
@@ -156,16 +158,18 @@ def decode_record(raw: bytes) -> Record:
         raise Rejected("oversize", f"{n} bytes, limit {MAX_RECORD_BYTES}")
     if n < MIN_RECORD_BYTES or raw[0] != 0x99:
         raise Rejected("malformed", "a record is an array of 9 fields")
-    fields = decode_canonical(
-        raw,
-        max_bytes=MAX_RECORD_BYTES,
-        budget=DECODE_BUDGET_PER_BYTE * n + DECODE_BUDGET_FIXED,
-    )
+    # `decode_canonical` in one pass for the one shape a record has: the nine fields'
+    # types are checked here, so only the body is walked for canonical form.
+    check_decode_budget(raw, DECODE_BUDGET_PER_BYTE * n + DECODE_BUDGET_FIXED)
+    fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
     _check_fields(fields)
-    sig = fields[8]
+    _, origin, kind, key, seq, hlc, scope, body, sig = fields
     if type(sig) is not bytes or len(sig) != SIG_BYTES:
         raise Rejected("malformed", "signature must be 64 bytes")
-    _, origin, kind, key, seq, hlc, scope, body, sig = fields
+    if body is not None:
+        check_decoded(body, 1)
+    if msgpack.Packer(use_bin_type=True, buf_size=n + 1).pack(fields) != raw:
+        raise Rejected("non-canonical", "not the canonical encoding")
     return Record(origin, kind, key, seq, hlc, scope, body, sig, raw, record_id(raw))
 
 
@@ -211,6 +215,28 @@ def signature_ok(record: Record) -> bool:
     return True
 
 
+# Kinds and scopes repeat: the ones that passed are remembered (bounded sets).
+_GOOD_KINDS: set[str] = set()
+_GOOD_SCOPES: set[str] = set()
+_GOOD_MAX = 100_000
+
+
+def _good_kind(kind: str) -> bool:
+    if not _KIND.fullmatch(kind):
+        return False
+    if len(_GOOD_KINDS) < 1024:
+        _GOOD_KINDS.add(kind)
+    return True
+
+
+def _good_scope(scope: str) -> bool:
+    if not _SCOPE_CHARS.fullmatch(scope):
+        return False
+    if len(_GOOD_SCOPES) < _GOOD_MAX:
+        _GOOD_SCOPES.add(scope)
+    return True
+
+
 def _check_fields(f: list[Any]) -> None:
     if type(f) is not list or len(f) < 8:
         raise Rejected("malformed", "a record is an array of 9 fields")
@@ -219,7 +245,7 @@ def _check_fields(f: list[Any]) -> None:
         raise Rejected("unknown-version", f"record version {version!r}, expected {VERSION}")
     if type(origin) is not bytes or len(origin) != KEY_BYTES:
         raise Rejected("malformed", "origin must be a 32-byte public key")
-    if type(kind) is not str or not _KIND.fullmatch(kind):
+    if type(kind) is not str or (kind not in _GOOD_KINDS and not _good_kind(kind)):
         raise Rejected("malformed", "kind must be 1-32 lowercase letters, digits or '-'")
     if type(key) is not str or not _KEY.fullmatch(key):
         raise Rejected("malformed", f"key must be 1 to {MAX_NAME} printable ASCII characters")
@@ -227,7 +253,7 @@ def _check_fields(f: list[Any]) -> None:
         raise Rejected("malformed", "seq must be a positive integer")
     if type(hlc) is not int or not 0 <= hlc < 2**64:
         raise Rejected("malformed", "hlc must be a 64-bit unsigned integer")
-    if type(scope) is not str or not _SCOPE_CHARS.fullmatch(scope):
+    if type(scope) is not str or (scope not in _GOOD_SCOPES and not _good_scope(scope)):
         raise Rejected("malformed", "scope must be a region path")
     if body is not None and type(body) is not dict:
         raise Rejected("malformed", "body must be a map or nil")

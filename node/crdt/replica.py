@@ -47,6 +47,10 @@ Evidence = tuple[Record, Record]  # same origin and seq, a.rid < b.rid
 EvidenceListener = Callable[[Record, Record], None]
 
 
+HELD = "held"
+VERIFIED = "verified"
+
+
 class Outcome(enum.Enum):
     """What merging one record did."""
 
@@ -288,6 +292,20 @@ class Replica:
                 if cur is not None and cur.rid == r.rid:
                     return Outcome.DUPLICATE
         return None
+
+    def seen(self, r: Record, pname: str) -> str:
+        """What this replica knows of `r` (of partition `pname`) in one lookup:
+        ``HELD`` (byte-equal to a held record), ``VERIFIED`` (exactly this record was
+        verified here before, held or not), or ``""``."""
+        part = self._parts.get(pname)
+        op = part.origins.get(r.origin) if part is not None else None
+        if op is None:
+            return ""
+        cur = op.slots.get((r.kind, r.key))
+        if cur is not None and cur.rid == r.rid:
+            return HELD
+        s = op.seen.get(r.seq)
+        return VERIFIED if s is not None and s.rid == r.rid else ""
 
     def verified_before(self, r: Record) -> bool:
         """True if exactly this record was verified here before (held or not).

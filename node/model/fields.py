@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from node.errors import ValidationError
@@ -77,8 +78,10 @@ def text(
     return value
 
 
-def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
+def only_fields(body: Mapping[str, Any], allowed: AbstractSet[str]) -> None:
     """Raises ValidationError naming any field not in `allowed`."""
+    if body.keys() <= allowed:
+        return
     extra = set(body) - allowed
     if extra:
         raise ValidationError(f"unexpected field(s) {', '.join(sorted(map(str, extra)))}")

@@ -53,9 +53,12 @@ def _item_body(body: Mapping[str, Any]) -> None:
         raise ValidationError(f"the base unit of {dim} is {DIMENSIONS[dim]}")
 
 
+_CAPACITY_FIELDS = frozenset({"item", "qty", "unit", "period", "note"})
+_NEED_FIELDS = _CAPACITY_FIELDS | {"priority"}
+
+
 def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
-    allowed = {"item", "qty", "unit", "period", "note"} | ({"priority"} if need else set())
-    only_fields(body, allowed)
+    only_fields(body, _NEED_FIELDS if need else _CAPACITY_FIELDS)
     item = check_item_id(body.get("item"))
     parse_quantity(body.get("qty"))
     u = unit(body.get("unit"))
