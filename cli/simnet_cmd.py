@@ -31,7 +31,7 @@ A --scenario FILE.toml overrides a preset (or the defaults); its keys:
   [workload] federation countries regions cooperatives records write_window burst
              zipf periods updates withdrawals
   [network]  latency_ms latency_sigma jitter_sigma bandwidth_mbps loss duplicate
-             peers cross_region
+             peers cross_region start_window
   [gossip]   d d_lo d_hi d_lazy heartbeat history_length history_gossip
   [sync]     interval on_connect
   [[partition]] at heal groups

@@ -135,6 +135,12 @@ class GossipNode:
                 self._send_message(p, mid, len(data))
 
     def _send_message(self, peer: int, mid: int, size: int) -> None:
+        if mid in self._all[peer].seen:
+            # A sure duplicate (seen only grows): counted as sent and, if its link is
+            # up, as delivered, without an event (most copies of a message are these).
+            if self._net.account(self.index, peer, "gossip", size + MSG_OVERHEAD):
+                self.stats.duplicates += 1
+            return
         self._net.send(
             self.index,
             peer,

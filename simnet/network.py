@@ -118,6 +118,16 @@ class VirtualNetwork:
         for d in delays:
             self.sched.after(d, self._arrive, src, dst, kind, deliver, args)
 
+    def account(self, src: int, dst: int, kind: str, size: int) -> bool:
+        """Count a message whose delivery would change nothing (see `send`) without
+        scheduling it; True if its link is up. Loss and duplication are not drawn."""
+        self.messages[kind] += 1
+        self.bytes[kind] += size
+        if not self.up(src, dst):
+            self.dropped[kind] += 1
+            return False
+        return True
+
     def _arrive(
         self, src: int, dst: int, kind: str, deliver: Callable[..., None], args: tuple[Any, ...]
     ) -> None:

@@ -41,6 +41,8 @@ TOML scenario file (every key optional; values shown are the defaults)::
     duplicate = 0.0             # probability a gossip RPC arrives twice
     peers = 8                   # connections each node dials
     cross_region = 0.2          # fraction of dialled peers outside the own region
+    start_window = 0.0          # nodes come up at uniform times in [0, start_window]
+                                # seconds (0: all at once, the t = 0 sync storm)
 
     [gossip]
     d = 6                       # mesh degree D
@@ -121,6 +123,7 @@ class Network:
     duplicate: float = 0.0
     peers: int = 8
     cross_region: float = 0.2
+    start_window: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,8 @@ class Scenario:
             problems.append("gossip: 0 < d_lo <= d <= d_hi")
         if not 0 <= self.network.loss < 1 or not 0 <= self.network.duplicate < 1:
             problems.append("network.loss and network.duplicate are probabilities")
+        if not 0 <= self.network.start_window <= self.duration:
+            problems.append("network.start_window must be from 0 to the duration")
         if self.run.trust_signatures not in ("on", "off", "auto"):
             problems.append('run.trust_signatures is "on", "off" or "auto"')
         if self.run.balance_index not in ("all", "sample"):

@@ -116,8 +116,9 @@ class Tracker:
             if node in t.missing:
                 absent.add(key)
 
-    def node_joined(self, node: int) -> None:
-        """Call after the node is marked online again."""
+    def node_joined(self, node: int, *, first: bool = False) -> None:
+        """Call after the node is marked online again (`first`: it just started, and
+        only a real catch-up is measured)."""
         lacking = self._absent.pop(node, set())
         for t in self._pending.values():
             if node in t.missing:
@@ -125,5 +126,5 @@ class Tracker:
         lacking = {k for k in lacking if k in self._open and node in self._open[k].missing}
         if lacking:
             self.catching_up[node] = (self._now(), lacking)
-        else:
+        elif not first:
             self.catch_up_times.append(0.0)

@@ -147,6 +147,7 @@ class VirtualSim:
         self.sync = SyncCounters()
         self.faults = Faults()
         self._flush_due = [False] * total
+        self.started_at = [0.0] * total
         self._deferred: dict[int, list[Write]] = {}
         self.written: list[Any] = []  # every record written, in order (the oracle's input)
         self._writes_left = len(self.writes)
@@ -204,6 +205,14 @@ class VirtualSim:
         """Schedule everything and run until converged or `duration`."""
         s, sched, rng = self.scenario, self.sched, self._rng
         t0 = time.perf_counter()
+        if s.network.start_window > 0:
+            # A staggered cold start: every node comes up at its own time.
+            starts = random.Random(f"{s.seed}/start")
+            for i in range(len(self.nodes)):
+                self.net.online[i] = False
+                self.started_at[i] = starts.uniform(0, s.network.start_window)
+                sched.at(self.started_at[i], self._start, i)
+            self._last_fault = s.network.start_window
         for i in range(len(self.nodes)):
             self._schedule_flush(i)
             sched.at(rng.uniform(0, s.gossip.heartbeat), self._heartbeat, i)
@@ -420,6 +429,16 @@ class VirtualSim:
             self.tracker.node_left(n)
 
         self._change_links(n, leave)
+
+    def _start(self, n: int) -> None:
+        def start() -> None:
+            self.net.online[n] = True
+            self.tracker.node_joined(n, first=True)
+
+        self._change_links(n, start)
+        for w in self._deferred.pop(n, []):
+            self._write(w)
+        self._schedule_flush(n)
 
     def _rejoin(self, n: int) -> None:
         def rejoin() -> None:

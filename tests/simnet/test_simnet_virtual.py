@@ -79,6 +79,24 @@ def test_churned_nodes_catch_up():
     assert r["rejoin_catch_up_s"]["n"] == 6
 
 
+def test_a_staggered_cold_start_converges_and_holds_writes_until_a_node_is_up():
+    s = small(nodes=30)
+    s = replace(s, network=replace(s.network, start_window=40.0))
+    sim = VirtualSim(s).run()
+    r = virtual_report(sim)["result"]
+    assert r["ok"]
+    assert r["records_unconverged"] == 0
+    assert r["rejoins"] == 0  # starting is not a fault
+    assert sim.stopped_at >= 40.0
+    # A record is written by its node only once that node is up.
+    node_of = {n.origin: i for i, n in enumerate(sim.nodes)}
+    late = [t for t in sim.tracker.tracks if t.created < sim.started_at[node_of[t.slot[0]]]]
+    assert sim.tracker.tracks
+    assert not late
+    assert max(sim.started_at) > 30.0
+    assert sim.tracker.catch_up_times  # late starters caught up with earlier writes
+
+
 @pytest.mark.parametrize("trust", ["on", "off"])
 def test_forged_records_are_rejected_everywhere(trust):
     s = small(nodes=20, trust=trust)
