@@ -111,7 +111,10 @@ def federation_check(sim: VirtualSim, truth: BalanceIndex) -> dict[str, Any]:
                 break
     honest = sim.nodes[: sim.honest]
     held = [sum(1 for _ in n.replica.entries()) for n in honest]
-    rollups_held = [len(n.core.rollups.records()) for n in honest if n.core.rollups]
+    held_bytes = [sum(len(r.raw) for r in n.replica.entries()) for n in honest]
+    rollups = [n.core.rollups.records() for n in honest if n.core.rollups]
+    rollups_held = [len(rs) for rs in rollups]
+    rollup_bytes_held = [sum(len(r.raw) for r in rs) for rs in rollups]
     return {
         "checked_nodes": checked,
         "scopes_per_node": len(scopes),
@@ -122,6 +125,12 @@ def federation_check(sim: VirtualSim, truth: BalanceIndex) -> dict[str, Any]:
         "rollups_per_region": _r(sim.rollup_stats.written / max(1, len(regions))),
         "records_held_per_node": _r(sum(held) / max(1, len(held))),
         "rollups_held_per_node": _r(sum(rollups_held) / max(1, len(rollups_held))),
+        # Wire bytes of the records a node holds (of its region and the partitions above,
+        # rollups among them), the part that is rollups, and the largest node.
+        "bytes_held_per_node": _r(sum(held_bytes) / max(1, len(held_bytes))),
+        "bytes_held_max": max(held_bytes, default=0),
+        "rollup_bytes_held_per_node": _r(sum(rollup_bytes_held) / max(1, len(rollups))),
+        "rollup_bytes_written_per_region": _r(sim.rollup_stats.bytes / max(1, len(regions))),
     }
 
 
