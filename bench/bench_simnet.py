@@ -155,8 +155,9 @@ def memory() -> None:
     for with_index in (False, True):
         tracemalloc.start()
         reps = []
+        names: dict = {}  # shared, as in a virtual run
         for _ in range(20):
-            rep = Replica()
+            rep = Replica(names=names)
             if with_index:
                 rep.add_listener(BalanceIndex())
             for r in recs:

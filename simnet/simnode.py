@@ -43,6 +43,7 @@ class SimNode:
         preload: records held before the run (`simnet.federation`), as a store's.
         hoarder: False for a stranger of the sybil preset: it keeps nothing it
             receives and relays nothing (its gossip verdict is IGNORE), it only sends.
+        names: the run's shared (kind, key) pairs (see `Replica`).
     """
 
     def __init__(
@@ -54,13 +55,14 @@ class SimNode:
         charter: Charter | None = None,
         preload: Iterable[Record] = (),
         hoarder: bool = True,
+        names: dict[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         self.hoarder = hoarder
         self.spec = spec
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
         self.peer_id = peer_id_of(identity.public)
-        self.replica = Replica(now_ms=now_ms)
+        self.replica = Replica(now_ms=now_ms, names=names)
         self.replica.load_trusted(preload)
         self.index: BalanceIndex | None = BalanceIndex() if with_index else None
         kw: dict[str, Any] = {}

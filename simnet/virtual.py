@@ -91,6 +91,7 @@ class VirtualSim:
         rss0 = _rss()
         sample = s.run.balance_index == "sample"
         self.charter, founding = found(self.specs)
+        names: dict[tuple[str, str], tuple[str, str]] = {}  # shared by every replica
         self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
@@ -100,6 +101,7 @@ class VirtualSim:
                 with_index=not sample or spec.index < 3 * s.workload.regions,
                 charter=self.charter,
                 preload=[r for p in spec.partitions for r in founding.get(p, ())],
+                names=names,
             )
             for spec in self.specs
         ]

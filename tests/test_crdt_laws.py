@@ -92,3 +92,21 @@ def test_equivocation_same_winner_and_flag():
     assert liar.origin in r1.flagged
     assert r1.flagged == r2.flagged
     assert r1.flagged[liar.origin] == tuple(sorted([one.rid, two.rid]))
+
+
+SHARED_NAMES: dict = {}
+
+
+@given(subsets, st.randoms(use_true_random=False))
+def test_shared_names_change_nothing_a_replica_holds(records, rnd):
+    """Replicas that share their (kind, key) pairs (the simnet) hold what one alone does."""
+    alone = _replica(records)
+    shuffled = list(records)
+    rnd.shuffle(shuffled)
+    shared = Replica(names=SHARED_NAMES)
+    for rec in shuffled:
+        shared.receive(rec.raw)
+    assert _state(shared) == _state(alone)
+    assert len(shared) == len(alone)
+    for rec in records:
+        assert shared.get(*rec.slot) == alone.get(*rec.slot)

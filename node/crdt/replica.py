@@ -36,7 +36,7 @@ from typing import Any
 
 from node import model
 from node.clock import LOGICAL_BITS
-from node.crdt.record import Record, Slot, decode_record, verify_record
+from node.crdt.record import Record, decode_record, verify_record
 from node.errors import Rejected, ValidationError
 
 MAX_CLOCK_AHEAD_MS = 10 * 60 * 1000
@@ -49,6 +49,9 @@ EvidenceListener = Callable[[Record, Record], None]
 
 HELD = "held"
 VERIFIED = "verified"
+
+
+Name = tuple[str, str]  # a slot's (kind, key) within its origin
 
 
 class Outcome(enum.Enum):
@@ -80,13 +83,13 @@ class OriginPart:
     (superseded, stale, a lost tie, evidence from a peer).
     """
 
-    slots: dict[tuple[str, str], Record] = field(default_factory=dict)
+    slots: dict[Name, Record] = field(default_factory=dict)
     max_seq: int = 0
     seen: dict[int, Record] = field(default_factory=dict)
     _digest: bytes | None = None
 
-    def add(self, r: Record) -> None:
-        self.slots[(r.kind, r.key)] = r
+    def add(self, r: Record, name: Name) -> None:
+        self.slots[name] = r
         self._digest = None
         if r.seq > self.max_seq:
             self.max_seq = r.seq
@@ -158,6 +161,8 @@ class Replica:
         validate: body validator, `node.model.validate` by default.
         max_superseded: how many records no longer held are remembered as possible
             evidence of an equivocation.
+        names: shared (kind, key) pairs, so that many replicas in one process (the
+            simnet) hold one copy of each instead of one per replica.
     """
 
     def __init__(
@@ -166,10 +171,15 @@ class Replica:
         now_ms: Callable[[], int] | None = None,
         validate: Callable[[str, str, str, Any], None] = model.validate,
         max_superseded: int = 200_000,
+        names: dict[Name, Name] | None = None,
     ) -> None:
         self._now_ms = now_ms
         self._validate = validate
-        self._slots: dict[Slot, Record] = {}
+        # Slot winners per origin, by (kind, key): the same pair object as the
+        # partition's, so a held record costs two dict entries and no tuple of its own.
+        self._slots: dict[bytes, dict[Name, Record]] = {}
+        self._held = 0
+        self._names = names
         self._parts: dict[str, Partition] = {}
         self._partition_names: dict[str, str] = {}
         # Records no longer held stay in `OriginPart.seen` (as possible evidence) up
@@ -188,17 +198,19 @@ class Replica:
     # --- reading -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return self._held
 
     def get(self, origin: bytes, kind: str, key: str) -> Record | None:
         """The winner of a slot, or None."""
-        return self._slots.get((origin, kind, key))
+        winners = self._slots.get(origin)
+        return None if winners is None else winners.get((kind, key))
 
     def records(self, kind: str | None = None) -> Iterator[Record]:
         """Slot winners (tombstones included), optionally of one kind."""
-        for r in self._slots.values():
-            if kind is None or r.kind == kind:
-                yield r
+        for winners in self._slots.values():
+            for r in winners.values():
+                if kind is None or r.kind == kind:
+                    yield r
 
     def entries(self, partitions: Iterable[str] | None = None) -> Iterator[Record]:
         """Every held record, per partition (a moved slot's older records included)."""
@@ -255,7 +267,7 @@ class Replica:
 
     def statistics(self) -> dict[str, Any]:
         return {
-            "records": len(self._slots),
+            "records": self._held,
             "origins": len(self._max_seq),
             "partitions": len(self._parts),
             "flagged": len(self.flagged),
@@ -384,7 +396,10 @@ class Replica:
         op = part.origins.get(r.origin)
         if op is None:
             op = part.origins[r.origin] = OriginPart()
-        cur = op.slots.get((r.kind, r.key))
+        name = (r.kind, r.key)
+        if self._names is not None:
+            name = self._names.setdefault(name, name)
+        cur = op.slots.get(name)
         if cur is not None and cur.rid == r.rid:
             self.counts["duplicate"] += 1
             return Outcome.DUPLICATE
@@ -399,17 +414,22 @@ class Replica:
             op.remove(cur)
             part.count -= 1
             self._remember(pname, op, cur)
-        op.add(r)
+        op.add(r, name)
         part.count += 1
         part._root = None
         self.version += 1
-        winner = self._slots.get(r.slot)
+        winners = self._slots.get(r.origin)
+        if winners is None:
+            winners = self._slots[r.origin] = {}
+        winner = winners.get(name)
         if winner is not None and (
             winner.seq > r.seq or (winner.seq == r.seq and winner.rid < r.rid)
         ):
             self.counts["shadow"] += 1
             return Outcome.SHADOW
-        self._slots[r.slot] = r
+        if winner is None:
+            self._held += 1
+        winners[name] = r
         self.counts["new" if winner is None else "replaced"] += 1
         for listener in self._listeners:
             listener(winner, r)
