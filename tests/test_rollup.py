@@ -151,3 +151,18 @@ def test_strangers_place_no_rollup():
     tracker(None, anchor_rollup)
     assert tracker.allows(listed_rollup, anchors)
     assert not tracker.allows(strangers, anchors)
+
+
+def test_an_old_rollup_is_counted_and_marked_stale():
+    nodes, recs = _hamburg_records()
+    bodies = compute_rollups(recs, HH, [a.origin for a in nodes])
+    signed = [_signed(a, b) for a in nodes for b in bodies.values()]
+    view = RollupView(signed, frozenset({nodes[0].origin}), "eu/de/berlin")
+    newest = max(r.hlc >> 16 for r in signed)
+    rows, basis = federation_rows("eu/de", [], True, view, stale_before=newest)
+    assert basis.stale == {}  # signed at the mark itself: fresh
+    rows_old, basis = federation_rows("eu/de", [], True, view, stale_before=newest + 1)
+    assert basis.stale == {HH: newest}  # counted, and marked since when
+    assert rows_old == rows
+    assert basis.as_json()["status"] == "attested"
+    assert basis.as_json()["stale"] == {HH: newest}
