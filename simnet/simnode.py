@@ -62,7 +62,11 @@ class SimNode:
         identity = Identity.from_seed(spec.seed)
         self.origin = identity.public
         self.peer_id = peer_id_of(identity.public)
-        self.replica = Replica(now_ms=now_ms, names=names)
+        self.replica = Replica(
+            now_ms=now_ms,
+            names=names,
+            body_checks=cache.bodies if cache is not None else None,
+        )
         self.replica.load_trusted(preload)
         self.index: BalanceIndex | None = BalanceIndex() if with_index else None
         kw: dict[str, Any] = {}

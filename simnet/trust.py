@@ -8,7 +8,8 @@ decodes them, and the first that needs their signature checks it; every other no
 that receives those same bytes gets the shared decoded record and the cached result.
 Bytes that differ in any bit (a forged or tampered record) are different keys, decoded
 and checked on their own, so forgeries are still rejected everywhere; a bad signature
-is cached as bad. Sharing the decoded records also keeps one copy of each record in
+is cached as bad. Body validation is shared the same way (by record id; the clock check
+stays each node's own). Sharing the decoded records also keeps one copy of each record in
 memory instead of one per node.
 """
 
@@ -23,6 +24,7 @@ class VerifiedCache:
     def __init__(self) -> None:
         self.records: dict[bytes, Record] = {}
         self.signatures: dict[bytes, bool] = {}
+        self.bodies: dict[bytes, str | None] = {}  # record id -> why its body is invalid
         self.hits = 0
         self.verifications = 0
 

@@ -163,6 +163,8 @@ class Replica:
             evidence of an equivocation.
         names: shared (kind, key) pairs, so that many replicas in one process (the
             simnet) hold one copy of each instead of one per replica.
+        body_checks: shared results of body validation by record id (the simnet's
+            replicas validate each distinct record once; a record id binds every byte).
     """
 
     def __init__(
@@ -172,6 +174,7 @@ class Replica:
         validate: Callable[[str, str, str, Any], None] = model.validate,
         max_superseded: int = 200_000,
         names: dict[Name, Name] | None = None,
+        body_checks: dict[bytes, str | None] | None = None,
     ) -> None:
         self._now_ms = now_ms
         self._validate = validate
@@ -180,6 +183,7 @@ class Replica:
         self._slots: dict[bytes, dict[Name, Record]] = {}
         self._held = 0
         self._names = names
+        self._body_checks = body_checks
         self._parts: dict[str, Partition] = {}
         self._partition_names: dict[str, str] = {}
         # Records no longer held stay in `OriginPart.seen` (as possible evidence) up
@@ -359,10 +363,19 @@ class Replica:
         Raises:
             Rejected: ``invalid-body`` or ``clock-ahead``.
         """
-        try:
-            self._validate(r.kind, r.key, r.scope, r.body)
-        except ValidationError as exc:
-            raise Rejected("invalid-body", str(exc)) from None
+        checks = self._body_checks
+        if checks is None or r.rid not in checks:
+            try:
+                self._validate(r.kind, r.key, r.scope, r.body)
+                problem = None
+            except ValidationError as exc:
+                problem = str(exc)
+            if checks is not None:
+                checks[r.rid] = problem
+        else:
+            problem = checks[r.rid]
+        if problem is not None:
+            raise Rejected("invalid-body", problem)
         if self._now_ms is not None:
             ahead = (r.hlc >> LOGICAL_BITS) - self._now_ms()
             if ahead > MAX_CLOCK_AHEAD_MS:

@@ -121,6 +121,18 @@ def test_forged_records_are_rejected_everywhere(trust):
     if sim.cache is not None:
         # decoded once, found bad once, and never trusted by any node
         assert sim.cache.signatures[record_id(forged.raw)] is False
+    # a record the victim really signed, with a body no node may take (validated once
+    # per run when the cache is on, refused by every node either way)
+    liar = Author(Identity.from_seed(victim.spec.seed), victim.spec.scope)
+    liar.seq = 10**9
+    bad = liar.write("need", "bad", {"item": "potatoes", "qty": "0", "unit": "kg"})
+    for i, g in enumerate(sim.gossip):
+        mid = sim.store.add(topic, encode_batch([bad.raw]), publisher=i)
+        g.on_message(mid, frm=sim.net.neighbours[i][0])
+    assert [n.digest() for n in sim.nodes] == before
+    assert all(n.rejected == 2 for n in sim.nodes)
+    if sim.cache is not None:
+        assert "quantity" in sim.cache.bodies[bad.rid]
     assert virtual_report(sim)["result"]["check"]["ok"]
 
 
