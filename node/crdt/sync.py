@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import math
 import weakref
 from bisect import bisect_right
@@ -375,6 +376,7 @@ class SyncSession:
             i for i in range(1 << bits) if mine_h[i * w : (i + 1) * w] != theirs[i * w : i * w + w]
         ]
         wanted = set(buckets)
+        self._entry_units = []
         entries = Writer()
         for (pi, prefix), (_origin, op) in sorted(units.items()):
             if _bucket(prefix, bits) in wanted:
@@ -406,6 +408,7 @@ class SyncSession:
         if any(b >= 1 << self._bits for b in wanted):
             raise SyncError("malformed", "bucket out of range")
         theirs: dict[_Unit, tuple[int, int, bytes]] = {}
+        self._entry_units = []
         reader = Reader(_bytes(msg.get("e"), MAX_MESSAGE_BYTES))
         while not reader.done:
             unit = self._read_unit(reader)
@@ -423,9 +426,12 @@ class SyncSession:
         for idx, unit in enumerate(self._entry_units):
             count, max_seq, digest = theirs[unit]
             op = mine.get(unit)
-            if op is not None and len(op[1].slots) == count and op[1].max_seq == max_seq:
-                if self._tag(op[1].digest()) == digest:
-                    continue  # equal (a bucket mate of a differing unit)
+            if (
+                op is not None
+                and (len(op[1].slots), op[1].max_seq) == (count, max_seq)
+                and self._tag(op[1].digest()) == digest
+            ):
+                continue  # equal (a bucket mate of a differing unit)
             if op is not None:
                 tail = self._tail(op[1], theirs[unit])
                 if tail is not None:
@@ -674,7 +680,7 @@ class _Ranges:
             self._add(idx, rg.lo, rg.hi, 2 * (j - i) + 1, self.session._listing(view, i, j, rg.lo))
             return
         bounds: list[int | None] = [rg.lo, *edges, rg.hi]
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in itertools.pairwise(bounds):
             assert lo is not None
             a, b = view.span(lo, hi)
             self._add(idx, lo, hi, 2 * (b - a), view.fingerprint(a, b))
