@@ -51,7 +51,7 @@ import itertools
 import math
 import weakref
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ from node.crdt.encoding import (
     Reader,
     Writer,
     check_decode_budget,
+    encode_varint,
     unpack_unchecked,
 )
 from node.crdt.record import Record, decode_record, verify_record
@@ -200,7 +201,7 @@ class _Range:
     hi: int | None
     count: int
     fp: bytes | None
-    listed: list[tuple[int, bytes, bytes]]
+    listed: bytes  # a list's entries as sent (validated), read again by `_listed`
 
 
 class SyncSession:
@@ -437,14 +438,16 @@ class SyncSession:
                 if tail is not None:
                     records.add(tail)
                     continue
-            # Differs otherwise (or this side lacks it: an empty list asks for it all).
-            out.differs(idx, self._view(unit), _Range(0, None, -1, b"", []))
+            if op is None:
+                out.ask_all(idx)  # an empty list: the initiator sends it all
+            else:
+                out.differs(idx, self._view(unit), _Range(0, None, -1, b"", b""))
         return out.message()
 
     def _on_ranges(self, msg: dict[str, Any]) -> tuple[dict[str, Any] | None, State]:
         self._read_records(msg.get("r"))
         wants = self._read_wants(msg.get("w"))
-        ranges = self._read_ranges(msg.get("i"))
+        ranges = _bytes(msg.get("i"), MAX_MESSAGE_BYTES)
         if not wants and not ranges:
             return None, State.DONE  # nothing asked: the session is over
         self._range_rounds += 1
@@ -454,19 +457,26 @@ class SyncSession:
         out.split = self._range_rounds <= MAX_RANGE_ROUNDS
         for idx, tags in wants:
             view = self._view(self._entry_units[idx])
-            out.records.add(r for r, t in zip(view.records, view.tags, strict=True) if t in tags)
-        for idx, unit_ranges in ranges:
-            view = self._view(self._entry_units[idx])
-            wanted: list[bytes] = []
-            for rg in unit_ranges:
-                i, j = view.span(rg.lo, rg.hi)
-                if rg.fp is None:
-                    send, want = self._settle(view, i, j, rg.listed)
-                    out.records.add(send)
-                    wanted += want
-                elif j - i != rg.count or view.fingerprint(i, j) != rg.fp:
-                    out.differs(idx, view, rg)
-            out.want(idx, wanted)
+            index = {t: k for k, t in enumerate(view.tags)}
+            picked = {index[t] for t in _chunks(tags, ID_TAG) if t in index}
+            out.records.add(view.records[k] for k in sorted(picked))
+        # Ranges are read and answered one at a time: a message of many small ranges
+        # never stands in memory as objects.
+        wanted: list[bytes] = []
+        last = -1
+        for idx, rg in self._read_ranges(ranges):
+            if idx != last:
+                out.want(last, wanted)
+                wanted, last = [], idx
+                view = self._view(self._entry_units[idx])
+            i, j = view.span(rg.lo, rg.hi)
+            if rg.fp is None:
+                send, want = self._settle(view, i, j, rg.listed, rg.lo)
+                out.records.add(send)
+                wanted += want
+            elif j - i != rg.count or view.fingerprint(i, j) != rg.fp:
+                out.differs(idx, view, rg)
+        out.want(last, wanted)
         return out.message()
 
     # --- helpers -------------------------------------------------------------
@@ -522,7 +532,7 @@ class SyncSession:
         return self._tag(r.kind.encode() + b"\0" + r.key.encode())[:ID_TAG]
 
     def _settle(
-        self, view: _View, i: int, j: int, listed: list[tuple[int, bytes, bytes]]
+        self, view: _View, i: int, j: int, listed: bytes, lo: int
     ) -> tuple[list[Record], list[bytes]]:
         """From the peer's (seq, id tag, slot tag) list of a range, and my records
         [i, j) of it: what to send and what to want.
@@ -532,22 +542,31 @@ class SyncSession:
         one record per slot; a slot whose records differ has them in listed ranges on
         both sides, so settling range by range is settling the unit.)
         """
-        their_ids = {t for _, t, _ in listed}
-        their_slots: dict[bytes, int] = {}
-        for seq, _, s in listed:
-            their_slots[s] = max(seq, their_slots.get(s, 0))
-        my_ids: set[bytes] = set()
-        my_slots: dict[bytes, int] = {}
-        send = []
+        # Tables of my records only: a long list from the peer is read, never stored.
+        mine: dict[bytes, int] = {}  # my id tag -> index
+        my_slots: dict[bytes, int] = {}  # slot tag -> my newest seq of it
+        slot_of: list[bytes] = []
         for k in range(i, j):
-            r, tag = view.records[k], view.tags[k]
+            r = view.records[k]
             slot = self._slot_tag(r)
-            my_ids.add(tag)
+            slot_of.append(slot)
+            mine[view.tags[k]] = k
             my_slots[slot] = max(r.seq, my_slots.get(slot, 0))
-            if tag not in their_ids and their_slots.get(slot, 0) <= r.seq:
-                send.append(r)
-        want = [
-            tag for seq, tag, slot in listed if tag not in my_ids and my_slots.get(slot, 0) <= seq
+        held: set[int] = set()  # my records the peer listed
+        their_slots: dict[bytes, int] = {}  # of my slots: the peer's newest seq
+        want: list[bytes] = []
+        for seq, tag, slot in _entries(listed, lo):
+            index = mine.get(tag)
+            if index is not None:
+                held.add(index)
+            elif my_slots.get(slot, 0) <= seq:
+                want.append(tag)
+            if slot in my_slots and seq > their_slots.get(slot, 0):
+                their_slots[slot] = seq
+        send = [
+            view.records[k]
+            for k in range(i, j)
+            if k not in held and their_slots.get(slot_of[k - i], 0) <= view.records[k].seq
         ]
         return send, want
 
@@ -567,24 +586,23 @@ class SyncSession:
             raise SyncError("malformed", "unit index out of range or out of order")
         return idx
 
-    def _read_wants(self, value: Any) -> list[tuple[int, set[bytes]]]:
+    def _read_wants(self, value: Any) -> list[tuple[int, bytes]]:
+        """Per unit (in order), the wanted id tags as sent."""
         reader = Reader(_bytes(value, MAX_MESSAGE_BYTES))
-        out: list[tuple[int, set[bytes]]] = []
+        out: list[tuple[int, bytes]] = []
         idx = -1
         while not reader.done:
             idx = self._entry_index(reader, idx)
             n = reader.varint(MAX_MESSAGE_BYTES // ID_TAG)
-            out.append((idx, {reader.fixed(ID_TAG) for _ in range(n)}))
+            out.append((idx, reader.fixed(n * ID_TAG)))
         return out
 
-    def _read_ranges(self, value: Any) -> list[tuple[int, list[_Range]]]:
+    def _read_ranges(self, data: bytes) -> Iterator[tuple[int, _Range]]:
         """Per unit (in order), its ranges (in order, disjoint); lists within bounds."""
-        reader = Reader(_bytes(value, MAX_MESSAGE_BYTES))
-        out: list[tuple[int, list[_Range]]] = []
+        reader = Reader(data)
         idx = -1
         while not reader.done:
             idx = self._entry_index(reader, idx)
-            ranges: list[_Range] = []
             hi: int | None = 0
             for _ in range(reader.varint(MAX_MESSAGE_BYTES // 4)):
                 if hi is None:
@@ -594,19 +612,16 @@ class SyncSession:
                 hi = lo + width if width else None
                 head = reader.varint(MAX_MESSAGE_BYTES)
                 if not head & 1:
-                    ranges.append(_Range(lo, hi, head >> 1, reader.fixed(FP_BYTES), []))
+                    yield idx, _Range(lo, hi, head >> 1, reader.fixed(FP_BYTES), b"")
                     continue
-                listed: list[tuple[int, bytes, bytes]] = []
+                start = reader.position
                 seq = lo
                 for _ in range(head >> 1):
                     seq += reader.varint()
-                    tags = reader.fixed(2 * ID_TAG)
+                    reader.fixed(2 * ID_TAG)
                     if seq <= lo or (hi is not None and seq > hi):
                         raise SyncError("malformed", "a listed seq outside its range")
-                    listed.append((seq, tags[:ID_TAG], tags[ID_TAG:]))
-                ranges.append(_Range(lo, hi, len(listed), None, listed))
-            out.append((idx, ranges))
-        return out
+                yield idx, _Range(lo, hi, head >> 1, None, data[start : reader.position])
 
     def _read_records(self, value: Any) -> None:
         reader = Reader(_bytes(value, MAX_MESSAGE_BYTES))
@@ -654,15 +669,18 @@ class _Ranges:
         self.session = session
         self.records = records
         self.split = True  # False past MAX_RANGE_ROUNDS: list, never split again
-        self._wants = Writer()
-        self._ranges = Writer()
-        self._unit: tuple[int, Writer, int, int | None] | None = None  # idx, items, n, hi
+        # Byte arrays, not Writers: a message of many small ranges stays compact.
+        self._wants = bytearray()
+        self._ranges = bytearray()
+        self._unit: tuple[int, bytearray, int, int | None] | None = None  # idx, items, n, hi
+
+    def ask_all(self, idx: int) -> None:
+        """This side lacks unit `idx`: an empty list of its whole range."""
+        self._add(idx, 0, None, 1, b"")
 
     def want(self, idx: int, tags: list[bytes]) -> None:
         if tags:
-            self._wants.varint(idx)
-            self._wants.varint(len(tags))
-            self._wants.fixed(b"".join(tags))
+            self._wants += encode_varint(idx) + encode_varint(len(tags)) + b"".join(tags)
 
     def differs(self, idx: int, view: _View, rg: _Range) -> None:
         """The peer's range `rg` differs from mine: answer with records, a list or
@@ -671,7 +689,7 @@ class _Ranges:
         if rg.count == 0:
             self.records.add(view.records[i:j])  # the peer holds nothing there
             return
-        if self._ranges.size > MAX_MESSAGE_BYTES // 4:
+        if len(self._ranges) > MAX_MESSAGE_BYTES // 4:
             self.session.stats.truncated = True  # the rest in the next session
             return
         split = self.split and j - i > LEAF
@@ -688,33 +706,45 @@ class _Ranges:
     def _add(self, idx: int, lo: int, hi: int | None, head: int, body: bytes) -> None:
         if self._unit is None or self._unit[0] != idx:
             self._flush()
-            self._unit = (idx, Writer(), 0, 0)
+            self._unit = (idx, bytearray(), 0, 0)
         uidx, items, n, prev = self._unit
         assert prev is not None
-        items.varint(lo - prev)
-        items.varint(0 if hi is None else hi - lo)
-        items.varint(head)
-        items.fixed(body)
+        items += encode_varint(lo - prev)
+        items += encode_varint(0 if hi is None else hi - lo)
+        items += encode_varint(head)
+        items += body
         self._unit = (uidx, items, n + 1, hi)
 
     def _flush(self) -> None:
         if self._unit is not None:
             idx, items, n, _ = self._unit
-            self._ranges.varint(idx)
-            self._ranges.varint(n)
-            self._ranges.fixed(items.getvalue())
+            self._ranges += encode_varint(idx) + encode_varint(n) + items
             self._unit = None
 
     def message(self) -> tuple[dict[str, Any], State]:
         self._flush()
-        asks = self._ranges.size > 0 or self._wants.size > 0
+        asks = bool(self._ranges or self._wants)
         out = {
             "t": "ranges",
             "r": self.records.blob(),
-            "w": self._wants.getvalue(),
-            "i": self._ranges.getvalue(),
+            "w": bytes(self._wants),
+            "i": bytes(self._ranges),
         }
         return out, State.WAIT_RANGES if asks else State.DONE
+
+
+def _entries(listed: bytes, lo: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """(seq, id tag, slot tag) of a list `_read_ranges` validated."""
+    reader = Reader(listed)
+    seq = lo
+    while not reader.done:
+        seq += reader.varint()
+        tags = reader.fixed(2 * ID_TAG)
+        yield seq, tags[:ID_TAG], tags[ID_TAG:]
+
+
+def _chunks(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[k : k + size] for k in range(0, len(data), size))
 
 
 def _split_points(seqs: list[int], i: int, j: int, lo: int, hi: int | None) -> list[int]:
