@@ -197,6 +197,67 @@ def bench_sync(total: int) -> None:
             )
 
 
+def bench_sync_cpu(total: int, rounds: int = 5) -> None:
+    """CPU of one session with one differing record, both sides together (per side in
+    brackets): cold (the first session after a load, the replica's digests computed
+    then) and steady (digests cached, as in a running node: one new record since the
+    last session). Collected before each session, so a collector pause is not counted."""
+    import gc
+
+    from node.crdt.sync import Role, SyncSession, merge_received
+
+    recs = make_records(1000, total // 1000 + 1, scopes=lambda k: f"eu/de/r/c{k}")
+    per = total // 1000 + 1
+    base = [r for k, r in enumerate(recs) if k % per != per // 2]
+    extra = [r for k, r in enumerate(recs) if k % per == per // 2]  # mid-origin records
+    rng = random.Random(5)
+
+    def session(a: Replica, b: Replica) -> tuple[float, float]:
+        i = SyncSession(a, ["eu/de/r"], Role.INITIATOR, salt=rng.randbytes(16))
+        r = SyncSession(b, ["eu/de/r"], Role.RESPONDER)
+        ti = tr = 0.0
+        t = clock()
+        msg = i.generate_message()
+        ti += clock() - t
+        while msg is not None:
+            t = clock()
+            r.receive_message(msg)
+            got = r.take_received()
+            reply = r.generate_message()
+            tr += clock() - t
+            merge_received(b, got)
+            if reply is None:
+                break
+            t = clock()
+            i.receive_message(reply)
+            got = i.take_received()
+            msg = i.generate_message()
+            ti += clock() - t
+            merge_received(a, got)
+        return ti * 1000, tr * 1000
+
+    for label in ("cold", "steady"):
+        figures = []
+        for _ in range(rounds):
+            a, b = Replica(), Replica()
+            a.load_trusted(base)
+            b.load_trusted(base)
+            if label == "steady":
+                session(a, b)  # equal: computes and caches every digest
+            b.insert_verified(extra[rng.randrange(len(extra))])
+            gc.collect()
+            figures.append(session(a, b))
+            assert a.digest() == b.digest()
+        both = sorted(x + y for x, y in figures)
+        print(
+            f"sync CPU, 1 record differing among {len(base):,} ({label}): "
+            f"{both[0]:.1f}-{both[-1]:.1f} ms both sides "
+            f"(initiator {min(x for x, _ in figures):.1f}-{max(x for x, _ in figures):.1f}, "
+            f"responder {min(y for _, y in figures):.1f}-{max(y for _, y in figures):.1f}); "
+            "goal <= 10 ms"
+        )
+
+
 def bench_balance() -> None:
     def scope(k: int) -> str:
         return f"eu/r{k % 10}/c{k}"
@@ -228,6 +289,7 @@ def main() -> None:
     bench_pipeline(n)
     bench_load(20_000 if args.quick else 100_000)
     bench_sync(10_000 if args.quick else 50_000)
+    bench_sync_cpu(10_000 if args.quick else 50_000)
     bench_balance()
 
 

@@ -155,24 +155,38 @@ def sync_inputs(quick: bool) -> list[tuple[str, State, bytes]]:
         units.varint(5)
         units.varint(9)
         units.fixed(b"\x00" * 8)
+    # One unit (index 0), one unbounded range listing as many (seq, id, slot) as fit.
     idlist = Writer()
-    idlist.fixed(bytes((0,)) + b"\x01" * 16)
-    n_ids = big // 18
-    idlist.varint(n_ids)
+    n_ids = big // 10
+    idlist.varint(0)
+    idlist.varint(1)
+    idlist.varint(0)
+    idlist.varint(0)
+    idlist.varint(2 * n_ids + 1)
     for _ in range(n_ids):
         idlist.varint(1)
-        idlist.fixed(os.urandom(16))
+        idlist.fixed(os.urandom(8))
+    # As many one-seq fingerprint ranges of unit 0 as fit, each claimed to differ.
+    fps = Writer()
+    n_fps = big // 8
+    fps.varint(0)
+    fps.varint(n_fps)
+    for _ in range(n_fps):
+        fps.varint(0)
+        fps.varint(1)
+        fps.varint(2 * 7)
+        fps.fixed(b"\xff" * 4)
     wants = Writer()
-    wants.fixed(bytes((0,)) + b"\x02" * 16)
-    wants.varint(big // 8)
-    wants.fixed(os.urandom(8 * (big // 8)))
+    wants.varint(0)
+    wants.varint(big // 4)
+    wants.fixed(os.urandom(4 * (big // 4)))
     pairs = Writer()
     for a, b in zip(forged[:1500:2], forged[1:1500:2], strict=False):
         pairs.blob(a)
         pairs.blob(b)
     hello = {
         "t": "hello",
-        "v": 2,
+        "v": 3,
         "salt": b"s" * 16,
         "roots": [[f"eu/p{k}", b"\x00" * 16, 10**6, b"\x00" * 16] for k in range(64)],
     }
@@ -193,31 +207,36 @@ def sync_inputs(quick: bool) -> list[tuple[str, State, bytes]]:
             ),
         ),
         (
-            "sync delta1: one huge id list",
-            State.WAIT_DELTA1,
-            pack({"t": "delta1", "r": b"", "l": idlist.getvalue(), "a": b""}),
+            "sync ranges: one huge id list",
+            State.WAIT_RANGES,
+            pack({"t": "ranges", "r": b"", "w": b"", "i": idlist.getvalue()}),
         ),
         (
-            "sync delta1: a list claiming 2^40 ids",
-            State.WAIT_DELTA1,
+            "sync ranges: max fingerprint ranges",
+            State.WAIT_RANGES,
+            pack({"t": "ranges", "r": b"", "w": b"", "i": fps.getvalue()}),
+        ),
+        (
+            "sync ranges: a list claiming 2^40 ids",
+            State.WAIT_RANGES,
             pack(
                 {
-                    "t": "delta1",
+                    "t": "ranges",
                     "r": b"",
-                    "l": b"\x00" + b"\x01" * 16 + encode_varint(2**40),
-                    "a": b"",
+                    "w": b"",
+                    "i": b"\x00\x01\x00\x00" + encode_varint(2**41 + 1),
                 }
             ),
         ),
         (
-            "sync delta2: max wants",
-            State.WAIT_DELTA2,
-            pack({"t": "delta2", "r": b"", "w": wants.getvalue()}),
+            "sync ranges: max wants",
+            State.WAIT_RANGES,
+            pack({"t": "ranges", "r": b"", "w": wants.getvalue(), "i": b""}),
         ),
         (
-            "sync delta3: max forged records",
-            State.WAIT_DELTA3,
-            pack({"t": "delta3", "r": _blob(forged, big)}),
+            "sync ranges: max forged records",
+            State.WAIT_RANGES,
+            pack({"t": "ranges", "r": _blob(forged, big), "w": b"", "i": b""}),
         ),
         (
             "sync entries: evidence alone, max forged",
@@ -350,12 +369,13 @@ def _gossip_fn(data: bytes) -> Callable[[], object]:
 
 def _sync_fn(state: State, data: bytes) -> Callable[[], object]:
     core = _core()
-    initiator = state in (State.WAIT_BUCKETS, State.WAIT_DELTA1, State.WAIT_DELTA3)
+    initiator = state in (State.WAIT_BUCKETS, State.WAIT_RANGES)
     role = Role.INITIATOR if initiator else Role.RESPONDER
     session = SyncSession(core.replica, PARTS, role, salt=b"s" * 16)
     session.state = state
     session.partitions = [PART]
     session._bits = 10
+    session._entry_units = sorted(session._my_units())[:1] or [(0, bytes(16))]
 
     def run() -> object:
         try:

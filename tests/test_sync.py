@@ -10,9 +10,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from node.crdt.encoding import Writer
+from node.crdt.encoding import Writer, encode_varint
 from node.crdt.replica import Replica
-from node.crdt.sync import _TABLE, Role, State, SyncError, SyncSession, merge_received
+from node.crdt.sync import (
+    _TABLE,
+    MAX_RANGE_ROUNDS,
+    Role,
+    State,
+    SyncError,
+    SyncSession,
+    merge_received,
+)
 
 PARTS = ["eu/de/berlin", "eu/fr/paris", "eu"]
 SCOPES = ["eu/de/berlin/a", "eu/fr/paris/c", "eu"]
@@ -155,7 +163,10 @@ def test_missing_records_move_either_way(direction):
     first, second = (b, a) if direction == "pull" else (a, b)
     i, r = run_session(first, second)
     assert a.digest() == b.digest()
-    assert max(i.stats.messages_sent, r.stats.messages_sent) <= 3
+    # Pull: the initiator lists what differs, the responder sends. Push: the responder
+    # asks for what the list shows it lacks, one more message.
+    limit = 3 if direction == "pull" else 4
+    assert max(i.stats.messages_sent, r.stats.messages_sent) <= limit
 
 
 def test_updates_and_tombstones_supersede_over_sync():
@@ -196,10 +207,10 @@ def test_forged_records_in_a_delta_are_dropped():
     forged = bytearray(liar.need("f").raw)
     forged[-1] ^= 1
     i = SyncSession(b, PARTS, Role.INITIATOR)
-    i.state = State.WAIT_DELTA3
+    i.state = State.WAIT_RANGES
     w = Writer()
     w.blob(bytes(forged))
-    i.receive_message(msgpack.packb({"t": "delta3", "r": w.getvalue()}))
+    i.receive_message(msgpack.packb({"t": "ranges", "r": w.getvalue(), "w": b"", "i": b""}))
     merge_received(b, i.take_received())
     assert len(b) == 0
     assert b.rejected["bad-signature"] == 1
@@ -285,9 +296,7 @@ ALL_TYPES = [
     "done",
     "entries",
     "evidence",
-    "delta1",
-    "delta2",
-    "delta3",
+    "ranges",
     "junk",
 ]
 
@@ -328,3 +337,128 @@ def test_garbage_messages_end_the_session(data):
     with pytest.raises(SyncError):
         s.receive_message(data)
     assert s.done
+
+
+# --- sync 3: ranges within an origin ---------------------------------------------
+
+
+def _big_origin(n=2000, lost=(), seed=4):
+    au = Author(identities(1, seed=seed)[0], "eu/de/berlin/x")
+    recs = [au.need(f"n{k}") for k in range(n)]
+    a, b = Replica(), Replica()
+    for k, rec in enumerate(recs):
+        a.insert_verified(rec)
+        if k not in lost:
+            b.insert_verified(rec)
+    return a, b, recs
+
+
+@pytest.mark.parametrize("direction", ["pull", "push"])
+def test_one_record_amid_a_large_origin_costs_bytes_of_the_difference(direction):
+    """Sync 2 listed all 2,000 records of the origin (~34 KB); ranges find the one."""
+    a, b, recs = _big_origin(lost={1000})
+    first, second = (b, a) if direction == "pull" else (a, b)
+    i, r = run_session(first, second)
+    assert a.digest() == b.digest()
+    assert i.stats.bytes_sent + r.stats.bytes_sent < 3000 + len(recs[1000].raw)
+    assert max(i.stats.messages_sent, r.stats.messages_sent) <= 6
+
+
+def test_scattered_differences_both_ways_in_a_large_origin_converge():
+    full, b, recs = _big_origin(n=3000, lost=set(range(7, 3000, 97)))
+    a = Replica()  # and records only b holds
+    a.load_trusted(r for k, r in enumerate(recs) if k % 211 != 5)
+    i, r = run_session(a, b)
+    assert a.digest() == b.digest() == full.digest()
+    assert not i.stats.truncated
+    assert not r.stats.truncated
+    assert max(i.stats.messages_sent, r.stats.messages_sent) <= 8
+
+
+def _ranges_session(role=Role.INITIATOR, units=1):
+    a, _b, _ = _pair(n_origins=units, per_origin=20)
+    s = SyncSession(a, PARTS, role, salt=b"s" * 16)
+    s.partitions = ["eu/de/berlin"]
+    s._entry_units = sorted(s._my_units())
+    s.state = State.WAIT_RANGES
+    return s
+
+
+def _ranges_msg(items=b"", wants=b"", records=b""):
+    return msgpack.packb({"t": "ranges", "r": records, "w": wants, "i": items})
+
+
+def _item_unit(idx, items):
+    w = Writer()
+    w.varint(idx)
+    w.varint(len(items))
+    for lo_gap, width, head, body in items:
+        w.varint(lo_gap)
+        w.varint(width)
+        w.varint(head)
+        w.fixed(body)
+    return w.getvalue()
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        _item_unit(5, [(0, 0, 0, b"\0" * 4)]),  # no such unit
+        _item_unit(0, [(0, 0, 0, b"\0" * 4)]) + _item_unit(0, [(0, 0, 0, b"\0" * 4)]),  # twice
+        _item_unit(0, [(0, 0, 0, b"\0" * 4), (1, 5, 0, b"\0" * 4)]),  # after the unbounded
+        _item_unit(0, [(0, 5, 3, b"\x09" + b"t" * 8)]),  # a listed seq above the range
+        _item_unit(0, [(3, 5, 3, b"\x00" + b"t" * 8)]),  # a listed seq at its bottom
+        _item_unit(0, [(0, 0, 2 * 2**40 + 1, b"")]),  # a list claiming 2^40 entries
+        _item_unit(0, [(0, 0, 0, b"\0\0")]),  # a truncated fingerprint
+        b"\x00" + encode_varint(2**40),  # a unit claiming 2^40 ranges
+    ],
+)
+def test_malformed_ranges_end_the_session(items):
+    s = _ranges_session()
+    with pytest.raises(SyncError) as exc:
+        s.receive_message(_ranges_msg(items=items))
+    assert exc.value.reason == "malformed"
+    assert s.done
+
+
+@pytest.mark.parametrize(
+    "wants",
+    [b"\x07\x01tttt", b"\x00\x01tttt\x00\x01uuuu", b"\x00\x05tttt", b"\x00" + encode_varint(2**40)],
+)
+def test_malformed_wants_end_the_session(wants):
+    s = _ranges_session()
+    with pytest.raises(SyncError) as exc:
+        s.receive_message(_ranges_msg(wants=wants))
+    assert exc.value.reason == "malformed"
+
+
+def test_lying_fingerprints_cost_at_most_one_list_per_record():
+    """A peer claiming every part of a unit differs gets sub-ranges, then lists: each
+    record is listed at most once per message, and never sent unasked."""
+    s = _ranges_session()
+    s.receive_message(_ranges_msg(items=_item_unit(0, [(0, 0, 2 * 99, b"\xff" * 4)])))
+    out = msgpack.unpackb(s.generate_message())
+    assert out["r"] == b""  # no records for a lie
+    assert len(out["i"]) < 20 * (1 + 2 * 4) + 64
+    assert s.state is State.WAIT_RANGES
+
+
+def test_a_peer_that_never_stops_splitting_is_cut_off():
+    s = _ranges_session()
+    lie = _ranges_msg(items=_item_unit(0, [(0, 0, 2 * 99, b"\xff" * 4)]))
+    for _ in range(MAX_RANGE_ROUNDS + 1):  # answered, then listed, never split
+        s.receive_message(lie)
+        assert s.generate_message() is not None
+    with pytest.raises(SyncError) as exc:
+        s.receive_message(lie)
+    assert exc.value.reason == "protocol"
+    assert "rounds" in str(exc.value)
+
+
+def test_another_sync_version_is_refused_without_blame():
+    s = SyncSession(Replica(), PARTS, Role.RESPONDER)
+    hello = {"t": "hello", "v": 2, "fed": "", "salt": b"s" * 16, "roots": []}
+    with pytest.raises(SyncError) as exc:
+        s.receive_message(msgpack.packb(hello))
+    assert exc.value.reason == "version"
+    assert "not supported" in str(exc.value)

@@ -299,6 +299,11 @@ class Reader:
     def done(self) -> bool:
         return self._pos >= len(self._data)
 
+    @property
+    def position(self) -> int:
+        """Bytes read so far."""
+        return self._pos
+
     def varint(self, limit: int = 2**63) -> int:
         data, pos = self._data, self._pos
         value = shift = 0

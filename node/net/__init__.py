@@ -3,7 +3,7 @@
 Modules: `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
 validators, invalid counters, paced publishing), `pubsub` (py-libp2p's Pubsub with
 serialised writes, contained errors and three-valued validation), `syncproto`
-(``/allmende/sync/2.0.0``
+(``/allmende/sync/3.0.0``
 framing and session drivers), `discovery` (bootstrap, remembered peers, mDNS, redial),
 `service` (`NetService` composing them).  The core (`node/crdt`, daemon) is reached
 only through `NetHandler` / `SyncSession`.

@@ -1,4 +1,4 @@
-"""Anti-entropy over libp2p streams: ``/allmende/sync/2.0.0``.
+"""Anti-entropy over libp2p streams: ``/allmende/sync/3.0.0``.
 
 Wire format: each message is one frame, an unsigned LEB128 varint length followed by
 that many bytes; a frame is at most 8 MiB.  The initiator speaks first.  The stream
@@ -18,7 +18,7 @@ import trio
 from node.errors import LocalError, RemoteError
 from node.net.gossip import SyncSession
 
-PROTOCOL_ID = "/allmende/sync/2.0.0"
+PROTOCOL_ID = "/allmende/sync/3.0.0"
 MAX_FRAME = 8 * 1024 * 1024
 # 8 MiB needs 4 varint bytes; anything longer than 5 is garbage, not a big frame.
 _MAX_VARINT_BYTES = 5
