@@ -60,11 +60,11 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
     import trio
     from libp2p.io import trio as libp2p_trio_io
 
-    from node import daemon as daemon_mod
     from node.daemon import Daemon, setup_logging
+    from node.ops import TABLE, OpSpec
 
     setup_logging("warning")
-    wire = {"bytes_sent": 0, "writes": 0}
+    wire: dict[str, int] = {"bytes_sent": 0, "writes": 0}
     original_write = libp2p_trio_io.TrioTCPStream.write
 
     async def counting_write(self: Any, data: bytes) -> None:
@@ -75,7 +75,8 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
     # Every byte py-libp2p writes to a TCP connection (Noise frames: gossip, control,
     # identify, ping, sync) goes through TrioTCPStream.write.
     libp2p_trio_io.TrioTCPStream.write = counting_write  # type: ignore[method-assign]
-    daemon_mod.EXTRA_OPS["bench_wire"] = lambda _d, _args: dict(wire)
+    count_pubsub_rpcs(wire)
+    TABLE["bench_wire"] = OpSpec(lambda _ctx, _args: dict(wire))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -90,6 +91,89 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
                     break
 
     trio.run(main)
+
+
+def rpc_parts(rpc: Any) -> dict[str, int]:
+    """Bytes of one pubsub RPC by part, each with its protobuf tag and length.
+
+    `publish.topic+framing` is what a message adds beyond its data and signature
+    fields; `pubsub.framing` the RPC's own length prefix.
+    """
+    from libp2p.utils import encode_uvarint
+
+    def wrapped(n: int) -> int:  # a length-delimited field of n bytes
+        return 1 + len(encode_uvarint(n)) + n
+
+    parts: dict[str, int] = {}
+
+    def add(name: str, n: int) -> None:
+        if n:
+            parts[name] = parts.get(name, 0) + n
+
+    for m in rpc.publish:
+        data = wrapped(len(m.data))
+        auth = sum(
+            wrapped(len(getattr(m, name)))
+            for name in ("from_id", "seqno", "signature", "key")
+            if m.HasField(name)
+        )
+        add("publish.data", data)
+        add("publish.from+seqno+signature+key", auth)
+        add("publish.topic+framing", wrapped(m.ByteSize()) - data - auth)
+    add("subscriptions", sum(wrapped(x.ByteSize()) for x in rpc.subscriptions))
+    if rpc.HasField("control"):
+        c = rpc.control
+        names = ("ihave", "iwant", "graft", "prune", "idontwant")
+        sizes = {n: sum(wrapped(x.ByteSize()) for x in getattr(c, n)) for n in names}
+        for n in names:
+            add(f"control.{n}", sizes[n])
+        add("control.framing", wrapped(c.ByteSize()) - sum(sizes.values()))
+    if rpc.HasField("senderRecord"):
+        add("senderRecord", wrapped(len(rpc.senderRecord)))
+    add("pubsub.framing", len(encode_uvarint(rpc.ByteSize())))
+    return parts
+
+
+def count_pubsub_rpcs(wire: dict[str, int]) -> None:
+    """Count the pubsub RPC bytes each node writes, by part, into `wire` ("rpc:<part>")."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from node.net import pubsub as ours
+
+    def tally(encoded: bytes) -> None:
+        # The encoded RPC after its varint length prefix.
+        pos = 0
+        while encoded[pos] & 0x80:
+            pos += 1
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(encoded[pos + 1 :])
+        for part, n in rpc_parts(rpc).items():
+            wire["rpc:" + part] = wire.get("rpc:" + part, 0) + n
+        wire["rpc:count"] = wire.get("rpc:count", 0) + 1
+        wire["rpc:bytes"] = wire.get("rpc:bytes", 0) + len(encoded)
+
+    encode = getattr(ours.AllmendePubsub, "encode_rpc", None)
+    if encode is not None:
+
+        def counting_encode(self: Any, stream: Any, rpc: Any) -> bytes:
+            encoded: bytes = encode(self, stream, rpc)
+            tally(encoded)
+            return encoded
+
+        ours.AllmendePubsub.encode_rpc = counting_encode  # type: ignore[method-assign]
+        return
+    # The code before the change: py-libp2p's write_msg writes the RPC as given.
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.utils import encode_uvarint
+
+    write_msg = Pubsub.write_msg
+
+    async def counting_write_msg(self: Any, stream: Any, rpc: Any) -> bool:
+        raw = rpc.SerializeToString()
+        tally(encode_uvarint(len(raw)) + raw)
+        return await write_msg(self, stream, rpc)
+
+    Pubsub.write_msg = counting_write_msg  # type: ignore[method-assign]
 
 
 # --- convergence ----------------------------------------------------------------------
@@ -112,6 +196,10 @@ class Bench:
     def __init__(
         self, base: Path, n: int, shards: int, degree: int, seed: int, sync_interval: float
     ) -> None:
+        import hashlib
+
+        from node.governance.admission import Charter
+        from node.identity import Identity
         from node.net import peer_id_from_seed
 
         self.base = base
@@ -121,16 +209,22 @@ class Bench:
         self.dirs = [DataDir(base / f"n{i:02d}") for i in range(n)]
         self.ports = [free_port() for _ in range(n)]
         self.dials = topology(n, degree, self.rng)
-        identities = []
-        for i, dd in enumerate(self.dirs):
+        # One federation whose founders are all the nodes: every node counts at once.
+        identities = [
+            Identity.from_seed(hashlib.sha256(f"bench node {seed} {i}".encode()).digest())
+            for i in range(n)
+        ]
+        charter = Charter.of("bench", [ident.public for ident in identities]).body()
+        for i, (dd, ident) in enumerate(zip(self.dirs, identities, strict=True)):
             config = Config(
                 name=f"bench-{i}",
                 scope=f"{SCOPE}/n{i}",
                 mdns=False,
                 listen=(f"/ip4/127.0.0.1/tcp/{self.ports[i]}",),
                 sync_interval=sync_interval,
+                charter=charter,
             )
-            identities.append(dd.init(config))
+            dd.init(config, identity=ident)
         self.peer_ids = [peer_id_from_seed(ident.seed) for ident in identities]
         self.addrs = [
             f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}"
@@ -198,7 +292,14 @@ class Bench:
         return {i: int(self.call(i, "digest")["records"]) for i in nodes}
 
     def wire_bytes(self) -> int:
-        return sum(int(self.call(m[0], "bench_wire")["bytes_sent"]) for m in self.shards)
+        return self.wire()["bytes_sent"]
+
+    def wire(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for m in self.shards:
+            for k, v in self.call(m[0], "bench_wire").items():
+                total[k] = total.get(k, 0) + int(v)
+        return total
 
     def gossip_totals(self) -> dict[str, int]:
         total = {"bytes_in": 0, "bytes_out": 0, "messages_in": 0, "messages_out": 0}
@@ -245,11 +346,14 @@ def convergence(args: argparse.Namespace) -> None:
         )
         bench.wait_converged(60)
 
-        idle_from, idle_bytes0 = time.monotonic(), bench.wire_bytes()
+        idle_from, idle0 = time.monotonic(), bench.wire()
         time.sleep(args.idle)
-        idle_rate = (bench.wire_bytes() - idle_bytes0) / (time.monotonic() - idle_from)
+        idle1 = bench.wire()
+        idle_seconds = time.monotonic() - idle_from
+        idle_rate = (idle1["bytes_sent"] - idle0["bytes_sent"]) / idle_seconds
 
-        g0, w0, t0 = bench.gossip_totals(), bench.wire_bytes(), time.monotonic()
+        g0, parts0, t0 = bench.gossip_totals(), bench.wire(), time.monotonic()
+        w0 = parts0["bytes_sent"]
         everyone: list[float] = []
         per_node: list[float] = []
         missed = 0
@@ -285,7 +389,8 @@ def convergence(args: argparse.Namespace) -> None:
             per_node.extend(arrived.values())
             time.sleep(args.gap)
         elapsed = time.monotonic() - t0
-        g1, w1 = bench.gossip_totals(), bench.wire_bytes()
+        g1, parts1 = bench.gossip_totals(), bench.wire()
+        w1 = parts1["bytes_sent"]
         bench.wait_converged(60)
 
         n_ok = len(everyone)
@@ -316,6 +421,19 @@ def convergence(args: argparse.Namespace) -> None:
             f"net {wire - background:.0f} B = {(wire - background) / (args.nodes - 1):.0f} B "
             f"per receiving node"
         )
+        receivers = args.nodes - 1
+        # Regional rollups are published meanwhile, by up to five attesters each.
+        published = g1["messages_out"] - g0["messages_out"]
+        print(
+            f"gossip messages published: {published} for {posts} posts (the rest rollups); "
+            f"net TCP bytes per published message per receiving node: "
+            f"{(wire - background) * posts / published / receivers:.0f} B"
+        )
+        print("pubsub RPC bytes per post per receiving node, idle background taken out:")
+        for key in sorted(k for k in parts1 if k.startswith("rpc:")):
+            idle = (idle1.get(key, 0) - idle0.get(key, 0)) / idle_seconds * elapsed
+            net = (parts1[key] - parts0.get(key, 0) - idle) / posts / receivers
+            print(f"  {key[4:]:<34} {net:8.1f}")
     finally:
         bench.stop()
         if args.keep:
