@@ -56,7 +56,7 @@ def pct(values: list[float], q: float) -> float:
 # --- shard process: several daemons in one trio loop --------------------------------
 
 
-def run_shard(dirs: list[str], sync_interval: float, rollups: bool) -> None:
+def run_shard(dirs: list[str], sync_interval: float, rollups: bool, mesh: int) -> None:
     import trio
     from libp2p.io import trio as libp2p_trio_io
 
@@ -71,6 +71,21 @@ def run_shard(dirs: list[str], sync_interval: float, rollups: bool) -> None:
             await trio.sleep_forever()
 
         Daemon._attester = no_attester  # type: ignore[method-assign]
+    if mesh:
+        # Mesh degree D (D_low = D - 1, D_high = 2 D) in place of the default 6/4/12.
+        import dataclasses
+
+        from node.net import service
+
+        build_router = service.build_router
+
+        def router_with_degree(config: Any, *args: Any) -> Any:
+            config = dataclasses.replace(
+                config, degree=mesh, degree_low=max(1, mesh - 1), degree_high=2 * mesh
+            )
+            return build_router(config, *args)
+
+        service.build_router = router_with_degree  # type: ignore[assignment]
     wire: dict[str, int] = {"bytes_sent": 0, "writes": 0}
     original_write = libp2p_trio_io.TrioTCPStream.write
 
@@ -209,6 +224,7 @@ class Bench:
         seed: int,
         sync_interval: float,
         rollups: bool = False,
+        mesh: int = 0,
     ) -> None:
         import hashlib
 
@@ -220,6 +236,7 @@ class Bench:
         self.n = n
         self.sync_interval = sync_interval
         self.rollups = rollups
+        self.mesh = mesh
         self.rng = random.Random(seed)
         self.dirs = [DataDir(base / f"n{i:02d}") for i in range(n)]
         self.ports = [free_port() for _ in range(n)]
@@ -264,6 +281,7 @@ class Bench:
                         "--sync-interval",
                         str(self.sync_interval),
                         *(["--rollups"] if self.rollups else []),
+                        *(["--mesh", str(self.mesh)] if self.mesh else []),
                         *[str(self.dirs[i].root) for i in members],
                     ],
                     stdout=log,
@@ -335,7 +353,14 @@ class Bench:
 def convergence(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-net-"))
     bench = Bench(
-        base, args.nodes, args.shards, args.degree, args.seed, args.sync_interval, args.rollups
+        base,
+        args.nodes,
+        args.shards,
+        args.degree,
+        args.seed,
+        args.sync_interval,
+        args.rollups,
+        args.mesh,
     )
     edges = sum(len(v) for v in bench.dials.values())
     print(
@@ -604,6 +629,9 @@ def main() -> None:
     )
     c.add_argument("--seed", type=int, default=1)
     c.add_argument(
+        "--mesh", type=int, default=0, help="gossipsub D (D_low D-1, D_high 2D); 0: 6/4/12"
+    )
+    c.add_argument(
         "--rollups",
         action="store_true",
         help="let attesters publish regional rollups (off: each post is one record)",
@@ -621,10 +649,11 @@ def main() -> None:
     s = sub.add_parser("shard", help=argparse.SUPPRESS)
     s.add_argument("--sync-interval", type=float, default=30.0)
     s.add_argument("--rollups", action="store_true")
+    s.add_argument("--mesh", type=int, default=0)
     s.add_argument("dirs", nargs="+")
     args = p.parse_args()
     if args.cmd == "shard":
-        run_shard(args.dirs, args.sync_interval, args.rollups)
+        run_shard(args.dirs, args.sync_interval, args.rollups, args.mesh)
     elif args.cmd == "convergence":
         convergence(args)
     else:
