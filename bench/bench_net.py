@@ -56,15 +56,37 @@ def pct(values: list[float], q: float) -> float:
 # --- shard process: several daemons in one trio loop --------------------------------
 
 
-def run_shard(dirs: list[str], sync_interval: float) -> None:
+def run_shard(dirs: list[str], sync_interval: float, rollups: bool, mesh: int) -> None:
     import trio
     from libp2p.io import trio as libp2p_trio_io
 
-    from node import daemon as daemon_mod
     from node.daemon import Daemon, setup_logging
+    from node.ops import TABLE, OpSpec
 
     setup_logging("warning")
-    wire = {"bytes_sent": 0, "writes": 0}
+    if not rollups:
+        # Without its attester a node writes no rollup records: each post is one record
+        # on the wire, as when this bench was written (issue 3).
+        async def no_attester(self: Any) -> None:
+            await trio.sleep_forever()
+
+        Daemon._attester = no_attester  # type: ignore[method-assign]
+    if mesh:
+        # Mesh degree D (D_low = D - 1, D_high = 2 D) in place of the default 6/4/12.
+        import dataclasses
+
+        from node.net import service
+
+        build_router = service.build_router
+
+        def router_with_degree(config: Any, *args: Any) -> Any:
+            config = dataclasses.replace(
+                config, degree=mesh, degree_low=max(1, mesh - 1), degree_high=2 * mesh
+            )
+            return build_router(config, *args)
+
+        service.build_router = router_with_degree  # type: ignore[assignment]
+    wire: dict[str, int] = {"bytes_sent": 0, "writes": 0}
     original_write = libp2p_trio_io.TrioTCPStream.write
 
     async def counting_write(self: Any, data: bytes) -> None:
@@ -75,7 +97,8 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
     # Every byte py-libp2p writes to a TCP connection (Noise frames: gossip, control,
     # identify, ping, sync) goes through TrioTCPStream.write.
     libp2p_trio_io.TrioTCPStream.write = counting_write  # type: ignore[method-assign]
-    daemon_mod.EXTRA_OPS["bench_wire"] = lambda _d, _args: dict(wire)
+    count_pubsub_rpcs(wire)
+    TABLE["bench_wire"] = OpSpec(lambda _ctx, _args: dict(wire))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -90,6 +113,89 @@ def run_shard(dirs: list[str], sync_interval: float) -> None:
                     break
 
     trio.run(main)
+
+
+def rpc_parts(rpc: Any) -> dict[str, int]:
+    """Bytes of one pubsub RPC by part, each with its protobuf tag and length.
+
+    `publish.topic+framing` is what a message adds beyond its data and signature
+    fields; `pubsub.framing` the RPC's own length prefix.
+    """
+    from libp2p.utils import encode_uvarint
+
+    def wrapped(n: int) -> int:  # a length-delimited field of n bytes
+        return 1 + len(encode_uvarint(n)) + n
+
+    parts: dict[str, int] = {}
+
+    def add(name: str, n: int) -> None:
+        if n:
+            parts[name] = parts.get(name, 0) + n
+
+    for m in rpc.publish:
+        data = wrapped(len(m.data))
+        auth = sum(
+            wrapped(len(getattr(m, name)))
+            for name in ("from_id", "seqno", "signature", "key")
+            if m.HasField(name)
+        )
+        add("publish.data", data)
+        add("publish.from+seqno+signature+key", auth)
+        add("publish.topic+framing", wrapped(m.ByteSize()) - data - auth)
+    add("subscriptions", sum(wrapped(x.ByteSize()) for x in rpc.subscriptions))
+    if rpc.HasField("control"):
+        c = rpc.control
+        names = ("ihave", "iwant", "graft", "prune", "idontwant")
+        sizes = {n: sum(wrapped(x.ByteSize()) for x in getattr(c, n)) for n in names}
+        for n in names:
+            add(f"control.{n}", sizes[n])
+        add("control.framing", wrapped(c.ByteSize()) - sum(sizes.values()))
+    if rpc.HasField("senderRecord"):
+        add("senderRecord", wrapped(len(rpc.senderRecord)))
+    add("pubsub.framing", len(encode_uvarint(rpc.ByteSize())))
+    return parts
+
+
+def count_pubsub_rpcs(wire: dict[str, int]) -> None:
+    """Count the pubsub RPC bytes each node writes, by part, into `wire` ("rpc:<part>")."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from node.net import pubsub as ours
+
+    def tally(encoded: bytes) -> None:
+        # The encoded RPC after its varint length prefix.
+        pos = 0
+        while encoded[pos] & 0x80:
+            pos += 1
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(encoded[pos + 1 :])
+        for part, n in rpc_parts(rpc).items():
+            wire["rpc:" + part] = wire.get("rpc:" + part, 0) + n
+        wire["rpc:count"] = wire.get("rpc:count", 0) + 1
+        wire["rpc:bytes"] = wire.get("rpc:bytes", 0) + len(encoded)
+
+    encode = getattr(ours.AllmendePubsub, "encode_rpc", None)
+    if encode is not None:
+
+        def counting_encode(self: Any, stream: Any, rpc: Any) -> bytes:
+            encoded: bytes = encode(self, stream, rpc)
+            tally(encoded)
+            return encoded
+
+        ours.AllmendePubsub.encode_rpc = counting_encode  # type: ignore[method-assign]
+        return
+    # The code before the change: py-libp2p's write_msg writes the RPC as given.
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.utils import encode_uvarint
+
+    write_msg = Pubsub.write_msg
+
+    async def counting_write_msg(self: Any, stream: Any, rpc: Any) -> bool:
+        raw = rpc.SerializeToString()
+        tally(encode_uvarint(len(raw)) + raw)
+        return await write_msg(self, stream, rpc)
+
+    Pubsub.write_msg = counting_write_msg  # type: ignore[method-assign]
 
 
 # --- convergence ----------------------------------------------------------------------
@@ -110,27 +216,47 @@ def topology(n: int, degree: int, rng: random.Random) -> dict[int, set[int]]:
 
 class Bench:
     def __init__(
-        self, base: Path, n: int, shards: int, degree: int, seed: int, sync_interval: float
+        self,
+        base: Path,
+        n: int,
+        shards: int,
+        degree: int,
+        seed: int,
+        sync_interval: float,
+        rollups: bool = False,
+        mesh: int = 0,
     ) -> None:
+        import hashlib
+
+        from node.governance.admission import Charter
+        from node.identity import Identity
         from node.net import peer_id_from_seed
 
         self.base = base
         self.n = n
         self.sync_interval = sync_interval
+        self.rollups = rollups
+        self.mesh = mesh
         self.rng = random.Random(seed)
         self.dirs = [DataDir(base / f"n{i:02d}") for i in range(n)]
         self.ports = [free_port() for _ in range(n)]
         self.dials = topology(n, degree, self.rng)
-        identities = []
-        for i, dd in enumerate(self.dirs):
+        # One federation whose founders are all the nodes: every node counts at once.
+        identities = [
+            Identity.from_seed(hashlib.sha256(f"bench node {seed} {i}".encode()).digest())
+            for i in range(n)
+        ]
+        charter = Charter.of("bench", [ident.public for ident in identities]).body()
+        for i, (dd, ident) in enumerate(zip(self.dirs, identities, strict=True)):
             config = Config(
                 name=f"bench-{i}",
                 scope=f"{SCOPE}/n{i}",
                 mdns=False,
                 listen=(f"/ip4/127.0.0.1/tcp/{self.ports[i]}",),
                 sync_interval=sync_interval,
+                charter=charter,
             )
-            identities.append(dd.init(config))
+            dd.init(config, identity=ident)
         self.peer_ids = [peer_id_from_seed(ident.seed) for ident in identities]
         self.addrs = [
             f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}"
@@ -154,6 +280,8 @@ class Bench:
                         "shard",
                         "--sync-interval",
                         str(self.sync_interval),
+                        *(["--rollups"] if self.rollups else []),
+                        *(["--mesh", str(self.mesh)] if self.mesh else []),
                         *[str(self.dirs[i].root) for i in members],
                     ],
                     stdout=log,
@@ -198,7 +326,14 @@ class Bench:
         return {i: int(self.call(i, "digest")["records"]) for i in nodes}
 
     def wire_bytes(self) -> int:
-        return sum(int(self.call(m[0], "bench_wire")["bytes_sent"]) for m in self.shards)
+        return self.wire()["bytes_sent"]
+
+    def wire(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for m in self.shards:
+            for k, v in self.call(m[0], "bench_wire").items():
+                total[k] = total.get(k, 0) + int(v)
+        return total
 
     def gossip_totals(self) -> dict[str, int]:
         total = {"bytes_in": 0, "bytes_out": 0, "messages_in": 0, "messages_out": 0}
@@ -217,7 +352,16 @@ class Bench:
 
 def convergence(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-net-"))
-    bench = Bench(base, args.nodes, args.shards, args.degree, args.seed, args.sync_interval)
+    bench = Bench(
+        base,
+        args.nodes,
+        args.shards,
+        args.degree,
+        args.seed,
+        args.sync_interval,
+        args.rollups,
+        args.mesh,
+    )
     edges = sum(len(v) for v in bench.dials.values())
     print(
         f"nodes={args.nodes} shards={len(bench.shards)} dials={edges} "
@@ -245,11 +389,14 @@ def convergence(args: argparse.Namespace) -> None:
         )
         bench.wait_converged(60)
 
-        idle_from, idle_bytes0 = time.monotonic(), bench.wire_bytes()
+        idle_from, idle0 = time.monotonic(), bench.wire()
         time.sleep(args.idle)
-        idle_rate = (bench.wire_bytes() - idle_bytes0) / (time.monotonic() - idle_from)
+        idle1 = bench.wire()
+        idle_seconds = time.monotonic() - idle_from
+        idle_rate = (idle1["bytes_sent"] - idle0["bytes_sent"]) / idle_seconds
 
-        g0, w0, t0 = bench.gossip_totals(), bench.wire_bytes(), time.monotonic()
+        g0, parts0, t0 = bench.gossip_totals(), bench.wire(), time.monotonic()
+        w0 = parts0["bytes_sent"]
         everyone: list[float] = []
         per_node: list[float] = []
         missed = 0
@@ -285,8 +432,8 @@ def convergence(args: argparse.Namespace) -> None:
             per_node.extend(arrived.values())
             time.sleep(args.gap)
         elapsed = time.monotonic() - t0
-        g1, w1 = bench.gossip_totals(), bench.wire_bytes()
-        bench.wait_converged(60)
+        g1, parts1 = bench.gossip_totals(), bench.wire()
+        w1 = parts1["bytes_sent"]
 
         n_ok = len(everyone)
         print(
@@ -316,6 +463,24 @@ def convergence(args: argparse.Namespace) -> None:
             f"net {wire - background:.0f} B = {(wire - background) / (args.nodes - 1):.0f} B "
             f"per receiving node"
         )
+        receivers = args.nodes - 1
+        # Regional rollups are published meanwhile, by up to five attesters each.
+        published = g1["messages_out"] - g0["messages_out"]
+        print(
+            f"gossip messages published: {published} for {posts} posts (the rest rollups); "
+            f"net TCP bytes per published message per receiving node: "
+            f"{(wire - background) * posts / published / receivers:.0f} B"
+        )
+        print("pubsub RPC bytes per post per receiving node, idle background taken out:")
+        for key in sorted(k for k in parts1 if k.startswith("rpc:")):
+            idle = (idle1.get(key, 0) - idle0.get(key, 0)) / idle_seconds * elapsed
+            net = (parts1[key] - parts0.get(key, 0) - idle) / posts / receivers
+            print(f"  {key[4:]:<34} {net:8.1f}")
+        try:
+            bench.wait_converged(60)
+            print("all nodes converged after the posts")
+        except TimeoutError:
+            print("NOT converged 60 s after the posts")
     finally:
         bench.stop()
         if args.keep:
@@ -463,6 +628,14 @@ def main() -> None:
         help="anti-entropy rounds (default 5 s, so the initial state converges fast)",
     )
     c.add_argument("--seed", type=int, default=1)
+    c.add_argument(
+        "--mesh", type=int, default=0, help="gossipsub D (D_low D-1, D_high 2D); 0: 6/4/12"
+    )
+    c.add_argument(
+        "--rollups",
+        action="store_true",
+        help="let attesters publish regional rollups (off: each post is one record)",
+    )
     c.add_argument("--keep", action="store_true", help="keep the data dirs and shard logs")
     f = sub.add_parser("footprint", help="one daemon holding many records: RSS and idle CPU")
     f.add_argument("--records", type=int, default=10_000)
@@ -475,10 +648,12 @@ def main() -> None:
     )
     s = sub.add_parser("shard", help=argparse.SUPPRESS)
     s.add_argument("--sync-interval", type=float, default=30.0)
+    s.add_argument("--rollups", action="store_true")
+    s.add_argument("--mesh", type=int, default=0)
     s.add_argument("dirs", nargs="+")
     args = p.parse_args()
     if args.cmd == "shard":
-        run_shard(args.dirs, args.sync_interval)
+        run_shard(args.dirs, args.sync_interval, args.rollups, args.mesh)
     elif args.cmd == "convergence":
         convergence(args)
     else:

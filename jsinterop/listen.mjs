@@ -10,8 +10,8 @@
 //   {"event":"published", "origin":..., "key":..., "scope":...}   with --publish: once ready,
 //     it signs its node record and one `need` (its own fresh Ed25519 key as origin, the
 //     "origin" of the ready line) in <scope> and publishes them as one batch, the way
-//     an Allmende node does, again every 2 s (a daemon takes them once its federation
-//     admits the key).
+//     an Allmende node does, again every 2 s with the need at its next seq (a daemon
+//     takes them once its federation admits the key).
 // Diagnostics go to stderr.  Exit 0 after <seconds> or after [max records]; 1 on error;
 // 2 if the mesh with the daemon did not form within <seconds>.
 // Node 20 lacks Promise.withResolvers (Node 22+), which libp2p 2.x's dependencies
@@ -32,7 +32,7 @@ const { identify } = await import('@libp2p/identify')
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { decode, encode } = await import('@msgpack/msgpack')
 
-const { generateKeyPairSync, sign } = await import('node:crypto')
+const { createHash, generateKeyPairSync, sign } = await import('node:crypto')
 
 const argv = process.argv.slice(2)
 let publishScope = null
@@ -110,6 +110,16 @@ const decodeBatch = (data) => {
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
+// SHA-256 of a domain tag, the topic (4-byte big-endian length, then its bytes) and the data.
+const ID_DOMAIN = Buffer.from('allmende/gossip-id/1\0', 'latin1')
+const contentMessageId = (msg) => {
+  const topic = Buffer.from(msg.topic, 'utf8')
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(topic.length)
+  return new Uint8Array(createHash('sha256').update(ID_DOMAIN).update(len).update(topic)
+    .update(msg.data).digest())
+}
+
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
@@ -118,7 +128,11 @@ const node = await createLibp2p({
   services: {
     identify: identify(),
     pubsub: gossipsub({
-      globalSignaturePolicy: 'StrictSign',
+      // Allmende's gossip: unsigned messages (every record in a batch is signed by its
+      // origin), identified by a hash of their topic and data (node/net/pubsub.py
+      // content_message_id).
+      globalSignaturePolicy: 'StrictNoSign',
+      msgIdFn: contentMessageId,
       emitSelf: false,
       heartbeatInterval: 1000,
       allowPublishToZeroTopicPeers: true
@@ -194,13 +208,19 @@ poll = setInterval(() => {
       const key = 'js-' + Date.now().toString(36)
       const nodeRec = signed('node', 'self', 1, publishScope,
         { name: 'js peer', kind: 'commune', scope: publishScope })
-      const rec = signed('need', key, 2, publishScope, {
-        item: 'potatoes', qty: '7', unit: 'kg', period: '2027-Q1', priority: 'low'
-      })
-      const publish = () => node.services.pubsub.publish(topic, encodeBatch([nodeRec.raw, rec.raw]))
-        .then((res) => out({ event: 'published', origin: rec.origin, key, scope: publishScope,
-                             recipients: res.recipients.map(String) }))
-        .catch((err) => { console.error('publish failed:', err); finish(1) })
+      // A gossip message is its content (its id is a hash of it): publishing the same
+      // batch again would be a duplicate, so each round carries the need once more
+      // under its next seq (a newer version of the same record).
+      let seq = 2
+      const publish = () => {
+        const rec = signed('need', key, seq++, publishScope, {
+          item: 'potatoes', qty: '7', unit: 'kg', period: '2027-Q1', priority: 'low'
+        })
+        return node.services.pubsub.publish(topic, encodeBatch([nodeRec.raw, rec.raw]))
+          .then((res) => out({ event: 'published', origin: rec.origin, key, scope: publishScope,
+                               recipients: res.recipients.map(String) }))
+          .catch((err) => { console.error('publish failed:', err); finish(1) })
+      }
       publish()
       setInterval(publish, 2000)
     }

@@ -245,6 +245,7 @@ class GossipStats:
     publish_failed: int = 0
     queue_waits: int = 0
     ignored: int = 0  # messages with nothing new: dropped, not forwarded, no penalty
+    retried: int = 0  # messages we cannot take yet: dropped, no penalty, judged again
 
 
 class GossipDriver:
@@ -309,6 +310,8 @@ class GossipDriver:
             self._count_invalid(forwarder, "gossip-rejected")
         elif verdict is GossipVerdict.IGNORE:
             self.stats.ignored += 1
+        elif verdict is GossipVerdict.RETRY:
+            self.stats.retried += 1
         elif verdict is GossipVerdict.LOCAL:
             self.rejected["gossip-local-error"] += 1
         return verdict

@@ -30,12 +30,31 @@ IGNORE drops without penalty (a batch we already hold), REJECT drops and penalis
 the forwarder, and LOCAL drops without penalty and without marking the message
 seen (our own fault: a full disk, a bug).
 
+And the wire is lean (issue 12: a 200-byte batch cost ~5 KB per receiving node):
+
+- **Unsigned messages, content-addressed ids** (go-libp2p-pubsub's StrictNoSign).
+  Every record in a batch is signed by its origin and verified before it is stored or
+  forwarded, so the pubsub signature, key, ``from`` and ``seqno`` (~150 bytes a copy)
+  authenticate nothing we use. A message is only ``data`` and its topic; its id is a
+  hash of both (`content_message_id`), so two messages with one id have the same
+  content, and the same batch from several peers is one message. A message that still
+  carries author fields is REJECTed (a peer on another signature policy). Who is
+  blamed for an invalid message is the peer that forwarded it, as before.
+- **The signed peer record once per stream.** py-libp2p attaches its ~217-byte
+  ``senderRecord`` to every RPC and checks its signature on every RPC it reads; here
+  it goes out on the first RPC of each stream, and again only if it changes.
+- **No IDONTWANT for small messages**: below 1 KiB (go-libp2p-pubsub's threshold) the
+  IDONTWANT costs about what the duplicate it saves would.
+- **A peer that sent us a message does not get it back**: a copy that arrives while
+  the first is being validated counts as that peer's IDONTWANT.
+
 Pinned to py-libp2p 0.8.1 (`push_msg` follows its control flow step by step).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import weakref
 from collections import Counter
@@ -44,12 +63,14 @@ from typing import Any
 
 import trio
 from libp2p.abc import INetStream
+from libp2p.network.stream.exceptions import StreamClosed, StreamReset
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.validators import signature_validator
 from libp2p.tools.anyio_service.utils import get_task_name
+from libp2p.utils import encode_uvarint
 
 logger = logging.getLogger(__name__)
 
@@ -61,37 +82,104 @@ class GossipVerdict(enum.Enum):
     IGNORE = "ignore"  # nothing new: drop without penalty, do not forward
     REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarding peer
     LOCAL = "local"  # we could not judge it (our fault): drop, no penalty, not seen
+    # Nothing we can take yet, through no fault of the sender (an origin we have not
+    # admitted yet, a clock ahead of ours): drop, no penalty, not seen, so the same
+    # message is judged again when it comes again (its id is its content).
+    RETRY = "retry"
 
 
 Validator = Callable[[str, ID, rpc_pb2.Message], Awaitable[GossipVerdict]]
 
+# go-libp2p-pubsub's IDontWantMessageThreshold: smaller messages get no IDONTWANT.
+IDONTWANT_THRESHOLD = 1024
+_ID_DOMAIN = b"allmende/gossip-id/1\0"
+
+
+def content_message_id(msg: rpc_pb2.Message) -> bytes:
+    """The id of a gossip message: SHA-256 of a domain tag, its topics (each with a
+    4-byte big-endian length) and its data. Same id, same content.
+
+    js-libp2p computes the same as its ``msgIdFn`` (jsinterop/listen.mjs).
+    """
+    h = hashlib.sha256(_ID_DOMAIN)
+    for topic in msg.topicIDs:
+        raw = topic.encode()
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    h.update(msg.data)
+    return h.digest()
+
+
+def has_author_fields(msg: rpc_pb2.Message) -> bool:
+    """Whether `msg` carries any of ``from``, ``seqno``, ``signature``, ``key``."""
+    return (
+        msg.HasField("from_id")
+        or msg.HasField("seqno")
+        or msg.HasField("signature")
+        or msg.HasField("key")
+    )
+
 
 class AllmendePubsub(Pubsub):
-    """`Pubsub` with serialised writes, contained read errors and three-valued validation.
+    """`Pubsub` with serialised writes, contained read errors, three-valued validation,
+    unsigned content-addressed messages and the peer record once per stream.
 
     Set `validator` before the service runs: it decides about every message a peer
     sends on a topic we follow, and must not raise (what it raises counts as LOCAL).
 
     Args:
-        errors: counter of contained per-stream errors by kind.
-        *args, **kwargs: as `Pubsub`.
+        errors: counter of contained per-stream errors and refused messages by kind.
+        *args, **kwargs: as `Pubsub` (``strict_signing`` and ``msg_id_constructor``
+            are fixed here: unsigned messages, `content_message_id`).
     """
 
     validator: Validator
 
-    def __init__(self, *args: Any, errors: Counter[str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, host: Any, router: Any, *args: Any, errors: Counter[str], **kwargs: Any
+    ) -> None:
+        kwargs["strict_signing"] = False
+        kwargs["msg_id_constructor"] = content_message_id
+        super().__init__(host, router, *args, **kwargs)
         self._errors = errors
         self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._validating: set[bytes] = set()
+        # The peer record each stream has carried last (sent again only if it changes).
+        self._record_sent: weakref.WeakKeyDictionary[INetStream, bytes] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Message id -> peers that sent it while its first copy was being validated.
+        self._validating: dict[bytes, set[ID]] = {}
 
     async def run(self) -> None:
         _contain_tasks(self.manager, self._errors)
         await super().run()
 
-    # -- writes: one RPC at a time per stream --
+    # -- writes: one RPC at a time per stream, the peer record once --
+
+    def get_hello_packet(self) -> rpc_pb2.RPC:
+        # The first RPC written through `write_msg` carries the record instead.
+        packet = super().get_hello_packet()
+        packet.ClearField("senderRecord")
+        return packet
+
+    def encode_rpc(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bytes:
+        """`rpc_msg` with its length prefix, carrying ``senderRecord`` only if this
+        stream has not carried that record yet. Leaves `rpc_msg` as it was (py-libp2p
+        may send one RPC object to several peers)."""
+        record = rpc_msg.senderRecord if rpc_msg.HasField("senderRecord") else None
+        if record is not None and self._record_sent.get(stream) == record:
+            rpc_msg.ClearField("senderRecord")
+            try:
+                raw = rpc_msg.SerializeToString()
+            finally:
+                rpc_msg.senderRecord = record
+        else:
+            raw = rpc_msg.SerializeToString()
+            if record is not None:
+                self._record_sent[stream] = record
+        return encode_uvarint(len(raw)) + raw
 
     async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
         lock = self._write_locks.get(stream)
@@ -99,7 +187,13 @@ class AllmendePubsub(Pubsub):
             lock = self._write_locks[stream] = trio.Lock()
         async with lock:
             try:
-                return await super().write_msg(stream, rpc_msg)
+                await stream.write(self.encode_rpc(stream, rpc_msg))
+                return True
+            except (StreamClosed, StreamReset):  # as py-libp2p's write_msg
+                logger.debug("writing to %s failed: stream closed or reset", _peer(stream))
+                self._record_sent.pop(stream, None)
+                self._handle_dead_peer(stream.muxed_conn.peer_id)
+                return False
             except BaseException:
                 # Part of the RPC may be on the wire; anything after it would be read
                 # as garbage. End the stream instead.
@@ -135,41 +229,48 @@ class AllmendePubsub(Pubsub):
                     logger.debug("reset after a bad RPC: %s", reset_exc)
             self._handle_dead_peer(peer_id)
 
-    # -- validation: ACCEPT / IGNORE / REJECT / LOCAL --
+    # -- publishing: unsigned --
+
+    async def publish(self, topic_id: str | list[str], data: bytes) -> None:
+        """Publish `data` as an unsigned message: no from, seqno, signature or key."""
+        topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
+        await self.push_msg(self.my_id, rpc_pb2.Message(data=data, topicIDs=topics))
+
+    # -- validation: ACCEPT / IGNORE / REJECT / LOCAL / RETRY --
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if self.is_peer_blacklisted(msg_forwarder):
             return
-        try:
-            origin = ID(msg.from_id)
-        except Exception:
+        mine = msg_forwarder == self.my_id
+        if not mine and has_author_fields(msg):
+            # Signed (or half-signed): a peer on another signature policy. Its id
+            # would not be the content's, so we refuse it as go-libp2p's StrictNoSign does.
+            self._errors["gossip-signed-format"] += 1
             self._penalise(msg_forwarder, msg)
             return
-        if self.is_peer_blacklisted(origin):
-            return
         msg_id = self._msg_id_constructor(msg)
-        if self.seen_messages.has(msg_id) or msg_id in self._validating:
-            return  # seen, or the same message from another peer is being validated
+        also_from = self._validating.get(msg_id)
+        if also_from is not None:
+            also_from.add(msg_forwarder)  # it has the message: do not send it back
+            return
+        if self.seen_messages.has(msg_id):
+            return
         scorer = getattr(self.router, "scorer", None)
         if scorer is not None and not scorer.allow_publish(msg_forwarder, list(msg.topicIDs)):
             return
-        if self.strict_signing and not _signature_ok(msg):
-            self._penalise(msg_forwarder, msg)
-            return
-        mine = msg_forwarder == self.my_id
         if not mine:
             if len(msg.topicIDs) != 1:
                 self._penalise(msg_forwarder, msg)
                 return
-            self._validating.add(msg_id)
+            also_from = self._validating[msg_id] = set()
             try:
                 verdict = await self.validator(msg.topicIDs[0], msg_forwarder, msg)
             except Exception:
                 logger.exception("gossip validator failed")
                 verdict = GossipVerdict.LOCAL
             finally:
-                self._validating.discard(msg_id)
-            if verdict is GossipVerdict.LOCAL:
+                del self._validating[msg_id]
+            if verdict in (GossipVerdict.LOCAL, GossipVerdict.RETRY):
                 return
             self.seen_messages.add(msg_id)
             if verdict is GossipVerdict.REJECT:
@@ -182,8 +283,8 @@ class AllmendePubsub(Pubsub):
         if scorer is not None:
             for topic in msg.topicIDs:
                 scorer.on_first_delivery(msg_forwarder, topic)
-        if origin == self.my_id and not mine:
-            return  # claims to be ours but was not published here
+        if also_from:
+            _dont_send(self.router, msg_id, also_from)
         self.notify_subscriptions(msg)
         await self.router.publish(msg_forwarder, msg)
 
@@ -192,6 +293,45 @@ class AllmendePubsub(Pubsub):
         if scorer is not None:
             for topic in msg.topicIDs:
                 scorer.on_invalid_message(forwarder, topic)
+
+
+def _peer(stream: INetStream) -> str:
+    try:
+        return str(stream.muxed_conn.peer_id)
+    except Exception:
+        return "?"
+
+
+def _dont_send(router: Any, msg_id: bytes, peers: set[ID]) -> None:
+    """Note that `peers` have message `msg_id`, as if each had sent IDONTWANT.
+
+    py-libp2p forwards a message to every mesh peer except the one it came from first
+    (gossipsub.py `_get_peers_to_send`) and honours IDONTWANT there; its heartbeat
+    clears these notes.
+    """
+    dont_send = getattr(router, "dont_send_message_ids", None)
+    if dont_send is None:
+        return
+    for peer in peers:
+        ids = dont_send.get(peer)
+        if ids is not None:  # a peer the router knows
+            ids.add(msg_id)
+
+
+class ContentMessageCache(MessageCache):
+    """py-libp2p's message cache keyed by our message id (its own `put` hard-codes
+    ``from + seqno``, which is empty for every unsigned message)."""
+
+    def __init__(self, window_size: int, history_size: int, msg_id: Callable[..., bytes]) -> None:
+        super().__init__(window_size, history_size)
+        self._msg_id = msg_id
+
+    def put(self, msg: rpc_pb2.Message) -> None:
+        mid = self._msg_id(msg)
+        if mid in self.msgs:
+            return
+        self.msgs[mid] = msg
+        self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
 
 class AllmendeGossipSub(GossipSub):
@@ -213,10 +353,33 @@ class AllmendeGossipSub(GossipSub):
     def __init__(self, *args: Any, errors: Counter[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._errors: Counter[str] = Counter() if errors is None else errors
+        self.mcache = ContentMessageCache(
+            self.mcache.window_size, self.mcache.history_size, content_message_id
+        )
+        self._publishing_size = 0
 
     async def run(self) -> None:
         _contain_tasks(self.manager, self._errors)
         await super().run()
+
+    # -- messages: unsigned, content-addressed; IDONTWANT only for large ones --
+
+    def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
+        # py-libp2p keys this check by from + seqno, empty for unsigned messages (so
+        # every second message would look like an equivocation). With content ids one
+        # id cannot have two contents.
+        return True
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        # Read by `_emit_idontwant_for_message`, which py-libp2p's `publish` awaits
+        # before anything else that awaits (so no other publish runs in between).
+        self._publishing_size = pubsub_msg.ByteSize()
+        await super().publish(msg_forwarder, pubsub_msg)
+
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
+        if self._publishing_size < IDONTWANT_THRESHOLD:
+            return
+        await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
     def _get_in_topic_gossipsub_peers_from_minus(
         self, topic: str, num_to_select: int, minus: Any, backoff_check: bool = False
@@ -260,14 +423,6 @@ class AllmendeGossipSub(GossipSub):
                     "event=gossip.heartbeat_error error=%s: %s", type(exc).__name__, str(exc)[:200]
                 )
                 self.heartbeat_initial_delay = self.heartbeat_interval
-
-
-def _signature_ok(msg: rpc_pb2.Message) -> bool:
-    """py-libp2p's check of the pubsub signature, which raises on a malformed key."""
-    try:
-        return bool(signature_validator(msg))
-    except Exception:
-        return False
 
 
 def _contain_tasks(manager: Any, errors: Counter[str]) -> None:

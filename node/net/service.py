@@ -191,9 +191,7 @@ class NetService:
         self.sync_ok = 0
         self.sync_failed = 0
         self._router = build_router(config.gossip, self.rejected, config.standing)
-        self._pubsub = AllmendePubsub(
-            self.host, self._router, strict_signing=True, errors=self.rejected
-        )
+        self._pubsub = AllmendePubsub(self.host, self._router, errors=self.rejected)
         self.gossip = GossipDriver(
             self._pubsub, self.topics, handler, config.gossip, self.rejected, self._ban
         )

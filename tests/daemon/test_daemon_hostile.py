@@ -21,7 +21,8 @@ from federation import TestFederation
 from harness import Cluster, Node
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.core import encode_batch
@@ -29,6 +30,7 @@ from node.crdt.record import sign_record
 from node.identity import Identity
 from node.net import PROTOCOL_ID, GossipConfig, build_host, topic_for_scope
 from node.net.gossip import build_router
+from node.net.pubsub import AllmendePubsub
 from node.net.syncproto import MAX_FRAME, encode_frame, encode_varint
 
 pytestmark = pytest.mark.slow
@@ -69,6 +71,26 @@ async def _drain_stream(stream: Any) -> None:
                 return
 
 
+def _signed_message(host: Any, topic: str) -> rpc_pb2.Message:
+    """A message in py-libp2p's signed format (as before issue 12) carrying a new batch."""
+    body = {"item": "beans", "qty": "1", "unit": "kg", "period": "2027-Q1"}
+    signer = Identity.from_seed(hashlib.sha256(b"stranger").digest())
+    record = sign_record(
+        signer.signer(), signer.public, "capacity", "c2", 1, 0, "eu/de/berlin/s", body
+    )
+    msg = rpc_pb2.Message(
+        data=encode_batch([record.raw]),
+        topicIDs=[topic],
+        from_id=host.get_id().to_bytes(),
+        seqno=(1).to_bytes(8, "big"),
+    )
+    msg.key = host.get_public_key().serialize()
+    msg.signature = host.get_private_key().sign(
+        PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
+    )
+    return msg
+
+
 async def _hostile_session(target: Node, rejected_now: Any) -> None:
     status = await trio.to_thread.run_sync(target.status)
     topic = topic_for_scope("eu/de/berlin", status["federation"])
@@ -79,7 +101,7 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
     rogue = TestFederation(target.data_dir.parent / "federation").identities[-1]
     host = build_host(rogue.seed, ["/ip4/127.0.0.1/tcp/0"])
     router = build_router(GossipConfig())
-    pubsub = Pubsub(host, router, strict_signing=True)
+    pubsub = AllmendePubsub(host, router, errors=Counter())
     listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
     async with (
         host.run(listen_addrs=listen),
@@ -116,6 +138,10 @@ async def _hostile_session(target: Node, rejected_now: Any) -> None:
             await wait_rejected("not-admitted")
             await pubsub.publish(topic, encode_batch([b"\x00" * 1000] * 600))
             await wait_rejected("gossip-too-large")
+            # The old wire format: a valid batch in a message signed by its sender
+            # (from, seqno, signature, key). Refused before any record is looked at.
+            await router.publish(pubsub.my_id, _signed_message(host, topic))
+            await wait_rejected("gossip-signed-format")
 
             # Anti-entropy: a garbage frame, a broken length prefix, a huge frame.
             sync = [TProtocol(PROTOCOL_ID)]
@@ -154,6 +180,7 @@ def test_hostile_peer_is_rejected_and_counted(nodes: Cluster) -> None:
         ("gossip-too-large", 1),
         ("bad-varint", 1),
         ("frame-too-large", 1),
+        ("gossip-signed-format", 1),
     ):
         assert rejected.get(reason, 0) >= n, (reason, rejected)
     assert rejected.get("gossip-rejected", 0) >= 2  # garbage + forged, per message

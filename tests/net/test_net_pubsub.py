@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.lowlevel
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
 from libp2p.pubsub.pb import rpc_pb2
@@ -19,7 +20,12 @@ from net_helpers import TOPIC, FakeHandler, link, seed, started, wait_for, wait_
 
 from node.net import GossipConfig, GossipVerdict, build_host
 from node.net.gossip import build_router
-from node.net.pubsub import AllmendePubsub
+from node.net.pubsub import (
+    IDONTWANT_THRESHOLD,
+    AllmendePubsub,
+    content_message_id,
+    has_author_fields,
+)
 from node.net.syncproto import encode_varint
 
 
@@ -240,3 +246,145 @@ def test_a_heartbeat_round_that_raises_does_not_stop_the_router() -> None:
     trio.run(main, clock=MockClock(autojump_threshold=0))
     assert errors["gossip-heartbeat-error"] == 1
     assert len(rounds) >= 8  # about one a second, before and after the failing one
+
+
+# -- the lean wire (issue 12) --
+
+
+def test_a_message_id_is_its_content() -> None:
+    """Same topic and data, same id; anything else differs: one id cannot carry two
+    contents (what py-libp2p's from + seqno ids allowed a peer to do)."""
+
+    def msg(topic: str, data: bytes, **author: Any) -> rpc_pb2.Message:
+        return rpc_pb2.Message(data=data, topicIDs=[topic], **author)
+
+    a = content_message_id(msg("t", b"batch"))
+    assert a == content_message_id(msg("t", b"batch"))
+    assert a != content_message_id(msg("t", b"batch2"))
+    assert a != content_message_id(msg("u", b"batch"))
+    # topic and data cannot trade bytes
+    assert content_message_id(msg("ab", b"c")) != content_message_id(msg("a", b"bc"))
+    # author fields are no part of it (and no part of an accepted message)
+    assert a == content_message_id(msg("t", b"batch", from_id=b"x", seqno=b"\0" * 8))
+    assert has_author_fields(msg("t", b"batch", seqno=b"\0" * 8))
+    assert not has_author_fields(msg("t", b"batch"))
+
+
+class RecordingStream:
+    """Collects whole writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+async def test_the_peer_record_goes_once_per_stream() -> None:
+    host = build_host(seed("r"), ["/ip4/127.0.0.1/tcp/0"])
+    pubsub = AllmendePubsub(host, build_router(GossipConfig()), errors=Counter())
+    assert not pubsub.get_hello_packet().HasField("senderRecord")
+    first, second = RecordingStream(), RecordingStream()
+    rpc = rpc_pb2.RPC(publish=[rpc_pb2.Message(data=b"x", topicIDs=["t"])], senderRecord=b"R1")
+    for stream in (first, first, second, first):
+        await pubsub.write_msg(stream, rpc)  # type: ignore[arg-type]
+    assert rpc.senderRecord == b"R1"  # the caller's RPC is left as it was
+
+    def records(stream: RecordingStream) -> list[bytes | None]:
+        out = []
+        for frame in _split(b"".join(stream.writes)):
+            got = rpc_pb2.RPC()
+            got.ParseFromString(frame)
+            assert list(got.publish) == list(rpc.publish)
+            out.append(got.senderRecord if got.HasField("senderRecord") else None)
+        return out
+
+    assert records(first) == [b"R1", None, None]
+    assert records(second) == [b"R1"]
+    rpc.senderRecord = b"R2"  # new addresses, a new record: sent again, once
+    await pubsub.write_msg(first, rpc)  # type: ignore[arg-type]
+    await pubsub.write_msg(first, rpc)  # type: ignore[arg-type]
+    assert records(first)[3:] == [b"R2", None]
+
+
+async def test_no_idontwant_below_one_kib() -> None:
+    router = build_router(GossipConfig())
+    AllmendePubsub(build_host(seed("i"), ["/ip4/127.0.0.1/tcp/0"]), router, errors=Counter())
+    sent: list[bytes] = []
+
+    async def emit(msg_ids: list[bytes], to_peer: ID) -> None:
+        sent.extend(msg_ids)
+
+    router.emit_idontwant = emit  # type: ignore[method-assign]
+    router.mesh["t"] = {ID(b"peer")}
+    router.peer_protocol[ID(b"peer")] = TProtocol(PROTOCOL_ID_V12)
+    router._publishing_size = IDONTWANT_THRESHOLD - 1  # type: ignore[attr-defined]
+    await router._emit_idontwant_for_message(b"small", ["t"])
+    router._publishing_size = IDONTWANT_THRESHOLD  # type: ignore[attr-defined]
+    await router._emit_idontwant_for_message(b"large", ["t"])
+    assert sent == [b"large"]
+
+
+async def test_a_copy_arriving_during_validation_is_not_sent_back() -> None:
+    host = build_host(seed("v"), ["/ip4/127.0.0.1/tcp/0"])
+    router = build_router(GossipConfig())
+    pubsub = AllmendePubsub(host, router, errors=Counter())
+    release = trio.Event()
+    judged: list[ID] = []
+
+    async def validator(topic: str, forwarder: ID, msg: rpc_pb2.Message) -> GossipVerdict:
+        judged.append(forwarder)
+        await release.wait()
+        return GossipVerdict.ACCEPT
+
+    pubsub.validator = validator
+    b, c = ID(b"peer b"), ID(b"peer c")
+    for peer in (b, c):
+        router.dont_send_message_ids[peer] = set()
+    msg = rpc_pb2.Message(data=b"batch", topicIDs=["t"])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pubsub.push_msg, b, msg)
+        await wait_for(lambda: judged == [b])
+        await pubsub.push_msg(c, rpc_pb2.Message(data=b"batch", topicIDs=["t"]))
+        release.set()
+    assert judged == [b]  # judged once
+    mid = content_message_id(msg)
+    assert mid in router.dont_send_message_ids[c]  # c has it: not forwarded to c
+    assert mid not in router.dont_send_message_ids[b]  # b is the forwarder anyway
+    assert pubsub.seen_messages.has(mid)
+    assert router.mcache.get(mid) == msg  # served by this id on IWANT
+
+
+async def test_signed_messages_are_refused_and_unsigned_ones_flow() -> None:
+    """Nodes publish unsigned messages; several in a row all arrive (py-libp2p's
+    equivocation check, keyed by the empty from + seqno, would drop all but the first);
+    a peer that sends the old signed format is penalised and not heard."""
+    handlers = [FakeHandler("A"), FakeHandler("B")]
+    async with trio.open_nursery() as nursery:
+        async with started(nursery, "AB", handlers) as (a, b):
+            wire: list[rpc_pb2.RPC] = []
+            encode = a._pubsub.encode_rpc
+
+            def spy(stream: Any, rpc: rpc_pb2.RPC) -> bytes:
+                wire.append(rpc)
+                return encode(stream, rpc)
+
+            a._pubsub.encode_rpc = spy  # type: ignore[method-assign]
+            await link(a, b)
+            await wait_for_mesh([a, b], 2)
+            for i in range(3):
+                await a.publish(TOPIC, b"u%d" % i)
+            await wait_for(lambda: handlers[1].payloads() == {b"u0", b"u1", b"u2"})
+            published = [m for r in wire for m in r.publish]
+            assert published
+            assert not any(has_author_fields(m) for m in published)
+
+            signed = rpc_pb2.Message(
+                data=b"signed", topicIDs=[TOPIC], from_id=a.host.get_id().to_bytes()
+            )
+            signed.seqno = b"\0" * 8
+            await a._router.publish(a.host.get_id(), signed)
+            await wait_for(lambda: b.statistics().rejected.get("gossip-signed-format") == 1)
+            assert b"signed" not in handlers[1].payloads()
+            assert b._router.scorer.score(a.host.get_id(), [TOPIC]) < 0
+        nursery.cancel_scope.cancel()
