@@ -27,7 +27,8 @@ from node.net.pubsub import AllmendeGossipSub, GossipVerdict
 
 logger = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "allmende/2/"
+# 3: unsigned gossip with content ids (issue 12); nodes of format 2 stay on their own topics.
+TOPIC_PREFIX = "allmende/3/"
 
 # One publish travels as one RPC. The node's batches stay below 60 KiB
 # (node.core.MAX_BATCH_BYTES) so that an RPC fits one yamux frame; anything larger from
@@ -76,8 +77,8 @@ FEDERATION_PREFIX = 16
 
 
 def topic_for_scope(scope: str, federation: str = "") -> str:
-    """Return the gossipsub topic for a scope: ``allmende/2/<federation id[:16]>/<scope>``
-    (``allmende/2/<scope>`` without a federation: tests of the network alone).
+    """Return the gossipsub topic for a scope: ``allmende/3/<federation id[:16]>/<scope>``
+    (``allmende/3/<scope>`` without a federation: tests of the network alone).
 
     Raises:
         LocalError: empty scope or one containing whitespace.

@@ -56,7 +56,7 @@ class NetConfig:
 
     Attributes:
         listen_addrs: TCP multiaddrs to listen on.
-        scopes: scopes whose topics (``allmende/2/<federation>/<scope>``) we join.
+        scopes: scopes whose topics (``allmende/3/<federation>/<scope>``) we join.
         bootstrap: ``/ip4/.../tcp/.../p2p/<id>`` peers to dial and keep dialling.
         data_dir: directory for the remembered-peers file; None = do not remember.
         enable_mdns: discover peers on the LAN (OFF in tests with a fixed topology).

@@ -2,7 +2,7 @@
 
 The daemon runs as a subprocess on 127.0.0.1; the js peer dials it over TCP + Noise +
 yamux, subscribes to the topic of ``eu/de/berlin`` in the daemon's federation
-(``allmende/2/<federation id[:16]>/eu/de/berlin``) with @chainsafe/libp2p-gossipsub and
+(``allmende/3/<federation id[:16]>/eu/de/berlin``) with @chainsafe/libp2p-gossipsub and
 prints every record of every batch it receives as a JSON line.  Needs Node.js and
 ``npm ci --prefix jsinterop``; without them the tests fail (they do not skip).
 """
@@ -249,7 +249,7 @@ def _listen_addr(d: Daemon) -> str:
 
 def _topic(d: Daemon) -> str:
     fed = d.call("status")["federation"]
-    return f"allmende/2/{fed[:16]}/{PARTITION}"
+    return f"allmende/3/{fed[:16]}/{PARTITION}"
 
 
 def _trust(daemon: Daemon, peer: JsPeer) -> None:

@@ -15,7 +15,7 @@ from node.errors import RemoteError
 from node.net import GossipConfig, GossipVerdict, NetConfig, NetService
 
 SCOPE = "test"
-TOPIC = "allmende/2/test"
+TOPIC = "allmende/3/test"
 
 
 def seed(name: str) -> bytes:

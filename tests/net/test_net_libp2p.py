@@ -243,7 +243,7 @@ async def test_publish_refuses_unknown_topic_and_oversize() -> None:
 
     async with trio.open_nursery() as nursery:
         async with started(nursery, "A") as (a,):
-            await a.publish("allmende/2/other", b"x")  # never raises: dropped, counted
+            await a.publish("allmende/3/other", b"x")  # never raises: dropped, counted
             assert a.statistics().publish_failed == 1
             with pytest.raises(LocalError):
                 await a.publish(TOPIC, b"x" * (a.config.gossip.max_message_bytes + 1))

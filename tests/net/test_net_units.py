@@ -126,8 +126,8 @@ def test_split_p2p_addr() -> None:
 
 
 def test_topics() -> None:
-    assert topic_for_scope("de/berlin") == "allmende/2/de/berlin"
-    assert scope_of_topic("allmende/2/de/berlin") == "de/berlin"
+    assert topic_for_scope("de/berlin") == "allmende/3/de/berlin"
+    assert scope_of_topic("allmende/3/de/berlin") == "de/berlin"
     assert scope_of_topic("other/1/x") is None
     with pytest.raises(LocalError):
         topic_for_scope("")
