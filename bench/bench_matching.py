@@ -15,6 +15,7 @@ on a smaller replica-sized input because signing a million records takes minutes
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import random
 import time
@@ -22,8 +23,10 @@ import time
 import networkx as nx
 
 from node import model
+from node.crdt.record import sign_record
+from node.identity import Identity
 from node.planning.balance import TICKS
-from node.planning.matching import Position, match
+from node.planning.matching import Position, match, positions_from_records
 
 clock = time.process_time
 
@@ -70,6 +73,28 @@ def simplex_one(group: dict) -> int:
     return int(cost)
 
 
+def region_records(nodes: int, per_node: int, seed: int = 2) -> list:
+    """A region's signed needs and capacities: `nodes` communes, `per_node` each."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(nodes):
+        ident = Identity.from_seed(rng.randbytes(32))
+        signer = ident.signer()
+        for j in range(per_node):
+            kind = "need" if rng.random() < 0.5 else "capacity"
+            body = {
+                "item": f"item-{j:03d}",
+                "qty": str(rng.randrange(1, 1000)),
+                "unit": "kg",
+                "period": "2027-Q1",
+            }
+            if kind == "need":
+                body["priority"] = rng.choice(model.PRIORITIES)
+            scope = f"eu/de/berlin/k{k:04d}"
+            out.append(sign_record(signer, ident.public, kind, f"x{j}", j + 1, 0, scope, body))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--communes", type=int, default=10_000)
@@ -87,6 +112,27 @@ def main() -> None:
     print(
         f"match: {min(times):.3f}-{max(times):.3f} s CPU over {args.rounds} rounds, "
         f"{len(out)} matches, {sum(m.quantity for m in out) // TICKS} kg matched"
+    )
+    # the same, with the cyclic garbage collector paused (what its passes over the
+    # growing heap of matches cost); interleaved with the rounds above in spirit
+    gc.disable()
+    try:
+        t = clock()
+        match(positions)
+        t_nogc = clock() - t
+    finally:
+        gc.enable()
+    print(f"match with the garbage collector paused: {t_nogc:.3f} s CPU")
+    recs = region_records(1000, 20)
+    t = clock()
+    pos = positions_from_records(recs)
+    t_pos = clock() - t
+    t = clock()
+    got = match(pos)
+    t_match = clock() - t
+    print(
+        f"one region from records: 1000 nodes x 20 records: positions {t_pos:.3f} s, "
+        f"match {t_match:.3f} s, {len(got)} matches"
     )
     first = min(positions)
     one = {first: positions[first]}
