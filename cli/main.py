@@ -356,10 +356,17 @@ def _intent_group(kind: str) -> click.Group:
     @click.option("--all", "all_", is_flag=True, help="Everyone's, not just this node's.")
     @click.option("--scope", default=None, help="Only under this scope.")
     @click.option("--withdrawn", is_flag=True, help="Include withdrawn ones.")
+    @click.option(
+        "--item", default=None, help="Only this item (everyone's).", shell_complete=_complete_item
+    )
     @json_option
     @pass_ctx
-    def list_(ctx: Ctx, all_: bool, scope: str | None, withdrawn: bool, as_json: bool) -> None:
-        rows = ctx.call("list", kind=kind, all=all_, scope=scope, withdrawn=withdrawn)
+    def list_(
+        ctx: Ctx, all_: bool, scope: str | None, withdrawn: bool, item: str | None, as_json: bool
+    ) -> None:
+        # asking for an item is asking who has (or needs) it: everyone's
+        every = all_ or item is not None
+        rows = ctx.call("list", kind=kind, all=every, scope=scope, withdrawn=withdrawn, item=item)
         _emit(ctx, as_json, rows, render.records(rows, kind))
 
     list_.help = f"List {plural} (this node's unless --all)."
@@ -440,3 +447,11 @@ cli.add_command(endorse)
 cli.add_command(admission)
 
 cli.add_command(simnet)
+
+from cli import match_cmd  # noqa: E402  (from balance to plan)
+
+cli.add_command(match_cmd.match)
+cli.add_command(match_cmd.commitment)
+cli.add_command(match_cmd.fulfil)
+cli.add_command(match_cmd.confirm)
+cli.add_command(match_cmd.track_record)

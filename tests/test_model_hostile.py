@@ -63,6 +63,29 @@ VALID: dict[str, dict] = {
         "counted": HEX,
         "admitted": [HEX],
     },
+    "offer": {
+        "role": "provide",
+        "with": HEX,
+        "item": "potatoes",
+        "qty": "50",
+        "unit": "kg",
+        "period": "2027-Q1",
+        "due": "2027-03-31",
+        "note": "pick up at the depot",
+    },
+    "accept": {
+        "by": HEX,
+        "offer": "k1",
+        "item": "potatoes",
+        "qty": "50",
+        "unit": "kg",
+        "period": "2027-Q1",
+        "due": "2027-03-31",
+    },
+    "decline": {"by": HEX, "offer": "k1", "reason": "too far"},
+    "deliver": {"offer": f"{HEX}.k1", "qty": "20", "unit": "kg", "date": "2027-02-01"},
+    "confirm": {"by": HEX, "delivery": "k1", "qty": "20", "unit": "kg", "date": "2027-02-01"},
+    "dispute": {"by": HEX, "delivery": "k1", "reason": "never came"},
 }
 
 
@@ -74,6 +97,8 @@ def key_for(kind, body):
         return model.federation_id(VALID["charter"])
     if kind == "rollup":
         return "0123456789abcdef.2027-Q1"
+    if kind in ("accept", "decline", "confirm", "dispute"):
+        return f"{HEX[:16]}.k1"
     return {"endorse": HEX, "invite": "abcdefgh", "apply": "self"}.get(kind, "k1")
 
 
@@ -91,7 +116,7 @@ FIELDS = sorted({f for body in [*VALID.values(), BUDGET] for f in body} | {"id",
 
 def test_every_kind_has_a_valid_example():
     assert set(VALID) == set(model.KINDS)
-    assert len(model.KINDS) == 21
+    assert len(model.KINDS) == 27
     for kind, body in VALID.items():
         model.validate(kind, key_for(kind, body), "eu/de/berlin", body)
     model.validate("proposal", "k1", "eu", BUDGET)

@@ -1,14 +1,15 @@
 """Record kinds and their validation (ValueFlows-aligned), units, scopes and periods.
 
 One explicit table, `KINDS`, maps every record kind to its body validator: the
-planning kinds (`kinds`), the governance kinds (`gov_kinds`) and the trust kinds
-(`trust_kinds`: charter, endorse, invite, apply). Validation depends on
+planning kinds (`kinds`), the governance kinds (`gov_kinds`), the trust kinds
+(`trust_kinds`: charter, endorse, invite, apply) and the commitment kinds
+(`commit_kinds`: offer, accept, decline, deliver, confirm, dispute). Validation depends on
 the record alone, never on other records, so every replica accepts or rejects the same
 record the same way whatever it holds; and it is total: any value in a body gets a
 `ValidationError` with a reason, never another exception.
 
 Modules: `fields` (shared field checks), `scope` (scopes and partitions), `units`
-(units, quantities, periods), `kinds`, `gov_kinds`, `trust_kinds`.
+(units, quantities, periods), `kinds`, `gov_kinds`, `trust_kinds`, `commit_kinds`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.errors import ValidationError
+from node.model.commit_kinds import (
+    COMMIT_KINDS,
+    ROLES,
+    check_commit_key,
+    check_date,
+    offer_ref,
+    reply_key,
+)
 from node.model.fields import HEX, HEX64, hex64, int_field, matches, only_fields, shown, text
 from node.model.gov_kinds import (
     BUDGET_METHODS,
@@ -75,7 +84,12 @@ from node.model.units import (
     unit,
 )
 
-KINDS: dict[str, BodyValidator] = {**_PLANNING_KINDS, **GOV_KINDS, **TRUST_KINDS}
+KINDS: dict[str, BodyValidator] = {
+    **_PLANNING_KINDS,
+    **GOV_KINDS,
+    **TRUST_KINDS,
+    **COMMIT_KINDS,
+}
 
 
 def known_kinds() -> tuple[str, ...]:
@@ -102,10 +116,13 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
             raise ValidationError("an item record's key must equal its id")
     if kind in TRUST_KINDS:
         check_trust_key(kind, key, body)
+    elif kind in COMMIT_KINDS:
+        check_commit_key(kind, key, body)
 
 
 __all__ = [
     "BUDGET_METHODS",
+    "COMMIT_KINDS",
     "DIMENSIONS",
     "GOV_KINDS",
     "GOV_METHODS",
@@ -125,6 +142,7 @@ __all__ = [
     "NODE_KINDS",
     "PRIORITIES",
     "REGION_DEPTH",
+    "ROLES",
     "STARTER_CATALOG",
     "TRUST_KINDS",
     "UNITS",
@@ -134,6 +152,8 @@ __all__ = [
     "ValidationError",
     "ancestors",
     "check_charter",
+    "check_commit_key",
+    "check_date",
     "check_features",
     "check_item_id",
     "check_option_id",
@@ -148,6 +168,7 @@ __all__ = [
     "known_kinds",
     "matches",
     "normalise_quantity",
+    "offer_ref",
     "only_fields",
     "parse_invite_ref",
     "parse_quantity",
@@ -155,6 +176,7 @@ __all__ = [
     "period_end",
     "period_parents",
     "period_within",
+    "reply_key",
     "text",
     "to_base",
     "unit",

@@ -92,7 +92,12 @@ def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     records = ctx.state.intents(
         kind, scope=scope, mine=not args["all"], withdrawn=args["withdrawn"]
     )
-    return [record_json(r, names) for r in records]
+    item = args["item"]
+    return [
+        record_json(r, names)
+        for r in records
+        if item is None or (r.body is not None and r.body.get("item") == item)
+    ]
 
 
 def items(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -231,6 +236,7 @@ OPS: dict[str, OpSpec] = {
             "scope": _SCOPE,
             "all": BOOL(),
             "withdrawn": BOOL(),
+            "item": STR(max_len=64),
         },
     ),
     "items": OpSpec(items),

@@ -1,0 +1,153 @@
+"""Matching benchmark: 10,000 communes x 100 items in one federation, and networkx's
+`network_simplex` on one item of the same instance, in the same run.
+
+Run: python bench/bench_matching.py [--communes N] [--items K] [--rounds R]
+Prints CPU time (process_time) on one core, best and worst of R rounds.
+
+The instance: a federation `eu` of 10 countries x 10 regions x 100 communes (scopes
+``eu/cNN/rNN/kNNN``), one node per commune; per item each commune has a random
+capacity (0-999 kg) and a random need (0-999 kg, random priority): after netting about
+half are surpluses, half deficits. The matching is timed from positions (what
+`positions_from_records` returns); building positions from records is timed separately
+on a smaller replica-sized input because signing a million records takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import random
+import time
+
+import networkx as nx
+
+from node import model
+from node.crdt.record import sign_record
+from node.identity import Identity
+from node.planning.balance import TICKS
+from node.planning.matching import Position, match, positions_from_records
+
+clock = time.process_time
+
+
+def instance(communes: int, items: int, seed: int = 1) -> dict:
+    rng = random.Random(seed)
+    countries = max(1, round((communes / 100) ** 0.5))
+    scopes = [
+        f"eu/c{k % countries:02d}/r{(k // countries) % 10:02d}/k{k:05d}" for k in range(communes)
+    ]
+    parties = [(s, rng.randbytes(32).hex()) for s in scopes]
+    out = {}
+    for i in range(items):
+        group = {}
+        for p in parties:
+            needs = [0, 0, 0, 0]
+            needs[rng.randrange(4)] = rng.randrange(1000) * TICKS
+            group[p] = Position(rng.randrange(1000) * TICKS, tuple(needs))
+        out[(f"item-{i:03d}", "mass", "2027-Q1")] = group
+    return out
+
+
+def simplex_one(group: dict) -> int:
+    """Min-cost flow of one group on the same tree (all communes at one depth)."""
+    g = nx.DiGraph()
+    supply = demand = 0
+    for (scope, node), pos in group.items():
+        chain = [*model.ancestors(scope), node]
+        for a, b in itertools.pairwise(chain):
+            g.add_edge(a, b, weight=1)
+            g.add_edge(b, a, weight=1)
+        net = pos.capacity - sum(pos.needs)
+        g.nodes[node]["demand"] = -net
+        supply += max(net, 0)
+        demand += max(-net, 0)
+    g.add_node("dummy", demand=supply - demand)
+    for (_, node), pos in group.items():
+        net = pos.capacity - sum(pos.needs)
+        if supply > demand and net > 0:
+            g.add_edge(node, "dummy", weight=0)
+        elif demand > supply and net < 0:
+            g.add_edge("dummy", node, weight=0)
+    cost, _ = nx.network_simplex(g)
+    return int(cost)
+
+
+def region_records(nodes: int, per_node: int, seed: int = 2) -> list:
+    """A region's signed needs and capacities: `nodes` communes, `per_node` each."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(nodes):
+        ident = Identity.from_seed(rng.randbytes(32))
+        signer = ident.signer()
+        for j in range(per_node):
+            kind = "need" if rng.random() < 0.5 else "capacity"
+            body = {
+                "item": f"item-{j:03d}",
+                "qty": str(rng.randrange(1, 1000)),
+                "unit": "kg",
+                "period": "2027-Q1",
+            }
+            if kind == "need":
+                body["priority"] = rng.choice(model.PRIORITIES)
+            scope = f"eu/de/berlin/k{k:04d}"
+            out.append(sign_record(signer, ident.public, kind, f"x{j}", j + 1, 0, scope, body))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--communes", type=int, default=10_000)
+    ap.add_argument("--items", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    positions = instance(args.communes, args.items)
+    print(f"{args.communes} communes x {args.items} items, one period")
+    times = []
+    out: list = []
+    for _ in range(args.rounds):
+        t = clock()
+        out = match(positions)
+        times.append(clock() - t)
+    print(
+        f"match: {min(times):.3f}-{max(times):.3f} s CPU over {args.rounds} rounds, "
+        f"{len(out)} matches, {sum(m.quantity for m in out) // TICKS} kg matched"
+    )
+    # the same, with the cyclic garbage collector paused (what its passes over the
+    # growing heap of matches cost); interleaved with the rounds above in spirit
+    gc.disable()
+    try:
+        t = clock()
+        match(positions)
+        t_nogc = clock() - t
+    finally:
+        gc.enable()
+    print(f"match with the garbage collector paused: {t_nogc:.3f} s CPU")
+    recs = region_records(1000, 20)
+    t = clock()
+    pos = positions_from_records(recs)
+    t_pos = clock() - t
+    t = clock()
+    got = match(pos)
+    t_match = clock() - t
+    print(
+        f"one region from records: 1000 nodes x 20 records: positions {t_pos:.3f} s, "
+        f"match {t_match:.3f} s, {len(got)} matches"
+    )
+    first = min(positions)
+    one = {first: positions[first]}
+    t = clock()
+    ours = match(one)
+    t_ours = clock() - t
+    t = clock()
+    cost = simplex_one(positions[first])
+    t_nx = clock() - t
+    ours_cost = sum(m.quantity * 2 * (4 - m.scope.count("/")) for m in ours)
+    print(
+        f"one item: match {t_ours:.4f} s, networkx network_simplex {t_nx:.2f} s "
+        f"(x{t_nx / max(t_ours, 1e-9):.0f}); same cost: {ours_cost == cost}"
+    )
+
+
+if __name__ == "__main__":
+    main()

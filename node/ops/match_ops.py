@@ -1,0 +1,376 @@
+"""Control operations from balance to plan: who has what, matches, commitments,
+fulfilment and track records (issue 13). Thin: the rules live in
+`node.planning.matching` and `node.planning.commitments`."""
+
+from __future__ import annotations
+
+import datetime
+from fractions import Fraction
+from typing import Any
+
+from node import model
+from node.errors import LocalError
+from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
+from node.ops.node_ops import written
+from node.planning.balance import TICKS, decimal_str
+from node.planning.commitments import Commitment, commitments, committed_totals, track_records
+from node.planning.matching import Match, match, positions_from_records, positions_from_rollups
+from node.state import NodeState
+
+_SCOPE = STR(max_len=200)
+_REF = STR(required=True, max_len=120)
+
+
+def _counted(state: NodeState) -> frozenset[bytes]:
+    return frozenset(state.core.admission.admitted)
+
+
+def _today(ctx: OpContext) -> datetime.date:
+    return datetime.datetime.fromtimestamp(ctx.now_ms() / 1000, tz=datetime.UTC).date()
+
+
+def _qty(ticks: int) -> str:
+    return decimal_str(Fraction(ticks, TICKS))
+
+
+def _names(state: NodeState) -> dict[str, str]:
+    return {k.hex(): v for k, v in state.node_names().items()}
+
+
+def _node_scopes(state: NodeState) -> dict[str, str]:
+    return {
+        r.origin.hex(): str(r.body["scope"])
+        for r in state.replica.records("node")
+        if r.body is not None
+    }
+
+
+def _check_filters(ctx: OpContext, args: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    scope = args.get("scope") or model.partition_of(ctx.config.scope)
+    model.check_scope(scope)
+    period, item = args.get("period"), args.get("item")
+    if period is not None:
+        model.check_period(period)
+    if item is not None and item not in ctx.state.items():
+        raise LocalError(f"unknown item {item!r}; see `allmende item list`")
+    return scope, period, item
+
+
+def _match_json(m: Match, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "item": m.item,
+        "period": m.period,
+        "provider": m.provider,
+        "provider_name": names.get(m.provider, ""),
+        "receiver": m.receiver,
+        "receiver_name": names.get(m.receiver, ""),
+        "qty": _qty(m.quantity),
+        "unit": model.DIMENSIONS[m.dimension],
+        "scope": m.scope,
+    }
+
+
+def match_op(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Matches under a scope: node to node inside this node's region (from its
+    records), region to region above it (from accepted rollups)."""
+    state = ctx.state
+    scope, period, item = _check_filters(ctx, args)
+    region = state.core.region
+    inside = model.in_scope(scope, region) or model.in_scope(region, scope)
+    positions = positions_from_records(state.replica.records(), _counted(state), scope=region)
+
+    def keep(group: tuple[str, str, str]) -> bool:
+        return (item is None or group[0] == item) and (period is None or group[2] == period)
+
+    where: dict[str, set[str]] = {}
+    for parties in positions.values():
+        for at, node in parties:
+            where.setdefault(node, set()).add(at)
+
+    def touches(m: Match) -> bool:
+        ats = where.get(m.provider, set()) | where.get(m.receiver, set())
+        return any(model.in_scope(at, scope) for at in ats)
+
+    within: list[Match] = []
+    if inside:
+        within = [m for m in match({g: p for g, p in positions.items() if keep(g)}) if touches(m)]
+    across: list[Match] = []
+    if not model.in_scope(scope, region):
+        regional = positions_from_rollups(state.core.rollup_view(), positions, region)
+        across = [
+            m
+            for m in match({g: p for g, p in regional.items() if keep(g)})
+            if model.in_scope(m.provider, scope) or model.in_scope(m.receiver, scope)
+        ]
+    names = _names(state)
+    return {
+        "scope": scope,
+        "within_region": [_match_json(m, names) for m in within],
+        "across_regions": [_match_json(m, names) for m in across],
+    }
+
+
+def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Who has what: per node under a scope, its capacity and what is left of it after
+    its own needs (its surplus), per item and period."""
+    state = ctx.state
+    scope, period, item = _check_filters(ctx, args)
+    positions = positions_from_records(state.replica.records(), _counted(state), scope=scope)
+    names = _names(state)
+    out = []
+    for (it, dim, per), parties in sorted(positions.items()):
+        if (item is not None and it != item) or (period is not None and per != period):
+            continue
+        for (where, node), pos in sorted(parties.items()):
+            if not pos.capacity:
+                continue
+            out.append(
+                {
+                    "node": node,
+                    "name": names.get(node, ""),
+                    "scope": where,
+                    "item": it,
+                    "period": per,
+                    "unit": model.DIMENSIONS[dim],
+                    "capacity": _qty(pos.capacity),
+                    "surplus": _qty(max(0, pos.capacity - sum(pos.needs))),
+                }
+            )
+    return out
+
+
+def _find(state: NodeState, ref: str) -> Commitment:
+    for c in commitments(state.replica.records(), _counted(state)):
+        if c.ref == ref:
+            return c
+    raise LocalError(f"no offer {ref!r} here; see `allmende commitment list`")
+
+
+def _meeting_scope(a: str, b: str) -> str:
+    """Where both parties' records meet: their common scope, at most a region deep,
+    so that the records replicate to both (a common region, or the partition of the
+    scope above both regions)."""
+    common = []
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x != y:
+            break
+        common.append(x)
+    if not common:
+        raise LocalError("the two nodes share no scope")
+    return "/".join(common[: model.REGION_DEPTH])
+
+
+def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    state = ctx.state
+    other = args["with"]
+    model.hex64(other, "with (the counterpart's node key)")
+    if other == state.me.hex():
+        raise LocalError("a commitment needs another node")
+    where = _node_scopes(state).get(other)
+    if where is None:
+        raise LocalError(f"node {other[:12]} is unknown here (no node record held)")
+    if args["role"] not in model.ROLES:
+        raise LocalError(f"role must be one of {', '.join(model.ROLES)}")
+    catalog = state.items()
+    if args["item"] not in catalog:
+        raise LocalError(f"unknown item {args['item']!r}; see `allmende item list`")
+    if model.unit(args["unit"]).dimension != catalog[args["item"]].dimension:
+        raise LocalError(f"{args['unit']} does not measure {args['item']}")
+    body: dict[str, Any] = {
+        "role": args["role"],
+        "with": other,
+        "item": args["item"],
+        "qty": model.normalise_quantity(args["qty"]),
+        "unit": args["unit"],
+        "period": args["period"],
+        "due": args["due"],
+    }
+    if args["note"]:
+        body["note"] = args["note"]
+    key = state.core.new_key("o", "offer")
+    scope = _meeting_scope(ctx.config.scope, where)
+    return Writes([state.prepare("offer", key, body, scope)], written(ctx))
+
+
+def _reply(ctx: OpContext, ref: str, kind: str, reason: str | None) -> Writes:
+    state = ctx.state
+    c = _find(state, ref)
+    me = state.me.hex()
+    offer_key = ref.split(".", 1)[1]
+    if kind == "accept":
+        if me == c.offerer or me not in (c.provider, c.receiver):
+            raise LocalError("only the counterpart of an offer can accept it")
+        body: dict[str, Any] = {
+            "by": c.offerer,
+            "offer": offer_key,
+            "item": c.item,
+            "qty": c.qty,
+            "unit": c.unit,
+            "period": c.period,
+            "due": c.due.isoformat(),
+        }
+    else:
+        if me not in (c.provider, c.receiver):
+            raise LocalError("only a party to an offer can decline it")
+        body = {"by": c.offerer, "offer": offer_key}
+        if reason:
+            body["reason"] = reason
+    key = model.reply_key(c.offerer, offer_key)
+    return Writes([state.prepare(kind, key, body, c.scope)], written(ctx))
+
+
+def accept(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    return _reply(ctx, args["id"], "accept", None)
+
+
+def decline(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    return _reply(ctx, args["id"], "decline", args["reason"])
+
+
+def list_commitments(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    state = ctx.state
+    me = state.me.hex()
+    names = _names(state)
+    out = []
+    for c in commitments(state.replica.records(), _counted(state)):
+        if not args["all"] and me not in (c.provider, c.receiver):
+            continue
+        j = c.as_json()
+        j["provider_name"] = names.get(c.provider, "")
+        j["receiver_name"] = names.get(c.receiver, "")
+        out.append(j)
+    return out
+
+
+def fulfil(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    state = ctx.state
+    c = _find(state, args["id"])
+    if c.provider != state.me.hex():
+        raise LocalError("only the provider records a delivery")
+    if c.state != "committed":
+        raise LocalError(f"offer {c.ref} is {c.state}, not committed: both sides must sign first")
+    if model.unit(args["unit"]).dimension != c.dimension:
+        raise LocalError(f"{args['unit']} does not measure {c.item}")
+    day = args["date"] or _today(ctx).isoformat()
+    body: dict[str, Any] = {
+        "offer": c.ref,
+        "qty": model.normalise_quantity(args["qty"]),
+        "unit": args["unit"],
+        "date": day,
+    }
+    if args["note"]:
+        body["note"] = args["note"]
+    key = state.core.new_key("d", "deliver")
+    return Writes([state.prepare("deliver", key, body, c.scope)], written(ctx))
+
+
+def confirm(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    """Confirm (or with a reason, dispute) a delivery named ``<provider hex>.<id>``."""
+    state = ctx.state
+    provider, _, key = str(args["id"]).partition(".")
+    model.hex64(provider, "the delivery's provider")
+    r = state.replica.get(bytes.fromhex(provider), "deliver", key)
+    if r is None or r.body is None:
+        raise LocalError(f"no delivery {args['id']!r} here")
+    c = _find(state, str(r.body["offer"]))
+    if c.receiver != state.me.hex():
+        raise LocalError("only the receiver confirms or disputes a delivery")
+    reply_key = model.reply_key(provider, key)
+    if args["dispute"]:
+        body: dict[str, Any] = {"by": provider, "delivery": key, "reason": args["dispute"]}
+        kind = "dispute"
+    else:
+        b = r.body
+        body = {
+            "by": provider,
+            "delivery": key,
+            "qty": b["qty"],
+            "unit": b["unit"],
+            "date": b["date"],
+        }
+        kind = "confirm"
+    return Writes([state.prepare(kind, reply_key, body, c.scope)], written(ctx))
+
+
+def track_record(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    state = ctx.state
+    records = track_records(commitments(state.replica.records(), _counted(state)), _today(ctx))
+    names = _names(state)
+    node = args["node"]
+    if node is not None:
+        found = [k for k in records if k.startswith(node)] or [
+            k for k, n in names.items() if n == node and k in records
+        ]
+        records = {k: records[k] for k in found}
+    return {
+        "today": _today(ctx).isoformat(),
+        "nodes": [{**t.as_json(), "name": names.get(k, "")} for k, t in records.items()],
+    }
+
+
+def committed(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Posted against committed quantities under a scope (posted coverage vs committed
+    coverage)."""
+    state = ctx.state
+    scope, period, item = _check_filters(ctx, args)
+    totals = committed_totals(
+        commitments(state.replica.records(), _counted(state)), _node_scopes(state), scope
+    )
+    out = []
+    for row in state.index.rows(scope, period=period, item=item):
+        to_rx, by_px = totals.get((row.item, row.dimension, row.period), (0, 0))
+        needs = row.needs
+        out.append(
+            {
+                **row.as_json(),
+                "committed_in": _qty(to_rx),
+                "committed_out": _qty(by_px),
+                "committed_coverage": None
+                if not needs
+                else decimal_str(Fraction(to_rx, TICKS) / needs, places=4),
+            }
+        )
+    return out
+
+
+OPS: dict[str, OpSpec] = {
+    "match": OpSpec(
+        match_op, {"scope": _SCOPE, "period": STR(max_len=16), "item": STR(max_len=64)}
+    ),
+    "capacities": OpSpec(
+        capacities, {"scope": _SCOPE, "period": STR(max_len=16), "item": STR(max_len=64)}
+    ),
+    "commitment_propose": OpSpec(
+        propose,
+        {
+            "with": STR(required=True, max_len=64),
+            "role": STR(max_len=16, default="provide"),
+            "item": STR(required=True, max_len=64),
+            "qty": STR(required=True, max_len=32),
+            "unit": STR(required=True, max_len=16),
+            "period": STR(required=True, max_len=16),
+            "due": STR(required=True, max_len=10),
+            "note": STR(max_len=model.MAX_NOTE_CHARS),
+        },
+    ),
+    "commitment_accept": OpSpec(accept, {"id": _REF}),
+    "commitment_decline": OpSpec(
+        decline, {"id": _REF, "reason": STR(max_len=model.MAX_NOTE_CHARS)}
+    ),
+    "commitment_list": OpSpec(list_commitments, {"all": BOOL()}),
+    "fulfil": OpSpec(
+        fulfil,
+        {
+            "id": _REF,
+            "qty": STR(required=True, max_len=32),
+            "unit": STR(required=True, max_len=16),
+            "date": STR(max_len=10),
+            "note": STR(max_len=model.MAX_NOTE_CHARS),
+        },
+    ),
+    "confirm": OpSpec(confirm, {"id": _REF, "dispute": STR(max_len=model.MAX_NOTE_CHARS)}),
+    "track_record": OpSpec(track_record, {"node": STR(max_len=100)}),
+    "committed": OpSpec(
+        committed, {"scope": _SCOPE, "period": STR(max_len=16), "item": STR(max_len=64)}
+    ),
+}

@@ -1,0 +1,64 @@
+"""The match, commitment and track-record renderings (pure) read as intended."""
+
+from io import StringIO
+
+from rich.console import Console
+
+from cli import match_cmd
+
+A, B = "aa" * 32, "bb" * 32
+
+
+def text(renderable):
+    out = StringIO()
+    Console(file=out, width=120, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+def test_matches_render_both_levels_and_say_when_empty():
+    m = {
+        "item": "potatoes",
+        "period": "2027-Q1",
+        "provider": B,
+        "provider_name": "Hof B",
+        "receiver": A,
+        "receiver_name": "",
+        "qty": "42.857143",
+        "unit": "kg",
+        "scope": "eu/de/berlin",
+    }
+    out = text(
+        match_cmd.render_matches({"scope": "eu", "within_region": [m], "across_regions": []})
+    )
+    assert "Node to node under eu" in out
+    assert "Hof B (bbbbbbbb)" in out
+    assert "42.857143 kg" in out
+    assert "Region to region" not in out
+    empty = {"scope": "eu/de", "within_region": [], "across_regions": []}
+    assert "No matches under eu/de" in text(match_cmd.render_matches(empty))
+
+
+def test_track_record_renders_counts_and_share():
+    data = {
+        "today": "2027-04-01",
+        "nodes": [
+            {
+                "node": B,
+                "name": "Hof B",
+                "committed": 2,
+                "delivered": 1,
+                "confirmed": 1,
+                "on_time": 1,
+                "overdue": 1,
+                "disputed": 0,
+                "cancelled": 0,
+                "received": 0,
+                "share": "0.5",
+            }
+        ],
+    }
+    out = text(match_cmd.render_track_record(data))
+    assert "Hof B" in out
+    assert "0.5" in out
+    assert "as of 2027-04-01" in out
+    assert "No commitments" in text(match_cmd.render_track_record({"today": "x", "nodes": []}))

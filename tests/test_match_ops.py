@@ -1,0 +1,81 @@
+"""The issue's scenario through the control ops on three nodes of one region (no
+network: records are handed over): A needs 100 kg, B has 60 kg, C has 80 kg; every
+node shows the same matches; B commits, A accepts, B delivers 50, A confirms; every
+node shows it in B's track record."""
+
+from __future__ import annotations
+
+import pytest
+from governance.gov_helpers import Clock, FakeDaemon
+
+from node.errors import LocalError
+
+REGION = "eu/nl/drenthe"
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    clock = Clock(1_800_000_000_000)  # 2027-01-15
+    ds = [FakeDaemon(tmp_path / n, name=n, scope=f"{REGION}/{n}", clock=clock) for n in "abc"]
+    yield ds
+    for d in ds:
+        d.close()
+
+
+def sync(ds):
+    for x in ds:
+        for y in ds:
+            if x is not y:
+                x.state.ingest([r.raw for r in y.state.replica.records()])
+
+
+def hexof(d):
+    return d.state.me.hex()
+
+
+def test_match_commit_deliver_confirm_and_track_record(nodes):
+    a, b, c = nodes
+    a.call("post", kind="need", item="potatoes", qty="100", unit="kg", period="2027-Q1")
+    b.call("post", kind="capacity", item="potatoes", qty="60", unit="kg", period="2027-Q1")
+    c.call("post", kind="capacity", item="potatoes", qty="80", unit="kg", period="2027-Q1")
+    sync(nodes)
+    shown = [d.call("match", scope=REGION) for d in nodes]
+    assert shown[0] == shown[1] == shown[2]
+    split = {m["provider"]: m["qty"] for m in shown[0]["within_region"]}
+    # 100 drawn 60:80 from B and C, largest remainder in ticks
+    assert split == {hexof(b): "42.857143", hexof(c): "57.142857"}
+    assert all(m["receiver"] == hexof(a) for m in shown[0]["within_region"])
+    who = a.call("capacities", scope=REGION, item="potatoes")
+    assert {r["node"] for r in who} == {hexof(b), hexof(c)}
+
+    offer = b.call(
+        "commitment_propose",
+        **{"with": hexof(a)},
+        item="potatoes",
+        qty="50",
+        unit="kg",
+        period="2027-Q1",
+        due="2027-03-31",
+        note="collect at the farm gate",
+    )
+    ref = f"{hexof(b)}.{offer['id']}"
+    with pytest.raises(LocalError, match="not committed"):
+        b.call("fulfil", id=ref, qty="50", unit="kg")
+    sync(nodes)
+    with pytest.raises(LocalError, match="counterpart"):
+        c.call("commitment_accept", id=ref)
+    a.call("commitment_accept", id=ref)
+    sync(nodes)
+    delivery = b.call("fulfil", id=ref, qty="50", unit="kg", date="2027-02-10")
+    sync(nodes)
+    a.call("confirm", id=f"{hexof(b)}.{delivery['id']}")
+    sync(nodes)
+    for d in nodes:
+        (tb,) = d.call("track_record", node=hexof(b))["nodes"]
+        assert (tb["committed"], tb["delivered"], tb["confirmed"], tb["on_time"]) == (1, 1, 1, 1)
+        (cm,) = d.call("commitment_list", all=True)
+        assert cm["state"] == "committed"
+        assert cm["deliveries"][0]["status"] == "confirmed"
+    rows = a.call("committed", scope=REGION, item="potatoes")
+    assert rows[0]["committed_in"] == "50"
+    assert rows[0]["committed_coverage"] == "0.5"
