@@ -23,6 +23,7 @@ from node.errors import LocalError, ValidationError
 from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
+from node.planning.balance import INTENT_KINDS
 from node.planning.rollup import RollupView, scope_balance
 from node.store import Store
 
@@ -344,14 +345,26 @@ class NodeState:
     def left_out(self, scope: str) -> tuple[int, int]:
         """Needs and capacities under `scope` that this node holds but does not count,
         because their origin is not admitted: (records, nodes)."""
+        # Only the origins that do not count are looked at, per partition under (or
+        # above) `scope`: a query costs the origins held there, not every record.
+        replica = self.replica
         origins: set[bytes] = set()
         records = 0
-        for kind in ("need", "capacity"):
-            for r in self.replica.records(kind):
-                counted = r.body is None or self.core.counts(r.origin)
-                if not counted and model.in_scope(r.scope, scope):
-                    records += 1
-                    origins.add(r.origin)
+        for p in replica.partitions():
+            if not (model.in_scope(p, scope) or model.in_scope(scope, p)):
+                continue
+            for origin, part in replica.partition(p).origins.items():
+                if self.core.counts(origin):
+                    continue
+                for r in part.slots.values():
+                    if (
+                        r.kind in INTENT_KINDS
+                        and r.body is not None
+                        and model.in_scope(r.scope, scope)
+                        and replica.get(origin, r.kind, r.key) is r  # the slot's winner
+                    ):
+                        records += 1
+                        origins.add(origin)
         return records, len(origins)
 
     def node_names(self) -> dict[bytes, str]:

@@ -100,3 +100,39 @@ def test_restored_backup_never_reuses_a_seq(tmp_path):
     new = restored.post_intent("need", "eggs", "3", "pcs", "2027")
     assert new.seq > max(r.seq for r in lost)
     assert new.key not in {r.key for r in lost}
+
+
+def test_left_out_counts_winning_live_intents_of_origins_not_admitted(tmp_path):
+    """What `left_out` reports equals a scan of every slot winner: needs and capacities
+    of origins that do not count, tombstones and records a moved slot left behind
+    in its old partition not included."""
+    from factories import Author, identities
+
+    a, b = (
+        Author(i, s) for i, s in zip(identities(2, seed=4), ["eu/de/a/x", "eu/fr/b"], strict=True)
+    )
+    records = [
+        a.need("n1", qty="1"),
+        a.need("n1", qty="2", scope="eu/de/c/y"),  # the slot moved: n1 in a/x is a shadow
+        a.capacity("c1"),
+        a.need("n2"),
+        a.write("need", "n2", None),  # withdrawn
+        b.need("n1", scope="eu/fr/b/z"),
+    ]
+    store = Store(tmp_path / "db.sqlite")
+    store.save(records)
+    me = generate()
+    s = NodeState(me, Config(name="K", scope="eu/de/a/me"), store, now_ms=lambda: 1_800_000_000_000)
+    s.post_intent("need", "potatoes", "5", "kg", "2027-Q1", priority="high")  # counts
+    for scope in ["eu", "eu/de", "eu/de/a", "eu/de/a/x", "eu/de/c", "eu/fr", "eu/fr/b/z", "eu/it"]:
+        want = [
+            r
+            for r in s.replica.records()
+            if r.kind in ("need", "capacity")
+            and r.body is not None
+            and not s.core.counts(r.origin)
+            and (r.scope == scope or r.scope.startswith(scope + "/"))
+        ]
+        assert s.left_out(scope) == (len(want), len({r.origin for r in want})), scope
+    assert s.left_out("eu") == (3, 2)
+    store.close()
