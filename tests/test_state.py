@@ -136,3 +136,34 @@ def test_left_out_counts_winning_live_intents_of_origins_not_admitted(tmp_path):
         assert s.left_out(scope) == (len(want), len({r.origin for r in want})), scope
     assert s.left_out("eu") == (3, 2)
     store.close()
+
+
+def test_balance_pages_the_scopes_below(tmp_path):
+    from factories import Author, identities
+
+    store = Store(tmp_path / "db.sqlite")
+    s = NodeState(generate(), Config(name="K", scope="eu/r0/c0"), store, lambda: 1_800_000_000_000)
+    # Records of 15 communes in 3 regions, counted as if their origin were admitted.
+    other = Author(identities(1, seed=8)[0], "eu/r1/c0")
+    for region in range(3):
+        for commune in range(5):
+            s.index.add(other.need(f"n{region}{commune}", scope=f"eu/r{region}/c{commune}"))
+
+    def shown(levels):
+        return [(lv.scope, lv.level, lv.more) for lv in levels]
+
+    everything = s.balance("eu", depth=2)
+    assert len(everything) == 1 + 3 + 15
+    assert all(lv.more == 0 for lv in everything)
+    page = s.balance("eu", depth=2, limit=2)
+    assert shown(page)[:3] == [("eu", 0, 1), ("eu/r0", 1, 3), ("eu/r1", 1, 3)]
+    assert [lv.scope for lv in page[3:]] == ["eu/r0/c0", "eu/r0/c1", "eu/r1/c0", "eu/r1/c1"]
+    nxt = s.balance("eu", depth=1, limit=2, offset=2)
+    assert shown(nxt) == [("eu", 0, 0), ("eu/r2", 1, 0)]
+    assert [lv.as_json() for lv in page[1:]] == [
+        lv.as_json() | ({"more": 3} if lv.level == 1 else {})
+        for lv in everything
+        if lv.scope in {x.scope for x in page[1:]}
+    ]
+    assert "more" not in everything[0].as_json()
+    store.close()
