@@ -19,7 +19,9 @@ new/old of the same round. CPU is process time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import random
@@ -215,7 +217,7 @@ def view_store(path: Path) -> None:
     store.close()
 
 
-def child_view(db: Path) -> dict[str, float]:
+def child_view(db: Path) -> dict[str, Any]:
     from node.config import Config
     from node.ops.node_ops import balance
     from node.state import NodeState
@@ -235,32 +237,47 @@ def child_view(db: Path) -> dict[str, float]:
         config = state.config
 
     Ctx.state = state  # type: ignore[attr-defined]
-    args = {"scope": "eu", "period": None, "item": None, "depth": 2}
-    best = float("inf")
-    for _ in range(3):
+    full = {"scope": "eu", "period": None, "item": None, "depth": 2, "limit": None, "offset": 0}
+    paged = {**full, "limit": 20}  # the CLI's page (text output)
+    some = next(r for r in state.replica.records() if r.scope == "eu/r3/c13")
+
+    def query(args: dict[str, Any], change: bool) -> tuple[float, str]:
+        if change:  # a record of one commune changed since the last query
+            state.index.remove(some)
+            state.index.add(some)
         t = clock()
         out = json.dumps(balance(Ctx(), args))  # type: ignore[arg-type]
-        best = min(best, clock() - t)
-    levels = json.loads(out)["levels"]
-    return {"ms": best * 1000, "scopes": len(levels), "bytes": len(out)}
+        return (clock() - t) * 1000, out
+
+    cold, out = query(full, False)
+    changed = min(query(full, True)[0] for _ in range(3))
+    warm = min(query(full, False)[0] for _ in range(3))
+    got = {"cold": cold, "changed": changed, "warm": warm}
+    if "limit" in inspect.signature(state.balance).parameters:
+        got["paged"] = min(query(paged, True)[0] for _ in range(3))
+        got["paged_scopes"] = len(json.loads(query(paged, False)[1])["levels"])
+    got["scopes"] = len(json.loads(out)["levels"])
+    got["sha"] = hashlib.sha256(out.encode()).hexdigest()[:16]
+    return got
 
 
-def run_child(root: Path, part: str, db: Path) -> dict[str, float]:
+def run_child(root: Path, part: str, db: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run(
         [sys.executable, __file__, "--child", part, "--db", str(db)],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    )
+    if out.returncode:
+        raise SystemExit(f"{part} ({root}) failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> None:
     new_root = HERE.parent
     roots = [("new", new_root)] + ([("old", base)] if base is not None else [])
-    got: dict[str, list[dict[str, float]]] = {k: [] for k, _ in roots}
+    got: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in roots}
     for i in range(rounds):
         order = roots if i % 2 == 0 else roots[::-1]
         for label, root in order:
@@ -279,15 +296,25 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
                 print(f"  {key} speed new/old same round: {_range(r)}")
     else:
         s = got["new"][0]
-        print(f"balance eu --depth 2 as JSON ({s['scopes']:.0f} scopes):")
+        print(f"balance eu --depth 2 as JSON ({s['scopes']} scopes), ms of CPU:")
+        cases = ["cold", "changed", "warm", "paged"]
         for label in got:
             print(
-                f"  {label}: {_range([g['ms'] for g in got[label]], '.1f')} ms "
-                f"({got[label][0]['bytes']:,.0f} bytes)"
+                f"  {label}: "
+                + ", ".join(
+                    f"{c} {_range([g[c] for g in got[label]], '.1f')}"
+                    for c in cases
+                    if c in got[label][0]
+                )
             )
+        if "paged_scopes" in s:
+            print(f"  (paged: --limit 20, {s['paged_scopes']} scopes)")
         if base is not None:
-            r = [n["ms"] / o["ms"] for n, o in zip(got["new"], got["old"], strict=True)]
-            print(f"  new/old same round: {_range(r, '.3f')}")
+            for c in cases[:3]:
+                r = [n[c] / o[c] for n, o in zip(got["new"], got["old"], strict=True)]
+                print(f"  {c} new/old same round: {_range(r, '.3f')}")
+            same = {g["sha"] for label in got for g in got[label]}
+            print(f"  JSON identical old/new: {len(same) == 1}")
 
 
 def main() -> None:

@@ -41,6 +41,9 @@ class BalanceRow:
     needs_ticks: int
     capacities_ticks: int
     nodes: int
+    # The row as JSON, made on first use: the index keeps a scope's rows until the
+    # scope changes, so repeated views print each row once.
+    _json: dict[str, object] | None = field(default=None, compare=False, repr=False)
 
     @property
     def needs(self) -> Fraction:
@@ -66,6 +69,11 @@ class BalanceRow:
         return self.capacities_ticks < self.needs_ticks
 
     def as_json(self) -> dict[str, object]:
+        if self._json is None:
+            object.__setattr__(self, "_json", self._make_json())
+        return dict(self._json or {})
+
+    def _make_json(self) -> dict[str, object]:
         n, c = self.needs_ticks, self.capacities_ticks
         return {
             "scope": self.scope,
