@@ -138,6 +138,24 @@ def bench_updates(new: ModuleType, old: ModuleType | None, rounds: int, quick: b
             for r in recs:
                 rep.insert_verified(r)
             merge[label].append((clock() - t) / len(recs) * 1e6)
+    winners = list({(n.origin, n.kind, n.key): n for _, n in calls}.values())
+    build: dict[str, list[float]] = {k: [] for k, _ in mods}
+    for _ in range(rounds):
+        for label, mod in mods:
+            t = clock()
+            if hasattr(mod.BalanceIndex, "build"):
+                mod.BalanceIndex.build(winners)
+            else:  # what start-up did before: one record at a time
+                index = mod.BalanceIndex()
+                for r in winners:
+                    index.add(r)
+            build[label].append(len(winners) / (clock() - t))
+    print(f"index built from {len(winners):,} records (start-up):")
+    for label in build:
+        print(f"  {label}: {_range(build[label], ',.0f')} records/s")
+    if old is not None:
+        ratios = [n / o for n, o in zip(build["new"], build["old"], strict=True)]
+        print(f"  speed new/old same round: {_range(ratios, '.2f')}")
     print(f"index update, {len(calls):,} listener calls (a third replacements):")
     for label in per:
         print(f"  {label}: {_range(per[label])} us per update")
