@@ -142,6 +142,20 @@ def test_bulk_build_equals_recomputation_and_keeps_up(steps, data):
     _check(idx, r.records())
 
 
+def test_bulk_build_counts_each_record_of_an_origin():
+    """Two records of one origin in one scope and group: taking one away leaves the
+    other counted."""
+    a = Author(IDS[0], SCOPES[0])
+    one, two = a.need("n1", qty="2"), a.need("n2", qty="3")
+    idx = BalanceIndex.build([one, two])
+    idx.remove(one)
+    assert idx.rows("eu") == compute_balance([two], "eu")
+    assert idx.children("eu") == ["eu/de"]
+    idx.remove(two)
+    assert idx.rows("eu") == []
+    assert idx.children("eu") == []
+
+
 def _decimal_str(x: Fraction, places: int = 6) -> str:
     """The Decimal formatting the JSON had before (the reference for strings)."""
     d = (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal(1).scaleb(-places))
