@@ -1,10 +1,12 @@
 """The balance of needs against capacities, per scope, item and period.
 
-`BalanceIndex` keeps running sums at every level of the scope tree as the replica
-changes (it listens to the replica), so a query for a federation costs as much as
-one for a commune. `compute_balance` recomputes from records and is the reference
-the index is tested against. Sums are exact fractions in base units; every replica
-holding the same records returns the same figures.
+`BalanceIndex` counts each need and capacity in its own scope as the replica changes
+(it listens to the replica) and adds up the scopes above when asked, caching the sums
+until something under them changes: merging costs the same at every depth, and a
+federation's balance after a change re-adds only the changed branch.
+`compute_balance` recomputes from records and is the reference the index is tested
+against. Sums are exact integers (ticks of a base unit), printed exactly; every
+replica holding the same records returns the same figures.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class BalanceRow:
     nodes: int
     # The row as JSON, made on first use: the index keeps a scope's rows until the
     # scope changes, so repeated views print each row once.
-    _json: dict[str, object] | None = field(default=None, compare=False, repr=False)
+    _json: dict[str, object] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def needs(self) -> Fraction:
@@ -145,9 +147,6 @@ class _Acc:
     needs: int = 0  # ticks
     capacities: int = 0
     origins: Counter[bytes] = field(default_factory=Counter)
-
-    def empty(self) -> bool:
-        return not self.origins
 
 
 def _ticks(qty: str, unit: str) -> int:
