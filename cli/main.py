@@ -19,6 +19,7 @@ from node.control import DaemonNotRunning, call
 from node.errors import LocalError
 
 EXIT_USER, EXIT_NOT_RUNNING = 1, 3
+BALANCE_PAGE = 20  # scopes shown below each scope of a balance, unless --limit or --json
 
 
 class UserError(click.ClickException):
@@ -396,13 +397,44 @@ cli.add_command(_intent_group("capacity"))
     show_default=True,
     help="Also show this many levels below SCOPE.",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help=f"Show at most this many scopes below each scope [default: {BALANCE_PAGE}; "
+    "all with --json].",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Skip this many of the scopes right below SCOPE (the next page).",
+)
 @json_option
 @pass_ctx
 def balance(
-    ctx: Ctx, scope: str | None, period: str | None, item: str | None, depth: int, as_json: bool
+    ctx: Ctx,
+    scope: str | None,
+    period: str | None,
+    item: str | None,
+    depth: int,
+    limit: int | None,
+    offset: int,
+    as_json: bool,
 ) -> None:
     """Needs against capacities per item for SCOPE (default: this node's region)."""
-    result = ctx.call("balance", scope=scope, period=period, item=item, depth=depth)
+    if limit is None and not as_json:
+        limit = BALANCE_PAGE
+    result = ctx.call(
+        "balance",
+        scope=scope,
+        period=period,
+        item=item,
+        depth=depth,
+        limit=limit,
+        offset=offset,
+    )
     _emit(ctx, as_json, result, render.balance(result, period=period, item=item))
 
 

@@ -337,9 +337,31 @@ class _DrillDown:
         item_total = max(
             MIN_ITEM_WIDTH + INDENT * deepest, min(self.widths["item"], options.max_width - rest)
         )
+        # A page of a long list of scopes ends in a line saying how many more there
+        # are: after the last scope listed below its parent (or the parent itself).
+        last_below = {}
+        for i, level in enumerate(self.levels):
+            last_below[level["scope"]] = i
+            if level["level"] > 0:
+                last_below[level["scope"].rsplit("/", 1)[0]] = i
+        more_after: dict[int, list[dict[str, Any]]] = {}
         for level in self.levels:
+            if level.get("more"):
+                more_after.setdefault(last_below[level["scope"]], []).append(level)
+        for i, level in enumerate(self.levels):
             indent = INDENT * level["level"]
             yield Padding(self._section(level, item_total - indent), (1, 0, 0, indent))
+            for parent in more_after.get(i, []):
+                n = parent["more"]
+                yield Padding(
+                    Text(
+                        f"... {n} more scope{'s' if n != 1 else ''} below {parent['scope']} "
+                        "(--offset, --limit)",
+                        style="dim",
+                        overflow="fold",
+                    ),
+                    (1, 0, 0, INDENT * (parent["level"] + 1)),
+                )
 
     def _section(self, level: dict[str, Any], item_width: int) -> RenderableType:
         header: RenderableType = Text(level["scope"], style="bold cyan", overflow="fold")

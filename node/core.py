@@ -296,9 +296,7 @@ class NodeCore:
         self._counted: frozenset[bytes] | None = None
         if index is not None:
             self._counted = self.admission.admitted if self.tracker is not None else None
-            for r in replica.records():
-                if self.counts(r.origin):
-                    index.add(r)
+            index.add_all(r for r in replica.records() if self.counts(r.origin))
             replica.add_listener(self._index_change)
 
     # --- who counts ------------------------------------------------------------

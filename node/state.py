@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from node import model
@@ -23,12 +24,36 @@ from node.errors import LocalError, ValidationError
 from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
+from node.planning.balance import INTENT_KINDS
 from node.planning.rollup import RollupView, scope_balance
 from node.store import Store
 
 # A region's figures from a rollup signed longer ago than this are marked stale (an
 # attester refreshes whenever its region changes; an old one means they went quiet).
 STALE_AFTER_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class BalanceLevel:
+    """One scope of a balance drill-down: its rows, what they rest on, and how many
+    scopes right below it a page left out after the ones listed."""
+
+    scope: str
+    level: int
+    rows: list[BalanceRow]
+    basis: dict[str, Any]
+    more: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        out = {
+            "scope": self.scope,
+            "level": self.level,
+            "rows": [r.as_json() for r in self.rows],
+            "basis": self.basis,
+        }
+        if self.more:
+            out["more"] = self.more
+        return out
 
 
 class NodeState:
@@ -304,30 +329,47 @@ class NodeState:
         period: str | None = None,
         item: str | None = None,
         depth: int = 0,
-    ) -> list[tuple[str, int, list[BalanceRow], dict[str, Any]]]:
-        """The balance of `scope` and `depth` levels below it, as (scope, level, rows,
-        basis): the node's own region from its records, other regions from their
-        accepted rollups, each level saying what it rests on."""
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[BalanceLevel]:
+        """The balance of `scope` and `depth` levels below it: the node's own region
+        from its records, other regions from their accepted rollups, each level saying
+        what it rests on.
+
+        Args:
+            limit: list at most this many scopes below each scope (None: all).
+            offset: skip this many of the scopes right below `scope` (a page of them;
+                deeper levels start at their first).
+
+        Returns:
+            The levels in drill-down order, each with how many scopes right below it
+            are not listed after the page shown (`more`).
+        """
         view = self.core.rollup_view()
         region = self.core.region
 
         stale_before = self.core.now_ms() - STALE_AFTER_MS
 
-        def level_of(s: str) -> tuple[list[BalanceRow], dict[str, Any]]:
-            return scope_balance(
+        def level_of(s: str, level: int) -> BalanceLevel:
+            rows, basis = scope_balance(
                 self.index, view, region, s, period=period, item=item, stale_before=stale_before
             )
+            return BalanceLevel(s, level, rows, basis)
 
-        rows, basis = level_of(scope)
-        out = [(scope, 0, rows, basis)]
-        frontier = [scope]
+        top = level_of(scope, 0)
+        out = [top]
+        frontier = [top]
         for level in range(1, depth + 1):
             nxt = []
-            for s in frontier:
-                for child in self._children(s, view):
-                    rows, basis = level_of(child)
-                    out.append((child, level, rows, basis))
-                    nxt.append(child)
+            for parent in frontier:
+                children = self._children(parent.scope, view)
+                start = offset if level == 1 else 0
+                shown = children[start:] if limit is None else children[start : start + limit]
+                parent.more = len(children) - start - len(shown) if shown else 0
+                for child in shown:
+                    lv = level_of(child, level)
+                    out.append(lv)
+                    nxt.append(lv)
             frontier = nxt
         return out
 
@@ -344,14 +386,26 @@ class NodeState:
     def left_out(self, scope: str) -> tuple[int, int]:
         """Needs and capacities under `scope` that this node holds but does not count,
         because their origin is not admitted: (records, nodes)."""
+        # Only the origins that do not count are looked at, per partition under (or
+        # above) `scope`: a query costs the origins held there, not every record.
+        replica = self.replica
         origins: set[bytes] = set()
         records = 0
-        for kind in ("need", "capacity"):
-            for r in self.replica.records(kind):
-                counted = r.body is None or self.core.counts(r.origin)
-                if not counted and model.in_scope(r.scope, scope):
-                    records += 1
-                    origins.add(r.origin)
+        for p in replica.partitions():
+            if not (model.in_scope(p, scope) or model.in_scope(scope, p)):
+                continue
+            for origin, part in replica.partition(p).origins.items():
+                if self.core.counts(origin):
+                    continue
+                for r in part.slots.values():
+                    if (
+                        r.kind in INTENT_KINDS
+                        and r.body is not None
+                        and model.in_scope(r.scope, scope)
+                        and replica.get(origin, r.kind, r.key) is r  # the slot's winner
+                    ):
+                        records += 1
+                        origins.add(origin)
         return records, len(origins)
 
     def node_names(self) -> dict[bytes, str]:

@@ -100,3 +100,70 @@ def test_restored_backup_never_reuses_a_seq(tmp_path):
     new = restored.post_intent("need", "eggs", "3", "pcs", "2027")
     assert new.seq > max(r.seq for r in lost)
     assert new.key not in {r.key for r in lost}
+
+
+def test_left_out_counts_winning_live_intents_of_origins_not_admitted(tmp_path):
+    """What `left_out` reports equals a scan of every slot winner: needs and capacities
+    of origins that do not count, tombstones and records a moved slot left behind
+    in its old partition not included."""
+    from factories import Author, identities
+
+    a, b = (
+        Author(i, s) for i, s in zip(identities(2, seed=4), ["eu/de/a/x", "eu/fr/b"], strict=True)
+    )
+    records = [
+        a.need("n1", qty="1"),
+        a.need("n1", qty="2", scope="eu/de/c/y"),  # the slot moved: n1 in a/x is a shadow
+        a.capacity("c1"),
+        a.need("n2"),
+        a.write("need", "n2", None),  # withdrawn
+        b.need("n1", scope="eu/fr/b/z"),
+    ]
+    store = Store(tmp_path / "db.sqlite")
+    store.save(records)
+    me = generate()
+    s = NodeState(me, Config(name="K", scope="eu/de/a/me"), store, now_ms=lambda: 1_800_000_000_000)
+    s.post_intent("need", "potatoes", "5", "kg", "2027-Q1", priority="high")  # counts
+    for scope in ["eu", "eu/de", "eu/de/a", "eu/de/a/x", "eu/de/c", "eu/fr", "eu/fr/b/z", "eu/it"]:
+        want = [
+            r
+            for r in s.replica.records()
+            if r.kind in ("need", "capacity")
+            and r.body is not None
+            and not s.core.counts(r.origin)
+            and (r.scope == scope or r.scope.startswith(scope + "/"))
+        ]
+        assert s.left_out(scope) == (len(want), len({r.origin for r in want})), scope
+    assert s.left_out("eu") == (3, 2)
+    store.close()
+
+
+def test_balance_pages_the_scopes_below(tmp_path):
+    from factories import Author, identities
+
+    store = Store(tmp_path / "db.sqlite")
+    s = NodeState(generate(), Config(name="K", scope="eu/r0/c0"), store, lambda: 1_800_000_000_000)
+    # Records of 15 communes in 3 regions, counted as if their origin were admitted.
+    other = Author(identities(1, seed=8)[0], "eu/r1/c0")
+    for region in range(3):
+        for commune in range(5):
+            s.index.add(other.need(f"n{region}{commune}", scope=f"eu/r{region}/c{commune}"))
+
+    def shown(levels):
+        return [(lv.scope, lv.level, lv.more) for lv in levels]
+
+    everything = s.balance("eu", depth=2)
+    assert len(everything) == 1 + 3 + 15
+    assert all(lv.more == 0 for lv in everything)
+    page = s.balance("eu", depth=2, limit=2)
+    assert shown(page)[:3] == [("eu", 0, 1), ("eu/r0", 1, 3), ("eu/r1", 1, 3)]
+    assert [lv.scope for lv in page[3:]] == ["eu/r0/c0", "eu/r0/c1", "eu/r1/c0", "eu/r1/c1"]
+    nxt = s.balance("eu", depth=1, limit=2, offset=2)
+    assert shown(nxt) == [("eu", 0, 0), ("eu/r2", 1, 0)]
+    assert [lv.as_json() for lv in page[1:]] == [
+        lv.as_json() | ({"more": 3} if lv.level == 1 else {})
+        for lv in everything
+        if lv.scope in {x.scope for x in page[1:]}
+    ]
+    assert "more" not in everything[0].as_json()
+    store.close()

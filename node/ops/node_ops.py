@@ -16,6 +16,8 @@ from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Submit, Writes
 from node.state import record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
+MAX_PAGE = 100_000  # scopes listed below each scope of a balance
+MAX_OFFSET = 10**9
 
 
 def written(ctx: OpContext) -> Any:
@@ -117,14 +119,18 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         model.check_period(period)
     if item is not None and item not in ctx.state.items():
         raise LocalError(f"unknown item {item!r}; see `allmende item list`")
-    levels = ctx.state.balance(scope, period=period, item=item, depth=args["depth"])
+    levels = ctx.state.balance(
+        scope,
+        period=period,
+        item=item,
+        depth=args["depth"],
+        limit=args["limit"],
+        offset=args["offset"],
+    )
     records, nodes = ctx.state.left_out(scope)
     return {
         "scope": scope,
-        "levels": [
-            {"scope": s, "level": lvl, "rows": [r.as_json() for r in rows], "basis": basis}
-            for s, lvl, rows, basis in levels
-        ],
+        "levels": [lv.as_json() for lv in levels],
         "left_out": {"records": records, "nodes": nodes},
     }
 
@@ -255,6 +261,8 @@ OPS: dict[str, OpSpec] = {
             "period": STR(max_len=16),
             "item": STR(max_len=64),
             "depth": INT(0, MAX_DEPTH, default=0),
+            "limit": INT(1, MAX_PAGE, default=None),
+            "offset": INT(0, MAX_OFFSET, default=0),
         },
     ),
     "peers": OpSpec(peers),

@@ -1,19 +1,22 @@
 """The balance of needs against capacities, per scope, item and period.
 
-`BalanceIndex` keeps running sums at every level of the scope tree as the replica
-changes (it listens to the replica), so a query for a federation costs as much as
-one for a commune. `compute_balance` recomputes from records and is the reference
-the index is tested against. Sums are exact fractions in base units; every replica
-holding the same records returns the same figures.
+`BalanceIndex` counts each need and capacity in its own scope as the replica changes
+(it listens to the replica) and adds up the scopes above when asked, caching the sums
+until something under them changes: merging costs the same at every depth, and a
+federation's balance after a change re-adds only the changed branch.
+`compute_balance` recomputes from records and is the reference the index is tested
+against. Sums are exact integers (ticks of a base unit), printed exactly; every
+replica holding the same records returns the same figures.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from node import model
 from node.crdt.record import Record
@@ -21,14 +24,14 @@ from node.crdt.record import Record
 INTENT_KINDS = ("need", "capacity")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BalanceRow:
     """Needs against capacities for one item and period within a scope.
 
     Attributes:
         item, period: what and when.
         dimension, unit: the dimension and its base unit the sums are in.
-        needs, capacities: exact totals in base units.
+        needs_ticks, capacities_ticks: exact totals in ticks (1 / `TICKS` base unit).
         nodes: how many distinct origins contributed.
     """
 
@@ -37,44 +40,89 @@ class BalanceRow:
     period: str
     dimension: str
     unit: str
-    needs: Fraction
-    capacities: Fraction
+    needs_ticks: int
+    capacities_ticks: int
     nodes: int
+    # The row as JSON, made on first use: the index keeps a scope's rows until the
+    # scope changes, so repeated views print each row once.
+    _json: dict[str, object] | None = field(default=None, init=False, compare=False, repr=False)
+
+    @property
+    def needs(self) -> Fraction:
+        """Exact total in base units."""
+        return Fraction(self.needs_ticks, TICKS)
+
+    @property
+    def capacities(self) -> Fraction:
+        return Fraction(self.capacities_ticks, TICKS)
 
     @property
     def balance(self) -> Fraction:
-        return self.capacities - self.needs
+        return Fraction(self.capacities_ticks - self.needs_ticks, TICKS)
 
     @property
     def coverage(self) -> Fraction | None:
         """capacities / needs, or None where nothing is needed."""
-        return self.capacities / self.needs if self.needs else None
+        n = self.needs_ticks
+        return Fraction(self.capacities_ticks, n) if n else None
 
     @property
     def deficit(self) -> bool:
-        return self.capacities < self.needs
+        return self.capacities_ticks < self.needs_ticks
 
     def as_json(self) -> dict[str, object]:
-        cov = self.coverage
+        if self._json is None:
+            object.__setattr__(self, "_json", self._make_json())
+        return dict(self._json or {})
+
+    def _make_json(self) -> dict[str, object]:
+        n, c = self.needs_ticks, self.capacities_ticks
         return {
             "scope": self.scope,
             "item": self.item,
             "period": self.period,
             "dimension": self.dimension,
             "unit": self.unit,
-            "needs": decimal_str(self.needs),
-            "capacities": decimal_str(self.capacities),
-            "balance": decimal_str(self.balance),
-            "coverage": None if cov is None else decimal_str(cov, places=4),
+            "needs": ticks_str(n),
+            "capacities": ticks_str(c),
+            "balance": ticks_str(c - n),
+            "coverage": _fixed(c, n, 4) if n else None,
             "nodes": self.nodes,
         }
 
 
 def decimal_str(x: Fraction, places: int = 6) -> str:
     """A fraction as a plain decimal string, rounded half-even to `places`."""
-    d = (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal(1).scaleb(-places))
-    s = format(d.normalize(), "f")
-    return s if s != "-0" else "0"
+    return _fixed(x.numerator, x.denominator, places)
+
+
+def ticks_str(ticks: int) -> str:
+    """An amount in ticks as a plain decimal string of base units (6 places, half-even):
+    `decimal_str(Fraction(ticks, TICKS))` in integer arithmetic."""
+    q, r = divmod(ticks, _TICKS_PER_MICRO_UNIT)  # floor: 0 <= r < 3000
+    if r > 1500 or (r == 1500 and q & 1):
+        q += 1
+    return _micro_str(q, 6)
+
+
+def _fixed(num: int, den: int, places: int) -> str:
+    # Exact: num / den rounded half-even to `places` decimals in integers.
+    q, r = divmod(num * 10**places, den)  # floor division: 0 <= r < den
+    if 2 * r > den or (2 * r == den and q & 1):
+        q += 1
+    return _micro_str(q, places)
+
+
+def _micro_str(q: int, places: int) -> str:
+    """q / 10**places without trailing zeros ("2.5", "100", "0"), as Decimal's
+    normalize() and format "f" print it."""
+    if not q:
+        return "0"
+    sign, digits = ("-", str(-q)) if q < 0 else ("", str(q))
+    if len(digits) <= places:
+        digits = digits.rjust(places + 1, "0")
+    frac = digits[-places:].rstrip("0")
+    return f"{sign}{digits[:-places]}.{frac}" if frac else sign + digits[:-places]
 
 
 GroupKey = tuple[str, str, str]  # item, dimension, period
@@ -84,10 +132,14 @@ GroupKey = tuple[str, str, str]  # item, dimension, period
 # decimals and every unit factor's denominator divides 3000 (g, min, ml, Wh, ...).
 # Integer sums cost a tenth of Fraction sums on the hot path of every merge.
 TICKS = 3000 * 10**6
-_TICKS_PER_UNIT = {sym: u.factor * TICKS for sym, u in model.UNITS.items()}
-assert all(t.denominator == 1 for t in _TICKS_PER_UNIT.values()), "unit factor too fine"
+_TICKS_PER_MICRO_UNIT = TICKS // 10**6  # ticks in a millionth of a base unit
+# Ticks in a millionth of one of each unit: a quantity of q millionths is q * this.
+_exact = {sym: u.factor * _TICKS_PER_MICRO_UNIT for sym, u in model.UNITS.items()}
+assert all(t.denominator == 1 for t in _exact.values()), "unit factor too fine"
+_PER_MICRO = {sym: int(t) for sym, t in _exact.items()}
+_DIMENSION = {sym: u.dimension for sym, u in model.UNITS.items()}
 _MAX_CACHE = 65536
-_ticks_cache: dict[tuple[str, str], int] = {}
+_ticks_cache: dict[tuple[str, str], tuple[int, str]] = {}
 
 
 @dataclass
@@ -96,19 +148,23 @@ class _Acc:
     capacities: int = 0
     origins: Counter[bytes] = field(default_factory=Counter)
 
-    def empty(self) -> bool:
-        return not self.origins
-
 
 def _ticks(qty: str, unit: str) -> int:
+    """A record's quantity (valid: digits, at most 6 decimals) in ticks."""
+    return _amount(qty, unit)[0]
+
+
+def _amount(qty: str, unit: str) -> tuple[int, str]:
+    """(ticks, dimension) of a valid quantity and unit, in integers (no Decimal)."""
     key = (qty, unit)
-    t = _ticks_cache.get(key)
-    if t is None:
-        exact = Fraction(model.parse_quantity(qty)) * _TICKS_PER_UNIT[unit]
-        t = exact.numerator  # 6 decimals at most: a whole number of ticks
+    got = _ticks_cache.get(key)
+    if got is None:
+        whole, _, frac = qty.partition(".")
+        micro = int(whole) * 10**6 + (int(frac.ljust(6, "0")) if frac else 0)
+        got = (micro * _PER_MICRO[unit], _DIMENSION[unit])
         if len(_ticks_cache) < _MAX_CACHE:
-            _ticks_cache[key] = t
-    return t
+            _ticks_cache[key] = got
+    return got
 
 
 def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
@@ -116,18 +172,70 @@ def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
     if r.kind not in INTENT_KINDS or r.body is None:
         return None
     b = r.body
-    unit = str(b["unit"])
-    amount = _ticks(str(b["qty"]), unit)
-    return (str(b["item"]), model.UNITS[unit].dimension, str(b["period"])), r.kind, amount
+    amount, dim = _amount(str(b["qty"]), str(b["unit"]))
+    return (str(b["item"]), dim, str(b["period"])), r.kind, amount
+
+
+# An aggregate: per group [needs ticks, capacities ticks, the contributing origins].
+_Sums = dict[GroupKey, list[Any]]
 
 
 class BalanceIndex:
-    """Running balance sums at every scope level; attach with `replica.add_listener`."""
+    """Balance sums for every scope; attach with `replica.add_listener`.
+
+    An update touches only the record's own scope: per (item, dimension, period) its
+    sums and a count of records per origin. The sums of a scope with everything under
+    it are added up when asked and cached; an update drops the cached sums of its
+    scope and of the scopes above it (once: a scope's sums are cached only while
+    those of every scope under it are). So merging costs the same at every depth,
+    and a query for a federation after a change re-adds only the changed branch.
+    `build` fills a fresh index from many records at once.
+    """
 
     def __init__(self) -> None:
-        self._acc: dict[str, dict[GroupKey, _Acc]] = {}
-        self._children: dict[str, Counter[str]] = {}
+        self._own: dict[str, dict[GroupKey, list[Any]]] = {}  # [needs, caps, {origin: n}]
+        self._kids: dict[str, set[str]] = {}  # the scope tree of every scope seen
+        self._sums: dict[str, _Sums] = {}  # cached aggregates
+        self._rows: dict[str, list[BalanceRow]] = {}  # cached unfiltered rows (with sums)
         self._chains: dict[str, list[str]] = {}
+
+    @classmethod
+    def build(cls, records: Iterable[Record]) -> BalanceIndex:
+        """An index counting `records` (slot winners), built in one pass."""
+        index = cls()
+        index.add_all(records)
+        return index
+
+    def add_all(self, records: Iterable[Record]) -> None:
+        """Count many records (slot winners) left out so far, dropping cached sums once."""
+        # `_count(r, +1)` inlined: a store of 100,000 records is counted at start-up.
+        own_of, cache = self._own, _ticks_cache
+        for r in records:
+            kind = r.kind
+            if kind != "need" and kind != "capacity":
+                continue
+            b: Mapping[str, Any] | None = r.body
+            if b is None:
+                continue
+            qty, unit = b["qty"], b["unit"]
+            got = cache.get((qty, unit)) if type(qty) is str else None
+            if got is None:
+                got = _amount(str(qty), str(unit))
+            group = (b["item"], got[1], b["period"])
+            own = own_of.get(r.scope)
+            if own is None:
+                own = self._new_scope(r.scope)
+            acc = own.get(group)
+            if acc is None:
+                own[group] = (
+                    [got[0], 0, {r.origin: 1}] if kind == "need" else [0, got[0], {r.origin: 1}]
+                )
+            else:
+                acc[0 if kind == "need" else 1] += got[0]
+                origins = acc[2]
+                origins[r.origin] = origins.get(r.origin, 0) + 1
+        self._sums.clear()
+        self._rows.clear()
 
     def __call__(self, old: Record | None, new: Record) -> None:
         if old is not None:
@@ -143,42 +251,93 @@ class BalanceIndex:
         self._apply(r, -1)
 
     def _apply(self, r: Record, sign: int) -> None:
-        c = _contribution(r)
-        if c is None:
-            return
-        group, kind, amount = c
-        chain = self._chains.get(r.scope)
-        if chain is None:
-            chain = self._chains[r.scope] = model.ancestors(r.scope)
-        for i, scope in enumerate(chain):
-            accs = self._acc.setdefault(scope, {})
-            acc = accs.get(group)
-            if acc is None:
-                acc = accs[group] = _Acc()
-            if kind == "need":
-                acc.needs += sign * amount
-            else:
-                acc.capacities += sign * amount
-            acc.origins[r.origin] += sign
-            if acc.origins[r.origin] <= 0:
-                del acc.origins[r.origin]
-            if acc.empty():
-                del accs[group]
-            if i + 1 < len(chain):
-                kids = self._children.setdefault(scope, Counter())
-                kids[chain[i + 1]] += sign
-                if kids[chain[i + 1]] <= 0:
-                    del kids[chain[i + 1]]
+        scope = self._count(r, sign)
+        sums = self._sums
+        if scope is not None and scope in sums:
+            # Drop the cached sums of the scope and the scopes above it, up to the
+            # first that has none (nothing above that one has any either).
+            for s in reversed(self._chains[scope]):
+                if sums.pop(s, None) is None:
+                    break
+                self._rows.pop(s, None)
+
+    def _count(self, r: Record, sign: int) -> str | None:
+        """Add (sign +1) or take away (-1) a record in its own scope; returns the scope
+        if it is a need or capacity."""
+        kind = r.kind
+        if kind != "need" and kind != "capacity":
+            return None
+        b: Mapping[str, Any] | None = r.body
+        if b is None:
+            return None
+        qty, unit = b["qty"], b["unit"]
+        got = _ticks_cache.get((qty, unit)) if type(qty) is str else None
+        if got is None:
+            got = _amount(str(qty), str(unit))
+        group = (b["item"], got[1], b["period"])
+        scope = r.scope
+        own = self._own.get(scope)
+        if own is None:
+            own = self._new_scope(scope)
+        acc = own.get(group)
+        if acc is None:
+            acc = own[group] = [0, 0, {}]
+        acc[0 if kind == "need" else 1] += sign * got[0]
+        origins = acc[2]
+        n = origins.get(r.origin, 0) + sign
+        if n > 0:
+            origins[r.origin] = n
+        else:
+            del origins[r.origin]
+            if not origins:
+                del own[group]
+        return scope
+
+    def _new_scope(self, scope: str) -> dict[GroupKey, list[Any]]:
+        chain = model.ancestors(scope)
+        for i, s in enumerate(chain):
+            if s not in self._own:
+                self._own[s] = {}
+                self._chains[s] = chain[: i + 1]
+            self._sums.pop(s, None)  # a new branch: the sums above it change
+            self._rows.pop(s, None)
+        for parent, child in itertools.pairwise(chain):
+            self._kids.setdefault(parent, set()).add(child)
+        return self._own[scope]
+
+    def _sum(self, scope: str) -> _Sums:
+        got = self._sums.get(scope)
+        if got is not None:
+            return got
+        out: _Sums = {}
+        for group, (n, c, origins) in self._own.get(scope, {}).items():
+            out[group] = [n, c, set(origins)]
+        for kid in self._kids.get(scope, ()):
+            for group, (n, c, origins) in self._sum(kid).items():
+                acc = out.get(group)
+                if acc is None:
+                    out[group] = [n, c, set(origins)]
+                else:
+                    acc[0] += n
+                    acc[1] += c
+                    acc[2] |= origins
+        self._sums[scope] = out
+        return out
 
     def rows(
         self, scope: str, *, period: str | None = None, item: str | None = None
     ) -> list[BalanceRow]:
         """The balance for `scope` (and everything under it), sorted by item and period."""
-        return _rows(scope, self._acc.get(scope, {}), period, item)
+        if period is not None or item is not None:
+            return _rows(scope, self._sum(scope), period, item)
+        rows = self._rows.get(scope)
+        if rows is None:
+            rows = self._rows[scope] = _rows(scope, self._sum(scope), None, None)
+        return list(rows)
 
     def children(self, scope: str) -> list[str]:
         """Scopes one level below `scope` that hold needs or capacities."""
-        return sorted(self._children.get(scope, {}))
+        return sorted(k for k in self._kids.get(scope, ()) if self._sum(k))
 
 
 def compute_balance(
@@ -199,36 +358,28 @@ def compute_balance(
         else:
             acc.capacities += amount
         acc.origins[r.origin] += 1
-    return _rows(scope, accs, period, item)
+    sums = {g: [a.needs, a.capacities, set(a.origins)] for g, a in accs.items()}
+    return _rows(scope, sums, period, item)
 
 
-def _rows(
-    scope: str, accs: dict[GroupKey, _Acc], period: str | None, item: str | None
-) -> list[BalanceRow]:
+def _rows(scope: str, sums: _Sums, period: str | None, item: str | None) -> list[BalanceRow]:
     if period is not None:
         # Asked for a period: every record of it or of a period inside it counts
         # (months in quarters and years, ISO weeks in the month of their Thursday).
-        within: dict[GroupKey, _Acc] = {}
-        for (it, dim, per), acc in accs.items():
-            if model.period_within(per, period):
-                total = within.setdefault((it, dim, period), _Acc())
-                total.needs += acc.needs
-                total.capacities += acc.capacities
-                total.origins.update(acc.origins)
-        accs, period = within, None
-    out = []
-    for (it, dim, per), acc in sorted(accs.items()):
-        if item is None or it == item:
-            out.append(
-                BalanceRow(
-                    scope,
-                    it,
-                    per,
-                    dim,
-                    model.DIMENSIONS[dim],
-                    Fraction(acc.needs, TICKS),
-                    Fraction(acc.capacities, TICKS),
-                    len(acc.origins),
-                )
-            )
-    return out
+        within: _Sums = {}
+        for (it, dim, per), (n, c, origins) in sums.items():
+            if (item is None or it == item) and model.period_within(per, period):
+                total = within.get((it, dim, period))
+                if total is None:
+                    within[(it, dim, period)] = [n, c, set(origins)]
+                else:
+                    total[0] += n
+                    total[1] += c
+                    total[2] |= origins
+        sums = within
+    units = model.DIMENSIONS
+    return [
+        BalanceRow(scope, it, per, dim, units[dim], n, c, len(origins))
+        for (it, dim, per), (n, c, origins) in sorted(sums.items())
+        if item is None or it == item
+    ]

@@ -28,14 +28,13 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from msgpack import packb
 
 from node import model
 from node.crdt.record import Record
-from node.planning.balance import TICKS, BalanceIndex, BalanceRow, _contribution
+from node.planning.balance import BalanceIndex, BalanceRow, _contribution
 
 __all__ = [
     "ATTESTERS",
@@ -288,11 +287,14 @@ def federation_rows(
             wall-clock millisecond is counted but marked stale.
     """
     basis = Basis(own=own_in_scope)
+    under = view.under(scope)
+    if not under:
+        return own_rows, basis
     acc: dict[tuple[str, str, str], list[Any]] = {}
     for row in own_rows:
         key = (row.item, row.dimension, row.period)
-        acc[key] = [row.needs * TICKS, row.capacities * TICKS, row.nodes]
-    for rp in view.under(scope):
+        acc[key] = [row.needs_ticks, row.capacities_ticks, row.nodes]
+    for rp in under:
         if period is not None and not model.period_within(rp.period, period):
             continue
         content = rp.accepted
@@ -309,24 +311,15 @@ def federation_rows(
             if item is not None and it != item:
                 continue
             key = (it, dim, period if period is not None else rp.period)
-            total = acc.setdefault(key, [Fraction(0), Fraction(0), 0])
+            total = acc.setdefault(key, [0, 0, 0])
             total[0] += int(needs)
             total[1] += int(caps)
-            total[2] += nodes
+            total[2] += int(nodes)
     for region in basis.missing:
         basis.attested.pop(region, None)
         basis.stale.pop(region, None)
     rows = [
-        BalanceRow(
-            scope,
-            it,
-            per,
-            dim,
-            model.DIMENSIONS[dim],
-            Fraction(n) / TICKS,
-            Fraction(c) / TICKS,
-            int(nodes),
-        )
+        BalanceRow(scope, it, per, dim, model.DIMENSIONS[dim], n, c, nodes)
         for (it, dim, per), (n, c, nodes) in sorted(acc.items())
     ]
     return rows, basis

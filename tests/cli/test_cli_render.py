@@ -371,3 +371,23 @@ def test_render_is_pure():
     # Same data, same text: no clock, terminal or global state involved.
     assert text(render.balance(BALANCE)) == text(render.balance(BALANCE))
     assert text(render.status(STATUS)) == text(render.status(STATUS))
+
+
+def test_a_page_of_scopes_ends_in_how_many_more():
+    paged = {
+        "scope": "eu",
+        "levels": [
+            {"scope": "eu", "level": 0, "rows": [], "more": 7},
+            {"scope": "eu/a", "level": 1, "rows": [], "more": 1},
+            {"scope": "eu/b", "level": 1, "rows": []},
+            {"scope": "eu/a/x", "level": 2, "rows": [row("eu/a/x", "wheat", "1", "2", "1", "2")]},
+        ],
+    }
+    out = lines(text(render.balance(paged)))
+    assert "  ... 7 more scopes below eu (--offset, --limit)" in out
+    assert "    ... 1 more scope below eu/a (--offset, --limit)" in out
+    # each after the last scope listed below it
+    assert out.index("  eu/b") < out.index("  ... 7 more scopes below eu (--offset, --limit)")
+    assert out.index("    eu/a/x") < out.index(
+        "    ... 1 more scope below eu/a (--offset, --limit)"
+    )
