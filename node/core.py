@@ -84,6 +84,9 @@ class Verdict(enum.Enum):
     ACCEPT = "accept"  # something new: keep and forward
     IGNORE = "ignore"  # nothing new: drop without penalty, do not forward
     REJECT = "reject"  # invalid: drop, do not forward, penalise the forwarder
+    # Refused for now (an origin not admitted yet, a clock ahead): drop without penalty,
+    # and judge the same message (same content, same id) again when it comes again.
+    RETRY = "retry"
 
 
 class RecordStore(Protocol):
@@ -659,7 +662,7 @@ class NodeCore:
         if s.source is Source.GOSSIP and s.rejected:
             # All or nothing; only a fault of the forwarder is penalised.
             blamed = not set(s.rejected) <= NOT_BLAMED
-            verdict = Verdict.REJECT if blamed else Verdict.IGNORE
+            verdict = Verdict.REJECT if blamed else Verdict.RETRY
             return IngestResult([], [], [], s.rejected, s.known, verdict)
         stored: list[Record] = []
         changed: list[Record] = []

@@ -65,6 +65,7 @@ _VERDICTS = {
     Verdict.ACCEPT: GossipVerdict.ACCEPT,
     Verdict.IGNORE: GossipVerdict.IGNORE,
     Verdict.REJECT: GossipVerdict.REJECT,
+    Verdict.RETRY: GossipVerdict.RETRY,
 }
 
 
@@ -269,10 +270,6 @@ class Daemon:
                 ",".join(sorted(result.rejected)),
             )
         self.counters["gossip_accepted"]["records"] += len(result.stored)
-        if result.verdict is Verdict.IGNORE and not NOT_BLAMED.isdisjoint(result.rejected):
-            # Refused for now (an origin not admitted yet, a clock ahead): the same
-            # message (same content, same id) must be judged again when it comes again.
-            return GossipVerdict.RETRY
         return _VERDICTS[result.verdict]
 
     def _standing(self, peer: ID) -> float:

@@ -31,6 +31,7 @@ class Verdict(enum.Enum):
     ACCEPT = "accept"
     IGNORE = "ignore"
     REJECT = "reject"
+    RETRY = "retry"  # refused for now: not seen, so a later copy is judged again
 
 
 @dataclass
@@ -129,6 +130,9 @@ class GossipNode:
             return
         if verdict is Verdict.IGNORE:
             return
+        if verdict is Verdict.RETRY:
+            self.seen.discard(mid)
+            return
         self._cache(topic, mid)
         for p in self.mesh.get(topic, ()):
             if p != frm and p != publisher:
@@ -136,8 +140,9 @@ class GossipNode:
 
     def _send_message(self, peer: int, mid: int, size: int) -> None:
         if mid in self._all[peer].seen:
-            # A sure duplicate (seen only grows): counted as sent and, if its link is
-            # up, as delivered, without an event (most copies of a message are these).
+            # A sure duplicate (an id stays seen once judged; RETRY drops it at once):
+            # counted as sent and, if its link is up, as delivered, without an event
+            # (most copies of a message are these).
             if self._net.account(self.index, peer, "gossip", size + MSG_OVERHEAD):
                 self.stats.duplicates += 1
             return

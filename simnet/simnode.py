@@ -28,6 +28,7 @@ _VERDICTS = {
     Verdict.ACCEPT: GossipVerdict.ACCEPT,
     Verdict.IGNORE: GossipVerdict.IGNORE,
     Verdict.REJECT: GossipVerdict.REJECT,
+    Verdict.RETRY: GossipVerdict.RETRY,
 }
 
 

@@ -185,7 +185,7 @@ def test_a_record_from_an_honest_clock_ahead_of_ours_is_not_penalised() -> None:
     rec = Author(identities(1)[0], scope="eu/de/berlin/a").need("n1", hlc=ahead)
     result = core.validate_gossip(PART, encode_batch([rec.raw]))
     assert result.rejected == {"clock-ahead": 1}
-    assert result.verdict is Verdict.IGNORE  # dropped, not forwarded, not penalised
+    assert result.verdict is Verdict.RETRY  # dropped, not forwarded, not penalised
     assert len(core.replica) == 0
 
 
