@@ -30,15 +30,17 @@ Two conventions differ from pabutools and are named in every result:
   utility is 0), so costs {a: 0, b: 5}, one voter approving both, budget 5 give
   ``(a, b)`` here and ``(b,)`` there. Greedy takes every project that fits, free
   ones included (as pabutools does, in approval order rather than its welfare order).
-* **add1 is bounded.** One add1 increment is one full MES run, and the number needed
-  grows with the cost per voter (3 voters and a cost of 10^6 need about 170,000).
-  The completion makes at most :data:`MAX_ADD1_INCREMENTS` increments, and fewer on
-  large instances: at most :data:`MAX_ADD1_WORK` divided by (distinct ballots x
-  projects), a deterministic stand-in for the cost of one run (about 0.7 us per unit
-  here, so a completion stays under about 40 s). At the limit it keeps the last
-  outcome that fit, and the result says so (``stopped_at_limit``): a bounded,
-  identical-everywhere answer that may select less than a full add1 run would. The
-  official Assen instances need 845 and 271 increments, far below their limits.
+* **add1 is bounded.** One add1 increment is one more unit of per-voter budget, and
+  the number needed grows with the cost per voter (3 voters and a cost of 10^6 need
+  about 170,000). The completion counts at most :data:`MAX_ADD1_INCREMENTS`
+  increments, and makes at most :data:`MAX_MES_WORK` / (approvals on the distinct
+  ballots) Equal Shares runs (at least :data:`MIN_MES_RUNS`). It does not run every
+  increment: a run j increments ahead that *vouches* for the ones in between (see
+  ``_mes``) lets it skip them, so it lands on exactly the outcome, endowment and
+  increment count of the plain loop. At a limit it keeps the last outcome that fit,
+  and the result says so (``stopped_at_limit``): a bounded, identical-everywhere
+  answer that may select less than a full add1 run would. The official Assen
+  instances need 844 and 270 increments, far below their limits.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from math import gcd
 from types import MappingProxyType
 from typing import Literal
 
@@ -66,8 +69,11 @@ __all__ = [
 MAX_ADD1_INCREMENTS = 10_000
 """The most add1 increments (MES runs) one completion makes."""
 
-MAX_ADD1_WORK = 50_000_000
-"""add1 increments x distinct ballots x projects: the work one completion may do."""
+MAX_MES_WORK = 2_000_000_000
+"""add1 runs x approvals on the distinct ballots: the work one completion may do."""
+
+MIN_MES_RUNS = 100
+"""add1 may always make this many runs."""
 
 FREE_PROJECTS = {
     "mes": "supported-first",  # a supported free project is selected first, cap 0
@@ -120,10 +126,13 @@ class BudgetResult:
         steps: one :class:`Step` per winner, same order as ``winners``.
         voter_budget: for Equal Shares, the per-voter endowment of the run that was
             kept (``budget / n`` plus the add1 increments); None for greedy.
-        increments: add1 increments tried (MES runs after the first).
-        increment_limit: the most increments add1 could make on this instance.
-        stopped_at_limit: add1 stopped at its increment limit, not because the
-            outcome was exhaustive or the next one would not fit.
+        increments: add1 increments tried, counted as the plain add1 loop counts
+            them (one per unit added, whether or not it needed a run of its own).
+        increment_limit: the most increments add1 could make.
+        stopped_at_limit: add1 stopped at its increment limit or its run limit, not
+            because the outcome was exhaustive or the next one would not fit.
+        runs: Equal Shares runs made (add1 runs only where the outcome may change).
+        run_limit: the most runs add1 could make on this instance.
     """
 
     winners: tuple[str, ...]
@@ -135,6 +144,8 @@ class BudgetResult:
     increments: int = 0
     increment_limit: int = 0
     stopped_at_limit: bool = False
+    runs: int = 0
+    run_limit: int = 0
 
     @property
     def support(self) -> Mapping[str, Fraction]:
@@ -211,22 +222,28 @@ def equal_shares(
     if not _is_int(max_increments) or max_increments < 0:
         raise GovernanceError(f"max_increments {max_increments!r} is not a non-negative integer")
     votes, groups = _votes(costs, ballots, budget)
-    n = sum(groups.values())
-    increments, stopped = 0, False
-    limit = min(max_increments, MAX_ADD1_WORK // max(1, len(groups) * len(costs)))
+    profile = _profile(costs, groups)
+    n = profile.voters
+    increments, stopped, runs = 0, False, 0
+    run_limit = _run_limit(profile)
     if n == 0:
         steps: tuple[Step, ...] = ()
         endowment = None
+    elif completion in ("add1", "add1-greedy"):
+        endowment, steps, increments, stopped, runs = _add1(
+            profile, budget, utility, max_increments, run_limit
+        )
     else:
-        endowment = Fraction(budget, n)
-        steps = _mes(costs, groups, endowment, utility)
-        if completion in ("add1", "add1-greedy"):
-            endowment, steps, increments, stopped = _add1(
-                costs, groups, budget, endowment, steps, utility, limit
-            )
+        endowment, steps, runs = (
+            Fraction(budget, n),
+            _mes(profile, budget, 0, utility).steps(profile),
+            1,
+        )
     if completion in ("greedy", "add1-greedy"):
         steps += _greedy_steps(costs, votes, budget, steps)
-    return _result(budget, votes, steps, endowment, increments, stopped, limit)
+    return _result(
+        budget, votes, steps, endowment, increments, stopped, max_increments, runs, run_limit
+    )
 
 
 def _votes(
@@ -254,96 +271,264 @@ def _votes(
     return votes, groups
 
 
-def _mes(
-    costs: Mapping[str, int],
-    groups: Counter[frozenset[str]],
-    endowment: Fraction,
-    utility: Utility,
-) -> tuple[Step, ...]:
-    """One run of Equal Shares with every voter starting at ``endowment``."""
-    # Voters with the same ballot always hold the same money, so one weighted
-    # entry per distinct ballot is exact (and much faster than one per voter).
-    ballots = sorted(groups, key=sorted)
-    weight = [groups[b] for b in ballots]
-    money = [endowment] * len(ballots)
-    supporters = {p: [i for i, b in enumerate(ballots) if p in b] for p in sorted(costs)}
-    # Money only goes down, so a project's price per unit of utility (rho) only goes
-    # up: the last computed rho is a lower bound, and projects whose bound is already
-    # worse than the best found this round need not be recomputed.
-    bound = {p: Fraction(0) for p in sorted(costs) if supporters[p]}
-    steps: list[Step] = []
-    while bound:
-        best: tuple[Fraction, str, Fraction] | None = None
-        for project in sorted(bound, key=lambda p: (bound[p], p)):
-            if best is not None and bound[project] > best[0]:
-                break
-            cost = costs[project]
-            cap = _payment_cap(cost, supporters[project], money, weight)
-            if cap is None:
-                # Money only ever goes down, so it stays unaffordable in this run.
-                del bound[project]
-                continue
-            rho = cap if utility == "cardinality" or cost == 0 else cap / cost
-            bound[project] = rho
-            if best is None or (rho, project) < best[:2]:
-                best = (rho, project, cap)
-        if best is None:
-            break
-        _, project, cap = best
-        for i in supporters[project]:
-            money[i] -= min(money[i], cap)
-        del bound[project]
-        cost = costs[project]
-        steps.append(Step(project, cost, "mes", cap, Fraction(cost) / cap if cap else Fraction(0)))
-    return tuple(steps)
+@dataclass(frozen=True)
+class _Profile:
+    """The distinct ballots of an election, indexed once for every Equal Shares run.
 
-
-def _payment_cap(
-    cost: int, supporters: list[int], money: list[Fraction], weight: list[int]
-) -> Fraction | None:
-    """Least cap ``q`` with ``sum(min(money_i, q)) == cost`` over supporters, or None.
-
-    Supporters are visited poorest first; whoever cannot pay the current equal share
-    pays everything and the rest is shared among the others. If even the richest
-    cannot cover the remainder, the supporters together hold less than ``cost``.
+    Projects are numbered in code-point order of their ids, so comparing numbers is
+    the tie-breaking order.
     """
-    paid = Fraction(0)
-    count = sum(weight[i] for i in supporters)
-    for i in sorted(supporters, key=money.__getitem__):
-        cap = (cost - paid) / count
-        if cap <= money[i]:
-            return cap
-        paid += money[i] * weight[i]
-        count -= weight[i]
-    return None
+
+    names: tuple[str, ...]
+    costs: tuple[int, ...]
+    ballots: tuple[tuple[int, ...], ...]  # distinct ballots, as project numbers
+    weight: tuple[int, ...]  # voters per distinct ballot
+    supporters: tuple[frozenset[int], ...]  # per project: the ballots approving it
+    votes: tuple[int, ...]  # per project: voters approving it
+    voters: int
+
+
+def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Profile:
+    names = tuple(sorted(costs))
+    number = {p: i for i, p in enumerate(names)}
+    ballots = tuple(tuple(sorted(number[p] for p in b)) for b in sorted(groups, key=sorted))
+    weight = tuple(groups[frozenset(names[i] for i in b)] for b in ballots)
+    supporters: list[set[int]] = [set() for _ in names]
+    votes = [0] * len(names)
+    for g, ballot in enumerate(ballots):
+        for p in ballot:
+            supporters[p].add(g)
+            votes[p] += weight[g]
+    return _Profile(
+        names=names,
+        costs=tuple(costs[p] for p in names),
+        ballots=ballots,
+        weight=weight,
+        supporters=tuple(frozenset(s) for s in supporters),
+        votes=tuple(votes),
+        voters=sum(weight),
+    )
+
+
+# Skipping add1 increments. Within one run money only goes down, and with the order
+# of the winners fixed every voter's money after every round is a non-decreasing
+# function of the endowment (a supporter keeps max(0, m - q), and the cap q falls
+# when anyone's money rises), so every project's price per unit of utility (rho)
+# is non-increasing in it. Take the run at endowment E and a run at E + j: if in
+# every round each other project's rho at E + j is above the winner's rho at E (or
+# equal with a later id), and the run at E + j ends where the run at E ended, then
+# by induction every endowment in between makes the same choices in every round
+# (the winner's rho there is at most its rho at E, every other project's at least
+# its rho at E + j). So one run at E + j can vouch for the j - 1 increments before
+# it. The check is exact: rationals as integers over a common denominator.
+
+_Cap = tuple[int, int, int]
+"""A selected project and its payment cap x / den: (project, x, den)."""
+
+
+@dataclass
+class _Run:
+    """One Equal Shares run at endowment ``(budget + k*n) / n``."""
+
+    k: int
+    caps: list[_Cap]
+    rhos: list[Fraction]  # the winner's rho, per round after the free projects
+    vouches: bool  # every endowment from the reference's to this one has this outcome
+
+    def steps(self, profile: _Profile) -> tuple[Step, ...]:
+        out = []
+        for p, x, den in self.caps:
+            cost = profile.costs[p]
+            cap = Fraction(x, den)
+            out.append(Step(profile.names[p], cost, "mes", cap, cost / cap if cap else Fraction(0)))
+        return tuple(out)
+
+
+def _mes(
+    profile: _Profile, budget: int, k: int, utility: Utility, reference: _Run | None = None
+) -> _Run:
+    """Equal Shares with every voter starting at ``budget / n + k``; with a
+    ``reference`` run at a lower endowment, also whether this run vouches for every
+    endowment in between (see above)."""
+    n = profile.voters
+    costs, supporters = profile.costs, profile.supporters
+    # Voters with the same money stay alike: a class is the voters who approve the
+    # same subset of the projects selected so far. Classes whose money reaches 0 pay
+    # nothing more and are dropped.
+    den = n
+    money = [budget + k * n]
+    members = [set(range(len(profile.ballots)))]
+    counts = [{p: c for p, c in enumerate(profile.votes) if c}]
+    size = [n]
+    by_project: list[dict[int, int]] = [{0: c} if c else {} for c in profile.votes]
+    caps: list[_Cap] = []
+    rhos: list[Fraction] = []
+    vouches = reference is not None
+    # Supported free projects first, in id order: their cap is 0 for everyone.
+    for p, cost in enumerate(costs):
+        if cost == 0 and profile.votes[p]:
+            caps.append((p, 0, 1))
+    # Candidates: project -> its last rho, a lower bound of its current one.
+    bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
+    while bound:
+        # To vouch, every project whose rho could be at or below the reference
+        # winner's must be priced, not only those that could win here.
+        if vouches and reference is not None and len(rhos) < len(reference.rhos):
+            line: Fraction | None = reference.rhos[len(rhos)]
+            line_p = reference.caps[len(caps)][0]
+        else:
+            line, line_p = None, -1
+            vouches = False
+        best: tuple[Fraction, int] | None = None
+        best_pay: tuple[int, int, list[tuple[int, int, int]], int] | None = None
+        for p in sorted(bound, key=lambda p: (bound[p], p)):
+            if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
+                break
+            cost = costs[p]
+            need = cost * den
+            entries = sorted((money[c], w, c) for c, w in by_project[p].items())
+            count = sum(e[1] for e in entries)
+            paid = poor = 0
+            for v, w, _ in entries:
+                if need - paid <= v * count:
+                    break
+                paid += v * w
+                count -= w
+                poor += 1
+            if poor == len(entries):  # the supporters hold less than the cost
+                del bound[p]
+                continue
+            x = need - paid
+            rho = Fraction(x, count * den * (cost if utility == "cost" else 1))
+            bound[p] = rho
+            if line is not None and p != line_p and (rho, p) <= (line, line_p):
+                vouches = False
+            if best is None or (rho, p) < best:
+                best = (rho, p)
+                best_pay = (x, count, entries, poor)
+        if best is None or best_pay is None:
+            break
+        rho, win = best
+        del bound[win]
+        if win != line_p:
+            vouches = False
+        x, count, entries, poor = best_pay
+        # The cap is x / (count * den): move every amount to that denominator.
+        g = gcd(x, count)
+        f = count // g
+        x, den = x // g, den * f
+        caps.append((win, x, den))
+        rhos.append(rho)
+        if f != 1:
+            money = [v * f for v in money]
+        paid_all = {e[2] for e in entries[:poor]}
+        for c, w in list(by_project[win].items()):
+            v = 0 if c in paid_all else money[c] - x
+            if w == size[c]:
+                money[c] = v
+                if not v:
+                    for p in counts[c]:
+                        del by_project[p][c]
+                continue
+            part = members[c] & supporters[win]
+            rest = members[c] - part
+            if len(part) <= len(rest):
+                moved = _count(profile, part)
+                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
+            else:
+                kept = _count(profile, rest)
+                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
+            for p in counts[c]:
+                if kept.get(p, 0):
+                    by_project[p][c] = kept[p]
+                else:
+                    del by_project[p][c]
+            members[c], counts[c], size[c] = rest, {p: m for p, m in kept.items() if m}, size[c] - w
+            if v:
+                new = len(money)
+                money.append(v)
+                members.append(part)
+                counts.append({p: m for p, m in moved.items() if m})
+                size.append(w)
+                for p, m in counts[new].items():
+                    by_project[p][new] = m
+    if reference is not None and len(caps) != len(reference.caps):
+        vouches = False
+    return _Run(k, caps, rhos, vouches)
+
+
+def _run_limit(profile: _Profile) -> int:
+    """The most runs one add1 completion makes: :data:`MAX_MES_WORK` over the
+    approvals of the distinct ballots (a deterministic stand-in for one run's cost)."""
+    approvals = sum(len(b) for b in profile.ballots)
+    return max(MIN_MES_RUNS, MAX_MES_WORK // max(1, approvals))
+
+
+def _count(profile: _Profile, ballots: Iterable[int]) -> dict[int, int]:
+    """Voters approving each project among the given distinct ballots."""
+    out: dict[int, int] = {}
+    weight = profile.weight
+    for g in ballots:
+        w = weight[g]
+        for p in profile.ballots[g]:
+            out[p] = out.get(p, 0) + w
+    return out
 
 
 def _add1(
-    costs: Mapping[str, int],
-    groups: Counter[frozenset[str]],
-    budget: int,
-    endowment: Fraction,
-    steps: tuple[Step, ...],
-    utility: Utility,
-    limit: int,
-) -> tuple[Fraction, tuple[Step, ...], int, bool]:
-    """Raise the endowment by 1 while the outcome fits and is not exhaustive, at most
-    `limit` times; returns the kept endowment and steps, the increments tried and
-    whether the limit stopped it."""
-    supported = [p for p in sorted(costs) if costs[p] > 0 and any(p in b for b in groups)]
-    tried = 0
+    profile: _Profile, budget: int, utility: Utility, limit: int, run_limit: int
+) -> tuple[Fraction, tuple[Step, ...], int, bool, int]:
+    """add1 from ``budget / n``: raise the endowment by 1 while the outcome fits and is
+    not exhaustive, at most ``limit`` times, with at most ``run_limit`` runs.
+
+    Runs land on add1's steps; a run j steps ahead that vouches for the ones in
+    between skips them (the stride doubles after a skip and halves after a miss).
+    Returns the kept endowment and steps, the increments the plain add1 loop would
+    have tried, whether a limit stopped it, and the runs made."""
+    n = profile.voters
+    costs = profile.costs
+    supported = [p for p, c in enumerate(costs) if c > 0 and profile.votes[p]]
+
+    def spent(run: _Run) -> int:
+        return sum(costs[c[0]] for c in run.caps)
+
+    def exhaustive(run: _Run) -> bool:
+        chosen = {c[0] for c in run.caps}
+        left = budget - sum(costs[p] for p in chosen)
+        return all(p in chosen or costs[p] > left for p in supported)
+
+    def kept(
+        run: _Run, tried: int, stopped: bool
+    ) -> tuple[Fraction, tuple[Step, ...], int, bool, int]:
+        return Fraction(budget + run.k * n, n), run.steps(profile), tried, stopped, runs
+
+    # The stride doubles after each vouched run; after a run that could not vouch it
+    # falls back to 1 and stays there for a few increments (changes come in bursts).
+    base, runs, stride, calm = _mes(profile, budget, 0, utility), 1, 1, 0
     while True:
-        chosen = {s.project for s in steps}
-        left = budget - sum(s.cost for s in steps)
-        if all(p in chosen or costs[p] > left for p in supported):
-            return endowment, steps, tried, False
-        if tried >= limit:
-            return endowment, steps, tried, True
-        tried += 1
-        trial = _mes(costs, groups, endowment + 1, utility)
-        if sum(s.cost for s in trial) > budget:
-            return endowment, steps, tried, False
-        endowment, steps = endowment + 1, trial
+        # `base` fits; add1 has reached it with base.k increments tried.
+        if exhaustive(base):
+            return kept(base, base.k, False)
+        if base.k >= limit or runs >= run_limit:
+            return kept(base, base.k, True)
+        stride = max(1, min(stride, limit - base.k))
+        trial, runs = _mes(profile, budget, base.k + stride, utility, base), runs + 1
+        if stride > 1 and not trial.vouches:
+            stride, calm = 1, _CALM
+            continue
+        # Every endowment after base up to trial's has trial's outcome (stride 1:
+        # there is none in between), and base's fits and is not exhaustive.
+        if spent(trial) > budget:
+            return kept(base, base.k + 1, False)
+        base = trial
+        if calm:
+            calm -= 1
+        else:
+            stride *= 2
+
+
+_CALM = 2
+"""Increments made one at a time after a run that could not vouch for its stride."""
 
 
 def _greedy_steps(
@@ -370,6 +555,8 @@ def _result(
     increments: int = 0,
     stopped: bool = False,
     limit: int = 0,
+    runs: int = 0,
+    run_limit: int = 0,
 ) -> BudgetResult:
     spent = sum(s.cost for s in steps)
     # Plain MES cannot overspend and add1 keeps only runs that fit, so this is an
@@ -386,6 +573,8 @@ def _result(
         increments=increments,
         increment_limit=limit,
         stopped_at_limit=stopped,
+        runs=runs,
+        run_limit=run_limit,
     )
 
 

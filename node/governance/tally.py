@@ -224,6 +224,8 @@ def count(
                 "increments": res.increments,
                 "limit": res.increment_limit,
                 "stopped_at_limit": res.stopped_at_limit,
+                "runs": res.runs,
+                "run_limit": res.run_limit,
             }
         return res.winners, {
             **conventions,
@@ -438,9 +440,14 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         notes.append("no vote was counted, so there is no winner")
     add1 = detail.get("add1") or {}
     if add1.get("stopped_at_limit"):
+        what = (
+            f"{add1['limit']:,} increments"
+            if add1["increments"] >= add1["limit"]
+            else f"{add1['run_limit']:,} runs"
+        )
         notes.append(
-            f"Equal Shares' add1 completion stopped at its limit of {add1['limit']:,} "
-            "increments: the selection is bounded and may fund less than a full add1 run"
+            f"Equal Shares' add1 completion stopped at its limit of {what}: "
+            "the selection is bounded and may fund less than a full add1 run"
         )
     return Results(
         **base,

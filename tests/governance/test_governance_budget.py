@@ -7,8 +7,9 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mes_reference import add1 as plain_add1
 
-from node.governance.budget import equal_shares, greedy
+from node.governance.budget import MIN_MES_RUNS, _profile, _votes, equal_shares, greedy
 from node.governance.errors import GovernanceError
 
 IDS = ("1", "10", "2", "9", "a", "b", "c")
@@ -84,10 +85,11 @@ def test_add1_stops_at_its_limit_and_says_so():
     capped = equal_shares(costs, ballots, 10, max_increments=0)
     assert capped.winners == ("a", "b")
     assert (capped.increments, capped.stopped_at_limit) == (0, True)
-    # The limit shrinks with the work of one run (distinct ballots x projects).
+    # The run limit shrinks with the work of one run (approvals), down to a floor.
     many = {str(i): 1 for i in range(200)}
     wide = [frozenset({str(i), str(j)}) for i in range(200) for j in range(i + 1, 200, 7)]
-    assert equal_shares(many, wide, 10, completion="none").increment_limit < 10_000
+    assert equal_shares(costs, ballots, 10).run_limit > equal_shares(many, wide, 10).run_limit
+    assert equal_shares(many, wide, 10).run_limit >= MIN_MES_RUNS
     with pytest.raises(GovernanceError, match="max_increments"):
         equal_shares(costs, ballots, 10, max_increments=-1)
 
@@ -186,3 +188,28 @@ def test_mes_payments_fit_voter_budgets(case):
                 paid += share
         assert paid == step.cost
         assert all(m >= 0 for m in money)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pb_case(),
+    st.sampled_from(("cost", "cardinality")),
+    st.sampled_from((0, 1, 3, 10_000)),
+    st.integers(1, 50),
+)
+def test_skipping_add1_matches_the_plain_loop(case, utility, limit, scale):
+    # The completion skips increments a later run vouches for; the plain loop
+    # (tests/governance/mes_reference.py) runs every one. Same endowment, steps,
+    # increments and limit flag. `scale` spreads costs so that strides get long.
+    costs, ballots, budget = case
+    costs = {p: c * scale for p, c in costs.items()}
+    budget *= scale
+    if not ballots:
+        return
+    ours = equal_shares(costs, ballots, budget, utility=utility, max_increments=limit)
+    groups = _votes(costs, ballots, budget)[1]
+    assert (ours.voter_budget, ours.steps, ours.increments, ours.stopped_at_limit) == plain_add1(
+        costs, groups, budget, utility, limit
+    )
+    assert ours.runs <= 2 * ours.increments + 1  # a probe that cannot vouch costs a run
+    assert _profile(costs, groups).voters == len(ballots)
