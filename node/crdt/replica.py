@@ -193,6 +193,9 @@ class Replica:
         self._max_seq: dict[bytes, int] = {}
         self.flagged: dict[bytes, tuple[bytes, bytes]] = {}
         self.version = 0
+        # Views derived from the records by other modules (sync summaries), each kept
+        # as (version, view): valid while `version` is unchanged.
+        self.memo: dict[str, tuple[int, Any]] = {}
         self._listeners: list[Listener] = []
         self._evidence_listeners: list[EvidenceListener] = []
         self._new_evidence: list[Evidence] = []

@@ -49,7 +49,6 @@ import enum
 import hashlib
 import itertools
 import math
-import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -143,18 +142,13 @@ class _Summary:
     rows: list[tuple[int, bytes]]  # (the prefix's first 16 bits, hashed bytes), by unit
 
 
-# Per replica, summaries valid while its version is unchanged: sessions with several
-# peers in a row, and both steps of a session that build buckets, share them.
-_SUMMARIES: weakref.WeakKeyDictionary[Replica, tuple[int, dict[tuple[str, ...], _Summary]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _summary(replica: Replica, partitions: Sequence[str]) -> _Summary:
-    cached = _SUMMARIES.get(replica)
+    # Kept on the replica while its version is unchanged: sessions with several peers
+    # in a row, and both steps of a session that build buckets, share them.
+    cached = replica.memo.get("sync")
     if cached is None or cached[0] != replica.version:
         cached = (replica.version, {})
-        _SUMMARIES[replica] = cached
+        replica.memo["sync"] = cached
     key = tuple(partitions)
     summary = cached[1].get(key)
     if summary is None:
