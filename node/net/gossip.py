@@ -104,9 +104,9 @@ class GossipConfig:
 
     heartbeat_interval: int = 1
     heartbeat_initial_delay: float = 0.2
-    degree: int = 6
-    degree_low: int = 4
-    degree_high: int = 12
+    degree: int = 3
+    degree_low: int = 2
+    degree_high: int = 6
     # Our own pacing: messages per second per topic, with a short burst allowance.
     publish_rate: float = 50.0
     publish_burst: int = 10
