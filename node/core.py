@@ -55,6 +55,7 @@ from node.planning.rollup import (
     RollupView,
     attesters,
     compute_rollups,
+    listed_by,
     rollup_key,
 )
 
@@ -616,9 +617,12 @@ class NodeCore:
             return records
         adm = self.tracker.preview(records)
         out = []
+        batch_listed = None
         for r in records:
             if r.kind == "rollup" and r.origin not in adm.admitted:
-                ok = self.rollups.allows(r, adm.anchors, records)
+                if batch_listed is None:
+                    batch_listed = listed_by(records, adm.anchors)
+                ok = self.rollups.allows(r, adm.anchors, batch_listed=batch_listed)
             else:
                 ok = adm.allows(r)
             if ok:

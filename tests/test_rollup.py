@@ -166,3 +166,20 @@ def test_an_old_rollup_is_counted_and_marked_stale():
     assert rows_old == rows
     assert basis.as_json()["status"] == "attested"
     assert basis.as_json()["stale"] == {HH: newest}
+
+
+def test_a_node_an_anchor_no_longer_lists_places_no_new_rollup():
+    nodes, recs = _hamburg_records()
+    anchor, listed = nodes[0], nodes[1]
+    body = compute_rollups(recs, HH, [a.origin for a in nodes])["2027-Q1"]
+    anchors = frozenset({anchor.origin})
+    tracker = RollupTracker()
+    assert tracker.allows(_signed(anchor, body), anchors)  # anchors' rule set first
+    first = _signed(anchor, body)
+    tracker(None, first)
+    assert tracker.allows(_signed(listed, body), anchors)
+    # the anchor's newer rollup of the same slot no longer lists that node
+    without = {**body, "admitted": sorted(a.hex() for a in (anchor.origin, nodes[2].origin))}
+    tracker(first, _signed(anchor, without))
+    assert not tracker.allows(_signed(listed, body), anchors)
+    assert tracker.allows(_signed(nodes[2], body), anchors)

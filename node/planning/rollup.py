@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -338,15 +339,21 @@ class RollupTracker:
     def __init__(self) -> None:
         self._records: dict[tuple[bytes, str], Record] = {}
         self._by_origin: dict[bytes, dict[str, Record]] = {}
-        self._listed: dict[str, set[bytes]] | None = None
+        # region -> node -> how many held rollups of the anchors list it (kept up to
+        # date record by record; rebuilt when the anchors change)
+        self._listed: dict[str, Counter[bytes]] = {}
         self._anchors: frozenset[bytes] = frozenset()
         self.version = 0
 
     def __call__(self, old: Record | None, new: Record) -> None:
         if new.kind == "rollup":
+            prev = self._records.get((new.origin, new.key))
             self._records[(new.origin, new.key)] = new
             self._by_origin.setdefault(new.origin, {})[new.key] = new
-            self._listed = None
+            if new.origin in self._anchors:
+                if prev is not None:
+                    _count_listed(self._listed, prev, -1)
+                _count_listed(self._listed, new, 1)
             self.version += 1
 
     def records(self) -> list[Record]:
@@ -356,25 +363,47 @@ class RollupTracker:
         """One attester's rollups by key."""
         return dict(self._by_origin.get(origin, {}))
 
-    def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
-        if self._listed is None or anchors != self._anchors:
-            self._listed, self._anchors = _listed(self._records.values(), anchors), anchors
+    def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, Counter[bytes]]:
+        if anchors != self._anchors:
+            self._anchors, self._listed = anchors, {}
+            for r in self._records.values():
+                if r.origin in anchors:
+                    _count_listed(self._listed, r, 1)
         return self._listed
 
-    def allows(self, r: Record, anchors: frozenset[bytes], batch: Iterable[Record] = ()) -> bool:
-        """Whether rollup `r` may be stored (with `batch`: the rollups arriving with it)."""
+    def allows(
+        self,
+        r: Record,
+        anchors: frozenset[bytes],
+        batch: Iterable[Record] = (),
+        *,
+        batch_listed: Mapping[str, set[bytes]] | None = None,
+    ) -> bool:
+        """Whether rollup `r` may be stored (with `batch`: the rollups arriving with it;
+        `batch_listed`: `listed_by(batch, anchors)`, when the caller asks for many)."""
         if r.origin in anchors:
             return True
         if r.body is None:
             return (r.origin, r.key) in self._records  # withdrawing a rollup held
         region = str(r.body.get("region"))
-        listed = self._listed_by_anchors(anchors).get(region, set())
-        if r.origin in listed:
+        if self._listed_by_anchors(anchors).get(region, Counter())[r.origin] > 0:
             return True
-        return r.origin in _listed(batch, anchors).get(region, set())
+        if batch_listed is None:
+            batch_listed = listed_by(batch, anchors)
+        return r.origin in batch_listed.get(region, set())
 
 
-def _listed(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
+def _count_listed(listed: dict[str, Counter[bytes]], r: Record, sign: int) -> None:
+    if r.body is None:
+        return
+    body: Mapping[str, Any] = r.body
+    counts = listed.setdefault(str(body["region"]), Counter())
+    for a in body["admitted"]:
+        counts[bytes.fromhex(a)] += sign
+
+
+def listed_by(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
+    """Per region, the nodes that the anchors' rollups among `records` list."""
     out: dict[str, set[bytes]] = {}
     for r in records:
         if r.kind == "rollup" and r.body is not None and r.origin in anchors:
