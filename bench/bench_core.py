@@ -60,7 +60,6 @@ def bench_merge(n: int) -> None:
     recs = make_records(1000, max(1, n // 1000), scopes=lambda k: f"eu/de/r/c{k}")
     prepared = [(r.sig + signing_bytes(r.raw), r.origin) for r in recs]
     messages = batches(recs)
-    now = lambda: 1_800_000_000_000  # noqa: E731
     best_v = best_m = best_g = best_i = float("inf")
     for _ in range(3):
         t = clock()
@@ -72,27 +71,9 @@ def bench_merge(n: int) -> None:
         for r in recs:
             replica.receive(r.raw)
         best_m = min(best_m, clock() - t)
-        me = Identity.from_seed(b"\x01" * 32)
-        core = NodeCore(me.public, me.signer(), "eu/de/r/x", Replica(), now, rng=random.Random(1))
-        t = clock()
-        for data in messages:
-            core.validate_gossip("eu/de/r", data)
-        best_g = min(best_g, clock() - t)
-        assert len(core.replica) == len(recs)
+        best_g = min(best_g, _time_gossip(_core(index=False), messages, len(recs)))
         # What the daemon runs: the same, with the balance index kept up to date.
-        core = NodeCore(
-            me.public,
-            me.signer(),
-            "eu/de/r/x",
-            Replica(),
-            now,
-            rng=random.Random(1),
-            index=BalanceIndex(),
-        )
-        t = clock()
-        for data in messages:
-            core.validate_gossip("eu/de/r", data)
-        best_i = min(best_i, clock() - t)
+        best_i = min(best_i, _time_gossip(_core(index=True), messages, len(recs)))
     print(f"verify (libsodium, bare): {len(recs) / best_v:,.0f} records/s")
     print(f"decode+validate+verify+merge (Replica.receive): {len(recs) / best_m:,.0f} records/s")
     print(f"merge overhead over bare verify: {best_m / best_v - 1:+.1%}  (goal <= +25%)")
@@ -107,6 +88,24 @@ def bench_merge(n: int) -> None:
     )
 
 
+def _core(*, index: bool) -> NodeCore:
+    """A node of the bench's region (admission off), optionally keeping the index."""
+    me = Identity.from_seed(b"\x01" * 32)
+    now = lambda: 1_800_000_000_000  # noqa: E731
+    kw = {"index": BalanceIndex()} if index else {}
+    return NodeCore(me.public, me.signer(), "eu/de/r/x", Replica(), now, rng=random.Random(1), **kw)
+
+
+def _time_gossip(core: NodeCore, messages: list[bytes], expected: int) -> float:
+    """CPU seconds for the node's gossip path over `messages`, all stored."""
+    t = clock()
+    for data in messages:
+        core.validate_gossip("eu/de/r", data)
+    spent = clock() - t
+    assert len(core.replica) == expected
+    return spent
+
+
 def bench_pipeline(n: int) -> None:
     """The daemon's overlap, wall clock: while a worker thread verifies one message
     (libsodium releases the GIL), the loop screens the next and merges the last."""
@@ -115,23 +114,13 @@ def bench_pipeline(n: int) -> None:
     recs = make_records(1000, max(1, n // 1000), scopes=lambda k: f"eu/de/r/c{k}")
     prepared = [(r.sig + signing_bytes(r.raw), r.origin) for r in recs]
     messages = [decode_batch(d) for d in batches(recs)]
-    now = lambda: 1_800_000_000_000  # noqa: E731
-    me = Identity.from_seed(b"\x01" * 32)
     best_v = best_p = float("inf")
     for _ in range(3):
         t = time.perf_counter()
         for sm, pk in prepared:
             nacl.bindings.crypto_sign_open(sm, pk)
         best_v = min(best_v, time.perf_counter() - t)
-        core = NodeCore(
-            me.public,
-            me.signer(),
-            "eu/de/r/x",
-            Replica(),
-            now,
-            rng=random.Random(1),
-            index=BalanceIndex(),
-        )
+        core = _core(index=True)
         with ThreadPoolExecutor(1) as pool:
             t = time.perf_counter()
             pending = None
