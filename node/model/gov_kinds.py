@@ -17,6 +17,7 @@ from typing import Any
 from node.errors import ValidationError
 from node.model.fields import HEX, hex64, int_field, matches, only_fields, shown, text
 from node.model.kinds import MAX_NAME_CHARS, BodyValidator
+from node.model.plan_kinds import check_cap_decision
 from node.model.scope import check_scope
 
 GOV_METHODS = ("approval", "score", "ranked", "mes", "greedy")
@@ -101,7 +102,7 @@ PROPOSAL_FIELDS = (
 
 
 def _proposal_body(body: Mapping[str, Any]) -> None:
-    only_fields(body, {*PROPOSAL_FIELDS, "import"})
+    only_fields(body, {*PROPOSAL_FIELDS, "import", "cap"})
     text(body, "title", MAX_TITLE_CHARS)
     if "import" in body:
         # An imported pabulib file (its SHA-256): the proposal's electorate is then the
@@ -134,6 +135,8 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
         raise ValidationError("only score proposals have min_score and max_score")
     if "admission" in body:
         _admission_decision(body)
+    if "cap" in body:
+        check_cap_decision(body)  # a cap on a resource (node.planning.caps)
 
 
 def _admission_decision(body: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from node.errors import ValidationError
 from node.model.fields import HEX64, int_field, matches, only_fields, shown, text
+from node.model.plan_kinds import CAPACITY_FLEX_FIELDS, NEED_FLEX_FIELDS, check_flex
 from node.model.scope import check_scope
 from node.model.units import DIMENSIONS, check_period, parse_quantity, unit
 
@@ -53,8 +54,8 @@ def _item_body(body: Mapping[str, Any]) -> None:
         raise ValidationError(f"the base unit of {dim} is {DIMENSIONS[dim]}")
 
 
-_CAPACITY_FIELDS = frozenset({"item", "qty", "unit", "period", "note"})
-_NEED_FIELDS = _CAPACITY_FIELDS | {"priority"}
+_CAPACITY_FIELDS = frozenset({"item", "qty", "unit", "period", "note"}) | CAPACITY_FLEX_FIELDS
+_NEED_FIELDS = frozenset({"item", "qty", "unit", "period", "note", "priority"}) | NEED_FLEX_FIELDS
 
 
 def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
@@ -72,6 +73,8 @@ def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
     if need and body.get("priority") not in PRIORITIES:
         raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
     text(body, "note", MAX_NOTE_CHARS, required=False, multiline=True)
+    if not body.keys().isdisjoint(NEED_FLEX_FIELDS | CAPACITY_FLEX_FIELDS):
+        check_flex(body, need=need)
 
 
 def _need_body(body: Mapping[str, Any]) -> None:

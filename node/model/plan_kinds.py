@@ -1,0 +1,156 @@
+"""Planning fields: how far a need or capacity can move, and a cap on a resource.
+
+Flexibility (all optional, so every older need and capacity stays valid):
+
+* ``min`` and ``max``: the range a round may move the quantity in, in the intent's own
+  unit; ``min <= qty <= max``. Without them the intent does not move.
+* ``subs`` (needs): ``[[item, ratio], ...]``: one unit of the need can be replaced by
+  ``ratio`` units of `item` (in that item's base unit). Declared and shown; rounds do
+  not substitute yet.
+* ``use`` (capacities): ``[[resource, qty, unit], ...]``: what one unit of the
+  capacity draws on a capped resource (e.g. ``["co2", "0.4", "kg"]`` per kg).
+* ``round``: how many times the node's planner has revised this intent (its log).
+
+A cap is a proposal decision (``cap`` in a proposal body, like ``admission``): a
+resource, a whole quantity in a unit, a period, and how the cap is shared among the
+children of the proposal's electorate: ``children`` maps each child scope to its
+residents, ``equal`` and ``need`` weigh sharing per resident against sharing in
+proportion to what the children's capacities declare they need
+(`node.planning.caps`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from node.errors import ValidationError
+from node.model.fields import int_field, matches, only_fields, shown
+from node.model.scope import check_scope, in_scope
+from node.model.units import check_period, parse_quantity, unit
+
+FLEX_FIELDS = frozenset({"min", "max", "round"})
+NEED_FLEX_FIELDS = FLEX_FIELDS | {"subs"}
+CAPACITY_FLEX_FIELDS = FLEX_FIELDS | {"use"}
+MAX_SUBS = 8
+MAX_USES = 4
+MAX_ROUND = 1_000_000
+MAX_CHILDREN = 64
+MAX_RESIDENTS = 10**10
+_RESOURCE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_WHOLE = re.compile(r"[1-9][0-9]{0,15}")
+_ITEM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+def check_resource(value: Any) -> str:
+    """A capped resource's id: 1-32 lowercase letters, digits or '-' (e.g. co2)."""
+    if not matches(_RESOURCE, value):
+        raise ValidationError(
+            f"resource {shown(value)} must be 1-32 lowercase letters, digits or '-' (e.g. co2)"
+        )
+    return str(value)
+
+
+def check_flex(body: Mapping[str, Any], *, need: bool) -> None:
+    """The optional flexibility of a need or capacity whose other fields are valid.
+
+    Raises:
+        ValidationError: a bound that is no quantity, ``min > qty``, ``qty > max``,
+            substitutes or uses that are malformed, repeated or too many.
+    """
+    qty = parse_quantity(body.get("qty"))
+    low = parse_quantity(body["min"]) if "min" in body else qty
+    high = parse_quantity(body["max"]) if "max" in body else qty
+    if low > high:
+        raise ValidationError(f"min {body.get('min')} is larger than max {body.get('max')}")
+    if not low <= qty <= high:
+        raise ValidationError(f"qty {body['qty']} lies outside its range {low}..{high}")
+    if "round" in body:
+        int_field(body, "round", 1, MAX_ROUND)
+    if "subs" in body:
+        if not need:
+            raise ValidationError("only needs have substitutes")
+        _subs(body["subs"], str(body.get("item")))
+    if "use" in body:
+        if need:
+            raise ValidationError("only capacities declare a resource use")
+        _uses(body["use"])
+
+
+def _subs(subs: Any, own: str) -> None:
+    if not isinstance(subs, list) or not 0 < len(subs) <= MAX_SUBS:
+        raise ValidationError(f"subs must list 1 to {MAX_SUBS} [item, ratio] pairs")
+    seen = set()
+    for s in subs:
+        if not isinstance(s, list) or len(s) != 2:
+            raise ValidationError("each substitute is [item, ratio]")
+        item, ratio = s
+        if not matches(_ITEM_ID, item):
+            raise ValidationError(f"substitute item {shown(item)} is no item id")
+        if item == own or item in seen:
+            raise ValidationError(f"substitute {item} repeats an item")
+        seen.add(item)
+        parse_quantity(ratio)
+
+
+def _uses(uses: Any) -> None:
+    if not isinstance(uses, list) or not 0 < len(uses) <= MAX_USES:
+        raise ValidationError(f"use must list 1 to {MAX_USES} [resource, qty, unit] entries")
+    seen = set()
+    for u in uses:
+        if not isinstance(u, list) or len(u) != 3:
+            raise ValidationError("each use is [resource, qty per unit, unit]")
+        resource = check_resource(u[0])
+        if resource in seen:
+            raise ValidationError(f"resource {resource} is named twice")
+        seen.add(resource)
+        parse_quantity(u[1])
+        unit(u[2])
+
+
+def check_cap_decision(body: Mapping[str, Any]) -> None:
+    """A proposal's ``cap``: an approval between yes and no for one seat, deciding a
+    cap on a resource for its electorate.
+
+    Raises:
+        ValidationError: naming the field that is wrong.
+    """
+    cap = body["cap"]
+    if not isinstance(cap, dict):
+        raise ValidationError("cap must be a map (resource, qty, unit, period, children, ...)")
+    only_fields(cap, {"resource", "qty", "unit", "period", "children", "equal", "need"})
+    check_resource(cap.get("resource"))
+    if not matches(_WHOLE, cap.get("qty")) or Decimal(cap["qty"]) > Decimal("1e15"):
+        raise ValidationError("a cap's qty is a whole number (digits) up to 10^15")
+    unit(cap.get("unit"))
+    check_period(cap.get("period"))
+    electorate = check_scope(body.get("electorate"))
+    children = cap.get("children")
+    if not isinstance(children, dict) or not 0 < len(children) <= MAX_CHILDREN:
+        raise ValidationError(f"children must map 1 to {MAX_CHILDREN} scopes to residents")
+    for child, residents in children.items():
+        check_scope(child)
+        if child == electorate or not in_scope(child, electorate):
+            raise ValidationError(f"child {shown(child)} does not lie under {electorate}")
+        if type(residents) is not int or not 0 <= residents <= MAX_RESIDENTS:
+            raise ValidationError(f"residents must be an integer from 0 to {MAX_RESIDENTS}")
+    for a in children:
+        for b in children:
+            if a != b and in_scope(b, a):
+                raise ValidationError(f"children {a} and {b} overlap")
+    equal = int_field(cap, "equal", 0, 100)
+    need = int_field(cap, "need", 0, 100)
+    if equal + need == 0:
+        raise ValidationError("equal and need may not both be 0")
+    if equal and not sum(children.values()):
+        raise ValidationError("sharing per resident needs some residents")
+    options = body.get("options")
+    ids = (
+        sorted(str(o.get("id")) for o in options if isinstance(o, dict))
+        if isinstance(options, list)
+        else []
+    )
+    if body.get("method") != "approval" or ids != ["no", "yes"] or body.get("seats") != 1:
+        raise ValidationError("a cap decision is an approval vote between yes and no for one seat")

@@ -1,0 +1,400 @@
+"""Planning rounds: needs and capacities move within their declared ranges until the
+plan fits, and no capacity is raised past its share of a cap.
+
+No board: a round is a pure, exact function of the intents a node holds (and the
+budgets of the caps in force), so every node holding the same records computes the
+same round, and each node's planner applies the part that concerns its own intents
+(signed revisions of its own records, `node.ops.plan_ops`).
+
+One round (`round_step`), per group (item, dimension, period), in integer ticks
+(`balance.TICKS`):
+
+1. *Shares first.* A budget (`node.planning.caps`) whose capacities draw more than its
+   share is brought back under it: its capacities are cut in proportion to the use
+   they can shed within range (cuts round up to the record's precision, so the use
+   ends at or below the share). What the ranges cannot shed is *beyond* (below).
+2. *Scarcity index* ``(D - S) / (D + S)``: the group's relative excess demand at the
+   round's start, in [-1, 1]. A group is *within tolerance* when
+   ``|D - S| <= tolerance * max(D, S)`` or when the gap is below the records'
+   precision (one millionth of a unit per intent).
+3. *Moves.* A group out of tolerance closes its gap g from both sides in proportion to
+   their room: in a shortage needs move down towards ``min`` and capacities up towards
+   ``max``; in a surplus the reverse. Every intent moves ``room * min(1, g / R)`` (R:
+   the total room), rounded towards its current quantity, so a round never overshoots
+   and never leaves a range. A capacity's upward room is first limited by its budgets'
+   headroom: when the capacities of a budget ask for more than is left, each gets the
+   same fraction of its room, so the budget is never exceeded.
+4. *Beyond.* A shortage the ranges cannot close is spread, as suggestions outside the
+   ranges, over the needs and the uncapped capacities of the group in proportion to
+   their quantities. Nothing beyond a range is applied without members' approval.
+
+Why no Pequod price: a price converges by repeated small steps (46/98 iterations for
+Pequod's two tolerances); here every participant states its range up front, so the
+gap can be shared out exactly. With no caps a feasible group closes in one round;
+with caps the headroom bound can leave a gap for a second round (docs/benchmarks.md).
+Nothing depends on the order of the intents: they are sorted first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from fractions import Fraction
+from math import ceil, floor
+from typing import Any
+
+from node import model
+from node.crdt.record import Record
+from node.planning.balance import _PER_MICRO, GroupKey, _amount
+from node.planning.caps import Budget, Use
+from node.planning.matching import PRIORITY_RANK
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "GroupState",
+    "Intent",
+    "Step",
+    "intent_of",
+    "intents_from_records",
+    "round_step",
+    "run_rounds",
+    "within_shares",
+]
+
+DEFAULT_TOLERANCE = Fraction(1, 100)
+IntentId = tuple[str, str, str]  # (node hex, kind, key)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A need or capacity as rounds see it; quantities in ticks.
+
+    Attributes:
+        node, kind, key: whose record it is.
+        scope, item, dim, period, unit: from the record.
+        qty, lo, hi: the quantity and its range (``lo == hi == qty``: it does not move).
+        step: ticks per millionth of the record's unit (its precision).
+        rank: a need's priority rank (capacities: -1).
+        uses: per capped resource, what one tick draws.
+        round: the record's revision count.
+    """
+
+    node: str
+    kind: str
+    key: str
+    scope: str
+    item: str
+    dim: str
+    period: str
+    unit: str
+    qty: int
+    lo: int
+    hi: int
+    step: int
+    rank: int = -1
+    uses: Mapping[str, Use] = field(default_factory=dict)
+    round: int = 0
+
+    @property
+    def id(self) -> IntentId:
+        return (self.node, self.kind, self.key)
+
+    @property
+    def group(self) -> GroupKey:
+        return (self.item, self.dim, self.period)
+
+    def qty_text(self, ticks: int) -> str:
+        """`ticks` as a record quantity in this intent's unit (6 decimals at most)."""
+        micro = ticks // self.step
+        whole, frac = divmod(micro, 10**6)
+        return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
+
+
+def _uses(body: Mapping[str, Any], unit: str) -> dict[str, Use]:
+    ticks_per_unit = _PER_MICRO[unit] * 10**6
+    out = {}
+    for res, qty, u in body.get("use") or ():
+        per_unit = Fraction(Decimal(qty)) * model.unit(u).factor
+        out[str(res)] = Use(str(res), model.unit(u).dimension, per_unit / ticks_per_unit)
+    return out
+
+
+def intent_of(r: Record) -> Intent | None:
+    """The intent a live need or capacity record states, else None."""
+    if r.kind not in ("need", "capacity") or r.body is None:
+        return None
+    b = r.body
+    unit = str(b["unit"])
+    qty, dim = _amount(str(b["qty"]), unit)
+    lo = _amount(str(b["min"]), unit)[0] if "min" in b else qty
+    hi = _amount(str(b["max"]), unit)[0] if "max" in b else qty
+    return Intent(
+        node=r.origin.hex(),
+        kind=r.kind,
+        key=r.key,
+        scope=r.scope,
+        item=str(b["item"]),
+        dim=dim,
+        period=str(b["period"]),
+        unit=unit,
+        qty=qty,
+        lo=lo,
+        hi=hi,
+        step=_PER_MICRO[unit],
+        rank=PRIORITY_RANK[str(b["priority"])] if r.kind == "need" else -1,
+        uses=_uses(b, unit) if r.kind == "capacity" else {},
+        round=int(b.get("round", 0)),
+    )
+
+
+def intents_from_records(
+    records: Iterable[Record],
+    counted: frozenset[bytes] | None = None,
+    *,
+    scope: str = "",
+    period: str | None = None,
+) -> list[Intent]:
+    """The live intents of counted nodes under `scope` ("" for all) of `period` (None
+    for all), sorted by id."""
+    out = []
+    for r in records:
+        if counted is not None and r.origin not in counted:
+            continue
+        if scope and not model.in_scope(r.scope, scope):
+            continue
+        i = intent_of(r)
+        if i is not None and (period is None or i.period == period):
+            out.append(i)
+    return sorted(out, key=lambda i: i.id)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A group at a round's start.
+
+    Attributes:
+        needs, capacities: totals in ticks.
+        index: the scarcity index (D - S) / (D + S) (0 when both are 0).
+        within: within tolerance.
+        room: how far the ranges could still close the gap (ticks).
+    """
+
+    needs: int
+    capacities: int
+    index: Fraction
+    within: bool
+    room: int
+
+    @property
+    def gap(self) -> int:
+        return self.needs - self.capacities
+
+    @property
+    def settled(self) -> bool:
+        """Within tolerance, or out of room in the direction that would close it."""
+        return self.within or self.room == 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One round.
+
+    Attributes:
+        round: its number (1 for the first).
+        groups: every group at the round's start.
+        moved: intent id -> new quantity within its range (changed ones only).
+        beyond: intent id -> a suggested quantity outside its range (0: withdraw).
+        use: per budget (cap, child), the use after the round, in base units.
+    """
+
+    round: int
+    groups: Mapping[GroupKey, GroupState]
+    moved: Mapping[IntentId, int]
+    beyond: Mapping[IntentId, int]
+    use: Mapping[tuple[str, str], Fraction]
+
+    @property
+    def converged(self) -> bool:
+        """Every group within tolerance at the round's start."""
+        return all(g.within for g in self.groups.values())
+
+    @property
+    def settled(self) -> bool:
+        return all(g.settled for g in self.groups.values())
+
+
+def _floor_to(x: Fraction | int, step: int) -> int:
+    return floor(Fraction(x) / step) * step
+
+
+def _ceil_to(x: Fraction | int, step: int) -> int:
+    return ceil(Fraction(x) / step) * step
+
+
+def _within(needs: int, caps: int, precision: int, tolerance: Fraction) -> bool:
+    gap = abs(needs - caps)
+    return gap <= precision or gap <= tolerance * max(needs, caps)
+
+
+def _use(i: Intent, qty: int, b: Budget) -> Fraction:
+    return qty * i.uses[b.resource].per_tick
+
+
+def round_step(
+    intents: Sequence[Intent],
+    budgets: Sequence[Budget] = (),
+    *,
+    tolerance: Fraction = DEFAULT_TOLERANCE,
+    number: int = 1,
+) -> Step:
+    """Round `number` over `intents` (see the module doc): a pure function of its
+    arguments, whatever their order.
+
+    Args:
+        intents: the intents held (any order; ids unique).
+        budgets: the budgets of the caps in force over these intents.
+        tolerance: the relative gap a group may keep.
+        number: the round's number (for the result only).
+    """
+    ordered = sorted(intents, key=lambda i: i.id)
+    by_id = {i.id: i for i in ordered}
+    q = {i.id: i.qty for i in ordered}
+    beyond: dict[IntentId, int] = {}
+    in_budgets: dict[IntentId, list[Budget]] = {}
+    for b in sorted(budgets, key=lambda b: (b.cap, b.child)):
+        for m in sorted(b.members):
+            if m in by_id:
+                in_budgets.setdefault(m, []).append(b)
+
+    def members(b: Budget) -> list[Intent]:
+        return [by_id[m] for m in sorted(b.members) if m in by_id]
+
+    def use(b: Budget) -> Fraction:
+        return sum((_use(i, q[i.id], b) for i in members(b)), Fraction(0))
+
+    # 1. Shares first.
+    for b in sorted(budgets, key=lambda b: (b.cap, b.child)):
+        over = use(b) - b.limit
+        if over <= 0:
+            continue
+        sheddable = {i.id: _use(i, q[i.id] - i.lo, b) for i in members(b)}
+        total = sum(sheddable.values(), Fraction(0))
+        for i in members(b):
+            if total <= over:
+                q[i.id] = i.lo
+            elif sheddable[i.id]:
+                cut = over * sheddable[i.id] / total / i.uses[b.resource].per_tick
+                q[i.id] -= min(q[i.id] - i.lo, _ceil_to(cut, i.step))
+        left = use(b) - b.limit
+        if left > 0:
+            current = {i.id: _use(i, q[i.id], b) for i in members(b)}
+            whole = sum(current.values(), Fraction(0))
+            for i in members(b):
+                if current[i.id]:
+                    cut = left * current[i.id] / whole / i.uses[b.resource].per_tick
+                    beyond[i.id] = max(0, q[i.id] - _ceil_to(cut, i.step))
+
+    # 2. Scarcity index and tolerance, per group.
+    groups: dict[GroupKey, list[Intent]] = {}
+    for i in ordered:
+        groups.setdefault(i.group, []).append(i)
+    start: dict[GroupKey, tuple[int, int, bool]] = {}
+    for g, members_g in sorted(groups.items()):
+        d = sum(q[i.id] for i in members_g if i.kind == "need")
+        s = sum(q[i.id] for i in members_g if i.kind == "capacity")
+        precision = sum(i.step for i in members_g)
+        start[g] = (d, s, _within(d, s, precision, tolerance))
+
+    # 3. Upward room of capacities in short groups, bounded by their budgets' headroom.
+    short = {g for g, (d, s, ok) in start.items() if not ok and d > s}
+    factor: dict[tuple[str, str], Fraction] = {}
+    for b in budgets:
+        asked = sum(
+            (_use(i, i.hi - q[i.id], b) for i in members(b) if i.group in short),
+            Fraction(0),
+        )
+        headroom = max(Fraction(0), b.limit - use(b))
+        factor[(b.cap, b.child)] = Fraction(1) if asked <= headroom else headroom / asked
+
+    def room(i: Intent, up: bool) -> int:
+        if not up:
+            return q[i.id] - i.lo
+        r = i.hi - q[i.id]
+        for b in in_budgets.get(i.id, ()):
+            r = min(r, _floor_to(r * factor[(b.cap, b.child)], i.step))
+        return max(0, r)
+
+    states: dict[GroupKey, GroupState] = {}
+    for g, members_g in sorted(groups.items()):
+        d, s, ok = start[g]
+        index = Fraction(d - s, d + s) if d + s else Fraction(0)
+        gap = abs(d - s)
+        shortage = d > s
+        # In a shortage needs go down and capacities up; in a surplus the reverse.
+        rooms = {i.id: room(i, up=(i.kind == "capacity") == shortage) for i in members_g}
+        total = sum(rooms.values())
+        states[g] = GroupState(d, s, index, ok, 0 if ok else min(total, gap))
+        if ok:
+            continue
+        ratio = Fraction(1) if total <= gap else Fraction(gap, total)
+        for i in members_g:
+            move = _floor_to(rooms[i.id] * ratio, i.step)
+            up = (i.kind == "capacity") == shortage
+            q[i.id] += move if up else -move
+        # 4. Beyond: what the ranges cannot close in a shortage.
+        d2 = sum(q[i.id] for i in members_g if i.kind == "need")
+        s2 = sum(q[i.id] for i in members_g if i.kind == "capacity")
+        left = d2 - s2
+        if not shortage or _within(d2, s2, sum(i.step for i in members_g), tolerance):
+            continue
+        free = [i for i in members_g if i.kind == "need" or i.id not in in_budgets]
+        weight = sum(q[i.id] for i in free)
+        for i in free:
+            if not weight:
+                break
+            share = _ceil_to(Fraction(left * q[i.id], weight), i.step)
+            beyond[i.id] = max(0, q[i.id] - share) if i.kind == "need" else q[i.id] + share
+
+    moved = {k: v for k, v in q.items() if v != by_id[k].qty}
+    after = {(b.cap, b.child): use(b) for b in budgets}
+    return Step(number, states, moved, beyond, after)
+
+
+def run_rounds(
+    intents: Sequence[Intent],
+    budgets: Sequence[Budget] = (),
+    *,
+    tolerance: Fraction = DEFAULT_TOLERANCE,
+    max_rounds: int = 20,
+) -> list[Step]:
+    """Rounds from `intents` as if every node applied its moves after each round,
+    until a round starts converged, nothing moves, or `max_rounds`. The last step is
+    the state the rounds end in (its `moved` is empty unless `max_rounds` cut it off).
+    """
+    steps: list[Step] = []
+    current = sorted(intents, key=lambda i: i.id)
+    for n in range(1, max_rounds + 1):
+        step = round_step(current, budgets, tolerance=tolerance, number=n)
+        steps.append(step)
+        if step.converged or not step.moved:
+            break
+        current = [replace(i, qty=step.moved.get(i.id, i.qty)) for i in current]
+    return steps
+
+
+def within_shares(intents: Sequence[Intent], budgets: Sequence[Budget]) -> dict[IntentId, int]:
+    """Capacity quantities matching may plan with: each budget's capacities scaled down
+    together (to the record's precision) where they draw more than its share.
+    Returns only the capacities it trims."""
+    by_id = {i.id: i for i in intents}
+    q = {i.id: i.qty for i in intents}
+    for b in sorted(budgets, key=lambda b: (b.cap, b.child)):
+        ms = [by_id[m] for m in sorted(b.members) if m in by_id]
+        used = sum((_use(i, q[i.id], b) for i in ms), Fraction(0))
+        if used <= b.limit:
+            continue
+        ratio = b.limit / used
+        for i in ms:
+            q[i.id] = min(q[i.id], _floor_to(q[i.id] * ratio, i.step))
+    return {k: v for k, v in q.items() if v != by_id[k].qty}
