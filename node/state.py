@@ -198,8 +198,10 @@ class NodeState:
         *,
         priority: str | None = None,
         note: str | None = None,
+        flex: dict[str, Any] | None = None,
     ) -> Pending:
-        """A need or capacity of this node, signed, not yet saved.
+        """A need or capacity of this node, signed, not yet saved; `flex` adds how far
+        it can move (`node.model.plan_kinds`: min, max, subs, use).
 
         Raises:
             LocalError: invalid input, e.g. a unit of the wrong dimension for the item.
@@ -226,6 +228,12 @@ class NodeState:
             raise LocalError("capacities have no priority")
         if note:
             body["note"] = note
+        if flex:
+            body.update(flex)
+            for sub, _ratio in body.get("subs") or ():
+                if sub not in catalog:
+                    raise LocalError(f"unknown substitute item {sub!r}; see `allmende item list`")
+            model.validate(kind, "check", self.config.scope, body)
         key = self.core.new_key("n" if kind == "need" else "c", kind)
         return self.prepare(kind, key, body)
 

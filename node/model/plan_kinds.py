@@ -63,19 +63,16 @@ def check_flex(body: Mapping[str, Any], *, need: bool) -> None:
     qty = parse_quantity(body.get("qty"))
     low = parse_quantity(body["min"]) if "min" in body else qty
     high = parse_quantity(body["max"]) if "max" in body else qty
-    if low > high:
-        raise ValidationError(f"min {body.get('min')} is larger than max {body.get('max')}")
+    if "min" in body and "max" in body and low > high:
+        raise ValidationError(f"min {low} is larger than max {high}")
     if not low <= qty <= high:
-        raise ValidationError(f"qty {body['qty']} lies outside its range {low}..{high}")
+        raise ValidationError(f"qty {qty} lies outside its range {low}..{high}")
     if "round" in body:
         int_field(body, "round", 1, MAX_ROUND)
-    if "subs" in body:
-        if not need:
-            raise ValidationError("only needs have substitutes")
+    # A need's use or a capacity's subs never get here: the kind's field set refuses them.
+    if need and "subs" in body:
         _subs(body["subs"], str(body.get("item")))
-    if "use" in body:
-        if need:
-            raise ValidationError("only capacities declare a resource use")
+    if not need and "use" in body:
         _uses(body["use"])
 
 

@@ -12,6 +12,7 @@ from node import model
 from node.errors import LocalError
 from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
 from node.ops.node_ops import written
+from node.ops.plan_ops import within_caps
 from node.planning.balance import TICKS, decimal_str
 from node.planning.commitments import Commitment, commitments, committed_totals, track_records
 from node.planning.matching import Match, match, positions_from_records, positions_from_rollups
@@ -78,6 +79,7 @@ def match_op(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     region = state.core.region
     inside = model.in_scope(scope, region) or model.in_scope(region, scope)
     positions = positions_from_records(state.replica.records(), _counted(state), scope=region)
+    positions = within_caps(state, positions)  # never beyond a share of a cap (issue 14)
 
     def keep(group: tuple[str, str, str]) -> bool:
         return (item is None or group[0] == item) and (period is None or group[2] == period)
@@ -116,6 +118,7 @@ def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     state = ctx.state
     scope, period, item = _check_filters(ctx, args)
     positions = positions_from_records(state.replica.records(), _counted(state), scope=scope)
+    positions = within_caps(state, positions)  # never beyond a share of a cap (issue 14)
     names = _names(state)
     out = []
     for (it, dim, per), parties in sorted(positions.items()):

@@ -12,7 +12,7 @@ from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
 from node.errors import LocalError
 from node.net.discovery import split_p2p_addr
-from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Submit, Writes
+from node.ops.base import BOOL, INT, LIST, STR, OpContext, OpSpec, Submit, Writes
 from node.state import record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
@@ -75,8 +75,28 @@ def post(ctx: OpContext, args: dict[str, Any]) -> Writes:
         args["period"],
         priority=args["priority"],
         note=args["note"],
+        flex=_flex(args),
     )
     return Writes([pending], written(ctx))
+
+
+def _flex(args: dict[str, Any]) -> dict[str, Any]:
+    """How far an intent can move, from `post`'s arguments (min and max as typed,
+    subs as ``item:ratio``, use as ``resource:qty:unit``)."""
+    out: dict[str, Any] = {}
+    for bound in ("min", "max"):
+        if args.get(bound) is not None:
+            out[bound] = model.normalise_quantity(args[bound])
+    for name, parts in (("subs", 2), ("use", 3)):
+        given = args.get(name)
+        if not given:
+            continue
+        entries = [str(v).split(":") for v in given]
+        if any(len(e) != parts for e in entries):
+            form = "item:ratio" if parts == 2 else "resource:qty:unit"
+            raise LocalError(f"each of {name} is written {form}")
+        out[name] = [[e[0], model.normalise_quantity(e[1]), *e[2:]] for e in entries]
+    return out
 
 
 def withdraw(ctx: OpContext, args: dict[str, Any]) -> Writes:
@@ -230,6 +250,10 @@ OPS: dict[str, OpSpec] = {
             "period": STR(required=True, max_len=16),
             "priority": STR(max_len=16),
             "note": STR(max_len=model.MAX_NOTE_CHARS),
+            "min": STR(max_len=32),
+            "max": STR(max_len=32),
+            "subs": LIST(str, 8),
+            "use": LIST(str, 4),
         },
     ),
     "withdraw": OpSpec(

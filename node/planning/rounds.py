@@ -59,6 +59,7 @@ __all__ = [
     "intents_from_records",
     "round_step",
     "run_rounds",
+    "trim_positions",
     "within_shares",
 ]
 
@@ -398,3 +399,21 @@ def within_shares(intents: Sequence[Intent], budgets: Sequence[Budget]) -> dict[
         for i in ms:
             q[i.id] = min(q[i.id], _floor_to(q[i.id] * ratio, i.step))
     return {k: v for k, v in q.items() if v != by_id[k].qty}
+
+
+def trim_positions(
+    positions: Mapping[GroupKey, Mapping[tuple[str, str], Any]],
+    intents: Sequence[Intent],
+    budgets: Sequence[Budget],
+) -> dict[GroupKey, dict[tuple[str, str], Any]]:
+    """`positions` (`node.planning.matching`) with every capacity trimmed to what its
+    budgets allow (`within_shares`), so matching never plans beyond a share."""
+    out = {g: dict(parties) for g, parties in positions.items()}
+    by_id = {i.id: i for i in intents}
+    for k, qty in sorted(within_shares(intents, budgets).items()):
+        i = by_id[k]
+        party = (i.scope, i.node)
+        pos = out.get(i.group, {}).get(party)
+        if pos is not None:
+            out[i.group][party] = pos._replace(capacity=max(0, pos.capacity - (i.qty - qty)))
+    return out

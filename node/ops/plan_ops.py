@@ -1,0 +1,348 @@
+"""Control operations of planning rounds and caps (issue 14). Thin: the rules live in
+`node.planning.rounds` and `node.planning.caps`.
+
+A round is computed over the records this node holds for its region (every period at
+once: a cap's budget spans the periods inside its own). The planner (`plan_revise`)
+signs revisions of this node's own intents that lie within their declared ranges;
+what lies beyond waits for a member (`plan_review`, `plan_approve`).
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Any
+
+from node import model
+from node.errors import LocalError
+from node.governance.ledger import check_local_key
+from node.model.plan_kinds import MAX_ROUND
+from node.ops.base import BOOL, DICT, INT, STR, OpContext, OpSpec, Writes
+from node.ops.node_ops import written
+from node.planning.balance import TICKS, decimal_str
+from node.planning.caps import Budget, Cap, budgets, caps_in_force
+from node.planning.matching import Positions
+from node.planning.rounds import (
+    Intent,
+    Step,
+    intents_from_records,
+    round_step,
+    run_rounds,
+    trim_positions,
+)
+from node.state import NodeState
+
+log = logging.getLogger("allmende.plan")
+
+_SCOPE = STR(max_len=200)
+_PERIOD = STR(max_len=16)
+_MAX_ROUNDS = 50
+
+
+def _counted(state: NodeState) -> frozenset[bytes]:
+    return frozenset(state.core.admission.admitted)
+
+
+class _View:
+    """The planning view of one node's records: intents of its region, caps, budgets."""
+
+    def __init__(self, state: NodeState) -> None:
+        records = list(state.replica.records())
+        counted = _counted(state)
+        self.region = state.core.region
+        self.intents = intents_from_records(records, counted, scope=self.region)
+        self.caps = caps_in_force(records, counted)
+        self.budgets = budgets(self.caps, [i for i in self.intents if i.kind == "capacity"])
+        self.by_id = {i.id: i for i in self.intents}
+
+    def step(self) -> Step:
+        return round_step(self.intents, self.budgets)
+
+
+def within_caps(state: NodeState, positions: Positions) -> Positions:
+    """`positions` with capacities trimmed to their shares of the caps in force."""
+    view = _View(state)
+    if not view.budgets:
+        return positions
+    return trim_positions(positions, view.intents, view.budgets)
+
+
+def _qty(ticks: int | Fraction) -> str:
+    return decimal_str(Fraction(ticks, TICKS))
+
+
+def _filters(args: dict[str, Any]) -> str | None:
+    period = args.get("period")
+    if period is not None:
+        model.check_period(period)
+    return period
+
+
+def _groups_json(step: Step, period: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "item": item,
+            "period": per,
+            "unit": model.DIMENSIONS[dim],
+            "needs": _qty(g.needs),
+            "capacities": _qty(g.capacities),
+            "surplus": _qty(-g.gap) if g.gap <= 0 else "-" + _qty(g.gap),
+            "index": decimal_str(g.index, places=4),
+            "within": g.within,
+            "settled": g.settled,
+        }
+        for (item, dim, per), g in sorted(step.groups.items())
+        if period is None or per == period
+    ]
+
+
+def _budgets_json(view: _View, step: Step | None = None) -> list[dict[str, Any]]:
+    caps = {c.id: c for c in view.caps}
+    out = []
+    for b in view.budgets:
+        cap = caps[b.cap]
+        used = sum(
+            (view.by_id[m].qty * view.by_id[m].uses[b.resource].per_tick for m in b.members),
+            Fraction(0),
+        )
+        row = {
+            **b.as_json(),
+            "unit": cap.unit,
+            "use": decimal_str(used / model.unit(cap.unit).factor),
+            "within_share": used <= b.limit,
+        }
+        if step is not None:
+            after = step.use[(b.cap, b.child)] / model.unit(cap.unit).factor
+            row["use_after_round"] = decimal_str(after)
+        out.append(row)
+    return out
+
+
+def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Where the plan of this node's region stands: per group the totals, the scarcity
+    index and the tolerance; what this node's planner would revise; use vs share."""
+    period = _filters(args)
+    view = _View(ctx.state)
+    step = view.step()
+    me = ctx.state.me.hex()
+    return {
+        "scope": view.region,
+        "period": period,
+        "round": max((i.round for i in view.intents), default=0),
+        "converged": step.converged,
+        "groups": _groups_json(step, period),
+        "mine": {
+            "revisions": sum(1 for k in step.moved if k[0] == me),
+            "review": sum(1 for k in step.beyond if k[0] == me),
+        },
+        "budgets": _budgets_json(view, step),
+    }
+
+
+def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The rounds from the records held to where they end, as if every node's planner
+    applied its revisions after each round: per round, per group, the surplus."""
+    period = _filters(args)
+    view = _View(ctx.state)
+    steps = run_rounds(view.intents, view.budgets, max_rounds=args["max_rounds"])
+    last = steps[-1] if steps else None
+    return {
+        "scope": view.region,
+        "period": period,
+        "converged": bool(last and last.converged),
+        "settled": bool(last and last.settled),
+        "rounds": [
+            {
+                "round": s.round,
+                "converged": s.converged,
+                "moved": len(s.moved),
+                "beyond": len(s.beyond),
+                "groups": _groups_json(s, period),
+            }
+            for s in steps
+        ],
+        "remaining_deficit": _qty(sum(max(0, g.gap) for g in last.groups.values()) if last else 0),
+    }
+
+
+def _revision(ctx: OpContext, i: Intent, qty: int, *, widen: bool) -> Any:
+    state = ctx.state
+    r = state.replica.get(state.me, i.kind, i.key)
+    if r is None or r.body is None:  # pragma: no cover - the view came from the replica
+        raise LocalError(f"{i.kind} {i.key} is gone")
+    if qty <= 0:
+        return state.prepare(i.kind, i.key, None, scope=r.scope)
+    body = dict(r.body)
+    text = i.qty_text(qty)
+    body["qty"] = text
+    body["round"] = min(i.round + 1, MAX_ROUND)
+    if widen:  # members approved a quantity beyond the range: it becomes the bound
+        if qty < i.lo:
+            body["min"] = text
+        if qty > i.hi:
+            body["max"] = text
+    return state.prepare(i.kind, i.key, body, scope=r.scope)
+
+
+def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
+    """This node's planner: sign this round's revisions of its own intents that stay
+    within their ranges."""
+    view = _View(ctx.state)
+    step = view.step()
+    me = ctx.state.me.hex()
+    mine = sorted(k for k in step.moved if k[0] == me)
+    if not mine:
+        return {"revised": [], "converged": step.converged, "review": _count_mine(step, me)}
+    pendings = [_revision(ctx, view.by_id[k], step.moved[k], widen=False) for k in mine]
+    for k in mine:
+        i = view.by_id[k]
+        log.info(
+            "event=plan.revised kind=%s key=%s item=%s from=%s to=%s",
+            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(step.moved[k]),
+        )  # fmt: skip
+    base = written(ctx)
+
+    def reply(records: list[Any]) -> dict[str, Any]:
+        return {**base(records), "revised": [r.key for r in records], "converged": False}
+
+    return Writes(pendings, reply)
+
+
+def _count_mine(step: Step, me: str) -> int:
+    return sum(1 for k in step.beyond if k[0] == me)
+
+
+def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Revisions of this node's intents beyond their ranges, waiting for members."""
+    view = _View(ctx.state)
+    step = view.step()
+    me = ctx.state.me.hex()
+    out = []
+    for k, qty in sorted(step.beyond.items()):
+        if k[0] != me:
+            continue
+        i = view.by_id[k]
+        out.append(
+            {
+                "kind": i.kind,
+                "id": i.key,
+                "item": i.item,
+                "period": i.period,
+                "unit": i.unit,
+                "qty": i.qty_text(i.qty),
+                "min": i.qty_text(i.lo),
+                "max": i.qty_text(i.hi),
+                "suggested": i.qty_text(qty),
+                "withdraw": qty == 0,
+            }
+        )
+    return out
+
+
+def approve(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    """Apply a revision beyond its range that a member approved (`id`, or every one)."""
+    view = _View(ctx.state)
+    step = view.step()
+    me = ctx.state.me.hex()
+    waiting = {k: q for k, q in sorted(step.beyond.items()) if k[0] == me}
+    if args["id"] is not None:
+        waiting = {k: q for k, q in waiting.items() if k[2] == args["id"]}
+        if not waiting:
+            raise LocalError(
+                f"no revision of {args['id']!r} waits for approval; see `allmende plan review`"
+            )
+    elif not args["all"]:
+        raise LocalError("name the intent to approve, or give --all")
+    if not waiting:
+        raise LocalError("no revision waits for approval")
+    pendings = [_revision(ctx, view.by_id[k], q, widen=True) for k, q in waiting.items()]
+    for k, q in waiting.items():
+        log.info("event=plan.approved key=%s to=%s", k[2], view.by_id[k].qty_text(q))
+    return Writes(pendings, written(ctx))
+
+
+def _find_cap(caps: list[Cap], ref: str) -> Cap:
+    found = [c for c in caps if c.id == ref or c.id.endswith("." + ref)]
+    if len(found) != 1:
+        raise LocalError(f"no cap {ref!r} in force here; see `allmende cap list`")
+    return found[0]
+
+
+def cap_list(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The caps in force: passed proposals carrying a cap."""
+    return [c.as_json() for c in caps_in_force(ctx.state.replica.records(), _counted(ctx.state))]
+
+
+def cap_show(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """One cap, its shares and each child's use of it (from this region's records)."""
+    view = _View(ctx.state)
+    cap = _find_cap(view.caps, args["id"])
+    mine: list[Budget] = [b for b in view.budgets if b.cap == cap.id]
+    shown = {r["child"]: r for r in _budgets_json(view) if r["cap"] == cap.id}
+    return {**cap.as_json(), "shares": [shown[b.child] for b in mine]}
+
+
+def cap_propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
+    """Propose a cap: an approval between yes and no for one seat, its electorate the
+    scope it caps."""
+    state = ctx.state
+    key = check_local_key(args["key"])
+    if state.replica.get(state.me, "proposal", key) is not None:
+        raise LocalError(f"this node has a proposal {key} already; choose another id")
+    now = ctx.now_ms()
+    body: dict[str, Any] = {
+        "title": args["title"],
+        "method": "approval",
+        "options": [{"id": "yes", "name": "yes"}, {"id": "no", "name": "no"}],
+        "seats": 1,
+        "electorate": args["scope"] or ctx.config.scope,
+        "opens": now,
+        "closes": args["closes"] or now + 7 * 24 * 3_600_000,
+        "cap": {
+            "resource": args["resource"],
+            "qty": args["qty"],
+            "unit": args["unit"],
+            "period": args["period"],
+            "children": args["children"],
+            "equal": args["equal"],
+            "need": args["need"],
+        },
+    }
+    model.validate("proposal", key, body["electorate"], body)
+    scope = model.partition_of(body["electorate"])
+    base = written(ctx)
+    pid = f"{state.me.hex()[:16]}.{key}"
+
+    def reply(records: list[Any]) -> dict[str, Any]:
+        return {**base(records), "proposal": pid}
+
+    return Writes([state.prepare("proposal", key, body, scope)], reply)
+
+
+OPS: dict[str, OpSpec] = {
+    "plan_status": OpSpec(status, {"period": _PERIOD}),
+    "plan_rounds": OpSpec(
+        rounds, {"period": _PERIOD, "max_rounds": INT(1, _MAX_ROUNDS, default=20)}
+    ),
+    "plan_revise": OpSpec(revise),
+    "plan_review": OpSpec(review),
+    "plan_approve": OpSpec(approve, {"id": STR(max_len=64), "all": BOOL()}),
+    "cap_list": OpSpec(cap_list),
+    "cap_show": OpSpec(cap_show, {"id": STR(required=True, max_len=120)}),
+    "cap_propose": OpSpec(
+        cap_propose,
+        {
+            "key": STR(required=True, max_len=40),
+            "title": STR(required=True, max_len=200),
+            "scope": _SCOPE,
+            "resource": STR(required=True, max_len=32),
+            "qty": STR(required=True, max_len=20),
+            "unit": STR(required=True, max_len=16),
+            "period": STR(required=True, max_len=16),
+            "children": DICT(64, required=True),
+            "equal": INT(0, 100, default=1),
+            "need": INT(0, 100, default=0),
+            "closes": INT(0, 2**48 - 1),
+        },
+    ),
+}

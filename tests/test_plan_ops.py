@@ -1,0 +1,175 @@
+"""Planning rounds and caps through the control ops (issue 14): flexible intents are
+posted, the planner revises its own within range, a member approves beyond it, a cap
+decided by vote is shared and bounds rounds and matching."""
+
+from __future__ import annotations
+
+import pytest
+from governance.gov_helpers import Clock, FakeDaemon, member, vote
+
+from node.errors import LocalError
+
+REGION = "eu/nl/drenthe"
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def three(tmp_path):
+    clock = Clock()
+    nodes = [
+        FakeDaemon(tmp_path / n, name=n, scope=f"{REGION}/{n}", clock=clock) for n in "abc"
+    ]
+    yield nodes
+    for n in nodes:
+        n.close()
+
+
+def _sync(nodes: list[FakeDaemon]) -> None:
+    raws = [r.raw for n in nodes for r in n.state.replica.records()]
+    for n in nodes:
+        n.state.ingest(raws)
+
+
+def _post(d: FakeDaemon, kind: str, qty: str, **flex) -> str:
+    extra = {"priority": "high"} if kind == "need" else {}
+    out = d.call(
+        "post", kind=kind, item="potatoes", qty=qty, unit="kg", period="2027", **extra, **flex
+    )
+    return out["id"]
+
+
+def _qty(d: FakeDaemon, kind: str, key: str) -> str:
+    return d.state.replica.get(d.state.me, kind, key).body["qty"]
+
+
+def test_the_planner_closes_a_deficit_within_ranges(three):
+    a, b, c = three
+    n = _post(a, "need", "100", min="80")
+    cb = _post(b, "capacity", "60", max="70")
+    cc = _post(c, "capacity", "20", max="30")
+    _sync(three)
+    status = a.call("plan_status")
+    (g,) = status["groups"]
+    assert (g["needs"], g["capacities"], g["within"]) == ("100", "80", False)
+    assert g["index"] == "0.1111"  # (100 - 80) / 180
+    assert status["mine"] == {"revisions": 1, "review": 0}
+    for d in three:
+        d.call("plan_revise")
+    assert (_qty(a, "need", n), _qty(b, "capacity", cb), _qty(c, "capacity", cc)) == (
+        "90",
+        "65",
+        "25",
+    )
+    _sync(three)
+    assert a.call("plan_status")["converged"]
+    assert a.call("plan_revise")["revised"] == []
+    rec = a.state.replica.get(a.state.me, "need", n).body
+    assert (rec["round"], rec["min"]) == (1, "80")
+    # the same view on every node
+    assert a.call("plan_status")["groups"] == b.call("plan_status")["groups"]
+
+
+def test_beyond_the_range_waits_for_members(three):
+    a, b, _ = three
+    n = _post(a, "need", "100", min="90")
+    _post(b, "capacity", "60", max="70")
+    _sync(three)
+    rounds = a.call("plan_rounds")
+    assert not rounds["converged"]
+    assert rounds["remaining_deficit"] == "20"
+    a.call("plan_revise")
+    assert _qty(a, "need", n) == "90"  # its range's end, no further
+    (waiting,) = a.call("plan_review")
+    assert waiting["min"] == "90" and waiting["suggested"] != "90"
+    with pytest.raises(LocalError, match="name the intent"):
+        a.call("plan_approve")
+    with pytest.raises(LocalError, match="no revision of 'nope'"):
+        a.call("plan_approve", id="nope")
+    a.call("plan_approve", id=n)
+    body = a.state.replica.get(a.state.me, "need", n).body
+    assert body["qty"] == body["min"] == waiting["suggested"]
+
+
+def test_flex_is_checked_when_posting(three):
+    a = three[0]
+    with pytest.raises(LocalError, match="outside its range"):
+        _post(a, "need", "100", min="120")
+    with pytest.raises(LocalError, match="min 90 is larger than max 80"):
+        _post(a, "need", "85", min="90", max="80")
+    with pytest.raises(LocalError, match="unknown substitute item"):
+        _post(a, "need", "100", subs=["marzipan:2"])
+    with pytest.raises(LocalError, match="item:ratio"):
+        _post(a, "need", "100", subs=["rice"])
+    with pytest.raises(LocalError, match="unexpected field.*use"):
+        _post(a, "need", "100", use=["co2:1:kg"])
+    key = _post(a, "need", "100", subs=["rice:0.8"], min="50", max="100")
+    assert a.state.replica.get(a.state.me, "need", key).body["subs"] == [["rice", "0.8"]]
+
+
+def _pass_cap(a: FakeDaemon, qty: str, children: dict, **extra) -> str:
+    pid = a.call(
+        "cap_propose",
+        key="co2-2027",
+        title="CO2 for 2027",
+        scope=REGION,
+        resource="co2",
+        qty=qty,
+        unit="kg",
+        period="2027",
+        children=children,
+        closes=a.clock.t + HOUR,
+        **extra,
+    )["proposal"]
+    a.clock.t += 1000
+    for k, choice in enumerate(["yes", "yes", "no"]):
+        m = member(500 + k)
+        a.call("gov_member_add", member=m.public.hex(), pseudonym=f"m{k}")
+        a.submit(vote(a, m, pid, [choice], scope=a.config.scope))
+    assert a.call("cap_list") == []  # not decided while the vote is open
+    a.clock.t += HOUR
+    a.call("gov_proposal_close", proposal=pid)
+    return pid
+
+
+def test_a_cap_decided_by_vote_bounds_rounds_and_matching(three):
+    a, b, c = three
+    n = _post(a, "need", "100", min="50")
+    # B would raise to 100 kg of potatoes, at 1 kg CO2 each; its share is 70.
+    cb = _post(b, "capacity", "60", max="100", use=["co2:1:kg"])
+    _sync(three)
+    children = {f"{REGION}/a": 1, f"{REGION}/b": 7, f"{REGION}/c": 2}
+    pid = _pass_cap(a, "100", children)
+    _sync(three)
+    (cap,) = b.call("cap_list")
+    assert cap["id"] == pid and cap["qty"] == "100"
+    shown = b.call("cap_show", id="co2-2027")
+    shares = {s["child"]: s for s in shown["shares"]}
+    assert shares[f"{REGION}/b"]["share"] == "70"
+    assert shares[f"{REGION}/b"]["use"] == "60"
+    for d in three:
+        d.call("plan_revise")
+    _sync(three)
+    # the gap of 40 is shared by room: A's need can give 50, B only 10 more (its share
+    # of 70, not its max of 100): 2/3 of each
+    assert _qty(b, "capacity", cb) == "66.666666"
+    assert _qty(a, "need", n) == "66.666667"
+    assert a.call("plan_status")["converged"]
+    with pytest.raises(LocalError, match="no cap"):
+        b.call("cap_show", id="nothing")
+
+
+def test_matching_never_plans_beyond_a_share(three):
+    a, b, _ = three
+    _post(a, "need", "100")
+    _post(b, "capacity", "90", use=["co2:1:kg"])  # posted before the cap, fixed
+    _sync(three)
+    assert sum(float(m["qty"]) for m in a.call("match")["within_region"]) == 90
+    _pass_cap(a, "40", {f"{REGION}/b": 1})
+    _sync(three)
+    matches = a.call("match")["within_region"]
+    assert sum(float(m["qty"]) for m in matches) == 40
+    (row,) = [r for r in b.call("plan_status")["budgets"] if r["child"] == f"{REGION}/b"]
+    assert row["use"] == "90" and not row["within_share"]
+    b.call("plan_revise")  # its range is fixed: the cut waits for members
+    (waiting,) = b.call("plan_review")
+    assert waiting["suggested"] == "40"
