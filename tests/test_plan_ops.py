@@ -16,9 +16,7 @@ HOUR = 3_600_000
 @pytest.fixture
 def three(tmp_path):
     clock = Clock()
-    nodes = [
-        FakeDaemon(tmp_path / n, name=n, scope=f"{REGION}/{n}", clock=clock) for n in "abc"
-    ]
+    nodes = [FakeDaemon(tmp_path / n, name=n, scope=f"{REGION}/{n}", clock=clock) for n in "abc"]
     yield nodes
     for n in nodes:
         n.close()
