@@ -78,7 +78,8 @@ def test_beyond_the_range_waits_for_members(three):
     a.call("plan_revise")
     assert _qty(a, "need", n) == "90"  # its range's end, no further
     (waiting,) = a.call("plan_review")
-    assert waiting["min"] == "90" and waiting["suggested"] != "90"
+    assert waiting["min"] == "90"
+    assert waiting["suggested"] != "90"
     with pytest.raises(LocalError, match="name the intent"):
         a.call("plan_approve")
     with pytest.raises(LocalError, match="no revision of 'nope'"):
@@ -98,7 +99,7 @@ def test_flex_is_checked_when_posting(three):
         _post(a, "need", "100", subs=["marzipan:2"])
     with pytest.raises(LocalError, match="item:ratio"):
         _post(a, "need", "100", subs=["rice"])
-    with pytest.raises(LocalError, match="unexpected field.*use"):
+    with pytest.raises(LocalError, match=r"unexpected field.*use"):
         _post(a, "need", "100", use=["co2:1:kg"])
     key = _post(a, "need", "100", subs=["rice:0.8"], min="50", max="100")
     assert a.state.replica.get(a.state.me, "need", key).body["subs"] == [["rice", "0.8"]]
@@ -130,7 +131,7 @@ def _pass_cap(a: FakeDaemon, qty: str, children: dict, **extra) -> str:
 
 
 def test_a_cap_decided_by_vote_bounds_rounds_and_matching(three):
-    a, b, c = three
+    a, b, _c = three
     n = _post(a, "need", "100", min="50")
     # B would raise to 100 kg of potatoes, at 1 kg CO2 each; its share is 70.
     cb = _post(b, "capacity", "60", max="100", use=["co2:1:kg"])
@@ -139,7 +140,8 @@ def test_a_cap_decided_by_vote_bounds_rounds_and_matching(three):
     pid = _pass_cap(a, "100", children)
     _sync(three)
     (cap,) = b.call("cap_list")
-    assert cap["id"] == pid and cap["qty"] == "100"
+    assert cap["id"] == pid
+    assert cap["qty"] == "100"
     shown = b.call("cap_show", id="co2-2027")
     shares = {s["child"]: s for s in shown["shares"]}
     assert shares[f"{REGION}/b"]["share"] == "70"
@@ -167,7 +169,8 @@ def test_matching_never_plans_beyond_a_share(three):
     matches = a.call("match")["within_region"]
     assert sum(float(m["qty"]) for m in matches) == 40
     (row,) = [r for r in b.call("plan_status")["budgets"] if r["child"] == f"{REGION}/b"]
-    assert row["use"] == "90" and not row["within_share"]
+    assert row["use"] == "90"
+    assert not row["within_share"]
     b.call("plan_revise")  # its range is fixed: the cut waits for members
     (waiting,) = b.call("plan_review")
     assert waiting["suggested"] == "40"

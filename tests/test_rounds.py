@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from factories import Author, identities
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factories import Author, identities
 from node.crdt.replica import Replica
 from node.planning.balance import _PER_MICRO
 from node.planning.caps import Budget, Cap, Use, budgets, largest_remainder, shares
