@@ -308,6 +308,16 @@ def item_add(ctx: Ctx, item_id: str, name: str, dimension: str) -> None:
     ctx.show(render.written(ctx.call("item_add", id=item_id, name=name, dimension=dimension)))
 
 
+def _flex_args(extra: dict[str, Any]) -> dict[str, Any]:
+    """`need add`/`capacity add` options for the `post` op (empty ones left out)."""
+    out = {k: v for k, v in extra.items() if k not in ("min_", "max_", "subs", "use")}
+    out["min"], out["max"] = extra.get("min_"), extra.get("max_")
+    for name in ("subs", "use"):
+        if extra.get(name):
+            out[name] = list(extra[name])
+    return out
+
+
 def _intent_group(kind: str) -> click.Group:
     plural = {"need": "needs", "capacity": "capacities"}[kind]
 
@@ -338,12 +348,23 @@ def _intent_group(kind: str) -> click.Group:
                     unit=unit,
                     period=period,
                     note=note,
-                    **extra,
+                    **_flex_args(extra),
                 )
             )
         )
 
     add.help = f"Post a {kind}: QTY of ITEM in UNIT (e.g. potatoes 500 kg)."
+    # How far planning rounds may move it (issue 14): --min/--max, and --sub or --use.
+    if kind == "need":
+        add = click.option(
+            "--sub", "subs", multiple=True, help="ITEM:RATIO that can replace it; repeat."
+        )(add)
+    else:
+        add = click.option(
+            "--use", "use", multiple=True, help="RESOURCE:QTY:UNIT drawn per unit; repeat."
+        )(add)
+    add = click.option("--max", "max_", default=None, help="Rounds may raise it to this.")(add)
+    add = click.option("--min", "min_", default=None, help="Rounds may lower it to this.")(add)
     if kind == "need":
         add = click.option(
             "--priority",
@@ -487,3 +508,8 @@ cli.add_command(match_cmd.commitment)
 cli.add_command(match_cmd.fulfil)
 cli.add_command(match_cmd.confirm)
 cli.add_command(match_cmd.track_record)
+
+from cli import plan_cmd  # noqa: E402  (planning rounds and caps)
+
+cli.add_command(plan_cmd.plan)
+cli.add_command(plan_cmd.cap)

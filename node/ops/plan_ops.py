@@ -90,6 +90,7 @@ def _groups_json(step: Step, period: str | None) -> list[dict[str, Any]]:
             "index": decimal_str(g.index, places=4),
             "within": g.within,
             "settled": g.settled,
+            "fits": g.fits,
         }
         for (item, dim, per), g in sorted(step.groups.items())
         if period is None or per == period

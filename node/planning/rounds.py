@@ -16,7 +16,9 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
 2. *Scarcity index* ``(D - S) / (D + S)``: the group's relative excess demand at the
    round's start, in [-1, 1]. A group is *within tolerance* when
    ``|D - S| <= tolerance * max(D, S)`` or when the gap is below the records'
-   precision (one millionth of a unit per intent).
+   precision (one millionth of a unit per intent). The plan has *converged* when every
+   group is within tolerance or holds a surplus no range can take in (spare capacity
+   leaves no need uncovered).
 3. *Moves.* A group out of tolerance closes its gap g from both sides in proportion to
    their room: in a shortage needs move down towards ``min`` and capacities up towards
    ``max``; in a surplus the reverse. Every intent moves ``room * min(1, g / R)`` (R:
@@ -196,6 +198,12 @@ class GroupState:
         """Within tolerance, or out of room in the direction that would close it."""
         return self.within or self.room == 0
 
+    @property
+    def fits(self) -> bool:
+        """Within tolerance, or a surplus no range can take in (spare capacity: it
+        leaves no need uncovered)."""
+        return self.within or (self.gap < 0 and self.room == 0)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -217,8 +225,8 @@ class Step:
 
     @property
     def converged(self) -> bool:
-        """Every group within tolerance at the round's start."""
-        return all(g.within for g in self.groups.values())
+        """Every group fits at the round's start (`GroupState.fits`)."""
+        return all(g.fits for g in self.groups.values())
 
     @property
     def settled(self) -> bool:
