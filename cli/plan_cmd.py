@@ -193,7 +193,13 @@ def status(ctx: Ctx, period: str | None, as_json: bool) -> None:
 
 @plan.command("rounds")
 @click.option("--period", default=None, help="Only this period.")
-@click.option("--max-rounds", type=click.IntRange(1, 50), default=20, show_default=True)
+@click.option(
+    "--max-rounds",
+    type=click.IntRange(1, 50),
+    default=20,
+    show_default=True,
+    help="Stop after this many rounds.",
+)
 @click.option(
     "--chart",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),

@@ -19,9 +19,9 @@ from node.governance.ledger import check_local_key
 from node.model.plan_kinds import MAX_ROUND
 from node.ops.base import BOOL, DICT, INT, STR, OpContext, OpSpec, Writes
 from node.ops.node_ops import written
-from node.planning.balance import TICKS, decimal_str
+from node.planning.balance import TICKS, GroupKey, decimal_str
 from node.planning.caps import Budget, Cap, budgets, caps_in_force
-from node.planning.matching import Positions
+from node.planning.matching import Party, Position
 from node.planning.rounds import (
     Intent,
     Step,
@@ -59,7 +59,9 @@ class _View:
         return round_step(self.intents, self.budgets)
 
 
-def within_caps(state: NodeState, positions: Positions) -> Positions:
+def within_caps(
+    state: NodeState, positions: dict[GroupKey, dict[Party, Position]]
+) -> dict[GroupKey, dict[Party, Position]]:
     """`positions` with capacities trimmed to their shares of the caps in force."""
     view = _View(state)
     if not view.budgets:

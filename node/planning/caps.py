@@ -103,23 +103,24 @@ def caps_in_force(records: Iterable[Record], admitted: frozenset[bytes] | None) 
     ledger = Ledger(records, admitted)
     latest: dict[tuple[str, str, str], Cap] = {}
     for p in ledger.of_kind("proposal"):
-        if p.body is None or "cap" not in p.body:
+        body: dict[str, Any] = dict(p.body or {})
+        if "cap" not in body:
             continue
         if admitted is not None and p.origin not in admitted:
             continue
         pid = object_id(p.origin, p.key)
-        closes = int(p.body["closes"])
+        closes = int(body["closes"])
         try:
             res = results(ledger, pid, closes)
         except GovernanceError:
             continue
         if res.status != "final" or res.winners != ("yes",):
             continue
-        c = p.body["cap"]
+        c = body["cap"]
         cap = Cap(
             id=pid,
             resource=str(c["resource"]),
-            scope=str(p.body["electorate"]),
+            scope=str(body["electorate"]),
             period=str(c["period"]),
             qty=int(c["qty"]),
             unit=str(c["unit"]),

@@ -50,7 +50,7 @@ from node import model
 from node.crdt.record import Record
 from node.planning.balance import _PER_MICRO, GroupKey, _amount
 from node.planning.caps import Budget, Use
-from node.planning.matching import PRIORITY_RANK
+from node.planning.matching import PRIORITY_RANK, Party, Position
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -123,6 +123,10 @@ def _uses(body: Mapping[str, Any], unit: str) -> dict[str, Use]:
     return out
 
 
+def _revisions(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
 def intent_of(r: Record) -> Intent | None:
     """The intent a live need or capacity record states, else None."""
     if r.kind not in ("need", "capacity") or r.body is None:
@@ -147,7 +151,7 @@ def intent_of(r: Record) -> Intent | None:
         step=_PER_MICRO[unit],
         rank=PRIORITY_RANK[str(b["priority"])] if r.kind == "need" else -1,
         uses=_uses(b, unit) if r.kind == "capacity" else {},
-        round=int(b.get("round", 0)),
+        round=_revisions(b.get("round")),
     )
 
 
@@ -342,11 +346,11 @@ def round_step(
         shortage = d > s
         # In a shortage needs go down and capacities up; in a surplus the reverse.
         rooms = {i.id: room(i, up=(i.kind == "capacity") == shortage) for i in members_g}
-        total = sum(rooms.values())
-        states[g] = GroupState(d, s, index, ok, 0 if ok else min(total, gap))
+        total_room = sum(rooms.values())
+        states[g] = GroupState(d, s, index, ok, 0 if ok else min(total_room, gap))
         if ok:
             continue
-        ratio = Fraction(1) if total <= gap else Fraction(gap, total)
+        ratio = Fraction(1) if total_room <= gap else Fraction(gap, total_room)
         for i in members_g:
             move = _floor_to(rooms[i.id] * ratio, i.step)
             up = (i.kind == "capacity") == shortage
@@ -354,7 +358,7 @@ def round_step(
         # 4. Beyond: what the ranges cannot close in a shortage.
         d2 = sum(q[i.id] for i in members_g if i.kind == "need")
         s2 = sum(q[i.id] for i in members_g if i.kind == "capacity")
-        left = d2 - s2
+        short_by = d2 - s2
         if not shortage or _within(d2, s2, sum(i.step for i in members_g), tolerance):
             continue
         free = [i for i in members_g if i.kind == "need" or i.id not in in_budgets]
@@ -362,7 +366,7 @@ def round_step(
         for i in free:
             if not weight:
                 break
-            share = _ceil_to(Fraction(left * q[i.id], weight), i.step)
+            share = _ceil_to(Fraction(short_by * q[i.id], weight), i.step)
             beyond[i.id] = max(0, q[i.id] - share) if i.kind == "need" else q[i.id] + share
 
     moved = {k: v for k, v in q.items() if v != by_id[k].qty}
@@ -410,10 +414,10 @@ def within_shares(intents: Sequence[Intent], budgets: Sequence[Budget]) -> dict[
 
 
 def trim_positions(
-    positions: Mapping[GroupKey, Mapping[tuple[str, str], Any]],
+    positions: Mapping[GroupKey, Mapping[Party, Position]],
     intents: Sequence[Intent],
     budgets: Sequence[Budget],
-) -> dict[GroupKey, dict[tuple[str, str], Any]]:
+) -> dict[GroupKey, dict[Party, Position]]:
     """`positions` (`node.planning.matching`) with every capacity trimmed to what its
     budgets allow (`within_shares`), so matching never plans beyond a share."""
     out = {g: dict(parties) for g, parties in positions.items()}

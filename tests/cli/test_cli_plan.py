@@ -7,11 +7,11 @@ from io import StringIO
 
 import pytest
 from click.testing import CliRunner
+from governance.gov_helpers import Clock, FakeDaemon
 from rich.console import Console
 
 from cli import plan_cmd
 from cli.main import cli
-from governance.gov_helpers import Clock, FakeDaemon
 
 REGION = "eu/nl/drenthe"
 
