@@ -201,3 +201,17 @@ def test_an_undecided_cap_or_a_strangers_one_is_not_in_force() -> None:
     assert caps_in_force([prop], None) == []
     # not admitted: never counts, whatever its votes
     assert caps_in_force([prop], frozenset()) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"qty": "80", "base": "130", "min": "70", "max": "120"}, "base 130 lies outside"),
+        ({"qty": "80", "base": "100"}, "qty 80 lies outside"),  # no min: it may not go down
+        ({"qty": "80", "base": "0.0000001", "min": "70"}, "decimal number"),
+    ],
+)
+def test_a_revision_keeps_its_base_inside_the_range(fields, reason) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        _need(**fields)
+    _need(qty="80", base="100", min="70")

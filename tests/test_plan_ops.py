@@ -151,7 +151,7 @@ def test_a_cap_decided_by_vote_bounds_rounds_and_matching(three):
     _sync(three)
     # the gap of 40 is shared by room: A's need can give 50, B only 10 more (its share
     # of 70, not its max of 100): 2/3 of each
-    assert _qty(b, "capacity", cb) == "66.666666"
+    assert _qty(b, "capacity", cb) == "66.666667"  # the last millionth to the first with room
     assert _qty(a, "need", n) == "66.666667"
     assert a.call("plan_status")["converged"]
     with pytest.raises(LocalError, match="no cap"):

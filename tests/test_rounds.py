@@ -6,6 +6,7 @@ capacity past its share; shares add up to the cap exactly."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 from factories import Author, identities
@@ -18,6 +19,7 @@ from node.planning.caps import Budget, Cap, Use, budgets, largest_remainder, sha
 from node.planning.rounds import (
     Intent,
     intents_from_records,
+    plan,
     round_step,
     run_rounds,
     within_shares,
@@ -270,3 +272,19 @@ def test_every_replica_plans_alike(data) -> None:
         results.append((xs, round_step(xs)))
     assert results[0] == results[1]
     assert [i.hi for i in results[0][0] if i.kind == "capacity"] == [40 * KG] * 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), xs=intents(capped=True), lim=limits)
+def test_the_plan_does_not_depend_on_which_revisions_are_held(data, xs, lim) -> None:
+    """Each node applies its part of the plan when it likes; a node that holds some of
+    the others' revisions (any subset) computes the same plan as one holding none."""
+    bs = _budgets(xs, lim)
+    steps, planned = plan(xs, bs)
+    held = data.draw(st.sets(st.sampled_from([i.id for i in xs])))
+    revised = [replace(i, qty=planned[i.id], base=i.qty) if i.id in held else i for i in xs]
+    again_steps, again = plan(revised, bs)
+    assert again == planned
+    assert again_steps == steps
+    for i in xs:
+        assert i.lo <= planned[i.id] <= i.hi

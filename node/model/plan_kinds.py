@@ -3,13 +3,16 @@
 Flexibility (all optional, so every older need and capacity stays valid):
 
 * ``min`` and ``max``: the range a round may move the quantity in, in the intent's own
-  unit; ``min <= qty <= max``. Without them the intent does not move.
+  unit; ``min <= qty <= max``. An absent bound is the declared quantity (``base``, or
+  ``qty`` before any revision): the intent does not move that way.
 * ``subs`` (needs): ``[[item, ratio], ...]``: one unit of the need can be replaced by
   ``ratio`` units of `item` (in that item's base unit). Declared and shown; rounds do
   not substitute yet.
 * ``use`` (capacities): ``[[resource, qty, unit], ...]``: what one unit of the
   capacity draws on a capped resource (e.g. ``["co2", "0.4", "kg"]`` per kg).
-* ``round``: how many times the node's planner has revised this intent (its log).
+* ``base``: the quantity as declared, before any round revised ``qty``: rounds start
+  from it, so every node computes the same plan whichever revisions it holds yet.
+* ``round``: the round of the plan that set ``qty`` (its log).
 
 A cap is a proposal decision (``cap`` in a proposal body, like ``admission``): a
 resource, a whole quantity in a unit, a period, and how the cap is shared among the
@@ -31,7 +34,7 @@ from node.model.fields import int_field, matches, only_fields, shown
 from node.model.scope import check_scope, in_scope
 from node.model.units import check_period, parse_quantity, unit
 
-FLEX_FIELDS = frozenset({"min", "max", "round"})
+FLEX_FIELDS = frozenset({"min", "max", "base", "round"})
 NEED_FLEX_FIELDS = FLEX_FIELDS | {"subs"}
 CAPACITY_FLEX_FIELDS = FLEX_FIELDS | {"use"}
 MAX_SUBS = 8
@@ -61,10 +64,14 @@ def check_flex(body: Mapping[str, Any], *, need: bool) -> None:
             substitutes or uses that are malformed, repeated or too many.
     """
     qty = parse_quantity(body.get("qty"))
-    low = parse_quantity(body["min"]) if "min" in body else qty
-    high = parse_quantity(body["max"]) if "max" in body else qty
+    # An absent bound is the quantity as declared: the intent does not move that way.
+    base = parse_quantity(body["base"]) if "base" in body else qty
+    low = parse_quantity(body["min"]) if "min" in body else base
+    high = parse_quantity(body["max"]) if "max" in body else base
     if "min" in body and "max" in body and low > high:
         raise ValidationError(f"min {low} is larger than max {high}")
+    if not low <= base <= high:
+        raise ValidationError(f"base {base} lies outside its range {low}..{high}")
     if not low <= qty <= high:
         raise ValidationError(f"qty {qty} lies outside its range {low}..{high}")
     if "round" in body:

@@ -24,10 +24,11 @@ from node.planning.caps import Budget, Cap, budgets, caps_in_force
 from node.planning.matching import Party, Position
 from node.planning.rounds import (
     Intent,
+    IntentId,
     Step,
     intents_from_records,
+    plan,
     round_step,
-    run_rounds,
     trim_positions,
 )
 from node.state import NodeState
@@ -56,7 +57,16 @@ class _View:
         self.by_id = {i.id: i for i in self.intents}
 
     def step(self) -> Step:
+        """The round over the quantities held now (where the records stand)."""
         return round_step(self.intents, self.budgets)
+
+    def plan(self, max_rounds: int = 20) -> tuple[list[Step], dict[IntentId, int]]:
+        """The rounds from the declared quantities, and every intent's planned one."""
+        return plan(self.intents, self.budgets, max_rounds=max_rounds)
+
+    def round_of(self, steps: list[Step], k: IntentId) -> int:
+        """The round that last moved intent `k` in `steps` (0: none)."""
+        return max((s.round for s in steps if k in s.moved), default=0)
 
 
 def within_caps(
@@ -127,27 +137,29 @@ def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     period = _filters(args)
     view = _View(ctx.state)
     step = view.step()
+    steps, planned = view.plan()
     me = ctx.state.me.hex()
     return {
         "scope": view.region,
         "period": period,
         "round": max((i.round for i in view.intents), default=0),
+        "rounds": len(steps),
         "converged": step.converged,
         "groups": _groups_json(step, period),
         "mine": {
-            "revisions": sum(1 for k in step.moved if k[0] == me),
-            "review": sum(1 for k in step.beyond if k[0] == me),
+            "revisions": sum(1 for i in view.intents if i.node == me and planned[i.id] != i.qty),
+            "review": sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0,
         },
         "budgets": _budgets_json(view, step),
     }
 
 
 def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The rounds from the records held to where they end, as if every node's planner
-    applied its revisions after each round: per round, per group, the surplus."""
+    """The rounds of the plan, from the quantities as declared to where they end:
+    per round, per group, the surplus."""
     period = _filters(args)
     view = _View(ctx.state)
-    steps = run_rounds(view.intents, view.budgets, max_rounds=args["max_rounds"])
+    steps, _ = view.plan(args["max_rounds"])
     last = steps[-1] if steps else None
     return {
         "scope": view.region,
@@ -168,7 +180,7 @@ def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _revision(ctx: OpContext, i: Intent, qty: int, *, widen: bool) -> Any:
+def _revision(ctx: OpContext, i: Intent, qty: int, number: int, *, widen: bool) -> Any:
     state = ctx.state
     r = state.replica.get(state.me, i.kind, i.key)
     if r is None or r.body is None:  # pragma: no cover - the view came from the replica
@@ -178,30 +190,39 @@ def _revision(ctx: OpContext, i: Intent, qty: int, *, widen: bool) -> Any:
     body = dict(r.body)
     text = i.qty_text(qty)
     body["qty"] = text
-    body["round"] = min(i.round + 1, MAX_ROUND)
-    if widen:  # members approved a quantity beyond the range: it becomes the bound
+    body["base"] = i.qty_text(i.declared)
+    if number:
+        body["round"] = min(number, MAX_ROUND)
+    if widen:  # members approved a quantity beyond the range: bound and new base
         if qty < i.lo:
             body["min"] = text
         if qty > i.hi:
             body["max"] = text
+        body["base"] = text
+        body.pop("round", None)
     return state.prepare(i.kind, i.key, body, scope=r.scope)
 
 
 def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
-    """This node's planner: sign this round's revisions of its own intents that stay
-    within their ranges."""
+    """This node's planner: sign the plan's quantities of its own intents (all within
+    their ranges) where they differ from what its records say."""
     view = _View(ctx.state)
-    step = view.step()
+    steps, planned = view.plan()
     me = ctx.state.me.hex()
-    mine = sorted(k for k in step.moved if k[0] == me)
+    mine = [i.id for i in view.intents if i.node == me and planned[i.id] != i.qty]
     if not mine:
-        return {"revised": [], "converged": step.converged, "review": _count_mine(step, me)}
-    pendings = [_revision(ctx, view.by_id[k], step.moved[k], widen=False) for k in mine]
+        review = sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0
+        return {"revised": [], "converged": view.step().converged, "review": review}
+    pendings = [
+        _revision(ctx, view.by_id[k], planned[k], view.round_of(steps, k), widen=False)
+        for k in mine
+    ]
     for k in mine:
         i = view.by_id[k]
         log.info(
-            "event=plan.revised kind=%s key=%s item=%s from=%s to=%s",
-            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(step.moved[k]),
+            "event=plan.revised kind=%s key=%s item=%s from=%s to=%s round=%d",
+            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(planned[k]),
+            view.round_of(steps, k),
         )  # fmt: skip
     base = written(ctx)
 
@@ -211,17 +232,13 @@ def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
     return Writes(pendings, reply)
 
 
-def _count_mine(step: Step, me: str) -> int:
-    return sum(1 for k in step.beyond if k[0] == me)
-
-
 def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Revisions of this node's intents beyond their ranges, waiting for members."""
     view = _View(ctx.state)
-    step = view.step()
+    steps, planned = view.plan()
     me = ctx.state.me.hex()
     out = []
-    for k, qty in sorted(step.beyond.items()):
+    for k, qty in sorted(steps[-1].beyond.items() if steps else ()):
         if k[0] != me:
             continue
         i = view.by_id[k]
@@ -233,6 +250,7 @@ def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
                 "period": i.period,
                 "unit": i.unit,
                 "qty": i.qty_text(i.qty),
+                "planned": i.qty_text(planned[k]),
                 "min": i.qty_text(i.lo),
                 "max": i.qty_text(i.hi),
                 "suggested": i.qty_text(qty),
@@ -245,9 +263,10 @@ def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
 def approve(ctx: OpContext, args: dict[str, Any]) -> Writes:
     """Apply a revision beyond its range that a member approved (`id`, or every one)."""
     view = _View(ctx.state)
-    step = view.step()
+    steps, _ = view.plan()
     me = ctx.state.me.hex()
-    waiting = {k: q for k, q in sorted(step.beyond.items()) if k[0] == me}
+    beyond = steps[-1].beyond if steps else {}
+    waiting = {k: q for k, q in sorted(beyond.items()) if k[0] == me}
     if args["id"] is not None:
         waiting = {k: q for k, q in waiting.items() if k[2] == args["id"]}
         if not waiting:
@@ -258,7 +277,7 @@ def approve(ctx: OpContext, args: dict[str, Any]) -> Writes:
         raise LocalError("name the intent to approve, or give --all")
     if not waiting:
         raise LocalError("no revision waits for approval")
-    pendings = [_revision(ctx, view.by_id[k], q, widen=True) for k, q in waiting.items()]
+    pendings = [_revision(ctx, view.by_id[k], q, 0, widen=True) for k, q in waiting.items()]
     for k, q in waiting.items():
         log.info("event=plan.approved key=%s to=%s", k[2], view.by_id[k].qty_text(q))
     return Writes(pendings, written(ctx))

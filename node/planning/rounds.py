@@ -4,7 +4,9 @@ plan fits, and no capacity is raised past its share of a cap.
 No board: a round is a pure, exact function of the intents a node holds (and the
 budgets of the caps in force), so every node holding the same records computes the
 same round, and each node's planner applies the part that concerns its own intents
-(signed revisions of its own records, `node.ops.plan_ops`).
+(signed revisions of its own records, `node.ops.plan_ops`). `plan` runs the rounds
+from the quantities as *declared* (a revised record keeps its ``base``), so a node's
+plan does not depend on which of the others' revisions it has received yet.
 
 One round (`round_step`), per group (item, dimension, period), in integer ticks
 (`balance.TICKS`):
@@ -22,10 +24,12 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
 3. *Moves.* A group out of tolerance closes its gap g from both sides in proportion to
    their room: in a shortage needs move down towards ``min`` and capacities up towards
    ``max``; in a surplus the reverse. Every intent moves ``room * min(1, g / R)`` (R:
-   the total room), rounded towards its current quantity, so a round never overshoots
-   and never leaves a range. A capacity's upward room is first limited by its budgets'
-   headroom: when the capacities of a budget ask for more than is left, each gets the
-   same fraction of its room, so the budget is never exceeded.
+   the total room) to the record's precision, what that rounding leaves going to the
+   first intents with room left; a round never leaves a range, closes a shortage whole
+   when the ranges can, and never turns a surplus into a shortage. A capacity's upward
+   room is first limited by its budgets' headroom: when the capacities of a budget ask
+   for more than is left, each gets the same fraction of its room, so the budget is
+   never exceeded.
 4. *Beyond.* A shortage the ranges cannot close is spread, as suggestions outside the
    ranges, over the needs and the uncapped capacities of the group in proportion to
    their quantities. Nothing beyond a range is applied without members' approval.
@@ -59,6 +63,7 @@ __all__ = [
     "Step",
     "intent_of",
     "intents_from_records",
+    "plan",
     "round_step",
     "run_rounds",
     "trim_positions",
@@ -80,7 +85,8 @@ class Intent:
         step: ticks per millionth of the record's unit (its precision).
         rank: a need's priority rank (capacities: -1).
         uses: per capped resource, what one tick draws.
-        round: the record's revision count.
+        round: the round of the plan that set its quantity (0: as declared).
+        base: the quantity as declared (rounds start from it).
     """
 
     node: str
@@ -98,6 +104,11 @@ class Intent:
     rank: int = -1
     uses: Mapping[str, Use] = field(default_factory=dict)
     round: int = 0
+    base: int = -1  # -1: the quantity itself
+
+    @property
+    def declared(self) -> int:
+        return self.qty if self.base < 0 else self.base
 
     @property
     def id(self) -> IntentId:
@@ -134,8 +145,9 @@ def intent_of(r: Record) -> Intent | None:
     b = r.body
     unit = str(b["unit"])
     qty, dim = _amount(str(b["qty"]), unit)
-    lo = _amount(str(b["min"]), unit)[0] if "min" in b else qty
-    hi = _amount(str(b["max"]), unit)[0] if "max" in b else qty
+    base = _amount(str(b["base"]), unit)[0] if "base" in b else qty
+    lo = _amount(str(b["min"]), unit)[0] if "min" in b else base
+    hi = _amount(str(b["max"]), unit)[0] if "max" in b else base
     return Intent(
         node=r.origin.hex(),
         kind=r.kind,
@@ -152,6 +164,7 @@ def intent_of(r: Record) -> Intent | None:
         rank=PRIORITY_RANK[str(b["priority"])] if r.kind == "need" else -1,
         uses=_uses(b, unit) if r.kind == "capacity" else {},
         round=_revisions(b.get("round")),
+        base=base,
     )
 
 
@@ -351,10 +364,22 @@ def round_step(
         if ok:
             continue
         ratio = Fraction(1) if total_room <= gap else Fraction(gap, total_room)
+        moves = {i.id: _floor_to(rooms[i.id] * ratio, i.step) for i in members_g}
+        # What flooring left, in id order, to whoever has room left: a shortage is
+        # closed whole (by up to one step too much: a spare millionth), a surplus
+        # never turned into a shortage.
+        rest = min(gap, total_room) - sum(moves.values())
         for i in members_g:
-            move = _floor_to(rooms[i.id] * ratio, i.step)
+            if rest <= 0:
+                break
+            more = min(
+                rooms[i.id] - moves[i.id], (_ceil_to if shortage else _floor_to)(rest, i.step)
+            )
+            moves[i.id] += more
+            rest -= more
+        for i in members_g:
             up = (i.kind == "capacity") == shortage
-            q[i.id] += move if up else -move
+            q[i.id] += moves[i.id] if up else -moves[i.id]
         # 4. Beyond: what the ranges cannot close in a shortage.
         d2 = sum(q[i.id] for i in members_g if i.kind == "need")
         s2 = sum(q[i.id] for i in members_g if i.kind == "capacity")
@@ -394,6 +419,25 @@ def run_rounds(
             break
         current = [replace(i, qty=step.moved.get(i.id, i.qty)) for i in current]
     return steps
+
+
+def plan(
+    intents: Sequence[Intent],
+    budgets: Sequence[Budget] = (),
+    *,
+    tolerance: Fraction = DEFAULT_TOLERANCE,
+    max_rounds: int = 20,
+) -> tuple[list[Step], dict[IntentId, int]]:
+    """The rounds from the *declared* quantities of `intents` and where they end: every
+    intent's planned quantity (and in each step's `moved`, its round). Starting from
+    what was declared rather than from the revisions held, every node computes the
+    same plan whether or not the other nodes' revisions have reached it yet."""
+    declared = [replace(i, qty=i.declared) for i in intents]
+    steps = run_rounds(declared, budgets, tolerance=tolerance, max_rounds=max_rounds)
+    planned = {i.id: i.qty for i in declared}
+    for step in steps:
+        planned.update(step.moved)
+    return steps, planned
 
 
 def within_shares(intents: Sequence[Intent], budgets: Sequence[Budget]) -> dict[IntentId, int]:

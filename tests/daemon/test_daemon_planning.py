@@ -1,0 +1,77 @@
+"""Planning rounds over real daemons on 127.0.0.1 (issue 14): A needs 100 kg of potatoes
+(it could live with 70), B has 50 (could grow to 70), C has 30 (could grow to 40): 20 kg
+short. Each node's planner revises only its own records; after the rounds the plan has
+converged on all three, and matching covers every need, the same on every node."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+from harness import Cluster
+
+pytestmark = pytest.mark.slow
+
+REGION = "eu/nl/drenthe"
+
+
+def _held(node) -> list[dict]:
+    return [r for k in ("need", "capacity") for r in node.call("list", kind=k, all=True)]
+
+
+def _status(node) -> dict:
+    return json.loads(node.cli("plan", "status", "--json"))
+
+
+def test_rounds_close_a_deficit_and_matching_covers_every_need(nodes: Cluster) -> None:
+    a = nodes.node("a", scope=f"{REGION}/a", sync_interval=2.0).init().start()
+    b = nodes.node("b", scope=f"{REGION}/b", sync_interval=2.0).init(a.addr).start()
+    c = nodes.node("c", scope=f"{REGION}/c", sync_interval=2.0).init(a.addr).start()
+    three = (a, b, c)
+    a.cli("need", "add", "potatoes", "100", "kg", "--period", "2027", "--min", "70",
+          "--priority", "high")  # fmt: skip
+    b.cli("capacity", "add", "potatoes", "50", "kg", "--period", "2027", "--max", "70")
+    c.cli("capacity", "add", "potatoes", "30", "kg", "--period", "2027", "--max", "40")
+    for n in three:
+        n.wait_for(lambda n: len(_held(n)) >= 3, 40, "all three intents")
+    before = _status(a)
+    assert not before["converged"]
+    assert before["groups"][0]["surplus"] == "-20"
+    # every node computes the same round from the same records
+    assert _status(b)["groups"] == _status(c)["groups"] == before["groups"]
+
+    def settled(n) -> bool:
+        held = _held(n)
+        return len(held) == 3 and all("round" in r for r in held) and _status(n)["converged"]
+
+    for _ in range(4):  # rounds: each planner revises its own, then the revisions spread
+        for n in three:
+            n.cli("plan", "revise")
+        try:
+            for n in three:
+                n.wait_for(lambda n: _status(n)["converged"], 6, "a converged plan")
+            break
+        except TimeoutError:
+            continue
+    for n in three:
+        n.wait_for(settled, 20, "the revisions of all three")
+    revised = {r["origin"]: r for r in _held(a)}
+    assert all(r["round"] >= 1 for r in revised.values())  # every node revised its own
+    qty = {n.name: Fraction(next(r["qty"] for r in _held(a) if r["origin"] == n.node_id))
+           for n in three}  # fmt: skip
+    assert 70 <= qty["a"] < 100
+    assert 50 < qty["b"] <= 70
+    assert 30 < qty["c"] <= 40
+    assert qty["a"] <= qty["b"] + qty["c"] + Fraction(1, 10**6)
+    # matching covers A's need on every node, and all three agree
+    shown = []
+    for n in three:
+        m = json.loads(n.cli("match", REGION, "--json"))["within_region"]
+        shown.append(sorted((x["provider"], x["receiver"], x["qty"]) for x in m))
+        to_a = sum(Fraction(x["qty"]) for x in m if x["receiver"] == a.node_id)
+        assert to_a == qty["a"]
+    assert shown[0] == shown[1] == shown[2]
+    rounds = json.loads(b.cli("plan", "rounds", "--json"))
+    assert rounds["converged"]
+    assert rounds["remaining_deficit"] == "0"
