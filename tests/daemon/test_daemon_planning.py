@@ -45,25 +45,20 @@ def test_rounds_close_a_deficit_and_matching_covers_every_need(nodes: Cluster) -
         held = _held(n)
         return len(held) == 3 and all("round" in r for r in held) and _status(n)["converged"]
 
-    for _ in range(4):  # rounds: each planner revises its own, then the revisions spread
-        for n in three:
-            n.cli("plan", "revise")
-        try:
-            for n in three:
-                n.wait_for(lambda n: _status(n)["converged"], 6, "a converged plan")
-            break
-        except TimeoutError:
-            continue
+    # Each planner signs its own part of the plan once, whichever of the others'
+    # revisions it holds already: the plan runs from the quantities as declared.
+    for n in three:
+        n.cli("plan", "revise")
     for n in three:
         n.wait_for(settled, 20, "the revisions of all three")
-    revised = {r["origin"]: r for r in _held(a)}
-    assert all(r["round"] >= 1 for r in revised.values())  # every node revised its own
+    assert all(r["round"] == 1 for r in _held(a))  # one round, each node its own
+    assert "Nothing to revise" in b.cli("plan", "revise")
     qty = {n.name: Fraction(next(r["qty"] for r in _held(a) if r["origin"] == n.node_id))
            for n in three}  # fmt: skip
     assert 70 <= qty["a"] < 100
     assert 50 < qty["b"] <= 70
     assert 30 < qty["c"] <= 40
-    assert qty["a"] <= qty["b"] + qty["c"] + Fraction(1, 10**6)
+    assert qty["a"] <= qty["b"] + qty["c"]  # closed whole, not just within tolerance
     # matching covers A's need on every node, and all three agree
     shown = []
     for n in three:
