@@ -42,7 +42,7 @@ from node.net import (
     split_p2p_addr,
     topic_for_scope,
 )
-from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args
+from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args, plan_ops
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
@@ -364,6 +364,7 @@ class Daemon:
                 )
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._attester)
+                nursery.start_soon(self._planner)
                 if self.state.outbox:
                     self._wake.set()
                 if self.config.metrics_port:
@@ -401,6 +402,24 @@ class Daemon:
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))
                 log.info("event=rollup.published records=%d", len(pendings))
+
+    async def _planner(self) -> None:
+        """This node's planner (issue 14): when the records changed, sign its part of
+        the plan, within the ranges its members declared, at most once per
+        `rollup_every` seconds. A node without flexible intents does nothing."""
+        seen = -1
+        while True:
+            await trio.sleep(self.rollup_every)
+            if self.state.replica.version == seen:
+                continue
+            seen = self.state.replica.version
+            try:
+                writes = plan_ops.auto_revise(self.ops)
+            except LocalError as exc:  # pragma: no cover - the plan is computed from valid records
+                log.warning("event=plan.failed reason=%s", exc)
+                continue
+            if writes is not None:
+                await self._commit_writes(writes)
 
     async def _publisher(self) -> None:
         while True:

@@ -232,6 +232,21 @@ def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
     return Writes(pendings, reply)
 
 
+def auto_revise(ctx: OpContext) -> Writes | None:
+    """What the daemon's planner signs on its own: `revise`, for a node with at least
+    one flexible need or capacity (min or max declared); None when there is nothing."""
+    state = ctx.state
+    flexible = any(
+        r.origin == state.me and r.body is not None and ("min" in r.body or "max" in r.body)
+        for kind in ("need", "capacity")
+        for r in state.replica.records(kind)
+    )
+    if not flexible:
+        return None
+    reply = revise(ctx, {})
+    return reply if isinstance(reply, Writes) else None
+
+
 def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Revisions of this node's intents beyond their ranges, waiting for members."""
     view = _View(ctx.state)
