@@ -50,19 +50,21 @@ def test_the_planner_closes_a_deficit_within_ranges(three):
     (g,) = status["groups"]
     assert (g["needs"], g["capacities"], g["within"]) == ("100", "80", False)
     assert g["index"] == "0.1111"  # (100 - 80) / 180
-    assert status["mine"] == {"revisions": 1, "review": 0}
+    # capacities first: B and C produce 10 more each; A's need stays whole
+    assert status["mine"] == {"revisions": 0, "review": 0}
+    assert b.call("plan_status")["mine"] == {"revisions": 1, "review": 0}
     for d in three:
         d.call("plan_revise")
     assert (_qty(a, "need", n), _qty(b, "capacity", cb), _qty(c, "capacity", cc)) == (
-        "90",
-        "65",
-        "25",
+        "100",
+        "70",
+        "30",
     )
     _sync(three)
     assert a.call("plan_status")["converged"]
-    assert a.call("plan_revise")["revised"] == []
-    rec = a.state.replica.get(a.state.me, "need", n).body
-    assert (rec["round"], rec["min"]) == (1, "80")
+    assert b.call("plan_revise")["revised"] == []
+    rec = b.state.replica.get(b.state.me, "capacity", cb).body
+    assert (rec["round"], rec["base"], rec["max"]) == (1, "60", "70")
     # the same view on every node
     assert a.call("plan_status")["groups"] == b.call("plan_status")["groups"]
 
@@ -149,10 +151,10 @@ def test_a_cap_decided_by_vote_bounds_rounds_and_matching(three):
     for d in three:
         d.call("plan_revise")
     _sync(three)
-    # the gap of 40 is shared by room: A's need can give 50, B only 10 more (its share
-    # of 70, not its max of 100): 2/3 of each
-    assert _qty(b, "capacity", cb) == "66.666667"  # the last millionth to the first with room
-    assert _qty(a, "need", n) == "66.666667"
+    # the gap of 40: B produces 10 more (its share of 70, not its max of 100), then
+    # A's need gives the other 30
+    assert _qty(b, "capacity", cb) == "70"
+    assert _qty(a, "need", n) == "70"
     assert a.call("plan_status")["converged"]
     with pytest.raises(LocalError, match="no cap"):
         b.call("cap_show", id="nothing")

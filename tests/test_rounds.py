@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
+import pytest
 from factories import Author, identities
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from node.crdt.replica import Replica
 from node.planning.balance import _PER_MICRO
 from node.planning.caps import Budget, Cap, Use, budgets, largest_remainder, shares
 from node.planning.rounds import (
+    RULES,
     Intent,
     intents_from_records,
     plan,
@@ -94,12 +96,13 @@ def test_a_round_is_independent_of_order(data, xs, lim) -> None:
     assert one == other
 
 
+@pytest.mark.parametrize("rule", RULES)
 @settings(max_examples=200, deadline=None)
 @given(xs=intents(capped=True), lim=limits)
-def test_revisions_never_leave_their_range(xs, lim) -> None:
+def test_revisions_never_leave_their_range(xs, lim, rule) -> None:
     bs = _budgets(xs, lim)
     by_id = {i.id: i for i in xs}
-    for step in run_rounds(xs, bs, max_rounds=6):
+    for step in run_rounds(xs, bs, max_rounds=6, rule=rule):
         for k, qty in step.moved.items():
             assert by_id[k].lo <= qty <= by_id[k].hi
             assert qty % STEP == 0
@@ -111,13 +114,14 @@ def test_revisions_never_leave_their_range(xs, lim) -> None:
             )
 
 
+@pytest.mark.parametrize("rule", RULES)
 @settings(max_examples=200, deadline=None)
 @given(xs=intents(capped=True), lim=limits)
-def test_no_round_raises_a_capacity_past_its_share(xs, lim) -> None:
+def test_no_round_raises_a_capacity_past_its_share(xs, lim, rule) -> None:
     bs = _budgets(xs, lim)
     q: dict = {}
     current = xs
-    for step in run_rounds(xs, bs, max_rounds=6):
+    for step in run_rounds(xs, bs, max_rounds=6, rule=rule):
         for b in bs:
             before = _use(xs, b, q)
             after = step.use[(b.cap, b.child)]
@@ -130,9 +134,10 @@ def test_no_round_raises_a_capacity_past_its_share(xs, lim) -> None:
         assert _use(xs, b, trimmed) <= b.limit
 
 
+@pytest.mark.parametrize("rule", RULES)
 @settings(max_examples=200, deadline=None)
 @given(xs=intents())
-def test_rounds_close_every_gap_the_ranges_can_close(xs) -> None:
+def test_rounds_close_every_gap_the_ranges_can_close(xs, rule) -> None:
     by_group: dict = {}
     for i in xs:
         by_group.setdefault(i.group, []).append(i)
@@ -149,7 +154,7 @@ def test_rounds_close_every_gap_the_ranges_can_close(xs) -> None:
                 i.qty - i.lo for i in members if i.kind == "capacity"
             )
         feasible &= room >= abs(d - s)
-    steps = run_rounds(xs)
+    steps = run_rounds(xs, rule=rule)
     if feasible:
         assert steps[-1].converged
         assert len(steps) <= 2  # one round closes it; the second finds it closed
@@ -170,7 +175,10 @@ def test_a_shortage_is_shared_by_room() -> None:
     step = round_step(xs)
     (g,) = step.groups.values()
     assert g.index == Fraction(30, 170)
-    # gap 30; room 30 (needs) + 10 (b): 3/4 of each
+    # gap 30: capacities first (b: 10 more), then the need gives the other 20
+    assert {k[0]: v // KG for k, v in step.moved.items()} == {"a": 80, "b": 60}
+    # shared: room 30 (needs) + 10 (b), 3/4 of each
+    step = round_step(xs, rule="shared")
     assert {k[0]: v // KG for k, v in step.moved.items()} == {"a": 77, "b": 57}
     assert step.moved[("a", "need", "k")] == 77 * KG + KG // 2
     # a gap bigger than the room: everything to its end, the rest beyond

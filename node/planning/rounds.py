@@ -21,12 +21,13 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
    precision (one millionth of a unit per intent). The plan has *converged* when every
    group is within tolerance or holds a surplus no range can take in (spare capacity
    leaves no need uncovered).
-3. *Moves.* A group out of tolerance closes its gap g from both sides in proportion to
-   their room: in a shortage needs move down towards ``min`` and capacities up towards
-   ``max``; in a surplus the reverse. Every intent moves ``room * min(1, g / R)`` (R:
-   the total room) to the record's precision, what that rounding leaves going to the
-   first intents with room left; a round never leaves a range, closes a shortage whole
-   when the ranges can, and never turns a surplus into a shortage. A capacity's upward
+3. *Moves.* A group out of tolerance closes its gap: capacities first (a shortage is
+   met by producing more before any need gives way; a surplus by producing less
+   before any need grows), then needs -- or, with the rule ``shared``, both sides at
+   once. Within a side every intent moves in proportion to its room (towards ``max``
+   or ``min``), to the record's precision, what rounding leaves going to the first
+   intents with room left; a round never leaves a range, closes a shortage whole when
+   the ranges can, and never turns a surplus into a shortage. A capacity's upward
    room is first limited by its budgets' headroom: when the capacities of a budget ask
    for more than is left, each gets the same fraction of its room, so the budget is
    never exceeded.
@@ -58,6 +59,7 @@ from node.planning.matching import PRIORITY_RANK, Party, Position
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "RULES",
     "GroupState",
     "Intent",
     "Step",
@@ -71,6 +73,9 @@ __all__ = [
 ]
 
 DEFAULT_TOLERANCE = Fraction(1, 100)
+# Who gives way in a group out of tolerance: capacities before needs (the default), or
+# both sides at once in proportion to their room (measured in docs/benchmarks.md).
+RULES = ("capacities-first", "shared")
 IntentId = tuple[str, str, str]  # (node hex, kind, key)
 
 
@@ -232,6 +237,7 @@ class Step:
         moved: intent id -> new quantity within its range (changed ones only).
         beyond: intent id -> a suggested quantity outside its range (0: withdraw).
         use: per budget (cap, child), the use after the round, in base units.
+        over: the budgets (cap, child) over their share at the round's start.
     """
 
     round: int
@@ -239,11 +245,13 @@ class Step:
     moved: Mapping[IntentId, int]
     beyond: Mapping[IntentId, int]
     use: Mapping[tuple[str, str], Fraction]
+    over: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def converged(self) -> bool:
-        """Every group fits at the round's start (`GroupState.fits`)."""
-        return all(g.fits for g in self.groups.values())
+        """Every group fits (`GroupState.fits`) and every budget is within its share,
+        at the round's start."""
+        return not self.over and all(g.fits for g in self.groups.values())
 
     @property
     def settled(self) -> bool:
@@ -273,6 +281,7 @@ def round_step(
     *,
     tolerance: Fraction = DEFAULT_TOLERANCE,
     number: int = 1,
+    rule: str = "capacities-first",
 ) -> Step:
     """Round `number` over `intents` (see the module doc): a pure function of its
     arguments, whatever their order.
@@ -282,6 +291,7 @@ def round_step(
         budgets: the budgets of the caps in force over these intents.
         tolerance: the relative gap a group may keep.
         number: the round's number (for the result only).
+        rule: who gives way first (`RULES`).
     """
     ordered = sorted(intents, key=lambda i: i.id)
     by_id = {i.id: i for i in ordered}
@@ -300,6 +310,7 @@ def round_step(
         return sum((_use(i, q[i.id], b) for i in members(b)), Fraction(0))
 
     # 1. Shares first.
+    over_at_start = frozenset((b.cap, b.child) for b in budgets if use(b) > b.limit)
     for b in sorted(budgets, key=lambda b: (b.cap, b.child)):
         over = use(b) - b.limit
         if over <= 0:
@@ -363,20 +374,21 @@ def round_step(
         states[g] = GroupState(d, s, index, ok, 0 if ok else min(total_room, gap))
         if ok:
             continue
-        ratio = Fraction(1) if total_room <= gap else Fraction(gap, total_room)
-        moves = {i.id: _floor_to(rooms[i.id] * ratio, i.step) for i in members_g}
-        # What flooring left, in id order, to whoever has room left: a shortage is
-        # closed whole (by up to one step too much: a spare millionth), a surplus
-        # never turned into a shortage.
-        rest = min(gap, total_room) - sum(moves.values())
-        for i in members_g:
-            if rest <= 0:
-                break
-            more = min(
-                rooms[i.id] - moves[i.id], (_ceil_to if shortage else _floor_to)(rest, i.step)
-            )
-            moves[i.id] += more
-            rest -= more
+        # Capacities first: a shortage is met by producing more before needs give
+        # way, a surplus by producing less before needs grow (RULES).
+        tiers = (
+            [members_g]
+            if rule == "shared"
+            else [
+                [i for i in members_g if i.kind == "capacity"],
+                [i for i in members_g if i.kind == "need"],
+            ]
+        )
+        moves: dict[IntentId, int] = {}
+        rest = min(gap, total_room)
+        for tier in tiers:
+            moves.update(_share_out(tier, rooms, rest, up=shortage))
+            rest -= sum(moves[i.id] for i in tier)
         for i in members_g:
             up = (i.kind == "capacity") == shortage
             q[i.id] += moves[i.id] if up else -moves[i.id]
@@ -396,7 +408,29 @@ def round_step(
 
     moved = {k: v for k, v in q.items() if v != by_id[k].qty}
     after = {(b.cap, b.child): use(b) for b in budgets}
-    return Step(number, states, moved, beyond, after)
+    return Step(number, states, moved, beyond, after, over_at_start)
+
+
+def _share_out(
+    tier: list[Intent], rooms: Mapping[IntentId, int], amount: int, *, up: bool
+) -> dict[IntentId, int]:
+    """Moves of `tier` that add up to `amount` (or all their room), in proportion to
+    their room, each to its precision; what rounding leaves goes, in id order, to
+    whoever has room left -- rounded up when closing a shortage (`up`: a spare
+    millionth at most), down when closing a surplus (never into a shortage)."""
+    total = sum(rooms[i.id] for i in tier)
+    if total <= 0 or amount <= 0:
+        return {i.id: 0 for i in tier}
+    ratio = Fraction(1) if total <= amount else Fraction(amount, total)
+    moves = {i.id: _floor_to(rooms[i.id] * ratio, i.step) for i in tier}
+    rest = min(amount, total) - sum(moves.values())
+    for i in tier:
+        if rest <= 0:
+            break
+        more = min(rooms[i.id] - moves[i.id], (_ceil_to if up else _floor_to)(rest, i.step))
+        moves[i.id] += more
+        rest -= more
+    return moves
 
 
 def run_rounds(
@@ -405,6 +439,7 @@ def run_rounds(
     *,
     tolerance: Fraction = DEFAULT_TOLERANCE,
     max_rounds: int = 20,
+    rule: str = "capacities-first",
 ) -> list[Step]:
     """Rounds from `intents` as if every node applied its moves after each round,
     until a round starts converged, nothing moves, or `max_rounds`. The last step is
@@ -413,7 +448,7 @@ def run_rounds(
     steps: list[Step] = []
     current = sorted(intents, key=lambda i: i.id)
     for n in range(1, max_rounds + 1):
-        step = round_step(current, budgets, tolerance=tolerance, number=n)
+        step = round_step(current, budgets, tolerance=tolerance, number=n, rule=rule)
         steps.append(step)
         if step.converged or not step.moved:
             break
@@ -427,13 +462,14 @@ def plan(
     *,
     tolerance: Fraction = DEFAULT_TOLERANCE,
     max_rounds: int = 20,
+    rule: str = "capacities-first",
 ) -> tuple[list[Step], dict[IntentId, int]]:
     """The rounds from the *declared* quantities of `intents` and where they end: every
     intent's planned quantity (and in each step's `moved`, its round). Starting from
     what was declared rather than from the revisions held, every node computes the
     same plan whether or not the other nodes' revisions have reached it yet."""
     declared = [replace(i, qty=i.declared) for i in intents]
-    steps = run_rounds(declared, budgets, tolerance=tolerance, max_rounds=max_rounds)
+    steps = run_rounds(declared, budgets, tolerance=tolerance, max_rounds=max_rounds, rule=rule)
     planned = {i.id: i.qty for i in declared}
     for step in steps:
         planned.update(step.moved)
