@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -265,7 +265,8 @@ def _revision_bytes() -> int:
         "priority": "high",
         "round": 1,
     }
-    r = sign_record(ident.signer(), ident.public, "need", "n7abcd", 123, 2**60, "eu/sim/d1/n1", body)
+    scope = "eu/sim/d1/n1"
+    r = sign_record(ident.signer(), ident.public, "need", "n7abcd", 123, 2**60, scope, body)
     return len(r.raw)
 
 
@@ -311,7 +312,3 @@ def _lp(intents: list[Intent], bs: list[Budget]) -> dict[str, Any]:
         "deficit_kg": round(deficit, 6),
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def smaller(s: PlanningScenario, nodes: int) -> PlanningScenario:
-    return replace(s, nodes=nodes)
