@@ -159,15 +159,20 @@ def write_rounds_chart(data: dict[str, Any], path: Path) -> str:
     for r in data["rounds"]:
         for g in r["groups"]:
             lines.setdefault(f"{g['item']} {g['period']}", []).append(float(g["surplus"]))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, ys in sorted(lines.items())[:20]:
-        ax.plot(rounds[: len(ys)], ys, marker="o", label=name)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    # The items furthest from fitting at the start are named; the rest drawn thin.
+    ranked = sorted(lines.items(), key=lambda kv: (-abs(kv[1][0]), kv[0]))
+    for n, (name, ys) in enumerate(ranked):
+        named = n < 12
+        ax.plot(rounds[: len(ys)], ys, marker="o" if named else None,
+                linewidth=1.5 if named else 0.5, label=name if named else None)  # fmt: skip
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("round")
+    ax.set_xticks(rounds)
     ax.set_ylabel("surplus (capacities - needs, base unit)")
     ax.set_title(f"planning rounds of {data['scope']}")
     if lines:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

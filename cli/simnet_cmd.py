@@ -23,7 +23,9 @@ Modes:
 Presets: smoke (30 nodes), partition (split at 20 s, heal at 60 s),
 churn (a fifth of the nodes leave for 30 s), scale (1,000 nodes, 50,000 records),
 federation (2,000 nodes in 4 countries and 80 regions, rollups checked on every node),
-sybil (1,000 honest nodes and 4,000 strangers nobody admitted).
+sybil (1,000 honest nodes and 4,000 strangers nobody admitted),
+planning (rounds over 1,000 communes and cooperatives, 50 items, a CO2 cap; virtual
+only; compared with an LP when scipy is installed).
 
 \b
 A --scenario FILE.toml overrides a preset (or the defaults); its keys:
@@ -60,7 +62,7 @@ def simnet() -> None:
 )
 @click.option(
     "--preset",
-    type=click.Choice(sc.PRESETS),
+    type=click.Choice((*sc.PRESETS, "planning")),
     default=None,
     help="A named scenario (default: smoke, or the file's settings).",
 )
@@ -129,6 +131,9 @@ def run(
     from simnet.report import render, write_json
 
     console = Console(stderr=True)
+    if preset == "planning":
+        _run_planning(mode, nodes, seed, json_file, chart_file, console)
+        return
     scenario = _scenario(preset, scenario_file)
     if mode == "real" and nodes is None and scenario_file is None:
         nodes = 10
@@ -176,3 +181,38 @@ def _run_real(
     from simnet.real import run_real
 
     return run_real(scenario, shards=shards, console=None if quiet else console)
+
+
+def _run_planning(
+    mode: str,
+    nodes: int | None,
+    seed: int | None,
+    json_file: Path | None,
+    chart_file: Path | None,
+    console: Console,
+) -> None:
+    """The planning preset (`simnet.planning`): exits 1 unless the plan converged within
+    the cap, alike in every order."""
+    from dataclasses import replace
+
+    from cli.plan_cmd import write_rounds_chart
+    from node.errors import LocalError
+    from simnet.planning import PlanningScenario, render_planning, run_planning
+
+    if mode != "virtual":
+        raise LocalError("the planning preset runs in virtual mode only")
+    s = PlanningScenario()
+    s = replace(s, nodes=nodes or s.nodes, seed=s.seed if seed is None else seed)
+    report = run_planning(s)
+    console.print(render_planning(report))
+    if json_file is not None:
+        text = json.dumps(report, indent=2, sort_keys=True)
+        if str(json_file) == "-":
+            click.echo(text)
+        else:
+            json_file.write_text(text + "\n")
+    if chart_file is not None:
+        data = {"scope": "the planning preset", "rounds": report["history"]}
+        console.print(write_rounds_chart(data, chart_file))
+    if not report["ok"]:
+        sys.exit(1)

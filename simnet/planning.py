@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from node.planning.balance import _PER_MICRO, TICKS
+from node.planning.balance import _PER_MICRO, TICKS, decimal_str
 from node.planning.caps import Budget, Cap, Use, budgets
 from node.planning.rounds import Intent, Step, plan
 
@@ -158,7 +158,7 @@ def _use(intents: list[Intent], b: Budget, q: dict[Any, int]) -> Fraction:
     )
 
 
-def run(s: PlanningScenario, *, orders: int = 2, lp: bool = True) -> dict[str, Any]:
+def run_planning(s: PlanningScenario, *, orders: int = 2, lp: bool = True) -> dict[str, Any]:
     """Plan the instance; check it; compare with the LP optimum.
 
     Args:
@@ -200,14 +200,15 @@ def run(s: PlanningScenario, *, orders: int = 2, lp: bool = True) -> dict[str, A
             "cap_kg": cap.qty,
             "seed": s.seed,
         },
+        "rule": "capacities-first",
         "rounds": len(steps),
         "converged": final.converged,
         "in_range": in_range,
         "within_cap": within_cap,
         "alike_in_every_order": alike,
         "seconds": round(seconds, 2),
-        "remaining_deficit_kg": str(Fraction(deficit, KG)),
-        "needs_declared_kg": str(Fraction(declared_needs, KG)),
+        "remaining_deficit_kg": decimal_str(Fraction(deficit, KG)),
+        "needs_declared_kg": decimal_str(Fraction(declared_needs, KG)),
         "needs_served_kg": float(Fraction(served, KG)),
         "revisions": revised,
         "history": [_history(st) for st in steps],
@@ -243,7 +244,7 @@ def _history(st: Step) -> dict[str, Any]:
         "out_of_tolerance": sum(1 for g in st.groups.values() if not g.fits),
         "deficit_kg": float(sum(max(0, g.gap) for g in st.groups.values()) / KG),
         "groups": [
-            {"item": it, "period": per, "surplus": str(Fraction(-g.gap, TICKS))}
+            {"item": it, "period": per, "surplus": decimal_str(Fraction(-g.gap, TICKS))}
             for (it, _dim, per), g in sorted(st.groups.items())
         ],
     }
@@ -312,3 +313,31 @@ def _lp(intents: list[Intent], bs: list[Budget]) -> dict[str, Any]:
         "deficit_kg": round(deficit, 6),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def render_planning(report: dict[str, Any]) -> Any:
+    """The report for a person (a rich renderable)."""
+    from rich.table import Table
+
+    sc = report["scenario"]
+    t = Table(title=f"planning: {sc['nodes']} nodes, {sc['items']} items, {sc['intents']} intents")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    lp = report.get("lp", {})
+    rows = [
+        ("rounds to converge", str(report["rounds"])),
+        ("converged (every item fits, every share kept)", str(report["converged"])),
+        ("within every share of the cap", str(report["within_cap"])),
+        ("alike in every order", str(report["alike_in_every_order"])),
+        ("remaining deficit (kg)", report["remaining_deficit_kg"]),
+        ("needs served / declared (kg)", f"{report['needs_served_kg']:.0f} / "
+         f"{float(Fraction(report['needs_declared_kg'])):.0f}"),
+        ("revisions signed (records, bytes)", f"{report['traffic']['records_signed']}, "
+         f"{report['traffic']['bytes_signed']}"),
+        ("LP optimum of needs served (kg)", str(lp.get("needs_served_kg", lp.get("note", "")))),
+        ("ours / optimum", str(lp.get("ours_of_optimum", "-"))),
+        ("planning time (s)", str(report["seconds"])),
+    ]  # fmt: skip
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
