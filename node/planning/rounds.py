@@ -28,9 +28,11 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
    or ``min``), to the record's precision, what rounding leaves going to the first
    intents with room left; a round never leaves a range, closes a shortage whole when
    the ranges can, and never turns a surplus into a shortage. A capacity's upward
-   room is first limited by its budgets' headroom: when the capacities of a budget ask
-   for more than is left, each gets the same fraction of its room, so the budget is
-   never exceeded.
+   room is first limited by its budgets' headroom, which goes first to the gaps only
+   capped capacities can close, then to the rest in proportion to what is asked; a
+   budget is never exceeded. A budget that such a gap needs more of than it has left
+   takes headroom back from its capacities in groups that fit and can spare it (they
+   close what this opens in the next round).
 4. *Beyond.* A shortage the ranges cannot close is spread, as suggestions outside the
    ranges, over the needs and the uncapped capacities of the group in proportion to
    their quantities. Nothing beyond a range is applied without members' approval.
@@ -38,7 +40,7 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
 Why no Pequod price: a price converges by repeated small steps (46/98 iterations for
 Pequod's two tolerances); here every participant states its range up front, so the
 gap can be shared out exactly. With no caps a feasible group closes in one round;
-with caps the headroom bound can leave a gap for a second round (docs/benchmarks.md).
+with caps, reclaimed headroom takes a few more (docs/benchmarks.md).
 Nothing depends on the order of the intents: they are sorted first.
 """
 
@@ -344,23 +346,80 @@ def round_step(
         start[g] = (d, s, _within(d, s, precision, tolerance))
 
     # 3. Upward room of capacities in short groups, bounded by their budgets' headroom.
+    # Headroom goes first where nothing else can close the gap (what needs and uncapped
+    # capacities cannot give), then to the rest in proportion to what is asked.
     short = {g for g, (d, s, ok) in start.items() if not ok and d > s}
-    factor: dict[tuple[str, str], Fraction] = {}
-    for b in budgets:
-        asked = sum(
-            (_use(i, i.hi - q[i.id], b) for i in members(b) if i.group in short),
-            Fraction(0),
+    headroom = {(b.cap, b.child): max(Fraction(0), b.limit - use(b)) for b in budgets}
+    capped_up = {i.id: i.hi - q[i.id] for i in ordered if i.group in short and i.id in in_budgets}
+    must: dict[IntentId, int] = {}
+    for g in sorted(short):
+        d, s, _ok = start[g]
+        other = sum(
+            q[i.id] - i.lo if i.kind == "need" else i.hi - q[i.id]
+            for i in groups[g]
+            if i.kind == "need" or i.id not in in_budgets
         )
-        headroom = max(Fraction(0), b.limit - use(b))
-        factor[(b.cap, b.child)] = Fraction(1) if asked <= headroom else headroom / asked
+        capped = [i for i in groups[g] if i.id in capped_up]
+        capped_total = sum(capped_up[i.id] for i in capped)
+        needed = d - s - other
+        for i in capped:
+            part = (
+                _ceil_to(Fraction(needed * capped_up[i.id], capped_total), i.step)
+                if capped_total
+                else 0
+            )
+            must[i.id] = min(capped_up[i.id], part) if needed > 0 else 0
+    granted = {k: 0 for k in capped_up}
+    for asks in (must, {k: capped_up[k] - must.get(k, 0) for k in capped_up}):
+        factor: dict[tuple[str, str], Fraction] = {}
+        for b in budgets:
+            asked = sum((_use(i, asks.get(i.id, 0), b) for i in members(b)), Fraction(0))
+            h = headroom[(b.cap, b.child)]
+            factor[(b.cap, b.child)] = Fraction(1) if asked <= h else h / asked
+        for k in sorted(asks):
+            i = by_id[k]
+            grant = asks[k]
+            for b in in_budgets[k]:
+                grant = min(grant, _floor_to(asks[k] * factor[(b.cap, b.child)], i.step))
+            granted[k] += grant
+            for b in in_budgets[k]:
+                headroom[(b.cap, b.child)] -= _use(i, grant, b)
+
+    # 3b. Reclaim: a budget whose headroom a gap needs (one only its capacities can
+    # close) takes it back from its capacities in groups that fit and can spare it;
+    # those groups close the gap this leaves in the next round.
+    unmet = {k: must[k] - granted[k] for k in must if must[k] > granted[k]}
+    if unmet:
+        spare: dict[GroupKey, int] = {}
+        for g, (d, s, ok) in start.items():
+            if ok:
+                spare[g] = max(0, s - d) + sum(
+                    q[i.id] - i.lo if i.kind == "need" else i.hi - q[i.id]
+                    for i in groups[g]
+                    if i.kind == "need" or i.id not in in_budgets
+                )
+        for b in sorted(budgets, key=lambda b: (b.cap, b.child)):
+            want = sum(
+                (_use(by_id[k], unmet[k], b) for k in sorted(unmet) if k in b.members),
+                Fraction(0),
+            )
+            for j in members(b):
+                if want <= 0:
+                    break
+                if j.group not in spare or q[j.id] <= j.lo:
+                    continue
+                need_ticks = _ceil_to(want / j.uses[b.resource].per_tick, j.step)
+                give = _floor_to(min(q[j.id] - j.lo, spare[j.group], need_ticks), j.step)
+                q[j.id] -= give
+                spare[j.group] -= give
+                want -= _use(j, give, b)
 
     def room(i: Intent, up: bool) -> int:
         if not up:
             return q[i.id] - i.lo
-        r = i.hi - q[i.id]
-        for b in in_budgets.get(i.id, ()):
-            r = min(r, _floor_to(r * factor[(b.cap, b.child)], i.step))
-        return max(0, r)
+        if i.id in in_budgets:
+            return granted.get(i.id, 0)
+        return i.hi - q[i.id]
 
     states: dict[GroupKey, GroupState] = {}
     for g, members_g in sorted(groups.items()):
