@@ -176,3 +176,75 @@ def test_matching_never_plans_beyond_a_share(three):
     b.call("plan_revise")  # its range is fixed: the cut waits for members
     (waiting,) = b.call("plan_review")
     assert waiting["suggested"] == "40"
+
+
+def test_hostile_plan_and_cap_arguments_are_refused(three):
+    a = three[0]
+    with pytest.raises(LocalError, match="subs has 9 items"):
+        _post(a, "need", "100", subs=[f"rice:{k + 1}" for k in range(9)])
+    with pytest.raises(LocalError, match="resource:qty:unit"):
+        _post(a, "capacity", "100", use=["co2:1"])
+    with pytest.raises(LocalError, match="unknown unit"):
+        _post(a, "capacity", "100", use=["co2:1:parsec"])
+
+    def propose(**kw):
+        args = {
+            "key": "co2",
+            "title": "CO2",
+            "scope": REGION,
+            "resource": "co2",
+            "qty": "100",
+            "unit": "kg",
+            "period": "2027",
+            "children": {f"{REGION}/a": 1},
+        }
+        return a.call("cap_propose", **{**args, **kw})
+
+    with pytest.raises(LocalError, match="does not lie under"):
+        propose(children={"us/ca": 1})
+    with pytest.raises(LocalError, match="whole number"):
+        propose(qty="1.5")
+    with pytest.raises(LocalError, match="children has 65 entries"):
+        propose(children={f"{REGION}/c{k}": 1 for k in range(65)})
+    with pytest.raises(LocalError, match="must be 1-40 lowercase"):
+        propose(key="CO2!")
+    assert a.state.replica.get(a.state.me, "proposal", "co2") is None  # nothing written
+    propose()
+    with pytest.raises(LocalError, match="has a proposal co2 already"):
+        propose()
+    with pytest.raises(LocalError, match="argument 'period'"):
+        a.call("plan_status", period=2027)
+
+
+def test_a_strangers_intents_do_not_count(three):
+    """Only admitted nodes' needs and capacities enter a round: a node outside the
+    federation's admission moves nobody's plan."""
+    from node.planning.rounds import intents_from_records
+
+    a, b, _ = three
+    _post(a, "need", "100", min="80")
+    _post(b, "capacity", "60", max="200")
+    _sync(three)
+    records = list(a.state.replica.records())
+    counted = frozenset({a.state.me})
+    assert {i.node for i in intents_from_records(records, counted)} == {a.state.me.hex()}
+    assert {i.node for i in intents_from_records(records, None)} == {
+        a.state.me.hex(),
+        b.state.me.hex(),
+    }
+
+
+def test_a_node_nobody_admitted_moves_no_plan(three, tmp_path):
+    a, b, _ = three
+    _post(a, "need", "100", min="80")
+    _post(b, "capacity", "90", max="95")
+    stranger = FakeDaemon(tmp_path / "zed", name="zed", scope=f"{REGION}/zed", clock=a.clock)
+    try:
+        _post(stranger, "capacity", "500", min="1")  # a huge surplus, if it counted
+        _sync([a, b])
+        a.state.ingest([r.raw for r in stranger.state.replica.records()])
+        (g,) = a.call("plan_status")["groups"]
+        assert (g["needs"], g["capacities"]) == ("100", "90")
+        assert a.call("plan_rounds")["remaining_deficit"] == "0"
+    finally:
+        stranger.close()
