@@ -413,11 +413,11 @@ class Daemon:
             if self.state.replica.version == seen:
                 continue
             seen = self.state.replica.version
-            try:
-                writes = plan_ops.auto_revise(self.ops)
-            except LocalError as exc:  # pragma: no cover - the plan is computed from valid records
-                log.warning("event=plan.failed reason=%s", exc)
+            if not plan_ops.has_flexible(self.state):
                 continue
+            async with self._replica_lock.read():
+                revisions, _, _ = await trio.to_thread.run_sync(plan_ops.due, self.state)
+            writes = plan_ops.sign_revisions(self.ops, revisions)
             if writes is not None:
                 await self._commit_writes(writes)
 

@@ -203,27 +203,41 @@ def _revision(ctx: OpContext, i: Intent, qty: int, number: int, *, widen: bool) 
     return state.prepare(i.kind, i.key, body, scope=r.scope)
 
 
-def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
-    """This node's planner: sign the plan's quantities of its own intents (all within
-    their ranges) where they differ from what its records say."""
-    view = _View(ctx.state)
+Revision = tuple[Intent, int, int]  # (intent as held, planned quantity, its round)
+
+
+def due(state: NodeState) -> tuple[list[Revision], bool, int]:
+    """This node's part of the plan where it differs from its records: (revisions,
+    whether the records held have converged, how many wait beyond a range). Reads
+    only: the daemon computes it off its event loop."""
+    view = _View(state)
     steps, planned = view.plan()
-    me = ctx.state.me.hex()
-    mine = [i.id for i in view.intents if i.node == me and planned[i.id] != i.qty]
-    if not mine:
-        review = sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0
-        return {"revised": [], "converged": view.step().converged, "review": review}
-    pendings = [
-        _revision(ctx, view.by_id[k], planned[k], view.round_of(steps, k), widen=False)
-        for k in mine
+    me = state.me.hex()
+    mine = [
+        (i, planned[i.id], view.round_of(steps, i.id))
+        for i in view.intents
+        if i.node == me and planned[i.id] != i.qty
     ]
-    for k in mine:
-        i = view.by_id[k]
+    review = sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0
+    return mine, view.step().converged, review
+
+
+def sign_revisions(ctx: OpContext, revisions: list[Revision]) -> Writes | None:
+    """Sign `revisions` (from `due`) whose records have not changed since; None if
+    none is left."""
+    state = ctx.state
+    pendings = []
+    for i, qty, number in revisions:
+        r = state.replica.get(state.me, i.kind, i.key)
+        if r is None or r.body is None or r.body.get("qty") != i.qty_text(i.qty):
+            continue  # changed meanwhile: the next round sees it
+        pendings.append(_revision(ctx, i, qty, number, widen=False))
         log.info(
             "event=plan.revised kind=%s key=%s item=%s from=%s to=%s round=%d",
-            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(planned[k]),
-            view.round_of(steps, k),
+            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(qty), number,
         )  # fmt: skip
+    if not pendings:
+        return None
     base = written(ctx)
 
     def reply(records: list[Any]) -> dict[str, Any]:
@@ -232,19 +246,23 @@ def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
     return Writes(pendings, reply)
 
 
-def auto_revise(ctx: OpContext) -> Writes | None:
-    """What the daemon's planner signs on its own: `revise`, for a node with at least
-    one flexible need or capacity (min or max declared); None when there is nothing."""
-    state = ctx.state
-    flexible = any(
+def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
+    """This node's planner: sign the plan's quantities of its own intents (all within
+    their ranges) where they differ from what its records say."""
+    mine, converged, review = due(ctx.state)
+    writes = sign_revisions(ctx, mine)
+    if writes is None:
+        return {"revised": [], "converged": converged, "review": review}
+    return writes
+
+
+def has_flexible(state: NodeState) -> bool:
+    """Whether this node has a need or capacity with a range (its planner has work)."""
+    return any(
         r.origin == state.me and r.body is not None and ("min" in r.body or "max" in r.body)
         for kind in ("need", "capacity")
         for r in state.replica.records(kind)
     )
-    if not flexible:
-        return None
-    reply = revise(ctx, {})
-    return reply if isinstance(reply, Writes) else None
 
 
 def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
