@@ -102,7 +102,7 @@ def render_rounds(data: dict[str, Any]) -> RenderableType:
         )
     end = "converged" if data["converged"] else "not converged"
     return Group(
-        Text(f"Rounds of {data['scope']} from the records held: {end}", style="bold"),
+        Text(f"Rounds of {data['scope']} from the declared quantities: {end}", style="bold"),
         t,
         Text(f"remaining deficit: {data['remaining_deficit']} (base units, summed)"),
     )
