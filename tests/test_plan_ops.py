@@ -248,3 +248,15 @@ def test_a_node_nobody_admitted_moves_no_plan(three, tmp_path):
         assert a.call("plan_rounds")["remaining_deficit"] == "0"
     finally:
         stranger.close()
+
+
+def test_an_empty_node_plans_nothing_and_says_so(three):
+    a = three[0]
+    status = a.call("plan_status")
+    assert (status["groups"], status["converged"], status["budgets"]) == ([], True, [])
+    assert a.call("plan_rounds")["remaining_deficit"] == "0"
+    assert a.call("plan_review") == []
+    assert a.call("plan_revise")["revised"] == []
+    assert a.call("cap_list") == []
+    with pytest.raises(LocalError, match="no revision waits"):
+        a.call("plan_approve", all=True)
