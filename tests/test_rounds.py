@@ -293,3 +293,8 @@ def test_the_plan_does_not_depend_on_which_revisions_are_held(data, xs, lim) -> 
     assert again_steps == steps
     for i in xs:
         assert i.lo <= planned[i.id] <= i.hi
+
+
+def test_an_unknown_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="rule must be one of"):
+        round_step([], rule="loudest-first")

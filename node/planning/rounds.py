@@ -294,7 +294,12 @@ def round_step(
         tolerance: the relative gap a group may keep.
         number: the round's number (for the result only).
         rule: who gives way first (`RULES`).
+
+    Raises:
+        ValueError: an unknown rule.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}")
     ordered = sorted(intents, key=lambda i: i.id)
     by_id = {i.id: i for i in ordered}
     q = {i.id: i.qty for i in ordered}
