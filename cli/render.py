@@ -306,6 +306,11 @@ _NUMERIC = ("needs", "capacities", "balance")
 _FIXED = {"covered": len("covered"), "nodes": len("nodes")}
 
 
+def _committed(row: dict[str, Any]) -> bool:
+    """Whether a balance row has any committed quantity (to or by its scope)."""
+    return any(row.get(k) not in (None, "0") for k in ("committed_in", "committed_out"))
+
+
 class _DrillDown:
     """The sections of a balance, laid out for the width they are printed at.
 
@@ -327,6 +332,14 @@ class _DrillDown:
             self.widths[col] = max(
                 len(col), *(len(_signed(r[col]) if col == "balance" else r[col]) for _, r in rows)
             )
+        # Committed quantities (both sides signed) show next to the posted ones once
+        # there are any: what was promised to the receivers of the scope.
+        self.committed = any(_committed(r) for _, r in rows)
+        if self.committed:
+            self.widths["committed"] = max(
+                len("committed"), *(len(r.get("committed_in") or "-") for _, r in rows)
+            )
+            self.widths["c.covered"] = len("c.covered")
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         others = [w for k, w in self.widths.items() if k != "item"] + list(_FIXED.values())
@@ -386,6 +399,9 @@ class _DrillDown:
         t.add_column("unit", no_wrap=True, min_width=self.widths["unit"])
         for col in _FIXED:
             t.add_column(col, justify="right", no_wrap=True)
+        if self.committed:
+            for col in ("committed", "c.covered"):
+                t.add_column(col, justify="right", no_wrap=True, min_width=self.widths[col])
         if self.marker:
             t.add_column("", no_wrap=True)
         for r in level["rows"]:
@@ -402,6 +418,12 @@ class _DrillDown:
                 Text(coverage, style=style),
                 str(r["nodes"]),
             ]
+            if self.committed:
+                c_cov = r.get("committed_coverage")
+                cells += [
+                    r.get("committed_in") or "-",
+                    "-" if c_cov is None else f"{Decimal(c_cov):.0%}",
+                ]
             if self.marker:
                 cells.append(Text(DEFICIT, style="bold red") if sign < 0 else "")
             t.add_row(*cells)

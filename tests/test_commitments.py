@@ -13,7 +13,12 @@ from node import model
 from node.crdt.replica import Replica
 from node.errors import Rejected, ValidationError
 from node.planning.balance import TICKS
-from node.planning.commitments import commitments, committed_totals, track_records
+from node.planning.commitments import (
+    commitments,
+    committed_fields,
+    committed_totals,
+    track_records,
+)
 
 A, B, C, X = identities(4, seed=13)
 TERMS = {"item": "potatoes", "qty": "50", "unit": "kg", "period": "2027-Q1", "due": "2027-03-31"}
@@ -223,3 +228,45 @@ def test_reply_tombstones_keep_the_key_form():
     model.validate("accept", "abababababababab.o1", "eu/de/berlin", None)
     with pytest.raises(ValidationError):
         model.validate("accept", "not-a-reply", "eu/de/berlin", None)
+
+
+def test_committed_fields_of_a_balance_row():
+    assert committed_fields(100 * TICKS, None) == {
+        "committed_in": None,
+        "committed_out": None,
+        "committed_coverage": None,
+    }
+    got = committed_fields(3 * TICKS, (2 * TICKS, 5 * TICKS))
+    assert got == {"committed_in": "2", "committed_out": "5", "committed_coverage": "0.6667"}
+    assert committed_fields(0, (TICKS, 0))["committed_coverage"] is None
+
+
+def test_an_offer_alone_is_never_committed_in_the_balance():
+    a, b, c = _authors()
+    where = {x.origin.hex(): x.scope for x in (a, b, c)}
+    recs = held([offer(b, a), accept(c, b), offer(c, a, "o2"), accept(a, b, "o3")])
+    assert committed_totals(commitments(recs), where, "eu/de") == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_committed_totals_add_up_over_the_scopes_below(data):
+    a, b, c = _authors()
+    parties = [a, b, c]
+    scopes = ["eu/de/berlin/x", "eu/de/berlin/y", "eu/de/hamburg/z"]
+    where = {p.origin.hex(): data.draw(st.sampled_from(scopes)) for p in parties}
+    recs = []
+    for i in range(data.draw(st.integers(0, 5))):
+        px, rx = data.draw(st.permutations(parties))[:2]
+        qty = str(data.draw(st.integers(1, 999)))
+        recs.append(offer(px, rx, f"o{i}", qty=qty))
+        if data.draw(st.booleans()):
+            recs.append(accept(rx, px, f"o{i}"))
+    comms = commitments(held(data.draw(st.permutations(recs))))
+    top = committed_totals(comms, where, "eu")
+    parts = [committed_totals(comms, where, s) for s in ("eu/de/berlin", "eu/de/hamburg")]
+    for key, (to_rx, by_px) in top.items():
+        assert to_rx == sum(p.get(key, (0, 0))[0] for p in parts)
+        assert by_px == sum(p.get(key, (0, 0))[1] for p in parts)
+    live = [x for x in comms if x.state == "committed"]
+    assert sum(v[0] for v in top.values()) == sum(x.ticks for x in live)

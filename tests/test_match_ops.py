@@ -79,3 +79,57 @@ def test_match_commit_deliver_confirm_and_track_record(nodes):
     rows = a.call("committed", scope=REGION, item="potatoes")
     assert rows[0]["committed_in"] == "50"
     assert rows[0]["committed_coverage"] == "0.5"
+
+
+def _row(d, scope=REGION):
+    (level,) = d.call("balance", scope=scope, item="potatoes")["levels"]
+    (row,) = level["rows"]
+    return row
+
+
+def test_balance_shows_committed_next_to_posted_once_both_signed(nodes):
+    a, b, c = nodes
+    a.call("post", kind="need", item="potatoes", qty="100", unit="kg", period="2027-Q1")
+    b.call("post", kind="capacity", item="potatoes", qty="60", unit="kg", period="2027-Q1")
+    sync(nodes)
+    terms = {"item": "potatoes", "qty": "40", "unit": "kg", "period": "2027-Q1"}
+    offer = b.call("commitment_propose", **{"with": hexof(a)}, **terms, due="2027-03-31")
+    ref = f"{hexof(b)}.{offer['id']}"
+    sync(nodes)
+    # the offer alone, signed by one side, is no commitment
+    for d in nodes:
+        row = _row(d)
+        assert (row["needs"], row["capacities"], row["coverage"]) == ("100", "60", "0.6")
+        assert (row["committed_in"], row["committed_out"]) == ("0", "0")
+        assert row["committed_coverage"] == "0"
+    a.call("commitment_accept", id=ref)
+    sync(nodes)
+    for d in nodes:
+        row = _row(d)
+        assert (row["committed_in"], row["committed_out"]) == ("40", "40")
+        assert row["committed_coverage"] == "0.4"
+    # below the region: A's commune receives, B's provides
+    assert _row(a, f"{REGION}/a")["committed_in"] == "40"
+    assert _row(a, f"{REGION}/a")["committed_out"] == "0"
+    assert _row(a, f"{REGION}/b")["committed_out"] == "40"
+    assert _row(a, f"{REGION}/b")["committed_coverage"] is None  # B needs nothing
+    # the same figures from the `committed` op
+    (same,) = a.call("committed", scope=REGION, item="potatoes")
+    assert same == _row(a)
+    # a cancel takes it out again
+    b.call("commitment_decline", id=ref, reason="harvest failed")
+    sync(nodes)
+    assert _row(c)["committed_in"] == "0"
+
+
+def test_balance_above_the_region_has_no_committed_figures(nodes):
+    a, *_ = nodes
+    a.call("post", kind="need", item="potatoes", qty="100", unit="kg", period="2027-Q1")
+    levels = a.call("balance", scope="eu/nl", depth=1, item="potatoes")["levels"]
+    by_scope = {lv["scope"]: lv for lv in levels}
+    # not every commitment under eu/nl is held here: null, not a partial sum
+    for row in by_scope["eu/nl"]["rows"]:
+        assert row["committed_in"] is None
+        assert row["committed_coverage"] is None
+    (own,) = by_scope[REGION]["rows"]
+    assert own["committed_in"] == "0"

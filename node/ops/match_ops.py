@@ -13,7 +13,12 @@ from node.errors import LocalError
 from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
 from node.ops.node_ops import written
 from node.planning.balance import TICKS, decimal_str
-from node.planning.commitments import Commitment, commitments, committed_totals, track_records
+from node.planning.commitments import (
+    Commitment,
+    committed_fields,
+    committed_totals,
+    track_records,
+)
 from node.planning.matching import Match, match, positions_from_records, positions_from_rollups
 from node.state import NodeState
 
@@ -35,14 +40,6 @@ def _qty(ticks: int) -> str:
 
 def _names(state: NodeState) -> dict[str, str]:
     return {k.hex(): v for k, v in state.node_names().items()}
-
-
-def _node_scopes(state: NodeState) -> dict[str, str]:
-    return {
-        r.origin.hex(): str(r.body["scope"])
-        for r in state.replica.records("node")
-        if r.body is not None
-    }
 
 
 def _check_filters(ctx: OpContext, args: dict[str, Any]) -> tuple[str, str | None, str | None]:
@@ -140,7 +137,7 @@ def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _find(state: NodeState, ref: str) -> Commitment:
-    for c in commitments(state.replica.records(), _counted(state)):
+    for c in state.commitments():
         if c.ref == ref:
             return c
     raise LocalError(f"no offer {ref!r} here; see `allmende commitment list`")
@@ -166,7 +163,7 @@ def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     model.hex64(other, "with (the counterpart's node key)")
     if other == state.me.hex():
         raise LocalError("a commitment needs another node")
-    where = _node_scopes(state).get(other)
+    where = state.node_scopes().get(other)
     if where is None:
         raise LocalError(f"node {other[:12]} is unknown here (no node record held)")
     if args["role"] not in model.ROLES:
@@ -232,7 +229,7 @@ def list_commitments(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any
     me = state.me.hex()
     names = _names(state)
     out = []
-    for c in commitments(state.replica.records(), _counted(state)):
+    for c in state.commitments():
         if not args["all"] and me not in (c.provider, c.receiver):
             continue
         j = c.as_json()
@@ -294,7 +291,7 @@ def confirm(ctx: OpContext, args: dict[str, Any]) -> Writes:
 
 def track_record(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     state = ctx.state
-    records = track_records(commitments(state.replica.records(), _counted(state)), _today(ctx))
+    records = track_records(state.commitments(), _today(ctx))
     names = _names(state)
     node = args["node"]
     if node is not None:
@@ -310,27 +307,19 @@ def track_record(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def committed(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Posted against committed quantities under a scope (posted coverage vs committed
-    coverage)."""
+    coverage); `balance` shows the same columns."""
     state = ctx.state
     scope, period, item = _check_filters(ctx, args)
-    totals = committed_totals(
-        commitments(state.replica.records(), _counted(state)), _node_scopes(state), scope
-    )
-    out = []
-    for row in state.index.rows(scope, period=period, item=item):
-        to_rx, by_px = totals.get((row.item, row.dimension, row.period), (0, 0))
-        needs = row.needs
-        out.append(
-            {
-                **row.as_json(),
-                "committed_in": _qty(to_rx),
-                "committed_out": _qty(by_px),
-                "committed_coverage": None
-                if not needs
-                else decimal_str(Fraction(to_rx, TICKS) / needs, places=4),
-            }
-        )
-    return out
+    totals = committed_totals(state.commitments(), state.node_scopes(), scope)
+    return [
+        {
+            **row.as_json(),
+            **committed_fields(
+                row.needs_ticks, totals.get((row.item, row.dimension, row.period), (0, 0))
+            ),
+        }
+        for row in state.index.rows(scope, period=period, item=item)
+    ]
 
 
 OPS: dict[str, OpSpec] = {

@@ -13,7 +13,8 @@ from node.crdt.record import Record
 from node.errors import LocalError
 from node.net.discovery import split_p2p_addr
 from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Submit, Writes
-from node.state import record_json
+from node.planning.commitments import committed_fields, committed_totals
+from node.state import BalanceLevel, NodeState, record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
 MAX_PAGE = 100_000  # scopes listed below each scope of a balance
@@ -130,9 +131,32 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     records, nodes = ctx.state.left_out(scope)
     return {
         "scope": scope,
-        "levels": [lv.as_json() for lv in levels],
+        "levels": _with_committed(ctx.state, levels),
         "left_out": {"records": records, "nodes": nodes},
     }
+
+
+def _with_committed(state: NodeState, levels: list[BalanceLevel]) -> list[dict[str, Any]]:
+    """The levels as JSON, each row with its committed quantities next to the posted
+    ones (`committed_fields`). Only a scope inside this node's region has them: its
+    commitment records are all held here; elsewhere they are null."""
+    region = state.core.region
+    own = [lv for lv in levels if model.in_scope(lv.scope, region)]
+    totals = {}
+    if own:
+        comms, scopes = state.commitments(), state.node_scopes()
+        totals = {lv.scope: committed_totals(comms, scopes, lv.scope) for lv in own}
+    out = []
+    for lv in levels:
+        j = lv.as_json()
+        here = totals.get(lv.scope)
+        for row, rj in zip(lv.rows, j["rows"], strict=True):
+            group = (row.item, row.dimension, row.period)
+            rj.update(
+                committed_fields(row.needs_ticks, None if here is None else here.get(group, (0, 0)))
+            )
+        out.append(j)
+    return out
 
 
 def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:

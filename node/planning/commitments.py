@@ -29,7 +29,7 @@ from fractions import Fraction
 from node import model
 from node.crdt.record import Record
 from node.model.commit_kinds import TERMS
-from node.planning.balance import _ticks, decimal_str
+from node.planning.balance import _ticks, decimal_str, ticks_str
 
 __all__ = [
     "COMMIT_KIND_NAMES",
@@ -37,6 +37,7 @@ __all__ = [
     "Delivery",
     "TrackRecord",
     "commitments",
+    "committed_fields",
     "committed_totals",
     "track_records",
 ]
@@ -324,3 +325,28 @@ def committed_totals(
             if where is not None and model.in_scope(where, scope):
                 out.setdefault(key, [0, 0])[side] += c.ticks
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+def committed_fields(needs_ticks: int, totals: tuple[int, int] | None) -> dict[str, object]:
+    """The committed columns of one balance row, next to its posted ones.
+
+    Args:
+        needs_ticks: the row's posted needs.
+        totals: (committed to receivers, committed by providers) of the row's group
+            under its scope, from `committed_totals`; None where this node does not
+            hold every commitment of the scope (the figures are then null, not partial).
+
+    Returns:
+        ``committed_in`` and ``committed_out`` in base units, and ``committed_coverage``:
+        committed_in / needs (null where nothing is needed).
+    """
+    if totals is None:
+        return {"committed_in": None, "committed_out": None, "committed_coverage": None}
+    to_rx, by_px = totals
+    return {
+        "committed_in": ticks_str(to_rx),
+        "committed_out": ticks_str(by_px),
+        "committed_coverage": decimal_str(Fraction(to_rx, needs_ticks), places=4)
+        if needs_ticks
+        else None,
+    }

@@ -73,3 +73,11 @@ def test_match_commit_deliver_confirm_on_every_node(nodes: Cluster) -> None:
             return (tb["committed"], tb["delivered"], tb["confirmed"]) == (1, 1, 1)
 
         n.wait_for(confirmed, 40, "B's track record")
+
+    # posted against committed: the balance shows the 50 kg both signed, on every node
+    for n in three:
+        data = json.loads(n.cli("balance", REGION, "--item", "potatoes", "--json"))
+        (row,) = data["levels"][0]["rows"]
+        got = (row["needs"], row["committed_in"], row["committed_coverage"])
+        assert got == ("100", "50", "0.5")
+        assert "c.covered" in n.cli("balance", REGION, "--item", "potatoes")
