@@ -167,8 +167,29 @@ def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
     scopes are printed in full once instead of squeezed into a column on every row.
     """
     plural = _PLURAL.get(kind, kind + "s")
+    regions = [r for r in rows if r.get("source") == "rollup"]
+    rows = [r for r in rows if r.get("source") != "rollup"]
+    if regions:
+        held = _records(rows, plural, kind) if rows else _empty(f"No {plural} held here.")
+        return Group(held, Text(""), _region_totals(regions, plural))
     if not rows:
         return _empty(f"No {plural}.")
+    return _records(rows, plural, kind)
+
+
+def _region_totals(rows: list[dict[str, Any]], plural: str) -> RenderableType:
+    """Other regions' totals of one item, from their accepted rollups."""
+    t = _table()
+    for col in ("region", "period", "qty", "unit", "nodes", "attested by"):
+        t.add_column(col, justify="right" if col in ("qty", "nodes", "attested by") else "left")
+    for r in rows:
+        t.add_row(
+            r["region"], r["period"], r["qty"], r["unit"], str(r["nodes"]), str(r["attested_by"])
+        )
+    return _titled(f"{plural.capitalize()} of other regions (attested rollups)", t)
+
+
+def _records(rows: list[dict[str, Any]], plural: str, kind: str) -> RenderableType:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:  # the daemon's order: this node first, then by scope
         groups.setdefault((r["origin"], r["scope"]), []).append(r)

@@ -133,3 +133,44 @@ def test_balance_above_the_region_has_no_committed_figures(nodes):
         assert row["committed_coverage"] is None
     (own,) = by_scope[REGION]["rows"]
     assert own["committed_in"] == "0"
+
+
+def test_who_has_what_lists_held_records_and_other_regions_rollups(nodes, monkeypatch):
+    from factories import Author, identities
+
+    from node.planning.rollup import RollupView, compute_rollups, rollup_key
+
+    a, b, c = nodes
+    b.call("post", kind="capacity", item="potatoes", qty="60", unit="kg", period="2027-Q1")
+    c.call("post", kind="capacity", item="milk", qty="9", unit="l", period="2027-Q1")
+    a.call("post", kind="need", item="potatoes", qty="10", unit="kg", period="2027-Q1")
+    sync(nodes)
+    hh = "eu/de/hamburg"
+    them = [Author(p, scope=f"{hh}/n{k}") for k, p in enumerate(identities(3, seed=31))]
+    recs = [x.capacity(f"c{k}", qty="250", period="2027-Q1") for k, x in enumerate(them)]
+    recs.append(them[0].need("n0", qty="5", period="2027-Q1"))
+    bodies = compute_rollups(recs, hh, [x.origin for x in them])
+    signed = [
+        x.write("rollup", rollup_key(hh, p), body, scope="eu")
+        for x in them
+        for p, body in bodies.items()
+    ]
+    view = RollupView(signed, frozenset({them[0].origin}), REGION)
+    monkeypatch.setattr(a.state.core, "rollup_view", lambda: view)
+
+    # as `capacity list --item potatoes` asks: everyone's
+    rows = a.call("list", kind="capacity", all=True, scope=None, withdrawn=False, item="potatoes")
+    held = [r for r in rows if r["source"] == "record"]
+    assert [(r["origin"], r["qty"], r["unit"]) for r in held] == [(hexof(b), "60", "kg")]
+    (hamburg,) = [r for r in rows if r["source"] == "rollup"]
+    assert (hamburg["region"], hamburg["qty"], hamburg["unit"]) == (hh, "750", "kg")
+    assert (hamburg["nodes"], hamburg["attested_by"]) == (3, 3)
+    # needs alike; a scope inside this region leaves the other regions out
+    needs = a.call("list", kind="need", all=True, scope="eu", withdrawn=False, item="potatoes")
+    assert [(r["source"], r["qty"]) for r in needs] == [("record", "10"), ("rollup", "5")]
+    only_here = a.call(
+        "list", kind="capacity", all=True, scope=REGION, withdrawn=False, item="potatoes"
+    )
+    assert [r["source"] for r in only_here] == ["record"]
+    # without an item: this node's own records, as before
+    assert a.call("list", kind="capacity", all=False, scope=None, withdrawn=False, item=None) == []

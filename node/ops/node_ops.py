@@ -13,6 +13,7 @@ from node.crdt.record import Record
 from node.errors import LocalError
 from node.net.discovery import split_p2p_addr
 from node.ops.base import BOOL, INT, STR, OpContext, OpSpec, Submit, Writes
+from node.planning.balance import ticks_str
 from node.planning.commitments import committed_fields, committed_totals
 from node.state import BalanceLevel, NodeState, record_json
 
@@ -85,6 +86,9 @@ def withdraw(ctx: OpContext, args: dict[str, Any]) -> Writes:
 
 
 def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """This node's needs or capacities, or everyone's held under a scope. Asked for an
+    item, also the other regions' totals of it from their accepted rollups (the
+    node's view beyond its region: who has what, region by region)."""
     kind = args["kind"]
     if kind not in ("need", "capacity"):
         raise LocalError("kind must be need or capacity")
@@ -96,11 +100,48 @@ def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
         kind, scope=scope, mine=not args["all"], withdrawn=args["withdrawn"]
     )
     item = args["item"]
-    return [
-        record_json(r, names)
+    out = [
+        {**record_json(r, names), "source": "record"}
         for r in records
         if item is None or (r.body is not None and r.body.get("item") == item)
     ]
+    if item is not None:
+        out += _region_totals(ctx, kind, item, scope or "")
+    return out
+
+
+def _region_totals(ctx: OpContext, kind: str, item: str, scope: str) -> list[dict[str, Any]]:
+    """Per other region under `scope` ("" for all) and period, its total of `item`'s
+    needs or capacities, from its accepted rollup (split or unattested ones are left
+    out: never summed)."""
+    try:
+        view = ctx.state.core.rollup_view()
+    except LocalError:  # admission off: no rollups
+        return []
+    rows = []
+    for (region, period), rp in sorted(view.pairs.items()):
+        content = rp.accepted
+        if content is None or (scope and not model.in_scope(region, scope)):
+            continue
+        for it, dim, needs, caps, nodes in content.body["items"]:
+            total = int(needs if kind == "need" else caps)
+            if it != item or not total:
+                continue
+            rows.append(
+                {
+                    "source": "rollup",
+                    "kind": kind,
+                    "region": region,
+                    "scope": region,
+                    "item": it,
+                    "period": period,
+                    "qty": ticks_str(total),
+                    "unit": model.DIMENSIONS[dim],
+                    "nodes": nodes,
+                    "attested_by": len(content.attesters),
+                }
+            )
+    return rows
 
 
 def items(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:

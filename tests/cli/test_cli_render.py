@@ -264,6 +264,29 @@ def test_records_of_several_nodes_are_grouped_under_full_scopes(width):
     assert next(line for line in out if line.startswith("c3")).split() == ["c3", "withdrawn"]
 
 
+def test_records_with_other_regions_totals_of_an_item():
+    hamburg = {
+        "source": "rollup",
+        "kind": "capacity",
+        "region": "eu/de/hamburg",
+        "scope": "eu/de/hamburg",
+        "item": "potatoes",
+        "period": "2027-Q1",
+        "qty": "750",
+        "unit": "kg",
+        "nodes": 3,
+        "attested_by": 3,
+    }
+    rows = [record("c2") | {"source": "record"}, hamburg]
+    out = lines(text(render.records(rows, "capacity")))
+    assert out[0] == "Capacities of Kommune Neukölln (eu/de/berlin/neukoelln)"
+    title = out.index("Capacities of other regions (attested rollups)")
+    assert out[title + 1].split() == ["region", "period", "qty", "unit", "nodes", "attested", "by"]
+    assert out[title + 3].split() == ["eu/de/hamburg", "2027-Q1", "750", "kg", "3", "3"]
+    alone = lines(text(render.records([hamburg], "capacity")))
+    assert alone[0] == "No capacities held here."
+
+
 def test_records_empty():
     assert text(render.records([], "need")).strip() == "No needs."
     assert text(render.records([], "capacity")).strip() == "No capacities."

@@ -38,6 +38,11 @@ def test_match_commit_deliver_confirm_on_every_node(nodes: Cluster) -> None:
     c.call("post", kind="capacity", item="potatoes", qty="80", unit="kg", period="2027-Q1")
     for n in three:
         n.wait_for(lambda n: _holds_all(n, 3), 40, "all three intents")
+    # who has what, on any node
+    held = json.loads(a.cli("capacity", "list", "--scope", REGION, "--item", "potatoes", "--json"))
+    assert sorted((r["origin"], r["qty"]) for r in held) == sorted(
+        [(key["b"], "60"), (key["c"], "80")]
+    )
     # the same matches everywhere (a peer's name shows once its node record arrived)
     shown = [_unnamed(json.loads(n.cli("match", REGION, "--json"))) for n in three]
     assert shown[0] == shown[1] == shown[2]
