@@ -174,3 +174,32 @@ def test_who_has_what_lists_held_records_and_other_regions_rollups(nodes, monkey
     assert [r["source"] for r in only_here] == ["record"]
     # without an item: this node's own records, as before
     assert a.call("list", kind="capacity", all=False, scope=None, withdrawn=False, item=None) == []
+
+
+def test_a_node_cannot_withdraw_what_its_track_record_rests_on(nodes):
+    a, b, _ = nodes
+    sync(nodes)  # the node records
+    offer = b.call(
+        "commitment_propose",
+        **{"with": hexof(a)},
+        item="potatoes",
+        qty="50",
+        unit="kg",
+        period="2027-Q1",
+        due="2027-01-31",
+    )
+    sync(nodes)
+    a.call("commitment_accept", id=f"{hexof(b)}.{offer['id']}")
+    sync(nodes)
+    with pytest.raises(LocalError, match="committed already"):
+        a.call("commitment_accept", id=f"{hexof(b)}.{offer['id']}")
+    held = len(b.state.replica)
+    with pytest.raises(LocalError, match="cannot be withdrawn"):
+        b.call("withdraw", kind="offer", key=offer["id"])
+    with pytest.raises(LocalError, match="cannot be withdrawn"):
+        a.call("withdraw", kind="accept", key=f"{hexof(b)[:16]}.{offer['id']}")
+    assert len(b.state.replica) == held  # nothing written
+    a.clock.t += 30 * 86_400_000  # past due, nothing delivered
+    for d in nodes:
+        (tb,) = d.call("track_record", node=hexof(b))["nodes"]
+        assert (tb["committed"], tb["overdue"]) == (1, 1)

@@ -157,6 +157,14 @@ def _meeting_scope(a: str, b: str) -> str:
     return "/".join(common[: model.REGION_DEPTH])
 
 
+def _fresh_key(state: NodeState, kind: str, scope: str, body: dict[str, Any]) -> str:
+    """A new offer's or delivery's id (`model.content_key`), unused by this node."""
+    while True:
+        key = model.content_key(state.core.new_key(kind[0], kind), scope, body)
+        if state.replica.get(state.me, kind, key) is None:
+            return key
+
+
 def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     state = ctx.state
     other = args["with"]
@@ -184,8 +192,8 @@ def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     }
     if args["note"]:
         body["note"] = args["note"]
-    key = state.core.new_key("o", "offer")
     scope = _meeting_scope(ctx.config.scope, where)
+    key = _fresh_key(state, "offer", scope, body)
     return Writes([state.prepare("offer", key, body, scope)], written(ctx))
 
 
@@ -197,15 +205,9 @@ def _reply(ctx: OpContext, ref: str, kind: str, reason: str | None) -> Writes:
     if kind == "accept":
         if me == c.offerer or me not in (c.provider, c.receiver):
             raise LocalError("only the counterpart of an offer can accept it")
-        body: dict[str, Any] = {
-            "by": c.offerer,
-            "offer": offer_key,
-            "item": c.item,
-            "qty": c.qty,
-            "unit": c.unit,
-            "period": c.period,
-            "due": c.due.isoformat(),
-        }
+        if c.state != "offered":
+            raise LocalError(f"offer {ref} is {c.state} already")
+        body: dict[str, Any] = {"by": c.offerer, "offer": offer_key}
     else:
         if me not in (c.provider, c.receiver):
             raise LocalError("only a party to an offer can decline it")
@@ -257,7 +259,7 @@ def fulfil(ctx: OpContext, args: dict[str, Any]) -> Writes:
     }
     if args["note"]:
         body["note"] = args["note"]
-    key = state.core.new_key("d", "deliver")
+    key = _fresh_key(state, "deliver", c.scope, body)
     return Writes([state.prepare("deliver", key, body, c.scope)], written(ctx))
 
 

@@ -5,9 +5,11 @@ offer, accept, decline, deliver, confirm and dispute records held
 The rules, the same on every replica whatever order the records arrived in:
 
 * an offer counts only from a counted (admitted) node, naming another node;
-* it is **committed** when the counterpart's accept (its origin must be the offer's
-  ``with``) repeats exactly the offer's current terms; a decline by either party
-  voids it (after an accept: cancelled, and the decliner is named);
+* it is **committed** when the counterpart (the origin of the accept must be the
+  offer's ``with``) accepts it; the offer's id binds its terms, and neither record
+  can be withdrawn (`node.model.commit_kinds`), so a commitment once made stays in
+  every track record. A decline by either party voids the offer (after an accept:
+  cancelled, and the decliner is named);
 * a delivery counts only from the provider of a committed offer, in a unit of the
   item's dimension; a confirm only from the receiver, repeating the delivery's
   quantity, unit and date; a dispute only from the receiver. If the receiver wrote
@@ -28,7 +30,6 @@ from fractions import Fraction
 
 from node import model
 from node.crdt.record import Record
-from node.model.commit_kinds import TERMS
 from node.planning.balance import _ticks, decimal_str, ticks_str
 
 __all__ = [
@@ -173,10 +174,7 @@ def commitments(
     for r in by_kind["accept"]:
         b = r.body or {}
         got = offers.get(model.offer_ref(str(b["by"]), str(b["offer"])))
-        if got is None or r.origin.hex() != _counterpart(got):
-            continue
-        terms = {k: b[k] for k in TERMS}
-        if terms == _terms(got):
+        if got is not None and r.origin.hex() == _counterpart(got):
             got.state = "committed"
     for r in sorted(by_kind["decline"], key=lambda r: (r.origin, r.key)):
         b = r.body or {}
@@ -219,16 +217,6 @@ def commitments(
 
 def _counterpart(c: Commitment) -> str:
     return c.receiver if c.offerer == c.provider else c.provider
-
-
-def _terms(c: Commitment) -> dict[str, object]:
-    return {
-        "item": c.item,
-        "qty": c.qty,
-        "unit": c.unit,
-        "period": c.period,
-        "due": c.due.isoformat(),
-    }
 
 
 @dataclass
