@@ -50,6 +50,12 @@ def render_matches(data: dict[str, Any]) -> RenderableType:
         parts += [Text(f"{title} under {data['scope']}", style="bold"), t]
     if not parts:
         return Text(f"No matches under {data['scope']}: no deficit meets a surplus here.")
+    records = data.get("track_records") or []
+    if records:
+        parts += [
+            Text("Their track records", style="bold"),
+            _track_table(records),
+        ]
     return Group(*parts)
 
 
@@ -76,18 +82,25 @@ def render_commitments(rows: list[dict[str, Any]]) -> RenderableType:
 def render_track_record(data: dict[str, Any]) -> RenderableType:
     if not data["nodes"]:
         return Text("No commitments signed by both sides yet.")
+    return Group(
+        _track_table(data["nodes"]),
+        Text(f"as of {data['today']}; share: confirmed / committed of what is due"),
+    )
+
+
+def _track_table(nodes: list[dict[str, Any]]) -> Table:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["committed", "delivered", "confirmed", "on_time", "overdue", "disputed", "cancelled"]
     t.add_column("node")
     for col in [*cols, "share"]:
         t.add_column(col.replace("_", " "), justify="right")
-    for n in data["nodes"]:
+    for n in nodes:
         t.add_row(
             _who(n["node"], n["name"]),
             *(str(n[c]) for c in cols),
             "-" if n["share"] is None else n["share"],
         )
-    return Group(t, Text(f"as of {data['today']}; share: confirmed / committed of what is due"))
+    return t
 
 
 def render_written(r: dict[str, Any]) -> RenderableType:

@@ -45,6 +45,9 @@ def test_match_commit_deliver_confirm_and_track_record(nodes):
     # 100 drawn 60:80 from B and C, largest remainder in ticks
     assert split == {hexof(b): "42.857143", hexof(c): "57.142857"}
     assert all(m["receiver"] == hexof(a) for m in shown[0]["within_region"])
+    # every proposed counterpart with its track record (none has one yet)
+    assert [t["node"] for t in shown[0]["track_records"]] == sorted(map(hexof, nodes))
+    assert all(t["committed"] == 0 and t["share"] is None for t in shown[0]["track_records"])
     who = a.call("capacities", scope=REGION, item="potatoes")
     assert {r["node"] for r in who} == {hexof(b), hexof(c)}
 
@@ -76,6 +79,9 @@ def test_match_commit_deliver_confirm_and_track_record(nodes):
         (cm,) = d.call("commitment_list", all=True)
         assert cm["state"] == "committed"
         assert cm["deliveries"][0]["status"] == "confirmed"
+        records = {t["node"]: t for t in d.call("match", scope=REGION)["track_records"]}
+        assert (records[hexof(b)]["committed"], records[hexof(b)]["confirmed"]) == (1, 1)
+        assert records[hexof(a)]["received"] == 1
     rows = a.call("committed", scope=REGION, item="potatoes")
     assert rows[0]["committed_in"] == "50"
     assert rows[0]["committed_coverage"] == "0.5"

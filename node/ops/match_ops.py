@@ -15,6 +15,7 @@ from node.ops.node_ops import written
 from node.planning.balance import TICKS, decimal_str
 from node.planning.commitments import (
     Commitment,
+    TrackRecord,
     committed_fields,
     committed_totals,
     track_records,
@@ -104,7 +105,23 @@ def match_op(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         "scope": scope,
         "within_region": [_match_json(m, names) for m in within],
         "across_regions": [_match_json(m, names) for m in across],
+        "track_records": _records_of(ctx, {n for m in within for n in (m.provider, m.receiver)}),
     }
+
+
+def _records_of(ctx: OpContext, nodes: set[str]) -> list[dict[str, Any]]:
+    """The track records of the nodes a match proposes as counterparts (an empty one
+    for a node without commitments yet), so that over-promising shows where it
+    matters."""
+    if not nodes:
+        return []
+    state = ctx.state
+    records = track_records(state.commitments(), _today(ctx))
+    names = _names(state)
+    return [
+        {**records.get(n, TrackRecord(n)).as_json(), "name": names.get(n, "")}
+        for n in sorted(nodes)
+    ]
 
 
 def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -34,6 +34,28 @@ def test_matches_render_both_levels_and_say_when_empty():
     assert "Hof B (bbbbbbbb)" in out
     assert "42.857143 kg" in out
     assert "Region to region" not in out
+    assert "Their track records" not in out
+    record = {
+        "node": B,
+        "name": "Hof B",
+        "committed": 3,
+        "delivered": 2,
+        "confirmed": 1,
+        "on_time": 1,
+        "overdue": 2,
+        "disputed": 1,
+        "cancelled": 0,
+        "received": 0,
+        "share": "0.3333",
+    }
+    with_records = text(
+        match_cmd.render_matches(
+            {"scope": "eu", "within_region": [m], "across_regions": [], "track_records": [record]}
+        )
+    )
+    assert "Their track records" in with_records
+    (line,) = [x for x in with_records.splitlines() if "Hof B" in x and "0.3333" in x]
+    assert line.split()[-8:] == ["3", "2", "1", "1", "2", "1", "0", "0.3333"]
     empty = {"scope": "eu/de", "within_region": [], "across_regions": []}
     assert "No matches under eu/de" in text(match_cmd.render_matches(empty))
 

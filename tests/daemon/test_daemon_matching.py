@@ -21,7 +21,7 @@ def _holds_all(node, want: int) -> bool:
 
 def _unnamed(value):
     if isinstance(value, dict):
-        return {k: _unnamed(v) for k, v in value.items() if not k.endswith("_name")}
+        return {k: _unnamed(v) for k, v in value.items() if not k.endswith("name")}
     if isinstance(value, list):
         return [_unnamed(v) for v in value]
     return value
