@@ -59,14 +59,22 @@ def render_matches(data: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _short(key: str) -> str:
+    # an offer's or delivery's id is a free prefix, "-" and a digest: the prefix names it
+    return key.split("-", 1)[0]
+
+
 def render_commitments(rows: list[dict[str, Any]]) -> RenderableType:
+    """Offers and commitments, then their deliveries; ids as the commands take them."""
     if not rows:
         return Text("No offers or commitments.")
     t = _table("id", "state", "from", "to", "item", "qty", "due", "delivered", "confirmed")
+    deliveries = _table("delivery", "of", "qty", "date", "status")
     for c in rows:
+        offer = _short(c["id"].split(".", 1)[1])
         done = [d for d in c["deliveries"] if d["status"] == "confirmed"]
         t.add_row(
-            c["id"][:12] + "…" + c["id"].split(".", 1)[1],
+            offer,
             c["state"],
             _who(c["provider"], c["provider_name"]),
             _who(c["receiver"], c["receiver_name"]),
@@ -76,7 +84,12 @@ def render_commitments(rows: list[dict[str, Any]]) -> RenderableType:
             str(len(c["deliveries"])),
             str(len(done)),
         )
-    return t
+        for d in c["deliveries"]:
+            status = d["status"] + (f": {d['reason']}" if d["reason"] else "")
+            deliveries.add_row(_short(d["id"]), offer, f"{d['qty']} {d['unit']}", d["date"], status)
+    if not deliveries.rows:
+        return t
+    return Group(t, deliveries)
 
 
 def render_track_record(data: dict[str, Any]) -> RenderableType:

@@ -209,3 +209,32 @@ def test_a_node_cannot_withdraw_what_its_track_record_rests_on(nodes):
     for d in nodes:
         (tb,) = d.call("track_record", node=hexof(b))["nodes"]
         assert (tb["committed"], tb["overdue"]) == (1, 1)
+
+
+def test_nodes_offers_and_deliveries_go_by_the_names_and_short_ids_shown(nodes):
+    a, b, c = nodes
+    sync(nodes)
+    terms = {"item": "potatoes", "qty": "5", "unit": "kg", "period": "2027-Q1", "due": "2027-03-31"}
+    first = b.call("commitment_propose", **{"with": "a"}, **terms)  # a node by its name
+    second = b.call("commitment_propose", **{"with": hexof(a)[:10]}, **terms)  # a key prefix
+    with pytest.raises(LocalError, match="unknown here"):
+        b.call("commitment_propose", **{"with": "nobody"}, **terms)
+    with pytest.raises(LocalError, match="unknown here"):
+        b.call("commitment_propose", **{"with": hexof(a)[:6]}, **terms)  # too short a prefix
+    assert first["id"] != second["id"]  # the same terms twice: two offers
+    sync(nodes)
+    short = first["id"].split("-")[0]
+    a.call("commitment_accept", id=short)
+    with pytest.raises(LocalError, match="no offer 'zzz' here"):
+        a.call("commitment_accept", id="zzz")
+    sync(nodes)
+    states = {cm["id"].split(".")[1]: cm["state"] for cm in a.call("commitment_list", all=False)}
+    assert states == {first["id"]: "committed", second["id"]: "offered"}
+    delivery = b.call("fulfil", id=short, qty="5", unit="kg", date="2027-02-01")
+    sync(nodes)
+    with pytest.raises(LocalError, match="only the receiver"):
+        c.call("confirm", id=delivery["id"].split("-")[0])
+    a.call("confirm", id=delivery["id"].split("-")[0], dispute="rotten")
+    sync(nodes)
+    (cm,) = [x for x in c.call("commitment_list", all=True) if x["state"] == "committed"]
+    assert [(d["status"], d["reason"]) for d in cm["deliveries"]] == [("disputed", "rotten")]

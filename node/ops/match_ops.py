@@ -153,11 +153,48 @@ def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def short_id(key: str) -> str:
+    """How an offer or delivery is shown and may be named: its id's free prefix."""
+    return key.split("-", 1)[0]
+
+
+def _one(found: list[Any], what: str, ref: str) -> Any:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LocalError(f"no {what} {ref!r} here; see `allmende commitment list`")
+    raise LocalError(f"{what} {ref!r} is ambiguous here: give its full id (see --json)")
+
+
 def _find(state: NodeState, ref: str) -> Commitment:
-    for c in state.commitments():
+    """An offer named by its full id (<offerer hex>.<offer id>), its offer id, or the
+    short id `commitment list` shows."""
+    comms = state.commitments()
+    for c in comms:
         if c.ref == ref:
             return c
-    raise LocalError(f"no offer {ref!r} here; see `allmende commitment list`")
+    offerer, _, key = ref.rpartition(".")
+    found = [c for c in comms if c.ref.split(".", 1)[1] == key and c.offerer.startswith(offerer)]
+    if not found and "-" not in key and not offerer:
+        found = [c for c in comms if short_id(c.ref.split(".", 1)[1]) == key]
+    return _one(found, "offer", ref)
+
+
+def _node(state: NodeState, who: str) -> tuple[str, str]:
+    """A node named by its key (hex), a unique key prefix (8 hex digits or more) or
+    its unique name; returns (key hex, scope) from its node record."""
+    scopes = state.node_scopes()
+    if who in scopes:
+        return who, scopes[who]
+    names = _names(state)
+    found = [k for k in scopes if len(who) >= 8 and k.startswith(who)]
+    found = found or [k for k in scopes if names.get(k) == who]
+    key = _one(found, "node", who) if found else None
+    if key is None:
+        raise LocalError(
+            f"node {who!r} is unknown here (no node record held); give its key or name"
+        )
+    return key, scopes[key]
 
 
 def _meeting_scope(a: str, b: str) -> str:
@@ -184,13 +221,9 @@ def _fresh_key(state: NodeState, kind: str, scope: str, body: dict[str, Any]) ->
 
 def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     state = ctx.state
-    other = args["with"]
-    model.hex64(other, "with (the counterpart's node key)")
+    other, where = _node(state, args["with"])
     if other == state.me.hex():
         raise LocalError("a commitment needs another node")
-    where = state.node_scopes().get(other)
-    if where is None:
-        raise LocalError(f"node {other[:12]} is unknown here (no node record held)")
     if args["role"] not in model.ROLES:
         raise LocalError(f"role must be one of {', '.join(model.ROLES)}")
     catalog = state.items()
@@ -218,7 +251,7 @@ def _reply(ctx: OpContext, ref: str, kind: str, reason: str | None) -> Writes:
     state = ctx.state
     c = _find(state, ref)
     me = state.me.hex()
-    offer_key = ref.split(".", 1)[1]
+    offer_key = c.ref.split(".", 1)[1]
     if kind == "accept":
         if me == c.offerer or me not in (c.provider, c.receiver):
             raise LocalError("only the counterpart of an offer can accept it")
@@ -281,16 +314,26 @@ def fulfil(ctx: OpContext, args: dict[str, Any]) -> Writes:
 
 
 def confirm(ctx: OpContext, args: dict[str, Any]) -> Writes:
-    """Confirm (or with a reason, dispute) a delivery named ``<provider hex>.<id>``."""
+    """Confirm (or with a reason, dispute) a delivery named ``<provider hex>.<id>``,
+    by its id, or by the short id `commitment list` shows."""
     state = ctx.state
-    provider, _, key = str(args["id"]).partition(".")
-    model.hex64(provider, "the delivery's provider")
+    ref = str(args["id"])
+    me = state.me.hex()
+    held = [(c, d) for c in state.commitments() if c.receiver == me for d in c.deliveries]
+    provider, _, key = ref.rpartition(".")
+    found = [(c, d) for c, d in held if d.key == key and c.provider.startswith(provider)]
+    if not found and "-" not in key and not provider:
+        found = [(c, d) for c, d in held if short_id(d.key) == key]
+    if not found:
+        raise LocalError(
+            f"no delivery {ref!r} to this node here (only the receiver confirms or disputes "
+            "a delivery); see `allmende commitment list`"
+        )
+    c, delivery = _one(found, "delivery", ref)
+    provider, key = c.provider, delivery.key
     r = state.replica.get(bytes.fromhex(provider), "deliver", key)
-    if r is None or r.body is None:
-        raise LocalError(f"no delivery {args['id']!r} here")
-    c = _find(state, str(r.body["offer"]))
-    if c.receiver != state.me.hex():
-        raise LocalError("only the receiver confirms or disputes a delivery")
+    if r is None or r.body is None:  # cannot be: `commitments` read it from the replica
+        raise LocalError(f"no delivery {ref!r} here")
     reply_key = model.reply_key(provider, key)
     if args["dispute"]:
         body: dict[str, Any] = {"by": provider, "delivery": key, "reason": args["dispute"]}
@@ -351,7 +394,7 @@ OPS: dict[str, OpSpec] = {
     "commitment_propose": OpSpec(
         propose,
         {
-            "with": STR(required=True, max_len=64),
+            "with": STR(required=True, max_len=max(64, model.MAX_NAME_CHARS)),
             "role": STR(max_len=16, default="provide"),
             "item": STR(required=True, max_len=64),
             "qty": STR(required=True, max_len=32),
