@@ -24,10 +24,14 @@ def _who(key: str, name: str) -> str:
     return f"{name} ({key[:8]})" if name else key[:12]
 
 
+_NUMBERS = ("qty", "delivered", "confirmed")
+_WHOLE = ("id", "state", "qty", "due", "delivery", "of", "date")  # never wrapped
+
+
 def _table(*headers: str) -> Table:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for h in headers:
-        t.add_column(h, justify="right" if h in ("qty", "delivered", "confirmed") else "left")
+        t.add_column(h, justify="right" if h in _NUMBERS else "left", no_wrap=h in _WHOLE)
     return t
 
 
