@@ -119,7 +119,8 @@ def test_balance_to_plan_commands_as_written(tmp_path):
     assert set(ids) == {"OFFER_ID", "DELIVERY_ID"}
     said = dict(out)
     assert "Hof Kranich" in said["capacity list"]
-    assert "Hof Kranich" in said["match --item"] and "Their track records" in said["match --item"]
+    assert "Hof Kranich" in said["match --item"]
+    assert "Their track records" in said["match --item"]
     potatoes = next(x for x in said["balance --item"].splitlines() if x.startswith("potatoes"))
     assert potatoes.split()[2:4] == ["80", "50"]  # posted: needs, capacities
     assert potatoes.split()[8:10] == ["50", "62%"]  # committed, committed coverage
