@@ -33,10 +33,10 @@ computes the same matches.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import accumulate, compress, repeat
-from operator import itemgetter, mul, sub
+from itertools import accumulate, compress, islice, repeat
+from operator import add, itemgetter, mul, sub
 from typing import NamedTuple
 
 from node import model
@@ -155,6 +155,7 @@ class MatchPlan:
 
     def __init__(self, leaves: list[Party]) -> None:
         self.leaves = leaves
+        self._names = [p[1] for p in leaves]
         self.groups: list[GroupKey] = []
         self.pools: list[Pool] = []
 
@@ -176,19 +177,23 @@ class MatchPlan:
         """Pair providers with receivers in key order (north-west corner): lay both
         out along one line of the pool's ticks; each stretch between consecutive ends
         is one match, one per (provider, receiver) pair that ships something."""
-        leaves = self.leaves
-        providers = [leaves[k >> _SHIFT][1] for k in pool.givers]
-        receivers = [leaves[k >> _SHIFT][1] for k in pool.takers]
+        names = self._names
+        providers = list(map(names.__getitem__, map(_LEAF, pool.givers)))
+        receivers = list(map(names.__getitem__, map(_LEAF, pool.takers)))
         takes = pool.takes
         if len(receivers) > 1 and len(set(receivers)) < len(receivers):
             receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
-        g_ends = list(accumulate(pool.gives))
-        t_ends = list(accumulate(takes))
-        points = sorted(set(g_ends).union(t_ends))
-        starts = [0, *points[:-1]]
-        # the provider (receiver) of a stretch: the first whose end lies past its start
-        who_g = map(providers.__getitem__, map(bisect_right, repeat(g_ends), starts))
-        who_t = map(receivers.__getitem__, map(bisect_right, repeat(t_ends), starts))
+        # the ends along the line, 2x + 0 for a provider's, 2x + 1 for a receiver's:
+        # sorted, a provider's end comes before a receiver's at the same point
+        ends = sorted(
+            [*map(_TWICE, accumulate(pool.gives)), *map(_ONE_MORE, map(_TWICE, accumulate(takes)))]
+        )
+        points = list(map(_HALF, ends))
+        qty = list(map(sub, points, [0, *points[:-1]]))
+        odd = list(map(_ODD, ends))
+        # before each end: how many providers' (receivers') ends lie before it
+        g = compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
+        t = compress(accumulate(odd, initial=0), qty)
         item, dim, period = self.groups[pool.group]
         return list(
             map(
@@ -198,13 +203,20 @@ class MatchPlan:
                     repeat(item),
                     repeat(dim),
                     repeat(period),
-                    who_g,
-                    who_t,
-                    map(sub, points, starts),
+                    map(providers.__getitem__, g),
+                    map(receivers.__getitem__, t),
+                    compress(qty, qty),
                     repeat(pool.scope),
                 ),
             )
         )
+
+
+_TWICE = (2).__mul__
+_ONE_MORE = (1).__add__
+_HALF = (1).__rrshift__  # x >> 1
+_LEAF = _SHIFT.__rrshift__  # a sort key's leaf
+_ODD = (1).__and__
 
 
 def plan(positions: Positions) -> MatchPlan:
@@ -386,12 +398,17 @@ def _shares(weights: list[int], m: int) -> list[int]:
         return weights
     qr = list(map(divmod, map(mul, weights, repeat(m)), repeat(total)))
     shares = list(map(itemgetter(0), qr))
-    left = m - sum(shares)
-    if left:
-        rests = list(map(itemgetter(1), qr))
-        # stable even reversed: equal remainders keep their order (the earlier first)
-        for j in sorted(range(len(rests)), key=rests.__getitem__, reverse=True)[:left]:
-            shares[j] += 1
+    left = m - sum(shares)  # 0 <= left < len(weights): one more tick each for these
+    if not left:
+        return shares
+    rests = list(map(itemgetter(1), qr))
+    # the `left` largest remainders: every one above the threshold, and of those equal
+    # to it the earliest
+    cut = sorted(rests, reverse=True)[left - 1]
+    shares = list(map(add, shares, map(cut.__lt__, rests)))
+    ties = left - sum(map(cut.__lt__, rests))
+    for j in islice(compress(range(len(rests)), map(cut.__eq__, rests)), ties):
+        shares[j] += 1
     return shares
 
 
