@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from node import model
 from node.errors import LocalError
@@ -24,6 +24,7 @@ from node.planning.matching import Match, match, positions_from_records, positio
 from node.state import NodeState
 
 _SCOPE = STR(max_len=200)
+_T = TypeVar("_T")
 _REF = STR(required=True, max_len=120)
 
 
@@ -158,7 +159,7 @@ def short_id(key: str) -> str:
     return key.split("-", 1)[0]
 
 
-def _one(found: list[Any], what: str, ref: str) -> Any:
+def _one(found: list[_T], what: str, ref: str) -> _T:
     if len(found) == 1:
         return found[0]
     if not found:
