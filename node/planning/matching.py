@@ -36,7 +36,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import accumulate, compress, islice, repeat
-from operator import add, itemgetter, mul, sub
+from operator import add, floordiv, mod, mul, sub
 from typing import NamedTuple
 
 from node import model
@@ -396,12 +396,12 @@ def _shares(weights: list[int], m: int) -> list[int]:
     total = sum(weights)
     if m == total:
         return weights
-    qr = list(map(divmod, map(mul, weights, repeat(m)), repeat(total)))
-    shares = list(map(itemgetter(0), qr))
+    scaled = list(map(mul, weights, repeat(m)))
+    shares = list(map(floordiv, scaled, repeat(total)))
     left = m - sum(shares)  # 0 <= left < len(weights): one more tick each for these
     if not left:
         return shares
-    rests = list(map(itemgetter(1), qr))
+    rests = list(map(mod, scaled, repeat(total)))
     # the `left` largest remainders: every one above the threshold, and of those equal
     # to it the earliest
     cut = sorted(rests, reverse=True)[left - 1]
