@@ -36,7 +36,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import accumulate, compress, islice, repeat
-from operator import add, floordiv, mod, mul, sub
+from operator import add, itemgetter, mul, sub
 from typing import NamedTuple
 
 from node import model
@@ -155,7 +155,7 @@ class MatchPlan:
 
     def __init__(self, leaves: list[Party]) -> None:
         self.leaves = leaves
-        self._names = [p[1] for p in leaves]
+        self._names: list[str] = []  # the party ids, made when matches are listed
         self.groups: list[GroupKey] = []
         self.pools: list[Pool] = []
 
@@ -178,6 +178,8 @@ class MatchPlan:
         out along one line of the pool's ticks; each stretch between consecutive ends
         is one match, one per (provider, receiver) pair that ships something."""
         names = self._names
+        if not names:
+            names = self._names = [p[1] for p in self.leaves]
         providers = list(map(names.__getitem__, map(_LEAF, pool.givers)))
         receivers = list(map(names.__getitem__, map(_LEAF, pool.takers)))
         takes = pool.takes
@@ -348,10 +350,15 @@ def _carry(
     nk, nv = into
     nk += keys[start:stop]
     nv += values[start:stop]
-    if left:
-        still = list(map(_is_pos, left))
-        nk += compress(open_keys, still)
-        nv += compress(left, still)
+    if not left:
+        return
+    if 0 not in left:
+        nk += open_keys
+        nv += left
+        return
+    still = list(map(_is_pos, left))
+    nk += compress(open_keys, still)
+    nv += compress(left, still)
 
 
 def _scarce(takers: list[int], wants: list[int], m: int) -> list[int]:
@@ -361,7 +368,7 @@ def _scarce(takers: list[int], wants: list[int], m: int) -> list[int]:
     slots = list(map(_MASK.__and__, takers))
     if slots.count(slots[0]) == len(slots):  # one rank (the usual case)
         return _shares(wants, m)
-    full: set[int] = set()  # the slots served in full
+    served = [0] * _SLOTS  # 1 for the slots served in full
     for slot in range(_RANKS, 0, -1):
         same = list(map(slot.__eq__, slots))
         if True not in same:
@@ -369,16 +376,15 @@ def _scarce(takers: list[int], wants: list[int], m: int) -> list[int]:
         of_rank = list(compress(wants, same))
         total = sum(of_rank)
         if total <= m:
-            full.add(slot)
+            served[slot] = 1
             m -= total
             if m:
                 continue
-            return [w if r in full else 0 for r, w in zip(slots, wants, strict=True)]
-        part = iter(_shares(of_rank, m))
-        return [
-            w if r in full else next(part) if r == slot else 0
-            for r, w in zip(slots, wants, strict=True)
-        ]
+        got = list(map(mul, wants, map(served.__getitem__, slots)))
+        if m:  # the slot where supply runs out: in proportion
+            for j, q in zip(compress(range(len(got)), same), _shares(of_rank, m), strict=True):
+                got[j] = q
+        return got
     return wants  # not reached: m <= sum(wants)
 
 
@@ -396,19 +402,23 @@ def _shares(weights: list[int], m: int) -> list[int]:
     total = sum(weights)
     if m == total:
         return weights
-    scaled = list(map(mul, weights, repeat(m)))
-    shares = list(map(floordiv, scaled, repeat(total)))
+    qr = list(map(divmod, map(mul, weights, repeat(m)), repeat(total)))
+    shares = list(map(itemgetter(0), qr))
     left = m - sum(shares)  # 0 <= left < len(weights): one more tick each for these
     if not left:
         return shares
-    rests = list(map(mod, scaled, repeat(total)))
+    rests = list(map(itemgetter(1), qr))
     # the `left` largest remainders: every one above the threshold, and of those equal
     # to it the earliest
     cut = sorted(rests, reverse=True)[left - 1]
-    shares = list(map(add, shares, map(cut.__lt__, rests)))
-    ties = left - sum(map(cut.__lt__, rests))
-    for j in islice(compress(range(len(rests)), map(cut.__eq__, rests)), ties):
-        shares[j] += 1
+    above = list(map(cut.__lt__, rests))
+    shares = list(map(add, shares, above))
+    ties = left - above.count(True)
+    if ties == 1:
+        shares[rests.index(cut)] += 1
+    else:
+        for j in islice(compress(range(len(rests)), map(cut.__eq__, rests)), ties):
+            shares[j] += 1
     return shares
 
 
