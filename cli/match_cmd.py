@@ -168,7 +168,8 @@ def propose(
     receive: bool,
     note: str | None,
 ) -> None:
-    """Offer NODE (its key, hex) QTY UNIT of ITEM; it counts once NODE accepts."""
+    """Offer NODE (its name, key or key prefix) QTY UNIT of ITEM; it counts once NODE
+    accepts."""
     r = ctx.call(
         "commitment_propose",
         **{"with": node},
@@ -187,7 +188,7 @@ def propose(
 @click.argument("offer_id")
 @pass_ctx
 def accept(ctx: Ctx, offer_id: str) -> None:
-    """Accept OFFER_ID (<offerer key>.<id>, see `commitment list`): sign its terms."""
+    """Accept OFFER_ID (as `commitment list` shows it): from here it counts."""
     ctx.show(render_written(ctx.call("commitment_accept", id=offer_id)))
 
 
@@ -196,7 +197,8 @@ def accept(ctx: Ctx, offer_id: str) -> None:
 @click.option("--reason", default=None, help="Why, for the other side.")
 @pass_ctx
 def decline(ctx: Ctx, offer_id: str, reason: str | None) -> None:
-    """Decline OFFER_ID, or cancel a commitment you are a party to."""
+    """Decline OFFER_ID, or cancel a commitment you are a party to (named in the
+    track record)."""
     ctx.show(render_written(ctx.call("commitment_decline", id=offer_id, reason=reason)))
 
 
@@ -230,7 +232,7 @@ def fulfil(
 @click.option("--dispute", default=None, metavar="REASON", help="Dispute it instead.")
 @pass_ctx
 def confirm(ctx: Ctx, delivery_id: str, dispute: str | None) -> None:
-    """Confirm DELIVERY_ID (<provider key>.<id>) as received, or dispute it."""
+    """Confirm DELIVERY_ID (as `commitment list` shows it) as received, or dispute it."""
     ctx.show(render_written(ctx.call("confirm", id=delivery_id, dispute=dispute)))
 
 
