@@ -29,6 +29,12 @@ Proportional shares round by largest remainder; ties go to the party earlier in
 same order (north-west corner: few matches). Everything depends only on the positions,
 never on the order records arrived in, so every replica holding the same records
 computes the same matches.
+
+`plan` does the matching and keeps its result compact (per pool, who gives and who
+takes how much); `match` lists the matches themselves. A federation's plan has
+millions of matches, so the hot paths work on flat lists of ints in C-level passes;
+`tests/matching_reference.py` is the first, plainer implementation, which this one
+must equal match for match.
 """
 
 from __future__ import annotations
