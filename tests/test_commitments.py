@@ -349,3 +349,25 @@ def test_committed_totals_add_up_over_the_scopes_below(data):
     live = [x for x in comms if x.state == "committed"]
     assert sum(v[0] for v in top.values()) == sum(x.ticks for x in live)
     assert sum(v[1] for v in top.values()) == sum(x.ticks for x in live)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    qty=st.integers(1, 10**6).map(str),
+    due=st.dates(date(2027, 1, 1), date(2030, 12, 31)).map(date.isoformat),
+    prefix=st.from_regex(r"[a-z0-9]{1,7}", fullmatch=True),
+    field=st.sampled_from(["qty", "due", "role", "scope"]),
+)
+def test_an_offer_id_binds_its_scope_and_terms(qty, due, prefix, field):
+    body = {"role": "provide", "with": "ab" * 32, **TERMS, "qty": qty, "due": due}
+    key = model.content_key(prefix, "eu/de/berlin", body)
+    model.validate("offer", key, "eu/de/berlin", body)
+    changed, scope = dict(body), "eu/de/berlin"
+    if field == "scope":
+        scope = "eu/de/hamburg"
+    elif field == "role":
+        changed["role"] = "receive"
+    else:
+        changed[field] = str(int(qty) + 1) if field == "qty" else "2031-01-01"
+    with pytest.raises(ValidationError, match="digest"):
+        model.validate("offer", key, scope, changed)
