@@ -2,7 +2,10 @@
 `network_simplex` on one item of the same instance, in the same run.
 
 Run: python bench/bench_matching.py [--communes N] [--items K] [--rounds R]
-Prints CPU time (process_time) on one core, best and worst of R rounds.
+Prints CPU time (process_time) on one core, best and worst of R rounds: `plan` (the
+matching itself: every quantity each provider gives and each receiver takes, per
+pool), listing the matches it makes as `Match` tuples, and the first implementation
+(`tests/matching_reference.py`, the same matches) interleaved with them.
 
 The instance: a federation `eu` of 10 countries x 10 regions x 100 communes (scopes
 ``eu/cNN/rNN/kNNN``), one node per commune; per item each commune has a random
@@ -18,7 +21,9 @@ import argparse
 import gc
 import itertools
 import random
+import sys
 import time
+from pathlib import Path
 
 import networkx as nx
 
@@ -26,7 +31,10 @@ from node import model
 from node.crdt.record import sign_record
 from node.identity import Identity
 from node.planning.balance import TICKS
-from node.planning.matching import Position, match, positions_from_records
+from node.planning.matching import Position, match, plan, positions_from_records
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+import matching_reference  # the first implementation (test-only), for the same-run ratio
 
 clock = time.process_time
 
@@ -103,22 +111,37 @@ def main() -> None:
     args = ap.parse_args()
     positions = instance(args.communes, args.items)
     print(f"{args.communes} communes x {args.items} items, one period")
-    times = []
-    out: list = []
+    t_plan, t_list, t_ref = [], [], []
     for _ in range(args.rounds):
         t = clock()
-        out = match(positions)
-        times.append(clock() - t)
-    print(
-        f"match: {min(times):.3f}-{max(times):.3f} s CPU over {args.rounds} rounds, "
-        f"{len(out)} matches, {sum(m.quantity for m in out) // TICKS} kg matched"
-    )
+        p = plan(positions)
+        t_plan.append(clock() - t)
+        t = clock()
+        out = p.matches()
+        t_list.append(clock() - t)
+        del p, out
+        t = clock()
+        ref = matching_reference.match(positions)
+        t_ref.append(clock() - t)
+        del ref
+
+    def span(ts: list[float]) -> str:
+        return f"{min(ts):.3f}-{max(ts):.3f} s"
+
+    p = plan(positions)
+    out = p.matches()
+    print(f"plan (the matching): {span(t_plan)} CPU over {args.rounds} rounds")
+    print(f"listing its {len(out)} matches as tuples: {span(t_list)}")
+    both = [a + b for a, b in zip(t_plan, t_list, strict=True)]
+    print(f"match = plan + listing: {span(both)}; first implementation: {span(t_ref)}")
+    print(f"{p.total() // TICKS} kg matched")
+    del out
     # the same, with the cyclic garbage collector paused (what its passes over the
-    # growing heap of matches cost); interleaved with the rounds above in spirit
+    # growing heap of matches cost)
     gc.disable()
     try:
         t = clock()
-        match(positions)
+        plan(positions).matches()
         t_nogc = clock() - t
     finally:
         gc.enable()

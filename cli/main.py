@@ -379,7 +379,11 @@ def _intent_group(kind: str) -> click.Group:
     @click.option("--scope", default=None, help="Only under this scope.")
     @click.option("--withdrawn", is_flag=True, help="Include withdrawn ones.")
     @click.option(
-        "--item", default=None, help="Only this item (everyone's).", shell_complete=_complete_item
+        "--item",
+        default=None,
+        help="Only this item, everyone's: who has (or needs) it here, and other regions' "
+        "totals from their attested rollups.",
+        shell_complete=_complete_item,
     )
     @json_option
     @pass_ctx

@@ -24,10 +24,14 @@ def _who(key: str, name: str) -> str:
     return f"{name} ({key[:8]})" if name else key[:12]
 
 
+_NUMBERS = ("qty", "delivered", "confirmed")
+_WHOLE = ("id", "state", "qty", "due", "delivery", "of", "date")  # never wrapped
+
+
 def _table(*headers: str) -> Table:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for h in headers:
-        t.add_column(h, justify="right" if h in ("qty", "delivered", "confirmed") else "left")
+        t.add_column(h, justify="right" if h in _NUMBERS else "left", no_wrap=h in _WHOLE)
     return t
 
 
@@ -50,17 +54,31 @@ def render_matches(data: dict[str, Any]) -> RenderableType:
         parts += [Text(f"{title} under {data['scope']}", style="bold"), t]
     if not parts:
         return Text(f"No matches under {data['scope']}: no deficit meets a surplus here.")
+    records = data.get("track_records") or []
+    if records:
+        parts += [
+            Text("Their track records", style="bold"),
+            _track_table(records),
+        ]
     return Group(*parts)
 
 
+def _short(key: str) -> str:
+    # an offer's or delivery's id is a free prefix, "-" and a digest: the prefix names it
+    return key.split("-", 1)[0]
+
+
 def render_commitments(rows: list[dict[str, Any]]) -> RenderableType:
+    """Offers and commitments, then their deliveries; ids as the commands take them."""
     if not rows:
         return Text("No offers or commitments.")
     t = _table("id", "state", "from", "to", "item", "qty", "due", "delivered", "confirmed")
+    deliveries = _table("delivery", "of", "qty", "date", "status")
     for c in rows:
+        offer = _short(c["id"].split(".", 1)[1])
         done = [d for d in c["deliveries"] if d["status"] == "confirmed"]
         t.add_row(
-            c["id"][:12] + "…" + c["id"].split(".", 1)[1],
+            offer,
             c["state"],
             _who(c["provider"], c["provider_name"]),
             _who(c["receiver"], c["receiver_name"]),
@@ -70,24 +88,36 @@ def render_commitments(rows: list[dict[str, Any]]) -> RenderableType:
             str(len(c["deliveries"])),
             str(len(done)),
         )
-    return t
+        for d in c["deliveries"]:
+            status = d["status"] + (f": {d['reason']}" if d["reason"] else "")
+            deliveries.add_row(_short(d["id"]), offer, f"{d['qty']} {d['unit']}", d["date"], status)
+    if not deliveries.rows:
+        return t
+    return Group(t, deliveries)
 
 
 def render_track_record(data: dict[str, Any]) -> RenderableType:
     if not data["nodes"]:
         return Text("No commitments signed by both sides yet.")
+    return Group(
+        _track_table(data["nodes"]),
+        Text(f"as of {data['today']}; share: confirmed / committed of what is due"),
+    )
+
+
+def _track_table(nodes: list[dict[str, Any]]) -> Table:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["committed", "delivered", "confirmed", "on_time", "overdue", "disputed", "cancelled"]
     t.add_column("node")
     for col in [*cols, "share"]:
         t.add_column(col.replace("_", " "), justify="right")
-    for n in data["nodes"]:
+    for n in nodes:
         t.add_row(
             _who(n["node"], n["name"]),
             *(str(n[c]) for c in cols),
             "-" if n["share"] is None else n["share"],
         )
-    return Group(t, Text(f"as of {data['today']}; share: confirmed / committed of what is due"))
+    return t
 
 
 def render_written(r: dict[str, Any]) -> RenderableType:
@@ -138,7 +168,8 @@ def propose(
     receive: bool,
     note: str | None,
 ) -> None:
-    """Offer NODE (its key, hex) QTY UNIT of ITEM; it counts once NODE accepts."""
+    """Offer NODE (its name, key or key prefix) QTY UNIT of ITEM; it counts once NODE
+    accepts."""
     r = ctx.call(
         "commitment_propose",
         **{"with": node},
@@ -157,7 +188,7 @@ def propose(
 @click.argument("offer_id")
 @pass_ctx
 def accept(ctx: Ctx, offer_id: str) -> None:
-    """Accept OFFER_ID (<offerer key>.<id>, see `commitment list`): sign its terms."""
+    """Accept OFFER_ID (as `commitment list` shows it): from here it counts."""
     ctx.show(render_written(ctx.call("commitment_accept", id=offer_id)))
 
 
@@ -166,7 +197,8 @@ def accept(ctx: Ctx, offer_id: str) -> None:
 @click.option("--reason", default=None, help="Why, for the other side.")
 @pass_ctx
 def decline(ctx: Ctx, offer_id: str, reason: str | None) -> None:
-    """Decline OFFER_ID, or cancel a commitment you are a party to."""
+    """Decline OFFER_ID, or cancel a commitment you are a party to (named in the
+    track record)."""
     ctx.show(render_written(ctx.call("commitment_decline", id=offer_id, reason=reason)))
 
 
@@ -200,7 +232,7 @@ def fulfil(
 @click.option("--dispute", default=None, metavar="REASON", help="Dispute it instead.")
 @pass_ctx
 def confirm(ctx: Ctx, delivery_id: str, dispute: str | None) -> None:
-    """Confirm DELIVERY_ID (<provider key>.<id>) as received, or dispute it."""
+    """Confirm DELIVERY_ID (as `commitment list` shows it) as received, or dispute it."""
     ctx.show(render_written(ctx.call("confirm", id=delivery_id, dispute=dispute)))
 
 

@@ -167,8 +167,29 @@ def records(rows: list[dict[str, Any]], kind: str) -> RenderableType:
     scopes are printed in full once instead of squeezed into a column on every row.
     """
     plural = _PLURAL.get(kind, kind + "s")
+    regions = [r for r in rows if r.get("source") == "rollup"]
+    rows = [r for r in rows if r.get("source") != "rollup"]
+    if regions:
+        held = _records(rows, plural, kind) if rows else _empty(f"No {plural} held here.")
+        return Group(held, Text(""), _region_totals(regions, plural))
     if not rows:
         return _empty(f"No {plural}.")
+    return _records(rows, plural, kind)
+
+
+def _region_totals(rows: list[dict[str, Any]], plural: str) -> RenderableType:
+    """Other regions' totals of one item, from their accepted rollups."""
+    t = _table()
+    for col in ("region", "period", "qty", "unit", "nodes", "attested by"):
+        t.add_column(col, justify="right" if col in ("qty", "nodes", "attested by") else "left")
+    for r in rows:
+        t.add_row(
+            r["region"], r["period"], r["qty"], r["unit"], str(r["nodes"]), str(r["attested_by"])
+        )
+    return _titled(f"{plural.capitalize()} of other regions (attested rollups)", t)
+
+
+def _records(rows: list[dict[str, Any]], plural: str, kind: str) -> RenderableType:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:  # the daemon's order: this node first, then by scope
         groups.setdefault((r["origin"], r["scope"]), []).append(r)
@@ -306,6 +327,11 @@ _NUMERIC = ("needs", "capacities", "balance")
 _FIXED = {"covered": len("covered"), "nodes": len("nodes")}
 
 
+def _committed(row: dict[str, Any]) -> bool:
+    """Whether a balance row has any committed quantity (to or by its scope)."""
+    return any(row.get(k) not in (None, "0") for k in ("committed_in", "committed_out"))
+
+
 class _DrillDown:
     """The sections of a balance, laid out for the width they are printed at.
 
@@ -327,6 +353,14 @@ class _DrillDown:
             self.widths[col] = max(
                 len(col), *(len(_signed(r[col]) if col == "balance" else r[col]) for _, r in rows)
             )
+        # Committed quantities (both sides signed) show next to the posted ones once
+        # there are any: what was promised to the receivers of the scope.
+        self.committed = any(_committed(r) for _, r in rows)
+        if self.committed:
+            self.widths["committed"] = max(
+                len("committed"), *(len(r.get("committed_in") or "-") for _, r in rows)
+            )
+            self.widths["c.covered"] = len("c.covered")
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         others = [w for k, w in self.widths.items() if k != "item"] + list(_FIXED.values())
@@ -386,6 +420,9 @@ class _DrillDown:
         t.add_column("unit", no_wrap=True, min_width=self.widths["unit"])
         for col in _FIXED:
             t.add_column(col, justify="right", no_wrap=True)
+        if self.committed:
+            for col in ("committed", "c.covered"):
+                t.add_column(col, justify="right", no_wrap=True, min_width=self.widths[col])
         if self.marker:
             t.add_column("", no_wrap=True)
         for r in level["rows"]:
@@ -402,6 +439,12 @@ class _DrillDown:
                 Text(coverage, style=style),
                 str(r["nodes"]),
             ]
+            if self.committed:
+                c_cov = r.get("committed_coverage")
+                cells += [
+                    r.get("committed_in") or "-",
+                    "-" if c_cov is None else f"{Decimal(c_cov):.0%}",
+                ]
             if self.marker:
                 cells.append(Text(DEFICIT, style="bold red") if sign < 0 else "")
             t.add_row(*cells)

@@ -25,6 +25,7 @@ from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
 from node.planning.balance import INTENT_KINDS
+from node.planning.commitments import COMMIT_KIND_NAMES, Commitment, commitments
 from node.planning.rollup import RollupView, scope_balance
 from node.store import Store
 
@@ -415,6 +416,21 @@ class NodeState:
                         records += 1
                         origins.add(origin)
         return records, len(origins)
+
+    def commitments(self) -> list[Commitment]:
+        """Every offer held and what became of it, counting admitted nodes only
+        (`node.planning.commitments`)."""
+        kinds = frozenset(COMMIT_KIND_NAMES)
+        held = [r for r in self.replica.records() if r.kind in kinds]
+        return commitments(held, frozenset(self.core.admission.admitted))
+
+    def node_scopes(self) -> dict[str, str]:
+        """Each node's scope (key hex -> scope), from the node records held."""
+        return {
+            r.origin.hex(): str(r.body["scope"])
+            for r in self.replica.records("node")
+            if r.body is not None
+        }
 
     def node_names(self) -> dict[bytes, str]:
         return {

@@ -3,6 +3,7 @@ arrival order, and as cheap as an integer min-cost flow on the scope tree."""
 
 from collections import defaultdict
 
+import matching_reference
 import networkx as nx
 import pytest
 from factories import Author, identities
@@ -17,6 +18,7 @@ from node.planning.matching import (
     match,
     matches_from_records,
     matches_from_rollups,
+    plan,
     positions_from_records,
 )
 from node.planning.rollup import RollupView, compute_rollups, rollup_key
@@ -273,3 +275,42 @@ def test_across_regions_each_region_is_one_party():
     # unattested (no anchor among the signers): Hamburg counts nowhere
     nobody = RollupView(signed, frozenset(), "eu/de/berlin")
     assert matches_from_rollups(nobody, own, "eu/de/berlin") == []
+
+
+@st.composite
+def multi_group_instances(draw):
+    """Several groups over one set of parties, each party in some of them."""
+    parties = draw(instances(max_parties=14))
+    groups = {}
+    for g in range(draw(st.integers(1, 3))):
+        chosen = {p: pos for p, pos in parties.items() if draw(st.booleans())}
+        shuffled = draw(st.permutations(sorted(chosen)))
+        key = (f"item-{g}", "mass", draw(st.sampled_from(["2027-Q1", "2027-Q2"])))
+        groups[key] = {p: chosen[p] for p in shuffled}
+    return groups
+
+
+@settings(max_examples=500, deadline=None)
+@given(multi_group_instances())
+def test_equal_to_the_first_implementation_match_for_match(positions):
+    # the faster matching (flat lists, one pass per level) changes no match nor order
+    assert match(positions) == matching_reference.match(positions)
+    assert plan(positions).total() == sum(m.quantity for m in match(positions))
+    assert list(plan(positions)) == match(positions)
+
+
+def test_equal_to_the_first_implementation_on_a_bench_sized_item():
+    import random
+
+    rng = random.Random(7)
+    parties = {}
+    for k in range(3000):
+        needs = [0, 0, 0, 0]
+        for _ in range(rng.randrange(3)):  # several priorities, some parties
+            needs[rng.randrange(4)] += rng.randrange(1, 10**6)
+        scope = f"eu/c{k % 3}/r{k % 7}/k{k:05d}"
+        parties[(scope, f"n{k:05d}")] = Position(
+            rng.randrange(2 * 10**6) * (k % 3 != 0), tuple(needs)
+        )
+    positions = {G: parties}
+    assert match(positions) == matching_reference.match(positions)

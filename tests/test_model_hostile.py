@@ -73,15 +73,7 @@ VALID: dict[str, dict] = {
         "due": "2027-03-31",
         "note": "pick up at the depot",
     },
-    "accept": {
-        "by": HEX,
-        "offer": "k1",
-        "item": "potatoes",
-        "qty": "50",
-        "unit": "kg",
-        "period": "2027-Q1",
-        "due": "2027-03-31",
-    },
+    "accept": {"by": HEX, "offer": "k1", "note": "see you Tuesday"},
     "decline": {"by": HEX, "offer": "k1", "reason": "too far"},
     "deliver": {"offer": f"{HEX}.k1", "qty": "20", "unit": "kg", "date": "2027-02-01"},
     "confirm": {"by": HEX, "delivery": "k1", "qty": "20", "unit": "kg", "date": "2027-02-01"},
@@ -99,6 +91,11 @@ def key_for(kind, body):
         return "0123456789abcdef.2027-Q1"
     if kind in ("accept", "decline", "confirm", "dispute"):
         return f"{HEX[:16]}.k1"
+    if kind in ("offer", "deliver"):  # the digest of its scope (as validated) and body
+        try:
+            return model.content_key("k1", "eu/de/berlin", body)
+        except Exception:  # not a map of plain values: refused before the key matters
+            return "k1-" + "0" * 32
     return {"endorse": HEX, "invite": "abcdefgh", "apply": "self"}.get(kind, "k1")
 
 

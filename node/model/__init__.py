@@ -23,6 +23,7 @@ from node.model.commit_kinds import (
     ROLES,
     check_commit_key,
     check_date,
+    content_key,
     offer_ref,
     reply_key,
 )
@@ -117,7 +118,7 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
     if kind in TRUST_KINDS:
         check_trust_key(kind, key, body)
     elif kind in COMMIT_KINDS:
-        check_commit_key(kind, key, body)
+        check_commit_key(kind, key, scope, body)
 
 
 __all__ = [
@@ -160,6 +161,7 @@ __all__ = [
     "check_period",
     "check_scope",
     "check_trust_key",
+    "content_key",
     "federation_id",
     "hex64",
     "in_scope",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from node import model
 from node.errors import LocalError
@@ -14,11 +14,18 @@ from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
 from node.ops.node_ops import written
 from node.ops.plan_ops import within_caps
 from node.planning.balance import TICKS, decimal_str
-from node.planning.commitments import Commitment, commitments, committed_totals, track_records
+from node.planning.commitments import (
+    Commitment,
+    TrackRecord,
+    committed_fields,
+    committed_totals,
+    track_records,
+)
 from node.planning.matching import Match, match, positions_from_records, positions_from_rollups
 from node.state import NodeState
 
 _SCOPE = STR(max_len=200)
+_T = TypeVar("_T")
 _REF = STR(required=True, max_len=120)
 
 
@@ -36,14 +43,6 @@ def _qty(ticks: int) -> str:
 
 def _names(state: NodeState) -> dict[str, str]:
     return {k.hex(): v for k, v in state.node_names().items()}
-
-
-def _node_scopes(state: NodeState) -> dict[str, str]:
-    return {
-        r.origin.hex(): str(r.body["scope"])
-        for r in state.replica.records("node")
-        if r.body is not None
-    }
 
 
 def _check_filters(ctx: OpContext, args: dict[str, Any]) -> tuple[str, str | None, str | None]:
@@ -109,7 +108,23 @@ def match_op(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         "scope": scope,
         "within_region": [_match_json(m, names) for m in within],
         "across_regions": [_match_json(m, names) for m in across],
+        "track_records": _records_of(ctx, {n for m in within for n in (m.provider, m.receiver)}),
     }
+
+
+def _records_of(ctx: OpContext, nodes: set[str]) -> list[dict[str, Any]]:
+    """The track records of the nodes a match proposes as counterparts (an empty one
+    for a node without commitments yet), so that over-promising shows where it
+    matters."""
+    if not nodes:
+        return []
+    state = ctx.state
+    records = track_records(state.commitments(), _today(ctx))
+    names = _names(state)
+    return [
+        {**records.get(n, TrackRecord(n)).as_json(), "name": names.get(n, "")}
+        for n in sorted(nodes)
+    ]
 
 
 def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,11 +157,48 @@ def capacities(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def short_id(key: str) -> str:
+    """How an offer or delivery is shown and may be named: its id's free prefix."""
+    return key.split("-", 1)[0]
+
+
+def _one(found: list[_T], what: str, ref: str) -> _T:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LocalError(f"no {what} {ref!r} here; see `allmende commitment list`")
+    raise LocalError(f"{what} {ref!r} is ambiguous here: give its full id (see --json)")
+
+
 def _find(state: NodeState, ref: str) -> Commitment:
-    for c in commitments(state.replica.records(), _counted(state)):
+    """An offer named by its full id (<offerer hex>.<offer id>), its offer id, or the
+    short id `commitment list` shows."""
+    comms = state.commitments()
+    for c in comms:
         if c.ref == ref:
             return c
-    raise LocalError(f"no offer {ref!r} here; see `allmende commitment list`")
+    offerer, _, key = ref.rpartition(".")
+    found = [c for c in comms if c.ref.split(".", 1)[1] == key and c.offerer.startswith(offerer)]
+    if not found and "-" not in key and not offerer:
+        found = [c for c in comms if short_id(c.ref.split(".", 1)[1]) == key]
+    return _one(found, "offer", ref)
+
+
+def _node(state: NodeState, who: str) -> tuple[str, str]:
+    """A node named by its key (hex), a unique key prefix (8 hex digits or more) or
+    its unique name; returns (key hex, scope) from its node record."""
+    scopes = state.node_scopes()
+    if who in scopes:
+        return who, scopes[who]
+    names = _names(state)
+    found = [k for k in scopes if len(who) >= 8 and k.startswith(who)]
+    found = found or [k for k in scopes if names.get(k) == who]
+    key = _one(found, "node", who) if found else None
+    if key is None:
+        raise LocalError(
+            f"node {who!r} is unknown here (no node record held); give its key or name"
+        )
+    return key, scopes[key]
 
 
 def _meeting_scope(a: str, b: str) -> str:
@@ -163,15 +215,19 @@ def _meeting_scope(a: str, b: str) -> str:
     return "/".join(common[: model.REGION_DEPTH])
 
 
+def _fresh_key(state: NodeState, kind: str, scope: str, body: dict[str, Any]) -> str:
+    """A new offer's or delivery's id (`model.content_key`), unused by this node."""
+    while True:
+        key = model.content_key(state.core.new_key(kind[0], kind), scope, body)
+        if state.replica.get(state.me, kind, key) is None:
+            return key
+
+
 def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     state = ctx.state
-    other = args["with"]
-    model.hex64(other, "with (the counterpart's node key)")
+    other, where = _node(state, args["with"])
     if other == state.me.hex():
         raise LocalError("a commitment needs another node")
-    where = _node_scopes(state).get(other)
-    if where is None:
-        raise LocalError(f"node {other[:12]} is unknown here (no node record held)")
     if args["role"] not in model.ROLES:
         raise LocalError(f"role must be one of {', '.join(model.ROLES)}")
     catalog = state.items()
@@ -190,8 +246,8 @@ def propose(ctx: OpContext, args: dict[str, Any]) -> Writes:
     }
     if args["note"]:
         body["note"] = args["note"]
-    key = state.core.new_key("o", "offer")
     scope = _meeting_scope(ctx.config.scope, where)
+    key = _fresh_key(state, "offer", scope, body)
     return Writes([state.prepare("offer", key, body, scope)], written(ctx))
 
 
@@ -199,19 +255,13 @@ def _reply(ctx: OpContext, ref: str, kind: str, reason: str | None) -> Writes:
     state = ctx.state
     c = _find(state, ref)
     me = state.me.hex()
-    offer_key = ref.split(".", 1)[1]
+    offer_key = c.ref.split(".", 1)[1]
     if kind == "accept":
         if me == c.offerer or me not in (c.provider, c.receiver):
             raise LocalError("only the counterpart of an offer can accept it")
-        body: dict[str, Any] = {
-            "by": c.offerer,
-            "offer": offer_key,
-            "item": c.item,
-            "qty": c.qty,
-            "unit": c.unit,
-            "period": c.period,
-            "due": c.due.isoformat(),
-        }
+        if c.state != "offered":
+            raise LocalError(f"offer {ref} is {c.state} already")
+        body: dict[str, Any] = {"by": c.offerer, "offer": offer_key}
     else:
         if me not in (c.provider, c.receiver):
             raise LocalError("only a party to an offer can decline it")
@@ -235,7 +285,7 @@ def list_commitments(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any
     me = state.me.hex()
     names = _names(state)
     out = []
-    for c in commitments(state.replica.records(), _counted(state)):
+    for c in state.commitments():
         if not args["all"] and me not in (c.provider, c.receiver):
             continue
         j = c.as_json()
@@ -263,21 +313,31 @@ def fulfil(ctx: OpContext, args: dict[str, Any]) -> Writes:
     }
     if args["note"]:
         body["note"] = args["note"]
-    key = state.core.new_key("d", "deliver")
+    key = _fresh_key(state, "deliver", c.scope, body)
     return Writes([state.prepare("deliver", key, body, c.scope)], written(ctx))
 
 
 def confirm(ctx: OpContext, args: dict[str, Any]) -> Writes:
-    """Confirm (or with a reason, dispute) a delivery named ``<provider hex>.<id>``."""
+    """Confirm (or with a reason, dispute) a delivery named ``<provider hex>.<id>``,
+    by its id, or by the short id `commitment list` shows."""
     state = ctx.state
-    provider, _, key = str(args["id"]).partition(".")
-    model.hex64(provider, "the delivery's provider")
+    ref = str(args["id"])
+    me = state.me.hex()
+    held = [(c, d) for c in state.commitments() if c.receiver == me for d in c.deliveries]
+    provider, _, key = ref.rpartition(".")
+    found = [(c, d) for c, d in held if d.key == key and c.provider.startswith(provider)]
+    if not found and "-" not in key and not provider:
+        found = [(c, d) for c, d in held if short_id(d.key) == key]
+    if not found:
+        raise LocalError(
+            f"no delivery {ref!r} to this node here (only the receiver confirms or disputes "
+            "a delivery); see `allmende commitment list`"
+        )
+    c, delivery = _one(found, "delivery", ref)
+    provider, key = c.provider, delivery.key
     r = state.replica.get(bytes.fromhex(provider), "deliver", key)
-    if r is None or r.body is None:
-        raise LocalError(f"no delivery {args['id']!r} here")
-    c = _find(state, str(r.body["offer"]))
-    if c.receiver != state.me.hex():
-        raise LocalError("only the receiver confirms or disputes a delivery")
+    if r is None or r.body is None:  # cannot be: `commitments` read it from the replica
+        raise LocalError(f"no delivery {ref!r} here")
     reply_key = model.reply_key(provider, key)
     if args["dispute"]:
         body: dict[str, Any] = {"by": provider, "delivery": key, "reason": args["dispute"]}
@@ -297,7 +357,7 @@ def confirm(ctx: OpContext, args: dict[str, Any]) -> Writes:
 
 def track_record(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     state = ctx.state
-    records = track_records(commitments(state.replica.records(), _counted(state)), _today(ctx))
+    records = track_records(state.commitments(), _today(ctx))
     names = _names(state)
     node = args["node"]
     if node is not None:
@@ -313,27 +373,19 @@ def track_record(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def committed(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Posted against committed quantities under a scope (posted coverage vs committed
-    coverage)."""
+    coverage); `balance` shows the same columns."""
     state = ctx.state
     scope, period, item = _check_filters(ctx, args)
-    totals = committed_totals(
-        commitments(state.replica.records(), _counted(state)), _node_scopes(state), scope
-    )
-    out = []
-    for row in state.index.rows(scope, period=period, item=item):
-        to_rx, by_px = totals.get((row.item, row.dimension, row.period), (0, 0))
-        needs = row.needs
-        out.append(
-            {
-                **row.as_json(),
-                "committed_in": _qty(to_rx),
-                "committed_out": _qty(by_px),
-                "committed_coverage": None
-                if not needs
-                else decimal_str(Fraction(to_rx, TICKS) / needs, places=4),
-            }
-        )
-    return out
+    totals = committed_totals(state.commitments(), state.node_scopes(), scope)
+    return [
+        {
+            **row.as_json(),
+            **committed_fields(
+                row.needs_ticks, totals.get((row.item, row.dimension, row.period), (0, 0))
+            ),
+        }
+        for row in state.index.rows(scope, period=period, item=item)
+    ]
 
 
 OPS: dict[str, OpSpec] = {
@@ -346,7 +398,7 @@ OPS: dict[str, OpSpec] = {
     "commitment_propose": OpSpec(
         propose,
         {
-            "with": STR(required=True, max_len=64),
+            "with": STR(required=True, max_len=max(64, model.MAX_NAME_CHARS)),
             "role": STR(max_len=16, default="provide"),
             "item": STR(required=True, max_len=64),
             "qty": STR(required=True, max_len=32),

@@ -13,7 +13,9 @@ from node.crdt.record import Record
 from node.errors import LocalError
 from node.net.discovery import split_p2p_addr
 from node.ops.base import BOOL, INT, LIST, STR, OpContext, OpSpec, Submit, Writes
-from node.state import record_json
+from node.planning.balance import ticks_str
+from node.planning.commitments import committed_fields, committed_totals
+from node.state import BalanceLevel, NodeState, record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
 MAX_PAGE = 100_000  # scopes listed below each scope of a balance
@@ -104,6 +106,9 @@ def withdraw(ctx: OpContext, args: dict[str, Any]) -> Writes:
 
 
 def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """This node's needs or capacities, or everyone's held under a scope. Asked for an
+    item, also the other regions' totals of it from their accepted rollups (the
+    node's view beyond its region: who has what, region by region)."""
     kind = args["kind"]
     if kind not in ("need", "capacity"):
         raise LocalError("kind must be need or capacity")
@@ -115,11 +120,48 @@ def list_intents(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
         kind, scope=scope, mine=not args["all"], withdrawn=args["withdrawn"]
     )
     item = args["item"]
-    return [
-        record_json(r, names)
+    out = [
+        {**record_json(r, names), "source": "record"}
         for r in records
         if item is None or (r.body is not None and r.body.get("item") == item)
     ]
+    if item is not None:
+        out += _region_totals(ctx, kind, item, scope or "")
+    return out
+
+
+def _region_totals(ctx: OpContext, kind: str, item: str, scope: str) -> list[dict[str, Any]]:
+    """Per other region under `scope` ("" for all) and period, its total of `item`'s
+    needs or capacities, from its accepted rollup (split or unattested ones are left
+    out: never summed)."""
+    try:
+        view = ctx.state.core.rollup_view()
+    except LocalError:  # admission off: no rollups
+        return []
+    rows = []
+    for (region, period), rp in sorted(view.pairs.items()):
+        content = rp.accepted
+        if content is None or (scope and not model.in_scope(region, scope)):
+            continue
+        for it, dim, needs, caps, nodes in content.body["items"]:
+            total = int(needs if kind == "need" else caps)
+            if it != item or not total:
+                continue
+            rows.append(
+                {
+                    "source": "rollup",
+                    "kind": kind,
+                    "region": region,
+                    "scope": region,
+                    "item": it,
+                    "period": period,
+                    "qty": ticks_str(total),
+                    "unit": model.DIMENSIONS[dim],
+                    "nodes": nodes,
+                    "attested_by": len(content.attesters),
+                }
+            )
+    return rows
 
 
 def items(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,9 +192,32 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     records, nodes = ctx.state.left_out(scope)
     return {
         "scope": scope,
-        "levels": [lv.as_json() for lv in levels],
+        "levels": _with_committed(ctx.state, levels),
         "left_out": {"records": records, "nodes": nodes},
     }
+
+
+def _with_committed(state: NodeState, levels: list[BalanceLevel]) -> list[dict[str, Any]]:
+    """The levels as JSON, each row with its committed quantities next to the posted
+    ones (`committed_fields`). Only a scope inside this node's region has them: its
+    commitment records are all held here; elsewhere they are null."""
+    region = state.core.region
+    own = [lv for lv in levels if model.in_scope(lv.scope, region)]
+    totals = {}
+    if own:
+        comms, scopes = state.commitments(), state.node_scopes()
+        totals = {lv.scope: committed_totals(comms, scopes, lv.scope) for lv in own}
+    out = []
+    for lv in levels:
+        j = lv.as_json()
+        here = totals.get(lv.scope)
+        for row, rj in zip(lv.rows, j["rows"], strict=True):
+            group = (row.item, row.dimension, row.period)
+            rj.update(
+                committed_fields(row.needs_ticks, None if here is None else here.get(group, (0, 0)))
+            )
+        out.append(j)
+    return out
 
 
 def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:

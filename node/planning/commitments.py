@@ -5,9 +5,11 @@ offer, accept, decline, deliver, confirm and dispute records held
 The rules, the same on every replica whatever order the records arrived in:
 
 * an offer counts only from a counted (admitted) node, naming another node;
-* it is **committed** when the counterpart's accept (its origin must be the offer's
-  ``with``) repeats exactly the offer's current terms; a decline by either party
-  voids it (after an accept: cancelled, and the decliner is named);
+* it is **committed** when the counterpart (the origin of the accept must be the
+  offer's ``with``) accepts it; the offer's id binds its terms, and neither record
+  can be withdrawn (`node.model.commit_kinds`), so a commitment once made stays in
+  every track record. A decline by either party voids the offer (after an accept:
+  cancelled, and the decliner is named);
 * a delivery counts only from the provider of a committed offer, in a unit of the
   item's dimension; a confirm only from the receiver, repeating the delivery's
   quantity, unit and date; a dispute only from the receiver. If the receiver wrote
@@ -28,8 +30,7 @@ from fractions import Fraction
 
 from node import model
 from node.crdt.record import Record
-from node.model.commit_kinds import TERMS
-from node.planning.balance import _ticks, decimal_str
+from node.planning.balance import _ticks, decimal_str, ticks_str
 
 __all__ = [
     "COMMIT_KIND_NAMES",
@@ -37,6 +38,7 @@ __all__ = [
     "Delivery",
     "TrackRecord",
     "commitments",
+    "committed_fields",
     "committed_totals",
     "track_records",
 ]
@@ -172,10 +174,7 @@ def commitments(
     for r in by_kind["accept"]:
         b = r.body or {}
         got = offers.get(model.offer_ref(str(b["by"]), str(b["offer"])))
-        if got is None or r.origin.hex() != _counterpart(got):
-            continue
-        terms = {k: b[k] for k in TERMS}
-        if terms == _terms(got):
+        if got is not None and r.origin.hex() == _counterpart(got):
             got.state = "committed"
     for r in sorted(by_kind["decline"], key=lambda r: (r.origin, r.key)):
         b = r.body or {}
@@ -218,16 +217,6 @@ def commitments(
 
 def _counterpart(c: Commitment) -> str:
     return c.receiver if c.offerer == c.provider else c.provider
-
-
-def _terms(c: Commitment) -> dict[str, object]:
-    return {
-        "item": c.item,
-        "qty": c.qty,
-        "unit": c.unit,
-        "period": c.period,
-        "due": c.due.isoformat(),
-    }
 
 
 @dataclass
@@ -324,3 +313,28 @@ def committed_totals(
             if where is not None and model.in_scope(where, scope):
                 out.setdefault(key, [0, 0])[side] += c.ticks
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+def committed_fields(needs_ticks: int, totals: tuple[int, int] | None) -> dict[str, object]:
+    """The committed columns of one balance row, next to its posted ones.
+
+    Args:
+        needs_ticks: the row's posted needs.
+        totals: (committed to receivers, committed by providers) of the row's group
+            under its scope, from `committed_totals`; None where this node does not
+            hold every commitment of the scope (the figures are then null, not partial).
+
+    Returns:
+        ``committed_in`` and ``committed_out`` in base units, and ``committed_coverage``:
+        committed_in / needs (null where nothing is needed).
+    """
+    if totals is None:
+        return {"committed_in": None, "committed_out": None, "committed_coverage": None}
+    to_rx, by_px = totals
+    return {
+        "committed_in": ticks_str(to_rx),
+        "committed_out": ticks_str(by_px),
+        "committed_coverage": decimal_str(Fraction(to_rx, needs_ticks), places=4)
+        if needs_ticks
+        else None,
+    }

@@ -29,14 +29,20 @@ Proportional shares round by largest remainder; ties go to the party earlier in
 same order (north-west corner: few matches). Everything depends only on the positions,
 never on the order records arrived in, so every replica holding the same records
 computes the same matches.
+
+`plan` does the matching and keeps its result compact (per pool, who gives and who
+takes how much); `match` lists the matches themselves. A federation's plan has
+millions of matches, so the hot paths work on flat lists of ints in C-level passes;
+`tests/matching_reference.py` is the first, plainer implementation, which this one
+must equal match for match.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
-from itertools import accumulate
-from operator import sub
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import accumulate, compress, islice, repeat
+from operator import add, itemgetter, mul, sub
 from typing import NamedTuple
 
 from node import model
@@ -47,10 +53,13 @@ from node.planning.rollup import RollupView
 __all__ = [
     "PRIORITY_RANK",
     "Match",
+    "MatchPlan",
+    "Pool",
     "Position",
     "match",
     "matches_from_records",
     "matches_from_rollups",
+    "plan",
     "positions_from_records",
     "positions_from_rollups",
 ]
@@ -59,7 +68,8 @@ __all__ = [
 PRIORITY_RANK = {p: i for i, p in enumerate(model.PRIORITIES)}
 _RANKS = len(model.PRIORITIES)
 _SLOTS = 8  # rank slots per leaf in a sort key (a surplus takes slot 0)
-assert _RANKS < _SLOTS
+_SHIFT = 3  # a sort key is leaf << _SHIFT | slot
+assert _RANKS < _SLOTS == 1 << _SHIFT
 
 
 class Position(NamedTuple):
@@ -98,8 +108,9 @@ def _path(scope: str) -> tuple[str, ...]:
 
 
 class _Tree:
-    """The parties of all groups in (scope path, party id) order, and per scope that may
-    hold a match the range of leaves under it, deepest scopes first."""
+    """The parties of all groups in (scope path, party id) order, and the scopes that
+    may hold a match, each with the range of sort keys of the leaves under it, in
+    levels: deepest first, each level in path order."""
 
     def __init__(self, parties: Iterable[Party]) -> None:
         leaves = sorted(set(parties), key=lambda p: (_path(p[0]), p[1]))
@@ -112,23 +123,118 @@ class _Tree:
                 lo.setdefault(a, i)
                 hi[a] = i + 1
         # A scope over a single leaf can match nothing: leave it out. Children before
-        # parents: deepest first, then in path order (any order within a depth works).
+        # parents: deepest first; scopes of one depth are disjoint.
         scopes = [s for s in lo if hi[s] - lo[s] > 1]
         scopes.sort(key=lambda s: (-s.count("/"), _path(s)))
-        self.scopes = [(s, lo[s] * _SLOTS, hi[s] * _SLOTS) for s in scopes]
-        parent: dict[str, int] = {}
-        for k, s in enumerate(scopes):
-            parent[s] = k
-        # for each scope, the nearest kept ancestor (its pool receives the leftovers)
-        self.up: list[int] = []
+        self.levels: list[list[tuple[str, int, int]]] = []
+        depth = -1
         for s in scopes:
-            anc = model.ancestors(s)[:-1]
-            found = -1
-            for a in reversed(anc):
-                if a in parent:
-                    found = parent[a]
-                    break
-            self.up.append(found)
+            if s.count("/") != depth:
+                depth = s.count("/")
+                self.levels.append([])
+            self.levels[-1].append((s, lo[s] << _SHIFT, hi[s] << _SHIFT))
+
+
+class Pool(NamedTuple):
+    """What one pool matched, compactly: its providers and what each gives, its
+    receivers and what each takes, each named by its sort key (leaf << 3 | slot), in
+    key order. Paired north-west corner, they are the pool's matches."""
+
+    group: int  # index into MatchPlan.groups
+    scope: str
+    givers: list[int]
+    gives: list[int]
+    takers: list[int]
+    takes: list[int]
+
+
+class MatchPlan:
+    """Every group's matches in compact form: per pool, who gives and who takes how
+    much. Listing the matches themselves (`matches`, iteration) pairs them up; the
+    plan alone already fixes every quantity, so totals need no pairs.
+
+    Attributes:
+        groups: the groups matched, sorted.
+        leaves: the parties, in (scope path, party id) order.
+        pools: in matching order: by group, then deepest scope first, then by path.
+    """
+
+    def __init__(self, leaves: list[Party]) -> None:
+        self.leaves = leaves
+        self._names: list[str] = []  # the party ids, made when matches are listed
+        self.groups: list[GroupKey] = []
+        self.pools: list[Pool] = []
+
+    def total(self) -> int:
+        """Ticks matched over all groups."""
+        return sum(sum(p.gives) for p in self.pools)
+
+    def __iter__(self) -> Iterator[Match]:
+        for pool in self.pools:
+            yield from self._pairs(pool)
+
+    def matches(self) -> list[Match]:
+        out: list[Match] = []
+        for pool in self.pools:
+            out.extend(self._pairs(pool))
+        return out
+
+    def _pairs(self, pool: Pool) -> list[Match]:
+        """Pair providers with receivers in key order (north-west corner): lay both
+        out along one line of the pool's ticks; each stretch between consecutive ends
+        is one match, one per (provider, receiver) pair that ships something."""
+        names = self._names
+        if not names:
+            names = self._names = [p[1] for p in self.leaves]
+        providers = list(map(names.__getitem__, map(_LEAF, pool.givers)))
+        receivers = list(map(names.__getitem__, map(_LEAF, pool.takers)))
+        takes = pool.takes
+        if len(receivers) > 1 and len(set(receivers)) < len(receivers):
+            receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
+        # the ends along the line, 2x + 0 for a provider's, 2x + 1 for a receiver's:
+        # sorted, a provider's end comes before a receiver's at the same point
+        ends = sorted(
+            [*map(_TWICE, accumulate(pool.gives)), *map(_ONE_MORE, map(_TWICE, accumulate(takes)))]
+        )
+        points = list(map(_HALF, ends))
+        qty = list(map(sub, points, [0, *points[:-1]]))
+        odd = list(map(_ODD, ends))
+        # before each end: how many providers' (receivers') ends lie before it
+        g = compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
+        t = compress(accumulate(odd, initial=0), qty)
+        item, dim, period = self.groups[pool.group]
+        return list(
+            map(
+                _new,
+                repeat(Match),
+                zip(
+                    repeat(item),
+                    repeat(dim),
+                    repeat(period),
+                    map(providers.__getitem__, g),
+                    map(receivers.__getitem__, t),
+                    compress(qty, qty),
+                    repeat(pool.scope),
+                ),
+            )
+        )
+
+
+_TWICE = (2).__mul__
+_ONE_MORE = (1).__add__
+_HALF = (1).__rrshift__  # x >> 1
+_LEAF = _SHIFT.__rrshift__  # a sort key's leaf
+_ODD = (1).__and__
+
+
+def plan(positions: Positions) -> MatchPlan:
+    """Match every group's surpluses with its deficits, bottom-up over the scope tree,
+    into a compact `MatchPlan` (`match` lists the matches themselves)."""
+    tree = _Tree(p for group in positions.values() for p in group)
+    out = MatchPlan(tree.leaves)
+    for group in sorted(positions):
+        _match_group(tree, group, positions[group], out)
+    return out
 
 
 def match(positions: Positions) -> list[Match]:
@@ -140,106 +246,160 @@ def match(positions: Positions) -> list[Match]:
 
     Returns:
         The matches, sorted by group, then in the order the pools were matched
-        (deepest scope first), providers and receivers in (scope, party) order.
-        Quantities are positive ticks.
+        (deepest scope first, then by path), providers and receivers in (scope,
+        party) order. Quantities are positive ticks.
     """
-    tree = _Tree(p for group in positions.values() for p in group)
-    out: list[Match] = []
-    for group in sorted(positions):
-        _match_group(tree, group, positions[group], out)
-    return out
+    return plan(positions).matches()
 
 
-def _amounts(index: dict[Party, int], parties: Mapping[Party, Position]) -> dict[int, int]:
-    """Sort key (leaf * _SLOTS + slot) -> signed ticks: + a surplus (slot 0), - a deficit
-    of rank r (slot r + 1). A party's capacity covers its own needs first, the most
-    urgent first."""
-    amounts: dict[int, int] = {}
-    ranks = range(len(PRIORITY_RANK) - 1, -1, -1)
+# The hot loops below run over every party of every group: they are written as
+# C-level passes (map, compress, accumulate, sorted) over flat lists of ints, with
+# Python-level loops only where a party's needs span several priorities.
+_is_pos = (0).__lt__  # x > 0
+_DOWN = range(_RANKS - 1, -1, -1)
+_MASK = _SLOTS - 1
+
+
+def _entries(
+    index: dict[Party, int], parties: Mapping[Party, Position]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The surpluses and the deficits of a group, each as sort key (leaf << 3 | slot)
+    -> ticks (positive): a surplus at slot 0, a deficit of rank r at slot r + 1. A
+    party's capacity covers its own needs first, the most urgent first."""
+    surpluses: dict[int, int] = {}
+    deficits: dict[int, int] = {}
     for party, (left, needs) in parties.items():
-        base = index[party] * _SLOTS
-        for rank in ranks:
-            d = needs[rank]
-            if d:
-                if left >= d:
-                    left -= d
-                else:
-                    amounts[base + rank + 1] = left - d
-                    left = 0
-        if left:
-            amounts[base] = left
-    return amounts
+        total = sum(needs)
+        if left > total:
+            surpluses[index[party] << _SHIFT] = left - total
+        elif left < total:
+            base = index[party] << _SHIFT
+            if total in needs:  # all of it at one rank (the usual case)
+                deficits[base + needs.index(total) + 1] = total - left
+                continue
+            for rank in _DOWN:
+                d = needs[rank]
+                if d:
+                    if left >= d:
+                        left -= d
+                    else:
+                        deficits[base + rank + 1] = d - left
+                        left = 0
+    return surpluses, deficits
 
 
 def _match_group(
-    tree: _Tree, group: GroupKey, parties: Mapping[Party, Position], out: list[Match]
+    tree: _Tree, group: GroupKey, parties: Mapping[Party, Position], out: MatchPlan
 ) -> None:
-    amounts = _amounts(tree.index, parties)
-    if not amounts:
+    surpluses, deficits = _entries(tree.index, parties)
+    if not surpluses or not deficits:
         return
-    keys = sorted(amounts)
-    rem = [amounts[k] for k in keys]
-    sup = list(accumulate((a if a > 0 else 0 for a in rem), initial=0))
-    dem = list(accumulate((-a if a < 0 else 0 for a in rem), initial=0))
-    # below[k]: what scope k's subtree matched inside itself, the part of the pool at
-    # its nearest kept ancestor that is gone already
-    below = [0] * len(tree.scopes)
-    up_of = tree.up
-    for k, (scope, lo, hi) in enumerate(tree.scopes):
-        a, b = bisect_left(keys, lo), bisect_left(keys, hi)
-        if b - a < 2:
-            continue
-        inner = below[k]
-        s_pool = sup[b] - sup[a] - inner
-        d_pool = dem[b] - dem[a] - inner
-        m = min(s_pool, d_pool)
-        up = up_of[k]
-        if up >= 0:
-            below[up] += inner + m
-        if m <= 0:
-            continue
-        span = range(a, b)
-        if s_pool <= d_pool:
-            givers = [i for i in span if rem[i] > 0]
-            gives = [rem[i] for i in givers]
-            takers, takes = _scarce(keys, rem, span, m)
-        else:
-            takers = [i for i in span if rem[i] < 0]
-            takes = [-rem[i] for i in takers]
-            givers = [i for i in span if rem[i] > 0]
-            gives = _shares([rem[i] for i in givers], m)
-        for i, q in zip(givers, gives, strict=True):
-            rem[i] -= q
-        for i, q in zip(takers, takes, strict=True):
-            rem[i] += q
-        _pair(tree, keys, givers, gives, takers, takes, (*group, scope), out)
-
-
-def _scarce(keys: list[int], rem: list[int], span: range, m: int) -> tuple[list[int], list[int]]:
-    """What the deficits in `span` receive of `m` scarce ticks, by rank, most urgent
-    first; in proportion within the rank where `m` runs out. Returns (positions, ticks)
-    in position order."""
-    by_rank: list[list[int]] = [[] for _ in range(_RANKS)]
-    for i in span:
-        if rem[i] < 0:
-            by_rank[keys[i] % _SLOTS - 1].append(i)
-    got: list[tuple[int, int]] = []
-    for rank in range(_RANKS - 1, -1, -1):
-        ids = by_rank[rank]
-        if not ids:
-            continue
-        wants = [-rem[i] for i in ids]
-        total = sum(wants)
-        if total <= m:
-            got.extend(zip(ids, wants, strict=True))
-            m -= total
-            if not m:
-                break
-        else:
-            got.extend((i, q) for i, q in zip(ids, _shares(wants, m), strict=True) if q)
+    # What is still open on each side, in key order: each level's pools match theirs
+    # and leave what stays open (one side only) for the levels above.
+    sk = sorted(surpluses)
+    sv = list(map(surpluses.__getitem__, sk))
+    dk = sorted(deficits)
+    dv = list(map(deficits.__getitem__, dk))
+    gi = len(out.groups)
+    out.groups.append(group)
+    pools = out.pools
+    for level in tree.levels:
+        if not sk or not dk:
             break
-    got.sort()
-    return [i for i, _ in got], [q for _, q in got]
+        s_next: tuple[list[int], list[int]] = ([], [])
+        d_next: tuple[list[int], list[int]] = ([], [])
+        s_done = d_done = 0  # entries before these are carried to the next level
+        for scope, lo, hi in level:
+            sa = bisect_left(sk, lo, s_done)
+            sb = bisect_left(sk, hi, sa)
+            if sa == sb:
+                continue
+            da = bisect_left(dk, lo, d_done)
+            db = bisect_left(dk, hi, da)
+            if da == db:
+                continue
+            givers, have = sk[sa:sb], sv[sa:sb]
+            takers, wants = dk[da:db], dv[da:db]
+            s_pool, d_pool = sum(have), sum(wants)
+            if s_pool <= d_pool:
+                # scarce: every provider gives all it has, deficits stay open
+                takes = _scarce(takers, wants, s_pool)
+                left = list(map(sub, wants, takes))
+                pools.append(Pool(gi, scope, givers, have, *_positive(takers, takes)))
+                _carry(s_next, sk, sv, s_done, sa, [], [])
+                _carry(d_next, dk, dv, d_done, da, takers, left)
+            else:
+                # plentiful: every receiver gets all it lacks, surpluses stay open
+                gives = _shares(have, d_pool)
+                left = list(map(sub, have, gives))
+                pools.append(Pool(gi, scope, *_positive(givers, gives), takers, wants))
+                _carry(s_next, sk, sv, s_done, sa, givers, left)
+                _carry(d_next, dk, dv, d_done, da, [], [])
+            s_done, d_done = sb, db
+        if s_done:
+            _carry(s_next, sk, sv, s_done, len(sk), [], [])
+            _carry(d_next, dk, dv, d_done, len(dk), [], [])
+            (sk, sv), (dk, dv) = s_next, d_next
+
+
+def _carry(
+    into: tuple[list[int], list[int]],
+    keys: list[int],
+    values: list[int],
+    start: int,
+    stop: int,
+    open_keys: list[int],
+    left: list[int],
+) -> None:
+    """Carry the untouched entries keys[start:stop] and then a pool's entries that
+    stay open (`left` > 0) on to the next level."""
+    nk, nv = into
+    nk += keys[start:stop]
+    nv += values[start:stop]
+    if not left:
+        return
+    if 0 not in left:
+        nk += open_keys
+        nv += left
+        return
+    still = list(map(_is_pos, left))
+    nk += compress(open_keys, still)
+    nv += compress(left, still)
+
+
+def _scarce(takers: list[int], wants: list[int], m: int) -> list[int]:
+    """What the deficits `takers` (sort keys, wanting `wants`) receive of `m` scarce
+    ticks, by rank, most urgent first; in proportion within the rank where `m` runs
+    out."""
+    slots = list(map(_MASK.__and__, takers))
+    if slots.count(slots[0]) == len(slots):  # one rank (the usual case)
+        return _shares(wants, m)
+    served = [0] * _SLOTS  # 1 for the slots served in full
+    for slot in range(_RANKS, 0, -1):
+        same = list(map(slot.__eq__, slots))
+        if True not in same:
+            continue
+        of_rank = list(compress(wants, same))
+        total = sum(of_rank)
+        if total <= m:
+            served[slot] = 1
+            m -= total
+            if m:
+                continue
+        got = list(map(mul, wants, map(served.__getitem__, slots)))
+        if m:  # the slot where supply runs out: in proportion
+            for j, q in zip(compress(range(len(got)), same), _shares(of_rank, m), strict=True):
+                got[j] = q
+        return got
+    return wants  # not reached: m <= sum(wants)
+
+
+def _positive(ids: list[int], qty: list[int]) -> tuple[list[int], list[int]]:
+    """The entries with a positive quantity."""
+    if 0 not in qty:
+        return ids, qty
+    keep = list(map(_is_pos, qty))
+    return list(compress(ids, keep)), list(compress(qty, keep))
 
 
 def _shares(weights: list[int], m: int) -> list[int]:
@@ -247,57 +407,28 @@ def _shares(weights: list[int], m: int) -> list[int]:
     ties to the earlier weight. No share exceeds its weight."""
     total = sum(weights)
     if m == total:
-        return list(weights)
-    shares = []
-    rests = []
-    for w in weights:
-        q, r = divmod(m * w, total)
-        shares.append(q)
-        rests.append(r)
-    left = m - sum(shares)
-    if left:
-        order = sorted(range(len(weights)), key=lambda j: -rests[j])  # stable: ties keep order
-        for j in order[:left]:
+        return weights
+    qr = list(map(divmod, map(mul, weights, repeat(m)), repeat(total)))
+    shares = list(map(itemgetter(0), qr))
+    left = m - sum(shares)  # 0 <= left < len(weights): one more tick each for these
+    if not left:
+        return shares
+    rests = list(map(itemgetter(1), qr))
+    # the `left` largest remainders: every one above the threshold, and of those equal
+    # to it the earliest
+    cut = sorted(rests, reverse=True)[left - 1]
+    above = list(map(cut.__lt__, rests))
+    shares = list(map(add, shares, above))
+    ties = left - above.count(True)
+    if ties == 1:
+        shares[rests.index(cut)] += 1
+    else:
+        for j in islice(compress(range(len(rests)), map(cut.__eq__, rests)), ties):
             shares[j] += 1
     return shares
 
 
 _new = tuple.__new__
-
-
-def _pair(
-    tree: _Tree,
-    keys: list[int],
-    givers: list[int],
-    gives: list[int],
-    takers: list[int],
-    takes: list[int],
-    where: tuple[str, str, str, str],
-    out: list[Match],
-) -> None:
-    """Pair providers with receivers in position order (north-west corner): lay both
-    out along one line of `m` ticks; each stretch between consecutive ends is one match.
-    One match per (provider, receiver) pair that ships something."""
-    leaves = tree.leaves
-    providers = [leaves[keys[i] // _SLOTS][1] for i in givers]
-    receivers = [leaves[keys[i] // _SLOTS][1] for i in takers]
-    if len(receivers) > 1 and len(set(receivers)) < len(receivers):
-        receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
-    # ends along the line, 2x + 0 for a provider's, 2x + 1 for a receiver's: sorted,
-    # a provider's end comes before a receiver's at the same point
-    ends = sorted([e * 2 for e in accumulate(gives)] + [e * 2 + 1 for e in accumulate(takes)])
-    points = [e >> 1 for e in ends]
-    gi = accumulate((1 - (e & 1) for e in ends), initial=0)
-    ti = accumulate((e & 1 for e in ends), initial=0)
-    item, dim, period, scope = where
-    qty = map(sub, points, [0, *points[:-1]])
-    out.extend(
-        [
-            _new(Match, (item, dim, period, providers[g], receivers[t], q, scope))
-            for q, g, t in zip(qty, gi, ti, strict=False)
-            if q
-        ]
-    )
 
 
 def _merged(names: list[str], qty: list[int]) -> tuple[list[str], list[int]]:

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from cli_helpers import BOOTSTRAP_EXAMPLE, Node, invoke, running
+from cli_helpers import BOOTSTRAP_EXAMPLE, Node, invoke, running, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -21,16 +21,23 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 def walkthrough() -> list[list[str]]:
+    return [words for words, _ in section_commands("## Walk-through")]
+
+
+def section_commands(heading: str) -> list[tuple[list[str], str]]:
+    """The commands of the first sh block under `heading` (a trailing backslash joins
+    lines), each with its comment."""
     text = README.read_text()
-    section = text.split("## Walk-through", 1)[1]
+    section = text.split(heading, 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
     assert block is not None
     commands = []
-    for line in block.group(1).splitlines():
+    for line in block.group(1).replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
         if words:
             assert words[0] == "allmende", line
-            commands.append(words[1:])
+            comment = line.split("  # ", 1)[1] if "  # " in line else ""
+            commands.append((words[1:], comment))
     return commands
 
 
@@ -71,3 +78,51 @@ def test_walkthrough_commands_as_written(tmp_path):
     assert data["scope"] == "eu/de/berlin"
     assert data["levels"][0]["rows"] == []  # the potatoes need was withdrawn
     assert "Kommune Neukölln (commune)" in by_command["status"]
+
+
+TIMEOUT = 30.0
+
+
+def test_balance_to_plan_commands_as_written(tmp_path):
+    """The "From balance to plan" block on two daemons: each line on the node its
+    comment names (the canteen where it says "any"), the ids it says where to read
+    taken from that output."""
+    commands = section_commands("## From balance to plan")
+    canteen = Node(tmp_path / "canteen", "Mensa Nord", "eu/de/berlin/mensa-nord").init()
+    farm = Node(tmp_path / "farm", "Hof Kranich", "eu/de/berlin/hof-kranich").init()
+    nodes = {"canteen": canteen, "farm": farm, "any": canteen}
+    out: list[tuple[str, str]] = []
+    ids: dict[str, str] = {}
+
+    def same() -> bool:
+        return canteen.call("digest")["digest"] == farm.call("digest")["digest"]
+
+    with running(canteen, farm):
+        assert farm.cli("peers", "add", canteen.addr).exit_code == 0
+        wait_for(lambda: canteen.peer_id in farm.json("peers")["connected"], TIMEOUT, "peers")
+        for args, comment in commands:
+            where = comment.split(":")[0].split()[0]
+            node = nodes[where]
+            args = [ids.get(a, a) for a in args]
+            wait_for(same, TIMEOUT, "both nodes hold the same records")
+            r = node.cli(*args)
+            assert r.exit_code == 0, f"allmende {shlex.join(args)} on {where}: {r.output}"
+            out.append((" ".join(args[:2]), r.stdout))
+            if args[:2] == ["commitment", "list"]:
+                # the ids as the README says to read them: first column of their rows
+                rows = [line.split() for line in r.stdout.splitlines()]
+                offer = next(w for w in rows if len(w) > 1 and w[1] in ("offered", "committed"))
+                ids["OFFER_ID"] = offer[0]
+                delivery = [w for w in rows if len(w) > 2 and w[1] == offer[0]]
+                if delivery:
+                    ids["DELIVERY_ID"] = delivery[0][0]
+    assert set(ids) == {"OFFER_ID", "DELIVERY_ID"}
+    said = dict(out)
+    assert "Hof Kranich" in said["capacity list"]
+    assert "Hof Kranich" in said["match --item"]
+    assert "Their track records" in said["match --item"]
+    potatoes = next(x for x in said["balance --item"].splitlines() if x.startswith("potatoes"))
+    assert potatoes.split()[2:4] == ["80", "50"]  # posted: needs, capacities
+    assert potatoes.split()[8:10] == ["50", "62%"]  # committed, committed coverage
+    record = next(x for x in said["track-record Hof Kranich"].splitlines() if "Hof Kranich" in x)
+    assert record.split()[2:5] == ["1", "1", "1"]  # committed, delivered, confirmed

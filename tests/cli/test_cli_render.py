@@ -264,6 +264,29 @@ def test_records_of_several_nodes_are_grouped_under_full_scopes(width):
     assert next(line for line in out if line.startswith("c3")).split() == ["c3", "withdrawn"]
 
 
+def test_records_with_other_regions_totals_of_an_item():
+    hamburg = {
+        "source": "rollup",
+        "kind": "capacity",
+        "region": "eu/de/hamburg",
+        "scope": "eu/de/hamburg",
+        "item": "potatoes",
+        "period": "2027-Q1",
+        "qty": "750",
+        "unit": "kg",
+        "nodes": 3,
+        "attested_by": 3,
+    }
+    rows = [record("c2") | {"source": "record"}, hamburg]
+    out = lines(text(render.records(rows, "capacity")))
+    assert out[0] == "Capacities of Kommune Neukölln (eu/de/berlin/neukoelln)"
+    title = out.index("Capacities of other regions (attested rollups)")
+    assert out[title + 1].split() == ["region", "period", "qty", "unit", "nodes", "attested", "by"]
+    assert out[title + 3].split() == ["eu/de/hamburg", "2027-Q1", "750", "kg", "3", "3"]
+    alone = lines(text(render.records([hamburg], "capacity")))
+    assert alone[0] == "No capacities held here."
+
+
 def test_records_empty():
     assert text(render.records([], "need")).strip() == "No needs."
     assert text(render.records([], "capacity")).strip() == "No capacities."
@@ -391,3 +414,49 @@ def test_a_page_of_scopes_ends_in_how_many_more():
     assert out.index("    eu/a/x") < out.index(
         "    ... 1 more scope below eu/a (--offset, --limit)"
     )
+
+
+def test_balance_shows_committed_next_to_posted_only_once_there_is_some():
+    none_yet = {
+        "scope": "eu/de/berlin",
+        "levels": [
+            {
+                "scope": "eu/de/berlin",
+                "level": 0,
+                "rows": [
+                    row("eu/de/berlin", "potatoes", "100", "60", "-40", "0.6")
+                    | {"committed_in": "0", "committed_out": "0", "committed_coverage": "0"}
+                ],
+            }
+        ],
+    }
+    header = next(line for line in lines(text(render.balance(none_yet))) if "item" in line)
+    assert "committed" not in header
+    some = {
+        "scope": "eu/de",
+        "levels": [
+            {
+                "scope": "eu/de",
+                "level": 0,
+                "rows": [
+                    row("eu/de", "potatoes", "100", "60", "-40", "0.6")
+                    | {"committed_in": None, "committed_out": None, "committed_coverage": None}
+                ],
+            },
+            {
+                "scope": "eu/de/berlin",
+                "level": 1,
+                "rows": [
+                    row("eu/de/berlin", "potatoes", "100", "60", "-40", "0.6")
+                    | {"committed_in": "40", "committed_out": "25", "committed_coverage": "0.4"}
+                ],
+            },
+        ],
+    }
+    out = lines(text(render.balance(some)))
+    header = next(line for line in out if line.startswith("item"))
+    assert header.split()[-2:] == ["committed", "c.covered"]
+    potatoes = [line.split() for line in out if line.lstrip().startswith("potatoes")]
+    # posted coverage 60 %, committed coverage 40 %; unknown above the region: "-"
+    assert potatoes[0][6:10] == ["60%", "1", "-", "-"]
+    assert potatoes[1][6:10] == ["60%", "1", "40", "40%"]

@@ -21,7 +21,7 @@ def _holds_all(node, want: int) -> bool:
 
 def _unnamed(value):
     if isinstance(value, dict):
-        return {k: _unnamed(v) for k, v in value.items() if not k.endswith("_name")}
+        return {k: _unnamed(v) for k, v in value.items() if not k.endswith("name")}
     if isinstance(value, list):
         return [_unnamed(v) for v in value]
     return value
@@ -38,6 +38,11 @@ def test_match_commit_deliver_confirm_on_every_node(nodes: Cluster) -> None:
     c.call("post", kind="capacity", item="potatoes", qty="80", unit="kg", period="2027-Q1")
     for n in three:
         n.wait_for(lambda n: _holds_all(n, 3), 40, "all three intents")
+    # who has what, on any node
+    held = json.loads(a.cli("capacity", "list", "--scope", REGION, "--item", "potatoes", "--json"))
+    assert sorted((r["origin"], r["qty"]) for r in held) == sorted(
+        [(key["b"], "60"), (key["c"], "80")]
+    )
     # the same matches everywhere (a peer's name shows once its node record arrived)
     shown = [_unnamed(json.loads(n.cli("match", REGION, "--json"))) for n in three]
     assert shown[0] == shown[1] == shown[2]
@@ -73,3 +78,11 @@ def test_match_commit_deliver_confirm_on_every_node(nodes: Cluster) -> None:
             return (tb["committed"], tb["delivered"], tb["confirmed"]) == (1, 1, 1)
 
         n.wait_for(confirmed, 40, "B's track record")
+
+    # posted against committed: the balance shows the 50 kg both signed, on every node
+    for n in three:
+        data = json.loads(n.cli("balance", REGION, "--item", "potatoes", "--json"))
+        (row,) = data["levels"][0]["rows"]
+        got = (row["needs"], row["committed_in"], row["committed_coverage"])
+        assert got == ("100", "50", "0.5")
+        assert "c.covered" in n.cli("balance", REGION, "--item", "potatoes")
