@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -209,11 +210,25 @@ def init(
     click.echo(f"peer id:  {peer_id_from_seed(identity.seed)}")
     click.echo(f"listen:   {', '.join(config.listen)}")
     click.echo(f"federation: {config.federation} ({(config.charter or {}).get('name')})")
-    click.echo("Start it with: allmende run")
+    click.echo(f"Start it with: {start_command(ctx.data_dir)}")
+
+
+def start_command(data_dir: Path) -> str:
+    """The command that starts the node in `data_dir` (naming the dir unless it is the
+    default one, so that it can be pasted as printed)."""
+    if data_dir.expanduser().resolve() == default_data_dir().expanduser().resolve():
+        return "allmende run"
+    return f"allmende --data-dir {shlex.quote(str(data_dir))} run"
 
 
 @cli.command()
 @click.option("--listen", multiple=True, help="Override the listen multiaddr(s).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Listen on all interfaces at this TCP port (instead of the configured one).",
+)
 @click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
 @click.option(
     "--sync-interval", type=float, default=None, help="Seconds between anti-entropy rounds."
@@ -227,11 +242,20 @@ def init(
 )
 @pass_ctx
 def run(
-    ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None, log_level: str
+    ctx: Ctx,
+    listen: tuple[str, ...],
+    port: int | None,
+    no_mdns: bool,
+    sync_interval: float | None,
+    log_level: str,
 ) -> None:
     """Run the node daemon (initialises a node on defaults on first run)."""
     from node.daemon import run_daemon, setup_logging
 
+    if port is not None:
+        if listen:
+            raise UserError("give --port or --listen, not both")
+        listen = (f"/ip4/0.0.0.0/tcp/{port}",)
     setup_logging(log_level)
     if not ctx.dd.initialised():
         name = (platform.node() or "allmende").split(".")[0][:60] or "allmende"
@@ -315,7 +339,8 @@ def _intent_group(kind: str) -> click.Group:
     def group() -> None:
         pass
 
-    @group.command("add")
+    # A quantity like -5 must reach the check below, not be read as an option.
+    @group.command("add", context_settings={"ignore_unknown_options": True})
     @click.argument("item", shell_complete=_complete_item)
     @click.argument("qty")
     @click.argument("unit", shell_complete=_complete_unit)
@@ -325,6 +350,8 @@ def _intent_group(kind: str) -> click.Group:
     def add(
         ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None, **extra: Any
     ) -> None:
+        if qty.startswith("-"):
+            raise UserError(f"quantity must be positive (got {qty})")
         model.check_period(period)
         if model.period_end(period) < datetime.date.today():
             click.echo(f"Warning: period {period} lies in the past; posted all the same.", err=True)

@@ -84,7 +84,8 @@ def status(s: dict[str, Any]) -> RenderableType:
             "records",
             f"{s['records']} from {s['origins']} "
             f"{'origin' if s['origins'] == 1 else 'origins'} "
-            f"({s['own_records']} writes by this node)",
+            f"({s['own_records']} of them this node's; "
+            f"{s.get('writes_since_start', 0)} written since start)",
         ),
         ("sync rounds", f"{s['sync']['ok']} ok, {s['sync']['failed']} failed"),
         (

@@ -304,7 +304,7 @@ def test_status():
     assert got["follows"] == "eu, eu/de, eu/de/berlin"
     assert got["node id"] == NODE_A
     assert got["peers"] == "2 connected"
-    assert got["records"] == "10 from 3 origins (4 writes by this node)"
+    assert got["records"] == "10 from 3 origins (4 of them this node's; 0 written since start)"
     assert got["sync rounds"] == "5 ok, 1 failed"
     assert got["gossip"] == "7 messages in, 3 out, 6 records accepted"
     assert got["rejected"] == "bad-signature 2"
