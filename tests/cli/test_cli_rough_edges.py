@@ -8,7 +8,6 @@ import sys
 
 import pytest
 from cli_helpers import Node, invoke, running
-from procs import free_port
 
 from cli import render
 from cli.main import start_command
