@@ -75,6 +75,11 @@ class Ctx:
     def show(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
 
+    def show_lines(self, lines: list[str]) -> None:
+        """Print lines unwrapped and uncut (addresses to copy whole)."""
+        for line in lines:
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+
 
 def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> None:
     if as_json:
@@ -281,26 +286,59 @@ def status(ctx: Ctx, as_json: bool) -> None:
     """Node id, scopes, peers, record counts and sync state."""
     s = ctx.call("status")
     _emit(ctx, as_json, s, render.status(s))
+    if not as_json:
+        ctx.show_lines(render.addresses(s["listen"]))
 
 
 @cli.group(cls=AllmendeGroup, invoke_without_command=True)
 @json_option
 @click.pass_context
 def peers(click_ctx: click.Context, as_json: bool) -> None:
-    """Connected peers (and `peers add ADDR`)."""
+    """Connected peers with their node's name, kind and scope; this node's addresses
+    (and `peers add ADDR`, `peers remove PEER`)."""
     if click_ctx.invoked_subcommand is None:
         ctx: Ctx = click_ctx.obj
         p = ctx.call("peers")
         _emit(ctx, as_json, p, render.peers(p))
+        if not as_json:
+            ctx.show_lines(render.addresses(p["listen"]))
 
 
 @peers.command("add")
 @click.argument("addr")
+@click.option("--keep", is_flag=True, help="Save the peer even if it cannot be dialled now.")
 @pass_ctx
-def peers_add(ctx: Ctx, addr: str) -> None:
-    """Dial a peer now and remember it: ADDR is /ip4/.../tcp/.../p2p/<peer id>."""
-    r = ctx.call("peers_add", addr=addr)
-    click.echo(f"Added {r['peer_id']}; dialling.")
+def peers_add(ctx: Ctx, addr: str, keep: bool) -> None:
+    """Dial a peer now and remember it if that works: ADDR is
+    /ip4/.../tcp/.../p2p/<peer id> (the peer's `allmende status` lists its own)."""
+    r = ctx.call("peers_add", addr=addr, keep=keep or None)
+    if r["connected"]:
+        click.echo(f"Connected to {r['peer_id']}; saved, redialled after restarts.")
+    else:
+        click.echo(
+            f"Could not connect to {r['peer_id']} now; saved anyway (--keep), "
+            "redialled with backoff."
+        )
+
+
+@peers.command("remove")
+@click.argument("peer")
+@pass_ctx
+def peers_remove(ctx: Ctx, peer: str) -> None:
+    """Forget a peer (PEER: its peer id or address) and close the connection to it."""
+    r = ctx.call("peers_remove", peer=peer)
+    click.echo(f"Removed {r['peer_id']} ({len(r['removed'])} saved address(es) forgotten).")
+
+
+@cli.command()
+@click.argument("scope", required=False)
+@json_option
+@pass_ctx
+def nodes(ctx: Ctx, scope: str | None, as_json: bool) -> None:
+    """The nodes this node knows under SCOPE (default: its region): kind, last seen,
+    records held, whether they count."""
+    rows = ctx.call("nodes", scope=scope)
+    _emit(ctx, as_json, rows, render.nodes(rows, scope or "this node's region"))
 
 
 @cli.group(cls=AllmendeGroup)

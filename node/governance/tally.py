@@ -440,9 +440,7 @@ def vote_check(ledger: Ledger, pid: str, member: bytes) -> VoteCheck:
     closed = frozen.state is not FrozenState.ABSENT
     mine = None
     if closed:
-        mine = next(
-            (v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None
-        )
+        mine = next((v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None)
     verdict_ = None
     if mine is not None:
         verdict_, _ = _judge(ledger, prop, mine, frozen=True)

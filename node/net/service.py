@@ -350,6 +350,12 @@ class NetService:
         """Dial `p2p_addr` from now on, redialling with backoff; returns the peer id."""
         return self.discovery.add_bootstrap(p2p_addr)
 
+    async def remove_peer(self, peer_id: str) -> None:
+        """Stop dialling `peer_id`, forget it, and close a connection to it."""
+        self.discovery.remove_bootstrap(peer_id)
+        with suppress(Exception):  # not connected, or the connection closed meanwhile
+            await self.host.disconnect(ID.from_base58(peer_id))
+
     async def connect(self, p2p_addr: str) -> bool:
         """Dial one ``.../p2p/<id>`` address now; True on success."""
         return await self.discovery.dial(p2p_addr)

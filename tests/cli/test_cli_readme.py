@@ -1,8 +1,8 @@
 """The README's walk-through works exactly as written, command by command.
 
 Two liberties, both about the machine the test runs on: `allmende run &` is the
-fixture's daemon listening on 127.0.0.1 only, and the neighbour in step 3 is an
-address nobody listens at (the README's is a documentation placeholder).
+fixture's daemon listening on 127.0.0.1 only, and the neighbour in step 3 is a second
+node running on 127.0.0.1 (the README's address is a documentation placeholder).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from cli_helpers import BOOTSTRAP_EXAMPLE, Node, invoke, running
+from cli_helpers import Node, invoke, running
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,16 @@ def test_walkthrough_commands_as_written(tmp_path):
     r = invoke(d, *commands[0])
     assert r.exit_code == 0, r.output
     node = Node(d, "node", "")
+    neighbour = Node(tmp_path / "neighbour", "neighbour", "eu/de/berlin/kiez").init()
     outputs = []
     posted = ""
-    with running(node):
+    with running(node, neighbour):
         for args in commands[2:]:
             if args == ["need", "withdraw", "ID"]:
                 args = ["need", "withdraw", posted]
             if args[:2] == ["peers", "add"]:
                 assert args[2].startswith("/ip4/192.0.2.10/tcp/7946/p2p/12D3KooW")
-                args = ["peers", "add", BOOTSTRAP_EXAMPLE]
+                args = ["peers", "add", neighbour.addr]
             r = node.cli(*args)
             assert r.exit_code == 0, f"allmende {shlex.join(args)}: {r.output}"
             outputs.append((args, r.stdout))
