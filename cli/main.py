@@ -18,6 +18,7 @@ from node import model
 from node.config import ENV_DATA_DIR, Config, DataDir, default_data_dir
 from node.control import DaemonNotRunning, call
 from node.errors import LocalError
+from node.store import SCHEMA_VERSION
 
 EXIT_USER, EXIT_NOT_RUNNING = 1, 3
 BALANCE_PAGE = 20  # scopes shown below each scope of a balance, unless --limit or --json
@@ -114,7 +115,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
     show_envvar=True,
     help="The node's data dir (default: ~/.local/share/allmende).",
 )
-@click.version_option(package_name="allmende")
+@click.version_option(
+    package_name="allmende", message=f"%(prog)s %(version)s (store format {SCHEMA_VERSION})"
+)
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
     """Allmende: plan together. Post needs and capacities, read the balance of your region."""
@@ -339,6 +342,33 @@ def nodes(ctx: Ctx, scope: str | None, as_json: bool) -> None:
     records held, whether they count."""
     rows = ctx.call("nodes", scope=scope)
     _emit(ctx, as_json, rows, render.nodes(rows, scope or "this node's region"))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def backup(ctx: Ctx, file: Path) -> None:
+    """Copy this node's database, key and config into FILE (a new file, mode 0600),
+    consistent even while the daemon runs. FILE holds the node key: keep it safe."""
+    from node.backup import backup as make_backup
+
+    info = make_backup(ctx.dd, file)
+    click.echo(f"Backed up node {info.node_id[:12]}: {info.records} records to {file}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def restore(ctx: Ctx, file: Path) -> None:
+    """Put a backup (from `allmende backup`) back, with the daemon stopped: into an empty
+    --data-dir, or over the same node (its database is moved aside, not deleted)."""
+    from node.backup import restore as put_back
+
+    info, aside = put_back(ctx.dd, file)
+    click.echo(f"Restored node {info.node_id[:12]}: {info.records} records into {ctx.data_dir}")
+    if aside is not None:
+        click.echo(f"The replaced database is in {aside}")
+    click.echo(f"Start it with: {start_command(ctx.data_dir)}")
 
 
 @cli.group(cls=AllmendeGroup)

@@ -92,6 +92,13 @@ class Store:
                 self._db.executescript(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise LocalError(f"cannot open database {path}: {exc}") from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise LocalError(
+                f"{path} was written by a newer version of Allmende (store format {version}; "
+                f"this one reads format {SCHEMA_VERSION}): upgrade it (see docs/operating.md, "
+                "Upgrading), or restore a backup this version made with: allmende restore FILE"
+            )
         if version != SCHEMA_VERSION:
             self._db.close()
             raise LocalError(
