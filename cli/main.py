@@ -582,3 +582,7 @@ cli.add_command(match_cmd.commitment)
 cli.add_command(match_cmd.fulfil)
 cli.add_command(match_cmd.confirm)
 cli.add_command(match_cmd.track_record)
+
+from cli.export_cmd import export  # noqa: E402  (open data)
+
+cli.add_command(export)
