@@ -34,7 +34,8 @@ def walkthrough() -> list[list[str]]:
     return commands
 
 
-def test_walkthrough_commands_as_written(tmp_path):
+def test_walkthrough_commands_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # files the walk-through writes land here
     commands = walkthrough()
     assert commands[0][0] == "init"
     assert commands[1] == ["run", "&"]
@@ -72,3 +73,4 @@ def test_walkthrough_commands_as_written(tmp_path):
     assert data["scope"] == "eu/de/berlin"
     assert data["levels"][0]["rows"] == []  # the potatoes need was withdrawn
     assert "Kommune Neukölln (commune)" in by_command["status"]
+    assert (tmp_path / "balance.csv").read_text().startswith("scope,item,period,unit,needs,")

@@ -219,7 +219,7 @@ def test_who_belongs_and_plan_blocks(tmp_path, monkeypatch):
 def test_deciding_together_block(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copy(ASSEN_2024, tmp_path / ASSEN_2024.name)
-    keygen, add, create, plist, vote, close, results, budget = section("Deciding together")
+    keygen, add, create, plist, vote, close, results, check, budget = section("Deciding together")
     node = Node(tmp_path / "n", "n", "eu/de/berlin/n").init()
     values: dict[str, str] = {}
     with running(node):
@@ -231,6 +231,7 @@ def test_deciding_together_block(tmp_path, monkeypatch):
         _run(node, vote, values)
         _run(node, close, values)
         assert "b" in _run(node, results, values)
+        assert "counted: yes" in _run(node, check, values)
         assert _run(node, budget, values)
 
 
