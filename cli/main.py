@@ -21,6 +21,11 @@ from node.errors import LocalError
 from node.store import SCHEMA_VERSION
 
 EXIT_USER, EXIT_NOT_RUNNING = 1, 3
+# `allmende run` refusing to start where starting again cannot help (sysexits.h codes;
+# deploy/allmende.service lists them in RestartPreventExitStatus=, so systemd stops
+# instead of restarting in a loop): the store cannot be read; the port or data dir is
+# taken; the config or data dir is wrong.
+EXIT_STORE, EXIT_UNAVAILABLE, EXIT_CONFIG = 65, 69, 78
 BALANCE_PAGE = 20  # scopes shown below each scope of a balance, unless --limit or --json
 
 
@@ -274,12 +279,31 @@ def run(
             "it and run allmende init; that keeps its key while it has written nothing.",
             err=True,
         )
-    run_daemon(
-        ctx.data_dir,
-        listen=list(listen) or None,
-        mdns=False if no_mdns else None,
-        sync_interval=sync_interval,
-    )
+    try:
+        run_daemon(
+            ctx.data_dir,
+            listen=list(listen) or None,
+            mdns=False if no_mdns else None,
+            sync_interval=sync_interval,
+        )
+    except LocalError as exc:
+        raise CannotStart(exc) from None
+
+
+class CannotStart(click.ClickException):
+    """`allmende run` cannot start, and starting again would not help: the exit code
+    says why (see EXIT_STORE), the message what to do."""
+
+    def __init__(self, exc: LocalError) -> None:
+        from node.errors import CannotListen, DataDirBusy, StoreUnreadable
+
+        if isinstance(exc, StoreUnreadable):
+            self.exit_code = EXIT_STORE
+        elif isinstance(exc, CannotListen | DataDirBusy):
+            self.exit_code = EXIT_UNAVAILABLE
+        else:
+            self.exit_code = EXIT_CONFIG
+        super().__init__(f"{exc} (not started: exit {self.exit_code})")
 
 
 @cli.command()

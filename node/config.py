@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from node import model
-from node.errors import LocalError, ValidationError
+from node.errors import DataDirBusy, LocalError, ValidationError
 from node.files import replace_private, write_private
 from node.identity import Identity, generate, read_key, write_key
 
@@ -245,7 +245,7 @@ class DataDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise LocalError(
+                raise DataDirBusy(
                     f"another allmende daemon (pid {other}) is running on {self.root}; "
                     "stop it first, or give this one its own --data-dir"
                 ) from None

@@ -46,9 +46,7 @@ class BanFile:
         try:
             raw = json.loads(path.read_text("utf-8"))
             return {
-                str(pid): float(end) - now
-                for pid, end in raw["bans"].items()
-                if float(end) > now
+                str(pid): float(end) - now for pid, end in raw["bans"].items() if float(end) > now
             }
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning("ignoring unreadable ban file %s: %s", path, exc)

@@ -19,7 +19,7 @@ from libp2p.peer.id import ID
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
-from node.errors import LocalError, RemoteError
+from node.errors import CannotListen, LocalError, RemoteError
 from node.net.bans import BanFile
 from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import GossipConfig, GossipDriver, NetHandler, build_router, topic_for_scope
@@ -273,7 +273,7 @@ class NetService:
             ):
                 await self._pubsub.wait_until_ready()
                 if not self.host.get_addrs():
-                    raise LocalError(
+                    raise CannotListen(
                         "could not listen on "
                         + ", ".join(self.config.listen_addrs)
                         + ": the port is in use (another node?) or the address is not "
