@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from harness import Cluster, Node
 from procs import allmende_command
 
-from cli.main import EXIT_STORE, EXIT_UNAVAILABLE
+from cli.main import EXIT_CONFIG, EXIT_STORE, EXIT_UNAVAILABLE
 from node.control import RemoteCallError
 
 pytestmark = pytest.mark.slow
@@ -133,3 +134,31 @@ def test_bad_control_arguments_are_refused_and_the_daemon_serves_on(
     assert message in str(exc.value)
     assert a.running
     assert a.status()["records"] >= 1
+
+
+def test_a_bad_config_stops_start_up_with_exit_78(nodes: Cluster) -> None:
+    a = nodes.node("a").init()
+    config = a.data_dir / "config.toml"
+    config.write_text(config.read_text().replace("sync_interval = ", "sync_interval = -"))
+    out = _run(a, a.port)
+    assert out.returncode == EXIT_CONFIG, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert "sync_interval must be positive" in last
+    assert f"not started: exit {EXIT_CONFIG}" in last
+
+
+def test_the_unit_does_not_restart_on_the_refusals() -> None:
+    """deploy/allmende.service lists exactly the exit codes of refusals a restart cannot
+    fix; anything else (a crash) is restarted, at most 5 times in 5 minutes."""
+    unit = (Path(__file__).parents[2] / "deploy" / "allmende.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings["Restart"] == "on-failure"
+    assert {int(c) for c in settings["RestartPreventExitStatus"].split()} == {
+        EXIT_STORE,
+        EXIT_UNAVAILABLE,
+        EXIT_CONFIG,
+    }
+    assert (settings["StartLimitBurst"], settings["StartLimitIntervalSec"]) == ("5", "300")
+    assert len({EXIT_STORE, EXIT_UNAVAILABLE, EXIT_CONFIG, 0, 1, 2, 3}) == 7
