@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli import export as ex
-from cli.main import AllmendeGroup, Ctx, pass_ctx
 from node.errors import LocalError
+
+if TYPE_CHECKING:
+    from cli.main import Ctx
+
+# Not importing cli.main here (it imports this module at its bottom); errors become exit
+# codes in the top-level group.
+pass_ctx = click.pass_obj
 
 FORMATS = ["csv", "json", "jsonld"]
 
@@ -30,7 +36,7 @@ out_option = click.option(
 )
 
 
-@click.group(cls=AllmendeGroup)
+@click.group()
 def export() -> None:
     """Export open data: balance, intents (with commitments) or results."""
 

@@ -30,7 +30,8 @@ def dialable(
         peer_id: this node's peer id.
     """
     suffix = f"/p2p/{peer_id}"
-    v4, v6 = [], []
+    v4: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    v6: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     for text in ips:
         try:
             ip = ipaddress.ip_address(text)
@@ -53,9 +54,9 @@ def dialable(
             continue
         rest = bare[len(wildcard) :]
         proto = _ANY[wildcard]
-        for ip in ordered[proto]:
-            full = f"/{proto}/{ip}/{rest}{suffix}"
-            (late if ipaddress.ip_address(ip).is_loopback else out).append(full)
+        for text in ordered[proto]:
+            full = f"/{proto}/{text}/{rest}{suffix}"
+            (late if ipaddress.ip_address(text).is_loopback else out).append(full)
     return list(dict.fromkeys([*out, *late]))
 
 
