@@ -47,3 +47,13 @@ def test_never_a_wildcard_or_link_local_and_always_the_peer_id(ips):
 
 def test_this_machine_has_a_loopback_interface():
     assert "127.0.0.1" in interface_ips()
+
+
+def test_announce_addresses_round_trip_in_config_toml():
+    from node.config import Config
+
+    c = Config(name="n", announce=("/ip4/203.0.113.5/tcp/7946",))
+    text = c.to_toml()
+    assert 'announce = ["/ip4/203.0.113.5/tcp/7946"]' in text
+    assert Config.from_toml(text).announce == c.announce
+    assert "announce" not in Config(name="n").to_toml()  # absent unless set
