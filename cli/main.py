@@ -121,7 +121,8 @@ pass_ctx = click.make_pass_decorator(Ctx)
     help="The node's data dir (default: ~/.local/share/allmende).",
 )
 @click.version_option(
-    package_name="allmende", message=f"%(prog)s %(version)s (store format {SCHEMA_VERSION})"
+    package_name="allmende",
+    message=f"%(prog)s, version %(version)s (store format {SCHEMA_VERSION})",
 )
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir: Path | None) -> None:

@@ -25,7 +25,7 @@ def own_seqs(db) -> list[int]:
 def test_version_names_the_program_and_store_format(tmp_path):
     r = invoke(tmp_path, "--version")
     assert r.exit_code == 0
-    assert r.stdout == f"allmende {version('allmende')} (store format {SCHEMA_VERSION})\n"
+    assert r.stdout == f"allmende, version {version('allmende')} (store format {SCHEMA_VERSION})\n"
 
 
 def test_backup_refuses_an_existing_file_and_a_missing_node(tmp_path):
