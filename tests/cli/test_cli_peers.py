@@ -73,3 +73,27 @@ def test_peers_add_remove_show_and_nodes(tmp_path):
         r = a.cli("peers", "remove", "12D3KooWNobodyNobodyNobody")
         assert r.exit_code == 1
         assert json.loads(a.cli("peers", "--json").stdout)["bootstrap"] == [BOOTSTRAP_EXAMPLE]
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "message"),
+    [
+        ("nodes", {"scope": "EU//x"}, "scope"),
+        ("nodes", {"scope": 7}, "must be text"),
+        ("peers_remove", {"peer": "/ip4/1.2.3.4/tcp/1"}, "/p2p/"),
+        ("peers_remove", {"peer": "12D3KooWNobody"}, "neither a configured nor a connected"),
+        ("peers_add", {"addr": "/ip4/127.0.0.1/tcp/9/p2p/" + "x" * 500}, "characters long"),
+        ("peers_add", {"addr": "garbage"}, "peer address"),
+        ("peers_add", {"addr": BOOTSTRAP_EXAMPLE, "keep": "yes"}, "true or false"),
+        ("gov_vote_check", {"proposal": "nope", "member": "zz"}, "64 hex digits"),
+        ("gov_vote_check", {"proposal": "nope", "member": "ab" * 32}, "nope"),
+        ("nodes", {"bogus": 1}, "unknown argument"),
+    ],
+)
+def test_new_ops_refuse_bad_arguments_and_the_node_serves_on(node, op, args, message):
+    from node.errors import LocalError
+
+    with pytest.raises(LocalError, match=message):
+        node.call(op, **args)
+    assert node.call("status")["name"] == "a"
+    assert BOOTSTRAP_EXAMPLE not in bootstrap(node)
