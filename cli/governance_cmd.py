@@ -263,6 +263,24 @@ def render_results(r: dict[str, Any]) -> RenderableType:
     return Group(*lines)
 
 
+def render_vote_check(r: dict[str, Any]) -> Text:
+    """`allmende vote check`: one line per question a member asks about their vote."""
+
+    def ballot(b: Any) -> str:
+        return json.dumps(b, ensure_ascii=False)
+
+    lines = [f"proposal {r['proposal']}"]
+    lines.append(f"held here: {'yes, ballot ' + ballot(r['held_ballot']) if r['held'] else 'no'}")
+    if not r["closed"]:
+        lines.append("frozen: not yet (the proposal is not closed)")
+    elif r["frozen"]:
+        lines.append(f"frozen: yes, ballot {ballot(r['frozen_ballot'])}")
+        lines.append("counted: yes" if r["counted"] else f"counted: no ({r['reason']})")
+    else:
+        lines.append("frozen: no (the close did not freeze a vote of this key)")
+    return Text("\n".join(lines))
+
+
 # --- member ------------------------------------------------------------------------
 
 
@@ -284,6 +302,19 @@ def member_keygen(out: Path) -> None:
     identity = generate()
     write_key(out, identity)
     click.echo(identity.public.hex())
+
+
+@member.command("pubkey")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The member key file (from `member keygen`).",
+)
+def member_pubkey(key_file: Path) -> None:
+    """Print the public key of a member key file (what the commune adds)."""
+    click.echo(_load_member(key_file).public.hex())
 
 
 @member.command("add")
@@ -490,11 +521,23 @@ def ballot_from(method: str, choices: tuple[str, ...]) -> Any:
     help="Your member key file (from `member keygen`).",
 )
 @pass_ctx
-def vote(ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path) -> None:
+@json_option
+def vote(
+    ctx: Ctx, proposal_id: str, choices: tuple[str, ...], key_file: Path, as_json: bool
+) -> None:
     """Vote on PROPOSAL_ID, signed with your own key. CHOICES: approved ids (approval,
     mes, greedy), ID=SCORE (score), or ids best first with a=b for a tie (ranked).
-    Voting again replaces your earlier vote until the close."""
+    Voting again replaces your earlier vote until the close.
+
+    `allmende vote check PROPOSAL_ID --key FILE` shows whether your vote is held,
+    in the frozen set and counted, and with which ballot (--json for scripts)."""
     identity = _load_member(key_file)
+    if proposal_id == "check":
+        if len(choices) != 1:
+            raise LocalError("usage: allmende vote check PROPOSAL_ID --key FILE")
+        r = ctx.call("gov_vote_check", proposal=choices[0], member=identity.public.hex())
+        _emit(ctx, as_json, r, render_vote_check(r))
+        return
     info = ctx.call("gov_vote_prepare", proposal=proposal_id, member=identity.public.hex())
     ballot = ballot_from(info["body"]["method"], choices)
     problem = ballot_problem(info["body"], ballot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,14 @@ from node import model
 from node.config import ENV_DATA_DIR, Config, DataDir, default_data_dir
 from node.control import DaemonNotRunning, call
 from node.errors import LocalError
+from node.store import SCHEMA_VERSION
 
 EXIT_USER, EXIT_NOT_RUNNING = 1, 3
+# `allmende run` refusing to start where starting again cannot help (sysexits.h codes;
+# deploy/allmende.service lists them in RestartPreventExitStatus=, so systemd stops
+# instead of restarting in a loop): the store cannot be read; the port or data dir is
+# taken; the config or data dir is wrong.
+EXIT_STORE, EXIT_UNAVAILABLE, EXIT_CONFIG = 65, 69, 78
 BALANCE_PAGE = 20  # scopes shown below each scope of a balance, unless --limit or --json
 
 
@@ -74,6 +81,11 @@ class Ctx:
     def show(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
 
+    def show_lines(self, lines: list[str]) -> None:
+        """Print lines unwrapped and uncut (addresses to copy whole)."""
+        for line in lines:
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+
 
 def _emit(ctx: Ctx, as_json: bool, data: Any, renderable: RenderableType) -> None:
     if as_json:
@@ -108,7 +120,10 @@ pass_ctx = click.make_pass_decorator(Ctx)
     show_envvar=True,
     help="The node's data dir (default: ~/.local/share/allmende).",
 )
-@click.version_option(package_name="allmende")
+@click.version_option(
+    package_name="allmende",
+    message=f"%(prog)s, version %(version)s (store format {SCHEMA_VERSION})",
+)
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir: Path | None) -> None:
     """Allmende: plan together. Post needs and capacities, read the balance of your region."""
@@ -209,11 +224,25 @@ def init(
     click.echo(f"peer id:  {peer_id_from_seed(identity.seed)}")
     click.echo(f"listen:   {', '.join(config.listen)}")
     click.echo(f"federation: {config.federation} ({(config.charter or {}).get('name')})")
-    click.echo("Start it with: allmende run")
+    click.echo(f"Start it with: {start_command(ctx.data_dir)}")
+
+
+def start_command(data_dir: Path) -> str:
+    """The command that starts the node in `data_dir` (naming the dir unless it is the
+    default one, so that it can be pasted as printed)."""
+    if data_dir.expanduser().resolve() == default_data_dir().expanduser().resolve():
+        return "allmende run"
+    return f"allmende --data-dir {shlex.quote(str(data_dir))} run"
 
 
 @cli.command()
 @click.option("--listen", multiple=True, help="Override the listen multiaddr(s).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Listen on all interfaces at this TCP port (instead of the configured one).",
+)
 @click.option("--no-mdns", is_flag=True, help="Do not look for peers on the LAN.")
 @click.option(
     "--sync-interval", type=float, default=None, help="Seconds between anti-entropy rounds."
@@ -227,11 +256,20 @@ def init(
 )
 @pass_ctx
 def run(
-    ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None, log_level: str
+    ctx: Ctx,
+    listen: tuple[str, ...],
+    port: int | None,
+    no_mdns: bool,
+    sync_interval: float | None,
+    log_level: str,
 ) -> None:
     """Run the node daemon (initialises a node on defaults on first run)."""
     from node.daemon import run_daemon, setup_logging
 
+    if port is not None:
+        if listen:
+            raise UserError("give --port or --listen, not both")
+        listen = (f"/ip4/0.0.0.0/tcp/{port}",)
     setup_logging(log_level)
     if not ctx.dd.initialised():
         name = (platform.node() or "allmende").split(".")[0][:60] or "allmende"
@@ -242,12 +280,31 @@ def run(
             "it and run allmende init; that keeps its key while it has written nothing.",
             err=True,
         )
-    run_daemon(
-        ctx.data_dir,
-        listen=list(listen) or None,
-        mdns=False if no_mdns else None,
-        sync_interval=sync_interval,
-    )
+    try:
+        run_daemon(
+            ctx.data_dir,
+            listen=list(listen) or None,
+            mdns=False if no_mdns else None,
+            sync_interval=sync_interval,
+        )
+    except LocalError as exc:
+        raise CannotStart(exc) from None
+
+
+class CannotStart(click.ClickException):
+    """`allmende run` cannot start, and starting again would not help: the exit code
+    says why (see EXIT_STORE), the message what to do."""
+
+    def __init__(self, exc: LocalError) -> None:
+        from node.errors import CannotListen, DataDirBusy, StoreUnreadable
+
+        if isinstance(exc, StoreUnreadable):
+            self.exit_code = EXIT_STORE
+        elif isinstance(exc, CannotListen | DataDirBusy):
+            self.exit_code = EXIT_UNAVAILABLE
+        else:
+            self.exit_code = EXIT_CONFIG
+        super().__init__(f"{exc} (not started: exit {self.exit_code})")
 
 
 @cli.command()
@@ -257,26 +314,86 @@ def status(ctx: Ctx, as_json: bool) -> None:
     """Node id, scopes, peers, record counts and sync state."""
     s = ctx.call("status")
     _emit(ctx, as_json, s, render.status(s))
+    if not as_json:
+        ctx.show_lines(render.addresses(s["listen"]))
 
 
 @cli.group(cls=AllmendeGroup, invoke_without_command=True)
 @json_option
 @click.pass_context
 def peers(click_ctx: click.Context, as_json: bool) -> None:
-    """Connected peers (and `peers add ADDR`)."""
+    """Connected peers with their node's name, kind and scope; this node's addresses
+    (and `peers add ADDR`, `peers remove PEER`)."""
     if click_ctx.invoked_subcommand is None:
         ctx: Ctx = click_ctx.obj
         p = ctx.call("peers")
         _emit(ctx, as_json, p, render.peers(p))
+        if not as_json:
+            ctx.show_lines(render.addresses(p["listen"]))
 
 
 @peers.command("add")
 @click.argument("addr")
+@click.option("--keep", is_flag=True, help="Save the peer even if it cannot be dialled now.")
 @pass_ctx
-def peers_add(ctx: Ctx, addr: str) -> None:
-    """Dial a peer now and remember it: ADDR is /ip4/.../tcp/.../p2p/<peer id>."""
-    r = ctx.call("peers_add", addr=addr)
-    click.echo(f"Added {r['peer_id']}; dialling.")
+def peers_add(ctx: Ctx, addr: str, keep: bool) -> None:
+    """Dial a peer now and remember it if that works: ADDR is
+    /ip4/.../tcp/.../p2p/<peer id> (the peer's `allmende status` lists its own)."""
+    r = ctx.call("peers_add", addr=addr, keep=keep or None)
+    if r["connected"]:
+        click.echo(f"Connected to {r['peer_id']}; saved, redialled after restarts.")
+    else:
+        click.echo(
+            f"Could not connect to {r['peer_id']} now; saved anyway (--keep), "
+            "redialled with backoff."
+        )
+
+
+@peers.command("remove")
+@click.argument("peer")
+@pass_ctx
+def peers_remove(ctx: Ctx, peer: str) -> None:
+    """Forget a peer (PEER: its peer id or address) and close the connection to it."""
+    r = ctx.call("peers_remove", peer=peer)
+    click.echo(f"Removed {r['peer_id']} ({len(r['removed'])} saved address(es) forgotten).")
+
+
+@cli.command()
+@click.argument("scope", required=False)
+@json_option
+@pass_ctx
+def nodes(ctx: Ctx, scope: str | None, as_json: bool) -> None:
+    """The nodes this node knows under SCOPE (default: its region): kind, last seen,
+    records held, whether they count."""
+    rows = ctx.call("nodes", scope=scope)
+    _emit(ctx, as_json, rows, render.nodes(rows, scope or "this node's region"))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def backup(ctx: Ctx, file: Path) -> None:
+    """Copy this node's database, key and config into FILE (a new file, mode 0600),
+    consistent even while the daemon runs. FILE holds the node key: keep it safe."""
+    from node.backup import backup as make_backup
+
+    info = make_backup(ctx.dd, file)
+    click.echo(f"Backed up node {info.node_id[:12]}: {info.records} records to {file}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def restore(ctx: Ctx, file: Path) -> None:
+    """Put a backup (from `allmende backup`) back, with the daemon stopped: into an empty
+    --data-dir, or over the same node (its database is moved aside, not deleted)."""
+    from node.backup import restore as put_back
+
+    info, aside = put_back(ctx.dd, file)
+    click.echo(f"Restored node {info.node_id[:12]}: {info.records} records into {ctx.data_dir}")
+    if aside is not None:
+        click.echo(f"The replaced database is in {aside}")
+    click.echo(f"Start it with: {start_command(ctx.data_dir)}")
 
 
 @cli.group(cls=AllmendeGroup)
@@ -325,7 +442,8 @@ def _intent_group(kind: str) -> click.Group:
     def group() -> None:
         pass
 
-    @group.command("add")
+    # A quantity like -5 must reach the check below, not be read as an option.
+    @group.command("add", context_settings={"ignore_unknown_options": True})
     @click.argument("item", shell_complete=_complete_item)
     @click.argument("qty")
     @click.argument("unit", shell_complete=_complete_unit)
@@ -335,6 +453,8 @@ def _intent_group(kind: str) -> click.Group:
     def add(
         ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None, **extra: Any
     ) -> None:
+        if qty.startswith("-"):
+            raise UserError(f"quantity must be positive (got {qty})")
         model.check_period(period)
         if model.period_end(period) < datetime.date.today():
             click.echo(f"Warning: period {period} lies in the past; posted all the same.", err=True)
@@ -517,3 +637,7 @@ from cli import plan_cmd  # noqa: E402  (planning rounds and caps)
 
 cli.add_command(plan_cmd.plan)
 cli.add_command(plan_cmd.cap)
+
+from cli.export_cmd import export  # noqa: E402  (open data)
+
+cli.add_command(export)

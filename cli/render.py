@@ -78,13 +78,13 @@ def status(s: dict[str, Any]) -> RenderableType:
         ("follows", ", ".join(s["partitions"])),
         ("node id", s["node_id"]),
         ("peer id", s["peer_id"]),
-        ("listening", "\n".join(s["listen"]) or "-"),
         ("peers", f"{s['peers']} connected"),
         (
             "records",
             f"{s['records']} from {s['origins']} "
             f"{'origin' if s['origins'] == 1 else 'origins'} "
-            f"({s['own_records']} writes by this node)",
+            f"({s['own_records']} of them this node's; "
+            f"{s.get('writes_since_start', 0)} written since start)",
         ),
         ("sync rounds", f"{s['sync']['ok']} ok, {s['sync']['failed']} failed"),
         (
@@ -120,19 +120,58 @@ def _duration(seconds: float) -> str:
 
 
 def peers(p: dict[str, Any]) -> RenderableType:
-    """`allmende peers`: connected peers, configured bootstrap peers, own addresses."""
+    """`allmende peers`: connected peers (with their nodes' name, kind and scope, once
+    their node records are here) and configured bootstrap peers. The node's own
+    addresses are `addresses` (printed unwrapped, for copying)."""
     parts: list[RenderableType] = []
-    if p["connected"]:
+    nodes = p.get("nodes") or [{"peer_id": c} for c in p["connected"]]
+    if nodes:
         t = _table()
         t.add_column("peer id", overflow="fold")
-        for peer in p["connected"]:
-            t.add_row(peer)
-        parts.append(_titled(f"Connected peers ({len(p['connected'])})", t))
+        t.add_column("name", overflow="fold")
+        t.add_column("kind")
+        t.add_column("scope", overflow="fold")
+        for n in nodes:
+            t.add_row(n["peer_id"], n.get("name") or "?", n.get("kind") or "", n.get("scope") or "")
+        parts.append(_titled(f"Connected peers ({len(nodes)})", t))
     else:
         parts.append(_empty("No peers connected. Connect one with: allmende peers add ADDR"))
     parts.append(_labelled("Bootstrap", p["bootstrap"] or ["none"]))
-    parts.append(_labelled("Listening", p["listen"] or ["-"]))
     return Group(*parts)
+
+
+def addresses(addrs: list[str]) -> list[str]:
+    """This node's dialable addresses, one per line, to print without wrapping (a
+    peer id cut in two cannot be copied)."""
+    if not addrs:
+        return ["Listening: nowhere a peer could dial"]
+    return ["Listening (give a peer one of these for `allmende peers add`):", *addrs]
+
+
+def nodes(rows: list[dict[str, Any]], scope: str) -> RenderableType:
+    """`allmende nodes`: the nodes this node knows under a scope."""
+    if not rows:
+        return _empty(f"No node under {scope} is known here.")
+    t = _table()
+    t.add_column("name", overflow="fold")
+    t.add_column("kind")
+    t.add_column("scope", overflow="fold")
+    t.add_column("last seen (UTC)")
+    t.add_column("records", justify="right")
+    t.add_column("counts")
+    t.add_column("node id", overflow="fold")
+    for n in rows:
+        seen = datetime.datetime.fromtimestamp(n["last_seen_ms"] / 1000, datetime.UTC)
+        t.add_row(
+            (n["name"] or "?") + (" (this node)" if n.get("this_node") else ""),
+            n["kind"] or "",
+            n["scope"] or "",
+            seen.strftime("%Y-%m-%d %H:%M"),
+            str(n["records"]),
+            "yes" if n["admitted"] else "no",
+            n["node_id"][:12],
+        )
+    return _titled(f"Nodes under {scope} ({len(rows)})", t)
 
 
 def _labelled(label: str, lines: Iterable[str]) -> Table:

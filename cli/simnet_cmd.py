@@ -127,9 +127,11 @@ def run(
     chart_file: Path | None,
     quiet: bool,
 ) -> None:
-    from simnet.chart import write_chart
+    from simnet.chart import MISSING, chart_available, write_chart
     from simnet.report import render, write_json
 
+    if chart_file is not None and not chart_available():
+        raise click.ClickException(f"--chart: {MISSING}")
     console = Console(stderr=True)
     if preset == "planning":
         _run_planning(mode, nodes, seed, json_file, chart_file, console)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from node import model
-from node.errors import LocalError, ValidationError
+from node.errors import DataDirBusy, LocalError, ValidationError
 from node.files import replace_private, write_private
 from node.identity import Identity, generate, read_key, write_key
 
@@ -46,6 +46,8 @@ class Config:
     Attributes:
         name, kind, scope: what the node is and where it belongs.
         listen: libp2p multiaddrs to listen on.
+        announce: public addresses peers can dial this node at (a VPS's public IP, a
+            router's forwarded port), listed first by `status` and `peers`.
         bootstrap: peers to dial, ``/ip4/.../tcp/.../p2p/<peer id>``.
         mdns: find peers on the LAN.
         sync_interval: seconds between anti-entropy rounds with a random peer.
@@ -63,6 +65,7 @@ class Config:
     scope: str = DEFAULT_SCOPE
     listen: tuple[str, ...] = (f"/ip4/0.0.0.0/tcp/{DEFAULT_PORT}",)
     bootstrap: tuple[str, ...] = ()
+    announce: tuple[str, ...] = ()
     mdns: bool = True
     sync_interval: float = 30.0
     metrics_port: int = 0
@@ -144,6 +147,11 @@ class Config:
                 "[network]",
                 f"listen = [{', '.join(_q(a) for a in self.listen)}]",
                 f"bootstrap = [{', '.join(_q(a) for a in self.bootstrap)}]",
+                *(
+                    [f"announce = [{', '.join(_q(a) for a in self.announce)}]"]
+                    if self.announce
+                    else []
+                ),
                 f"mdns = {'true' if self.mdns else 'false'}",
                 f"sync_interval = {self.sync_interval}",
                 "",
@@ -181,6 +189,7 @@ class Config:
                 scope=str(node.get("scope", DEFAULT_SCOPE)),
                 listen=tuple(str(a) for a in net.get("listen", cls.listen)),
                 bootstrap=tuple(str(a) for a in net.get("bootstrap", ())),
+                announce=tuple(str(a) for a in net.get("announce", ())),
                 mdns=bool(net.get("mdns", True)),
                 sync_interval=float(net.get("sync_interval", 30.0)),
                 metrics_port=int(metrics.get("port", 0)),
@@ -236,7 +245,7 @@ class DataDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise LocalError(
+                raise DataDirBusy(
                     f"another allmende daemon (pid {other}) is running on {self.root}; "
                     "stop it first, or give this one its own --data-dir"
                 ) from None

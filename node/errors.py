@@ -16,6 +16,20 @@ class LocalError(AllmendeError):
     """Local misuse: bad input from the user or a caller; the message is for a person."""
 
 
+class StoreUnreadable(LocalError):
+    """The node's database cannot be read (damaged, or of another format): the node
+    cannot start until a person restores or moves it; starting again will not help."""
+
+
+class CannotListen(LocalError):
+    """The node cannot take its address: the port is in use or the address is not this
+    machine's; starting again will not help until a person changes something."""
+
+
+class DataDirBusy(LocalError):
+    """Another daemon runs on this data dir."""
+
+
 class RemoteError(AllmendeError):
     """Bad input from the network: counted by `reason`, never fatal."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from node import model
 from node.crdt.record import Record, load_trusted
 from node.crdt.replica import Evidence, Replica
-from node.errors import LocalError
+from node.errors import StoreUnreadable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS evidence (
 ) WITHOUT ROWID;
 """
 SCHEMA_VERSION = 2
+_REPAIR = (
+    "Stop the node, then restore a backup (allmende restore FILE) or move the database "
+    "aside (mv {path} {path}.damaged) and start again: peers send their records anew"
+)
 
 # A newer record of a slot wins in the table as in the replica, so saves may land in
 # any order; the smaller evidence pair wins likewise.
@@ -71,8 +75,8 @@ class Store:
         path: the SQLite file (created 0600 if missing).
 
     Raises:
-        LocalError: the file is not a database of this program, is of an older format
-            or is locked.
+        StoreUnreadable: the file is not a database of this program, is of another
+            format, is damaged or is locked.
     """
 
     def __init__(self, path: Path) -> None:
@@ -91,10 +95,19 @@ class Store:
             if version == SCHEMA_VERSION:
                 self._db.executescript(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise LocalError(f"cannot open database {path}: {exc}") from None
+            raise StoreUnreadable(
+                f"cannot open database {path}: {exc}. {_REPAIR.format(path=path)}"
+            ) from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreUnreadable(
+                f"{path} was written by a newer version of Allmende (store format {version}; "
+                f"this one reads format {SCHEMA_VERSION}): upgrade it (see docs/operating.md, "
+                "Upgrading), or restore a backup this version made with: allmende restore FILE"
+            )
         if version != SCHEMA_VERSION:
             self._db.close()
-            raise LocalError(
+            raise StoreUnreadable(
                 f"{path} holds records in format {version}; this version of Allmende reads "
                 f"format {SCHEMA_VERSION} (record ids are now hashes of the record). Your key "
                 f"and config stay valid: move the database aside (mv {path} {path}.v{version}) "
@@ -142,12 +155,21 @@ class Store:
 
     def load_into(self, replica: Replica) -> int:
         """Merge every stored record and evidence pair into `replica` without
-        re-verifying; returns the number of records."""
-        cursor = self._db.execute("SELECT raw FROM records")
-        n = replica.load_trusted(load_trusted(raw for (raw,) in cursor))
-        for raw_a, raw_b in self._db.execute("SELECT raw_a, raw_b FROM evidence"):
-            a, b = load_trusted([raw_a, raw_b])
-            replica.add_evidence(a, b)
+        re-verifying; returns the number of records.
+
+        Raises:
+            StoreUnreadable: the database is damaged.
+        """
+        try:
+            cursor = self._db.execute("SELECT raw FROM records")
+            n = replica.load_trusted(load_trusted(raw for (raw,) in cursor))
+            for raw_a, raw_b in self._db.execute("SELECT raw_a, raw_b FROM evidence"):
+                a, b = load_trusted([raw_a, raw_b])
+                replica.add_evidence(a, b)
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnreadable(
+                f"database {self.path} is damaged: {exc}. {_REPAIR.format(path=self.path)}"
+            ) from None
         replica.take_new_evidence()  # loaded, not new
         return n
 

@@ -14,6 +14,16 @@ MISSING = (
 )
 
 
+def chart_available() -> bool:
+    """Whether matplotlib can be imported (asked before a run, so a missing extra
+    fails fast instead of after minutes of simulation)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_chart(report: dict[str, Any], path: Path) -> str:
     """Draw the chart to `path`; returns a message for the user."""
     try:

@@ -83,6 +83,9 @@ class Results:
         imported: for an imported proposal, the SHA-256 of its pabulib file.
         members_per_node: the electorate's members by the admitted node that vouches
             for them (an import has none: its voters are its frozen ballots).
+        voters: once closed, every frozen voter (not for an import: its voters are
+            demo ballots): key prefix, pseudonym and whether the vote counts, so a
+            member can find their own vote in the frozen set.
     """
 
     proposal: str
@@ -100,6 +103,7 @@ class Results:
     notes: tuple[str, ...] = ()
     imported: str | None = None
     members_per_node: Mapping[str, int] = field(default_factory=dict)
+    voters: tuple[Mapping[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +122,7 @@ class Results:
             "notes": list(self.notes),
             "import": self.imported,
             "members_per_node": dict(self.members_per_node),
+            "voters": [dict(v) for v in self.voters],
         }
 
 
@@ -363,6 +368,94 @@ def _frozen_votes(frozen: Frozen, pid: str, excluded: Counter[str]) -> list[Reco
     return [best[k] for k in sorted(best)]
 
 
+VOTER_PREFIX = 16  # hex characters of a voter's key shown in results
+
+
+def pseudonym(ledger: Ledger, member: bytes) -> str | None:
+    """The member's pseudonym from its live member record of the smallest node id."""
+    for r in sorted(ledger.member_records(member), key=lambda r: r.origin):
+        if r.body is not None:
+            return str(r.body.get("pseudonym")) if r.body.get("pseudonym") else None
+    return None
+
+
+def _voter_json(ledger: Ledger, vote: Record, verdict_: str) -> dict[str, Any]:
+    return {
+        "key": vote.origin.hex()[:VOTER_PREFIX],
+        "pseudonym": pseudonym(ledger, vote.origin),
+        "counted": verdict_ == "count",
+        "reason": None if verdict_ == "count" else verdict_,
+    }
+
+
+@dataclass(frozen=True)
+class VoteCheck:
+    """Where one member's vote on a proposal stands (`allmende vote check`).
+
+    Attributes:
+        proposal: the proposal id.
+        closed: a close record is held (the vote set is frozen).
+        held: this node holds a live vote of the member.
+        held_ballot: that vote's ballot, as signed.
+        frozen: the member's vote is in the frozen set.
+        frozen_ballot: the frozen vote's ballot (what counts, even if a newer vote
+            was sent after the close).
+        counted: the frozen vote counts; else `reason` says why not.
+    """
+
+    proposal: str
+    closed: bool
+    held: bool
+    held_ballot: Any
+    frozen: bool
+    frozen_ballot: Any
+    counted: bool
+    reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in self.__dict__.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def vote_check(ledger: Ledger, pid: str, member: bytes) -> VoteCheck:
+    """Whether `member`'s vote on `pid` is held, frozen and counted.
+
+    Raises:
+        GovernanceError: unknown, ambiguous or withdrawn proposal.
+    """
+    proposal = ledger.find("proposal", pid)
+    prop = body(proposal)
+    pid = object_id(proposal.origin, proposal.key)
+    held = next(
+        (v for v in ledger.keyed("vote", pid) if v.origin == member and v.body is not None), None
+    )
+    frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
+    closed = frozen.state is not FrozenState.ABSENT
+    mine = None
+    if closed:
+        mine = next((v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None)
+    verdict_ = None
+    if mine is not None:
+        verdict_, _ = _judge(ledger, prop, mine, frozen=True)
+    return VoteCheck(
+        proposal=pid,
+        closed=closed,
+        held=held is not None,
+        held_ballot=None if held is None else (held.body or {}).get("ballot"),
+        frozen=mine is not None,
+        frozen_ballot=None if mine is None else (mine.body or {}).get("ballot"),
+        counted=verdict_ == "count",
+        reason=None if verdict_ in ("count", None) else verdict_,
+    )
+
+
 def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
     """The results of proposal `pid` as this ledger sees them at `now_ms`.
 
@@ -406,6 +499,7 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
                 problem=f"the close of {pid} is inconsistent: {frozen.problem}",
             )
     ballots = []
+    voters = []
     for v in votes:
         verdict_, ballot = _judge(ledger, prop, v, frozen=status == "final")
         if verdict_ == "count":
@@ -414,6 +508,9 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
             missing += 1  # cannot judge yet: the member's records are not here
         else:
             excluded[verdict_] += 1
+        if status == "final" and IMPORT_FIELD not in prop:
+            voters.append(_voter_json(ledger, v, verdict_))
+    base["voters"] = tuple(voters)
     if missing:
         why = []
         if frozen.missing_chunks:

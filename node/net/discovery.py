@@ -309,6 +309,13 @@ class Discovery:
         if changed:
             self._save_book()
 
+    def remove_bootstrap(self, peer_id: str) -> None:
+        """Stop dialling `peer_id` and forget its remembered addresses."""
+        self._bootstrap.pop(peer_id, None)
+        self._targets.pop(peer_id, None)
+        if self.book.remove(peer_id):
+            self._save_book()
+
     def forget(self, peer: ID) -> None:
         """Forget a (banned) peer everywhere except the bootstrap list."""
         if self.book.remove(peer.to_base58()):

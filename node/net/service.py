@@ -19,7 +19,8 @@ from libp2p.peer.id import ID
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
-from node.errors import LocalError, RemoteError
+from node.errors import CannotListen, LocalError, RemoteError
+from node.net.bans import BanFile
 from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import GossipConfig, GossipDriver, NetHandler, build_router, topic_for_scope
 from node.net.host import DEFAULT_LISTEN_ADDRS, build_host, parse_listen_addrs
@@ -207,6 +208,7 @@ class NetService:
             tick=config.redial_interval,
         )
         self._banned_until: dict[str, float] = {}
+        self._ban_file = BanFile(config.data_dir)
         self._new_peers_send, self._new_peers = trio.open_memory_channel[ID](256)
         self._to_disconnect_send, self._to_disconnect = trio.open_memory_channel[ID](256)
         self._outbound_syncs: set[str] = set()
@@ -234,6 +236,11 @@ class NetService:
         if self._running:
             raise LocalError("NetService.run() was already started; create a new service")
         self._running = True
+        now = trio.current_time()
+        for pid, left in self._ban_file.load().items():  # bans outlast a restart
+            with suppress(Exception):  # a malformed id in the file: not a peer anyway
+                self._pubsub.blacklisted_peers.add(ID.from_base58(pid))
+                self._banned_until[pid] = now + left
         stopping = trio.Event()
         with _contain_shutdown_noise():
             async with trio.open_nursery() as nursery:
@@ -266,7 +273,7 @@ class NetService:
             ):
                 await self._pubsub.wait_until_ready()
                 if not self.host.get_addrs():
-                    raise LocalError(
+                    raise CannotListen(
                         "could not listen on "
                         + ", ".join(self.config.listen_addrs)
                         + ": the port is in use (another node?) or the address is not "
@@ -350,6 +357,12 @@ class NetService:
         """Dial `p2p_addr` from now on, redialling with backoff; returns the peer id."""
         return self.discovery.add_bootstrap(p2p_addr)
 
+    async def remove_peer(self, peer_id: str) -> None:
+        """Stop dialling `peer_id`, forget it, and close a connection to it."""
+        self.discovery.remove_bootstrap(peer_id)
+        with suppress(Exception):  # not connected, or the connection closed meanwhile
+            await self.host.disconnect(ID.from_base58(peer_id))
+
     async def connect(self, p2p_addr: str) -> bool:
         """Dial one ``.../p2p/<id>`` address now; True on success."""
         return await self.discovery.dial(p2p_addr)
@@ -373,8 +386,10 @@ class NetService:
             pid,
             self.config.gossip.ban_seconds,
         )
-        self._banned_until[pid] = trio.current_time() + self.config.gossip.ban_seconds
+        now = trio.current_time()
+        self._banned_until[pid] = now + self.config.gossip.ban_seconds
         self._pubsub.blacklisted_peers.add(peer)
+        self._ban_file.save({p: u - now for p, u in self._banned_until.items() if u > now})
         self.discovery.forget(peer)
         try:
             self._to_disconnect_send.send_nowait(peer)

@@ -38,6 +38,10 @@ class NetView(Protocol):
 
     def add_bootstrap(self, p2p_addr: str) -> str: ...
 
+    async def connect(self, p2p_addr: str) -> bool: ...
+
+    async def remove_peer(self, peer_id: str) -> None: ...
+
 
 class OpContext(Protocol):
     """What ops get: state, config, the network view, counters, time."""

@@ -7,12 +7,15 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
+from node.clock import hlc_millis
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
 from node.errors import LocalError
+from node.keys import public_of_peer_id
+from node.net.dialable import dialable, interface_ips
 from node.net.discovery import split_p2p_addr
-from node.ops.base import BOOL, INT, LIST, STR, OpContext, OpSpec, Submit, Writes
+from node.ops.base import BOOL, INT, LIST, STR, Job, OpContext, OpSpec, Progress, Submit, Writes
 from node.planning.balance import ticks_str
 from node.planning.commitments import committed_fields, committed_totals
 from node.state import BalanceLevel, NodeState, record_json
@@ -47,7 +50,8 @@ def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         "federation_name": s.charter.name,
         "admitted": s.core.admission.is_admitted(s.me),
         "partitions": s.partitions,
-        "listen": ctx.net.listen_addrs(),
+        "listen": addresses(ctx),
+        "bound": ctx.net.listen_addrs(),
         "peers": net.peers,
         "records": len(s.replica),
         "own_records": sum(1 for r in s.replica.records() if r.origin == s.me),
@@ -257,24 +261,105 @@ def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"own_region": view.own_region, "rollups": out, "track_record": record}
 
 
+def addresses(ctx: OpContext) -> list[str]:
+    """Where peers can dial this node: configured public addresses, then each
+    interface's address in place of a wildcard listen address."""
+    return dialable(ctx.net.listen_addrs(), interface_ips(), ctx.config.announce, ctx.net.peer_id)
+
+
+def _node_of(ctx: OpContext, peer_id: str) -> dict[str, Any]:
+    """A peer with what its node record says (name, kind, scope), if held here."""
+    key = public_of_peer_id(peer_id)
+    r = None if key is None else ctx.state.replica.get(key, "node", "self")
+    b = {} if r is None or r.body is None else r.body
+    return {
+        "peer_id": peer_id,
+        "node_id": None if key is None else key.hex(),
+        "name": b.get("name"),
+        "kind": b.get("kind"),
+        "scope": b.get("scope"),
+    }
+
+
 def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": ctx.net.connected_peers(),
-        "listen": ctx.net.listen_addrs(),
+        "nodes": [_node_of(ctx, p) for p in ctx.net.connected_peers()],
+        "listen": addresses(ctx),
         "bootstrap": list(ctx.config.bootstrap),
     }
 
 
-def peers_add(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+def peers_add(ctx: OpContext, args: dict[str, Any]) -> Job:
+    """Dial the peer now; remember it only if the dial succeeds (or `keep`)."""
     addr = args["addr"]
     peer_id, _ = split_p2p_addr(addr)
     if peer_id == ctx.net.peer_id:
         raise LocalError("that address is this node itself")
-    if addr not in ctx.config.bootstrap:
-        ctx.save_config(replace(ctx.config, bootstrap=(*ctx.config.bootstrap, addr)))
-    ctx.net.add_bootstrap(addr)  # redialled with backoff if this dial fails
-    ctx.dial_soon(addr)
-    return {"added": addr, "peer_id": peer_id}
+
+    async def run(progress: Progress) -> dict[str, Any]:
+        progress(0, 1, "dialling")
+        connected = await ctx.net.connect(addr)
+        if not connected and not args["keep"]:
+            raise LocalError(
+                f"could not connect to {addr}; nothing was saved. Check the address and "
+                "that the peer runs and its port is open, or add --keep to save it and "
+                "keep trying"
+            )
+        if addr not in ctx.config.bootstrap:
+            ctx.save_config(replace(ctx.config, bootstrap=(*ctx.config.bootstrap, addr)))
+        ctx.net.add_bootstrap(addr)  # redialled with backoff whenever it drops
+        return {"added": addr, "peer_id": peer_id, "connected": connected}
+
+    return Job(run)
+
+
+def peers_remove(ctx: OpContext, args: dict[str, Any]) -> Job:
+    """Forget a peer (by peer id or address): config, remembered peers, connection."""
+    given = args["peer"]
+    peer_id = split_p2p_addr(given)[0] if given.startswith("/") else given
+    kept = tuple(a for a in ctx.config.bootstrap if split_p2p_addr(a)[0] != peer_id)
+    removed = [a for a in ctx.config.bootstrap if a not in kept]
+    if not removed and peer_id not in ctx.net.connected_peers():
+        raise LocalError(f"{peer_id} is neither a configured nor a connected peer")
+
+    async def run(progress: Progress) -> dict[str, Any]:
+        if removed:
+            ctx.save_config(replace(ctx.config, bootstrap=kept))
+        await ctx.net.remove_peer(peer_id)
+        return {"peer_id": peer_id, "removed": removed}
+
+    return Job(run)
+
+
+def nodes(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes this node knows under a scope: kind, last seen (the newest clock of
+    their records), records held, and whether they count here."""
+    scope = args["scope"] or model.partition_of(ctx.config.scope)
+    model.check_scope(scope)
+    s = ctx.state
+    count: Counter[bytes] = Counter()
+    last: dict[bytes, int] = {}
+    for r in s.replica.records():
+        count[r.origin] += 1
+        last[r.origin] = max(last.get(r.origin, 0), r.hlc)
+    out = []
+    for r in s.replica.records("node"):
+        if r.key != "self" or r.body is None or not model.in_scope(str(r.body["scope"]), scope):
+            continue
+        out.append(
+            {
+                "node_id": r.origin.hex(),
+                "name": r.body.get("name"),
+                "kind": r.body.get("kind"),
+                "scope": r.body.get("scope"),
+                "last_seen_ms": hlc_millis(last[r.origin]),
+                "records": count[r.origin],
+                "admitted": s.core.admission.is_admitted(r.origin),
+                "this_node": r.origin == s.me,
+            }
+        )
+    return sorted(out, key=lambda n: (n["scope"], n["name"] or "", n["node_id"]))
 
 
 def digest(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +441,9 @@ OPS: dict[str, OpSpec] = {
     ),
     "peers": OpSpec(peers),
     "rollups": OpSpec(rollups, {"region": _SCOPE}),
-    "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
+    "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400), "keep": BOOL()}),
+    "peers_remove": OpSpec(peers_remove, {"peer": STR(required=True, max_len=400)}),
+    "nodes": OpSpec(nodes, {"scope": _SCOPE}),
     "digest": OpSpec(digest),
     "submit": OpSpec(submit, {"record": STR(required=True, max_len=2 * MAX_RECORD_BYTES)}),
 }

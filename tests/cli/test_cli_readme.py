@@ -1,8 +1,8 @@
 """The README's walk-through works exactly as written, command by command.
 
 Two liberties, both about the machine the test runs on: `allmende run &` is the
-fixture's daemon listening on 127.0.0.1 only, and the neighbour in step 3 is an
-address nobody listens at (the README's is a documentation placeholder).
+fixture's daemon listening on 127.0.0.1 only, and the neighbour in step 3 is a second
+node running on 127.0.0.1 (the README's address is a documentation placeholder).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from cli_helpers import BOOTSTRAP_EXAMPLE, Node, invoke, running, wait_for
+from cli_helpers import Node, invoke, running, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,8 @@ def section_commands(heading: str) -> list[tuple[list[str], str]]:
     return commands
 
 
-def test_walkthrough_commands_as_written(tmp_path):
+def test_walkthrough_commands_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # files the walk-through writes land here
     commands = walkthrough()
     assert commands[0][0] == "init"
     assert commands[1] == ["run", "&"]
@@ -49,15 +50,16 @@ def test_walkthrough_commands_as_written(tmp_path):
     r = invoke(d, *commands[0])
     assert r.exit_code == 0, r.output
     node = Node(d, "node", "")
+    neighbour = Node(tmp_path / "neighbour", "neighbour", "eu/de/berlin/kiez").init()
     outputs = []
     posted = ""
-    with running(node):
+    with running(node, neighbour):
         for args in commands[2:]:
             if args == ["need", "withdraw", "ID"]:
                 args = ["need", "withdraw", posted]
             if args[:2] == ["peers", "add"]:
                 assert args[2].startswith("/ip4/192.0.2.10/tcp/7946/p2p/12D3KooW")
-                args = ["peers", "add", BOOTSTRAP_EXAMPLE]
+                args = ["peers", "add", neighbour.addr]
             r = node.cli(*args)
             assert r.exit_code == 0, f"allmende {shlex.join(args)}: {r.output}"
             outputs.append((args, r.stdout))
@@ -78,6 +80,7 @@ def test_walkthrough_commands_as_written(tmp_path):
     assert data["scope"] == "eu/de/berlin"
     assert data["levels"][0]["rows"] == []  # the potatoes need was withdrawn
     assert "Kommune Neukölln (commune)" in by_command["status"]
+    assert (tmp_path / "balance.csv").read_text().startswith("scope,item,period,unit,needs,")
 
 
 TIMEOUT = 30.0

@@ -327,7 +327,7 @@ def test_status():
     assert got["follows"] == "eu, eu/de, eu/de/berlin"
     assert got["node id"] == NODE_A
     assert got["peers"] == "2 connected"
-    assert got["records"] == "10 from 3 origins (4 writes by this node)"
+    assert got["records"] == "10 from 3 origins (4 of them this node's; 0 written since start)"
     assert got["sync rounds"] == "5 ok, 1 failed"
     assert got["gossip"] == "7 messages in, 3 out, 6 records accepted"
     assert got["rejected"] == "bad-signature 2"
@@ -336,10 +336,16 @@ def test_status():
     assert got["uptime"] == "1h 2m 5s"
 
 
-def test_status_at_80_columns_folds_long_addresses():
+def test_status_at_80_columns_cuts_nothing():
     out = text(render.status(STATUS), width=80)
-    assert STATUS["listen"][0] in out.replace("\n" + " " * 14, "")
+    assert STATUS["node_id"] in out.replace("\n" + " " * 14, "")
     assert "…" not in out
+
+
+def test_addresses_one_per_line_whole():
+    addrs = [STATUS["listen"][0], "/ip6/::1/tcp/7946/p2p/12D3KooW" + "x" * 44]
+    assert render.addresses(addrs)[1:] == addrs
+    assert render.addresses([]) == ["Listening: nowhere a peer could dial"]
 
 
 def test_items():
@@ -362,9 +368,26 @@ def test_peers():
     }
     out = lines(text(render.peers(p)))
     assert out[0] == "Connected peers (2)"
-    assert "12D3KooWpeer2" in out
-    assert out[-2] == "Bootstrap  /ip4/127.0.0.1/tcp/2/p2p/12D3KooWpeer1"
-    assert out[-1] == "Listening  /ip4/127.0.0.1/tcp/1"
+    assert any(line.startswith("12D3KooWpeer2") for line in out)
+    assert out[-1] == "Bootstrap  /ip4/127.0.0.1/tcp/2/p2p/12D3KooWpeer1"
+    named = {**p, "nodes": [{"peer_id": "12D3KooWpeer1", "name": "Kiez", "kind": "commune",
+                             "scope": "eu/de/berlin/kiez"}]}  # fmt: skip
+    row = next(line for line in lines(text(render.peers(named))) if "peer1" in line)
+    assert row.split() == ["12D3KooWpeer1", "Kiez", "commune", "eu/de/berlin/kiez"]
+
+
+def test_nodes():
+    rows = [
+        {"node_id": NODE_A, "name": "Kiez", "kind": "commune", "scope": "eu/de/berlin/kiez",
+         "last_seen_ms": 1_800_000_000_000, "records": 12, "admitted": True, "this_node": True},
+    ]  # fmt: skip
+    out = lines(text(render.nodes(rows, "eu/de/berlin")))
+    assert out[0] == "Nodes under eu/de/berlin (1)"
+    assert out[-1].split() == [
+        "Kiez", "(this", "node)", "commune", "eu/de/berlin/kiez", "2027-01-15", "08:00", "12",
+        "yes", NODE_A[:12],
+    ]  # fmt: skip
+    assert "No node under eu/x" in text(render.nodes([], "eu/x"))
 
 
 def test_peers_none():

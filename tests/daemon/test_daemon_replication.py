@@ -113,7 +113,8 @@ def test_partitioned_groups_converge_after_one_link(nodes: Cluster) -> None:
 def test_peers_add_dials_again_after_a_failed_dial(nodes: Cluster) -> None:
     a = nodes.node("a").init().start()
     b = nodes.node("b").init()
-    a.call("peers_add", addr=b.addr)  # B is not running: the dial fails
+    # B is not running: the dial fails (kept: else nothing is saved)
+    assert a.call("peers_add", addr=b.addr, keep=True)["connected"] is False
     a.wait_for(lambda n: f"127.0.0.1:{b.port} failed" in n.log(), what="a failed dial")
     time.sleep(1.5)  # py-libp2p's own retries of that dial (0.1 + 0.2 + 0.4 s) end
     b.start()
