@@ -227,6 +227,12 @@ def results(d: OpContext, args: dict[str, Any]) -> InThread:
     return InThread(lambda: tally.results(Ledger(snapshot, admitted), proposal, now).as_json())
 
 
+def vote_receipt(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Was this member's vote counted? (`node.governance.tally.vote_receipt`)"""
+    member = bytes.fromhex(_member_key(_arg(args, "member")))
+    return tally.vote_receipt(_ledger(d), _arg(args, "proposal"), member, _now(d)).as_json()
+
+
 # --- pabulib import ----------------------------------------------------------------
 
 # Close chunks signed per step on the event loop (each ~14 KB; a step stays ~10 ms).
@@ -447,6 +453,7 @@ OPS: dict[str, OpSpec] = {
     "gov_proposal_close": OpSpec(proposal_close, {"proposal": _ID, "early": BOOL()}),
     "gov_vote_prepare": OpSpec(vote_prepare, {"proposal": _ID, "member": _MEMBER}),
     "gov_results": OpSpec(results, {"proposal": _ID}),
+    "gov_vote_receipt": OpSpec(vote_receipt, {"proposal": _ID, "member": _MEMBER}),
     "gov_budget_import": OpSpec(budget_import, max_payload=pbimport.MAX_FILE_BYTES),
     "gov_assembly_create": OpSpec(
         assembly_create,
