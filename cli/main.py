@@ -225,9 +225,22 @@ def init(
     show_default=True,
     help="How much to log.",
 )
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the web app on this port (0: any free port; default: [web] port).",
+)
+@click.option("--no-web", is_flag=True, help="Do not serve the web app.")
 @pass_ctx
 def run(
-    ctx: Ctx, listen: tuple[str, ...], no_mdns: bool, sync_interval: float | None, log_level: str
+    ctx: Ctx,
+    listen: tuple[str, ...],
+    no_mdns: bool,
+    sync_interval: float | None,
+    log_level: str,
+    web_port: int | None,
+    no_web: bool,
 ) -> None:
     """Run the node daemon (initialises a node on defaults on first run)."""
     from node.daemon import run_daemon, setup_logging
@@ -247,6 +260,8 @@ def run(
         listen=list(listen) or None,
         mdns=False if no_mdns else None,
         sync_interval=sync_interval,
+        web_port=web_port,
+        web=False if no_web else None,
     )
 
 
@@ -487,3 +502,7 @@ cli.add_command(match_cmd.commitment)
 cli.add_command(match_cmd.fulfil)
 cli.add_command(match_cmd.confirm)
 cli.add_command(match_cmd.track_record)
+
+from cli import web_cmd  # noqa: E402  (the web app's token and address)
+
+cli.add_command(web_cmd.web)
