@@ -105,7 +105,7 @@ class Guard:
                 headers += [
                     (b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
                 message = {**message, "headers": headers}
@@ -313,10 +313,10 @@ async def _operator_action(backend: Backend, action: str, f: dict[str, str]) -> 
     if action == "post":
         args = {k: opt(k) for k in ("kind", "item", "qty", "unit", "period", "note")}
         r = await backend.call("post", args)
-        return f"Posted {r['kind']} {r['key']}."
+        return f"Posted {r['kind']} {r['id']}."
     if action == "withdraw":
         r = await backend.call("withdraw", {"kind": opt("kind"), "key": opt("key")})
-        return f"Withdrew {r['kind']} {r['key']}."
+        return f"Withdrew {r['kind']} {r['id']}."
     if action == "member":
         await backend.call("gov_member_add", {"member": opt("member"), "pseudonym": opt("pseudonym")})
         return f"Added member {opt('pseudonym')}."
@@ -373,7 +373,10 @@ def _operator_post(backend: Backend, csrf: Csrf) -> Callable[..., Any]:
                 )
             return RedirectResponse("/operator?" + urlencode({"done": message}), status_code=303)
         except Refused as exc:
-            return PlainResponse(exc.message, exc.status)
+            fresh = csrf.value(cookie) if cookie else ""
+            return await _operator_html(
+                backend, request, fresh, error=exc.message, status=exc.status
+            )
 
     return endpoint
 

@@ -149,7 +149,7 @@ def _balance_table(rows: list[dict[str, Any]], scope: str) -> str:
     for r in _deficits_first(rows):
         short = _sign(r["balance"]) < 0
         label = f"{r['item']}: needs {r['needs']}, capacities {r['capacities']} {r['unit']}"
-        cov = "–" if r["coverage"] is None else f"{Fraction(r['coverage']) * 100:.0f}%"
+        cov = "–" if r["coverage"] is None else f"{round(Fraction(r['coverage']) * 100)}%"
         body.append(
             f'<tr class="{"deficit" if short else "ok"}"><th scope="row">{e(r["item"])}'
             f"{' <span class=tag>short</span>' if short else ''}</th>"
@@ -427,16 +427,16 @@ def operator_page(
             "<button>Sign in</button></form>"
         )
     rows = "".join(
-        f"<tr><th scope=row>{e(r['kind'])} {e(r['body']['item'])}</th>"
-        f"<td>{e(r['body'].get('qty', ''))} {e(r['body'].get('unit', ''))}</td>"
-        f"<td>{e(r['body'].get('period', ''))}</td><td>"
+        f"<tr><th scope=row>{e(r['kind'])} {e(r['item'])}</th>"
+        f"<td>{e(r.get('qty', ''))} {e(r.get('unit', ''))}</td>"
+        f"<td>{e(r.get('period', ''))}</td><td>"
         f'<form method="post" action="/operator/withdraw">{hidden}'
         f'<input type="hidden" name="kind" value="{e(r["kind"])}">'
-        f'<input type="hidden" name="key" value="{e(r["key"])}">'
-        f'<button aria-label="Withdraw {e(r["kind"])} {e(r["key"])}">Withdraw</button></form>'
+        f'<input type="hidden" name="key" value="{e(r["id"])}">'
+        f'<button aria-label="Withdraw {e(r["kind"])} {e(r["id"])}">Withdraw</button></form>'
         "</td></tr>"
         for r in intents
-        if r.get("body")
+        if not r.get("withdrawn")
     )
     closable = "".join(
         f"<li>{e(p['title'])} ({e(p['phase'])}) "
