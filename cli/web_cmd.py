@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.main import AllmendeGroup, Ctx, json_option, pass_ctx
 from node.errors import LocalError
 
+if TYPE_CHECKING:
+    from cli.main import Ctx
 
-@click.group(cls=AllmendeGroup)
+# Not importing cli.main here (it imports this module at its bottom), as in
+# cli/governance_cmd.py: errors become exit codes in the top-level group.
+pass_ctx = click.pass_obj
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
 def web() -> None:
     """The members' web app that `allmende run` serves (127.0.0.1:7947 by default)."""
 

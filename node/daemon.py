@@ -427,7 +427,9 @@ class Daemon:
 
         ensure_token(self.data_dir.web_token)
         try:
-            url = await nursery.start(serve_web, _WebBackend(self), self.config.web_host, self.web_port)
+            url = await nursery.start(
+                serve_web, _WebBackend(self), self.config.web_host, self.web_port
+            )
         except LocalError as exc:
             self.counters["local_errors"]["web"] += 1
             log.error("event=web.failed reason=%s", exc)

@@ -18,8 +18,13 @@ from urllib.parse import parse_qs, urlencode
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.responses import StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -114,7 +119,7 @@ class Guard:
         await self.app(scope, receive, send_secure)
 
 
-def PlainResponse(text: str, status: int) -> Response:  # noqa: N802 - a response factory
+def PlainResponse(text: str, status: int) -> Response:
     return Response(text, status_code=status, media_type="text/plain")
 
 
@@ -281,9 +286,7 @@ def _check_origin(request: Request) -> None:
 def _check_csrf(request: Request, csrf: Csrf, given: str | None) -> None:
     _check_origin(request)
     if not csrf.check(request.cookies.get(CSRF_COOKIE), given):
-        raise Refused(
-            403, "missing or stale CSRF value: reload the page and try again"
-        )
+        raise Refused(403, "missing or stale CSRF value: reload the page and try again")
 
 
 def _form(data: bytes) -> dict[str, str]:
@@ -318,7 +321,9 @@ async def _operator_action(backend: Backend, action: str, f: dict[str, str]) -> 
         r = await backend.call("withdraw", {"kind": opt("kind"), "key": opt("key")})
         return f"Withdrew {r['kind']} {r['id']}."
     if action == "member":
-        await backend.call("gov_member_add", {"member": opt("member"), "pseudonym": opt("pseudonym")})
+        await backend.call(
+            "gov_member_add", {"member": opt("member"), "pseudonym": opt("pseudonym")}
+        )
         return f"Added member {opt('pseudonym')}."
     if action == "proposal":
         try:
@@ -327,7 +332,7 @@ async def _operator_action(backend: Backend, action: str, f: dict[str, str]) -> 
             raise LocalError("hours must be a whole number") from None
         if not 1 <= hours <= 24 * 366:
             raise LocalError("a proposal is open for 1 hour to a year")
-        args: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "key": opt("key"),
             "title": opt("title"),
             "text": opt("text"),
@@ -335,7 +340,7 @@ async def _operator_action(backend: Backend, action: str, f: dict[str, str]) -> 
             "options": _options(f.get("options", "")),
             "closes": backend.now_ms() + hours * 3_600_000,
         }
-        r = await backend.call("gov_proposal_create", args)
+        r = await backend.call("gov_proposal_create", fields)
         return f"Created proposal {r['proposal']}."
     if action == "close":
         r = await backend.call("gov_proposal_close", {"proposal": opt("proposal"), "early": True})

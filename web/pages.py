@@ -27,8 +27,13 @@ __all__ = [
     "proposals_page",
 ]
 
-NAV = (("/", "Node"), ("/balance", "Balance"), ("/proposals", "Proposals"),
-       ("/member", "My key"), ("/operator", "Operator"))
+NAV = (
+    ("/", "Node"),
+    ("/balance", "Balance"),
+    ("/proposals", "Proposals"),
+    ("/member", "My key"),
+    ("/operator", "Operator"),
+)
 METHOD_HELP = {
     "approval": "Tick every option you approve of.",
     "mes": "Tick every project you support (Method of Equal Shares).",
@@ -105,10 +110,10 @@ def node_page(status: Mapping[str, Any], peers: Mapping[str, Any]) -> str:
     )
     plist = "".join(f"<li><code>{e(p)}</code></li>" for p in peers.get("connected", []))
     return (
-        f'<section><h2>Identity</h2>{ident}</section>'
+        f"<section><h2>Identity</h2>{ident}</section>"
         f'<section id="node-counts" data-live><h2>Records and sync</h2>{counts}'
         + (f"<h3>Refused records</h3>{chart}" if chart else "")
-        + f'</section><section id="node-peers" data-live><h2>Peers</h2>'
+        + '</section><section id="node-peers" data-live><h2>Peers</h2>'
         + (f"<ul class=keys>{plist}</ul>" if plist else "<p>No peer connected.</p>")
         + "</section>"
     )
@@ -137,7 +142,7 @@ def _basis(basis: Mapping[str, Any] | None) -> str:
 
     text = basis_text(dict(basis)) if basis else ""
     status = (basis or {}).get("status", "")
-    label = "complete" if not text else text
+    label = text or "complete"
     return f'<p class="basis" data-status="{e(status)}">Rests on: {e(label)}</p>'
 
 
@@ -149,14 +154,15 @@ def _balance_table(rows: list[dict[str, Any]], scope: str) -> str:
     for r in _deficits_first(rows):
         short = _sign(r["balance"]) < 0
         label = f"{r['item']}: needs {r['needs']}, capacities {r['capacities']} {r['unit']}"
-        cov = "–" if r["coverage"] is None else f"{round(Fraction(r['coverage']) * 100)}%"
+        cov = "-" if r["coverage"] is None else f"{round(Fraction(r['coverage']) * 100)}%"
         body.append(
             f'<tr class="{"deficit" if short else "ok"}"><th scope="row">{e(r["item"])}'
             f"{' <span class=tag>short</span>' if short else ''}</th>"
             f"<td>{e(r['period'])}</td><td class=num>{e(r['needs'])}</td>"
             f"<td class=num>{e(r['capacities'])}</td><td class=num>{e(r['balance'])}</td>"
             f"<td>{e(r['unit'])}</td><td class=num>{cov}</td>"
-            f"<td class=chart>{need_capacity_bar(r['needs'], r['capacities'], top, label)}</td></tr>"
+            f"<td class=chart>{need_capacity_bar(r['needs'], r['capacities'], top, label)}"
+            "</td></tr>"
         )
     return (
         '<div class="scroll"><table class="balance"><caption>Balance of '
@@ -183,7 +189,7 @@ def balance_page(result: Mapping[str, Any], query: Mapping[str, str]) -> str:
         "<button>Show</button></form>",
         _crumbs(scope, keep),
         f'<section id="balance-top" data-live>{_basis(top.get("basis"))}'
-        f'{_balance_table(top["rows"], scope)}</section>',
+        f"{_balance_table(top['rows'], scope)}</section>",
     ]
     below = []
     for lv in levels[1:]:
@@ -237,7 +243,7 @@ def proposals_page(rows: list[dict[str, Any]]) -> str:
     rows = sorted(rows, key=lambda r: (order.get(r["phase"], 3), r["title"]))
     body = "".join(
         f'<tr><th scope=row><a href="{e(_plink(r["proposal"]))}">{e(r["title"])}</a></th>'
-        f"<td>{e(r['method'])}</td><td><span class=\"phase {e(r['phase'])}\">{e(r['phase'])}"
+        f'<td>{e(r["method"])}</td><td><span class="phase {e(r["phase"])}">{e(r["phase"])}'
         f"</span></td><td class=num>{r['votes_held']}</td><td>{e(r['scope'])}</td></tr>"
         for r in rows
     )
@@ -360,14 +366,12 @@ def proposal_page(p: Mapping[str, Any], results: Mapping[str, Any] | None, error
         else "<p>This proposal takes no votes now.</p>"
     )
     res = (
-        _results(results)
-        if results is not None
-        else f'<p class="note">No results: {e(error)}</p>'
+        _results(results) if results is not None else f'<p class="note">No results: {e(error)}</p>'
     )
     return (
         f'<section id="facts" data-live>{facts}</section>'
         f"<section><h2>Text</h2>{text or '<p>(no text)</p>'}<ul>{entries}</ul></section>"
-        f'<section><h2>Vote</h2>{ballot}</section>'
+        f"<section><h2>Vote</h2>{ballot}</section>"
         f'<section id="receipt-box" data-proposal="{e(p["proposal"])}"><h2>Was my vote '
         'counted?</h2><p id="receipt" role="status" aria-live="polite">Open this page in the '
         'browser that holds your key to see.</p><button id="receipt-check" type="button">'
@@ -409,8 +413,14 @@ def member_page() -> str:
 
 
 def operator_page(
-    *, signed_in: bool, csrf: str, intents: list[dict[str, Any]],
-    proposals: list[dict[str, Any]], node_id: str, message: str = "", error: str = "",
+    *,
+    signed_in: bool,
+    csrf: str,
+    intents: list[dict[str, Any]],
+    proposals: list[dict[str, Any]],
+    node_id: str,
+    message: str = "",
+    error: str = "",
 ) -> str:
     flash = ""
     if message:

@@ -515,28 +515,30 @@ def vote_receipt(ledger: Ledger, pid: str, member: bytes, now_ms: int) -> Receip
     frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
     ph = phase(prop, now_ms, closed=frozen.state is not FrozenState.ABSENT)
     held = ledger.live(member, "vote", pid)
-    base = {"proposal": pid, "member": member.hex()}
+    mhex = member.hex()
     if decide(ph, Action.RESULTS).effect is Effect.PROVISIONAL:
         if held is None:
-            return Receipt(**base, status="no-vote")
+            return Receipt(pid, mhex, status="no-vote")
         reason, _ = _judge(ledger, prop, held)
         return Receipt(
-            **base,
+            pid,
+            mhex,
             status="counts" if reason == "count" else "not-counted",
             reason="" if reason == "count" else reason,
             ballot=body(held).get("ballot"),
             seq=held.seq,
         )
     if frozen.state is FrozenState.INCONSISTENT:
-        return Receipt(**base, status="unknown", reason="inconsistent-close", final=True)
+        return Receipt(pid, mhex, status="unknown", reason="inconsistent-close", final=True)
     mine = next((v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None)
     if mine is None:
         if frozen.state is FrozenState.INCOMPLETE:
-            return Receipt(**base, status="unknown", reason="missing-chunks", final=True)
+            return Receipt(pid, mhex, status="unknown", reason="missing-chunks", final=True)
         if held is None:
-            return Receipt(**base, status="no-vote", final=True)
+            return Receipt(pid, mhex, status="no-vote", final=True)
         return Receipt(
-            **base,
+            pid,
+            mhex,
             status="not-counted",
             reason="not-frozen",
             final=True,
@@ -548,7 +550,8 @@ def vote_receipt(ledger: Ledger, pid: str, member: bytes, now_ms: int) -> Receip
     if reason == "unknown-member":
         status = "unknown"
     return Receipt(
-        **base,
+        pid,
+        mhex,
         status=status,
         reason="" if reason == "count" else reason,
         final=True,

@@ -54,15 +54,18 @@ def test_member_key_made_in_browser_signs_a_vote_that_counts(browser, pair, arti
         page.get_by_role("button", name="Review my vote").click()
         page.wait_for_selector("#review:not([hidden])")
         shown = page.text_content("#review-fields") or ""
-        assert pub in shown and '"trees"' in shown and pid in shown  # what it signs
+        # What it signs: the member's key, the ballot, the proposal.
+        assert pub in shown
+        assert '"trees"' in shown
+        assert pid in shown
         page.get_by_role("button", name="Sign and send").click()
         expect(page.locator("#vote-status")).to_contain_text("accepted")
         # The daemon verified the browser's signature and holds the member's vote.
         results = a.call("gov_results", proposal=pid)
         assert results["counted"] == 1
-        assert results["detail"]["options"][0]["count"] + results["detail"]["options"][1][
-            "count"
-        ] == 1
+        assert (
+            results["detail"]["options"][0]["count"] + results["detail"]["options"][1]["count"] == 1
+        )
         receipt = a.call("gov_vote_receipt", proposal=pid, member=pub)
         assert (receipt["status"], receipt["ballot"]) == ("counts", ["trees"])
         expect(page.locator("#receipt")).to_contain_text("Yes")
@@ -215,7 +218,9 @@ CONTRAST_JS = """
     if (!el.offsetParent || !el.textContent.trim()) continue;
     const fg = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
     const ratio = (Math.max(fg, b) + 0.05) / (Math.min(fg, b) + 0.05);
-    if (ratio < 4.5) out.push(el.tagName + ':' + el.textContent.trim().slice(0, 30) + ':' + ratio.toFixed(2));
+    if (ratio < 4.5) {
+      out.push(el.tagName + ':' + el.textContent.trim().slice(0, 30) + ':' + ratio.toFixed(2));
+    }
   }
   return out;
 })()

@@ -104,7 +104,11 @@ def _submit(c: httpx.Client, csrf: str | None, payload: bytes | str) -> httpx.Re
 
 
 def _vote(a: Node, who, pid: str, ballot, *, seq_floor: int = 0):
-    info = a.call("gov_vote_prepare", proposal=pid, member=who.public.hex()) if seq_floor == 0 else None
+    info = (
+        a.call("gov_vote_prepare", proposal=pid, member=who.public.hex())
+        if seq_floor == 0
+        else None
+    )
     now = int(time.time() * 1000)
     return sign_member_record(
         who,
