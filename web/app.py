@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.errors import LocalError
+from node.ops import TABLE
 from web import pages
 from web.security import (
     CSRF_COOKIE,
@@ -137,11 +138,15 @@ def build_app(backend: Backend, *, loopback_only: bool = True) -> ASGIApp:
             Route("/balance", _page(backend, csrf, "/balance", _balance)),
             Route("/proposals", _page(backend, csrf, "/proposals", _proposals)),
             Route("/proposal", _page(backend, csrf, "/proposals", _proposal)),
+            Route("/budgets", _page(backend, csrf, "/budgets", _budgets)),
+            Route("/assemblies", _page(backend, csrf, "/assemblies", _assemblies)),
+            Route("/assembly", _page(backend, csrf, "/assemblies", _assembly)),
             Route("/member", _page(backend, csrf, "/member", _member)),
             Route("/operator", _operator_get(backend, csrf)),
             Route("/operator/{action}", _operator_post(backend, csrf), methods=["POST"]),
             Route("/api/vote-prepare", _api_get(backend, "gov_vote_prepare")),
             Route("/api/receipt", _api_get(backend, "gov_vote_receipt")),
+            Route("/api/volunteer-prepare", _api_get(backend, "gov_assembly_prepare")),
             Route("/api/submit", _api_submit(backend, csrf), methods=["POST"]),
             Route("/events", _events(backend)),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -211,6 +216,24 @@ async def _proposal(b: Backend, r: Request) -> Body:
         error = str(exc)
     scripts = ("msgpack.js", "member.js")
     return str(p["title"]), pages.proposal_page(p, results, error), scripts
+
+
+async def _budgets(b: Backend, r: Request) -> Body:
+    rows = await b.call("gov_proposal_list", {})
+    return "Participatory budgets", pages.proposals_page(rows, budgets=True), ()
+
+
+async def _assemblies(b: Backend, r: Request) -> Body:
+    return "Assemblies", pages.assemblies_page(await b.call("gov_assembly_list", {})), ()
+
+
+async def _assembly(b: Backend, r: Request) -> Body:
+    a = await b.call("gov_assembly_show", {"assembly": r.query_params.get("id", "")})
+    verification = None
+    if a.get("panel"):
+        verification = await b.call("gov_assembly_verify", {"assembly": a["assembly"]})
+    scripts = ("msgpack.js", "member.js")
+    return str(a["title"]), pages.assembly_page(a, verification), scripts
 
 
 async def _member(b: Backend, r: Request) -> Body:
@@ -391,7 +414,8 @@ def _operator_post(backend: Backend, csrf: Csrf) -> Callable[..., Any]:
 
 def _api_get(backend: Backend, op: str) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
-        args = {k: request.query_params.get(k) for k in ("proposal", "member")}
+        args = {k: request.query_params.get(k) for k in ("proposal", "member", "assembly")}
+        args = {k: v for k, v in args.items() if k in TABLE[op].params}
         try:
             return JSONResponse(await backend.call(op, args))
         except LocalError as exc:

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlencode
 from web.charts import hbars, need_capacity_bar
 
 __all__ = [
+    "assemblies_page",
+    "assembly_page",
     "balance_page",
     "error_page",
     "layout",
@@ -31,6 +33,8 @@ NAV = (
     ("/", "Node"),
     ("/balance", "Balance"),
     ("/proposals", "Proposals"),
+    ("/budgets", "Budgets"),
+    ("/assemblies", "Assemblies"),
     ("/member", "My key"),
     ("/operator", "Operator"),
 )
@@ -236,9 +240,13 @@ def _plink(pid: str) -> str:
     return "/proposal?id=" + quote(pid, safe="")
 
 
-def proposals_page(rows: list[dict[str, Any]]) -> str:
+def proposals_page(rows: list[dict[str, Any]], *, budgets: bool = False) -> str:
+    """Proposals, open ones first; with `budgets`, only participatory budgets."""
+    if budgets:
+        rows = [r for r in rows if r["method"] in ("mes", "greedy")]
     if not rows:
-        return '<section id="proposals" data-live><p>No proposals yet.</p></section>'
+        what = "participatory budgets" if budgets else "proposals"
+        return f'<section id="proposals" data-live><p>No {what} yet.</p></section>'
     order = {"open": 0, "scheduled": 1, "closed": 2}
     rows = sorted(rows, key=lambda r: (order.get(r["phase"], 3), r["title"]))
     body = "".join(
@@ -286,15 +294,21 @@ def _ballot_form(p: Mapping[str, Any]) -> str:
         f"<fieldset><legend>Your ballot</legend><p>{e(METHOD_HELP.get(method, ''))}</p>"
         + "".join(fields)
         + "</fieldset><button type=submit>Review my vote</button></form>"
-        '<section id="review" hidden aria-labelledby="review-h"><h3 id="review-h">'
-        "What your browser will sign</h3><p>Your key signs exactly these fields; the node "
-        "checks the signature and passes the record on. It never sees your key.</p>"
-        '<pre id="review-fields"></pre><details><summary>Signed bytes (hex)</summary>'
-        '<pre id="review-bytes" class="hex"></pre></details>'
-        '<button id="sign-send" type="button">Sign and send</button> '
-        '<button id="sign-cancel" type="button">Cancel</button></section>'
-        '<p id="vote-status" role="status" aria-live="polite"></p>'
+        + REVIEW
+        + '<p id="vote-status" role="status" aria-live="polite"></p>'
     )
+
+
+# What the member's browser is about to sign, shown before it signs (member.js).
+REVIEW = (
+    '<section id="review" hidden aria-labelledby="review-h"><h3 id="review-h">'
+    "What your browser will sign</h3><p>Your key signs exactly these fields; the node "
+    "checks the signature and passes the record on. It never sees your key.</p>"
+    '<pre id="review-fields"></pre><details><summary>Signed bytes (hex)</summary>'
+    '<pre id="review-bytes" class="hex"></pre></details>'
+    '<button id="sign-send" type="button">Sign and send</button> '
+    '<button id="sign-cancel" type="button">Cancel</button></section>'
+)
 
 
 def _results(r: Mapping[str, Any]) -> str:
@@ -377,6 +391,80 @@ def proposal_page(p: Mapping[str, Any], results: Mapping[str, Any] | None, error
         'browser that holds your key to see.</p><button id="receipt-check" type="button">'
         "Check again</button></section>"
         f'<section id="results" data-live><h2>Results</h2>{res}</section>'
+    )
+
+
+# --- assemblies ------------------------------------------------------------------------
+
+
+def _alink(aid: str) -> str:
+    return "/assembly?id=" + quote(aid, safe="")
+
+
+def assemblies_page(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return '<section id="assemblies" data-live><p>No assemblies yet.</p></section>'
+    body = "".join(
+        f'<tr><th scope=row><a href="{e(_alink(r["assembly"]))}">{e(r["title"])}</a></th>'
+        f"<td class=num>{r['size']}</td><td class=num>{r['volunteers']}</td>"
+        f"<td>{'drawn' if r['panel'] else e(r['pool'])}</td><td>{e(r['scope'])}</td></tr>"
+        for r in sorted(rows, key=lambda r: str(r["title"]))
+    )
+    return (
+        '<section id="assemblies" data-live><div class="scroll"><table><caption>Citizens\' '
+        "assemblies drawn by lot</caption><thead><tr><th scope=col>Title</th><th scope=col>"
+        "Seats</th><th scope=col>Volunteers</th><th scope=col>Stage</th><th scope=col>Scope"
+        f"</th></tr></thead><tbody>{body}</tbody></table></div></section>"
+    )
+
+
+def assembly_page(a: Mapping[str, Any], verification: Mapping[str, Any] | None) -> str:
+    quotas = a.get("quotas") or {}
+    facts = _dl(
+        [
+            ("Seats", a["size"]),
+            ("Scope", a["scope"]),
+            ("Volunteers", a["volunteers"]),
+            ("Pool", f"{a['pool']} ({a['pool_size']} frozen)"),
+            ("Commits", f"{len(a['commits'])} of {len(a['committers'])}"),
+            ("Reveals", f"{len(a['reveals'])} of {len(a['committers'])}"),
+            ("Quotas", ", ".join(f"{k}: {v}" for k, v in sorted(quotas.items())) or "none"),
+            ("Id", a["assembly"]),
+        ]
+    )
+    panel = a.get("panel")
+    members = " ".join(str(m) for m in panel or ())
+    if panel:
+        items = "".join(f"<li><code>{e(_short(str(m), 24))}</code></li>" for m in panel)
+        drawn = f"<ol>{items}</ol>"
+    else:
+        drawn = "<p>Not drawn yet.</p>"
+    if verification is None:
+        check = "<p>Nothing to verify before the draw.</p>"
+    else:
+        rows = "".join(
+            f"<li>{'passed' if c['ok'] else '<strong class=short>failed</strong>'}: "
+            f"{e(c['check'])} <span class=basis>{e(c['detail'])}</span></li>"
+            for c in verification["checks"]
+        )
+        verdict = "verified" if verification["ok"] else "NOT verified"
+        check = f"<p>This node re-derived the draw: <strong>{verdict}</strong>.</p><ul>{rows}</ul>"
+    open_pool = a["pool"] == "absent"
+    volunteer = (
+        f'<p><button id="volunteer" type="button" data-assembly="{e(a["assembly"])}">'
+        "Volunteer with my key</button></p>"
+        + REVIEW
+        + '<p id="volunteer-status" role="status" aria-live="polite"></p>'
+        if open_pool
+        else "<p>The pool is frozen: volunteering has ended.</p>"
+    )
+    return (
+        f'<section id="assembly-facts" data-live>{facts}</section>'
+        f"<section><h2>Text</h2><p>{e(a.get('text') or '(no text)')}</p>{volunteer}</section>"
+        f'<section id="panel" data-live><h2>The drawn panel</h2>{drawn}'
+        f'<div id="panel-keys" data-panel="{e(members)}"></div>'
+        '<p id="on-panel" role="status" aria-live="polite"></p></section>'
+        f'<section id="verification" data-live><h2>Verification</h2>{check}</section>'
     )
 
 

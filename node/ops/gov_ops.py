@@ -414,6 +414,16 @@ def assembly_verify(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
 
 
+def assembly_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every live assembly held here, with where it stands."""
+    ledger = _ledger(d)
+    return [
+        sortition.status(ledger, object_id(r.origin, r.key))
+        for r in ledger.of_kind("assembly")
+        if r.body is not None
+    ]
+
+
 def assembly_show(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
@@ -475,4 +485,5 @@ OPS: dict[str, OpSpec] = {
     "gov_assembly_draw": OpSpec(assembly_draw, {"assembly": _ID}),
     "gov_assembly_verify": OpSpec(assembly_verify, {"assembly": _ID}),
     "gov_assembly_show": OpSpec(assembly_show, {"assembly": _ID}),
+    "gov_assembly_list": OpSpec(assembly_list),
 }

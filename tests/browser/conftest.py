@@ -66,21 +66,28 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node]]:
-    """Node `a` serves the web app; node `b` is its peer in one federation."""
+def trio_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node, Node]]:
+    """Node `a` serves the web app; `b` and `c` are its peers in one federation (three
+    nodes: an assembly's draw needs three committers)."""
     c = Cluster(tmp_path_factory.mktemp("web"))
     try:
         a = c.node("a", web=True, sync_interval=1.0).init()
         b = c.node("b", sync_interval=1.0).init(a.addr)
-        a.start()
-        b.start()
-        a.wait_for(lambda n: n.connected_to(b), what="b connected")
+        third = c.node("c", sync_interval=1.0).init(a.addr)
+        for n in (a, b, third):
+            n.start()
+        a.wait_for(lambda n: n.connected_to(b) and n.connected_to(third), what="peers")
         from procs import wait_for
 
         wait_for(lambda: a.web_url, 20, what="web.url")
-        yield a, b
+        yield a, b, third
     finally:
         c.close()
+
+
+@pytest.fixture
+def pair(trio_nodes: tuple[Node, Node, Node]) -> tuple[Node, Node]:
+    return trio_nodes[0], trio_nodes[1]
 
 
 @pytest.fixture

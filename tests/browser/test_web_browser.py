@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from harness import Node
 from playwright.sync_api import expect
+from procs import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = ("/", "/balance", "/proposals", "/member", "/operator")
+PAGES = ("/", "/balance", "/proposals", "/budgets", "/assemblies", "/member", "/operator")
 
 
 def _page(browser, width: int = 1000):
@@ -102,6 +103,59 @@ def test_imported_key_votes_like_a_cli_key(browser, pair, tmp_path: Path):
         expect(page.locator("#vote-status")).to_contain_text("accepted")
         receipt = a.call("gov_vote_receipt", proposal=pid, member=pub)
         assert receipt["ballot"] == [["pond"], ["trees"]]
+    finally:
+        ctx.close()
+
+
+def test_member_volunteers_in_browser_and_sees_the_verified_draw(browser, trio_nodes, artifacts):
+    a, b, c = trio_nodes
+    ctx, page = _page(browser)
+    try:
+        page.goto(a.web_url + "/member")
+        page.get_by_role("button", name="Create a key").click()
+        expect(page.locator("#pubkey")).to_have_value(re.compile("^[0-9a-f]{64}$"))
+        pub = page.input_value("#pubkey")
+        a.cli("member", "add", pub, "--pseudonym", "olga")
+        aid = a.call(
+            "gov_assembly_create",
+            key="council",
+            title="Neighbourhood council",
+            size=1,
+            quotas={},
+            committers=[a.node_id, b.node_id, c.node_id],
+        )["assembly"]
+        page.goto(a.web_url + "/assemblies")
+        page.get_by_role("link", name="Neighbourhood council").click()
+        page.get_by_role("button", name="Volunteer with my key").click()
+        expect(page.locator("#review-fields")).to_contain_text('"volunteer"')
+        page.get_by_role("button", name="Sign and send").click()
+        expect(page.locator("#volunteer-status")).to_contain_text("accepted")
+        assert a.call("gov_assembly_show", assembly=aid)["volunteers"] == 1
+        page.evaluate("window.__notReloaded = true")
+        a.call("gov_assembly_freeze", assembly=aid)
+
+        def shown(n: Node) -> dict:
+            return n.call("gov_assembly_show", assembly=aid)
+
+        for step, before in (("commit", "pool"), ("reveal", "commits"), ("", "reveals")):
+            for n in (a, b, c):
+                wait_for(
+                    lambda n=n, before=before: (
+                        shown(n)["pool"] == "complete"
+                        if before == "pool"
+                        else len(shown(n)[before]) == 3
+                    ),
+                    20,
+                    what=f"{n.name}: {before}",
+                )
+                if step:
+                    n.call(f"gov_assembly_{step}", assembly=aid)
+        a.call("gov_assembly_draw", assembly=aid)
+        expect(page.locator("#on-panel")).to_contain_text("You are on the panel", timeout=15000)
+        expect(page.locator("#verification")).to_contain_text("verified")
+        assert "NOT verified" not in (page.text_content("#verification") or "")
+        assert page.evaluate("window.__notReloaded") is True
+        page.screenshot(path=str(artifacts / "assembly.png"), full_page=True)
     finally:
         ctx.close()
 

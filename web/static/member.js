@@ -108,12 +108,13 @@
     return data;
   }
 
-  // The unsigned fields of a member's vote, as node/governance/member_sign.py builds them.
-  function voteFields(prep, pub, ballot) {
+  // The unsigned fields of a member's record, as node/governance/member_sign.py
+  // builds them: seq is the signing time, above any seq of this member held.
+  function memberFields(kind, key, prep, pub, body) {
     const now = Math.max(Date.now(), prep.now);
     const seq = Math.max(now, prep.held_max_seq + 1);
     const hlc = BigInt(now) << LOGICAL_BITS;
-    return [VERSION, unhex(pub), "vote", prep.proposal, seq, hlc, prep.scope, { ballot: ballot }];
+    return [VERSION, unhex(pub), kind, key, seq, hlc, prep.scope, body];
   }
 
   function concat(a, b) {
@@ -128,13 +129,8 @@
       hlc: hlc.toString(), scope: scope, body: body }, null, 2);
   }
 
-  async function vote(form) {
-    const k = await loadKey();
-    if (!k) throw new Error("no member key in this browser: make one on the My key page");
-    const ballot = ballotOf(form);
-    const q = new URLSearchParams({ proposal: form.dataset.proposal, member: k.pub });
-    const prep = await getJson("/api/vote-prepare?" + q);
-    const fields = voteFields(prep, k.pub, ballot);
+  // Show what will be signed; sign and send it when the member says so.
+  function reviewSignSend(k, fields) {
     const signed = concat(DOMAIN, mp.encode(fields));
     $("review-fields").textContent = describe(fields);
     $("review-bytes").textContent = hex(signed);
@@ -158,6 +154,39 @@
       };
       $("sign-cancel").onclick = () => { $("review").hidden = true; reject(new Error("not sent")); };
     });
+  }
+
+  async function needKey() {
+    const k = await loadKey();
+    if (!k) throw new Error("no member key in this browser: make one on the My key page");
+    return k;
+  }
+
+  async function vote(form) {
+    const k = await needKey();
+    const ballot = ballotOf(form);
+    const q = new URLSearchParams({ proposal: form.dataset.proposal, member: k.pub });
+    const prep = await getJson("/api/vote-prepare?" + q);
+    return reviewSignSend(k, memberFields("vote", prep.proposal, prep, k.pub, { ballot: ballot }));
+  }
+
+  async function volunteer(aid) {
+    const k = await needKey();
+    const q = new URLSearchParams({ assembly: aid, member: k.pub });
+    const prep = await getJson("/api/volunteer-prepare?" + q);
+    return reviewSignSend(k, memberFields("volunteer", prep.assembly, prep, k.pub, { consent: true }));
+  }
+
+  async function checkPanel() {
+    const panel = $("panel-keys");
+    if (!panel) return;
+    const k = await loadKey();
+    const drawn = (panel.dataset.panel || "").split(" ").filter(Boolean);
+    let text = "";
+    if (!k) text = "No member key in this browser.";
+    else if (!drawn.length) text = "";
+    else text = drawn.includes(k.pub) ? "You are on the panel." : "You are not on the panel.";
+    say("on-panel", text);
   }
 
   // --- was my vote counted? -------------------------------------------------------------
@@ -227,9 +256,20 @@
         );
       });
     }
+    const vol = $("volunteer");
+    if (vol) {
+      vol.addEventListener("click", () => {
+        say("volunteer-status", "");
+        volunteer(vol.dataset.assembly).then(
+          () => say("volunteer-status", "You volunteered: your browser signed it and the node accepted it."),
+          (err) => say("volunteer-status", "Not sent: " + err.message),
+        );
+      });
+    }
     if ($("receipt-check")) $("receipt-check").addEventListener("click", checkReceipt);
-    document.addEventListener("allmende:refreshed", checkReceipt);
+    document.addEventListener("allmende:refreshed", () => { checkReceipt(); checkPanel(); });
     showKey().catch(() => {});
     checkReceipt();
+    checkPanel();
   });
 })();
