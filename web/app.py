@@ -192,7 +192,8 @@ def _page(backend: Backend, csrf: Csrf, here: str, render: Render) -> Callable[.
 async def _node(b: Backend, r: Request) -> Body:
     status = await b.call("status", {})
     peers = await b.call("peers", {})
-    return f"Node {status['name']}", pages.node_page(status, peers), ()
+    history = await b.call("history", {"days": 14})
+    return f"Node {status['name']}", pages.node_page(status, peers, history), ()
 
 
 async def _balance(b: Backend, r: Request) -> Body:

@@ -81,7 +81,9 @@ def _short(hex_key: str, n: int = 16) -> str:
 # --- node ---------------------------------------------------------------------------
 
 
-def node_page(status: Mapping[str, Any], peers: Mapping[str, Any]) -> str:
+def node_page(
+    status: Mapping[str, Any], peers: Mapping[str, Any], history: Mapping[str, Any]
+) -> str:
     ident = _dl(
         [
             ("Name", status["name"]),
@@ -112,11 +114,22 @@ def node_page(status: Mapping[str, Any], peers: Mapping[str, Any]) -> str:
         [(k, v, True) for k, v in sorted(rejected.items(), key=lambda kv: -kv[1])],
         "Records refused, by reason",
     )
+    days = hbars(
+        [(d["day"][5:], d["records"], False) for d in history["days"]],
+        "Records held, by the day their authors wrote them (last 14 days)",
+    )
+    kinds = hbars(
+        [(k, n, False) for k, n in sorted(history["kinds"].items(), key=lambda kv: -kv[1])],
+        "Records held, by kind",
+    )
     plist = "".join(f"<li><code>{e(p)}</code></li>" for p in peers.get("connected", []))
     return (
         f"<section><h2>Identity</h2>{ident}</section>"
         f'<section id="node-counts" data-live><h2>Records and sync</h2>{counts}'
         + (f"<h3>Refused records</h3>{chart}" if chart else "")
+        + '</section><section id="node-history" data-live><h2>Records over the last days</h2>'
+        + days
+        + f"<h2>Records by kind</h2>{kinds}"
         + '</section><section id="node-peers" data-live><h2>Peers</h2>'
         + (f"<ul class=keys>{plist}</ul>" if plist else "<p>No peer connected.</p>")
         + "</section>"

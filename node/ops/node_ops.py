@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
+from node.clock import hlc_millis
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
@@ -18,6 +20,8 @@ from node.state import record_json
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
 MAX_PAGE = 100_000  # scopes listed below each scope of a balance
 MAX_OFFSET = 10**9
+DAY_MS = 86_400_000
+_EPOCH = datetime.date(1970, 1, 1)
 
 
 def written(ctx: OpContext) -> Any:
@@ -172,6 +176,27 @@ def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"own_region": view.own_region, "rollups": out, "track_record": record}
 
 
+def history(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Records held, per UTC day of their stamp (when their authors wrote them, by
+    the hybrid clock) over the last `days` days, and per kind."""
+    today = ctx.now_ms() // DAY_MS
+    first = today - args["days"] + 1
+    per_day: Counter[int] = Counter()
+    kinds: Counter[str] = Counter()
+    for r in ctx.state.replica.records():
+        kinds[r.kind] += 1
+        day = hlc_millis(r.hlc) // DAY_MS
+        if first <= day <= today:
+            per_day[day] += 1
+    return {
+        "days": [
+            {"day": (_EPOCH + datetime.timedelta(days=d)).isoformat(), "records": per_day[d]}
+            for d in range(first, today + 1)
+        ],
+        "kinds": dict(sorted(kinds.items())),
+    }
+
+
 def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": ctx.net.connected_peers(),
@@ -266,6 +291,7 @@ OPS: dict[str, OpSpec] = {
         },
     ),
     "peers": OpSpec(peers),
+    "history": OpSpec(history, {"days": INT(1, 366, default=14)}),
     "rollups": OpSpec(rollups, {"region": _SCOPE}),
     "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400)}),
     "digest": OpSpec(digest),
