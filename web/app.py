@@ -136,6 +136,7 @@ def build_app(backend: Backend, *, loopback_only: bool = True) -> ASGIApp:
         routes=[
             Route("/", _page(backend, csrf, "/", _node)),
             Route("/balance", _page(backend, csrf, "/balance", _balance)),
+            Route("/plan", _page(backend, csrf, "/plan", _plan)),
             Route("/proposals", _page(backend, csrf, "/proposals", _proposals)),
             Route("/proposal", _page(backend, csrf, "/proposals", _proposal)),
             Route("/budgets", _page(backend, csrf, "/budgets", _budgets)),
@@ -201,6 +202,14 @@ async def _balance(b: Backend, r: Request) -> Body:
     args = {"scope": q.get("scope"), "period": q.get("period"), "item": q.get("item")}
     result = await b.call("balance", {**args, "depth": 1, "limit": 100})
     return f"Balance of {result['scope']}", pages.balance_page(result, q), ()
+
+
+async def _plan(b: Backend, r: Request) -> Body:
+    scope = r.query_params.get("scope", "").strip() or None
+    matches = await b.call("match", {"scope": scope})
+    commitments = await b.call("commitment_list", {"all": True})
+    track = await b.call("track_record", {})
+    return "Plan", pages.plan_page(matches, commitments, track), ()
 
 
 async def _proposals(b: Backend, r: Request) -> Body:

@@ -25,6 +25,7 @@ __all__ = [
     "member_page",
     "node_page",
     "operator_page",
+    "plan_page",
     "proposal_page",
     "proposals_page",
 ]
@@ -32,6 +33,7 @@ __all__ = [
 NAV = (
     ("/", "Node"),
     ("/balance", "Balance"),
+    ("/plan", "Plan"),
     ("/proposals", "Proposals"),
     ("/budgets", "Budgets"),
     ("/assemblies", "Assemblies"),
@@ -244,6 +246,99 @@ def _crumbs(scope: str, keep: Mapping[str, str]) -> str:
         s = "/".join(parts[: i + 1])
         links.append(f'<a href="/balance?{e(urlencode({"scope": s, **keep}))}">{e(parts[i])}</a>')
     return f'<nav class="crumbs" aria-label="Scope">{" / ".join(links)}</nav>'
+
+
+# --- plan: matches, commitments, track records --------------------------------------------
+
+
+def _who(key: str, name: str | None) -> str:
+    return e(name or _short(key, 12))
+
+
+def _table(caption: str, heads: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    head = "".join(f"<th scope=col>{e(h)}</th>" for h in heads)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f'<div class="scroll"><table><caption>{e(caption)}</caption><thead><tr>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def plan_page(
+    matches: Mapping[str, Any], commitments: list[dict[str, Any]], track: Mapping[str, Any]
+) -> str:
+    """Where deficits meet surpluses, what nodes promised each other, and how they kept it."""
+    parts = []
+    for title, key in (("Node to node", "within_region"), ("Region to region", "across_regions")):
+        rows = matches.get(key) or []
+        if rows:
+            parts.append(
+                _table(
+                    f"{title} under {matches['scope']}",
+                    ("Item", "Period", "From", "To", "Quantity", "Met at"),
+                    (
+                        (
+                            e(m["item"]),
+                            e(m["period"]),
+                            _who(m["provider"], m.get("provider_name")),
+                            _who(m["receiver"], m.get("receiver_name")),
+                            f"{e(m['qty'])} {e(m['unit'])}",
+                            e(m["scope"]),
+                        )
+                        for m in rows
+                    ),
+                )
+            )
+    match_html = "".join(parts) or (
+        f"<p>No matches under {e(matches.get('scope', ''))}: no deficit meets a surplus.</p>"
+    )
+    commit_html = (
+        _table(
+            "Offers and commitments",
+            ("State", "From", "To", "What", "Quantity", "Due", "Deliveries", "Confirmed"),
+            (
+                (
+                    e(c["state"]),
+                    _who(c["provider"], c.get("provider_name")),
+                    _who(c["receiver"], c.get("receiver_name")),
+                    f"{e(c['item'])} {e(c['period'])}",
+                    f"{e(c['qty'])} {e(c['unit'])}",
+                    e(c["due"]),
+                    str(len(c["deliveries"])),
+                    str(sum(1 for d in c["deliveries"] if d["status"] == "confirmed")),
+                )
+                for c in commitments
+            ),
+        )
+        if commitments
+        else "<p>No offers or commitments.</p>"
+    )
+    cols = ("committed", "delivered", "confirmed", "on_time", "overdue", "disputed")
+    nodes = track.get("nodes") or []
+    track_html = (
+        _table(
+            f"Track records as of {track.get('today', '')} (share: confirmed of what is due)",
+            ("Node", *(c.replace("_", " ") for c in cols), "Share"),
+            (
+                (
+                    _who(n["node"], n.get("name")),
+                    *(e(n[c]) for c in cols),
+                    "-" if n["share"] is None else e(n["share"]),
+                )
+                for n in nodes
+            ),
+        )
+        if nodes
+        else "<p>No commitments signed by both sides yet.</p>"
+    )
+    return (
+        '<form class="filters" method="get" action="/plan">'
+        f'<label>Scope <input name="scope" value="{e(matches.get("scope", ""))}"></label>'
+        "<button>Show</button></form>"
+        f'<section id="plan-matches" data-live><h2>Matches</h2>{match_html}</section>'
+        f'<section id="plan-commitments" data-live><h2>Commitments</h2>{commit_html}</section>'
+        f'<section id="plan-track" data-live><h2>Track records</h2>{track_html}</section>'
+    )
 
 
 # --- proposals ------------------------------------------------------------------------

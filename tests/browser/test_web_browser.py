@@ -15,7 +15,7 @@ from procs import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = ("/", "/balance", "/proposals", "/budgets", "/assemblies", "/member", "/operator")
+PAGES = ("/", "/balance", "/plan", "/proposals", "/budgets", "/assemblies", "/member", "/operator")
 
 
 def _page(browser, width: int = 1000):

@@ -174,3 +174,63 @@ def test_static_files_ship_in_the_package():
     assert files
     for f in files:
         assert any(fnmatch(f, g) for g in globs), f"{f} would be left out of a wheel"
+
+
+def test_plan_page_shows_matches_commitments_and_track_records_escaped():
+    key = "ab" * 32
+    matches = {
+        "scope": "eu",
+        "within_region": [
+            {
+                "item": HOSTILE,
+                "period": "2027",
+                "provider": key,
+                "provider_name": HOSTILE,
+                "receiver": key,
+                "receiver_name": None,
+                "qty": "5",
+                "unit": "kg",
+                "scope": "eu",
+            }
+        ],
+        "across_regions": [],
+    }
+    commitments = [
+        {
+            "state": "accepted",
+            "provider": key,
+            "provider_name": "p",
+            "receiver": key,
+            "receiver_name": "r",
+            "item": "milk",
+            "period": "2027",
+            "qty": "3",
+            "unit": "l",
+            "due": "2027-01-01",
+            "deliveries": [{"status": "confirmed"}, {"status": "open"}],
+        }
+    ]
+    track = {
+        "today": "2026-12-05",
+        "nodes": [
+            {
+                "node": key,
+                "name": "p",
+                "committed": 1,
+                "delivered": 1,
+                "confirmed": 1,
+                "on_time": 1,
+                "overdue": 0,
+                "disputed": 0,
+                "share": "1",
+            }
+        ],
+    }
+    html = pages.plan_page(matches, commitments, track)
+    assert "<script>alert" not in html
+    assert "Node to node under eu" in html
+    assert ">accepted<" in html
+    assert "<td>2</td><td>1</td>" in html  # two deliveries, one confirmed
+    empty = pages.plan_page({"scope": "eu"}, [], {"nodes": []})
+    assert "No matches under eu" in empty
+    assert "No offers or commitments." in empty
