@@ -165,6 +165,13 @@ def _basis(basis: Mapping[str, Any] | None) -> str:
     return f'<p class="basis" data-status="{e(status)}">Rests on: {e(label)}</p>'
 
 
+def _basis_words(level: Mapping[str, Any]) -> str:
+    from cli.render import basis_text
+
+    basis = level.get("basis")
+    return basis_text(dict(basis)) if basis else ""
+
+
 def _balance_table(rows: list[dict[str, Any]], scope: str) -> str:
     if not rows:
         return "<p>No needs or capacities here yet.</p>"
@@ -214,13 +221,14 @@ def balance_page(result: Mapping[str, Any], query: Mapping[str, str]) -> str:
     for lv in levels[1:]:
         deficits = sum(1 for r in lv["rows"] if _sign(r["balance"]) < 0)
         href = "/balance?" + urlencode({"scope": lv["scope"], **keep})
-        below.append((deficits, lv["scope"], href, len(lv["rows"])))
+        below.append((deficits, lv["scope"], href, len(lv["rows"]), _basis_words(lv)))
     below.sort(key=lambda b: (-b[0], b[1]))
     items = "".join(
         f'<li><a href="{e(href)}">{e(s)}</a> — {n} item-period{"s" if n != 1 else ""}'
         + (f', <strong class="short">{d} short</strong>' if d else ", none short")
+        + (f' <span class="basis">({e(basis)})</span>' if basis else "")
         + "</li>"
-        for d, s, href, n in below
+        for d, s, href, n, basis in below
     )
     more = top.get("more", 0)
     left = result.get("left_out") or {}
