@@ -210,6 +210,20 @@ def test_operator_signs_in_posts_and_withdraws(browser, pair):
         page.get_by_role("button", name="Post", exact=True).click()
         assert page.locator("[role=alert]").count() == 1
         assert not [r for r in a.call("list", kind="capacity") if r["item"] == "fruit"]
+        # A proposal made and closed from the operator page.
+        page.goto(a.web_url + "/operator")
+        page.get_by_label("Id", exact=True).fill("bikes")
+        page.get_by_label("Title", exact=True).fill("Cargo bikes for the food coop")
+        page.get_by_label("Method").select_option("approval")
+        page.get_by_label("Options, one per line").fill("two Two bikes\nfour Four bikes")
+        page.get_by_label("Open for (hours)").fill("2")
+        page.get_by_role("button", name="Create").click()
+        page.wait_for_selector("text=Created proposal")
+        [prop] = [p for p in a.call("gov_proposal_list") if p["title"].startswith("Cargo")]
+        assert [o["id"] for o in prop["options"]] == ["two", "four"]
+        page.get_by_role("button", name="Close Cargo bikes for the food coop").click()
+        page.wait_for_selector("text=vote(s) frozen")
+        assert a.call("gov_proposal_show", proposal=prop["proposal"])["phase"] == "closed"
     finally:
         ctx.close()
 

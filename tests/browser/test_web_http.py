@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 from harness import Node
+from procs import wait_for
 
 from node.governance.member_sign import sign_member_record
 from node.identity import generate
@@ -196,3 +197,26 @@ def test_events_stream_announces_new_records(pair):
             if line.startswith("data:") and line != first[2]:
                 break
         assert any(line.startswith("data:") for line in seen)
+
+
+def test_a_taken_web_port_leaves_the_node_running(tmp_path):
+    """The web app is an add-on: a port in use is logged, the node serves on."""
+    import socket
+
+    from harness import Cluster
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        c = Cluster(tmp_path)
+        try:
+            n = c.node("solo", web=True, web_port=port).init()
+            n.start()
+            log = wait_for(lambda: "event=web.failed" in n.log() and n.log(), 10, what="log")
+            assert n.status()["records"] >= 1
+            assert f"cannot listen on 127.0.0.1:{port}" in log
+            with pytest.raises(AssertionError, match="not running"):
+                n.cli("web", "url")
+        finally:
+            c.close()

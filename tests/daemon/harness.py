@@ -37,6 +37,7 @@ class Node:
         sync_interval: seconds between periodic anti-entropy rounds.
         web: serve the web app (on a free port, see `web_url`); off by default, so
             that test daemons never take the default web port.
+        web_port: the web app's port when `web` (0: any free port).
     """
 
     def __init__(
@@ -47,9 +48,11 @@ class Node:
         scope: str | None = None,
         sync_interval: float = 30.0,
         web: bool = False,
+        web_port: int = 0,
     ) -> None:
         self.name = name
         self.web = web
+        self.web_port = web_port
         self.data_dir = base / name
         self.scope = scope or f"{SCOPE}/{name}"
         self.sync_interval = sync_interval
@@ -139,7 +142,7 @@ class Node:
                     "--no-mdns",
                     "--sync-interval",
                     str(self.sync_interval),
-                    *(["--web-port", "0"] if self.web else ["--no-web"]),
+                    *(["--web-port", str(self.web_port)] if self.web else ["--no-web"]),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

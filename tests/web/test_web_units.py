@@ -234,3 +234,77 @@ def test_plan_page_shows_matches_commitments_and_track_records_escaped():
     empty = pages.plan_page({"scope": "eu"}, [], {"nodes": []})
     assert "No matches under eu" in empty
     assert "No offers or commitments." in empty
+
+
+class _NoNode:
+    """A backend for pages that ask the node nothing."""
+
+    token_path = Path("/nonexistent/web.token")
+
+    async def call(self, op, args):
+        raise AssertionError(f"unexpected op {op}")
+
+    def version(self) -> int:
+        return 0
+
+    def now_ms(self) -> int:
+        return 0
+
+
+def _asgi_get(app, host: str, path: str) -> tuple[int, dict[str, str]]:
+    """One GET through the ASGI app under trio, as Hypercorn would make it."""
+    import trio
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 7947),
+    }
+    trio.run(app, scope, receive, send)
+    start = sent[0]
+    headers: dict[str, str] = {}
+    for k, v in start["headers"]:
+        headers[k.decode()] = headers.get(k.decode(), "") + v.decode()
+    return start["status"], headers
+
+
+@pytest.mark.parametrize(
+    ("loopback_only", "host", "status"),
+    [
+        (True, "127.0.0.1:7947", 200),
+        (True, "localhost:7947", 200),
+        (True, "[::1]:7947", 200),
+        (True, "localhost", 200),
+        (True, "192.168.1.5:7947", 400),
+        (True, "127.0.0.1.evil.example", 400),
+        (True, "", 400),
+        (False, "192.168.1.5:7947", 200),
+    ],
+)
+def test_host_names_while_on_loopback_only(loopback_only, host, status):
+    from web.app import build_app
+
+    app = build_app(_NoNode(), loopback_only=loopback_only)
+    got, headers = _asgi_get(app, host, "/member")
+    assert got == status
+    assert "frame-ancestors 'none'" in headers.get("content-security-policy", "") or status == 400
+    if status == 200:
+        assert "allmende_csrf=" in headers["set-cookie"]
+        assert "samesite=strict" in headers["set-cookie"].lower()
