@@ -103,6 +103,15 @@ def test_imported_key_votes_like_a_cli_key(browser, pair, tmp_path: Path):
         expect(page.locator("#vote-status")).to_contain_text("accepted")
         receipt = a.call("gov_vote_receipt", proposal=pid, member=pub)
         assert receipt["ballot"] == [["pond"], ["trees"]]
+        # A score ballot: a map of option to score, keys in canonical order.
+        spid = _proposal(a, "score1", method="score", min_score=0, max_score=5)
+        page.goto(a.web_url + "/proposal?id=" + spid)
+        page.get_by_label("Trees").fill("4")
+        page.get_by_role("button", name="Review my vote").click()
+        page.get_by_role("button", name="Sign and send").click()
+        expect(page.locator("#vote-status")).to_contain_text("accepted")
+        receipt = a.call("gov_vote_receipt", proposal=spid, member=pub)
+        assert (receipt["status"], receipt["ballot"]) == ("counts", {"pond": 0, "trees": 4})
     finally:
         ctx.close()
 
