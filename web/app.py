@@ -102,7 +102,7 @@ class Guard:
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name not in LOOPBACK_NAMES:
-                await PlainResponse("unknown host", 400)(scope, receive, send)
+                await _plain("unknown host", 400)(scope, receive, send)
                 return
 
         async def send_secure(message: Message) -> None:
@@ -120,7 +120,7 @@ class Guard:
         await self.app(scope, receive, send_secure)
 
 
-def PlainResponse(text: str, status: int) -> Response:
+def _plain(text: str, status: int) -> Response:
     return Response(text, status_code=status, media_type="text/plain")
 
 
