@@ -119,6 +119,10 @@ class _WebBackend:
     def now_ms(self) -> int:
         return self._d.state.clock.now_ms()
 
+    def traffic(self) -> tuple[int, int]:
+        s = self._d.net.statistics()
+        return s.gossip_bytes_in, s.gossip_bytes_out
+
     @property
     def token_path(self) -> Path:
         return self._d.data_dir.web_token

@@ -9,6 +9,7 @@ what.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ from web.security import (
     read_token,
     token_matches,
 )
+from web.traffic import TrafficLog
 
 __all__ = ["Backend", "build_app"]
 
@@ -72,6 +74,10 @@ class Backend(Protocol):
         ...
 
     def now_ms(self) -> int: ...
+
+    def traffic(self) -> tuple[int, int]:
+        """Gossip bytes in and out since the daemon started."""
+        ...
 
     @property
     def token_path(self) -> Path: ...
@@ -124,17 +130,21 @@ def _plain(text: str, status: int) -> Response:
     return Response(text, status_code=status, media_type="text/plain")
 
 
-def build_app(backend: Backend, *, loopback_only: bool = True) -> ASGIApp:
+def build_app(
+    backend: Backend, *, loopback_only: bool = True, traffic: TrafficLog | None = None
+) -> ASGIApp:
     """The ASGI app for `backend`.
 
     Args:
         backend: the node (the daemon, or a test double).
         loopback_only: the app listens on loopback only: refuse other Host names.
+        traffic: the gossip traffic sampled so far (`serve_web` samples it).
     """
     csrf = Csrf()
+    log = traffic or TrafficLog()
     app = Starlette(
         routes=[
-            Route("/", _page(backend, csrf, "/", _node)),
+            Route("/", _page(backend, csrf, "/", functools.partial(_node, log))),
             Route("/balance", _page(backend, csrf, "/balance", _balance)),
             Route("/plan", _page(backend, csrf, "/plan", _plan)),
             Route("/proposals", _page(backend, csrf, "/proposals", _proposals)),
@@ -190,11 +200,13 @@ def _page(backend: Backend, csrf: Csrf, here: str, render: Render) -> Callable[.
     return endpoint
 
 
-async def _node(b: Backend, r: Request) -> Body:
+async def _node(traffic: TrafficLog, b: Backend, r: Request) -> Body:
     status = await b.call("status", {})
     peers = await b.call("peers", {})
     history = await b.call("history", {"days": 14})
-    return f"Node {status['name']}", pages.node_page(status, peers, history), ()
+    hours = traffic.series(b.now_ms() / 1000, 48)
+    html = pages.node_page(status, peers, history, hours)
+    return f"Node {status['name']}", html, ()
 
 
 async def _balance(b: Backend, r: Request) -> Body:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from html import escape
 
-__all__ = ["hbars", "need_capacity_bar"]
+__all__ = ["hbars", "in_out_columns", "need_capacity_bar"]
 
 WIDTH = 300  # viewBox units; the SVG scales to its box
 
@@ -63,5 +63,33 @@ def hbars(rows: Sequence[tuple[str, str | int | Fraction, bool]], title: str) ->
             f'<text x="{label_w + _w(v, top) + 4}" y="{y + 15}" class="num">'
             f"{escape(str(value))}</text>"
         )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def in_out_columns(rows: Sequence[tuple[str, int, int]], title: str) -> str:
+    """Columns of bytes in (up) and out (down) per period: one (label, in, out) per row;
+    every sixth label is written under its column."""
+    if not rows:
+        return ""
+    top = max(max(i, o) for _, i, o in rows) or 1
+    col, half = 12, 50
+    width = col * len(rows)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {2 * half + 16}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'<line x1="0" x2="{width}" y1="{half}" y2="{half}" class="axis"/>'
+    ]
+    for k, (label, i, o) in enumerate(rows):
+        x = k * col
+        hi, ho = round(Fraction(i * half, top)), round(Fraction(o * half, top))
+        parts.append(
+            f'<rect x="{x + 1}" y="{half - hi}" width="{col - 2}" height="{hi}" class="val">'
+            f"<title>{escape(label)}: {i} bytes in</title></rect>"
+            f'<rect x="{x + 1}" y="{half}" width="{col - 2}" height="{ho}" class="needs">'
+            f"<title>{escape(label)}: {o} bytes out</title></rect>"
+        )
+        if k % 6 == 0:
+            parts.append(f'<text x="{x}" y="{2 * half + 14}" class="lbl">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from web.charts import hbars, need_capacity_bar
+from web.charts import hbars, in_out_columns, need_capacity_bar
 
 __all__ = [
     "assemblies_page",
@@ -84,8 +84,13 @@ def _short(hex_key: str, n: int = 16) -> str:
 
 
 def node_page(
-    status: Mapping[str, Any], peers: Mapping[str, Any], history: Mapping[str, Any]
+    status: Mapping[str, Any],
+    peers: Mapping[str, Any],
+    history: Mapping[str, Any],
+    traffic: list[tuple[int, int, int]],
 ) -> str:
+    """The node: identity, counters, records per day and kind, gossip per hour
+    (`traffic`: (hour since the epoch, bytes in, bytes out)), peers."""
     ident = _dl(
         [
             ("Name", status["name"]),
@@ -124,6 +129,10 @@ def node_page(
         [(k, n, False) for k, n in sorted(history["kinds"].items(), key=lambda kv: -kv[1])],
         "Records held, by kind",
     )
+    gossip = in_out_columns(
+        [(f"{h % 24:02d}h", i, o) for h, i, o in traffic],
+        "Gossip bytes per hour, last 48 hours (UTC): in above the line, out below",
+    )
     plist = "".join(f"<li><code>{e(p)}</code></li>" for p in peers.get("connected", []))
     return (
         f"<section><h2>Identity</h2>{ident}</section>"
@@ -132,6 +141,8 @@ def node_page(
         + '</section><section id="node-history" data-live><h2>Records over the last days</h2>'
         + days
         + f"<h2>Records by kind</h2>{kinds}"
+        + "<h2>Gossip traffic</h2><p class=basis>Per hour since this daemon started (kept "
+        + f"in memory, a week at most).</p>{gossip}"
         + '</section><section id="node-peers" data-live><h2>Peers</h2>'
         + (f"<ul class=keys>{plist}</ul>" if plist else "<p>No peer connected.</p>")
         + "</section>"

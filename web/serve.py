@@ -13,8 +13,10 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from node.errors import LocalError
 from web.app import Backend, build_app
+from web.traffic import TrafficLog
 
 log = logging.getLogger("allmende.web")
+TRAFFIC_EVERY = 60.0  # seconds between samples of the gossip counters
 
 __all__ = ["serve_web"]
 
@@ -62,8 +64,16 @@ async def serve_web(
     config.graceful_timeout = 1.0
     config.keep_alive_timeout = 30.0
     loopback = ipaddress.ip_address(host).is_loopback
-    app = build_app(backend, loopback_only=loopback)
+    traffic = TrafficLog()
+    app = build_app(backend, loopback_only=loopback, traffic=traffic)
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(hypercorn_serve, app, config)
+        nursery.start_soon(_sample, backend, traffic)
         url = binds[0]
         task_status.started(url)
+
+
+async def _sample(backend: Backend, traffic: TrafficLog) -> None:
+    while True:
+        traffic.sample(backend.now_ms() / 1000, *backend.traffic())
+        await trio.sleep(TRAFFIC_EVERY)

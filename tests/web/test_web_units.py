@@ -250,6 +250,9 @@ class _NoNode:
     def now_ms(self) -> int:
         return 0
 
+    def traffic(self) -> tuple[int, int]:
+        return (0, 0)
+
 
 def _asgi_get(app, host: str, path: str) -> tuple[int, dict[str, str]]:
     """One GET through the ASGI app under trio, as Hypercorn would make it."""
