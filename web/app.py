@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.errors import LocalError
 from node.ops import TABLE
-from web import pages
+from web import gov_pages, html, pages
 from web.security import (
     CSRF_COOKIE,
     OPERATOR_COOKIE,
@@ -190,9 +190,9 @@ def _page(backend: Backend, csrf: Csrf, here: str, render: Render) -> Callable[.
         try:
             title, body, scripts = await render(backend, request)
         except LocalError as exc:
-            title, body, scripts, status = "Not available", pages.error_page(str(exc)), (), 400
-        html = pages.layout(title, body, csrf=csrf.value(cookie), here=here, scripts=scripts)
-        response = HTMLResponse(html, status_code=status)
+            title, body, scripts, status = "Not available", html.error_page(str(exc)), (), 400
+        page = html.layout(title, body, csrf=csrf.value(cookie), here=here, scripts=scripts)
+        response = HTMLResponse(page, status_code=status)
         if fresh:
             _set_csrf_cookie(response, cookie)
         return response
@@ -205,8 +205,8 @@ async def _node(traffic: TrafficLog, b: Backend, r: Request) -> Body:
     peers = await b.call("peers", {})
     history = await b.call("history", {"days": 14})
     hours = traffic.series(b.now_ms() / 1000, 48)
-    html = pages.node_page(status, peers, history, hours)
-    return f"Node {status['name']}", html, ()
+    body = pages.node_page(status, peers, history, hours)
+    return f"Node {status['name']}", body, ()
 
 
 async def _balance(b: Backend, r: Request) -> Body:
@@ -225,7 +225,7 @@ async def _plan(b: Backend, r: Request) -> Body:
 
 
 async def _proposals(b: Backend, r: Request) -> Body:
-    return "Proposals", pages.proposals_page(await b.call("gov_proposal_list", {})), ()
+    return "Proposals", gov_pages.proposals_page(await b.call("gov_proposal_list", {})), ()
 
 
 async def _proposal(b: Backend, r: Request) -> Body:
@@ -237,16 +237,16 @@ async def _proposal(b: Backend, r: Request) -> Body:
     except LocalError as exc:
         error = str(exc)
     scripts = ("msgpack.js", "member.js")
-    return str(p["title"]), pages.proposal_page(p, results, error), scripts
+    return str(p["title"]), gov_pages.proposal_page(p, results, error), scripts
 
 
 async def _budgets(b: Backend, r: Request) -> Body:
     rows = await b.call("gov_proposal_list", {})
-    return "Participatory budgets", pages.proposals_page(rows, budgets=True), ()
+    return "Participatory budgets", gov_pages.proposals_page(rows, budgets=True), ()
 
 
 async def _assemblies(b: Backend, r: Request) -> Body:
-    return "Assemblies", pages.assemblies_page(await b.call("gov_assembly_list", {})), ()
+    return "Assemblies", gov_pages.assemblies_page(await b.call("gov_assembly_list", {})), ()
 
 
 async def _assembly(b: Backend, r: Request) -> Body:
@@ -255,11 +255,11 @@ async def _assembly(b: Backend, r: Request) -> Body:
     if a.get("panel"):
         verification = await b.call("gov_assembly_verify", {"assembly": a["assembly"]})
     scripts = ("msgpack.js", "member.js")
-    return str(a["title"]), pages.assembly_page(a, verification), scripts
+    return str(a["title"]), gov_pages.assembly_page(a, verification), scripts
 
 
 async def _member(b: Backend, r: Request) -> Body:
-    return "My member key", pages.member_page(), ("msgpack.js", "member.js")
+    return "My member key", gov_pages.member_page(), ("msgpack.js", "member.js")
 
 
 # --- operator -----------------------------------------------------------------------------
@@ -281,7 +281,7 @@ async def _operator_html(
             intents += await backend.call("list", {"kind": kind})
         proposals = await backend.call("gov_proposal_list", {})
         node_id = (await backend.call("status", {}))["node_id"]
-    body = pages.operator_page(
+    body = gov_pages.operator_page(
         signed_in=signed_in,
         csrf=csrf,
         intents=intents,
@@ -290,8 +290,8 @@ async def _operator_html(
         message=request.query_params.get("done", ""),
         error=error,
     )
-    html = pages.layout("Operator", body, csrf=csrf, here="/operator")
-    return HTMLResponse(html, status_code=status)
+    page = html.layout("Operator", body, csrf=csrf, here="/operator")
+    return HTMLResponse(page, status_code=status)
 
 
 def _operator_get(backend: Backend, csrf: Csrf) -> Callable[..., Any]:

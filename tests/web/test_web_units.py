@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from cli.main import cli
 from node.config import Config
 from node.errors import LocalError
-from web import charts, pages
+from web import charts, gov_pages, html, pages
 from web.security import Csrf, ensure_token, is_operator, new_token, operator_session
 
 ROOT = Path(__file__).parents[2]
@@ -108,9 +108,9 @@ def test_record_text_is_escaped_on_every_page():
         "problem": HOSTILE,
         "detail": {"options": [{"id": HOSTILE, "name": HOSTILE, "count": 1}]},
     }
-    html = pages.proposal_page(prop, results, "")
-    html += pages.proposals_page([{**prop, "scope": HOSTILE}])
-    html += pages.layout(HOSTILE, "", csrf=HOSTILE, here="/")
+    out = gov_pages.proposal_page(prop, results, "")
+    out += gov_pages.proposals_page([{**prop, "scope": HOSTILE}])
+    out += html.layout(HOSTILE, "", csrf=HOSTILE, here="/")
     row = {
         "scope": "eu",
         "item": HOSTILE,
@@ -122,12 +122,12 @@ def test_record_text_is_escaped_on_every_page():
         "coverage": "0",
         "nodes": 1,
     }
-    html += pages.balance_page(
+    out += pages.balance_page(
         {"scope": "eu", "levels": [{"scope": "eu", "level": 0, "rows": [row], "basis": None}]},
         {"period": HOSTILE},
     )
-    assert "<script>alert" not in html
-    assert "&lt;script&gt;" in html
+    assert "<script>alert" not in out
+    assert "&lt;script&gt;" in out
 
 
 def test_balance_lists_deficits_first():
