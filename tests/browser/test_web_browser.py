@@ -112,6 +112,28 @@ def test_imported_key_votes_like_a_cli_key(browser, pair, tmp_path: Path):
         expect(page.locator("#vote-status")).to_contain_text("accepted")
         receipt = a.call("gov_vote_receipt", proposal=spid, member=pub)
         assert (receipt["status"], receipt["ballot"]) == ("counts", {"pond": 0, "trees": 4})
+        # A participatory budget (Equal Shares): projects with costs, ticked.
+        bpid = a.call(
+            "gov_proposal_create",
+            key="budget1",
+            title="Neighbourhood budget",
+            method="mes",
+            projects=[
+                {"id": "bench", "name": "Benches", "cost": 3000},
+                {"id": "mural", "name": "Mural", "cost": 8000},
+            ],
+            budget=10000,
+            closes=int(time.time() * 1000) + 3_600_000,
+        )["proposal"]
+        page.goto(a.web_url + "/budgets")
+        page.get_by_role("link", name="Neighbourhood budget").click()
+        page.get_by_label("Benches (cost 3,000)").check()
+        page.get_by_role("button", name="Review my vote").click()
+        page.get_by_role("button", name="Sign and send").click()
+        expect(page.locator("#vote-status")).to_contain_text("accepted")
+        expect(page.locator("#results")).to_contain_text("Spent 3,000 of 10,000", timeout=15000)
+        receipt = a.call("gov_vote_receipt", proposal=bpid, member=pub)
+        assert receipt["ballot"] == ["bench"]
     finally:
         ctx.close()
 
