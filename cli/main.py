@@ -254,6 +254,13 @@ def start_command(data_dir: Path) -> str:
     show_default=True,
     help="How much to log.",
 )
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the web app on this port (0: any free port; default: [web] port).",
+)
+@click.option("--no-web", is_flag=True, help="Do not serve the web app.")
 @pass_ctx
 def run(
     ctx: Ctx,
@@ -262,6 +269,8 @@ def run(
     no_mdns: bool,
     sync_interval: float | None,
     log_level: str,
+    web_port: int | None,
+    no_web: bool,
 ) -> None:
     """Run the node daemon (initialises a node on defaults on first run)."""
     from node.daemon import run_daemon, setup_logging
@@ -286,6 +295,8 @@ def run(
             listen=list(listen) or None,
             mdns=False if no_mdns else None,
             sync_interval=sync_interval,
+            web_port=web_port,
+            web=False if no_web else None,
         )
     except LocalError as exc:
         raise CannotStart(exc) from None
@@ -641,3 +652,7 @@ cli.add_command(plan_cmd.cap)
 from cli.export_cmd import export  # noqa: E402  (open data)
 
 cli.add_command(export)
+
+from cli import web_cmd  # noqa: E402  (the web app's token and address)
+
+cli.add_command(web_cmd.web)

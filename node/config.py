@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import tomllib
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ SOCKET_FILE = "control.sock"
 LOCK_FILE = "daemon.lock"
 DEFAULT_PORT = 7946
 DEFAULT_SCOPE = "local"
+DEFAULT_WEB_PORT = 7947
+WEB_TOKEN_FILE = "web.token"
+WEB_URL_FILE = "web.url"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
 
 def default_data_dir() -> Path:
@@ -52,6 +57,11 @@ class Config:
         mdns: find peers on the LAN.
         sync_interval: seconds between anti-entropy rounds with a random peer.
         metrics_port: Prometheus metrics on 127.0.0.1 at this port; 0 = off.
+        web: serve the members' web app.
+        web_host: the address it listens on: 127.0.0.1 unless the operator opens it
+            to the LAN (``0.0.0.0``, or one of the machine's addresses).
+        web_port: its TCP port; 0 = any free port (the daemon writes its URL to
+            ``web.url`` in the data dir).
         charter: the charter of the node's federation (its hash is the federation id);
             None until `DataDir.init` founds a federation of this node alone.
         application: ``(invite ref, secret hex)`` of the invite this node joined with;
@@ -69,6 +79,9 @@ class Config:
     mdns: bool = True
     sync_interval: float = 30.0
     metrics_port: int = 0
+    web: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = DEFAULT_WEB_PORT
     charter: dict[str, Any] | None = None
     application: tuple[str, str] | None = None
     auto: bool = False
@@ -100,6 +113,15 @@ class Config:
             raise LocalError("config: [network] listen needs at least one address")
         if not 0 <= self.metrics_port <= 65535:
             raise LocalError("config: [metrics] port must be 0 (off) or 1-65535")
+        if not 0 <= self.web_port <= 65535:
+            raise LocalError("config: [web] port must be 0 (any free port) or 1-65535")
+        try:
+            ipaddress.ip_address(self.web_host)
+        except ValueError:
+            raise LocalError(
+                "config: [web] host must be an IP address: 127.0.0.1 (this machine only) "
+                "or 0.0.0.0 (the LAN)"
+            ) from None
         if self.sync_interval <= 0:
             raise LocalError("config: [network] sync_interval must be positive")
         if self.charter is not None:
@@ -159,6 +181,12 @@ class Config:
                 "# Prometheus metrics on 127.0.0.1:<port>; 0 turns them off",
                 f"port = {self.metrics_port}",
                 "",
+                "[web]",
+                "# The members' web app; host 0.0.0.0 opens it to the LAN",
+                f"enabled = {'true' if self.web else 'false'}",
+                f"host = {_q(self.web_host)}",
+                f"port = {self.web_port}",
+                "",
             ]
         )
 
@@ -168,8 +196,8 @@ class Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise LocalError(f"{source}: {exc}") from None
-        node, net, metrics, fed = (
-            data.get(k, {}) for k in ("node", "network", "metrics", "federation")
+        node, net, metrics, fed, web = (
+            data.get(k, {}) for k in ("node", "network", "metrics", "federation", "web")
         )
         try:
             charter = None
@@ -193,6 +221,9 @@ class Config:
                 mdns=bool(net.get("mdns", True)),
                 sync_interval=float(net.get("sync_interval", 30.0)),
                 metrics_port=int(metrics.get("port", 0)),
+                web=bool(web.get("enabled", True)),
+                web_host=str(web.get("host", "127.0.0.1")),
+                web_port=int(web.get("port", DEFAULT_WEB_PORT)),
                 charter=charter,
                 application=application,
                 auto=bool(node.get("auto", False)),
@@ -227,6 +258,14 @@ class DataDir:
     @property
     def socket(self) -> Path:
         return self.root / SOCKET_FILE
+
+    @property
+    def web_token(self) -> Path:
+        return self.root / WEB_TOKEN_FILE
+
+    @property
+    def web_url(self) -> Path:
+        return self.root / WEB_URL_FILE
 
     @property
     def lockfile(self) -> Path:

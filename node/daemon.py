@@ -32,6 +32,7 @@ from node.crdt.record import Record
 from node.crdt.replica import Evidence
 from node.crdt.sync import Role, SyncSession
 from node.errors import LocalError, Rejected
+from node.files import replace_private
 from node.identity import Identity
 from node.keys import peer_id_of, public_of_peer_id
 from node.net import (
@@ -102,6 +103,31 @@ class _OpContext:
         return trio.current_time() - self._d.started
 
 
+class _WebBackend:
+    """What the web app sees of the daemon (`web.app.Backend`): the control ops, as
+    the control socket runs them, and a version that changes with the records."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+
+    async def call(self, op: str, args: dict[str, Any]) -> Any:
+        return await self._d.handle(op, {k: v for k, v in args.items() if v is not None}, None)
+
+    def version(self) -> int:
+        return int(self._d.state.replica.version)
+
+    def now_ms(self) -> int:
+        return self._d.state.clock.now_ms()
+
+    def traffic(self) -> tuple[int, int]:
+        s = self._d.net.statistics()
+        return s.gossip_bytes_in, s.gossip_bytes_out
+
+    @property
+    def token_path(self) -> Path:
+        return self._d.data_dir.web_token
+
+
 class Daemon:
     """One running node.
 
@@ -111,6 +137,8 @@ class Daemon:
         listen: override of the configured listen addresses (tests, `--listen`).
         mdns: override of the configured mDNS setting.
         sync_interval: override of the configured anti-entropy interval.
+        web_port: override of the configured web app port (None: as configured).
+        web: override of whether the web app runs (None: as configured).
     """
 
     def __init__(
@@ -122,9 +150,14 @@ class Daemon:
         listen: list[str] | None = None,
         mdns: bool | None = None,
         sync_interval: float | None = None,
+        web_port: int | None = None,
+        web: bool | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.config = config
+        self.web = config.web if web is None else web
+        self.web_port = config.web_port if web_port is None else web_port
+        self.web_url: str | None = None
         self.store = Store(data_dir.db)
         self.state = NodeState(identity, config, self.store, now_ms)
         self.core = self.state.core
@@ -365,6 +398,8 @@ class Daemon:
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._attester)
                 nursery.start_soon(self._planner)
+                if self.web:
+                    await self._start_web(nursery)
                 if self.state.outbox:
                     self._wake.set()
                 if self.config.metrics_port:
@@ -381,11 +416,32 @@ class Daemon:
                 )
                 task_status.started()
         finally:
+            if self.web_url is not None:
+                self.data_dir.web_url.unlink(missing_ok=True)
             with trio.CancelScope(shield=True):
                 # Wait for a save in flight before closing the database under it.
                 async with self._store_worker:
                     self.store.close()
             log.info("event=daemon.stopped")
+
+    async def _start_web(self, nursery: trio.Nursery) -> None:
+        """Serve the members' web app. A web app that cannot listen (its port taken)
+        is logged and left off: the node still serves the network and the CLI."""
+        from web import serve_web
+        from web.security import ensure_token
+
+        ensure_token(self.data_dir.web_token)
+        try:
+            url = await nursery.start(
+                serve_web, _WebBackend(self), self.config.web_host, self.web_port
+            )
+        except LocalError as exc:
+            self.counters["local_errors"]["web"] += 1
+            log.error("event=web.failed reason=%s", exc)
+            return
+        self.web_url = url
+        replace_private(self.data_dir.web_url, url + "\n")
+        log.info("event=web.started url=%s", url)
 
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at
@@ -520,6 +576,8 @@ def run_daemon(
     mdns: bool | None = None,
     sync_interval: float | None = None,
     init_defaults: bool = True,
+    web_port: int | None = None,
+    web: bool | None = None,
 ) -> None:
     """`allmende run`: initialise on first run if asked, then serve until a signal.
 
@@ -535,7 +593,16 @@ def run_daemon(
         log.info("event=node.initialised data_dir=%s node=%s", data_dir, identity.short)
     with dd.lock():
         identity, config = dd.load()
-        daemon = Daemon(dd, identity, config, listen=listen, mdns=mdns, sync_interval=sync_interval)
+        daemon = Daemon(
+            dd,
+            identity,
+            config,
+            listen=listen,
+            mdns=mdns,
+            sync_interval=sync_interval,
+            web_port=web_port,
+            web=web,
+        )
         # The loaded replica lives as long as the process: keep the collector's full
         # passes from walking it again and again (each one stalls the loop).
         gc.freeze()

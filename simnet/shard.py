@@ -32,6 +32,7 @@ async def serve(spec: list[dict[str, Any]]) -> None:
                     listen=[f"/ip4/127.0.0.1/tcp/{entry['port']}"],
                     mdns=False,
                     sync_interval=entry["sync_interval"],
+                    web=False,  # many nodes, one process: no web app on a shared port
                 )
                 await nursery.start(daemon.run)
             print("ready", flush=True)

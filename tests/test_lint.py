@@ -22,7 +22,11 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "cmd",
-    [("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy", "node", "cli", "simnet")],
+    [
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy", "node", "cli", "simnet", "web"),
+    ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
 def test_linter_passes(cmd: tuple[str, ...]) -> None:

@@ -45,12 +45,14 @@ from node.governance.lifecycle import Action, Effect, Phase, decide, phase
 
 __all__ = [
     "IMPORT_FIELD",
+    "Receipt",
     "Results",
     "ballot_problem",
     "check_ballot",
     "close_plan",
     "count",
     "results",
+    "vote_receipt",
 ]
 
 IMPORT_FIELD = "import"  # proposal body: SHA-256 (hex) of the imported pabulib file
@@ -556,4 +558,100 @@ def results(ledger: Ledger, pid: str, now_ms: int) -> Results:
         detail=detail,
         problem="" if status == "final" else verdict.message,
         notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Whether one member's vote counts in a proposal, as this ledger sees it.
+
+    Attributes:
+        proposal: the proposal id.
+        member: the member's key (hex).
+        status: ``counted`` (in the frozen set, counted), ``counts`` (before the
+            close: counts in the provisional result), ``not-counted``, ``no-vote``
+            (no live vote of this member held here) or ``unknown`` (this node lacks
+            records it needs to judge).
+        reason: why it is not counted or unknown (the tally's reason, or
+            ``not-frozen`` for a vote the close did not freeze).
+        final: the proposal is closed: the answer can no longer change by voting.
+        ballot: the ballot of the vote the answer is about (None without one).
+        seq: that vote's seq (None without one).
+    """
+
+    proposal: str
+    member: str
+    status: str
+    reason: str = ""
+    final: bool = False
+    ballot: Any = None
+    seq: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "proposal": self.proposal,
+            "member": self.member,
+            "status": self.status,
+            "reason": self.reason,
+            "final": self.final,
+            "ballot": self.ballot,
+            "seq": self.seq,
+        }
+
+
+def vote_receipt(ledger: Ledger, pid: str, member: bytes, now_ms: int) -> Receipt:
+    """Whether `member`'s vote on `pid` counts: the per-member view of `results`
+    (a vote has status ``counted`` or ``counts`` exactly when `results` counts it).
+
+    Raises:
+        GovernanceError: unknown, ambiguous or withdrawn proposal.
+    """
+    proposal = ledger.find("proposal", pid)
+    prop = body(proposal)
+    pid = object_id(proposal.origin, proposal.key)
+    frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
+    ph = phase(prop, now_ms, closed=frozen.state is not FrozenState.ABSENT)
+    held = ledger.live(member, "vote", pid)
+    mhex = member.hex()
+    if decide(ph, Action.RESULTS).effect is Effect.PROVISIONAL:
+        if held is None:
+            return Receipt(pid, mhex, status="no-vote")
+        reason, _ = _judge(ledger, prop, held)
+        return Receipt(
+            pid,
+            mhex,
+            status="counts" if reason == "count" else "not-counted",
+            reason="" if reason == "count" else reason,
+            ballot=body(held).get("ballot"),
+            seq=held.seq,
+        )
+    if frozen.state is FrozenState.INCONSISTENT:
+        return Receipt(pid, mhex, status="unknown", reason="inconsistent-close", final=True)
+    mine = next((v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None)
+    if mine is None:
+        if frozen.state is FrozenState.INCOMPLETE:
+            return Receipt(pid, mhex, status="unknown", reason="missing-chunks", final=True)
+        if held is None:
+            return Receipt(pid, mhex, status="no-vote", final=True)
+        return Receipt(
+            pid,
+            mhex,
+            status="not-counted",
+            reason="not-frozen",
+            final=True,
+            ballot=body(held).get("ballot"),
+            seq=held.seq,
+        )
+    reason, _ = _judge(ledger, prop, mine, frozen=True)
+    status = "counted" if reason == "count" else "not-counted"
+    if reason == "unknown-member":
+        status = "unknown"
+    return Receipt(
+        pid,
+        mhex,
+        status=status,
+        reason="" if reason == "count" else reason,
+        final=True,
+        ballot=(mine.body or {}).get("ballot"),
+        seq=mine.seq,
     )

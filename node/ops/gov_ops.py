@@ -234,6 +234,12 @@ def vote_check(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return tally.vote_check(_ledger(d), _arg(args, "proposal"), member).as_json()
 
 
+def vote_receipt(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Was this member's vote counted? (`node.governance.tally.vote_receipt`)"""
+    member = bytes.fromhex(_member_key(_arg(args, "member")))
+    return tally.vote_receipt(_ledger(d), _arg(args, "proposal"), member, _now(d)).as_json()
+
+
 # --- pabulib import ----------------------------------------------------------------
 
 # Close chunks signed per step on the event loop (each ~14 KB; a step stays ~10 ms).
@@ -415,6 +421,16 @@ def assembly_verify(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
 
 
+def assembly_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every live assembly held here, with where it stands."""
+    ledger = _ledger(d)
+    return [
+        sortition.status(ledger, object_id(r.origin, r.key))
+        for r in ledger.of_kind("assembly")
+        if r.body is not None
+    ]
+
+
 def assembly_show(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     a = _assembly(d, ledger, args)
@@ -455,6 +471,7 @@ OPS: dict[str, OpSpec] = {
     "gov_vote_prepare": OpSpec(vote_prepare, {"proposal": _ID, "member": _MEMBER}),
     "gov_results": OpSpec(results, {"proposal": _ID}),
     "gov_vote_check": OpSpec(vote_check, {"proposal": _ID, "member": STR(max_len=64)}),
+    "gov_vote_receipt": OpSpec(vote_receipt, {"proposal": _ID, "member": _MEMBER}),
     "gov_budget_import": OpSpec(budget_import, max_payload=pbimport.MAX_FILE_BYTES),
     "gov_assembly_create": OpSpec(
         assembly_create,
@@ -476,4 +493,5 @@ OPS: dict[str, OpSpec] = {
     "gov_assembly_draw": OpSpec(assembly_draw, {"assembly": _ID}),
     "gov_assembly_verify": OpSpec(assembly_verify, {"assembly": _ID}),
     "gov_assembly_show": OpSpec(assembly_show, {"assembly": _ID}),
+    "gov_assembly_list": OpSpec(assembly_list),
 }

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
-from node.clock import hlc_millis
+from node.clock import LOGICAL_BITS, hlc_millis
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.crdt.record import Record
@@ -23,6 +24,8 @@ from node.state import BalanceLevel, NodeState, record_json
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
 MAX_PAGE = 100_000  # scopes listed below each scope of a balance
 MAX_OFFSET = 10**9
+DAY_MS = 86_400_000
+_EPOCH = datetime.date(1970, 1, 1)
 
 
 def written(ctx: OpContext) -> Any:
@@ -281,6 +284,26 @@ def _node_of(ctx: OpContext, peer_id: str) -> dict[str, Any]:
     }
 
 
+def history(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Records held, per UTC day of their stamp (when their authors wrote them, by
+    the hybrid clock) over the last `days` days, and per kind."""
+    today = ctx.now_ms() // DAY_MS
+    first = today - args["days"] + 1
+    records = list(ctx.state.replica.records())
+    # Counted by Counter's C loop over generators: a third of a for loop's time.
+    kinds = Counter(r.kind for r in records)
+    shift, day_ms = LOGICAL_BITS, DAY_MS  # hlc_millis, inline: one call per record saved
+    all_days = Counter((r.hlc >> shift) // day_ms for r in records)
+    per_day = {d: all_days.get(d, 0) for d in range(first, today + 1)}
+    return {
+        "days": [
+            {"day": (_EPOCH + datetime.timedelta(days=d)).isoformat(), "records": n}
+            for d, n in per_day.items()
+        ],
+        "kinds": dict(sorted(kinds.items())),
+    }
+
+
 def peers(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "connected": ctx.net.connected_peers(),
@@ -440,6 +463,7 @@ OPS: dict[str, OpSpec] = {
         },
     ),
     "peers": OpSpec(peers),
+    "history": OpSpec(history, {"days": INT(1, 366, default=14)}),
     "rollups": OpSpec(rollups, {"region": _SCOPE}),
     "peers_add": OpSpec(peers_add, {"addr": STR(required=True, max_len=400), "keep": BOOL()}),
     "peers_remove": OpSpec(peers_remove, {"peer": STR(required=True, max_len=400)}),

@@ -35,12 +35,24 @@ class Node:
         name: node name (also used in its scope).
         scope: region path; by default ``eu/de/berlin/<name>``.
         sync_interval: seconds between periodic anti-entropy rounds.
+        web: serve the web app (on a free port, see `web_url`); off by default, so
+            that test daemons never take the default web port.
+        web_port: the web app's port when `web` (0: any free port).
     """
 
     def __init__(
-        self, base: Path, name: str, *, scope: str | None = None, sync_interval: float = 30.0
+        self,
+        base: Path,
+        name: str,
+        *,
+        scope: str | None = None,
+        sync_interval: float = 30.0,
+        web: bool = False,
+        web_port: int = 0,
     ) -> None:
         self.name = name
+        self.web = web
+        self.web_port = web_port
         self.data_dir = base / name
         self.scope = scope or f"{SCOPE}/{name}"
         self.sync_interval = sync_interval
@@ -106,6 +118,11 @@ class Node:
     def socket(self) -> Path:
         return DataDir(self.data_dir).socket
 
+    @property
+    def web_url(self) -> str:
+        """The running web app's base URL (raises FileNotFoundError before it runs)."""
+        return DataDir(self.data_dir).web_url.read_text().strip()
+
     def start(self, timeout: float = 20.0) -> Node:
         """Start the daemon and wait until its control socket answers."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -125,6 +142,7 @@ class Node:
                     "--no-mdns",
                     "--sync-interval",
                     str(self.sync_interval),
+                    *(["--web-port", str(self.web_port)] if self.web else ["--no-web"]),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

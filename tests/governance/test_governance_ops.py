@@ -109,3 +109,60 @@ def test_proposal_ids_and_validation(node):
     assert shown["votes_held"] == 0
     with pytest.raises(LocalError, match="no proposal"):
         node.call("gov_proposal_show", proposal="0123456789abcdef.nope")
+
+
+# --- "was my vote counted" (gov_vote_receipt) and the assembly list -------------------
+
+
+def test_vote_receipt_op_follows_a_vote_through_the_close(node):
+    alice, stranger = member(11), member(12)
+    node.call("gov_member_add", member=alice.public.hex(), pseudonym="alice")
+    pid = approval_proposal(node)
+    r = node.call("gov_vote_receipt", proposal=pid, member=alice.public.hex())
+    assert (r["status"], r["final"], r["ballot"]) == ("no-vote", False, None)
+    node.clock.t += 1000
+    node.submit(vote(node, alice, pid, ["a"]))
+    r = node.call("gov_vote_receipt", proposal=pid, member=alice.public.hex())
+    assert (r["status"], r["ballot"]) == ("counts", ["a"])
+    node.clock.t += HOUR
+    node.call("gov_proposal_close", proposal=pid)
+    r = node.call("gov_vote_receipt", proposal=pid, member=alice.public.hex())
+    assert (r["status"], r["final"]) == ("counted", True)
+    # A key the node never admitted has no vote here (its records are refused).
+    r = node.call("gov_vote_receipt", proposal=pid, member=stranger.public.hex())
+    assert r["status"] == "no-vote"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"member": "ab" * 31}, "64 hex"),
+        ({"member": "zz" * 32}, "64 hex"),
+        ({"member": "ab" * 33}, "characters long"),
+        ({"proposal": "ffffffffffffffff.nothing"}, "no proposal"),
+        ({"proposal": "not an id"}, "is not an id"),
+        ({"extra": 1}, "unknown argument"),
+    ],
+)
+def test_vote_receipt_op_refuses_malformed_requests(node, args, message):
+    pid = approval_proposal(node)
+    full = {"proposal": pid, "member": member(1).public.hex(), **args}
+    with pytest.raises(LocalError, match=message):
+        node.call("gov_vote_receipt", **full)
+
+
+def test_assembly_list_op(node):
+    assert node.call("gov_assembly_list") == []
+    others = [member(20 + i).public.hex() for i in range(2)]
+    aid = node.call(
+        "gov_assembly_create",
+        key="council",
+        title="Council",
+        size=2,
+        quotas={},
+        committers=[node.state.me.hex(), *others],
+    )["assembly"]
+    [a] = node.call("gov_assembly_list")
+    assert (a["assembly"], a["title"], a["volunteers"], a["panel"]) == (aid, "Council", 0, None)
+    with pytest.raises(LocalError, match="unknown argument"):
+        node.call("gov_assembly_list", all=True)

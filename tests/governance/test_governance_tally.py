@@ -525,3 +525,65 @@ def test_local_keys_are_matched_whole_and_ascii(bad):
         split_id("0123456789abcdef.park\n")
     assert check_local_key("park-2027") == "park-2027"
     assert split_id("0123456789abcdef.park") == ("0123456789abcdef", "park")
+
+
+# --- "was my vote counted": the per-member receipt agrees with the tally ----------
+
+
+def _receipts(s: Scenario, now: int) -> dict[int, tally.Receipt]:
+    ledger = Ledger(s.records)
+    return {i: tally.vote_receipt(ledger, s.pid, p.public, now) for i, p in enumerate(PEOPLE)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bs=ballots,
+    closed=st.booleans(),
+    removed=st.sets(st.integers(0, 7)),
+    late=st.sets(st.integers(0, 11)),
+)
+def test_receipts_say_counted_exactly_for_the_counted_votes(bs, closed, removed, late):
+    s = scenario_with(bs, closed=closed)
+    for i in removed & set(range(len(bs))):
+        s.remove_member(i)
+    for i in late:  # after the close (or still inside the window when not closed)
+        if i >= len(bs):
+            s.add_member(i)
+        s.vote(i, ["a"], at=CLOSES - 1, seq=CLOSES + 50)
+    now = CLOSES + 1 if closed else OPENS + 10
+    res = s.results(now=now)
+    receipts = _receipts(s, now)
+    yes = {"counted"} if closed else {"counts"}
+    assert sum(r.status in yes for r in receipts.values()) == res.counted
+    assert all(r.final == closed for r in receipts.values())
+    for i, r in receipts.items():
+        voted = i < len(bs) or i in late
+        assert (r.status == "no-vote") == (not voted)
+        if closed and i in late and i >= len(bs):
+            assert (r.status, r.reason) == ("not-counted", "not-frozen")
+        if i in removed and i < len(bs):
+            assert r.status == "not-counted"
+            assert r.reason == "ineligible"
+
+
+def test_receipt_names_the_counted_ballot_not_a_later_one():
+    s = scenario_with([["b"]])
+    s.vote(0, ["c"], at=CLOSES - 1, seq=CLOSES + 50)  # arrives after the close
+    r = tally.vote_receipt(Ledger(s.records), s.pid, PEOPLE[0].public, CLOSES + 1)
+    assert (r.status, r.ballot, r.final) == ("counted", ["b"], True)
+
+
+def test_receipt_of_a_forged_frozen_vote_is_not_counted():
+    s = scenario_with([["a"]], closed=False)
+    s.add_member(1)
+    forged = s.vote(1, ["d"], at=OPENS + 5, signer=ATTACKER).raw
+    s.records.pop()
+    s.close(extra_votes=[forged])
+    r = tally.vote_receipt(Ledger(s.records), s.pid, PEOPLE[1].public, CLOSES + 1)
+    assert r.status != "counted"
+
+
+def test_receipt_of_an_unknown_proposal_is_refused():
+    s = scenario_with([["a"]])
+    with pytest.raises(tally.GovernanceError):
+        tally.vote_receipt(Ledger(s.records), s.pid + "x", PEOPLE[0].public, CLOSES + 1)
