@@ -426,35 +426,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def vote_check(ledger: Ledger, pid: str, member: bytes) -> VoteCheck:
-    """Whether `member`'s vote on `pid` is held, frozen and counted.
+def vote_check(ledger: Ledger, pid: str, member: bytes, now_ms: int) -> VoteCheck:
+    """Whether `member`'s vote on `pid` is held, frozen and counted: `vote_receipt`'s
+    answer (the one the web app gives), with the vote held here beside it.
 
     Raises:
         GovernanceError: unknown, ambiguous or withdrawn proposal.
     """
-    proposal = ledger.find("proposal", pid)
-    prop = body(proposal)
-    pid = object_id(proposal.origin, proposal.key)
-    held = next(
-        (v for v in ledger.keyed("vote", pid) if v.origin == member and v.body is not None), None
-    )
-    frozen = gather(ledger, proposal.origin, "close", "closeset", proposal.key, "votes")
-    closed = frozen.state is not FrozenState.ABSENT
-    mine = None
-    if closed:
-        mine = next((v for v in _frozen_votes(frozen, pid, Counter()) if v.origin == member), None)
-    verdict_ = None
-    if mine is not None:
-        verdict_, _ = _judge(ledger, prop, mine, frozen=True)
+    receipt = vote_receipt(ledger, pid, member, now_ms)
+    held = ledger.live(member, "vote", receipt.proposal)
+    frozen = receipt.final and receipt.seq is not None and receipt.reason != "not-frozen"
     return VoteCheck(
-        proposal=pid,
-        closed=closed,
+        proposal=receipt.proposal,
+        closed=receipt.final,
         held=held is not None,
-        held_ballot=None if held is None else (held.body or {}).get("ballot"),
-        frozen=mine is not None,
-        frozen_ballot=None if mine is None else (mine.body or {}).get("ballot"),
-        counted=verdict_ == "count",
-        reason=None if verdict_ in ("count", None) else verdict_,
+        held_ballot=None if held is None else body(held).get("ballot"),
+        frozen=frozen,
+        frozen_ballot=receipt.ballot if frozen else None,
+        counted=receipt.status == "counted",
+        reason=receipt.reason if frozen and receipt.reason else None,
     )
 
 

@@ -231,7 +231,7 @@ def vote_check(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     """Whether a member's vote is held, frozen and counted (read-only: no key needed,
     only the member's public key)."""
     member = bytes.fromhex(_member_key(_arg(args, "member")))
-    return tally.vote_check(_ledger(d), _arg(args, "proposal"), member).as_json()
+    return tally.vote_check(_ledger(d), _arg(args, "proposal"), member, _now(d)).as_json()
 
 
 def vote_receipt(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:

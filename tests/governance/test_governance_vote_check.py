@@ -47,7 +47,7 @@ def test_vote_check_held_frozen_counted_and_a_later_vote():
     s.add_member(0)
     s.add_member(1)
     s.vote(0, ["a", "b"])
-    before = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public)
+    before = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public, OPENS + 2)
     assert (before.closed, before.held, before.frozen, before.counted) == (
         False,
         True,
@@ -56,13 +56,13 @@ def test_vote_check_held_frozen_counted_and_a_later_vote():
     )
     s.close()
     s.vote(0, ["c"], at=CLOSES + 5)
-    after = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public).as_json()
+    after = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public, CLOSES + 10).as_json()
     assert after["frozen"]
     assert after["counted"]
     assert after["reason"] is None
     assert after["frozen_ballot"] == ["a", "b"]  # what counts
     assert after["held_ballot"] == ["c"]  # what was sent later
-    none = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[1].public)
+    none = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[1].public, CLOSES + 10)
     assert (none.closed, none.held, none.frozen, none.counted) == (True, False, False, False)
 
 
@@ -71,7 +71,7 @@ def test_vote_check_a_forged_vote_is_not_the_members():
     s.add_member(0)
     s.vote(0, ["a"], signer=ATTACKER)  # signed by someone else: never verified in
     s.close(extra_votes=[s.records[-1].raw])
-    c = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public)
+    c = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[0].public, CLOSES + 10)
     assert not c.frozen
     assert not c.counted
 
@@ -88,7 +88,7 @@ def test_frozen_voters_agree_with_vote_check_and_counts(bs):
     assert sum(v["counted"] for v in r["voters"]) == r["counted"]
     by_key = {v["key"]: v for v in r["voters"]}
     for i in range(len(bs)):
-        c = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[i].public)
+        c = tally.vote_check(Ledger(s.records), s.pid, PEOPLE[i].public, CLOSES + 10)
         shown = by_key.get(PEOPLE[i].public.hex()[:16])
         assert c.frozen == (shown is not None)
         assert c.counted == bool(shown and shown["counted"])
