@@ -359,7 +359,16 @@ def balance(
             style="red",
         )
     heading = Text(f"Balance of {scope}" + (f" ({filters})" if filters else ""), style="bold")
-    return Group(heading, _DrillDown(levels), Text(""), summary, *([note] if note else []))
+    caps = [_cap_line(c) for c in result.get("caps") or []]
+    return Group(heading, _DrillDown(levels), Text(""), summary, *caps, *([note] if note else []))
+
+
+def _cap_line(c: dict[str, Any]) -> Text:
+    """One share of a cap: its use against the share, red when over it."""
+    line = Text(f"Cap {c['resource']} in {c['child']}: uses {c['use']} of {c['share']} {c['unit']}")
+    if not c["within_share"]:
+        line.append(" OVER SHARE", style="bold red")
+    return line
 
 
 _NUMERIC = ("needs", "capacities", "balance")

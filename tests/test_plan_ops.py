@@ -173,6 +173,14 @@ def test_matching_never_plans_beyond_a_share(three):
     (row,) = [r for r in b.call("plan_status")["budgets"] if r["child"] == f"{REGION}/b"]
     assert row["use"] == "90"
     assert not row["within_share"]
+    # the balance shows use against share for the scopes it lists, and none elsewhere
+    assert a.call("balance", scope=REGION, depth=0)["caps"] == []
+    (shown,) = a.call("balance", scope=f"{REGION}/b", depth=0)["caps"]
+    assert (shown["use"], shown["share"], shown["within_share"]) == ("90", "40", False)
+    (by_child,) = [
+        c for c in a.call("balance", scope=REGION, depth=1)["caps"] if c["child"] == f"{REGION}/b"
+    ]
+    assert by_child == shown
     b.call("plan_revise")  # its range is fixed: the cut waits for members
     (waiting,) = b.call("plan_review")
     assert waiting["suggested"] == "40"

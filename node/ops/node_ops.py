@@ -197,10 +197,13 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         offset=args["offset"],
     )
     records, nodes = ctx.state.left_out(scope)
+    from node.ops.plan_ops import cap_uses  # plan_ops builds on this module
+
     return {
         "scope": scope,
         "levels": _with_committed(ctx.state, levels),
         "left_out": {"records": records, "nodes": nodes},
+        "caps": cap_uses(ctx.state, {lv.scope for lv in levels}),
     }
 
 

@@ -323,6 +323,15 @@ def _find_cap(caps: list[Cap], ref: str) -> Cap:
     return found[0]
 
 
+def cap_uses(state: NodeState, scopes: set[str]) -> list[dict[str, Any]]:
+    """Each share of a cap in force held by one of `scopes`, with its use (for the
+    balance: use against share). Empty, and cheap, while no proposal carries a cap."""
+    if not any("cap" in (p.body or {}) for p in state.replica.records("proposal")):
+        return []
+    view = _View(state)
+    return [r for r in _budgets_json(view) if r["child"] in scopes]
+
+
 def cap_list(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The caps in force: passed proposals carrying a cap."""
     return [c.as_json() for c in caps_in_force(ctx.state.replica.records(), _counted(ctx.state))]

@@ -483,3 +483,28 @@ def test_balance_shows_committed_next_to_posted_only_once_there_is_some():
     # posted coverage 60 %, committed coverage 40 %; unknown above the region: "-"
     assert potatoes[0][6:10] == ["60%", "1", "-", "-"]
     assert potatoes[1][6:10] == ["60%", "1", "40", "40%"]
+
+
+def test_balance_shows_each_cap_share_and_marks_one_overdrawn():
+    caps = [
+        {
+            "resource": "co2",
+            "child": "eu/de/berlin/a",
+            "use": "12",
+            "share": "40",
+            "unit": "t",
+            "within_share": True,
+        },
+        {
+            "resource": "co2",
+            "child": "eu/de/berlin/b",
+            "use": "90",
+            "share": "40",
+            "unit": "t",
+            "within_share": False,
+        },
+    ]
+    out = lines(text(render.balance({**BALANCE, "caps": caps})))
+    assert "Cap co2 in eu/de/berlin/a: uses 12 of 40 t" in out
+    assert "Cap co2 in eu/de/berlin/b: uses 90 of 40 t OVER SHARE" in out
+    assert not any("Cap " in ln for ln in lines(text(render.balance(BALANCE))))
