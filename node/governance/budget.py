@@ -45,6 +45,7 @@ Two conventions differ from pabutools and are named in every result:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -236,7 +237,7 @@ def equal_shares(
     else:
         endowment, steps, runs = (
             Fraction(budget, n),
-            _mes(profile, budget, 0, utility).steps(profile),
+            _mes(profile, _Classes(profile), budget, 0, utility).steps(profile),
             1,
         )
     if completion in ("greedy", "add1-greedy"):
@@ -344,23 +345,136 @@ class _Run:
         return tuple(out)
 
 
+class _Classes:
+    """Voters grouped by the winners they approve, shared by the runs of one election.
+
+    After j rounds a class is the voters who approve the same subset of the first j
+    winners; the next winner's supporters in a class split off into a new class (ids
+    only grow, so the classes after j rounds are numbered below ``ends[j]``). Which
+    voters are alike depends on the winners alone, not on their money, so add1's runs
+    share the grouping of the winners they have in common: it is built for one
+    sequence of winners and cut back where a run picks another one.
+    """
+
+    def __init__(self, profile: _Profile) -> None:
+        self.profile = profile
+        self.winners: list[int] = []
+        self.splits: list[dict[int, int]] = []  # per round: class -> the class split off
+        self.members = [set(range(len(profile.ballots)))]  # distinct ballots per class
+        self.counts = [{p: c for p, c in enumerate(profile.votes) if c}]  # voters per project
+        self.size = [profile.voters]
+        self.current = [{0: c} if c else {} for c in profile.votes]  # per project, at the end
+        # Per project, every change of its voters in a class: (depth, class, voters).
+        self.depths = [[0] if c else [] for c in profile.votes]
+        self.ids = [[0] if c else [] for c in profile.votes]
+        self.voters = [[c] if c else [] for c in profile.votes]
+        self.cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
+    def holders(self, depth: int, p: int) -> list[tuple[int, int]]:
+        """(class, voters approving p) after ``depth`` rounds of the current sequence."""
+        key = (depth, p)
+        got = self.cache.get(key)
+        if got is None:
+            if depth == len(self.winners):
+                got = list(self.current[p].items())
+            else:
+                i = bisect_right(self.depths[p], depth)
+                last = dict(zip(self.ids[p][:i], self.voters[p][:i], strict=True))
+                got = [(c, m) for c, m in last.items() if m]
+            self.cache[key] = got
+        return got
+
+    def follow(self, depth: int, win: int) -> dict[int, int]:
+        """The splits of round ``depth`` + 1 when ``win`` wins it (built if new)."""
+        if depth < len(self.winners):
+            if self.winners[depth] == win:
+                return self.splits[depth]
+            self._cut(depth)
+        return self._split(win)
+
+    def _split(self, win: int) -> dict[int, int]:
+        depth = len(self.winners) + 1
+        profile = self.profile
+        members, counts, size, current = self.members, self.counts, self.size, self.current
+        splits: dict[int, int] = {}
+        for c, w in list(current[win].items()):
+            if w == size[c]:
+                continue
+            part = members[c] & profile.supporters[win]
+            rest = members[c] - part
+            if len(part) <= len(rest):
+                moved = _count(profile, part)
+                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
+            else:
+                kept = _count(profile, rest)
+                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
+            new = len(size)
+            splits[c] = new
+            members[c], size[c] = rest, size[c] - w
+            members.append(part)
+            size.append(w)
+            old = counts[c]
+            counts[c] = {p: m for p, m in kept.items() if m}
+            counts.append({p: m for p, m in moved.items() if m})
+            for p, m in old.items():
+                left, gone = kept.get(p, 0), moved.get(p, 0)
+                if gone:
+                    if left:
+                        current[p][c] = left
+                    else:
+                        del current[p][c]
+                    current[p][new] = gone
+                    self._log(p, depth, c, left)
+                    self._log(p, depth, new, gone)
+        self.winners.append(win)
+        self.splits.append(splits)
+        return splits
+
+    def _log(self, p: int, depth: int, c: int, voters: int) -> None:
+        self.depths[p].append(depth)
+        self.ids[p].append(c)
+        self.voters[p].append(voters)
+
+    def _cut(self, depth: int) -> None:
+        """Undo the rounds after ``depth``."""
+        members, counts, size = self.members, self.counts, self.size
+        while len(self.winners) > depth:
+            self.winners.pop()
+            for c, new in reversed(self.splits.pop().items()):
+                assert new == len(size) - 1  # ids were handed out in this order
+                members[c] |= members.pop()
+                size[c] += size.pop()
+                merged = dict(counts[c])
+                for p, m in counts.pop().items():
+                    merged[p] = merged.get(p, 0) + m
+                counts[c] = merged
+        for p, depths in enumerate(self.depths):
+            i = bisect_right(depths, depth)
+            if i < len(depths):
+                del depths[i:], self.ids[p][i:], self.voters[p][i:]
+                last = dict(zip(self.ids[p], self.voters[p], strict=True))
+                self.current[p] = {c: m for c, m in last.items() if m}
+        self.cache = {key: got for key, got in self.cache.items() if key[0] <= depth}
+
+
 def _mes(
-    profile: _Profile, budget: int, k: int, utility: Utility, reference: _Run | None = None
+    profile: _Profile,
+    classes: _Classes,
+    budget: int,
+    k: int,
+    utility: Utility,
+    reference: _Run | None = None,
 ) -> _Run:
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
     endowment in between (see above)."""
     n = profile.voters
-    costs, supporters = profile.costs, profile.supporters
-    # Voters with the same money stay alike: a class is the voters who approve the
-    # same subset of the projects selected so far. Classes whose money reaches 0 pay
-    # nothing more and are dropped.
+    costs = profile.costs
+    # Voters with the same money stay alike (see _Classes). Money is kept per class
+    # over the common denominator den; a class whose money reaches 0 pays nothing
+    # more and is left out.
     den = n
-    money = [budget + k * n]
-    members = [set(range(len(profile.ballots)))]
-    counts = [{p: c for p, c in enumerate(profile.votes) if c}]
-    size = [n]
-    by_project: list[dict[int, int]] = [{0: c} if c else {} for c in profile.votes]
+    money = {0: budget + k * n} if budget + k * n else {}
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
     vouches = reference is not None
@@ -371,10 +485,11 @@ def _mes(
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
     while bound:
+        depth = len(rhos)
         # To vouch, every project whose rho could be at or below the reference
         # winner's must be priced, not only those that could win here.
-        if vouches and reference is not None and len(rhos) < len(reference.rhos):
-            line: Fraction | None = reference.rhos[len(rhos)]
+        if vouches and reference is not None and depth < len(reference.rhos):
+            line: Fraction | None = reference.rhos[depth]
             line_p = reference.caps[len(caps)][0]
         else:
             line, line_p = None, -1
@@ -386,7 +501,9 @@ def _mes(
                 break
             cost = costs[p]
             need = cost * den
-            entries = sorted((money[c], w, c) for c, w in by_project[p].items())
+            entries = sorted(
+                (v, w, c) for c, w in classes.holders(depth, p) if (v := money.get(c, 0))
+            )
             count = sum(e[1] for e in entries)
             paid = poor = 0
             for v, w, _ in entries:
@@ -420,38 +537,19 @@ def _mes(
         caps.append((win, x, den))
         rhos.append(rho)
         if f != 1:
-            money = [v * f for v in money]
-        paid_all = {e[2] for e in entries[:poor]}
-        for c, w in list(by_project[win].items()):
-            v = 0 if c in paid_all else money[c] - x
-            if w == size[c]:
-                money[c] = v
-                if not v:
-                    for p in counts[c]:
-                        del by_project[p][c]
-                continue
-            part = members[c] & supporters[win]
-            rest = members[c] - part
-            if len(part) <= len(rest):
-                moved = _count(profile, part)
-                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
+            money = {c: v * f for c, v in money.items()}
+        splits = classes.follow(depth, win)
+        for i, (v, _, c) in enumerate(entries):
+            v *= f
+            left = 0 if i < poor else v - x
+            new = splits.get(c)
+            if new is not None:  # c keeps the voters who do not approve the winner
+                if left:
+                    money[new] = left
+            elif left:
+                money[c] = left
             else:
-                kept = _count(profile, rest)
-                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
-            for p in counts[c]:
-                if kept.get(p, 0):
-                    by_project[p][c] = kept[p]
-                else:
-                    del by_project[p][c]
-            members[c], counts[c], size[c] = rest, {p: m for p, m in kept.items() if m}, size[c] - w
-            if v:
-                new = len(money)
-                money.append(v)
-                members.append(part)
-                counts.append({p: m for p, m in moved.items() if m})
-                size.append(w)
-                for p, m in counts[new].items():
-                    by_project[p][new] = m
+                del money[c]
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
     return _Run(k, caps, rhos, vouches)
@@ -504,7 +602,8 @@ def _add1(
 
     # The stride doubles after each vouched run; after a run that could not vouch it
     # falls back to 1 and stays there for a few increments (changes come in bursts).
-    base, runs, stride, calm = _mes(profile, budget, 0, utility), 1, 1, 0
+    classes = _Classes(profile)
+    base, runs, stride, calm = _mes(profile, classes, budget, 0, utility), 1, 1, 0
     while True:
         # `base` fits; add1 has reached it with base.k increments tried.
         if exhaustive(base):
@@ -512,7 +611,8 @@ def _add1(
         if base.k >= limit or runs >= run_limit:
             return kept(base, base.k, True)
         stride = max(1, min(stride, limit - base.k))
-        trial, runs = _mes(profile, budget, base.k + stride, utility, base), runs + 1
+        trial = _mes(profile, classes, budget, base.k + stride, utility, base)
+        runs += 1
         if stride > 1 and not trial.vouches:
             stride, calm = 1, _CALM
             continue
