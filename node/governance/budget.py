@@ -237,7 +237,7 @@ def equal_shares(
     else:
         endowment, steps, runs = (
             Fraction(budget, n),
-            _mes(profile, _Classes(profile), budget, 0, utility).steps(profile),
+            _plain(profile, budget, utility).steps(profile),
             1,
         )
     if completion in ("greedy", "add1-greedy"):
@@ -464,10 +464,12 @@ def _mes(
     k: int,
     utility: Utility,
     reference: _Run | None = None,
-) -> _Run:
+    probe: bool = False,
+) -> _Run | None:
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
-    endowment in between (see above)."""
+    endowment in between (see above). A ``probe`` is only wanted if it vouches: it
+    stops (None) as soon as it cannot, before it builds any new classes."""
     n = profile.voters
     costs = profile.costs
     # Voters with the same money stay alike (see _Classes). Money is kept per class
@@ -494,6 +496,8 @@ def _mes(
         else:
             line, line_p = None, -1
             vouches = False
+            if probe:
+                return None
         best: tuple[Fraction, int] | None = None
         best_pay: tuple[int, int, list[tuple[int, int, int]], int] | None = None
         for p in sorted(bound, key=lambda p: (bound[p], p)):
@@ -520,6 +524,8 @@ def _mes(
             bound[p] = rho
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
                 vouches = False
+                if probe:
+                    return None
             if best is None or (rho, p) < best:
                 best = (rho, p)
                 best_pay = (x, count, entries, poor)
@@ -529,6 +535,8 @@ def _mes(
         del bound[win]
         if win != line_p:
             vouches = False
+            if probe:
+                return None
         x, count, entries, poor = best_pay
         # The cap is x / (count * den): move every amount to that denominator.
         g = gcd(x, count)
@@ -552,7 +560,16 @@ def _mes(
                 del money[c]
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
+        if probe:
+            return None
     return _Run(k, caps, rhos, vouches)
+
+
+def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:
+    """One Equal Shares run at ``budget / n``."""
+    run = _mes(profile, _Classes(profile), budget, 0, utility)
+    assert run is not None  # only a probe stops early
+    return run
 
 
 def _run_limit(profile: _Profile) -> int:
@@ -603,7 +620,9 @@ def _add1(
     # The stride doubles after each vouched run; after a run that could not vouch it
     # falls back to 1 and stays there for a few increments (changes come in bursts).
     classes = _Classes(profile)
-    base, runs, stride, calm = _mes(profile, classes, budget, 0, utility), 1, 1, 0
+    base = _mes(profile, classes, budget, 0, utility)
+    assert base is not None  # only a probe stops early
+    runs, stride, calm = 1, 1, 0
     while True:
         # `base` fits; add1 has reached it with base.k increments tried.
         if exhaustive(base):
@@ -611,9 +630,9 @@ def _add1(
         if base.k >= limit or runs >= run_limit:
             return kept(base, base.k, True)
         stride = max(1, min(stride, limit - base.k))
-        trial = _mes(profile, classes, budget, base.k + stride, utility, base)
+        trial = _mes(profile, classes, budget, base.k + stride, utility, base, stride > 1)
         runs += 1
-        if stride > 1 and not trial.vouches:
+        if trial is None:
             stride, calm = 1, _CALM
             continue
         # Every endowment after base up to trial's has trial's outcome (stride 1:
