@@ -50,6 +50,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import compress, repeat
 from math import gcd
 from types import MappingProxyType
 from typing import Literal
@@ -368,19 +369,21 @@ class _Classes:
         self.depths = [[0] if c else [] for c in profile.votes]
         self.ids = [[0] if c else [] for c in profile.votes]
         self.voters = [[c] if c else [] for c in profile.votes]
-        self.cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self.cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
 
-    def holders(self, depth: int, p: int) -> list[tuple[int, int]]:
-        """(class, voters approving p) after ``depth`` rounds of the current sequence."""
+    def holders(self, depth: int, p: int) -> tuple[list[int], list[int]]:
+        """The classes holding voters who approve p after ``depth`` rounds of the
+        current sequence, and how many such voters each holds."""
         key = (depth, p)
         got = self.cache.get(key)
         if got is None:
             if depth == len(self.winners):
-                got = list(self.current[p].items())
+                last = self.current[p]
             else:
                 i = bisect_right(self.depths[p], depth)
                 last = dict(zip(self.ids[p][:i], self.voters[p][:i], strict=True))
-                got = [(c, m) for c, m in last.items() if m]
+            ids = [c for c, m in last.items() if m]
+            got = (ids, [last[c] for c in ids])
             self.cache[key] = got
         return got
 
@@ -499,24 +502,26 @@ def _mes(
             if probe:
                 return None
         best: tuple[Fraction, int] | None = None
-        best_pay: tuple[int, int, list[tuple[int, int, int]], int] | None = None
+        best_pay: tuple[int, int, list[int], list[int], list[int], int] | None = None
         for p in sorted(bound, key=lambda p: (bound[p], p)):
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
             need = cost * den
-            entries = sorted(
-                (v, w, c) for c, w in classes.holders(depth, p) if (v := money.get(c, 0))
-            )
-            count = sum(e[1] for e in entries)
+            # The supporters' classes by money, leaving out those with none.
+            ids, ws = classes.holders(depth, p)
+            vals = list(map(money.get, ids, repeat(0)))
+            order = sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]
+            count = sum(compress(ws, vals))
             paid = poor = 0
-            for v, w, _ in entries:
+            for i in order:
+                v, w = vals[i], ws[i]
                 if need - paid <= v * count:
                     break
                 paid += v * w
                 count -= w
                 poor += 1
-            if poor == len(entries):  # the supporters hold less than the cost
+            if poor == len(order):  # the supporters hold less than the cost
                 del bound[p]
                 continue
             x = need - paid
@@ -528,7 +533,7 @@ def _mes(
                     return None
             if best is None or (rho, p) < best:
                 best = (rho, p)
-                best_pay = (x, count, entries, poor)
+                best_pay = (x, count, ids, vals, order, poor)
         if best is None or best_pay is None:
             break
         rho, win = best
@@ -537,7 +542,7 @@ def _mes(
             vouches = False
             if probe:
                 return None
-        x, count, entries, poor = best_pay
+        x, count, ids, vals, order, poor = best_pay
         # The cap is x / (count * den): move every amount to that denominator.
         g = gcd(x, count)
         f = count // g
@@ -547,9 +552,9 @@ def _mes(
         if f != 1:
             money = {c: v * f for c, v in money.items()}
         splits = classes.follow(depth, win)
-        for i, (v, _, c) in enumerate(entries):
-            v *= f
-            left = 0 if i < poor else v - x
+        for j, i in enumerate(order):
+            c = ids[i]
+            left = 0 if j < poor else vals[i] * f - x
             new = splits.get(c)
             if new is not None:  # c keeps the voters who do not approve the winner
                 if left:
