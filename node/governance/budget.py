@@ -419,7 +419,7 @@ class _Classes:
             old = counts[c]
             counts[c] = {p: m for p, m in kept.items() if m}
             counts.append({p: m for p, m in moved.items() if m})
-            for p, m in old.items():
+            for p in old:
                 left, gone = kept.get(p, 0), moved.get(p, 0)
                 if gone:
                     if left:
