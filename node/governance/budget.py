@@ -45,7 +45,6 @@ Two conventions differ from pabutools and are named in every result:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -351,41 +350,52 @@ class _Classes:
 
     After j rounds a class is the voters who approve the same subset of the first j
     winners; the next winner's supporters in a class split off into a new class (ids
-    only grow, so the classes after j rounds are numbered below ``ends[j]``). Which
-    voters are alike depends on the winners alone, not on their money, so add1's runs
-    share the grouping of the winners they have in common: it is built for one
-    sequence of winners and cut back where a run picks another one.
+    only grow). Which voters are alike depends on the winners alone, not on their
+    money, so add1's runs share the grouping of the winners they have in common: it
+    is built for one sequence of winners and cut back where a run picks another one.
+    A project's voters per class are worked out when a run asks for them.
     """
 
     def __init__(self, profile: _Profile) -> None:
         self.profile = profile
         self.winners: list[int] = []
-        self.splits: list[dict[int, int]] = []  # per round: class -> the class split off
+        # Per round: class -> the class split off it (its voters approving the winner),
+        # and (class, new class, voters per project that moved) for each split.
+        self.splits: list[dict[int, int]] = []
+        self.moves: list[list[tuple[int, int, dict[int, int]]]] = []
         self.members = [set(range(len(profile.ballots)))]  # distinct ballots per class
         self.counts = [{p: c for p, c in enumerate(profile.votes) if c}]  # voters per project
         self.size = [profile.voters]
-        self.current = [{0: c} if c else {} for c in profile.votes]  # per project, at the end
-        # Per project, every change of its voters in a class: (depth, class, voters).
-        self.depths = [[0] if c else [] for c in profile.votes]
-        self.ids = [[0] if c else [] for c in profile.votes]
-        self.voters = [[c] if c else [] for c in profile.votes]
-        self.cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+        self.cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {
+            (0, p): ([0], [c]) for p, c in enumerate(profile.votes) if c
+        }
 
     def holders(self, depth: int, p: int) -> tuple[list[int], list[int]]:
         """The classes holding voters who approve p after ``depth`` rounds of the
         current sequence, and how many such voters each holds."""
-        key = (depth, p)
-        got = self.cache.get(key)
-        if got is None:
-            if depth == len(self.winners):
-                last = self.current[p]
-            else:
-                i = bisect_right(self.depths[p], depth)
-                last = dict(zip(self.ids[p][:i], self.voters[p][:i], strict=True))
-            ids = [c for c, m in last.items() if m]
-            got = (ids, [last[c] for c in ids])
-            self.cache[key] = got
-        return got
+        got = self.cache.get((depth, p))
+        if got is not None:
+            return got
+        if not self.profile.votes[p]:
+            return [], []
+        start = depth - 1
+        while (start, p) not in self.cache:
+            start -= 1
+        ids, ws = self.cache[start, p]
+        for d in range(start, depth):
+            held = dict(zip(ids, ws, strict=True))
+            for c, new, moved in self.moves[d]:
+                m = moved.get(p)
+                if m:
+                    left = held[c] - m
+                    if left:
+                        held[c] = left
+                    else:
+                        del held[c]
+                    held[new] = m
+            ids, ws = list(held), list(held.values())
+            self.cache[d + 1, p] = (ids, ws)
+        return ids, ws
 
     def follow(self, depth: int, win: int) -> dict[int, int]:
         """The splits of round ``depth`` + 1 when ``win`` wins it (built if new)."""
@@ -396,11 +406,12 @@ class _Classes:
         return self._split(win)
 
     def _split(self, win: int) -> dict[int, int]:
-        depth = len(self.winners) + 1
         profile = self.profile
-        members, counts, size, current = self.members, self.counts, self.size, self.current
+        members, counts, size = self.members, self.counts, self.size
         splits: dict[int, int] = {}
-        for c, w in list(current[win].items()):
+        moves: list[tuple[int, int, dict[int, int]]] = []
+        ids, ws = self.holders(len(self.winners), win)
+        for c, w in zip(ids, ws, strict=True):
             if w == size[c]:
                 continue
             part = members[c] & profile.supporters[win]
@@ -416,47 +427,29 @@ class _Classes:
             members[c], size[c] = rest, size[c] - w
             members.append(part)
             size.append(w)
-            old = counts[c]
             counts[c] = {p: m for p, m in kept.items() if m}
             counts.append({p: m for p, m in moved.items() if m})
-            for p in old:
-                left, gone = kept.get(p, 0), moved.get(p, 0)
-                if gone:
-                    if left:
-                        current[p][c] = left
-                    else:
-                        del current[p][c]
-                    current[p][new] = gone
-                    self._log(p, depth, c, left)
-                    self._log(p, depth, new, gone)
+            moves.append((c, new, counts[new]))
         self.winners.append(win)
         self.splits.append(splits)
+        self.moves.append(moves)
         return splits
-
-    def _log(self, p: int, depth: int, c: int, voters: int) -> None:
-        self.depths[p].append(depth)
-        self.ids[p].append(c)
-        self.voters[p].append(voters)
 
     def _cut(self, depth: int) -> None:
         """Undo the rounds after ``depth``."""
         members, counts, size = self.members, self.counts, self.size
         while len(self.winners) > depth:
             self.winners.pop()
-            for c, new in reversed(self.splits.pop().items()):
+            self.splits.pop()
+            for c, new, moved in reversed(self.moves.pop()):
                 assert new == len(size) - 1  # ids were handed out in this order
                 members[c] |= members.pop()
                 size[c] += size.pop()
+                counts.pop()
                 merged = dict(counts[c])
-                for p, m in counts.pop().items():
+                for p, m in moved.items():
                     merged[p] = merged.get(p, 0) + m
                 counts[c] = merged
-        for p, depths in enumerate(self.depths):
-            i = bisect_right(depths, depth)
-            if i < len(depths):
-                del depths[i:], self.ids[p][i:], self.voters[p][i:]
-                last = dict(zip(self.ids[p], self.voters[p], strict=True))
-                self.current[p] = {c: m for c, m in last.items() if m}
         self.cache = {key: got for key, got in self.cache.items() if key[0] <= depth}
 
 
