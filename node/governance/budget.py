@@ -360,9 +360,9 @@ class _Classes:
         self.profile = profile
         self.winners: list[int] = []
         # Per round: class -> the class split off it (its voters approving the winner),
-        # and (class, new class, voters per project that moved) for each split.
+        # and class -> (that class, its voters per project).
         self.splits: list[dict[int, int]] = []
-        self.moves: list[list[tuple[int, int, dict[int, int]]]] = []
+        self.moves: list[dict[int, tuple[int, dict[int, int]]]] = []
         self.members = [set(range(len(profile.ballots)))]  # distinct ballots per class
         self.counts = [{p: c for p, c in enumerate(profile.votes) if c}]  # voters per project
         self.size = [profile.voters]
@@ -384,7 +384,9 @@ class _Classes:
         ids, ws = self.cache[start, p]
         for d in range(start, depth):
             held = dict(zip(ids, ws, strict=True))
-            for c, new, moved in self.moves[d]:
+            moves = self.moves[d]
+            for c in held.keys() & moves.keys():
+                new, moved = moves[c]
                 m = moved.get(p)
                 if m:
                     left = held[c] - m
@@ -409,7 +411,7 @@ class _Classes:
         profile = self.profile
         members, counts, size = self.members, self.counts, self.size
         splits: dict[int, int] = {}
-        moves: list[tuple[int, int, dict[int, int]]] = []
+        moves: dict[int, tuple[int, dict[int, int]]] = {}
         ids, ws = self.holders(len(self.winners), win)
         for c, w in zip(ids, ws, strict=True):
             if w == size[c]:
@@ -429,7 +431,7 @@ class _Classes:
             size.append(w)
             counts[c] = {p: m for p, m in kept.items() if m}
             counts.append({p: m for p, m in moved.items() if m})
-            moves.append((c, new, counts[new]))
+            moves[c] = (new, counts[new])
         self.winners.append(win)
         self.splits.append(splits)
         self.moves.append(moves)
@@ -441,7 +443,7 @@ class _Classes:
         while len(self.winners) > depth:
             self.winners.pop()
             self.splits.pop()
-            for c, new, moved in reversed(self.moves.pop()):
+            for c, (new, moved) in reversed(self.moves.pop().items()):
                 assert new == len(size) - 1  # ids were handed out in this order
                 members[c] |= members.pop()
                 size[c] += size.pop()
@@ -628,7 +630,11 @@ def _add1(
         if base.k >= limit or runs >= run_limit:
             return kept(base, base.k, True)
         stride = max(1, min(stride, limit - base.k))
-        trial = _mes(profile, classes, budget, base.k + stride, utility, base, stride > 1)
+        # Only a run that skips increments has to vouch for them.
+        probe = stride > 1
+        trial = _mes(
+            profile, classes, budget, base.k + stride, utility, base if probe else None, probe
+        )
         runs += 1
         if trial is None:
             stride, calm = 1, _CALM
