@@ -292,8 +292,10 @@ class _Profile:
 def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Profile:
     names = tuple(sorted(costs))
     number = {p: i for i, p in enumerate(names)}
-    ballots = tuple(tuple(sorted(number[p] for p in b)) for b in sorted(groups, key=sorted))
-    weight = tuple(groups[frozenset(names[i] for i in b)] for b in ballots)
+    # Distinct ballots in order of their sorted project numbers (ids in code-point order).
+    numbered = sorted((tuple(sorted(number[p] for p in b)), w) for b, w in groups.items())
+    ballots = tuple(b for b, _ in numbered)
+    weight = tuple(w for _, w in numbered)
     supporters: list[set[int]] = [set() for _ in names]
     votes = [0] * len(names)
     for g, ballot in enumerate(ballots):
