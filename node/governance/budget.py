@@ -49,6 +49,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import compress, repeat
 from math import gcd
 from types import MappingProxyType
 from typing import Literal
@@ -236,7 +237,7 @@ def equal_shares(
     else:
         endowment, steps, runs = (
             Fraction(budget, n),
-            _mes(profile, budget, 0, utility).steps(profile),
+            _plain(profile, budget, utility).steps(profile),
             1,
         )
     if completion in ("greedy", "add1-greedy"):
@@ -291,8 +292,10 @@ class _Profile:
 def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Profile:
     names = tuple(sorted(costs))
     number = {p: i for i, p in enumerate(names)}
-    ballots = tuple(tuple(sorted(number[p] for p in b)) for b in sorted(groups, key=sorted))
-    weight = tuple(groups[frozenset(names[i] for i in b)] for b in ballots)
+    # Distinct ballots in order of their sorted project numbers (ids in code-point order).
+    numbered = sorted((tuple(sorted(number[p] for p in b)), w) for b, w in groups.items())
+    ballots = tuple(b for b, _ in numbered)
+    weight = tuple(w for _, w in numbered)
     supporters: list[set[int]] = [set() for _ in names]
     votes = [0] * len(names)
     for g, ballot in enumerate(ballots):
@@ -344,23 +347,136 @@ class _Run:
         return tuple(out)
 
 
+class _Classes:
+    """Voters grouped by the winners they approve, shared by the runs of one election.
+
+    After j rounds a class is the voters who approve the same subset of the first j
+    winners; the next winner's supporters in a class split off into a new class (ids
+    only grow). Which voters are alike depends on the winners alone, not on their
+    money, so add1's runs share the grouping of the winners they have in common: it
+    is built for one sequence of winners and cut back where a run picks another one.
+    A project's voters per class are worked out when a run asks for them.
+    """
+
+    def __init__(self, profile: _Profile) -> None:
+        self.profile = profile
+        self.winners: list[int] = []
+        # Per round: class -> the class split off it (its voters approving the winner),
+        # and class -> (that class, its voters per project).
+        self.splits: list[dict[int, int]] = []
+        self.moves: list[dict[int, tuple[int, dict[int, int]]]] = []
+        self.members = [set(range(len(profile.ballots)))]  # distinct ballots per class
+        self.counts = [{p: c for p, c in enumerate(profile.votes) if c}]  # voters per project
+        self.size = [profile.voters]
+        self.cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {
+            (0, p): ([0], [c]) for p, c in enumerate(profile.votes) if c
+        }
+
+    def holders(self, depth: int, p: int) -> tuple[list[int], list[int]]:
+        """The classes holding voters who approve p after ``depth`` rounds of the
+        current sequence, and how many such voters each holds."""
+        got = self.cache.get((depth, p))
+        if got is not None:
+            return got
+        if not self.profile.votes[p]:
+            return [], []
+        start = depth - 1
+        while (start, p) not in self.cache:
+            start -= 1
+        ids, ws = self.cache[start, p]
+        for d in range(start, depth):
+            held = dict(zip(ids, ws, strict=True))
+            moves = self.moves[d]
+            for c in held.keys() & moves.keys():
+                new, moved = moves[c]
+                m = moved.get(p)
+                if m:
+                    left = held[c] - m
+                    if left:
+                        held[c] = left
+                    else:
+                        del held[c]
+                    held[new] = m
+            ids, ws = list(held), list(held.values())
+            self.cache[d + 1, p] = (ids, ws)
+        return ids, ws
+
+    def follow(self, depth: int, win: int) -> dict[int, int]:
+        """The splits of round ``depth`` + 1 when ``win`` wins it (built if new)."""
+        if depth < len(self.winners):
+            if self.winners[depth] == win:
+                return self.splits[depth]
+            self._cut(depth)
+        return self._split(win)
+
+    def _split(self, win: int) -> dict[int, int]:
+        profile = self.profile
+        members, counts, size = self.members, self.counts, self.size
+        splits: dict[int, int] = {}
+        moves: dict[int, tuple[int, dict[int, int]]] = {}
+        ids, ws = self.holders(len(self.winners), win)
+        for c, w in zip(ids, ws, strict=True):
+            if w == size[c]:
+                continue
+            part = members[c] & profile.supporters[win]
+            rest = members[c] - part
+            if len(part) <= len(rest):
+                moved = _count(profile, part)
+                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
+            else:
+                kept = _count(profile, rest)
+                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
+            new = len(size)
+            splits[c] = new
+            members[c], size[c] = rest, size[c] - w
+            members.append(part)
+            size.append(w)
+            counts[c] = {p: m for p, m in kept.items() if m}
+            counts.append({p: m for p, m in moved.items() if m})
+            moves[c] = (new, counts[new])
+        self.winners.append(win)
+        self.splits.append(splits)
+        self.moves.append(moves)
+        return splits
+
+    def _cut(self, depth: int) -> None:
+        """Undo the rounds after ``depth``."""
+        members, counts, size = self.members, self.counts, self.size
+        while len(self.winners) > depth:
+            self.winners.pop()
+            self.splits.pop()
+            for c, (new, moved) in reversed(self.moves.pop().items()):
+                assert new == len(size) - 1  # ids were handed out in this order
+                members[c] |= members.pop()
+                size[c] += size.pop()
+                counts.pop()
+                merged = dict(counts[c])
+                for p, m in moved.items():
+                    merged[p] = merged.get(p, 0) + m
+                counts[c] = merged
+        self.cache = {key: got for key, got in self.cache.items() if key[0] <= depth}
+
+
 def _mes(
-    profile: _Profile, budget: int, k: int, utility: Utility, reference: _Run | None = None
-) -> _Run:
+    profile: _Profile,
+    classes: _Classes,
+    budget: int,
+    k: int,
+    utility: Utility,
+    reference: _Run | None = None,
+    probe: bool = False,
+) -> _Run | None:
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
-    endowment in between (see above)."""
+    endowment in between (see above). A ``probe`` is only wanted if it vouches: it
+    stops (None) as soon as it cannot, before it builds any new classes."""
     n = profile.voters
-    costs, supporters = profile.costs, profile.supporters
-    # Voters with the same money stay alike: a class is the voters who approve the
-    # same subset of the projects selected so far. Classes whose money reaches 0 pay
-    # nothing more and are dropped.
+    costs = profile.costs
+    # Voters with the same money stay alike (see _Classes). Money is kept per class
+    # over the common denominator den; a class whose money reaches 0 pays nothing
+    # more and is left out.
     den = n
-    money = [budget + k * n]
-    members = [set(range(len(profile.ballots)))]
-    counts = [{p: c for p, c in enumerate(profile.votes) if c}]
-    size = [n]
-    by_project: list[dict[int, int]] = [{0: c} if c else {} for c in profile.votes]
+    money = {0: budget + k * n} if budget + k * n else {}
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
     vouches = reference is not None
@@ -371,31 +487,38 @@ def _mes(
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
     while bound:
+        depth = len(rhos)
         # To vouch, every project whose rho could be at or below the reference
         # winner's must be priced, not only those that could win here.
-        if vouches and reference is not None and len(rhos) < len(reference.rhos):
-            line: Fraction | None = reference.rhos[len(rhos)]
+        if vouches and reference is not None and depth < len(reference.rhos):
+            line: Fraction | None = reference.rhos[depth]
             line_p = reference.caps[len(caps)][0]
         else:
             line, line_p = None, -1
             vouches = False
+            if probe:
+                return None
         best: tuple[Fraction, int] | None = None
-        best_pay: tuple[int, int, list[tuple[int, int, int]], int] | None = None
+        best_pay: tuple[int, int, list[int], list[int], list[int], int] | None = None
         for p in sorted(bound, key=lambda p: (bound[p], p)):
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
             need = cost * den
-            entries = sorted((money[c], w, c) for c, w in by_project[p].items())
-            count = sum(e[1] for e in entries)
+            # The supporters' classes by money, leaving out those with none.
+            ids, ws = classes.holders(depth, p)
+            vals = list(map(money.get, ids, repeat(0)))
+            order = sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]
+            count = sum(compress(ws, vals))
             paid = poor = 0
-            for v, w, _ in entries:
+            for i in order:
+                v, w = vals[i], ws[i]
                 if need - paid <= v * count:
                     break
                 paid += v * w
                 count -= w
                 poor += 1
-            if poor == len(entries):  # the supporters hold less than the cost
+            if poor == len(order):  # the supporters hold less than the cost
                 del bound[p]
                 continue
             x = need - paid
@@ -403,16 +526,20 @@ def _mes(
             bound[p] = rho
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
                 vouches = False
+                if probe:
+                    return None
             if best is None or (rho, p) < best:
                 best = (rho, p)
-                best_pay = (x, count, entries, poor)
+                best_pay = (x, count, ids, vals, order, poor)
         if best is None or best_pay is None:
             break
         rho, win = best
         del bound[win]
         if win != line_p:
             vouches = False
-        x, count, entries, poor = best_pay
+            if probe:
+                return None
+        x, count, ids, vals, order, poor = best_pay
         # The cap is x / (count * den): move every amount to that denominator.
         g = gcd(x, count)
         f = count // g
@@ -420,41 +547,31 @@ def _mes(
         caps.append((win, x, den))
         rhos.append(rho)
         if f != 1:
-            money = [v * f for v in money]
-        paid_all = {e[2] for e in entries[:poor]}
-        for c, w in list(by_project[win].items()):
-            v = 0 if c in paid_all else money[c] - x
-            if w == size[c]:
-                money[c] = v
-                if not v:
-                    for p in counts[c]:
-                        del by_project[p][c]
-                continue
-            part = members[c] & supporters[win]
-            rest = members[c] - part
-            if len(part) <= len(rest):
-                moved = _count(profile, part)
-                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
+            money = {c: v * f for c, v in money.items()}
+        splits = classes.follow(depth, win)
+        for j, i in enumerate(order):
+            c = ids[i]
+            left = 0 if j < poor else vals[i] * f - x
+            new = splits.get(c)
+            if new is not None:  # c keeps the voters who do not approve the winner
+                if left:
+                    money[new] = left
+            elif left:
+                money[c] = left
             else:
-                kept = _count(profile, rest)
-                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
-            for p in counts[c]:
-                if kept.get(p, 0):
-                    by_project[p][c] = kept[p]
-                else:
-                    del by_project[p][c]
-            members[c], counts[c], size[c] = rest, {p: m for p, m in kept.items() if m}, size[c] - w
-            if v:
-                new = len(money)
-                money.append(v)
-                members.append(part)
-                counts.append({p: m for p, m in moved.items() if m})
-                size.append(w)
-                for p, m in counts[new].items():
-                    by_project[p][new] = m
+                del money[c]
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
+        if probe:
+            return None
     return _Run(k, caps, rhos, vouches)
+
+
+def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:
+    """One Equal Shares run at ``budget / n``."""
+    run = _mes(profile, _Classes(profile), budget, 0, utility)
+    assert run is not None  # only a probe stops early
+    return run
 
 
 def _run_limit(profile: _Profile) -> int:
@@ -504,7 +621,10 @@ def _add1(
 
     # The stride doubles after each vouched run; after a run that could not vouch it
     # falls back to 1 and stays there for a few increments (changes come in bursts).
-    base, runs, stride, calm = _mes(profile, budget, 0, utility), 1, 1, 0
+    classes = _Classes(profile)
+    base = _mes(profile, classes, budget, 0, utility)
+    assert base is not None  # only a probe stops early
+    runs, stride, calm = 1, 1, 0
     while True:
         # `base` fits; add1 has reached it with base.k increments tried.
         if exhaustive(base):
@@ -512,8 +632,13 @@ def _add1(
         if base.k >= limit or runs >= run_limit:
             return kept(base, base.k, True)
         stride = max(1, min(stride, limit - base.k))
-        trial, runs = _mes(profile, budget, base.k + stride, utility, base), runs + 1
-        if stride > 1 and not trial.vouches:
+        # Only a run that skips increments has to vouch for them.
+        probe = stride > 1
+        trial = _mes(
+            profile, classes, budget, base.k + stride, utility, base if probe else None, probe
+        )
+        runs += 1
+        if trial is None:
             stride, calm = 1, _CALM
             continue
         # Every endowment after base up to trial's has trial's outcome (stride 1:

@@ -8,8 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mes_reference import add1 as plain_add1
+from mes_reference import mes as plain_mes
 
-from node.governance.budget import MIN_MES_RUNS, _profile, _votes, equal_shares, greedy
+from node.governance.budget import (
+    MIN_MES_RUNS,
+    _Classes,
+    _mes,
+    _profile,
+    _votes,
+    equal_shares,
+    greedy,
+)
 from node.governance.errors import GovernanceError
 
 IDS = ("1", "10", "2", "9", "a", "b", "c")
@@ -213,3 +222,27 @@ def test_skipping_add1_matches_the_plain_loop(case, utility, limit, scale):
     )
     assert ours.runs <= 2 * ours.increments + 1  # a probe that cannot vouch costs a run
     assert _profile(costs, groups).voters == len(ballots)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pb_case(min_cost=1),
+    st.sampled_from(("cost", "cardinality")),
+    st.lists(st.integers(0, 40), min_size=1, max_size=8),
+)
+def test_runs_sharing_classes_match_the_plain_run(case, utility, ks):
+    # add1's runs share one grouping of voters into classes, built along the winners
+    # of the runs so far and cut back where a run picks another winner. Runs at
+    # endowments in any order (so winners change both ways) must each equal a plain
+    # run of Equal Shares at that endowment (tests/governance/mes_reference.py).
+    costs, ballots, budget = case
+    if not ballots:
+        return
+    groups = _votes(costs, ballots, budget)[1]
+    profile = _profile(costs, groups)
+    classes = _Classes(profile)
+    n = len(ballots)
+    for k in ks:
+        run = _mes(profile, classes, budget, k, utility)
+        assert run is not None
+        assert run.steps(profile) == plain_mes(costs, groups, Fraction(budget + k * n, n), utility)
