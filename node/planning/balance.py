@@ -176,7 +176,8 @@ def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
     return (str(b["item"]), dim, str(b["period"])), r.kind, amount
 
 
-# An aggregate: per group [needs ticks, capacities ticks, the contributing origins].
+# An aggregate: per group [needs ticks, capacities ticks, the contributing origins (a
+# set, or a scope's own counts by origin: read only)].
 _Sums = dict[GroupKey, list[Any]]
 
 
@@ -309,10 +310,18 @@ class BalanceIndex:
         got = self._sums.get(scope)
         if got is not None:
             return got
+        own = self._own.get(scope, {})
+        kids = self._kids.get(scope)
+        if not kids:
+            # Nothing below (a commune): its sums are its own counts, shared rather than
+            # copied (a change drops the scope's cached sums as it changes the counts),
+            # which halves what the cache of a large federation holds.
+            self._sums[scope] = own
+            return own
         out: _Sums = {}
-        for group, (n, c, origins) in self._own.get(scope, {}).items():
+        for group, (n, c, origins) in own.items():
             out[group] = [n, c, set(origins)]
-        for kid in self._kids.get(scope, ()):
+        for kid in kids:
             for group, (n, c, origins) in self._sum(kid).items():
                 acc = out.get(group)
                 if acc is None:
@@ -320,7 +329,7 @@ class BalanceIndex:
                 else:
                     acc[0] += n
                     acc[1] += c
-                    acc[2] |= origins
+                    acc[2].update(origins)
         self._sums[scope] = out
         return out
 
@@ -375,7 +384,7 @@ def _rows(scope: str, sums: _Sums, period: str | None, item: str | None) -> list
                 else:
                     total[0] += n
                     total[1] += c
-                    total[2] |= origins
+                    total[2].update(origins)
         sums = within
     units = model.DIMENSIONS
     return [
