@@ -199,6 +199,9 @@ class BalanceIndex:
         self._sums: dict[str, _Sums] = {}  # cached aggregates
         self._rows: dict[str, list[BalanceRow]] = {}  # cached unfiltered rows (with sums)
         self._chains: dict[str, list[str]] = {}
+        # One key object per group for every scope that counts it (a federation holds
+        # thousands of scopes and a few hundred groups); bounded, like `_ticks_cache`.
+        self._groups: dict[GroupKey, GroupKey] = {}
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> BalanceIndex:
@@ -228,7 +231,7 @@ class BalanceIndex:
                 own = self._new_scope(r.scope)
             acc = own.get(group)
             if acc is None:
-                own[group] = (
+                own[self._group(group)] = (
                     [got[0], 0, {r.origin: 1}] if kind == "need" else [0, got[0], {r.origin: 1}]
                 )
             else:
@@ -282,7 +285,7 @@ class BalanceIndex:
             own = self._new_scope(scope)
         acc = own.get(group)
         if acc is None:
-            acc = own[group] = [0, 0, {}]
+            acc = own[self._group(group)] = [0, 0, {}]
         acc[0 if kind == "need" else 1] += sign * got[0]
         origins = acc[2]
         n = origins.get(r.origin, 0) + sign
@@ -293,6 +296,14 @@ class BalanceIndex:
             if not origins:
                 del own[group]
         return scope
+
+    def _group(self, group: GroupKey) -> GroupKey:
+        got = self._groups.get(group)
+        if got is None:
+            got = group
+            if len(self._groups) < _MAX_CACHE:
+                self._groups[group] = group
+        return got
 
     def _new_scope(self, scope: str) -> dict[GroupKey, list[Any]]:
         chain = model.ancestors(scope)
