@@ -5,12 +5,12 @@ Run: python bench/bench_memory.py [--records N] [--db FILE] [--top N] [--no-trac
 Builds the store `bench_web.py` serves (N records, default 50,000, of 32 admitted
 founders over 1,000 communes; `bench_balance.founders_store`), or reuses ``--db`` if
 that file exists (it is written there otherwise), then opens a `NodeState` on it in
-this process as the daemon does. Reports:
+this process as the daemon does (and asks the balance of ``eu``). Reports:
 
 * the process's RSS before and after, and per record;
 * with tracemalloc (unless ``--no-trace``): the bytes still allocated after the load,
   per record, and the ``--top`` source lines that hold the most of them;
-* `sys.getsizeof` of one need record, its body, wire bytes and id.
+* `sys.getsizeof` of one need record, its body map, wire bytes, id and key.
 """
 
 from __future__ import annotations
@@ -38,20 +38,6 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def deep_size(obj: object, seen: set[int] | None = None) -> int:
-    """Bytes of `obj` and what it holds (containers, strings, bytes), each object once."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    size = sys.getsizeof(obj)
-    if isinstance(obj, dict):
-        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        size += sum(deep_size(x, seen) for x in obj)
-    return size
 
 
 def main() -> None:
@@ -98,16 +84,16 @@ def main() -> None:
                 f"{Path(fr.filename).name}:{fr.lineno}"
             )
     after = rss_kb()
-    print(
-        f"loaded {n:,} records in {took:.1f} s; RSS {before / 1024:.0f} -> "
-        f"{after / 1024:.0f} MB, {(after - before) * 1024 / n:.0f} B/record"
-    )
+    per = (after - before) * 1024 / n
+    rss = f"RSS {before / 1024:.0f} -> {after / 1024:.0f} MB, {per:.0f} B/record"
+    if not args.no_trace:
+        rss = "RSS not comparable under tracemalloc (--no-trace)"
+    print(f"loaded {n:,} records in {took:.1f} s; {rss}")
     r = next(state.replica.records("need"))
     print(
-        f"one need record: tuple {sys.getsizeof(r)} B, body {deep_size(r.body)} B "
-        f"({len(r.body)} keys), raw {sys.getsizeof(r.raw)} B ({len(r.raw)} bytes), "
-        f"rid {sys.getsizeof(r.rid)} B, sig {sys.getsizeof(r.sig)} B, "
-        f"key {sys.getsizeof(r.key)} B, whole {deep_size(r)} B"
+        f"one need record, what is its own (shared values left out): tuple "
+        f"{sys.getsizeof(r)} B, body map {sys.getsizeof(r.body)} B, raw {sys.getsizeof(r.raw)} B "
+        f"({len(r.raw)} bytes), rid {sys.getsizeof(r.rid)} B, key {sys.getsizeof(r.key)} B"
     )
     state.store.close()
 
