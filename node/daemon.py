@@ -9,6 +9,7 @@ single store worker (a durable local write is acknowledged only after its commit
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import gc
 import logging
@@ -604,8 +605,12 @@ def run_daemon(
             web=web,
         )
         # The loaded replica lives as long as the process: keep the collector's full
-        # passes from walking it again and again (each one stalls the loop).
+        # passes from walking it again and again (each one stalls the loop). What
+        # loading left behind is collected first, and the heap pages it freed are
+        # given back to the system.
+        gc.collect()
         gc.freeze()
+        _trim_heap()
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -631,6 +636,17 @@ def run_daemon(
             if local is None:
                 raise
             raise local from None
+
+
+def _trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim`; nothing
+    elsewhere): decoding the store at start-up frees megabytes of temporaries that
+    would otherwise stay in the process's resident memory."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _first_local_error(group: BaseExceptionGroup[Any]) -> LocalError | None:

@@ -73,9 +73,10 @@ class Record(NamedTuple):
         hlc: hybrid logical clock timestamp (advisory).
         scope: region path the record belongs to, e.g. ``eu/de/berlin``.
         body: kind-specific map, or None for a tombstone.
-        sig: Ed25519 signature over the canonical unsigned fields.
         raw: the canonical wire bytes (what is stored and forwarded).
         rid: the record id, a 16-byte hash of `raw`.
+        sig: Ed25519 signature over the canonical unsigned fields (a property: the
+            last 64 bytes of `raw`, not held twice).
     """
 
     origin: bytes
@@ -85,9 +86,12 @@ class Record(NamedTuple):
     hlc: int
     scope: str
     body: dict[str, Value] | None
-    sig: bytes
     raw: bytes
     rid: bytes
+
+    @property
+    def sig(self) -> bytes:
+        return self.raw[-SIG_BYTES:]
 
     @property
     def slot(self) -> Slot:
@@ -142,7 +146,7 @@ def sign_record(
     raw = pack([*fields, sig])
     if len(raw) > MAX_RECORD_BYTES:
         raise Rejected("oversize", f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}")
-    return Record(origin, kind, key, seq, hlc, scope, fields[7], sig, raw, record_id(raw))
+    return _shared([*fields, sig], raw)
 
 
 def decode_record(raw: bytes) -> Record:
@@ -163,14 +167,14 @@ def decode_record(raw: bytes) -> Record:
     check_decode_budget(raw, DECODE_BUDGET_PER_BYTE * n + DECODE_BUDGET_FIXED)
     fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
     _check_fields(fields)
-    _, origin, kind, key, seq, hlc, scope, body, sig = fields
+    body, sig = fields[7], fields[8]
     if type(sig) is not bytes or len(sig) != SIG_BYTES:
         raise Rejected("malformed", "signature must be 64 bytes")
     if body is not None:
         check_decoded(body, 1)
     if msgpack.Packer(use_bin_type=True, buf_size=n + 1).pack(fields) != raw:
         raise Rejected("non-canonical", "not the canonical encoding")
-    return Record(origin, kind, key, seq, hlc, scope, body, sig, raw, record_id(raw))
+    return _shared(fields, raw)
 
 
 def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
@@ -187,8 +191,56 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
         unpacker.feed(b"".join(batch))
         for f, raw in zip(unpacker, batch, strict=True):
-            rid = _blake2b(raw, digest_size=ID_BYTES).digest()
-            yield _new(Record, (f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], raw, rid))
+            yield _shared(f, raw)
+
+
+# A node holds many records and their fields repeat: a few origins, kinds and scopes,
+# and bodies of the same items, units, periods and quantities. Records built here
+# take those from a pool, so that a store of 100,000 records holds one copy of each
+# value instead of one per record (most of a held record's memory otherwise). The
+# pool is bounded; a value met once it is full is kept as decoded (only memory
+# differs). Keys are left out: they are unique within their origin and kind.
+_POOL: dict[Any, Any] = {}
+_POOL_MAX = 1 << 15
+_POOL_LEN = 40  # longer strings in a body (notes, titles) are rarely repeated
+
+
+def _pooled(x: Any) -> Any:
+    got = _POOL.get(x)
+    if got is not None:
+        return got
+    if len(_POOL) < _POOL_MAX:
+        _POOL[x] = x
+    return x
+
+
+def _shared(f: list[Any], raw: bytes) -> Record:
+    """A record of decoded fields [version, origin, ..., body, sig] and its wire bytes,
+    with repeated values taken from the pool (the body's top-level strings, in place)."""
+    pool = _POOL
+    body = f[7]
+    if body is not None:
+        for k, v in body.items():
+            if type(v) is str and len(v) <= _POOL_LEN:
+                got = pool.get(v)
+                if got is not None:
+                    body[k] = got
+                elif len(pool) < _POOL_MAX:
+                    pool[v] = v
+    return _new(
+        Record,
+        (
+            _pooled(f[1]),
+            _pooled(f[2]),
+            f[3],
+            f[4],
+            f[5],
+            _pooled(f[6]),
+            body,
+            raw,
+            _blake2b(raw, digest_size=ID_BYTES).digest(),
+        ),
+    )
 
 
 def verify_record(record: Record) -> None:

@@ -176,7 +176,8 @@ def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
     return (str(b["item"]), dim, str(b["period"])), r.kind, amount
 
 
-# An aggregate: per group [needs ticks, capacities ticks, the contributing origins].
+# An aggregate: per group [needs ticks, capacities ticks, the contributing origins (a
+# set, or a scope's own counts by origin: read only)].
 _Sums = dict[GroupKey, list[Any]]
 
 
@@ -198,6 +199,9 @@ class BalanceIndex:
         self._sums: dict[str, _Sums] = {}  # cached aggregates
         self._rows: dict[str, list[BalanceRow]] = {}  # cached unfiltered rows (with sums)
         self._chains: dict[str, list[str]] = {}
+        # One key object per group for every scope that counts it (a federation holds
+        # thousands of scopes and a few hundred groups); bounded, like `_ticks_cache`.
+        self._groups: dict[GroupKey, GroupKey] = {}
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> BalanceIndex:
@@ -227,7 +231,7 @@ class BalanceIndex:
                 own = self._new_scope(r.scope)
             acc = own.get(group)
             if acc is None:
-                own[group] = (
+                own[self._group(group)] = (
                     [got[0], 0, {r.origin: 1}] if kind == "need" else [0, got[0], {r.origin: 1}]
                 )
             else:
@@ -281,7 +285,7 @@ class BalanceIndex:
             own = self._new_scope(scope)
         acc = own.get(group)
         if acc is None:
-            acc = own[group] = [0, 0, {}]
+            acc = own[self._group(group)] = [0, 0, {}]
         acc[0 if kind == "need" else 1] += sign * got[0]
         origins = acc[2]
         n = origins.get(r.origin, 0) + sign
@@ -292,6 +296,14 @@ class BalanceIndex:
             if not origins:
                 del own[group]
         return scope
+
+    def _group(self, group: GroupKey) -> GroupKey:
+        got = self._groups.get(group)
+        if got is None:
+            got = group
+            if len(self._groups) < _MAX_CACHE:
+                self._groups[group] = group
+        return got
 
     def _new_scope(self, scope: str) -> dict[GroupKey, list[Any]]:
         chain = model.ancestors(scope)
@@ -309,10 +321,18 @@ class BalanceIndex:
         got = self._sums.get(scope)
         if got is not None:
             return got
+        own = self._own.get(scope, {})
+        kids = self._kids.get(scope)
+        if not kids:
+            # Nothing below (a commune): its sums are its own counts, shared rather than
+            # copied (a change drops the scope's cached sums as it changes the counts),
+            # which halves what the cache of a large federation holds.
+            self._sums[scope] = own
+            return own
         out: _Sums = {}
-        for group, (n, c, origins) in self._own.get(scope, {}).items():
+        for group, (n, c, origins) in own.items():
             out[group] = [n, c, set(origins)]
-        for kid in self._kids.get(scope, ()):
+        for kid in kids:
             for group, (n, c, origins) in self._sum(kid).items():
                 acc = out.get(group)
                 if acc is None:
@@ -320,7 +340,7 @@ class BalanceIndex:
                 else:
                     acc[0] += n
                     acc[1] += c
-                    acc[2] |= origins
+                    acc[2].update(origins)
         self._sums[scope] = out
         return out
 
@@ -375,7 +395,7 @@ def _rows(scope: str, sums: _Sums, period: str | None, item: str | None) -> list
                 else:
                     total[0] += n
                     total[1] += c
-                    total[2] |= origins
+                    total[2].update(origins)
         sums = within
     units = model.DIMENSIONS
     return [
