@@ -140,7 +140,8 @@ def test_a_shortage_only_a_substitute_can_close_is_closed(short, own, spare_b, r
     derived = next(iter(last.subs.values()), None)
     if short * KG * r <= spare_b * KG:
         assert last.converged
-        assert derived is not None and derived.part >= min(short * KG, (own + short) * KG - STEP)
+        assert derived is not None
+        assert derived.part >= min(short * KG, (own + short) * KG - STEP)
     if derived is not None:
         assert derived.qty <= spare_b * KG  # never more of rice than its surplus
         assert planned[derived.id] == derived.qty
@@ -151,7 +152,9 @@ def test_a_worked_substitution() -> None:
     """100 kg potatoes needed, 40 kg offered; rice (0.8 kg per kg of potatoes) has
     150 kg spare: 60 kg of the need move to 48 kg of rice."""
     xs = [
-        _intent(0, "need", "n", "potatoes", 100, 100, 100, subs=(("rice", ratio_ticks("0.8", "kg")),)),
+        _intent(
+            0, "need", "n", "potatoes", 100, 100, 100, subs=(("rice", ratio_ticks("0.8", "kg")),)
+        ),
         _intent(1, "capacity", "c", "potatoes", 40, 40, 40),
         _intent(1, "capacity", "r", "rice", 200, 200, 200),
         _intent(2, "need", "m", "rice", 50, 50, 50),
@@ -218,7 +221,7 @@ def test_a_substitution_is_two_valid_records_that_agree() -> None:
     assert got["n1~rice"].part == 60 * KG
     assert (got["n1"].qty, got["n1~rice"].qty) == (40 * KG, 48 * KG)
     # The plan starts from the declared need; a derived record is not declared.
-    steps, planned = plan(xs)
+    _steps, planned = plan(xs)
     assert planned[got["n1"].id] == 100 * KG
 
 

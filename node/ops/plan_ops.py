@@ -257,7 +257,8 @@ def _derived(ctx: OpContext, i: Intent, qty: int, number: int) -> Any:
     need = state.replica.get(state.me, "need", i.replaces)
     if qty <= 0 or need is None or need.body is None:
         return state.prepare("need", i.key, None, scope=held.scope if held else i.scope)
-    ratio = next(str(r) for it, r in need.body["subs"] if it == i.item)
+    subs: Any = need.body["subs"]
+    ratio = next(str(r) for it, r in subs if it == i.item)
     body: dict[str, Any] = {
         "item": i.item,
         "qty": i.qty_text(qty),

@@ -153,6 +153,10 @@ def _uses(body: Mapping[str, Any], unit: str) -> dict[str, Use]:
     return out
 
 
+def _subs(body: Mapping[str, Any], unit: str) -> tuple[tuple[str, Fraction], ...]:
+    return tuple((str(it), ratio_ticks(str(r), unit)) for it, r in body.get("subs") or ())
+
+
 def _revisions(value: Any) -> int:
     return value if type(value) is int else 0
 
@@ -184,8 +188,8 @@ def intent_of(r: Record) -> Intent | None:
         uses=_uses(b, unit) if r.kind == "capacity" else {},
         round=_revisions(b.get("round")),
         base=base,
-        subs=tuple((str(it), ratio_ticks(str(r), unit)) for it, r in b.get("subs") or ()),
-        replaces=str(b["replaces"][0]) if "replaces" in b else "",
+        subs=_subs(b, unit),
+        replaces=str(b["replaces"][0]) if "replaces" in b else "",  # type: ignore[index]
     )
 
 
@@ -214,9 +218,9 @@ def intents_from_records(
             continue
         if i.replaces:
             need = needs.get((r.origin, i.replaces))
-            if check_derived(r, need) is not None:
+            if need is None or need.body is None or check_derived(r, need) is not None:
                 continue
-            i = replace(i, part=part_of(need.body, i.item))  # type: ignore[union-attr]
+            i = replace(i, part=part_of(need.body, i.item))
         out.append(i)
     return sorted(out, key=lambda i: i.id)
 
@@ -509,9 +513,7 @@ def round_step(
         if short_by <= 0 or _within(d2, s2, sum(i.step for i in members_g), tolerance):
             continue
         free = [
-            i
-            for i in members_g
-            if not i.replaces and (i.kind == "need" or i.id not in in_budgets)
+            i for i in members_g if not i.replaces and (i.kind == "need" or i.id not in in_budgets)
         ]
         weight = sum(q[i.id] for i in free)
         for i in free:

@@ -63,7 +63,7 @@ def check_derived(derived: Record, need: Record | None) -> str | None:
     """Why `derived` (a live need carrying ``replaces``) is not the substitution that
     `need` (the record at the key it names, of the same origin, or None) declares;
     None when it is."""
-    body = derived.body or {}
+    body: Mapping[str, Any] = derived.body or {}
     key, ratio = body["replaces"]
     item = str(body["item"])
     if need is None or need.body is None or need.kind != "need":
@@ -74,7 +74,7 @@ def check_derived(derived: Record, need: Record | None) -> str | None:
         return "names a derived need"
     if derived.key != derived_key(need.key, item):
         return f"its key is not {derived_key(need.key, item)}"
-    nb = need.body
+    nb: Mapping[str, Any] = need.body
     if (nb["period"], need.scope) != (body["period"], derived.scope):
         return "its period or scope differs from its need's"
     declared = {str(s): str(r) for s, r in nb.get("subs") or ()}
