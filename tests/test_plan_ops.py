@@ -308,6 +308,12 @@ def test_a_shortage_is_served_by_a_declared_substitute(three):
         assert d.call("plan_revise")["revised"] == []
     (potatoes, rice_row) = a.call("plan_status")["groups"]
     assert (potatoes["needs"], rice_row["needs"]) == ("40", "98")
+    # Matching covers every need: A gets 40 kg of potatoes from B and 48 kg of rice.
+    got: dict[str, float] = {}
+    for m in a.call("match")["within_region"]:
+        if m["receiver"] == a.state.me.hex():
+            got[m["item"]] = got.get(m["item"], 0) + float(m["qty"])
+    assert got == {"potatoes": 40, "rice": 48}
     # The rice is withdrawn: the plan serves the need from potatoes again (beyond the
     # ranges: it waits for members) and the derived need is withdrawn.
     c.call("withdraw", kind="capacity", key=rice)

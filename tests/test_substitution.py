@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node import model
-from node.errors import ValidationError
+from node.crdt.replica import Replica
+from node.errors import Rejected, ValidationError
 from node.planning.balance import _PER_MICRO
 from node.planning.rounds import Intent, intents_from_records, plan, round_step, run_rounds
 from node.planning.substitution import check_derived, derived_key, ratio_ticks
@@ -256,6 +257,9 @@ def test_malformed_substituted_parts_are_refused(fields, error) -> None:
         ({"subs": [["wheat", "1"]]}, "has no subs"),
         ({"subbed": [["wheat", "1"]]}, "has no subbed"),
         ({"qty": "0"}, "greater than zero"),
+        ({"replaces": ["n" * 65, "0.8"]}, "no need key"),  # oversize
+        ({"replaces": ["n1", "1" * 17]}, "decimal number"),  # oversize
+        ({"replaces": ["n1", "0.8", "x"]}, "\\[need key, ratio\\]"),
     ],
 )
 def test_malformed_derived_needs_are_refused(fields, error) -> None:
@@ -317,3 +321,66 @@ def test_ratio_ticks_keeps_the_documented_meaning() -> None:
     assert ratio_ticks("0.8", "kg") == Fraction(4, 5)
     assert ratio_ticks("800", "t") == Fraction(4, 5)
     assert ratio_ticks("0.8", "g") == Fraction(800)
+
+
+def test_a_derived_need_counts_only_from_a_counted_node() -> None:
+    """From a stranger (not admitted, not counted), neither record counts."""
+    need, derived = A.write("need", "n1", _need_body()), A.write("need", "n1~rice", _derived_body())
+    assert intents_from_records([need, derived], counted=frozenset({B.origin})) == []
+    keys = [i.key for i in intents_from_records([need, derived], counted=frozenset({A.origin}))]
+    assert keys == ["n1", "n1~rice"]
+
+
+def test_a_forged_derived_need_is_refused_by_the_replica() -> None:
+    replica = Replica()
+    good = A.write("need", "n1~rice", _derived_body())
+    forged = bytearray(good.raw)
+    forged[-1] ^= 1
+    with pytest.raises(Rejected):
+        replica.receive(bytes(forged))
+    assert list(replica.records()) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_records_in_any_order_give_the_same_substitution(data) -> None:
+    """A derived need that arrives before the revision of its need does not count (the
+    need held lists no part for it); once both are held it does, whatever the order,
+    and the plan is the same all along."""
+    author = Author(identities(1, seed=7)[0], scope="eu/a/b/x")
+    first = author.write("need", "n1", _need_body(qty="100", subbed=None, base=None))
+    first = author.write("need", "n1", {k: v for k, v in first.body.items() if v is not None})
+    records = [
+        first,
+        author.write("need", "n1", _need_body()),
+        author.write("need", "n1~rice", _derived_body()),
+        author.capacity("c1", qty="40", period="2027"),
+        author.capacity("r1", qty="200", item="rice", period="2027"),
+    ]
+    order = data.draw(st.permutations(records))
+    replica = Replica()
+    plans = []
+    for r in order:
+        replica.receive(r.raw)
+        xs = intents_from_records(replica.records())
+        derived = [i for i in xs if i.replaces]
+        need = replica.get(author.origin, "need", "n1")
+        if derived:  # counted only with the need's revision that lists its part
+            assert need is not None and need.body.get("subbed") == [["rice", "60"]]
+        if len(replica) == 4:
+            plans.append(plan(xs))
+    final = intents_from_records(replica.records())
+    assert [i.key for i in final if i.replaces] == ["n1~rice"]
+    assert plans[0] == plan(final)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), xs=intents())
+def test_the_plan_does_not_depend_on_which_substitutions_are_held(data, xs) -> None:
+    """Nodes that applied their part of the plan (revised needs, derived needs) or not,
+    in any subset: every node computes the same plan."""
+    steps, planned = plan(xs)
+    nodes = data.draw(st.sets(st.sampled_from(sorted({i.node for i in xs}))))
+    held = [replace(i, qty=planned[i.id], base=i.qty) if i.node in nodes else i for i in xs]
+    held += [d for d in steps[-1].subs.values() if d.node in nodes]
+    assert plan(held) == (steps, planned)

@@ -588,20 +588,18 @@ def _substitute(
     for g in sorted(groups):
         of_item.setdefault((g[0], g[2]), []).append(g)
 
-    def totals(g: GroupKey) -> tuple[int, int]:
-        d = sum(q[i.id] for i in groups[g] if i.kind == "need")
-        return d, sum(q[i.id] for i in groups[g] if i.kind == "capacity")
+    needs = {g: sum(q[i.id] for i in ms if i.kind == "need") for g, ms in groups.items()}
+    caps = {g: sum(q[i.id] for i in ms if i.kind == "capacity") for g, ms in groups.items()}
 
     for g in short_groups:
         precision = sum(i.step for i in groups[g])
         for n in [i for i in groups[g] if i.kind == "need" and i.subs]:
             for item, ratio in n.subs:
-                d, s = totals(g)
+                d, s = needs[g], caps[g]
                 if d <= s or _within(d, s, precision, tolerance) or q[n.id] <= n.step:
                     break
                 for gb in of_item.get((item, n.period), ()):
-                    db, sb = totals(gb)
-                    top = _floor_to(sb - db, _PER_MICRO[model.DIMENSIONS[gb[1]]])
+                    top = _floor_to(caps[gb] - needs[gb], _PER_MICRO[model.DIMENSIONS[gb[1]]])
                     did = (n.node, "need", derived_key(n.key, item))
                     old = derived.get(did)
                     if top <= 0 or (old is not None and old.group != gb):
@@ -614,6 +612,8 @@ def _substitute(
                         continue
                     new = derived_intent(n, item, gb[1], part + (old.part if old else 0), ratio)
                     q[n.id] -= part
+                    needs[g] -= part
+                    needs[gb] += new.qty - q.get(did, 0)
                     q[did] = new.qty
                     derived[did] = new
                     groups[gb] = sorted(
