@@ -366,7 +366,8 @@ def test_records_in_any_order_give_the_same_substitution(data) -> None:
         derived = [i for i in xs if i.replaces]
         need = replica.get(author.origin, "need", "n1")
         if derived:  # counted only with the need's revision that lists its part
-            assert need is not None and need.body.get("subbed") == [["rice", "60"]]
+            assert need is not None
+            assert need.body.get("subbed") == [["rice", "60"]]
         if len(replica) == 4:
             plans.append(plan(xs))
     final = intents_from_records(replica.records())
