@@ -33,7 +33,12 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
    budget is never exceeded. A budget that such a gap needs more of than it has left
    takes headroom back from its capacities in groups that fit and can spare it (they
    close what this opens in the next round).
-4. *Beyond.* A shortage the ranges cannot close is spread, as suggestions outside the
+   *Substitutes* (`node.planning.substitution`): what a shortage's ranges leave open
+   is served from the spare surplus of the substitutes its needs declare (group by
+   group, need by need in id order, substitute by substitute in declared order), as
+   derived needs (`Intent.replaces`), before the surplus groups close theirs -- never
+   more than a substitute's surplus at the round's start, never more than the need.
+4. *Beyond.* A shortage the ranges and substitutes cannot close is spread, as suggestions outside the
    ranges, over the needs and the uncapped capacities of the group in proportion to
    their quantities. Nothing beyond a range is applied without members' approval.
 
