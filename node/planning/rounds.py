@@ -40,7 +40,8 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
    more than a substitute's surplus at the round's start, never more than the need.
 4. *Beyond.* A shortage the ranges and substitutes cannot close is spread, as
    suggestions outside the ranges, over the needs and the uncapped capacities of the
-   group in proportion to their quantities. Nothing beyond a range is applied without members' approval.
+   group in proportion to their quantities. Nothing beyond a range is applied
+   without members' approval.
 
 Why no Pequod price: a price converges by repeated small steps (46/98 iterations for
 Pequod's two tolerances); here every participant states its range up front, so the
