@@ -385,3 +385,15 @@ def test_the_plan_does_not_depend_on_which_substitutions_are_held(data, xs) -> N
     held = [replace(i, qty=planned[i.id], base=i.qty) if i.node in nodes else i for i in xs]
     held += [d for d in steps[-1].subs.values() if d.node in nodes]
     assert plan(held) == (steps, planned)
+
+
+def test_a_need_held_without_its_derived_need_keeps_its_quantity() -> None:
+    """The need's revision (40 kg, 60 by rice) is held, its derived need is not: the
+    round over what is held has no room to move it down (its range is 100..100)."""
+    need = A.write("need", "n1", _need_body())
+    xs = intents_from_records([need, A.capacity("c1", qty="20", period="2027")])
+    (n,) = [i for i in xs if i.kind == "need"]
+    assert (n.qty, n.lo, n.hi) == (40 * KG, 100 * KG, 100 * KG)
+    step = round_step(xs)
+    assert n.id not in step.moved
+    assert step.groups[("potatoes", "mass", "2027")].room == 0

@@ -200,6 +200,7 @@ def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
                 "converged": s.converged,
                 "moved": len(s.moved),
                 "beyond": len(s.beyond),
+                "substituted": len(s.subs),
                 "groups": _groups_json(s, period),
             }
             for s in steps

@@ -535,18 +535,20 @@ def round_step(
 
 def _narrowed(intents: list[Intent]) -> list[Intent]:
     """`intents` with each need's range moved down by what its derived needs serve:
-    the need's own quantity moves within what is left of its range."""
+    the need's own quantity moves within what is left of its range (and never
+    outside it: a need held without the derived needs its record lists parts for
+    does not move that way)."""
     served: dict[IntentId, int] = {}
     for i in intents:
         if i.replaces:
             k = (i.node, "need", i.replaces)
             served[k] = served.get(k, 0) + i.part
-    return [
-        replace(i, lo=min(i.qty, max(0, i.lo - served[i.id])), hi=max(i.qty, i.hi - served[i.id]))
-        if served.get(i.id)
-        else i
-        for i in intents
-    ]
+    out = []
+    for i in intents:
+        lo = min(i.qty, max(0, i.lo - served.get(i.id, 0)))
+        hi = max(i.qty, i.hi - served.get(i.id, 0))
+        out.append(i if (lo, hi) == (i.lo, i.hi) else replace(i, lo=lo, hi=hi))
+    return out
 
 
 def derived_intent(n: Intent, item: str, dim: str, part: int, ratio: Fraction) -> Intent:
