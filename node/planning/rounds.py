@@ -592,6 +592,8 @@ def _substitute(
     (less a millionth: a need's record keeps a quantity).
     Updates `q` and `groups`; returns every derived need after the round."""
     derived = {i.id: i for i in by_id.values() if i.replaces}
+    if not any(i.subs for g in short_groups for i in groups[g]):
+        return {k: v for k, v in sorted(derived.items()) if v.qty > 0}
     of_item: dict[tuple[str, str], list[GroupKey]] = {}
     for g in sorted(groups):
         of_item.setdefault((g[0], g[2]), []).append(g)

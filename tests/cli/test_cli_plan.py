@@ -117,3 +117,17 @@ def test_substitutions_render_in_status_and_review(tmp_path):
         assert "40 kg by rice" in review
     finally:
         a.close()
+
+
+def test_need_list_says_what_substitutes_serve():
+    from cli import render
+
+    base = {"origin": "aa", "origin_name": "a", "scope": "eu/a", "withdrawn": False,
+            "kind": "need", "unit": "kg", "period": "2027", "priority": "high"}  # fmt: skip
+    rows = [
+        {**base, "id": "n1", "item": "potatoes", "qty": "40", "subbed": [["rice", "60"]]},
+        {**base, "id": "n1~rice", "item": "rice", "qty": "48", "replaces": ["n1", "0.8"]},
+    ]
+    out = text(render.records(rows, "need"))
+    assert "60 kg served by rice" in out
+    assert "serves part of need n1 at 0.8 kg per unit of it" in out
