@@ -397,3 +397,24 @@ def test_a_need_held_without_its_derived_need_keeps_its_quantity() -> None:
     step = round_step(xs)
     assert n.id not in step.moved
     assert step.groups[("potatoes", "mass", "2027")].room == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(xs=intents())
+def test_no_shortage_is_left_that_a_substitute_could_close(xs) -> None:
+    """Where the rounds end, a group still short out of tolerance has no need that a
+    spare surplus of one of its substitutes could serve any further."""
+    steps, planned = plan(xs)
+    final = [replace(i, qty=planned[i.id]) for i in xs] + list(steps[-1].subs.values())
+    totals = _totals(final)
+    assume_rounds_ended = len(steps) < 20
+    for i in final:
+        if not (i.subs and assume_rounds_ended):
+            continue
+        d, s = totals[i.item]
+        if d <= s or abs(d - s) <= Fraction(1, 100) * max(d, s) or i.qty <= i.step:
+            continue
+        for item, ratio in i.subs:
+            db, sb = totals.get(item, (0, 0))
+            spare = (sb - db) // STEP * STEP
+            assert spare < ceil(i.step * ratio / STEP) * STEP, (i.key, item)
