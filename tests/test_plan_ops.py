@@ -324,3 +324,26 @@ def test_a_shortage_is_served_by_a_declared_substitute(three):
     need = _body(a, n)
     assert need["qty"] == "100"
     assert "subbed" not in need
+
+
+def test_a_derived_need_that_does_not_count_is_rewritten(three):
+    """A's derived need for rice says 30 kg where its need lists no part (it counts for
+    nothing): the planner signs the need's part and the derived need's right quantity
+    together, and withdraws a derived need the plan has no use for."""
+    a, b, c = three
+    n = _post(a, "need", "100", subs=["rice:0.8", "wheat:1"])
+    _post(b, "capacity", "40")
+    _post_item(c, "capacity", "rice", "200")
+    st = a.state
+    body = {"item": "rice", "qty": "30", "unit": "kg", "period": "2027", "priority": "high",
+            "replaces": [n, "0.8"]}  # fmt: skip
+    st.save_and_commit(st.prepare("need", f"{n}~rice", body))
+    stray = dict(body, item="wheat", replaces=[n, "1"])
+    st.save_and_commit(st.prepare("need", f"{n}~wheat", stray))
+    _sync(three)
+    assert [s["qty"] for s in a.call("plan_status")["substitutions"]] == ["48"]
+    a.call("plan_revise")
+    assert _body(a, n)["subbed"] == [["rice", "60"]]
+    assert _body(a, f"{n}~rice")["qty"] == "48"
+    assert _body(a, f"{n}~wheat") is None
+    assert a.call("plan_revise")["revised"] == []

@@ -303,31 +303,36 @@ def due(state: NodeState) -> tuple[list[Revision], bool, int]:
 def _mine(
     state: NodeState, view: _View, steps: list[Step], planned: dict[IntentId, int]
 ) -> list[Revision]:
+    """This node's revisions: its needs and capacities whose planned quantity or
+    substituted parts differ from their records, and its derived needs to write,
+    revise (also one held that does not count: its need is revised with it) or
+    withdraw."""
     me = state.me.hex()
     mine: list[Revision] = []
     for i in view.intents:
         if i.node != me or i.replaces:
             continue
         subbed = _subbed(view, steps, i) if i.kind == "need" else ()
+        body = _body(state, i)
         held = tuple(
-            (item, i.qty_text(part_of(_body(state, i), item)))
-            for item, _r in i.subs
-            if part_of(_body(state, i), item)
+            (item, i.qty_text(part_of(body, item))) for item, _r in i.subs if part_of(body, item)
         )
         if planned[i.id] != i.qty or subbed != held:
             mine.append((i, planned[i.id], view.round_of(steps, i.id), subbed))
     derived = {k: d for k, d in (steps[-1].subs.items() if steps else ()) if d.node == me}
-    for k, d in sorted(derived.items()):
-        was = view.by_id.get(k)
-        if was is None or was.qty != d.qty:
-            mine.append((replace(d, qty=was.qty if was else 0), d.qty, view.round_of(steps, k), ()))
     for r in state.replica.records("need"):
-        if r.origin == state.me and r.body and "replaces" in r.body:
-            k = (me, "need", r.key)
-            if k not in derived:  # the plan no longer substitutes it (or it is no match)
-                gone = intent_of(r)
-                if gone is not None:
-                    mine.append((replace(gone, qty=-1), 0, 0, ()))
+        if r.origin != state.me or not r.body or "replaces" not in r.body:
+            continue
+        was = intent_of(r)
+        k = (me, "need", r.key)
+        if was is not None and k not in derived:  # the plan no longer substitutes it
+            mine.append((was, 0, 0, ()))
+    for k, d in sorted(derived.items()):
+        r = state.replica.get(state.me, "need", d.key)
+        was = intent_of(r) if r is not None else None
+        if was is None or was.qty != d.qty or k not in view.by_id:
+            held_qty = was.qty if was is not None else 0
+            mine.append((replace(d, qty=held_qty), d.qty, view.round_of(steps, k), ()))
     return mine
 
 
@@ -344,8 +349,8 @@ def sign_revisions(ctx: OpContext, revisions: list[Revision]) -> Writes | None:
     for i, qty, number, subbed in revisions:
         r = state.replica.get(state.me, i.kind, i.key)
         now = None if r is None or r.body is None else r.body.get("qty")
-        held = None if i.qty <= 0 else i.qty_text(i.qty)
-        if now != held and i.qty >= 0:
+        held = i.qty_text(i.qty) if i.qty > 0 else None  # None: a derived need to write
+        if now != held:
             continue  # changed meanwhile: the next round sees it
         pendings.append(_revision(ctx, i, qty, number, widen=False, subbed=subbed))
         log.info(
