@@ -328,8 +328,8 @@ def _mine(
         if was is not None and k not in derived:  # the plan no longer substitutes it
             mine.append((was, 0, 0, ()))
     for k, d in sorted(derived.items()):
-        r = state.replica.get(state.me, "need", d.key)
-        was = intent_of(r) if r is not None else None
+        held_record = state.replica.get(state.me, "need", d.key)
+        was = intent_of(held_record) if held_record is not None else None
         if was is None or was.qty != d.qty or k not in view.by_id:
             held_qty = was.qty if was is not None else 0
             mine.append((replace(d, qty=held_qty), d.qty, view.round_of(steps, k), ()))
