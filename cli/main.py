@@ -488,7 +488,11 @@ def _intent_group(kind: str) -> click.Group:
     # How far planning rounds may move it (issue 14): --min/--max, and --sub or --use.
     if kind == "need":
         add = click.option(
-            "--sub", "subs", multiple=True, help="ITEM:RATIO that can replace it; repeat."
+            "--sub",
+            "subs",
+            multiple=True,
+            help="ITEM:RATIO: RATIO of ITEM (in its base unit) can replace one UNIT of this "
+            "need where it stays short; repeat.",
         )(add)
     else:
         add = click.option(

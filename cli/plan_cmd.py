@@ -81,10 +81,27 @@ def render_status(data: dict[str, Any]) -> RenderableType:
             "(`allmende plan review`)."
         ),
     ]
+    if data.get("substitutions"):
+        parts += [Text("Served by substitutes", style="bold")]
+        parts.append(render_substitutions(data["substitutions"]))
     if data["budgets"]:
         parts += [Text("Use of capped resources against shares", style="bold")]
         parts.append(render_budgets(data["budgets"]))
     return Group(*parts)
+
+
+def render_substitutions(rows: list[dict[str, Any]]) -> RenderableType:
+    t = _table("need", "item", "part", "served by", "qty", "node")
+    for r in rows:
+        t.add_row(
+            r["need"],
+            r["item"],
+            f"{r['part']} {r['unit']}",
+            r["substitute"],
+            f"{r['qty']} {r['substitute_unit']}",
+            r["node"][:12],
+        )
+    return t
 
 
 def render_rounds(data: dict[str, Any]) -> RenderableType:
@@ -111,7 +128,7 @@ def render_rounds(data: dict[str, Any]) -> RenderableType:
 def render_review(rows: list[dict[str, Any]]) -> RenderableType:
     if not rows:
         return Text("Nothing waits for approval: every revision lies within its range.")
-    t = _table("id", "kind", "item", "period", "qty", "range", "suggested")
+    t = _table("id", "kind", "item", "period", "qty", "range", "suggested", "substitutes")
     for r in rows:
         t.add_row(
             r["id"],
@@ -121,6 +138,7 @@ def render_review(rows: list[dict[str, Any]]) -> RenderableType:
             f"{r['qty']} {r['unit']}",
             f"{r['min']}..{r['max']}",
             "withdraw" if r["withdraw"] else f"{r['suggested']} {r['unit']}",
+            ", ".join(f"{p} {r['unit']} by {item}" for item, p in r.get("subbed") or ()) or "-",
         )
     return Group(t, Text("Approve one with `allmende plan approve ID`, or all with --all."))
 

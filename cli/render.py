@@ -251,6 +251,17 @@ def _records(rows: list[dict[str, Any]], plural: str, kind: str) -> RenderableTy
     return Group(*parts)
 
 
+def _intent_note(r: dict[str, Any]) -> str:
+    """A need's note, and what substitutes serve of it (issue 14)."""
+    notes = [str(r.get("note") or "")]
+    if isinstance(r.get("replaces"), list) and len(r["replaces"]) == 2:
+        need, ratio = r["replaces"]
+        notes.append(f"serves part of need {need} at {ratio} {r['unit']} per unit of it")
+    for item, part in r.get("subbed") or ():
+        notes.append(f"{part} {r['unit']} served by {item}")
+    return "; ".join(n for n in notes if n)
+
+
 def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str, Any]]) -> Table:
     # Minimum widths from all rows, so that columns line up from one group to the next.
     live = [r for r in every if not r["withdrawn"]]
@@ -287,7 +298,7 @@ def _records_table(group: list[dict[str, Any]], kind: str, every: list[dict[str,
                         else "",
                     )
                 )
-            cells.append(r.get("note") or "")
+            cells.append(_intent_note(r))
         t.add_row(*cells, style="dim" if r["withdrawn"] else None)
     return t
 

@@ -268,3 +268,82 @@ def test_an_empty_node_plans_nothing_and_says_so(three):
     assert a.call("cap_list") == []
     with pytest.raises(LocalError, match="no revision waits"):
         a.call("plan_approve", all=True)
+
+
+def _post_item(d: FakeDaemon, kind: str, item: str, qty: str, **flex) -> str:
+    extra = {"priority": "high"} if kind == "need" else {}
+    out = d.call("post", kind=kind, item=item, qty=qty, unit="kg", period="2027", **extra, **flex)
+    return out["id"]
+
+
+def _body(d: FakeDaemon, key: str) -> dict | None:
+    r = d.state.replica.get(d.state.me, "need", key)
+    return None if r is None else r.body
+
+
+def test_a_shortage_is_served_by_a_declared_substitute(three):
+    """Potatoes stay 60 kg short with no range to move; rice has 150 kg spare and A's
+    need takes 0.8 kg of rice per kg: A's planner moves 60 kg to a derived need for
+    48 kg of rice, and takes it back when the rice is gone."""
+    a, b, c = three
+    n = _post(a, "need", "100", subs=["rice:0.8"])
+    _post(b, "capacity", "40")
+    rice = _post_item(c, "capacity", "rice", "200")
+    _post_item(c, "need", "rice", "50")
+    _sync(three)
+    status = a.call("plan_status")
+    (sub,) = status["substitutions"]
+    assert (sub["need"], sub["part"], sub["substitute"], sub["qty"]) == (n, "60", "rice", "48")
+    assert status["mine"]["revisions"] == 2  # the need and its derived need
+    assert b.call("plan_status")["substitutions"] == status["substitutions"]
+    assert a.call("plan_review") == []  # within range: nothing waits for members
+    a.call("plan_revise")
+    need = _body(a, n)
+    assert (need["qty"], need["subbed"], need["base"]) == ("40", [["rice", "60"]], "100")
+    derived = _body(a, f"{n}~rice")
+    assert (derived["item"], derived["qty"], derived["replaces"]) == ("rice", "48", [n, "0.8"])
+    _sync(three)
+    for d in three:
+        assert d.call("plan_status")["converged"]
+        assert d.call("plan_revise")["revised"] == []
+    (potatoes, rice_row) = a.call("plan_status")["groups"]
+    assert (potatoes["needs"], rice_row["needs"]) == ("40", "98")
+    # Matching covers every need: A gets 40 kg of potatoes from B and 48 kg of rice.
+    got: dict[str, float] = {}
+    for m in a.call("match")["within_region"]:
+        if m["receiver"] == a.state.me.hex():
+            got[m["item"]] = got.get(m["item"], 0) + float(m["qty"])
+    assert got == {"potatoes": 40, "rice": 48}
+    # The rice is withdrawn: the plan serves the need from potatoes again (beyond the
+    # ranges: it waits for members) and the derived need is withdrawn.
+    c.call("withdraw", kind="capacity", key=rice)
+    _sync(three)
+    assert a.call("plan_status")["substitutions"] == []
+    a.call("plan_revise")
+    assert _body(a, f"{n}~rice") is None
+    need = _body(a, n)
+    assert need["qty"] == "100"
+    assert "subbed" not in need
+
+
+def test_a_derived_need_that_does_not_count_is_rewritten(three):
+    """A's derived need for rice says 30 kg where its need lists no part (it counts for
+    nothing): the planner signs the need's part and the derived need's right quantity
+    together, and withdraws a derived need the plan has no use for."""
+    a, b, c = three
+    n = _post(a, "need", "100", subs=["rice:0.8", "wheat:1"])
+    _post(b, "capacity", "40")
+    _post_item(c, "capacity", "rice", "200")
+    st = a.state
+    body = {"item": "rice", "qty": "30", "unit": "kg", "period": "2027", "priority": "high",
+            "replaces": [n, "0.8"]}  # fmt: skip
+    st.save_and_commit(st.prepare("need", f"{n}~rice", body))
+    stray = dict(body, item="wheat", replaces=[n, "1"])
+    st.save_and_commit(st.prepare("need", f"{n}~wheat", stray))
+    _sync(three)
+    assert [s["qty"] for s in a.call("plan_status")["substitutions"]] == ["48"]
+    a.call("plan_revise")
+    assert _body(a, n)["subbed"] == [["rice", "60"]]
+    assert _body(a, f"{n}~rice")["qty"] == "48"
+    assert _body(a, f"{n}~wheat") is None
+    assert a.call("plan_revise")["revised"] == []

@@ -5,9 +5,15 @@ Flexibility (all optional, so every older need and capacity stays valid):
 * ``min`` and ``max``: the range a round may move the quantity in, in the intent's own
   unit; ``min <= qty <= max``. An absent bound is the declared quantity (``base``, or
   ``qty`` before any revision): the intent does not move that way.
-* ``subs`` (needs): ``[[item, ratio], ...]``: one unit of the need can be replaced by
-  ``ratio`` units of `item` (in that item's base unit). Declared and shown; rounds do
-  not substitute yet.
+* ``subs`` (needs): ``[[item, ratio], ...]``: one unit of the need (in its own unit)
+  can be replaced by ``ratio`` units of `item` (in that item's base unit).
+* ``subbed`` (needs, set by rounds): ``[[item, qty], ...]``: the part of the need, in
+  its own unit, that a declared substitute serves; ``qty`` is what its own item still
+  serves, and ``qty`` plus the parts lies in the range.
+* ``replaces`` (a *derived* need, set by rounds): ``[need key, ratio]``: this need for
+  a substitute serves part of that need of the same node at its declared ratio
+  (`node.planning.substitution` checks the two records where they meet). It has no
+  range, substitutes or parts of its own.
 * ``use`` (capacities): ``[[resource, qty, unit], ...]``: what one unit of the
   capacity draws on a capped resource (e.g. ``["co2", "0.4", "kg"]`` per kg).
 * ``base``: the quantity as declared, before any round revised ``qty``: rounds start
@@ -35,7 +41,7 @@ from node.model.scope import check_scope, in_scope
 from node.model.units import check_period, parse_quantity, unit
 
 FLEX_FIELDS = frozenset({"min", "max", "base", "round"})
-NEED_FLEX_FIELDS = FLEX_FIELDS | {"subs"}
+NEED_FLEX_FIELDS = FLEX_FIELDS | {"subs", "subbed", "replaces"}
 CAPACITY_FLEX_FIELDS = FLEX_FIELDS | {"use"}
 MAX_SUBS = 8
 MAX_USES = 4
@@ -45,6 +51,7 @@ MAX_RESIDENTS = 10**10
 _RESOURCE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _WHOLE = re.compile(r"[1-9][0-9]{0,15}")
 _ITEM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_NEED_KEY = re.compile(r"[!-}]{1,64}")  # a record key without '~' (derived keys have one)
 
 
 def check_resource(value: Any) -> str:
@@ -64,6 +71,9 @@ def check_flex(body: Mapping[str, Any], *, need: bool) -> None:
             substitutes or uses that are malformed, repeated or too many.
     """
     qty = parse_quantity(body.get("qty"))
+    if need and "replaces" in body:
+        _replaces(body)
+        return
     # An absent bound is the quantity as declared: the intent does not move that way.
     base = parse_quantity(body["base"]) if "base" in body else qty
     low = parse_quantity(body["min"]) if "min" in body else base
@@ -72,7 +82,14 @@ def check_flex(body: Mapping[str, Any], *, need: bool) -> None:
         raise ValidationError(f"min {low} is larger than max {high}")
     if not low <= base <= high:
         raise ValidationError(f"base {base} lies outside its range {low}..{high}")
-    if not low <= qty <= high:
+    if need and "subbed" in body:
+        served = qty + _subbed(body["subbed"], body.get("subs"))
+        if not low <= served <= high:
+            raise ValidationError(
+                f"qty {qty} and its substituted parts ({served}) lie outside its range "
+                f"{low}..{high}"
+            )
+    elif not low <= qty <= high:
         raise ValidationError(f"qty {qty} lies outside its range {low}..{high}")
     if "round" in body:
         int_field(body, "round", 1, MAX_ROUND)
@@ -97,6 +114,40 @@ def _subs(subs: Any, own: str) -> None:
             raise ValidationError(f"substitute {item} repeats an item")
         seen.add(item)
         parse_quantity(ratio)
+
+
+def _subbed(subbed: Any, subs: Any) -> Decimal:
+    """The parts served by substitutes: each a declared substitute, once; their sum."""
+    if not isinstance(subbed, list) or not 0 < len(subbed) <= MAX_SUBS:
+        raise ValidationError(f"subbed must list 1 to {MAX_SUBS} [item, qty] pairs")
+    declared = {s[0] for s in subs} if isinstance(subs, list) else set()
+    seen = set()
+    total = Decimal(0)
+    for s in subbed:
+        if not isinstance(s, list) or len(s) != 2:
+            raise ValidationError("each substituted part is [item, qty]")
+        item, qty = s
+        if item not in declared:
+            raise ValidationError(f"substituted item {shown(item)} is no declared substitute")
+        if item in seen:
+            raise ValidationError(f"substituted item {item} is named twice")
+        seen.add(item)
+        total += parse_quantity(qty)
+    return total
+
+
+def _replaces(body: Mapping[str, Any]) -> None:
+    """A derived need: ``[need key, ratio]``, and nothing that moves on its own."""
+    ref = body["replaces"]
+    if not isinstance(ref, list) or len(ref) != 2:
+        raise ValidationError("replaces is [need key, ratio]")
+    key, ratio = ref
+    if not isinstance(key, str) or not _NEED_KEY.fullmatch(key):
+        raise ValidationError(f"replaces names need {shown(key)}, which is no need key")
+    parse_quantity(ratio)
+    extra = sorted(body.keys() & {"min", "max", "base", "subs", "subbed"})
+    if extra:
+        raise ValidationError(f"a derived need has no {', '.join(extra)}")
 
 
 def _uses(uses: Any) -> None:

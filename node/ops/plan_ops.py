@@ -10,6 +10,7 @@ what lies beyond waits for a member (`plan_review`, `plan_approve`).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -26,11 +27,13 @@ from node.planning.rounds import (
     Intent,
     IntentId,
     Step,
+    intent_of,
     intents_from_records,
     plan,
     round_step,
     trim_positions,
 )
+from node.planning.substitution import part_of
 from node.state import NodeState
 
 log = logging.getLogger("allmende.plan")
@@ -147,11 +150,36 @@ def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         "converged": step.converged,
         "groups": _groups_json(step, period),
         "mine": {
-            "revisions": sum(1 for i in view.intents if i.node == me and planned[i.id] != i.qty),
+            "revisions": len(_mine(ctx.state, view, steps, planned)),
             "review": sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0,
         },
         "budgets": _budgets_json(view, step),
+        "substitutions": _subs_json(view, steps, period),
     }
+
+
+def _subs_json(view: _View, steps: list[Step], period: str | None) -> list[dict[str, Any]]:
+    """The plan's substitutions: which need a substitute serves part of, how much."""
+    out = []
+    for d in steps[-1].subs.values() if steps else ():
+        if period is not None and d.period != period:
+            continue
+        n = view.by_id[(d.node, "need", d.replaces)]
+        out.append(
+            {
+                "node": d.node,
+                "need": n.key,
+                "item": n.item,
+                "unit": n.unit,
+                "part": n.qty_text(d.part),
+                "substitute": d.item,
+                "substitute_unit": d.unit,
+                "qty": d.qty_text(d.qty),
+                "derived": d.key,
+                "period": d.period,
+            }
+        )
+    return out
 
 
 def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +200,7 @@ def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
                 "converged": s.converged,
                 "moved": len(s.moved),
                 "beyond": len(s.beyond),
+                "substituted": len(s.subs),
                 "groups": _groups_json(s, period),
             }
             for s in steps
@@ -180,8 +209,18 @@ def rounds(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _revision(ctx: OpContext, i: Intent, qty: int, number: int, *, widen: bool) -> Any:
+def _revision(
+    ctx: OpContext,
+    i: Intent,
+    qty: int,
+    number: int,
+    *,
+    widen: bool,
+    subbed: tuple[tuple[str, str], ...] = (),
+) -> Any:
     state = ctx.state
+    if i.replaces:
+        return _derived(ctx, i, qty, number)
     r = state.replica.get(state.me, i.kind, i.key)
     if r is None or r.body is None:  # pragma: no cover - the view came from the replica
         raise LocalError(f"{i.kind} {i.key} is gone")
@@ -191,35 +230,115 @@ def _revision(ctx: OpContext, i: Intent, qty: int, number: int, *, widen: bool) 
     text = i.qty_text(qty)
     body["qty"] = text
     body["base"] = i.qty_text(i.declared)
+    body.pop("subbed", None)
+    if subbed:
+        body["subbed"] = [list(p) for p in subbed]
     if number:
         body["round"] = min(number, MAX_ROUND)
     if widen:  # members approved a quantity beyond the range: bound and new base
-        if qty < i.lo:
-            body["min"] = text
-        if qty > i.hi:
-            body["max"] = text
-        body["base"] = text
+        served = qty + sum(_ticks(i, p) for _item, p in subbed)
+        if served < i.lo:
+            body["min"] = i.qty_text(served)
+        if served > i.hi:
+            body["max"] = i.qty_text(served)
+        body["base"] = i.qty_text(served)
         body.pop("round", None)
     return state.prepare(i.kind, i.key, body, scope=r.scope)
 
 
-Revision = tuple[Intent, int, int]  # (intent as held, planned quantity, its round)
+def _ticks(i: Intent, text: str) -> int:
+    return part_of({"subbed": [["x", text]], "unit": i.unit}, "x")
+
+
+def _derived(ctx: OpContext, i: Intent, qty: int, number: int) -> Any:
+    """The derived need `i` (a substitute serving part of one of this node's needs)
+    at `qty`, or its tombstone at 0."""
+    state = ctx.state
+    held = state.replica.get(state.me, "need", i.key)
+    need = state.replica.get(state.me, "need", i.replaces)
+    if qty <= 0 or need is None or need.body is None:
+        return state.prepare("need", i.key, None, scope=held.scope if held else i.scope)
+    subs: Any = need.body["subs"]
+    ratio = next(str(r) for it, r in subs if it == i.item)
+    body: dict[str, Any] = {
+        "item": i.item,
+        "qty": i.qty_text(qty),
+        "unit": i.unit,
+        "period": i.period,
+        "priority": need.body["priority"],
+        "replaces": [i.replaces, ratio],
+    }
+    if number:
+        body["round"] = min(number, MAX_ROUND)
+    return state.prepare("need", i.key, body, scope=need.scope)
+
+
+# (intent as held, planned quantity, its round, its substituted parts (item, qty text))
+Revision = tuple[Intent, int, int, tuple[tuple[str, str], ...]]
+
+
+def _subbed(view: _View, steps: list[Step], i: Intent) -> tuple[tuple[str, str], ...]:
+    """The parts of need `i` its substitutes serve in the plan, in declared order."""
+    parts = {
+        d.item: d.part
+        for d in (steps[-1].subs.values() if steps else ())
+        if (d.node, d.replaces) == (i.node, i.key)
+    }
+    return tuple((item, i.qty_text(parts[item])) for item, _r in i.subs if item in parts)
 
 
 def due(state: NodeState) -> tuple[list[Revision], bool, int]:
     """This node's part of the plan where it differs from its records: (revisions,
-    whether the records held have converged, how many wait beyond a range). Reads
-    only: the daemon computes it off its event loop."""
+    whether the records held have converged, how many wait beyond a range). A
+    substitution revises the need (its ``subbed`` parts) and writes, revises or
+    withdraws its derived needs. Reads only: the daemon computes it off its event
+    loop."""
     view = _View(state)
     steps, planned = view.plan()
     me = state.me.hex()
-    mine = [
-        (i, planned[i.id], view.round_of(steps, i.id))
-        for i in view.intents
-        if i.node == me and planned[i.id] != i.qty
-    ]
     review = sum(1 for k in steps[-1].beyond if k[0] == me) if steps else 0
-    return mine, view.step().converged, review
+    return _mine(state, view, steps, planned), view.step().converged, review
+
+
+def _mine(
+    state: NodeState, view: _View, steps: list[Step], planned: dict[IntentId, int]
+) -> list[Revision]:
+    """This node's revisions: its needs and capacities whose planned quantity or
+    substituted parts differ from their records, and its derived needs to write,
+    revise (also one held that does not count: its need is revised with it) or
+    withdraw."""
+    me = state.me.hex()
+    mine: list[Revision] = []
+    for i in view.intents:
+        if i.node != me or i.replaces:
+            continue
+        subbed = _subbed(view, steps, i) if i.kind == "need" else ()
+        body = _body(state, i)
+        held = tuple(
+            (item, i.qty_text(part_of(body, item))) for item, _r in i.subs if part_of(body, item)
+        )
+        if planned[i.id] != i.qty or subbed != held:
+            mine.append((i, planned[i.id], view.round_of(steps, i.id), subbed))
+    derived = {k: d for k, d in (steps[-1].subs.items() if steps else ()) if d.node == me}
+    for r in state.replica.records("need"):
+        if r.origin != state.me or not r.body or "replaces" not in r.body:
+            continue
+        was = intent_of(r)
+        k = (me, "need", r.key)
+        if was is not None and k not in derived:  # the plan no longer substitutes it
+            mine.append((was, 0, 0, ()))
+    for k, d in sorted(derived.items()):
+        held_record = state.replica.get(state.me, "need", d.key)
+        was = intent_of(held_record) if held_record is not None else None
+        if was is None or was.qty != d.qty or k not in view.by_id:
+            held_qty = was.qty if was is not None else 0
+            mine.append((replace(d, qty=held_qty), d.qty, view.round_of(steps, k), ()))
+    return mine
+
+
+def _body(state: NodeState, i: Intent) -> dict[str, Any]:
+    r = state.replica.get(state.me, i.kind, i.key)
+    return dict(r.body) if r is not None and r.body is not None else {}
 
 
 def sign_revisions(ctx: OpContext, revisions: list[Revision]) -> Writes | None:
@@ -227,14 +346,17 @@ def sign_revisions(ctx: OpContext, revisions: list[Revision]) -> Writes | None:
     none is left."""
     state = ctx.state
     pendings = []
-    for i, qty, number in revisions:
+    for i, qty, number, subbed in revisions:
         r = state.replica.get(state.me, i.kind, i.key)
-        if r is None or r.body is None or r.body.get("qty") != i.qty_text(i.qty):
+        now = None if r is None or r.body is None else r.body.get("qty")
+        held = i.qty_text(i.qty) if i.qty > 0 else None  # None: a derived need to write
+        if now != held:
             continue  # changed meanwhile: the next round sees it
-        pendings.append(_revision(ctx, i, qty, number, widen=False))
+        pendings.append(_revision(ctx, i, qty, number, widen=False, subbed=subbed))
         log.info(
-            "event=plan.revised kind=%s key=%s item=%s from=%s to=%s round=%d",
-            i.kind, i.key, i.item, i.qty_text(i.qty), i.qty_text(qty), number,
+            "event=plan.revised kind=%s key=%s item=%s from=%s to=%s round=%d%s",
+            i.kind, i.key, i.item, held or "0", i.qty_text(qty), number,
+            "".join(f" subbed={item}:{p}" for item, p in subbed),
         )  # fmt: skip
     if not pendings:
         return None
@@ -257,9 +379,12 @@ def revise(ctx: OpContext, args: dict[str, Any]) -> Any:
 
 
 def has_flexible(state: NodeState) -> bool:
-    """Whether this node has a need or capacity with a range (its planner has work)."""
+    """Whether this node has a need or capacity with a range or substitutes (its
+    planner has work)."""
     return any(
-        r.origin == state.me and r.body is not None and ("min" in r.body or "max" in r.body)
+        r.origin == state.me
+        and r.body is not None
+        and not r.body.keys().isdisjoint(("min", "max", "subs"))
         for kind in ("need", "capacity")
         for r in state.replica.records(kind)
     )
@@ -288,6 +413,7 @@ def review(ctx: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
                 "max": i.qty_text(i.hi),
                 "suggested": i.qty_text(qty),
                 "withdraw": qty == 0,
+                "subbed": [list(p) for p in _subbed(view, steps, i)] if i.kind == "need" else [],
             }
         )
     return out
@@ -310,7 +436,10 @@ def approve(ctx: OpContext, args: dict[str, Any]) -> Writes:
         raise LocalError("name the intent to approve, or give --all")
     if not waiting:
         raise LocalError("no revision waits for approval")
-    pendings = [_revision(ctx, view.by_id[k], q, 0, widen=True) for k, q in waiting.items()]
+    pendings = [
+        _revision(ctx, view.by_id[k], q, 0, widen=True, subbed=_subbed(view, steps, view.by_id[k]))
+        for k, q in waiting.items()
+    ]
     for k, q in waiting.items():
         log.info("event=plan.approved key=%s to=%s", k[2], view.by_id[k].qty_text(q))
     return Writes(pendings, written(ctx))

@@ -33,9 +33,15 @@ One round (`round_step`), per group (item, dimension, period), in integer ticks
    budget is never exceeded. A budget that such a gap needs more of than it has left
    takes headroom back from its capacities in groups that fit and can spare it (they
    close what this opens in the next round).
-4. *Beyond.* A shortage the ranges cannot close is spread, as suggestions outside the
-   ranges, over the needs and the uncapped capacities of the group in proportion to
-   their quantities. Nothing beyond a range is applied without members' approval.
+   *Substitutes* (`node.planning.substitution`): what a shortage's ranges leave open
+   is served from the spare surplus of the substitutes its needs declare (group by
+   group, need by need in id order, substitute by substitute in declared order), as
+   derived needs (`Intent.replaces`), before the surplus groups close theirs -- never
+   more than a substitute's surplus at the round's start, never more than the need.
+4. *Beyond.* A shortage the ranges and substitutes cannot close is spread, as
+   suggestions outside the ranges, over the needs and the uncapped capacities of the
+   group in proportion to their quantities. Nothing beyond a range is applied
+   without members' approval.
 
 Why no Pequod price: a price converges by repeated small steps (46/98 iterations for
 Pequod's two tolerances); here every participant states its range up front, so the
@@ -58,6 +64,7 @@ from node.crdt.record import Record
 from node.planning.balance import _PER_MICRO, GroupKey, _amount
 from node.planning.caps import Budget, Use
 from node.planning.matching import PRIORITY_RANK, Party, Position
+from node.planning.substitution import check_derived, derived_key, part_of, ratio_ticks
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -65,6 +72,7 @@ __all__ = [
     "GroupState",
     "Intent",
     "Step",
+    "derived_intent",
     "intent_of",
     "intents_from_records",
     "plan",
@@ -94,6 +102,13 @@ class Intent:
         uses: per capped resource, what one tick draws.
         round: the round of the plan that set its quantity (0: as declared).
         base: the quantity as declared (rounds start from it).
+        subs: a need's substitutes, in declared order: (item, ticks of the item per
+            tick of this need), from the declared ratio (`substitution`).
+        replaces: a *derived* need (one a round made for a substitute): the key of the
+            need of the same node it serves part of; "" for any other intent.
+        part: a derived need: the part of that need it serves (ticks of the need's
+            item). A derived need's own range is its quantity: only substitution
+            moves it.
     """
 
     node: str
@@ -112,6 +127,9 @@ class Intent:
     uses: Mapping[str, Use] = field(default_factory=dict)
     round: int = 0
     base: int = -1  # -1: the quantity itself
+    subs: tuple[tuple[str, Fraction], ...] = ()
+    replaces: str = ""
+    part: int = 0
 
     @property
     def declared(self) -> int:
@@ -139,6 +157,10 @@ def _uses(body: Mapping[str, Any], unit: str) -> dict[str, Use]:
         per_unit = Fraction(Decimal(qty)) * model.unit(u).factor
         out[str(res)] = Use(str(res), model.unit(u).dimension, per_unit / ticks_per_unit)
     return out
+
+
+def _subs(body: Mapping[str, Any], unit: str) -> tuple[tuple[str, Fraction], ...]:
+    return tuple((str(it), ratio_ticks(str(r), unit)) for it, r in body.get("subs") or ())
 
 
 def _revisions(value: Any) -> int:
@@ -172,6 +194,8 @@ def intent_of(r: Record) -> Intent | None:
         uses=_uses(b, unit) if r.kind == "capacity" else {},
         round=_revisions(b.get("round")),
         base=base,
+        subs=_subs(b, unit),
+        replaces=str(b["replaces"][0]) if "replaces" in b else "",  # type: ignore[index]
     )
 
 
@@ -183,16 +207,27 @@ def intents_from_records(
     period: str | None = None,
 ) -> list[Intent]:
     """The live intents of counted nodes under `scope` ("" for all) of `period` (None
-    for all), sorted by id."""
-    out = []
+    for all), sorted by id. A derived need counts only where it is the substitution
+    its need declares (`substitution.check_derived`), with the part its need lists."""
+    held = []
     for r in records:
         if counted is not None and r.origin not in counted:
             continue
         if scope and not model.in_scope(r.scope, scope):
             continue
+        held.append(r)
+    needs = {(r.origin, r.key): r for r in held if r.kind == "need"}
+    out = []
+    for r in held:
         i = intent_of(r)
-        if i is not None and (period is None or i.period == period):
-            out.append(i)
+        if i is None or (period is not None and i.period != period):
+            continue
+        if i.replaces:
+            need = needs.get((r.origin, i.replaces))
+            if need is None or need.body is None or check_derived(r, need) is not None:
+                continue
+            i = replace(i, part=part_of(need.body, i.item))
+        out.append(i)
     return sorted(out, key=lambda i: i.id)
 
 
@@ -240,6 +275,8 @@ class Step:
         beyond: intent id -> a suggested quantity outside its range (0: withdraw).
         use: per budget (cap, child), the use after the round, in base units.
         over: the budgets (cap, child) over their share at the round's start.
+        subs: every derived need after the round (`Intent.replaces`): what of a need
+            its substitutes serve.
     """
 
     round: int
@@ -248,6 +285,7 @@ class Step:
     beyond: Mapping[IntentId, int]
     use: Mapping[tuple[str, str], Fraction]
     over: frozenset[tuple[str, str]] = frozenset()
+    subs: Mapping[IntentId, Intent] = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:
@@ -300,7 +338,7 @@ def round_step(
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}")
-    ordered = sorted(intents, key=lambda i: i.id)
+    ordered = _narrowed(sorted(intents, key=lambda i: i.id))
     by_id = {i.id: i for i in ordered}
     q = {i.id: i.qty for i in ordered}
     beyond: dict[IntentId, int] = {}
@@ -430,14 +468,18 @@ def round_step(
     for g, members_g in sorted(groups.items()):
         d, s, ok = start[g]
         index = Fraction(d - s, d + s) if d + s else Fraction(0)
-        gap = abs(d - s)
-        shortage = d > s
         # In a shortage needs go down and capacities up; in a surplus the reverse.
+        rooms = {i.id: room(i, up=(i.kind == "capacity") == (d > s)) for i in members_g}
+        states[g] = GroupState(d, s, index, ok, 0 if ok else min(sum(rooms.values()), abs(d - s)))
+
+    def close(members_g: list[Intent]) -> None:
+        """Close the group's gap as far as its ranges allow (the gap as it stands)."""
+        d = sum(q[i.id] for i in members_g if i.kind == "need")
+        s = sum(q[i.id] for i in members_g if i.kind == "capacity")
+        if _within(d, s, sum(i.step for i in members_g), tolerance):
+            return
+        shortage = d > s
         rooms = {i.id: room(i, up=(i.kind == "capacity") == shortage) for i in members_g}
-        total_room = sum(rooms.values())
-        states[g] = GroupState(d, s, index, ok, 0 if ok else min(total_room, gap))
-        if ok:
-            continue
         # Capacities first: a shortage is met by producing more before needs give
         # way, a surplus by producing less before needs grow (RULES).
         tiers = (
@@ -449,20 +491,36 @@ def round_step(
             ]
         )
         moves: dict[IntentId, int] = {}
-        rest = min(gap, total_room)
+        rest = min(abs(d - s), sum(rooms.values()))
         for tier in tiers:
             moves.update(_share_out(tier, rooms, rest, up=shortage))
             rest -= sum(moves[i.id] for i in tier)
         for i in members_g:
             up = (i.kind == "capacity") == shortage
             q[i.id] += moves[i.id] if up else -moves[i.id]
-        # 4. Beyond: what the ranges cannot close in a shortage.
+
+    # Shortages first, then what their ranges leave short is served by substitutes
+    # from the surplus that other items hold at the round's start, then the surpluses
+    # close what is left of theirs (so none gives away what a substitute drew on).
+    short_groups = [g for g in sorted(groups) if not start[g][2] and start[g][0] > start[g][1]]
+    for g in short_groups:
+        close(groups[g])
+    subs = _substitute(short_groups, groups, by_id, q, tolerance)
+    for g in sorted(groups):
+        if not start[g][2] and start[g][0] < start[g][1]:
+            close(groups[g])
+
+    # 4. Beyond: what the ranges and the substitutes cannot close in a shortage.
+    for g in short_groups:
+        members_g = groups[g]
         d2 = sum(q[i.id] for i in members_g if i.kind == "need")
         s2 = sum(q[i.id] for i in members_g if i.kind == "capacity")
         short_by = d2 - s2
-        if not shortage or _within(d2, s2, sum(i.step for i in members_g), tolerance):
+        if short_by <= 0 or _within(d2, s2, sum(i.step for i in members_g), tolerance):
             continue
-        free = [i for i in members_g if i.kind == "need" or i.id not in in_budgets]
+        free = [
+            i for i in members_g if not i.replaces and (i.kind == "need" or i.id not in in_budgets)
+        ]
         weight = sum(q[i.id] for i in free)
         for i in free:
             if not weight:
@@ -470,9 +528,109 @@ def round_step(
             share = _ceil_to(Fraction(short_by * q[i.id], weight), i.step)
             beyond[i.id] = max(0, q[i.id] - share) if i.kind == "need" else q[i.id] + share
 
-    moved = {k: v for k, v in q.items() if v != by_id[k].qty}
+    moved = {k: v for k, v in q.items() if k not in by_id or v != by_id[k].qty}
     after = {(b.cap, b.child): use(b) for b in budgets}
-    return Step(number, states, moved, beyond, after, over_at_start)
+    return Step(number, states, moved, beyond, after, over_at_start, subs)
+
+
+def _narrowed(intents: list[Intent]) -> list[Intent]:
+    """`intents` with each need's range moved down by what its derived needs serve:
+    the need's own quantity moves within what is left of its range (and never
+    outside it: a need held without the derived needs its record lists parts for
+    does not move that way)."""
+    served: dict[IntentId, int] = {}
+    for i in intents:
+        if i.replaces:
+            k = (i.node, "need", i.replaces)
+            served[k] = served.get(k, 0) + i.part
+    out = []
+    for i in intents:
+        lo = min(i.qty, max(0, i.lo - served.get(i.id, 0)))
+        hi = max(i.qty, i.hi - served.get(i.id, 0))
+        out.append(i if (lo, hi) == (i.lo, i.hi) else replace(i, lo=lo, hi=hi))
+    return out
+
+
+def derived_intent(n: Intent, item: str, dim: str, part: int, ratio: Fraction) -> Intent:
+    """The derived need by which `part` ticks of need `n` are served by `item`
+    (measured in `dim`) at `ratio` (ticks of the item per tick of the need): its
+    quantity is ``part * ratio`` rounded up to a millionth of the item's base unit."""
+    unit = model.DIMENSIONS[dim]
+    step = _PER_MICRO[unit]
+    qty = _ceil_to(part * ratio, step)
+    return Intent(
+        node=n.node,
+        kind="need",
+        key=derived_key(n.key, item),
+        scope=n.scope,
+        item=item,
+        dim=dim,
+        period=n.period,
+        unit=unit,
+        qty=qty,
+        lo=qty,
+        hi=qty,
+        step=step,
+        rank=n.rank,
+        replaces=n.key,
+        part=part,
+    )
+
+
+def _substitute(
+    short_groups: list[GroupKey],
+    groups: dict[GroupKey, list[Intent]],
+    by_id: Mapping[IntentId, Intent],
+    q: dict[IntentId, int],
+    tolerance: Fraction,
+) -> dict[IntentId, Intent]:
+    """Serve what the short groups' ranges left short from the spare surplus of their
+    needs' substitutes: group by group, need by need (by id), substitute by substitute
+    (in declared order), move part of the need to a derived need for the substitute --
+    never more than the substitute's surplus (what its capacities hold beyond its
+    needs, derived ones included), never more than the need's own quantity left
+    (less a millionth: a need's record keeps a quantity).
+    Updates `q` and `groups`; returns every derived need after the round."""
+    derived = {i.id: i for i in by_id.values() if i.replaces}
+    if not any(i.subs for g in short_groups for i in groups[g]):
+        return {k: v for k, v in sorted(derived.items()) if v.qty > 0}
+    of_item: dict[tuple[str, str], list[GroupKey]] = {}
+    for g in sorted(groups):
+        of_item.setdefault((g[0], g[2]), []).append(g)
+
+    needs = {g: sum(q[i.id] for i in ms if i.kind == "need") for g, ms in groups.items()}
+    caps = {g: sum(q[i.id] for i in ms if i.kind == "capacity") for g, ms in groups.items()}
+
+    for g in short_groups:
+        precision = sum(i.step for i in groups[g])
+        for n in [i for i in groups[g] if i.kind == "need" and i.subs]:
+            for item, ratio in n.subs:
+                d, s = needs[g], caps[g]
+                if d <= s or _within(d, s, precision, tolerance) or q[n.id] <= n.step:
+                    break
+                for gb in of_item.get((item, n.period), ()):
+                    top = _floor_to(caps[gb] - needs[gb], _PER_MICRO[model.DIMENSIONS[gb[1]]])
+                    did = (n.node, "need", derived_key(n.key, item))
+                    old = derived.get(did)
+                    if top <= 0 or (old is not None and old.group != gb):
+                        continue
+                    # Rounded up to the substitute's precision, part * ratio stays <= top.
+                    # A need keeps a millionth of its own item (a record's quantity is > 0).
+                    own = q[n.id] - n.step
+                    part = min(_ceil_to(d - s, n.step), own, _floor_to(top / ratio, n.step))
+                    if part <= 0:
+                        continue
+                    new = derived_intent(n, item, gb[1], part + (old.part if old else 0), ratio)
+                    q[n.id] -= part
+                    needs[g] -= part
+                    needs[gb] += new.qty - q.get(did, 0)
+                    q[did] = new.qty
+                    derived[did] = new
+                    groups[gb] = sorted(
+                        [i for i in groups[gb] if i.id != did] + [new], key=lambda i: i.id
+                    )
+                    break
+    return {k: v for k, v in sorted(derived.items()) if v.qty > 0}
 
 
 def _share_out(
@@ -516,7 +674,8 @@ def run_rounds(
         steps.append(step)
         if step.converged or not step.moved:
             break
-        current = [replace(i, qty=step.moved.get(i.id, i.qty)) for i in current]
+        kept = [replace(i, qty=step.moved.get(i.id, i.qty)) for i in current if not i.replaces]
+        current = sorted([*kept, *step.subs.values()], key=lambda i: i.id)
     return steps
 
 
@@ -532,7 +691,7 @@ def plan(
     intent's planned quantity (and in each step's `moved`, its round). Starting from
     what was declared rather than from the revisions held, every node computes the
     same plan whether or not the other nodes' revisions have reached it yet."""
-    declared = [replace(i, qty=i.declared) for i in intents]
+    declared = [replace(i, qty=i.declared) for i in intents if not i.replaces]
     steps = run_rounds(declared, budgets, tolerance=tolerance, max_rounds=max_rounds, rule=rule)
     planned = {i.id: i.qty for i in declared}
     for step in steps:

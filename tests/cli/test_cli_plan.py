@@ -90,3 +90,44 @@ def test_a_malformed_child_is_refused_before_any_call(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 1
     assert "write SCOPE=RESIDENTS" in result.output
+
+
+def test_substitutions_render_in_status_and_review(tmp_path):
+    """A need 50 kg short whose range closes 10 of it: rice (1.25 kg per kg) serves
+    the rest from its surplus; status lists it, review shows the need's part."""
+    clock = Clock()
+    a = FakeDaemon(tmp_path / "a", name="a", scope=f"{REGION}/a", clock=clock)
+    try:
+        a.call("post", kind="need", item="potatoes", qty="100", unit="kg", period="2027",
+               priority="high", min="90", subs=["rice:1.25"])  # fmt: skip
+        a.call("post", kind="capacity", item="potatoes", qty="50", unit="kg", period="2027")
+        a.call("post", kind="capacity", item="rice", qty="100", unit="kg", period="2027")
+        data = a.call("plan_status")
+        out = text(plan_cmd.render_status(data))
+        assert "Served by substitutes" in out
+        assert "40 kg" in out  # the part of the potatoes need
+        assert "50 kg" in out  # of rice: 40 * 1.25
+        assert "2 revision(s) within range due" in out
+        row = {**data["substitutions"][0]}
+        review = text(plan_cmd.render_review([{
+            "id": "n1", "kind": "need", "item": "potatoes", "period": "2027", "unit": "kg",
+            "qty": "100", "min": "90", "max": "100", "suggested": "40", "withdraw": False,
+            "subbed": [[row["substitute"], row["part"]]],
+        }]))  # fmt: skip
+        assert "40 kg by rice" in review
+    finally:
+        a.close()
+
+
+def test_need_list_says_what_substitutes_serve():
+    from cli import render
+
+    base = {"origin": "aa", "origin_name": "a", "scope": "eu/a", "withdrawn": False,
+            "kind": "need", "unit": "kg", "period": "2027", "priority": "high"}  # fmt: skip
+    rows = [
+        {**base, "id": "n1", "item": "potatoes", "qty": "40", "subbed": [["rice", "60"]]},
+        {**base, "id": "n1~rice", "item": "rice", "qty": "48", "replaces": ["n1", "0.8"]},
+    ]
+    out = text(render.records(rows, "need"))
+    assert "60 kg served by rice" in out
+    assert "serves part of need n1 at 0.8 kg per unit of it" in out

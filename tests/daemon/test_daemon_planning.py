@@ -68,3 +68,37 @@ def test_rounds_close_a_deficit_and_matching_covers_every_need(nodes: Cluster) -
     rounds = json.loads(b.cli("plan", "rounds", "--json"))
     assert rounds["converged"]
     assert rounds["remaining_deficit"] == "0"
+
+
+def test_a_substitute_closes_a_deficit_no_range_can(nodes: Cluster) -> None:
+    """A needs 100 kg of potatoes and takes 0.8 kg of rice per kg instead; B has 40 kg
+    of potatoes, C 200 kg of rice and needs 50. No range can close the 60 kg: A's
+    planner moves them to a derived need for 48 kg of rice, and matching covers both
+    of A's needs, the same on every node."""
+    a = nodes.node("a", scope=f"{REGION}/a", sync_interval=2.0).init().start()
+    b = nodes.node("b", scope=f"{REGION}/b", sync_interval=2.0).init(a.addr).start()
+    c = nodes.node("c", scope=f"{REGION}/c", sync_interval=2.0).init(a.addr).start()
+    three = (a, b, c)
+    a.cli("need", "add", "potatoes", "100", "kg", "--period", "2027", "--sub", "rice:0.8",
+          "--priority", "high")  # fmt: skip
+    b.cli("capacity", "add", "potatoes", "40", "kg", "--period", "2027")
+    c.cli("capacity", "add", "rice", "200", "kg", "--period", "2027")
+    c.cli("need", "add", "rice", "50", "kg", "--period", "2027", "--priority", "high")
+
+    def settled(n) -> bool:
+        return len(_held(n)) == 5 and _status(n)["converged"]
+
+    for n in three:
+        n.wait_for(settled, 40, "the substitution on every node")
+    assert "event=plan.revised" in a.log()
+    mine = {r["item"]: r for r in _held(b) if r["origin"] == a.node_id}
+    assert (mine["potatoes"]["qty"], mine["rice"]["qty"]) == ("40", "48")
+    (sub,) = _status(c)["substitutions"]
+    assert (sub["part"], sub["substitute"], sub["qty"]) == ("60", "rice", "48")
+    shown = []
+    for n in three:
+        m = json.loads(n.cli("match", REGION, "--json"))["within_region"]
+        shown.append(sorted((x["provider"], x["receiver"], x["item"], x["qty"]) for x in m))
+        to_a = {x["item"]: Fraction(x["qty"]) for x in m if x["receiver"] == a.node_id}
+        assert to_a == {"potatoes": 40, "rice": 48}
+    assert shown[0] == shown[1] == shown[2]
