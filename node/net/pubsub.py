@@ -408,7 +408,14 @@ class AllmendeGossipSub(GossipSub):
     async def handle_graft(self, graft_msg: rpc_pb2.ControlGraft, sender_peer_id: ID) -> None:
         scorer = self.scorer
         if scorer is not None and scorer.score(sender_peer_id, [graft_msg.topicID]) < 0:
-            await self.emit_prune(graft_msg.topicID, sender_peer_id, False, False)
+            # With the short (unsubscribe) backoff: a stranger may be admitted, or added
+            # by the operator, any moment, and should not wait a minute to graft again.
+            # Our side keeps the backoff too (a little longer, as go-libp2p's slack): a
+            # GRAFT to a peer still backed off from us is ignored and penalised there.
+            await self.emit_prune(graft_msg.topicID, sender_peer_id, False, True)
+            self._add_back_off(
+                sender_peer_id, graft_msg.topicID, True, self.unsubscribe_back_off + 2
+            )
             return
         await super().handle_graft(graft_msg, sender_peer_id)
 
