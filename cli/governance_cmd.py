@@ -740,8 +740,15 @@ assembly.add_command(
 )
 assembly.add_command(
     _step(
+        "gov_assembly_seal",
+        "Seal the assembly, pool and commits before any reveal (organiser).",
+        "Sealed {}.",
+    )
+)
+assembly.add_command(
+    _step(
         "gov_assembly_reveal",
-        "Reveal this node's secret once every commit is in (committer).",
+        "Reveal this node's secret once the seal is in (committer).",
         "Revealed for {}.",
     )
 )

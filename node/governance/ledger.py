@@ -46,6 +46,7 @@ GOV_KINDS = frozenset(
         "pool",
         "poolset",
         "commit",
+        "seal",
         "reveal",
         "panel",
     }

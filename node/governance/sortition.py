@@ -4,20 +4,30 @@ Records (validated in node.model): ``assembly`` {title, scope, size, quotas,
 committers, beacon?} by the organising node; ``volunteer`` {consent} signed by a
 member, keyed by the assembly id; the frozen pool (``pool`` head + ``poolset``
 chunks of [member key, features], see :mod:`node.governance.freeze`) by the
-organiser; ``commit`` {hash = sha256(secret), pool = pool hash} then ``reveal``
-{secret} by each committer node; ``panel`` {members, seed} by the organiser.
+organiser; ``commit`` {hash = sha256(secret), pool = pool hash} by each committer
+node; ``seal`` {assembly = hash of the assembly body, pool, commits} by the
+organiser; ``reveal`` {secret, seal = seal hash} by each committer node; ``panel``
+{members, seed} by the organiser.
 
 The order matters and every step is checkable:
 
 1. The pool is frozen first, with each volunteer's features copied from their member
    record, so nobody can add volunteers or change features after seeing the seed.
-2. Every committer commits to a secret and names the pool hash it saw. A committer
-   reveals only once every commit is held, so nobody can pick a secret after seeing
-   another's. The seed is SHA-256 over the assembly id, the pool hash, each
-   committer's secret in committer order, and the public beacon if the assembly
-   names one (e.g. a drand round published after the commits). One honest committer
-   (or an unpredictable beacon) makes the seed unpredictable.
-3. A missing reveal blocks the draw; there is no fallback. Withholding thus gives a
+2. Every committer checks the frozen pool against the member records it holds,
+   commits to a secret and names the pool hash it saw.
+3. The organiser seals: one record freezing the assembly's body (beacon,
+   committers, quotas, size), the pool hash and every commit hash, before any
+   reveal. A committer reveals only once the seal is held and freezes its own commit,
+   and names the seal in its reveal; it never reveals for a second seal. So once
+   secrets are known nothing the seed or the lottery depends on can change: a new
+   quota, size, beacon or committer list no longer matches the seal, a new seal is
+   named by no honest reveal, and a committer's swapped commit+reveal pair no longer
+   matches the commit hash sealed. `verify` refuses each of these.
+   The seed is SHA-256 over the assembly id, the pool hash, each committer's secret
+   in committer order, and the public beacon if the assembly names one (e.g. a drand
+   round published after the commits). One honest committer (or an unpredictable
+   beacon) makes the seed unpredictable.
+4. A missing reveal blocks the draw; there is no fallback. Withholding thus gives a
    committer a veto (it can stop the draw after seeing the other reveals, and force
    a new assembly), but never a choice between two panels: a fallback that drew
    without it would let the last revealer choose between "with my secret" and
@@ -46,6 +56,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
@@ -59,15 +70,20 @@ __all__ = [
     "derive_seed",
     "distribution",
     "draw",
+    "params_hash",
     "pick_panel",
     "pool_plan",
     "reveal_body",
+    "seal_body",
+    "seal_hash",
     "status",
     "verify",
 ]
 
 SECRET_DOMAIN = b"allmende/sortition/secret/1\x00"
 SEED_DOMAIN = b"allmende/sortition/seed/1\x00"
+PARAMS_DOMAIN = b"allmende/sortition/assembly/1\x00"
+SEAL_DOMAIN = b"allmende/sortition/seal/1\x00"
 MAX_COMPOSITIONS = 200_000
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
@@ -326,7 +342,10 @@ def pool_plan(ledger: Ledger, aid: str) -> list[tuple[str, str, dict[str, Any]]]
     return out
 
 
-def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
+Pool = dict[bytes, dict[str, str]]
+
+
+def _pool(ledger: Ledger, a: Any) -> tuple[Pool, str]:
     frozen = gather(ledger, a.origin, "pool", "poolset", a.key, "members")
     if frozen.state is FrozenState.ABSENT:
         raise GovernanceError("the pool is not frozen yet (assembly freeze)")
@@ -337,27 +356,94 @@ def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
     return ({bytes(k): dict(f) for k, f in frozen.entries}, str(body(frozen.head)["hash"]))
 
 
+def params_hash(ab: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of an assembly's body: what the seal freezes of it."""
+    return hashlib.sha256(PARAMS_DOMAIN + pack(canonical(dict(ab)))).hexdigest()
+
+
+def seal_hash(aid: str, sb: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a seal body for `aid`: what every reveal names."""
+    return hashlib.sha256(
+        SEAL_DOMAIN + aid.encode() + b"\x00" + pack(canonical(dict(sb)))
+    ).hexdigest()
+
+
+def _pool_disagreements(ledger: Ledger, ab: Mapping[str, Any], aid: str, pool: Pool) -> list[str]:
+    """Frozen entries that are not volunteers, not live members under the scope, or
+    whose frozen features differ from their member record as held now."""
+    bad = []
+    for key, feats in sorted(pool.items()):
+        who = key.hex()[:12]
+        if ledger.live(key, "volunteer", aid) is None:
+            bad.append(f"{who} did not volunteer")
+        elif ledger.eligibility(key, str(ab["scope"])) is not Eligibility.ELIGIBLE:
+            bad.append(f"{who} is not a live member under {ab['scope']}")
+        elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
+            bad.append(f"{who}: features in the pool differ from the member record")
+    return bad
+
+
 def commit_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
-    """This node's commit for `aid`.
+    """This node's commit for `aid`, after checking the frozen pool against the member
+    records held here (a committer vouches for the pool it names).
 
     Raises:
-        GovernanceError: not a committer, or the pool is not frozen here yet.
+        GovernanceError: not a committer, the pool is not frozen here yet or disagrees
+            with the member records, or the assembly is sealed already (a commit changed
+            after the seal would only block the draw).
     """
     a, ab, aid = _assembly(ledger, aid)
     if me.hex() not in ab["committers"]:
         raise GovernanceError("this node is not one of the assembly's committers")
-    _, pool_hash = _pool(ledger, a)
+    if ledger.live(a.origin, "seal", a.key) is not None or ledger.live(me, "reveal", aid):
+        raise GovernanceError("the assembly is sealed already; its commits cannot change")
+    pool, pool_hash = _pool(ledger, a)
+    bad = _pool_disagreements(ledger, ab, aid, pool)
+    if bad:
+        raise GovernanceError("the frozen pool disagrees with the records here: " + "; ".join(bad))
     return {"hash": hashlib.sha256(_secret(node_seed, aid)).hexdigest(), "pool": pool_hash}
 
 
-def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
-    """This node's reveal; refused until every committer's commit is held here.
+def seal_body(ledger: Ledger, aid: str) -> dict[str, Any]:
+    """The organiser's seal: the assembly's body, the pool and every commit, frozen
+    before the first reveal.
 
     Raises:
-        GovernanceError: not a committer, own commit missing, or commits missing.
+        GovernanceError: pool not frozen, a commit missing or naming another pool, or a
+            reveal already held (sealing after a reveal would freeze nothing).
     """
-    _, ab, aid = _assembly(ledger, aid)
-    if ledger.live(me, "commit", aid) is None:
+    a, ab, aid = _assembly(ledger, aid)
+    _, pool_hash = _pool(ledger, a)
+    commits, problems = {}, []
+    for c in ab["committers"]:
+        commit = ledger.live(bytes.fromhex(c), "commit", aid)
+        if commit is None:
+            problems.append(f"no commit from {c[:12]} yet")
+        elif body(commit)["pool"] != pool_hash:
+            problems.append(f"{c[:12]} committed to another pool")
+        else:
+            commits[c] = str(body(commit)["hash"])
+        if ledger.live(bytes.fromhex(c), "reveal", aid) is not None:
+            problems.append(f"{c[:12]} revealed before the seal")
+    if problems:
+        raise GovernanceError("cannot seal: " + "; ".join(problems))
+    return {"assembly": params_hash(ab), "pool": pool_hash, "commits": commits}
+
+
+def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
+    """This node's reveal, naming the seal it answers; refused until the seal is held
+    here and freezes this node's own commit, the assembly as held here and the pool.
+
+    A node reveals for one seal only: a second seal after a reveal could change the
+    quotas, size or committers once the secrets are known, and draw again.
+
+    Raises:
+        GovernanceError: not a committer, own commit missing, no seal, the seal does
+            not match what is held here, or this node revealed for another seal.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    commit = ledger.live(me, "commit", aid)
+    if commit is None:
         raise GovernanceError("commit first (assembly commit)")
     missing = [
         c[:12] for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is None
@@ -368,7 +454,25 @@ def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[s
             "before every commit is in would let a late committer "
             "choose the seed"
         )
-    return {"secret": _secret(node_seed, aid).hex()}
+    seal = ledger.live(a.origin, "seal", a.key)
+    if seal is None:
+        raise GovernanceError("waiting for the organiser's seal (assembly seal)")
+    sb = body(seal)
+    _, pool_hash = _pool(ledger, a)
+    if sb["assembly"] != params_hash(ab) or sb["pool"] != pool_hash:
+        raise GovernanceError("the seal does not match the assembly or pool held here")
+    if sb["commits"].get(me.hex()) != body(commit)["hash"] or set(sb["commits"]) != set(
+        ab["committers"]
+    ):
+        raise GovernanceError("the seal does not freeze this node's commit")
+    sh = seal_hash(aid, sb)
+    mine = ledger.live(me, "reveal", aid)
+    if mine is not None and body(mine)["seal"] != sh:
+        raise GovernanceError(
+            "this node revealed for another seal already; revealing again would let "
+            "the organiser draw twice"
+        )
+    return {"secret": _secret(node_seed, aid).hex(), "seal": sh}
 
 
 @dataclass(frozen=True)
@@ -413,49 +517,105 @@ def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _seed_inputs(
-    ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash: str
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """(committer, secret) pairs and the problems found on the way."""
-    secrets, problems = [], []
+@dataclass(frozen=True)
+class _Frozen:
+    """What the seed rests on, with what is wrong with it (check name -> problems)."""
+
+    pool: Pool
+    pool_hash: str
+    secrets: list[tuple[str, str]]
+    problems: dict[str, list[str]]
+    seal: Any
+
+
+def _frozen(ledger: Ledger, a: Any, ab: dict[str, Any], aid: str) -> _Frozen:
+    """Gather the frozen inputs of the draw and everything newer than the freeze.
+
+    The seal is the organiser's record after every commit and before any reveal. The
+    organiser's own records are ordered by its sequence numbers: the assembly and the
+    pool must be older than the seal, the panel newer. Other nodes' records are bound
+    by hash: every commit must be the one the seal lists, every reveal must name the
+    seal and be newer than its node's commit.
+    """
+    pool, pool_hash = _pool(ledger, a)
+    problems: dict[str, list[str]] = {"seal": [], "commits": [], "reveals": []}
+    seal = ledger.live(a.origin, "seal", a.key)
+    if seal is None:
+        problems["seal"].append("the assembly is not sealed (assembly seal)")
+        sb: dict[str, Any] = {"commits": {}}
+    else:
+        sb = body(seal)
+        if sb["assembly"] != params_hash(ab):
+            problems["seal"].append(
+                "the assembly (beacon, committers, quotas or size) changed after the seal"
+            )
+        elif a.seq > seal.seq:
+            problems["seal"].append("the assembly record was rewritten after the seal")
+        if sb["pool"] != pool_hash:
+            problems["seal"].append("the pool changed after the seal")
+        head = ledger.live(a.origin, "pool", a.key)
+        n_chunks = 0 if head is None else int(body(head)["chunks"])
+        chunks = [ledger.live(a.origin, "poolset", f"{a.key}/{i}") for i in range(n_chunks)]
+        if any(r is not None and r.seq > seal.seq for r in [head, *chunks]):
+            problems["seal"].append("the pool records were rewritten after the seal")
+        if set(sb["commits"]) != set(ab["committers"]):
+            problems["seal"].append("the seal's commits are not the assembly's committers")
+    sh = seal_hash(aid, sb) if seal is not None else None
+    secrets = []
     for c in ab["committers"]:
         commit = ledger.live(bytes.fromhex(c), "commit", aid)
         reveal = ledger.live(bytes.fromhex(c), "reveal", aid)
         if commit is None:
-            problems.append(f"committer {c[:12]}: no commit")
+            problems["commits"].append(f"committer {c[:12]}: no commit")
             continue
         if body(commit)["pool"] != pool_hash:
-            problems.append(
+            problems["commits"].append(
                 f"committer {c[:12]}: committed to another pool "
                 f"({body(commit)['pool'][:12]}, frozen {pool_hash[:12]})"
             )
+        if seal is not None and sb["commits"].get(c) != body(commit)["hash"]:
+            problems["commits"].append(f"committer {c[:12]}: commit changed after the seal")
         if reveal is None:
-            problems.append(f"committer {c[:12]}: no reveal (the draw is blocked)")
+            problems["reveals"].append(f"committer {c[:12]}: no reveal (the draw is blocked)")
             continue
-        secret = str(body(reveal)["secret"])
+        rb = body(reveal)
+        if sh is not None and rb["seal"] != sh:
+            problems["reveals"].append(f"committer {c[:12]}: reveal names another seal")
+        if reveal.seq < commit.seq:
+            problems["reveals"].append(f"committer {c[:12]}: commit rewritten after its reveal")
+        secret = str(rb["secret"])
         if hashlib.sha256(bytes.fromhex(secret)).hexdigest() != body(commit)["hash"]:
-            problems.append(f"committer {c[:12]}: reveal does not match its commit")
+            problems["reveals"].append(f"committer {c[:12]}: reveal does not match its commit")
             continue
         secrets.append((c, secret))
-    return secrets, problems
+    return _Frozen(pool, pool_hash, secrets, problems, seal)
 
 
 def draw(ledger: Ledger, aid: str) -> Draw:
     """Derive the seed and draw the panel of `aid`.
 
     Raises:
-        GovernanceError: pool not frozen, a commit or reveal missing or invalid, or no
-            panel meets the quotas.
+        GovernanceError: pool not frozen, not sealed, a commit or reveal missing or
+            invalid, anything changed after the seal, or no panel meets the quotas.
     """
     a, ab, aid = _assembly(ledger, aid)
-    pool, pool_hash = _pool(ledger, a)
-    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
+    fz = _frozen(ledger, a, ab, aid)
+    problems = [p for ps in fz.problems.values() for p in ps]
     if problems:
         raise GovernanceError("cannot draw: " + "; ".join(problems))
-    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    if ledger.live(a.origin, "panel", a.key) is not None:
+        raise GovernanceError("the panel is drawn already; `assembly verify` checks it")
+    return _redo(aid, ab, fz)
+
+
+def _redo(aid: str, ab: Mapping[str, Any], fz: _Frozen) -> Draw:
+    seed = derive_seed(aid, fz.pool_hash, fz.secrets, ab.get("beacon"))
+    pool = fz.pool
     dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
     comp, members = pick_panel(dist, pool, seed)
-    return Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist)
+    return Draw(
+        aid, seed.hex(), fz.pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist
+    )
 
 
 @dataclass(frozen=True)
@@ -484,50 +644,42 @@ def verify(ledger: Ledger, aid: str) -> Verification:
     """Re-derive the seed and the draw of `aid` and compare with its panel record.
 
     Checks, in order: the frozen pool (complete, matches its hash, every entry a
-    volunteer who is a live member under the scope with the same features), commits
-    (present, naming the frozen pool), reveals (present, matching their commits),
-    the panel record (present, same seed, same members as the re-run draw), and the
-    quotas and size on the published panel.
+    volunteer who is a live member under the scope), the seal (assembly and pool
+    unchanged since), commits (present, naming the frozen pool, the ones sealed),
+    reveals (present, naming the seal, matching their commits), the panel record
+    (present, newer than the seal, same seed, same members as the re-run draw), and
+    the quotas and size on the published panel.
+
+    The draw is re-run on the *frozen* pool: a member who edits their features after
+    the freeze changes nothing (the difference is shown, not failed). The committers
+    checked the frozen features against the member records when they committed.
     """
     a, ab, aid = _assembly(ledger, aid)
     checks: list[tuple[str, bool, str]] = []
     try:
-        pool, pool_hash = _pool(ledger, a)
+        fz = _frozen(ledger, a, ab, aid)
     except GovernanceError as exc:
         return Verification(aid, (("pool", False, str(exc)),))
-    bad = []
-    for key, feats in sorted(pool.items()):
-        who = key.hex()[:12]
-        if ledger.live(key, "volunteer", aid) is None:
-            bad.append(f"{who} did not volunteer")
-        elif ledger.eligibility(key, str(ab["scope"])) is not Eligibility.ELIGIBLE:
-            bad.append(f"{who} is not a live member under {ab['scope']}")
-        elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
-            bad.append(f"{who}: features in the pool differ from the member record")
-    checks.append(
-        ("pool", not bad, "; ".join(bad) or f"{len(pool)} volunteers, hash {pool_hash[:16]}")
-    )
-    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
-    commit_problems = [p for p in problems if "reveal" not in p]
-    reveal_problems = [p for p in problems if "reveal" in p]
-    checks.append(
-        (
-            "commits",
-            not commit_problems,
-            "; ".join(commit_problems)
-            or f"{len(ab['committers'])} committers, all on the frozen pool",
+    pool = fz.pool
+    bad = _pool_disagreements(ledger, ab, aid, pool)
+    changed = [b for b in bad if "features" in b]
+    bad = [b for b in bad if "features" not in b]
+    detail = f"{len(pool)} volunteers, hash {fz.pool_hash[:16]}"
+    if changed:
+        detail += (
+            f"; {len(changed)} changed their features since the freeze (the frozen ones count)"
         )
-    )
-    checks.append(
-        (
-            "reveals",
-            not reveal_problems,
-            "; ".join(reveal_problems) or "every reveal matches its commit",
-        )
-    )
-    if problems:
+    checks.append(("pool", not bad, "; ".join(bad) or detail))
+    okays = {
+        "seal": "assembly, pool and commits unchanged since the seal",
+        "commits": f"{len(ab['committers'])} committers, all on the frozen pool and sealed",
+        "reveals": "every reveal names the seal and matches its commit",
+    }
+    for name, problems in fz.problems.items():
+        checks.append((name, not problems, "; ".join(problems) or okays[name]))
+    if any(fz.problems.values()):
         return Verification(aid, tuple(checks))
-    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    redo_seed = derive_seed(aid, fz.pool_hash, fz.secrets, ab.get("beacon"))
     panel = ledger.live(a.origin, "panel", a.key)
     if panel is None:
         checks.append(("panel", False, "no panel published yet (assembly draw)"))
@@ -536,32 +688,37 @@ def verify(ledger: Ledger, aid: str) -> Verification:
     checks.append(
         (
             "seed",
-            pb["seed"] == seed.hex(),
-            f"derived {seed.hex()[:16]}, published {str(pb['seed'])[:16]}",
+            pb["seed"] == redo_seed.hex(),
+            f"derived {redo_seed.hex()[:16]}, published {str(pb['seed'])[:16]}",
         )
     )
     try:
-        dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
-        comp, members = pick_panel(dist, pool, seed)
-        redo = Draw(
-            aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist
-        )
+        redo = _redo(aid, ab, fz)
     except GovernanceError as exc:
         checks.append(("draw", False, str(exc)))
         return Verification(aid, tuple(checks))
     published = sorted(str(m) for m in pb["members"])
     extra = sorted(set(published) - set(redo.members))
     absent = sorted(set(redo.members) - set(published))
+    same = not extra and not absent and len(published) == len(redo.members)
+    if fz.seal is not None and panel.seq < fz.seal.seq:
+        same = False
+        extra_note = "the panel is older than the seal"
+    else:
+        extra_note = ""
     checks.append(
         (
             "panel",
-            not extra and not absent and len(published) == len(redo.members),
-            "matches the re-run draw"
-            if not extra and not absent
-            else "published but not drawn: "
-            + (", ".join(m[:12] for m in extra) or "-")
-            + "; drawn but not published: "
-            + (", ".join(m[:12] for m in absent) or "-"),
+            same,
+            extra_note
+            or (
+                "matches the re-run draw"
+                if not extra and not absent
+                else "published but not drawn: "
+                + (", ".join(m[:12] for m in extra) or "-")
+                + "; drawn but not published: "
+                + (", ".join(m[:12] for m in absent) or "-")
+            ),
         )
     )
     panel_features = [pool.get(bytes.fromhex(m), {}) for m in published]
@@ -584,6 +741,7 @@ def status(ledger: Ledger, aid: str) -> dict[str, Any]:
         "volunteers": sum(1 for v in ledger.keyed("volunteer", aid) if v.body is not None),
         "pool": frozen.state.value,
         "pool_size": frozen.count,
+        "sealed": ledger.live(a.origin, "seal", a.key) is not None,
         "commits": [
             c for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is not None
         ],

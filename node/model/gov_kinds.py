@@ -275,9 +275,24 @@ def _commit_body(body: Mapping[str, Any]) -> None:
     hex64(body.get("pool"), "pool")
 
 
+def _seal_body(body: Mapping[str, Any]) -> None:
+    # The organiser's freeze of everything the seed depends on, written after every
+    # commit and before any reveal (node.governance.sortition).
+    only_fields(body, {"assembly", "pool", "commits"})
+    hex64(body.get("assembly"), "assembly")
+    hex64(body.get("pool"), "pool")
+    commits = body.get("commits")
+    if not isinstance(commits, dict) or not 0 < len(commits) <= 32:
+        raise ValidationError("commits must map 1 to 32 committer ids to their commit hashes")
+    for committer, h in commits.items():
+        hex64(committer, "a committer")
+        hex64(h, "a commit hash")
+
+
 def _reveal_body(body: Mapping[str, Any]) -> None:
-    only_fields(body, {"secret"})
+    only_fields(body, {"secret", "seal"})
     hex64(body.get("secret"), "secret")
+    hex64(body.get("seal"), "seal")
 
 
 def _panel_body(body: Mapping[str, Any]) -> None:
@@ -301,6 +316,7 @@ GOV_KINDS: dict[str, BodyValidator] = {
     "pool": _freeze_head_body,
     "poolset": _poolset_body,
     "commit": _commit_body,
+    "seal": _seal_body,
     "reveal": _reveal_body,
     "panel": _panel_body,
 }

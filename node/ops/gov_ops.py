@@ -387,6 +387,18 @@ def assembly_commit(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "commit", sortition.commit_body)
 
 
+def assembly_seal(d: OpContext, args: dict[str, Any]) -> Writes:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    if a.origin != d.state.me:
+        raise LocalError("only the node that created the assembly seals it")
+    if ledger.live(a.origin, "seal", a.key) is not None:
+        raise LocalError("the assembly is sealed already")
+    aid = object_id(a.origin, a.key)
+    pending = d.state.prepare("seal", a.key, sortition.seal_body(ledger, aid), scope=a.scope)
+    return Writes([pending], written(d))
+
+
 def assembly_reveal(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "reveal", sortition.reveal_body)
 
@@ -464,6 +476,7 @@ OPS: dict[str, OpSpec] = {
     "gov_assembly_prepare": OpSpec(assembly_prepare, {"assembly": _ID, "member": _MEMBER}),
     "gov_assembly_freeze": OpSpec(assembly_freeze, {"assembly": _ID}),
     "gov_assembly_commit": OpSpec(assembly_commit, {"assembly": _ID}),
+    "gov_assembly_seal": OpSpec(assembly_seal, {"assembly": _ID}),
     "gov_assembly_reveal": OpSpec(assembly_reveal, {"assembly": _ID}),
     "gov_assembly_draw": OpSpec(assembly_draw, {"assembly": _ID}),
     "gov_assembly_verify": OpSpec(assembly_verify, {"assembly": _ID}),
