@@ -51,6 +51,7 @@ canonical orders make the panel a pure function of the records: anyone re-runs i
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -60,7 +61,8 @@ from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
-from node.governance.simplex import maximize
+from node.governance.panels import Problem, best_composition
+from node.governance.simplex import IntegerSimplex
 
 __all__ = [
     "Distribution",
@@ -84,7 +86,9 @@ SECRET_DOMAIN = b"allmende/sortition/secret/1\x00"
 SEED_DOMAIN = b"allmende/sortition/seed/1\x00"
 PARAMS_DOMAIN = b"allmende/sortition/assembly/1\x00"
 SEAL_DOMAIN = b"allmende/sortition/seal/1\x00"
-MAX_COMPOSITIONS = 200_000
+# Up to this many compositions are listed and priced one by one; beyond, they are
+# searched (node.governance.panels).
+MAX_LISTED = 5_000
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
@@ -125,8 +129,9 @@ def _feasible(
     size: int,
     quotas: Quotas,
     features: Sequence[str],
-) -> list[tuple[int, ...]]:
-    """Every composition (count per type) of `size` that meets the quotas."""
+) -> list[tuple[int, ...]] | None:
+    """Every composition (count per type) of `size` that meets the quotas, or None if
+    there are more than MAX_LISTED (then :mod:`node.governance.panels` searches)."""
     bounds = [
         (fi, v, lo_hi[0], lo_hi[1])
         for fi, f in enumerate(features)
@@ -143,12 +148,15 @@ def _feasible(
                 return False
         return True
 
+    class _TooMany(Exception):
+        pass
+
+    visited = [0]
+
     def walk(t: int, left: int) -> None:
-        if len(out) > MAX_COMPOSITIONS:
-            raise GovernanceError(
-                "the pool has too many kinds of panel for an exact draw; "
-                "use fewer quota features or values"
-            )
+        visited[0] += 1
+        if len(out) > MAX_LISTED or visited[0] > 20 * MAX_LISTED:
+            raise _TooMany
         if t == len(types):
             if left == 0 and quota_ok(t, 0, True):
                 out.append(tuple(counts))
@@ -162,7 +170,10 @@ def _feasible(
                 walk(t + 1, left - k)
         counts[t] = 0
 
-    walk(0, size)
+    try:
+        walk(0, size)
+    except _TooMany:
+        return None
     return sorted(out)
 
 
@@ -180,6 +191,98 @@ def _explain_infeasible(pool: Sequence[Mapping[str, str]], size: int, quotas: Qu
     return "no panel of the pool meets all quotas at once"
 
 
+class _ListedPricer:
+    """Column generation over a listed set of compositions (few quota features)."""
+
+    def __init__(self, feasible: list[tuple[int, ...]], sizes: Sequence[int]) -> None:
+        self.feasible = feasible
+        # Volunteers whom no panel meeting the quotas can include (say, a value with a
+        # maximum of 0) get probability 0 whatever the lottery; the maximin is taken
+        # over everyone else, or one such volunteer would make every lottery "maximin".
+        self.rows = [t for t in range(len(sizes)) if any(c[t] for c in feasible)]
+
+        def everybody(c: tuple[int, ...]) -> Fraction:
+            return sum((Fraction(c[t], sizes[t]) for t in self.rows), Fraction(0))
+
+        self.columns = (
+            [max(feasible, key=lambda c: (everybody(c), [-x for x in c]))] if feasible else []
+        )
+
+    def price(
+        self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        price, best = max(
+            (
+                (sum((w * x for w, x in zip(weights, c, strict=True)), Fraction(0)), c)
+                for c in self.feasible
+                if c not in columns
+            ),
+            key=lambda pc: (pc[0], [-x for x in pc[1]]),
+            default=(Fraction(0), None),
+        )
+        return None if best is None or price <= mu else best
+
+
+def _problem(
+    types: Sequence[TypeKey],
+    sizes: Sequence[int],
+    size: int,
+    quotas: Quotas,
+    features: Sequence[str],
+) -> Problem:
+    groups, bounds = [], []
+    for fi, f in enumerate(features):
+        values = sorted(quotas[f])
+        index = {v: i for i, v in enumerate(values)}
+        groups.append(tuple(index.get(t[fi] or "", -1) for t in types))
+        bounds.append(tuple((int(quotas[f][v][0]), int(quotas[f][v][1])) for v in values))
+    return Problem(tuple(sizes), size, tuple(groups), tuple(bounds))
+
+
+def _integers(weights: Sequence[Fraction]) -> tuple[list[int], int]:
+    """Weights scaled to integers by their common denominator (returned too)."""
+    den = math.lcm(*(w.denominator for w in weights))
+    return [int(w * den) for w in weights], den
+
+
+class _SearchPricer:
+    """Column generation with compositions found by branch and bound
+    (:mod:`node.governance.panels`): for pools whose compositions are too many to list.
+
+    The first columns are the composition best for everybody at once, then for each
+    type the composition with the most of that type: a type none of those includes
+    is on no panel (its volunteers get 0, as with listed compositions).
+    """
+
+    def __init__(self, problem: Problem, sizes: Sequence[int]) -> None:
+        self.problem = problem
+        everybody, _ = _integers([Fraction(1, n) for n in sizes])
+        first = best_composition(problem, everybody, first=True)
+        self.columns: list[tuple[int, ...]] = []
+        self.rows: list[int] = []
+        if first is None:
+            return
+        self.columns.append(first[1])
+        for t in range(len(sizes)):
+            unit = [1 if u == t else 0 for u in range(len(sizes))]
+            most = first if first[1][t] else best_composition(problem, unit, 0, first=True)
+            if most is not None:
+                self.rows.append(t)
+                if most[1] not in self.columns:
+                    self.columns.append(most[1])
+
+    def price(
+        self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        ints, den = _integers(weights)
+        # price > mu  <=>  sum(ints * counts) > mu * den, an integer compared with a
+        # rational: > floor(mu * den).
+        found = best_composition(self.problem, ints, math.floor(mu * den), first=True)
+        if found is None or found[1] in columns:
+            return None
+        return found[1]
+
+
 def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> Distribution:
     """The maximin-fair distribution over panels of `size` from `pool` (features per
     volunteer) meeting `quotas` {feature: {value: [min, max]}}.
@@ -194,45 +297,40 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -
         type_counts[key] = type_counts.get(key, 0) + 1
     types = tuple(sorted(type_counts, key=lambda t: tuple((v is None, v or "") for v in t)))
     sizes = tuple(type_counts[t] for t in types)
-    feasible = _feasible(types, sizes, size, quotas, features)
-    if not feasible:
+    listed = _feasible(types, sizes, size, quotas, features)
+    pricer = (
+        _ListedPricer(listed, sizes)
+        if listed is not None
+        else _SearchPricer(_problem(types, sizes, size, quotas, features), sizes)
+    )
+    if not pricer.columns:
         raise GovernanceError(
             "no panel meets the quotas: " + _explain_infeasible(pool, size, quotas)
         )
+    rows = pricer.rows
 
-    # Volunteers whom no panel meeting the quotas can include (say, a value with a
-    # maximum of 0) get probability 0 whatever the lottery; the maximin is taken over
-    # everyone else, or one such volunteer would make every lottery "maximin".
-    rows = [t for t in range(len(types)) if any(c[t] for c in feasible)]
-
-    def share(comp: tuple[int, ...]) -> list[Fraction]:
-        return [Fraction(comp[t], sizes[t]) for t in rows]
-
-    # Column generation: start from the composition best for everybody at once, then
-    # add the composition the duals price highest until none improves the optimum.
-    columns = [max(feasible, key=lambda c: (sum(share(c)), [-x for x in c]))]
+    # Column generation: start from the compositions the pricer proposes (the one best
+    # for everybody at once first), then add the composition the duals price highest
+    # until none improves the optimum.
+    # Variables [z, q_1..q_k]; per type t some panel includes, the row
+    # z - sum_c q_c c_t / n_t <= 0 scaled by n_t to integers; and sum_c q_c <= 1.
+    # Maximise z. The dual of a scaled row is the weight y_t / n_t of type t. Each new
+    # column continues from the last optimal basis.
+    columns = list(pricer.columns)
+    lp = IntegerSimplex([[sizes[t]] for t in rows] + [[0]], [0] * len(rows) + [1], [1])
+    for c in columns:
+        lp.add_column([-c[t] for t in rows] + [1], 0)
     while True:
-        # Variables [z, q_1..q_k]; rows: z - sum_c q_c share_t(c) <= 0 per type, and
-        # sum_c q_c <= 1. Maximise z.
-        k = len(columns)
-        shares = [share(c) for c in columns]
-        a = [[Fraction(1)] + [-shares[j][r] for j in range(k)] for r in range(len(rows))]
-        a.append([Fraction(0)] + [Fraction(1)] * k)
-        b = [Fraction(0)] * len(rows) + [Fraction(1)]
-        sol = maximize([Fraction(1)] + [Fraction(0)] * k, a, b)
+        sol = lp.solve()
         y, mu = sol.duals[:-1], sol.duals[-1]
-        price, best = max(
-            (
-                (sum(y[r] * s for r, s in enumerate(share(c))), c)
-                for c in feasible
-                if c not in columns
-            ),
-            key=lambda pc: (pc[0], [-x for x in pc[1]]),
-            default=(Fraction(0), None),
-        )
-        if best is None or price <= mu:
+        weights = [Fraction(0)] * len(types)
+        for r, t in enumerate(rows):
+            weights[t] = y[r]
+        best = pricer.price(weights, mu, columns)
+        if best is None:
             break
         columns.append(best)
+        lp.add_column([-best[t] for t in rows] + [1], 0)
     q = sol.x[1:]
     comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
     total = sum((p for _, p in comps), Fraction(0))
