@@ -49,6 +49,13 @@ GOV_KINDS = frozenset(
         "seal",
         "reveal",
         "panel",
+        # deliberation (node.governance.deliberation)
+        "comment",
+        "statement",
+        "reaction",
+        "amendment",
+        "decision",
+        "hide",
     }
 )
 # Matched whole (fullmatch): with `match`, "$" also accepts a trailing newline. The

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.errors import ValidationError
+from node.model.delib_kinds import MAX_VERSION, check_ref
 from node.model.fields import HEX, hex64, int_field, matches, only_fields, shown, text
 from node.model.kinds import MAX_NAME_CHARS, BodyValidator
 from node.model.scope import check_scope
@@ -97,6 +98,11 @@ PROPOSAL_FIELDS = (
     "max_score",
     "seats",
     "admission",
+    # deliberation (node.governance.deliberation)
+    "version",
+    "amendments",
+    "discussion",
+    "from",
 )
 
 
@@ -134,6 +140,24 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
         raise ValidationError("only score proposals have min_score and max_score")
     if "admission" in body:
         _admission_decision(body)
+    _deliberation_fields(body, opens)
+
+
+def _deliberation_fields(body: Mapping[str, Any], opens: int) -> None:
+    """A proposal's version (1 unless amended), the amendments it includes, when its
+    discussion starts (before `opens`), and the amendment it was promoted from."""
+    if "version" in body:
+        int_field(body, "version", 1, MAX_VERSION)
+    if "amendments" in body:
+        refs = body["amendments"]
+        if not isinstance(refs, list) or len(refs) > MAX_OPTIONS:
+            raise ValidationError(f"amendments must list at most {MAX_OPTIONS} amendment refs")
+        for r in refs:
+            check_ref(r, "an included amendment")
+    if "discussion" in body and int_field(body, "discussion", 0, 2**48 - 1) >= opens:
+        raise ValidationError("discussion must start before opens")
+    if "from" in body:
+        check_ref(body["from"], "from")
 
 
 def _admission_decision(body: Mapping[str, Any]) -> None:
@@ -181,7 +205,9 @@ def _vote_body(body: Mapping[str, Any]) -> None:
     # The ballot's shape says which methods it fits: a list of ids (approval, mes,
     # greedy), a map id -> integer score (score), or a list of groups of ids, best
     # first (ranked). Whether it fits *this* proposal is decided at tally time.
-    only_fields(body, {"ballot"})
+    only_fields(body, {"ballot", "version"})
+    if "version" in body:
+        int_field(body, "version", 1, 10_000)  # the proposal version voted on
     ballot = body.get("ballot")
     if isinstance(ballot, dict):
         _ids(list(ballot), "ballot")
