@@ -4,7 +4,7 @@ Each op gets an `OpContext` (state, config, a view of the network), never the da
 see `node.ops.base`.
 """
 
-from node.ops import gov_ops, match_ops, node_ops, trust_ops
+from node.ops import delib_ops, gov_ops, match_ops, node_ops, trust_ops
 from node.ops.base import (
     InThread,
     Job,
@@ -18,7 +18,13 @@ from node.ops.base import (
     check_args,
 )
 
-TABLE: dict[str, OpSpec] = {**node_ops.OPS, **gov_ops.OPS, **trust_ops.OPS, **match_ops.OPS}
+TABLE: dict[str, OpSpec] = {
+    **node_ops.OPS,
+    **gov_ops.OPS,
+    **trust_ops.OPS,
+    **match_ops.OPS,
+    **delib_ops.OPS,
+}
 
 __all__ = [
     "TABLE",

@@ -447,6 +447,7 @@ OPS: dict[str, OpSpec] = {
             "budget": INT(0, 10**15),
             "electorate": STR(max_len=200),
             "opens": INT(0, 2**48 - 1),
+            "discussion": INT(0, 2**48 - 1),
             "closes": INT(0, 2**48 - 1),
             "min_score": INT(-1000, 1000),
             "max_score": INT(-1000, 1000),
