@@ -51,6 +51,18 @@ VALID: dict[str, dict] = {
     "seal": {"assembly": HEX, "pool": HEX, "commits": {KEYS[0]: HEX}},
     "reveal": {"secret": HEX, "seal": HEX},
     "panel": {"members": [HEX], "seed": HEX},
+    "comment": {"proposal": "0123456789abcdef.park", "text": "hi", "reply": f"{HEX}.c1"},
+    "statement": {"proposal": "0123456789abcdef.park", "text": "short"},
+    "reaction": {"proposal": "0123456789abcdef.park", "statement": f"{HEX}.s1", "react": "pass"},
+    "amendment": {
+        "proposal": "0123456789abcdef.park",
+        "version": 1,
+        "text": "t",
+        "options": [{"id": "c", "name": "C"}],
+        "reason": "r",
+    },
+    "decision": {"amendment": f"{HEX}.a1", "accept": False, "reason": "no"},
+    "hide": {"comment": f"{HEX}.c1", "reason": "insult"},
     "charter": {"name": "F", "founders": KEYS[:1], "rule": {"cap": 3, "num": 1, "den": 2}},
     "endorse": {"note": "we know them"},
     "invite": {"hash": HEX},
@@ -117,7 +129,7 @@ FIELDS = sorted({f for body in [*VALID.values(), BUDGET] for f in body} | {"id",
 
 def test_every_kind_has_a_valid_example():
     assert set(VALID) == set(model.KINDS)
-    assert len(model.KINDS) == 28
+    assert len(model.KINDS) == 34
     for kind, body in VALID.items():
         model.validate(kind, key_for(kind, body), "eu/de/berlin", body)
     model.validate("proposal", "k1", "eu", BUDGET)

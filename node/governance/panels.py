@@ -18,7 +18,6 @@ order is fixed by weight then type index: the answer is a pure function of the i
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -206,8 +205,11 @@ def best_composition(
                     have[f][g] -= k
         counts[t] = 0
 
-    with contextlib.suppress(_Found):
+    # (contextlib.suppress would do; the cores import only what the purity test allows)
+    try:  # noqa: SIM105
         walk(0, problem.size, 0)
+    except _Found:
+        pass
     counts_found, value_found = best_counts[0], best_value[0]
     if counts_found is None or value_found is None:
         return None

@@ -341,7 +341,8 @@ def test_forged_and_oversize_records_are_rejected(node, kind):
     # signed by Bob's key but claiming Alice as origin
     forged = sign_record(BOB.signer(), ALICE.public, kind, "k1", 5, 5, SCOPE, GOOD[kind])
     result = node.state.ingest([forged.raw])
-    assert result.rejected and not result.stored
+    assert result.rejected
+    assert not result.stored
     big = {**GOOD[kind]}
     big["pad"] = "x" * 20_000
     with pytest.raises(ValidationError):
