@@ -257,6 +257,17 @@ def world(tmp_path_factory):
     pid = setup(d)
     base = list(d.state.replica.records())
     extra = _records(d, pid)
+    # The author decides on two amendments (held with the members' records).
+    d.state.ingest([r.raw for r in extra])
+    d.call("delib_amendment_decide", amendment=deliberation.ref(ALICE.public, "a0"), accept=True)
+    d.call(
+        "delib_amendment_decide",
+        amendment=deliberation.ref(BOB.public, "a1"),
+        accept=False,
+        reason="no",
+    )
+    held = {r.rid for r in [*base, *extra]}
+    extra += [r for r in d.state.replica.records() if r.rid not in held]
     yield base, extra, pid
     d.close()
 
@@ -270,6 +281,9 @@ def test_thread_amendments_and_map_do_not_depend_on_arrival_order(world, data):
     a = Ledger([*base, *extra])
     b = Ledger([*reversed(base), *order])
     assert deliberation.discussion(a, pid) == deliberation.discussion(b, pid)
+    states = {x.ref: x.state for x in deliberation.discussion(a, pid).amendments}
+    assert states[deliberation.ref(ALICE.public, "a0")] == "accepted"
+    assert states[deliberation.ref(BOB.public, "a1")] == "rejected"
     assert deliberation.opinions(a, pid) == deliberation.opinions(b, pid)
     # Whatever subset has arrived, a stranger's contributions never count.
     part = Ledger([*base, *order[:subset]])
