@@ -1,7 +1,8 @@
 """A small exact linear-program solver: the simplex method over Fractions.
 
-For the panel distributions of :mod:`node.governance.sortition` (tens of rows and
-columns). Exact arithmetic and Bland's pivoting rule make the result a pure function
+For the panel distributions of :mod:`node.governance.sortition`: `maximize` over
+Fractions for small programs, `IntegerSimplex` (integer pivoting, warm-started) for
+the column generation. Exact arithmetic and Bland's pivoting rule make the result a pure function
 of the input, so every node computes the same optimum; Bland's rule also rules out
 cycling on the degenerate programs column generation produces.
 """
@@ -14,7 +15,7 @@ from fractions import Fraction
 
 from node.governance.errors import GovernanceError
 
-__all__ = ["IntegerSimplex", "LPSolution", "maximize", "maximize_integers"]
+__all__ = ["IntegerSimplex", "LPSolution", "maximize"]
 
 MAX_PIVOTS = 100_000
 STALL = 50
@@ -85,78 +86,16 @@ def maximize(
     return LPSolution(obj[-1], tuple(x), tuple(obj[n : n + m]))
 
 
-def maximize_integers(c: Sequence[int], a: Sequence[Sequence[int]], b: Sequence[int]) -> LPSolution:
-    """:func:`maximize` for integer data, by fraction-free (integer) pivoting.
-
-    The tableau is kept as integers over one common denominator (the last pivot), and
-    each pivot is an exact integer division (Edmonds; the scheme of Avis' lrs): no
-    gcd on every entry as with Fractions, so a program of a hundred rows solves in a
-    fraction of the time. Same pivoting rule (Bland), same optimum.
-
-    Raises:
-        GovernanceError: a negative ``b``, an unbounded program, or too many pivots.
-    """
-    m, n = len(a), len(c)
-    if any(v < 0 for v in b):
-        raise GovernanceError("simplex: b must be non-negative")
-    rows = [
-        [int(v) for v in a[i]] + [int(i == j) for j in range(m)] + [int(b[i])] for i in range(m)
-    ]
-    obj = [-int(v) for v in c] + [0] * (m + 1)
-    basis = [n + i for i in range(m)]
-    den = 1
-    for _ in range(MAX_PIVOTS):
-        entering = next((j for j in range(n + m) if obj[j] < 0), None)
-        if entering is None:
-            break
-        r = -1
-        for i in range(m):
-            coef = rows[i][entering]
-            if coef > 0:
-                if r < 0:
-                    r = i
-                    continue
-                # rows[i][-1] / coef < rows[r][-1] / rows[r][entering], ties by basis
-                lhs = rows[i][-1] * rows[r][entering]
-                rhs = rows[r][-1] * coef
-                if lhs < rhs or (lhs == rhs and basis[i] < basis[r]):
-                    r = i
-        if r < 0:
-            raise GovernanceError("simplex: the program is unbounded")
-        prow = rows[r]
-        pivot = prow[entering]
-        for i in range(m):
-            if i == r:
-                continue
-            row = rows[i]
-            f = row[entering]
-            if f:
-                rows[i] = [(v * pivot - f * w) // den for v, w in zip(row, prow, strict=True)]
-            elif pivot != den:
-                rows[i] = [v * pivot // den for v in row]
-        f = obj[entering]
-        obj = [(v * pivot - f * w) // den for v, w in zip(obj, prow, strict=True)]
-        den = pivot
-        basis[r] = entering
-    else:
-        raise GovernanceError("simplex: too many pivots")
-    x = [Fraction(0)] * n
-    for i, j in enumerate(basis):
-        if j < n:
-            x[j] = Fraction(rows[i][-1], den)
-    return LPSolution(
-        Fraction(obj[-1], den), tuple(x), tuple(Fraction(v, den) for v in obj[n : n + m])
-    )
-
-
 class IntegerSimplex:
     """``max c.x s.t. A x <= b, x >= 0`` (integer data, ``b >= 0``) that takes new
     columns and goes on from its last optimal basis: what column generation needs.
 
-    Fraction-free pivoting as in :func:`maximize_integers`. A new column is expressed
-    in the current basis through the slack columns (they hold the basis inverse times
-    the common denominator), so the basis stays feasible and a few pivots restore
-    optimality instead of a solve from the origin.
+    Fraction-free pivoting: the tableau is kept as integers over one common
+    denominator (the last pivot), and each pivot is an exact integer division
+    (Edmonds; the scheme of Avis' lrs), with no gcd on every entry as with Fractions.
+    A new column is expressed in the current basis through the slack columns (they
+    hold the basis inverse times the common denominator), so the basis stays feasible
+    and a few pivots restore optimality instead of a solve from the origin.
     """
 
     def __init__(self, a: Sequence[Sequence[int]], b: Sequence[int], c: Sequence[int]) -> None:

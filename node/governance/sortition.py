@@ -155,7 +155,7 @@ def _feasible(
 
     def walk(t: int, left: int) -> None:
         visited[0] += 1
-        if len(out) > MAX_LISTED or visited[0] > 20 * MAX_LISTED:
+        if len(out) > MAX_LISTED or visited[0] > 2 * MAX_LISTED:
             raise _TooMany
         if t == len(types):
             if left == 0 and quota_ok(t, 0, True):
