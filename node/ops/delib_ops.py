@@ -15,7 +15,7 @@ from node.errors import LocalError
 from node.governance import deliberation
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
-from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
+from node.ops.base import BOOL, STR, InThread, OpContext, OpSpec, Writes
 from node.ops.node_ops import written
 
 __all__ = ["OPS"]
@@ -43,12 +43,18 @@ def discuss(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     return deliberation.discussion(ledger, _arg(args, "proposal")).as_json()
 
 
-def opinions(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
-    ledger = _ledger(d)
-    pid = _arg(args, "proposal")
-    out = deliberation.opinions(ledger, pid).as_json()
-    texts = {s["ref"]: s["text"] for s in deliberation.discussion(ledger, pid).statements}
-    return {"proposal": pid, **out, "texts": texts}
+def opinions(d: OpContext, args: dict[str, Any]) -> InThread:
+    # Up to a second for a town: in a worker thread, on a snapshot of the records.
+    snapshot, pid = list(d.state.replica.records()), _arg(args, "proposal")
+    admitted = d.state.core.admission.admitted
+
+    def compute() -> dict[str, Any]:
+        ledger = Ledger(snapshot, admitted)
+        out = deliberation.opinions(ledger, pid).as_json()
+        texts = {s["ref"]: s["text"] for s in deliberation.discussion(ledger, pid).statements}
+        return {"proposal": pid, **out, "texts": texts}
+
+    return InThread(compute)
 
 
 def prepare(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -416,8 +416,12 @@ def assembly_draw(d: OpContext, args: dict[str, Any]) -> Writes:
     return Writes([pending], lambda rs: draw.as_json())
 
 
-def assembly_verify(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
-    return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
+def assembly_verify(d: OpContext, args: dict[str, Any]) -> InThread:
+    # Re-running the lottery of a large pool takes seconds: in a worker thread, on a
+    # snapshot (records are immutable), so the node keeps gossiping meanwhile.
+    snapshot, aid = list(d.state.replica.records()), _arg(args, "assembly")
+    admitted = d.state.core.admission.admitted
+    return InThread(lambda: sortition.verify(Ledger(snapshot, admitted), aid).as_json())
 
 
 def assembly_show(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
