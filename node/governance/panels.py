@@ -136,10 +136,25 @@ def best_composition(
     nodes = [0]
 
     def bound(j: int, left: int) -> int:
+        # What each remaining type can still take: its volunteers, the seats left, and
+        # the room every feature's maximum leaves its value (tightens each one-feature
+        # bound by the others' maximums).
+        room = [
+            [hi - h for (_, hi), h in zip(problem.bounds[f], have[f], strict=True)]
+            for f in features
+        ]
+        usable = list(caps)
+        for t in order[j:]:
+            u = min(caps[t], left)
+            for f in features:
+                g = problem.groups[f][t]
+                if g >= 0:
+                    u = min(u, room[f][g])
+            usable[t] = max(u, 0)
         out: int | None = None
         for f in features:
             b = _one_feature_bound(
-                order, j, weights, caps, problem.groups[f], problem.bounds[f], have[f], left
+                order, j, weights, usable, problem.groups[f], problem.bounds[f], have[f], left
             )
             if b == INFEASIBLE:
                 return INFEASIBLE
