@@ -375,3 +375,35 @@ def test_markup_is_safe():
     assert "href" not in out
     assert to_text(src).splitlines()[0] == "bold <script>alert(1)</script> em x<y"
     assert "• one" in to_text(src)
+
+
+def test_out_of_order_arrivals_settle_to_the_same_view(node):
+    pid = setup(node)
+    base = list(node.state.replica.records())
+    parent = signed(node, ALICE, "comment", "p", {"proposal": pid, "text": "parent"})
+    child = signed(
+        node,
+        BOB,
+        "comment",
+        "q",
+        {"proposal": pid, "text": "child", "reply": deliberation.ref(ALICE.public, "p")},
+    )
+    stmt = signed(node, ALICE, "statement", "s", {"proposal": pid, "text": "s"})
+    react = signed(
+        node,
+        BOB,
+        "reaction",
+        "r",
+        {"proposal": pid, "statement": deliberation.ref(ALICE.public, "s"), "react": "agree"},
+    )
+    # the reply and the reaction first: the reply stands at the top, marked as a reply;
+    # the reaction waits (ignored) for its statement
+    early = deliberation.discussion(Ledger([*base, child, react]), pid)
+    assert [c.ref for c in early.thread] == [deliberation.ref(BOB.public, "q")]
+    assert early.thread[0].reply == deliberation.ref(ALICE.public, "p")
+    assert early.ignored == {"reaction": 1}
+    late = deliberation.discussion(Ledger([*base, child, react, parent, stmt]), pid)
+    assert [c.ref for c in late.thread] == [deliberation.ref(ALICE.public, "p")]
+    assert [c.ref for c in late.thread[0].replies] == [deliberation.ref(BOB.public, "q")]
+    assert late.statements[0]["agree"] == 1
+    assert late.ignored == {}
