@@ -408,6 +408,12 @@ def _project(text: str) -> dict[str, Any]:
 )
 @click.option("--opens", default="now", show_default=True, help="When voting opens.")
 @click.option(
+    "--discussion",
+    default=None,
+    help="When discussion starts (before --opens; e.g. now with --opens 7d): comments "
+    "and amendments until voting opens.",
+)
+@click.option(
     "--closes",
     default="7d",
     show_default=True,
@@ -429,6 +435,7 @@ def proposal_create(
     max_score: int | None,
     electorate: str | None,
     opens: str,
+    discussion: str | None,
     closes: str,
     as_json: bool,
 ) -> None:
@@ -453,6 +460,7 @@ def proposal_create(
         max_score=max_score,
         electorate=electorate,
         opens=parse_when(opens, now),
+        discussion=None if discussion is None else parse_when(discussion, now),
         closes=parse_when(closes, now),
     )
     if as_json:
@@ -548,7 +556,7 @@ def vote(
         "vote",
         info["proposal"],
         info["scope"],
-        {"ballot": ballot},
+        {"ballot": ballot, "version": int(info["body"].get("version", 1))},
         now_ms=max(_now_ms(), info["now"]),
         held_max_seq=info["held_max_seq"],
     )
@@ -783,8 +791,15 @@ assembly.add_command(
 )
 assembly.add_command(
     _step(
+        "gov_assembly_seal",
+        "Seal the assembly, pool and commits before any reveal (organiser).",
+        "Sealed {}.",
+    )
+)
+assembly.add_command(
+    _step(
         "gov_assembly_reveal",
-        "Reveal this node's secret once every commit is in (committer).",
+        "Reveal this node's secret once the seal is in (committer).",
         "Revealed for {}.",
     )
 )

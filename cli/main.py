@@ -624,6 +624,11 @@ cli.add_command(governance_cmd.results)
 cli.add_command(governance_cmd.budget)
 cli.add_command(governance_cmd.assembly)
 
+from cli import deliberate_cmd  # noqa: E402  (deliberation commands)
+
+for _command in deliberate_cmd.COMMANDS:
+    cli.add_command(_command)
+
 from cli.simnet_cmd import simnet  # noqa: E402  (simnet commands)
 from cli.trust_cmd import (  # noqa: E402  (who belongs)
     admission,

@@ -48,8 +48,21 @@ VALID: dict[str, dict] = {
     "pool": {"chunks": 0, "count": 0, "hash": HEX},
     "poolset": {"members": [[b"\x01" * 32, {"age": "young"}]]},
     "commit": {"hash": HEX, "pool": HEX},
-    "reveal": {"secret": HEX},
+    "seal": {"assembly": HEX, "pool": HEX, "commits": {KEYS[0]: HEX}},
+    "reveal": {"secret": HEX, "seal": HEX},
     "panel": {"members": [HEX], "seed": HEX},
+    "comment": {"proposal": "0123456789abcdef.park", "text": "hi", "reply": f"{HEX}.c1"},
+    "statement": {"proposal": "0123456789abcdef.park", "text": "short"},
+    "reaction": {"proposal": "0123456789abcdef.park", "statement": f"{HEX}.s1", "react": "pass"},
+    "amendment": {
+        "proposal": "0123456789abcdef.park",
+        "version": 1,
+        "text": "t",
+        "options": [{"id": "c", "name": "C"}],
+        "reason": "r",
+    },
+    "decision": {"amendment": f"{HEX}.a1", "accept": False, "reason": "no"},
+    "hide": {"comment": f"{HEX}.c1", "reason": "insult"},
     "charter": {"name": "F", "founders": KEYS[:1], "rule": {"cap": 3, "num": 1, "den": 2}},
     "endorse": {"note": "we know them"},
     "invite": {"hash": HEX},
@@ -113,7 +126,7 @@ FIELDS = sorted({f for body in [*VALID.values(), BUDGET] for f in body} | {"id",
 
 def test_every_kind_has_a_valid_example():
     assert set(VALID) == set(model.KINDS)
-    assert len(model.KINDS) == 27
+    assert len(model.KINDS) == 34
     for kind, body in VALID.items():
         model.validate(kind, key_for(kind, body), "eu/de/berlin", body)
     model.validate("proposal", "k1", "eu", BUDGET)
@@ -309,6 +322,9 @@ NOT_EXACT = [
     _one("close", "hash", HEX + "\n"),
     _one("commit", "pool", HEX + "\n"),
     _one("reveal", "secret", HEX + "\n"),
+    _one("reveal", "seal", HEX + "\n"),
+    _one("seal", "commits", {KEYS[0] + "\n": HEX}),
+    _one("seal", "commits", {KEYS[0]: HEX + "\n"}),
     _one("panel", "members", [HEX + "\n"]),
     _one("member", "features", {"age\n": "30-44"}),
     _one("member", "features", {"age": "30-44\n"}),

@@ -71,7 +71,9 @@ INVITE_PREFIX = "allmende-invite-1:"
 MAX_INVITE_CODE = 8192
 
 # Kinds a member signs with the member's own key (node.governance.member_sign).
-MEMBER_KINDS = frozenset({"vote", "volunteer"})
+MEMBER_KINDS = frozenset(
+    {"vote", "volunteer", "comment", "statement", "reaction", "amendment"}  # + deliberation
+)
 # Kinds admission is computed from (proposals and their closes: a region's decisions).
 TRACKED_KINDS = frozenset(
     {"charter", "node", "endorse", "invite", "apply", "member", "proposal", "close", "closeset"}

@@ -46,8 +46,16 @@ GOV_KINDS = frozenset(
         "pool",
         "poolset",
         "commit",
+        "seal",
         "reveal",
         "panel",
+        # deliberation (node.governance.deliberation)
+        "comment",
+        "statement",
+        "reaction",
+        "amendment",
+        "decision",
+        "hide",
     }
 )
 # Matched whole (fullmatch): with `match`, "$" also accepts a trailing newline. The

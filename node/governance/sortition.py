@@ -4,20 +4,30 @@ Records (validated in node.model): ``assembly`` {title, scope, size, quotas,
 committers, beacon?} by the organising node; ``volunteer`` {consent} signed by a
 member, keyed by the assembly id; the frozen pool (``pool`` head + ``poolset``
 chunks of [member key, features], see :mod:`node.governance.freeze`) by the
-organiser; ``commit`` {hash = sha256(secret), pool = pool hash} then ``reveal``
-{secret} by each committer node; ``panel`` {members, seed} by the organiser.
+organiser; ``commit`` {hash = sha256(secret), pool = pool hash} by each committer
+node; ``seal`` {assembly = hash of the assembly body, pool, commits} by the
+organiser; ``reveal`` {secret, seal = seal hash} by each committer node; ``panel``
+{members, seed} by the organiser.
 
 The order matters and every step is checkable:
 
 1. The pool is frozen first, with each volunteer's features copied from their member
    record, so nobody can add volunteers or change features after seeing the seed.
-2. Every committer commits to a secret and names the pool hash it saw. A committer
-   reveals only once every commit is held, so nobody can pick a secret after seeing
-   another's. The seed is SHA-256 over the assembly id, the pool hash, each
-   committer's secret in committer order, and the public beacon if the assembly
-   names one (e.g. a drand round published after the commits). One honest committer
-   (or an unpredictable beacon) makes the seed unpredictable.
-3. A missing reveal blocks the draw; there is no fallback. Withholding thus gives a
+2. Every committer checks the frozen pool against the member records it holds,
+   commits to a secret and names the pool hash it saw.
+3. The organiser seals: one record freezing the assembly's body (beacon,
+   committers, quotas, size), the pool hash and every commit hash, before any
+   reveal. A committer reveals only once the seal is held and freezes its own commit,
+   and names the seal in its reveal; it never reveals for a second seal. So once
+   secrets are known nothing the seed or the lottery depends on can change: a new
+   quota, size, beacon or committer list no longer matches the seal, a new seal is
+   named by no honest reveal, and a committer's swapped commit+reveal pair no longer
+   matches the commit hash sealed. `verify` refuses each of these.
+   The seed is SHA-256 over the assembly id, the pool hash, each committer's secret
+   in committer order, and the public beacon if the assembly names one (e.g. a drand
+   round published after the commits). One honest committer (or an unpredictable
+   beacon) makes the seed unpredictable.
+4. A missing reveal blocks the draw; there is no fallback. Withholding thus gives a
    committer a veto (it can stop the draw after seeing the other reveals, and force
    a new assembly), but never a choice between two panels: a fallback that drew
    without it would let the last revealer choose between "with my secret" and
@@ -41,15 +51,18 @@ canonical orders make the panel a pure function of the records: anyone re-runs i
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
-from node.governance.simplex import maximize
+from node.governance.panels import Problem, best_composition
+from node.governance.simplex import IntegerSimplex
 
 __all__ = [
     "Distribution",
@@ -59,16 +72,26 @@ __all__ = [
     "derive_seed",
     "distribution",
     "draw",
+    "params_hash",
     "pick_panel",
     "pool_plan",
     "reveal_body",
+    "seal_body",
+    "seal_hash",
     "status",
     "verify",
 ]
 
 SECRET_DOMAIN = b"allmende/sortition/secret/1\x00"
 SEED_DOMAIN = b"allmende/sortition/seed/1\x00"
-MAX_COMPOSITIONS = 200_000
+PARAMS_DOMAIN = b"allmende/sortition/assembly/1\x00"
+SEAL_DOMAIN = b"allmende/sortition/seal/1\x00"
+# Up to this many compositions are listed and priced one by one; beyond, they are
+# searched (node.governance.panels).
+MAX_LISTED = 5_000
+# Once the search finds an improving composition it looks this many nodes further for
+# a better one: better columns, fewer rounds (counted, so still a pure function).
+PRICE_BUDGET = 2_000
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
@@ -109,8 +132,9 @@ def _feasible(
     size: int,
     quotas: Quotas,
     features: Sequence[str],
-) -> list[tuple[int, ...]]:
-    """Every composition (count per type) of `size` that meets the quotas."""
+) -> list[tuple[int, ...]] | None:
+    """Every composition (count per type) of `size` that meets the quotas, or None if
+    there are more than MAX_LISTED (then :mod:`node.governance.panels` searches)."""
     bounds = [
         (fi, v, lo_hi[0], lo_hi[1])
         for fi, f in enumerate(features)
@@ -127,12 +151,15 @@ def _feasible(
                 return False
         return True
 
+    class _TooMany(Exception):
+        pass
+
+    visited = [0]
+
     def walk(t: int, left: int) -> None:
-        if len(out) > MAX_COMPOSITIONS:
-            raise GovernanceError(
-                "the pool has too many kinds of panel for an exact draw; "
-                "use fewer quota features or values"
-            )
+        visited[0] += 1
+        if len(out) > MAX_LISTED or visited[0] > 2 * MAX_LISTED:
+            raise _TooMany
         if t == len(types):
             if left == 0 and quota_ok(t, 0, True):
                 out.append(tuple(counts))
@@ -146,7 +173,10 @@ def _feasible(
                 walk(t + 1, left - k)
         counts[t] = 0
 
-    walk(0, size)
+    try:
+        walk(0, size)
+    except _TooMany:
+        return None
     return sorted(out)
 
 
@@ -164,6 +194,98 @@ def _explain_infeasible(pool: Sequence[Mapping[str, str]], size: int, quotas: Qu
     return "no panel of the pool meets all quotas at once"
 
 
+class _ListedPricer:
+    """Column generation over a listed set of compositions (few quota features)."""
+
+    def __init__(self, feasible: list[tuple[int, ...]], sizes: Sequence[int]) -> None:
+        self.feasible = feasible
+        # Volunteers whom no panel meeting the quotas can include (say, a value with a
+        # maximum of 0) get probability 0 whatever the lottery; the maximin is taken
+        # over everyone else, or one such volunteer would make every lottery "maximin".
+        self.rows = [t for t in range(len(sizes)) if any(c[t] for c in feasible)]
+
+        def everybody(c: tuple[int, ...]) -> Fraction:
+            return sum((Fraction(c[t], sizes[t]) for t in self.rows), Fraction(0))
+
+        self.columns = (
+            [max(feasible, key=lambda c: (everybody(c), [-x for x in c]))] if feasible else []
+        )
+
+    def price(
+        self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        price, best = max(
+            (
+                (sum((w * x for w, x in zip(weights, c, strict=True)), Fraction(0)), c)
+                for c in self.feasible
+                if c not in columns
+            ),
+            key=lambda pc: (pc[0], [-x for x in pc[1]]),
+            default=(Fraction(0), None),
+        )
+        return None if best is None or price <= mu else best
+
+
+def _problem(
+    types: Sequence[TypeKey],
+    sizes: Sequence[int],
+    size: int,
+    quotas: Quotas,
+    features: Sequence[str],
+) -> Problem:
+    groups, bounds = [], []
+    for fi, f in enumerate(features):
+        values = sorted(quotas[f])
+        index = {v: i for i, v in enumerate(values)}
+        groups.append(tuple(index.get(t[fi] or "", -1) for t in types))
+        bounds.append(tuple((int(quotas[f][v][0]), int(quotas[f][v][1])) for v in values))
+    return Problem(tuple(sizes), size, tuple(groups), tuple(bounds))
+
+
+def _integers(weights: Sequence[Fraction]) -> tuple[list[int], int]:
+    """Weights scaled to integers by their common denominator (returned too)."""
+    den = math.lcm(*(w.denominator for w in weights))
+    return [int(w * den) for w in weights], den
+
+
+class _SearchPricer:
+    """Column generation with compositions found by branch and bound
+    (:mod:`node.governance.panels`): for pools whose compositions are too many to list.
+
+    The first columns are the composition best for everybody at once, then for each
+    type the composition with the most of that type: a type none of those includes
+    is on no panel (its volunteers get 0, as with listed compositions).
+    """
+
+    def __init__(self, problem: Problem, sizes: Sequence[int]) -> None:
+        self.problem = problem
+        everybody, _ = _integers([Fraction(1, n) for n in sizes])
+        first = best_composition(problem, everybody, first=True)
+        self.columns: list[tuple[int, ...]] = []
+        self.rows: list[int] = []
+        if first is None:
+            return
+        self.columns.append(first[1])
+        for t in range(len(sizes)):
+            unit = [1 if u == t else 0 for u in range(len(sizes))]
+            most = first if first[1][t] else best_composition(problem, unit, 0, first=True)
+            if most is not None:
+                self.rows.append(t)
+                if most[1] not in self.columns:
+                    self.columns.append(most[1])
+
+    def price(
+        self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        ints, den = _integers(weights)
+        # price > mu  <=>  sum(ints * counts) > mu * den, an integer compared with a
+        # rational: > floor(mu * den).
+        found = best_composition(self.problem, ints, math.floor(mu * den), budget=PRICE_BUDGET)
+        if found is None or found[1] in columns:
+            return None
+        return found[1]
+
+
 def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> Distribution:
     """The maximin-fair distribution over panels of `size` from `pool` (features per
     volunteer) meeting `quotas` {feature: {value: [min, max]}}.
@@ -178,45 +300,40 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -
         type_counts[key] = type_counts.get(key, 0) + 1
     types = tuple(sorted(type_counts, key=lambda t: tuple((v is None, v or "") for v in t)))
     sizes = tuple(type_counts[t] for t in types)
-    feasible = _feasible(types, sizes, size, quotas, features)
-    if not feasible:
+    listed = _feasible(types, sizes, size, quotas, features)
+    pricer = (
+        _ListedPricer(listed, sizes)
+        if listed is not None
+        else _SearchPricer(_problem(types, sizes, size, quotas, features), sizes)
+    )
+    if not pricer.columns:
         raise GovernanceError(
             "no panel meets the quotas: " + _explain_infeasible(pool, size, quotas)
         )
+    rows = pricer.rows
 
-    # Volunteers whom no panel meeting the quotas can include (say, a value with a
-    # maximum of 0) get probability 0 whatever the lottery; the maximin is taken over
-    # everyone else, or one such volunteer would make every lottery "maximin".
-    rows = [t for t in range(len(types)) if any(c[t] for c in feasible)]
-
-    def share(comp: tuple[int, ...]) -> list[Fraction]:
-        return [Fraction(comp[t], sizes[t]) for t in rows]
-
-    # Column generation: start from the composition best for everybody at once, then
-    # add the composition the duals price highest until none improves the optimum.
-    columns = [max(feasible, key=lambda c: (sum(share(c)), [-x for x in c]))]
+    # Column generation: start from the compositions the pricer proposes (the one best
+    # for everybody at once first), then add the composition the duals price highest
+    # until none improves the optimum.
+    # Variables [z, q_1..q_k]; per type t some panel includes, the row
+    # z - sum_c q_c c_t / n_t <= 0 scaled by n_t to integers; and sum_c q_c <= 1.
+    # Maximise z. The dual of a scaled row is the weight y_t / n_t of type t. Each new
+    # column continues from the last optimal basis.
+    columns = list(pricer.columns)
+    lp = IntegerSimplex([[sizes[t]] for t in rows] + [[0]], [0] * len(rows) + [1], [1])
+    for c in columns:
+        lp.add_column([-c[t] for t in rows] + [1], 0)
     while True:
-        # Variables [z, q_1..q_k]; rows: z - sum_c q_c share_t(c) <= 0 per type, and
-        # sum_c q_c <= 1. Maximise z.
-        k = len(columns)
-        shares = [share(c) for c in columns]
-        a = [[Fraction(1)] + [-shares[j][r] for j in range(k)] for r in range(len(rows))]
-        a.append([Fraction(0)] + [Fraction(1)] * k)
-        b = [Fraction(0)] * len(rows) + [Fraction(1)]
-        sol = maximize([Fraction(1)] + [Fraction(0)] * k, a, b)
+        sol = lp.solve()
         y, mu = sol.duals[:-1], sol.duals[-1]
-        price, best = max(
-            (
-                (sum(y[r] * s for r, s in enumerate(share(c))), c)
-                for c in feasible
-                if c not in columns
-            ),
-            key=lambda pc: (pc[0], [-x for x in pc[1]]),
-            default=(Fraction(0), None),
-        )
-        if best is None or price <= mu:
+        weights = [Fraction(0)] * len(types)
+        for r, t in enumerate(rows):
+            weights[t] = y[r]
+        best = pricer.price(weights, mu, columns)
+        if best is None:
             break
         columns.append(best)
+        lp.add_column([-best[t] for t in rows] + [1], 0)
     q = sol.x[1:]
     comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
     total = sum((p for _, p in comps), Fraction(0))
@@ -326,7 +443,10 @@ def pool_plan(ledger: Ledger, aid: str) -> list[tuple[str, str, dict[str, Any]]]
     return out
 
 
-def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
+Pool = dict[bytes, dict[str, str]]
+
+
+def _pool(ledger: Ledger, a: Any) -> tuple[Pool, str]:
     frozen = gather(ledger, a.origin, "pool", "poolset", a.key, "members")
     if frozen.state is FrozenState.ABSENT:
         raise GovernanceError("the pool is not frozen yet (assembly freeze)")
@@ -337,27 +457,94 @@ def _pool(ledger: Ledger, a: Any) -> tuple[dict[bytes, dict[str, str]], str]:
     return ({bytes(k): dict(f) for k, f in frozen.entries}, str(body(frozen.head)["hash"]))
 
 
+def params_hash(ab: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of an assembly's body: what the seal freezes of it."""
+    return hashlib.sha256(PARAMS_DOMAIN + pack(canonical(dict(ab)))).hexdigest()
+
+
+def seal_hash(aid: str, sb: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a seal body for `aid`: what every reveal names."""
+    return hashlib.sha256(
+        SEAL_DOMAIN + aid.encode() + b"\x00" + pack(canonical(dict(sb)))
+    ).hexdigest()
+
+
+def _pool_disagreements(ledger: Ledger, ab: Mapping[str, Any], aid: str, pool: Pool) -> list[str]:
+    """Frozen entries that are not volunteers, not live members under the scope, or
+    whose frozen features differ from their member record as held now."""
+    bad = []
+    for key, feats in sorted(pool.items()):
+        who = key.hex()[:12]
+        if ledger.live(key, "volunteer", aid) is None:
+            bad.append(f"{who} did not volunteer")
+        elif ledger.eligibility(key, str(ab["scope"])) is not Eligibility.ELIGIBLE:
+            bad.append(f"{who} is not a live member under {ab['scope']}")
+        elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
+            bad.append(f"{who}: features in the pool differ from the member record")
+    return bad
+
+
 def commit_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
-    """This node's commit for `aid`.
+    """This node's commit for `aid`, after checking the frozen pool against the member
+    records held here (a committer vouches for the pool it names).
 
     Raises:
-        GovernanceError: not a committer, or the pool is not frozen here yet.
+        GovernanceError: not a committer, the pool is not frozen here yet or disagrees
+            with the member records, or the assembly is sealed already (a commit changed
+            after the seal would only block the draw).
     """
     a, ab, aid = _assembly(ledger, aid)
     if me.hex() not in ab["committers"]:
         raise GovernanceError("this node is not one of the assembly's committers")
-    _, pool_hash = _pool(ledger, a)
+    if ledger.live(a.origin, "seal", a.key) is not None or ledger.live(me, "reveal", aid):
+        raise GovernanceError("the assembly is sealed already; its commits cannot change")
+    pool, pool_hash = _pool(ledger, a)
+    bad = _pool_disagreements(ledger, ab, aid, pool)
+    if bad:
+        raise GovernanceError("the frozen pool disagrees with the records here: " + "; ".join(bad))
     return {"hash": hashlib.sha256(_secret(node_seed, aid)).hexdigest(), "pool": pool_hash}
 
 
-def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
-    """This node's reveal; refused until every committer's commit is held here.
+def seal_body(ledger: Ledger, aid: str) -> dict[str, Any]:
+    """The organiser's seal: the assembly's body, the pool and every commit, frozen
+    before the first reveal.
 
     Raises:
-        GovernanceError: not a committer, own commit missing, or commits missing.
+        GovernanceError: pool not frozen, a commit missing or naming another pool, or a
+            reveal already held (sealing after a reveal would freeze nothing).
     """
-    _, ab, aid = _assembly(ledger, aid)
-    if ledger.live(me, "commit", aid) is None:
+    a, ab, aid = _assembly(ledger, aid)
+    _, pool_hash = _pool(ledger, a)
+    commits, problems = {}, []
+    for c in ab["committers"]:
+        commit = ledger.live(bytes.fromhex(c), "commit", aid)
+        if commit is None:
+            problems.append(f"no commit from {c[:12]} yet")
+        elif body(commit)["pool"] != pool_hash:
+            problems.append(f"{c[:12]} committed to another pool")
+        else:
+            commits[c] = str(body(commit)["hash"])
+        if ledger.live(bytes.fromhex(c), "reveal", aid) is not None:
+            problems.append(f"{c[:12]} revealed before the seal")
+    if problems:
+        raise GovernanceError("cannot seal: " + "; ".join(problems))
+    return {"assembly": params_hash(ab), "pool": pool_hash, "commits": commits}
+
+
+def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[str, Any]:
+    """This node's reveal, naming the seal it answers; refused until the seal is held
+    here and freezes this node's own commit, the assembly as held here and the pool.
+
+    A node reveals for one seal only: a second seal after a reveal could change the
+    quotas, size or committers once the secrets are known, and draw again.
+
+    Raises:
+        GovernanceError: not a committer, own commit missing, no seal, the seal does
+            not match what is held here, or this node revealed for another seal.
+    """
+    a, ab, aid = _assembly(ledger, aid)
+    commit = ledger.live(me, "commit", aid)
+    if commit is None:
         raise GovernanceError("commit first (assembly commit)")
     missing = [
         c[:12] for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is None
@@ -368,7 +555,25 @@ def reveal_body(ledger: Ledger, aid: str, node_seed: bytes, me: bytes) -> dict[s
             "before every commit is in would let a late committer "
             "choose the seed"
         )
-    return {"secret": _secret(node_seed, aid).hex()}
+    seal = ledger.live(a.origin, "seal", a.key)
+    if seal is None:
+        raise GovernanceError("waiting for the organiser's seal (assembly seal)")
+    sb = body(seal)
+    _, pool_hash = _pool(ledger, a)
+    if sb["assembly"] != params_hash(ab) or sb["pool"] != pool_hash:
+        raise GovernanceError("the seal does not match the assembly or pool held here")
+    if sb["commits"].get(me.hex()) != body(commit)["hash"] or set(sb["commits"]) != set(
+        ab["committers"]
+    ):
+        raise GovernanceError("the seal does not freeze this node's commit")
+    sh = seal_hash(aid, sb)
+    mine = ledger.live(me, "reveal", aid)
+    if mine is not None and body(mine)["seal"] != sh:
+        raise GovernanceError(
+            "this node revealed for another seal already; revealing again would let "
+            "the organiser draw twice"
+        )
+    return {"secret": _secret(node_seed, aid).hex(), "seal": sh}
 
 
 @dataclass(frozen=True)
@@ -413,49 +618,105 @@ def _frac(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _seed_inputs(
-    ledger: Ledger, a: Any, ab: dict[str, Any], aid: str, pool_hash: str
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """(committer, secret) pairs and the problems found on the way."""
-    secrets, problems = [], []
+@dataclass(frozen=True)
+class _Frozen:
+    """What the seed rests on, with what is wrong with it (check name -> problems)."""
+
+    pool: Pool
+    pool_hash: str
+    secrets: list[tuple[str, str]]
+    problems: dict[str, list[str]]
+    seal: Any
+
+
+def _frozen(ledger: Ledger, a: Any, ab: dict[str, Any], aid: str) -> _Frozen:
+    """Gather the frozen inputs of the draw and everything newer than the freeze.
+
+    The seal is the organiser's record after every commit and before any reveal. The
+    organiser's own records are ordered by its sequence numbers: the assembly and the
+    pool must be older than the seal, the panel newer. Other nodes' records are bound
+    by hash: every commit must be the one the seal lists, every reveal must name the
+    seal and be newer than its node's commit.
+    """
+    pool, pool_hash = _pool(ledger, a)
+    problems: dict[str, list[str]] = {"seal": [], "commits": [], "reveals": []}
+    seal = ledger.live(a.origin, "seal", a.key)
+    if seal is None:
+        problems["seal"].append("the assembly is not sealed (assembly seal)")
+        sb: dict[str, Any] = {"commits": {}}
+    else:
+        sb = body(seal)
+        if sb["assembly"] != params_hash(ab):
+            problems["seal"].append(
+                "the assembly (beacon, committers, quotas or size) changed after the seal"
+            )
+        elif a.seq > seal.seq:
+            problems["seal"].append("the assembly record was rewritten after the seal")
+        if sb["pool"] != pool_hash:
+            problems["seal"].append("the pool changed after the seal")
+        head = ledger.live(a.origin, "pool", a.key)
+        n_chunks = 0 if head is None else int(body(head)["chunks"])
+        chunks = [ledger.live(a.origin, "poolset", f"{a.key}/{i}") for i in range(n_chunks)]
+        if any(r is not None and r.seq > seal.seq for r in [head, *chunks]):
+            problems["seal"].append("the pool records were rewritten after the seal")
+        if set(sb["commits"]) != set(ab["committers"]):
+            problems["seal"].append("the seal's commits are not the assembly's committers")
+    sh = seal_hash(aid, sb) if seal is not None else None
+    secrets = []
     for c in ab["committers"]:
         commit = ledger.live(bytes.fromhex(c), "commit", aid)
         reveal = ledger.live(bytes.fromhex(c), "reveal", aid)
         if commit is None:
-            problems.append(f"committer {c[:12]}: no commit")
+            problems["commits"].append(f"committer {c[:12]}: no commit")
             continue
         if body(commit)["pool"] != pool_hash:
-            problems.append(
+            problems["commits"].append(
                 f"committer {c[:12]}: committed to another pool "
                 f"({body(commit)['pool'][:12]}, frozen {pool_hash[:12]})"
             )
+        if seal is not None and sb["commits"].get(c) != body(commit)["hash"]:
+            problems["commits"].append(f"committer {c[:12]}: commit changed after the seal")
         if reveal is None:
-            problems.append(f"committer {c[:12]}: no reveal (the draw is blocked)")
+            problems["reveals"].append(f"committer {c[:12]}: no reveal (the draw is blocked)")
             continue
-        secret = str(body(reveal)["secret"])
+        rb = body(reveal)
+        if sh is not None and rb["seal"] != sh:
+            problems["reveals"].append(f"committer {c[:12]}: reveal names another seal")
+        if reveal.seq < commit.seq:
+            problems["reveals"].append(f"committer {c[:12]}: commit rewritten after its reveal")
+        secret = str(rb["secret"])
         if hashlib.sha256(bytes.fromhex(secret)).hexdigest() != body(commit)["hash"]:
-            problems.append(f"committer {c[:12]}: reveal does not match its commit")
+            problems["reveals"].append(f"committer {c[:12]}: reveal does not match its commit")
             continue
         secrets.append((c, secret))
-    return secrets, problems
+    return _Frozen(pool, pool_hash, secrets, problems, seal)
 
 
 def draw(ledger: Ledger, aid: str) -> Draw:
     """Derive the seed and draw the panel of `aid`.
 
     Raises:
-        GovernanceError: pool not frozen, a commit or reveal missing or invalid, or no
-            panel meets the quotas.
+        GovernanceError: pool not frozen, not sealed, a commit or reveal missing or
+            invalid, anything changed after the seal, or no panel meets the quotas.
     """
     a, ab, aid = _assembly(ledger, aid)
-    pool, pool_hash = _pool(ledger, a)
-    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
+    fz = _frozen(ledger, a, ab, aid)
+    problems = [p for ps in fz.problems.values() for p in ps]
     if problems:
         raise GovernanceError("cannot draw: " + "; ".join(problems))
-    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    if ledger.live(a.origin, "panel", a.key) is not None:
+        raise GovernanceError("the panel is drawn already; `assembly verify` checks it")
+    return _redo(aid, ab, fz)
+
+
+def _redo(aid: str, ab: Mapping[str, Any], fz: _Frozen) -> Draw:
+    seed = derive_seed(aid, fz.pool_hash, fz.secrets, ab.get("beacon"))
+    pool = fz.pool
     dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
     comp, members = pick_panel(dist, pool, seed)
-    return Draw(aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist)
+    return Draw(
+        aid, seed.hex(), fz.pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist
+    )
 
 
 @dataclass(frozen=True)
@@ -484,50 +745,42 @@ def verify(ledger: Ledger, aid: str) -> Verification:
     """Re-derive the seed and the draw of `aid` and compare with its panel record.
 
     Checks, in order: the frozen pool (complete, matches its hash, every entry a
-    volunteer who is a live member under the scope with the same features), commits
-    (present, naming the frozen pool), reveals (present, matching their commits),
-    the panel record (present, same seed, same members as the re-run draw), and the
-    quotas and size on the published panel.
+    volunteer who is a live member under the scope), the seal (assembly and pool
+    unchanged since), commits (present, naming the frozen pool, the ones sealed),
+    reveals (present, naming the seal, matching their commits), the panel record
+    (present, newer than the seal, same seed, same members as the re-run draw), and
+    the quotas and size on the published panel.
+
+    The draw is re-run on the *frozen* pool: a member who edits their features after
+    the freeze changes nothing (the difference is shown, not failed). The committers
+    checked the frozen features against the member records when they committed.
     """
     a, ab, aid = _assembly(ledger, aid)
     checks: list[tuple[str, bool, str]] = []
     try:
-        pool, pool_hash = _pool(ledger, a)
+        fz = _frozen(ledger, a, ab, aid)
     except GovernanceError as exc:
         return Verification(aid, (("pool", False, str(exc)),))
-    bad = []
-    for key, feats in sorted(pool.items()):
-        who = key.hex()[:12]
-        if ledger.live(key, "volunteer", aid) is None:
-            bad.append(f"{who} did not volunteer")
-        elif ledger.eligibility(key, str(ab["scope"])) is not Eligibility.ELIGIBLE:
-            bad.append(f"{who} is not a live member under {ab['scope']}")
-        elif (ledger.features(key, str(ab["scope"])) or {}) != feats:
-            bad.append(f"{who}: features in the pool differ from the member record")
-    checks.append(
-        ("pool", not bad, "; ".join(bad) or f"{len(pool)} volunteers, hash {pool_hash[:16]}")
-    )
-    secrets, problems = _seed_inputs(ledger, a, ab, aid, pool_hash)
-    commit_problems = [p for p in problems if "reveal" not in p]
-    reveal_problems = [p for p in problems if "reveal" in p]
-    checks.append(
-        (
-            "commits",
-            not commit_problems,
-            "; ".join(commit_problems)
-            or f"{len(ab['committers'])} committers, all on the frozen pool",
+    pool = fz.pool
+    bad = _pool_disagreements(ledger, ab, aid, pool)
+    changed = [b for b in bad if "features" in b]
+    bad = [b for b in bad if "features" not in b]
+    detail = f"{len(pool)} volunteers, hash {fz.pool_hash[:16]}"
+    if changed:
+        detail += (
+            f"; {len(changed)} changed their features since the freeze (the frozen ones count)"
         )
-    )
-    checks.append(
-        (
-            "reveals",
-            not reveal_problems,
-            "; ".join(reveal_problems) or "every reveal matches its commit",
-        )
-    )
-    if problems:
+    checks.append(("pool", not bad, "; ".join(bad) or detail))
+    okays = {
+        "seal": "assembly, pool and commits unchanged since the seal",
+        "commits": f"{len(ab['committers'])} committers, all on the frozen pool and sealed",
+        "reveals": "every reveal names the seal and matches its commit",
+    }
+    for name, problems in fz.problems.items():
+        checks.append((name, not problems, "; ".join(problems) or okays[name]))
+    if any(fz.problems.values()):
         return Verification(aid, tuple(checks))
-    seed = derive_seed(aid, pool_hash, secrets, ab.get("beacon"))
+    redo_seed = derive_seed(aid, fz.pool_hash, fz.secrets, ab.get("beacon"))
     panel = ledger.live(a.origin, "panel", a.key)
     if panel is None:
         checks.append(("panel", False, "no panel published yet (assembly draw)"))
@@ -536,32 +789,37 @@ def verify(ledger: Ledger, aid: str) -> Verification:
     checks.append(
         (
             "seed",
-            pb["seed"] == seed.hex(),
-            f"derived {seed.hex()[:16]}, published {str(pb['seed'])[:16]}",
+            pb["seed"] == redo_seed.hex(),
+            f"derived {redo_seed.hex()[:16]}, published {str(pb['seed'])[:16]}",
         )
     )
     try:
-        dist = distribution([pool[k] for k in sorted(pool)], int(ab["size"]), ab["quotas"])
-        comp, members = pick_panel(dist, pool, seed)
-        redo = Draw(
-            aid, seed.hex(), pool_hash, len(pool), tuple(m.hex() for m in members), comp, dist
-        )
+        redo = _redo(aid, ab, fz)
     except GovernanceError as exc:
         checks.append(("draw", False, str(exc)))
         return Verification(aid, tuple(checks))
     published = sorted(str(m) for m in pb["members"])
     extra = sorted(set(published) - set(redo.members))
     absent = sorted(set(redo.members) - set(published))
+    same = not extra and not absent and len(published) == len(redo.members)
+    if fz.seal is not None and panel.seq < fz.seal.seq:
+        same = False
+        extra_note = "the panel is older than the seal"
+    else:
+        extra_note = ""
     checks.append(
         (
             "panel",
-            not extra and not absent and len(published) == len(redo.members),
-            "matches the re-run draw"
-            if not extra and not absent
-            else "published but not drawn: "
-            + (", ".join(m[:12] for m in extra) or "-")
-            + "; drawn but not published: "
-            + (", ".join(m[:12] for m in absent) or "-"),
+            same,
+            extra_note
+            or (
+                "matches the re-run draw"
+                if not extra and not absent
+                else "published but not drawn: "
+                + (", ".join(m[:12] for m in extra) or "-")
+                + "; drawn but not published: "
+                + (", ".join(m[:12] for m in absent) or "-")
+            ),
         )
     )
     panel_features = [pool.get(bytes.fromhex(m), {}) for m in published]
@@ -584,6 +842,7 @@ def status(ledger: Ledger, aid: str) -> dict[str, Any]:
         "volunteers": sum(1 for v in ledger.keyed("volunteer", aid) if v.body is not None),
         "pool": frozen.state.value,
         "pool_size": frozen.count,
+        "sealed": ledger.live(a.origin, "seal", a.key) is not None,
         "commits": [
             c for c in ab["committers"] if ledger.live(bytes.fromhex(c), "commit", aid) is not None
         ],

@@ -299,6 +299,11 @@ def _judge(
     """
     if not _in_window(prop, vote):
         return "outside-window", None
+    if (vote.body or {}).get("version", 1) != prop.get("version", 1):
+        # A vote names the proposal version it is for; one for an amended-away
+        # version is reported (excluded: outdated-version), never counted as if
+        # it were for the text now on the ballot.
+        return "outdated-version", None
     if IMPORT_FIELD in prop:
         if not frozen:
             return "not-an-import-voter", None

@@ -27,6 +27,7 @@ from node.model.commit_kinds import (
     offer_ref,
     reply_key,
 )
+from node.model.delib_kinds import DELIB_KINDS
 from node.model.fields import HEX, HEX64, hex64, int_field, matches, only_fields, shown, text
 from node.model.gov_kinds import (
     BUDGET_METHODS,
@@ -90,6 +91,7 @@ KINDS: dict[str, BodyValidator] = {
     **GOV_KINDS,
     **TRUST_KINDS,
     **COMMIT_KINDS,
+    **DELIB_KINDS,
 }
 
 
@@ -124,6 +126,7 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
 __all__ = [
     "BUDGET_METHODS",
     "COMMIT_KINDS",
+    "DELIB_KINDS",
     "DIMENSIONS",
     "GOV_KINDS",
     "GOV_METHODS",

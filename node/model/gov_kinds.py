@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.errors import ValidationError
+from node.model.delib_kinds import MAX_VERSION, check_ref
 from node.model.fields import HEX, hex64, int_field, matches, only_fields, shown, text
 from node.model.kinds import MAX_NAME_CHARS, BodyValidator
 from node.model.plan_kinds import check_cap_decision
@@ -98,6 +99,11 @@ PROPOSAL_FIELDS = (
     "max_score",
     "seats",
     "admission",
+    # deliberation (node.governance.deliberation)
+    "version",
+    "amendments",
+    "discussion",
+    "from",
 )
 
 
@@ -137,6 +143,24 @@ def _proposal_body(body: Mapping[str, Any]) -> None:
         _admission_decision(body)
     if "cap" in body:
         check_cap_decision(body)  # a cap on a resource (node.planning.caps)
+    _deliberation_fields(body, opens)
+
+
+def _deliberation_fields(body: Mapping[str, Any], opens: int) -> None:
+    """A proposal's version (1 unless amended), the amendments it includes, when its
+    discussion starts (before `opens`), and the amendment it was promoted from."""
+    if "version" in body:
+        int_field(body, "version", 1, MAX_VERSION)
+    if "amendments" in body:
+        refs = body["amendments"]
+        if not isinstance(refs, list) or len(refs) > MAX_OPTIONS:
+            raise ValidationError(f"amendments must list at most {MAX_OPTIONS} amendment refs")
+        for r in refs:
+            check_ref(r, "an included amendment")
+    if "discussion" in body and int_field(body, "discussion", 0, 2**48 - 1) >= opens:
+        raise ValidationError("discussion must start before opens")
+    if "from" in body:
+        check_ref(body["from"], "from")
 
 
 def _admission_decision(body: Mapping[str, Any]) -> None:
@@ -184,7 +208,9 @@ def _vote_body(body: Mapping[str, Any]) -> None:
     # The ballot's shape says which methods it fits: a list of ids (approval, mes,
     # greedy), a map id -> integer score (score), or a list of groups of ids, best
     # first (ranked). Whether it fits *this* proposal is decided at tally time.
-    only_fields(body, {"ballot"})
+    only_fields(body, {"ballot", "version"})
+    if "version" in body:
+        int_field(body, "version", 1, 10_000)  # the proposal version voted on
     ballot = body.get("ballot")
     if isinstance(ballot, dict):
         _ids(list(ballot), "ballot")
@@ -278,9 +304,24 @@ def _commit_body(body: Mapping[str, Any]) -> None:
     hex64(body.get("pool"), "pool")
 
 
+def _seal_body(body: Mapping[str, Any]) -> None:
+    # The organiser's freeze of everything the seed depends on, written after every
+    # commit and before any reveal (node.governance.sortition).
+    only_fields(body, {"assembly", "pool", "commits"})
+    hex64(body.get("assembly"), "assembly")
+    hex64(body.get("pool"), "pool")
+    commits = body.get("commits")
+    if not isinstance(commits, dict) or not 0 < len(commits) <= 32:
+        raise ValidationError("commits must map 1 to 32 committer ids to their commit hashes")
+    for committer, h in commits.items():
+        hex64(committer, "a committer")
+        hex64(h, "a commit hash")
+
+
 def _reveal_body(body: Mapping[str, Any]) -> None:
-    only_fields(body, {"secret"})
+    only_fields(body, {"secret", "seal"})
     hex64(body.get("secret"), "secret")
+    hex64(body.get("seal"), "seal")
 
 
 def _panel_body(body: Mapping[str, Any]) -> None:
@@ -304,6 +345,7 @@ GOV_KINDS: dict[str, BodyValidator] = {
     "pool": _freeze_head_body,
     "poolset": _poolset_body,
     "commit": _commit_body,
+    "seal": _seal_body,
     "reveal": _reveal_body,
     "panel": _panel_body,
 }

@@ -4,7 +4,7 @@ Each op gets an `OpContext` (state, config, a view of the network), never the da
 see `node.ops.base`.
 """
 
-from node.ops import gov_ops, match_ops, node_ops, plan_ops, trust_ops
+from node.ops import delib_ops, gov_ops, match_ops, node_ops, plan_ops, trust_ops
 from node.ops.base import (
     InThread,
     Job,
@@ -24,6 +24,7 @@ TABLE: dict[str, OpSpec] = {
     **trust_ops.OPS,
     **match_ops.OPS,
     **plan_ops.OPS,
+    **delib_ops.OPS,
 }
 
 __all__ = [

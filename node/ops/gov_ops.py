@@ -400,6 +400,18 @@ def assembly_commit(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "commit", sortition.commit_body)
 
 
+def assembly_seal(d: OpContext, args: dict[str, Any]) -> Writes:
+    ledger = _ledger(d)
+    a = _assembly(d, ledger, args)
+    if a.origin != d.state.me:
+        raise LocalError("only the node that created the assembly seals it")
+    if ledger.live(a.origin, "seal", a.key) is not None:
+        raise LocalError("the assembly is sealed already")
+    aid = object_id(a.origin, a.key)
+    pending = d.state.prepare("seal", a.key, sortition.seal_body(ledger, aid), scope=a.scope)
+    return Writes([pending], written(d))
+
+
 def assembly_reveal(d: OpContext, args: dict[str, Any]) -> Writes:
     return _committer_step(d, args, "reveal", sortition.reveal_body)
 
@@ -417,8 +429,12 @@ def assembly_draw(d: OpContext, args: dict[str, Any]) -> Writes:
     return Writes([pending], lambda rs: draw.as_json())
 
 
-def assembly_verify(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
-    return sortition.verify(_ledger(d), _arg(args, "assembly")).as_json()
+def assembly_verify(d: OpContext, args: dict[str, Any]) -> InThread:
+    # Re-running the lottery of a large pool takes seconds: in a worker thread, on a
+    # snapshot (records are immutable), so the node keeps gossiping meanwhile.
+    snapshot, aid = list(d.state.replica.records()), _arg(args, "assembly")
+    admitted = d.state.core.admission.admitted
+    return InThread(lambda: sortition.verify(Ledger(snapshot, admitted), aid).as_json())
 
 
 def assembly_list(d: OpContext, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -458,6 +474,7 @@ OPS: dict[str, OpSpec] = {
             "budget": INT(0, 10**15),
             "electorate": STR(max_len=200),
             "opens": INT(0, 2**48 - 1),
+            "discussion": INT(0, 2**48 - 1),
             "closes": INT(0, 2**48 - 1),
             "min_score": INT(-1000, 1000),
             "max_score": INT(-1000, 1000),
@@ -489,6 +506,7 @@ OPS: dict[str, OpSpec] = {
     "gov_assembly_prepare": OpSpec(assembly_prepare, {"assembly": _ID, "member": _MEMBER}),
     "gov_assembly_freeze": OpSpec(assembly_freeze, {"assembly": _ID}),
     "gov_assembly_commit": OpSpec(assembly_commit, {"assembly": _ID}),
+    "gov_assembly_seal": OpSpec(assembly_seal, {"assembly": _ID}),
     "gov_assembly_reveal": OpSpec(assembly_reveal, {"assembly": _ID}),
     "gov_assembly_draw": OpSpec(assembly_draw, {"assembly": _ID}),
     "gov_assembly_verify": OpSpec(assembly_verify, {"assembly": _ID}),

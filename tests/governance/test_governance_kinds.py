@@ -51,7 +51,8 @@ GOOD = [
     ("pool", {"chunks": 0, "count": 0, "hash": "0" * 64}),
     ("poolset", {"members": [[b"k" * 32, {"age": "young"}]]}),
     ("commit", {"hash": "1" * 64, "pool": "2" * 64}),
-    ("reveal", {"secret": "3" * 64}),
+    ("seal", {"assembly": "1" * 64, "pool": "2" * 64, "commits": {"a" * 64: "3" * 64}}),
+    ("reveal", {"secret": "3" * 64, "seal": "4" * 64}),
     ("panel", {"members": ["4" * 64], "seed": "5" * 64}),
 ]
 BAD = [
@@ -76,7 +77,27 @@ BAD = [
     ("assembly", {**ASSEMBLY, "committers": ["a" * 64] * 3}, "distinct"),
     ("assembly", {**ASSEMBLY, "quotas": {"age": {"young": [2, 1]}}}, "min"),
     ("poolset", {"members": [[b"short", {}]]}, "32-byte"),
-    ("reveal", {"secret": "x"}, "hex"),
+    ("reveal", {"secret": "x", "seal": "4" * 64}, "hex"),
+    ("reveal", {"secret": "3" * 64}, "seal"),
+    ("reveal", {"secret": "3" * 64, "seal": "4" * 63}, "seal"),
+    ("seal", {"assembly": "1" * 64, "pool": "2" * 64, "commits": {}}, "commits"),
+    (
+        "seal",
+        {"assembly": "1" * 64, "pool": "2" * 64, "commits": {"A" * 64: "3" * 64}},
+        "committer",
+    ),
+    ("seal", {"assembly": "1" * 64, "pool": "2" * 64, "commits": {"a" * 64: 3}}, "commit hash"),
+    (
+        "seal",
+        {
+            "assembly": "1" * 64,
+            "pool": "2" * 64,
+            "commits": {f"{i:064x}": "3" * 64 for i in range(33)},
+        },
+        "commits",
+    ),
+    ("seal", {"assembly": "1" * 64, "pool": "2" * 64, "commits": [], "x": 1}, "x"),
+    ("seal", {"pool": "2" * 64, "commits": {"a" * 64: "3" * 64}}, "assembly"),
 ]
 
 

@@ -9,13 +9,22 @@ import pytest
 from node.governance.lifecycle import TABLE, Action, Effect, Phase, decide, phase
 
 EXPECTED = {
-    Phase.SCHEDULED: ("refuse", "refuse", "refuse", "provisional"),
-    Phase.OPEN: ("allow", "refuse", "allow", "provisional"),
-    Phase.ENDED: ("refuse", "allow", "allow", "provisional"),
-    Phase.CLOSED: ("refuse", "refuse", "refuse", "final"),
-    Phase.WITHDRAWN: ("refuse", "refuse", "refuse", "refuse"),
+    # vote, close, close early, results, discuss, amend
+    Phase.SCHEDULED: ("refuse", "refuse", "refuse", "provisional", "refuse", "refuse"),
+    Phase.DISCUSSION: ("refuse", "refuse", "refuse", "provisional", "allow", "allow"),
+    Phase.OPEN: ("allow", "refuse", "allow", "provisional", "allow", "refuse"),
+    Phase.ENDED: ("refuse", "allow", "allow", "provisional", "refuse", "refuse"),
+    Phase.CLOSED: ("refuse", "refuse", "refuse", "final", "refuse", "refuse"),
+    Phase.WITHDRAWN: ("refuse", "refuse", "refuse", "refuse", "refuse", "refuse"),
 }
-ACTIONS = (Action.VOTE, Action.CLOSE, Action.CLOSE_EARLY, Action.RESULTS)
+ACTIONS = (
+    Action.VOTE,
+    Action.CLOSE,
+    Action.CLOSE_EARLY,
+    Action.RESULTS,
+    Action.DISCUSS,
+    Action.AMEND,
+)
 
 
 @pytest.mark.parametrize(("ph", "action"), list(itertools.product(Phase, Action)))
@@ -39,4 +48,11 @@ def test_phase():
         Phase.ENDED,
     ]
     assert phase(body, 15, closed=True) is Phase.CLOSED
+    discussed = {**body, "discussion": 5}
+    assert [phase(discussed, t, closed=False) for t in (4, 5, 9, 10)] == [
+        Phase.SCHEDULED,
+        Phase.DISCUSSION,
+        Phase.DISCUSSION,
+        Phase.OPEN,
+    ]
     assert phase(None, 15, closed=True) is Phase.WITHDRAWN

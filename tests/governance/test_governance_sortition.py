@@ -194,6 +194,8 @@ def setup_assembly(ds, n_volunteers=8):
 
 def run_draw(ds, aid):
     sync(ds)
+    ds[0].call("gov_assembly_seal", assembly=aid)
+    sync(ds)
     for d in ds:
         d.call("gov_assembly_reveal", assembly=aid)
     sync(ds)
@@ -219,6 +221,8 @@ def test_draw_and_verify_everywhere(nodes):
 
 def test_missing_reveal_blocks_the_draw(nodes):
     aid, _ = setup_assembly(nodes)
+    sync(nodes)
+    nodes[0].call("gov_assembly_seal", assembly=aid)
     sync(nodes)
     nodes[0].call("gov_assembly_reveal", assembly=aid)
     nodes[1].call("gov_assembly_reveal", assembly=aid)
@@ -277,7 +281,8 @@ def test_verify_detects_a_changed_commit_or_reveal(nodes):
     aid, _ = setup_assembly(nodes)
     run_draw(nodes, aid)
     b = nodes[1]
-    b.state.write("reveal", aid, {"secret": "00" * 32})
+    seal = b.state.replica.get(b.state.me, "reveal", aid).body["seal"]
+    b.state.write("reveal", aid, {"secret": "00" * 32, "seal": seal})
     assert "reveal does not match its commit" in failures(b, aid)
     c = nodes[2]
     c.state.write(
@@ -285,7 +290,7 @@ def test_verify_detects_a_changed_commit_or_reveal(nodes):
         aid,
         {"hash": "11" * 32, "pool": c.state.replica.get(c.state.me, "commit", aid).body["pool"]},
     )
-    assert "reveal does not match its commit" in failures(c, aid)
+    assert "commit changed after the seal" in failures(c, aid)
 
 
 def test_a_beacon_changes_the_seed():

@@ -1,0 +1,173 @@
+"""The composition search (node/governance/panels.py), the integer simplex, and the
+maximin lottery on pools too large to list, against enumeration and each other."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.governance import sortition
+from node.governance.errors import GovernanceError
+from node.governance.panels import Problem, best_composition
+from node.governance.simplex import IntegerSimplex, maximize
+
+
+def compositions(problem):
+    """Every composition meeting the quotas, by enumeration."""
+    out = []
+    for counts in itertools.product(*(range(c + 1) for c in problem.caps)):
+        if sum(counts) != problem.size:
+            continue
+        ok = True
+        for groups, bounds in zip(problem.groups, problem.bounds, strict=True):
+            for g, (lo, hi) in enumerate(bounds):
+                n = sum(k for k, gt in zip(counts, groups, strict=True) if gt == g)
+                ok = ok and lo <= n <= hi
+        if ok:
+            out.append(counts)
+    return out
+
+
+@st.composite
+def problems(draw):
+    n_types = draw(st.integers(1, 5))
+    caps = tuple(draw(st.lists(st.integers(0, 3), min_size=n_types, max_size=n_types)))
+    size = draw(st.integers(0, sum(caps)))
+    groups, bounds = [], []
+    for _ in range(draw(st.integers(0, 2))):
+        n_values = draw(st.integers(1, 3))
+        groups.append(
+            tuple(draw(st.lists(st.integers(-1, n_values - 1), min_size=n_types, max_size=n_types)))
+        )
+        bs = []
+        for _ in range(n_values):
+            lo = draw(st.integers(0, size))
+            bs.append((lo, draw(st.integers(lo, size))))
+        bounds.append(tuple(bs))
+    return Problem(caps, size, tuple(groups), tuple(bounds))
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_best_composition_is_the_enumerated_maximum(problem, data):
+    weights = data.draw(
+        st.lists(st.integers(0, 20), min_size=len(problem.caps), max_size=len(problem.caps))
+    )
+    listed = compositions(problem)
+    found = best_composition(problem, weights)
+    if not listed:
+        assert found is None
+        return
+    best = max(sum(w * k for w, k in zip(weights, c, strict=True)) for c in listed)
+    assert found is not None
+    assert found[0] == best
+    assert found[1] in listed
+    assert found[0] == sum(w * k for w, k in zip(weights, found[1], strict=True))
+    # A threshold at the optimum leaves nothing; just below it, the optimum.
+    assert best_composition(problem, weights, best) is None
+    assert best_composition(problem, weights, best - 1)[0] == best
+    # `first` returns some composition beating the threshold.
+    first = best_composition(problem, weights, best - 1, first=True)
+    assert first is not None
+    assert first[0] > best - 1
+    assert first[1] in listed
+
+
+def test_search_gives_up_with_a_message(monkeypatch):
+    problem = Problem((3,) * 8, 12, ((0, 1) * 4,), (((2, 8), (2, 8)),))
+    assert best_composition(problem, list(range(8))) is not None
+    monkeypatch.setattr("node.governance.panels.MAX_NODES", 3)
+    with pytest.raises(GovernanceError, match="too many kinds of panel"):
+        best_composition(problem, list(range(8)))
+
+
+@st.composite
+def lps(draw):
+    m = draw(st.integers(1, 5))
+    n = draw(st.integers(1, 5))
+    a = [draw(st.lists(st.integers(-5, 9), min_size=n, max_size=n)) for _ in range(m)]
+    # a bounded program: every variable appears in a row with a positive bound
+    a.append([1] * n)
+    b = [*draw(st.lists(st.integers(0, 20), min_size=m, max_size=m)), draw(st.integers(0, 20))]
+    c = draw(st.lists(st.integers(-5, 9), min_size=n, max_size=n))
+    return a, b, c
+
+
+@settings(max_examples=200, deadline=None)
+@given(lps(), st.integers(0, 4))
+def test_integer_simplex_matches_the_fraction_simplex(lp, split):
+    a, b, c = lp
+    want = maximize([Fraction(v) for v in c], [[Fraction(v) for v in r] for r in a], b)
+    assert IntegerSimplex(a, b, c).solve().value == want.value
+    # columns added after a first solve reach the same optimum
+    k = min(split, len(c))
+    s = IntegerSimplex([r[:k] for r in a], b, c[:k])
+    s.solve()
+    for j in range(k, len(c)):
+        s.add_column([r[j] for r in a], c[j])
+        s.solve()
+    sol = s.solve()
+    assert sol.value == want.value
+    # the solution is feasible and attains the value; the duals certify it
+    assert all(x >= 0 for x in sol.x)
+    for row, bound in zip(a, b, strict=True):
+        assert sum(v * x for v, x in zip(row, sol.x, strict=True)) <= bound
+    assert sum(v * x for v, x in zip(c, sol.x, strict=True)) == sol.value
+    assert all(y >= 0 for y in sol.duals)
+    assert sum(y * v for y, v in zip(sol.duals, b, strict=True)) == sol.value
+
+
+values = st.sampled_from(["a", "b", "c"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.lists(
+        st.fixed_dictionaries(
+            {"x": values, "y": st.sampled_from(["p", "q"]), "z": st.sampled_from(["u", "v"])}
+        ),
+        min_size=3,
+        max_size=14,
+    ),
+    size=st.integers(1, 6),
+    data=st.data(),
+)
+def test_searched_lottery_equals_the_listed_one(pool, size, data):
+    bound = st.integers(0, size // 2).flatmap(
+        lambda lo: st.tuples(st.just(lo), st.integers(max(lo, 1), size))
+    )
+    quotas = {
+        "x": {v: list(data.draw(bound)) for v in "ab"},
+        "y": {"p": list(data.draw(bound))},
+        "z": {"u": list(data.draw(bound))},
+    }
+    try:
+        listed = sortition.distribution(pool, size, quotas)
+    except GovernanceError:
+        listed = None
+    saved = sortition.MAX_LISTED
+    sortition.MAX_LISTED = 0  # every pool goes to the search
+    try:
+        searched = sortition.distribution(pool, size, quotas)
+    except GovernanceError:
+        searched = None
+    finally:
+        sortition.MAX_LISTED = saved
+    assert (searched is None) == (listed is None)
+    if searched is None or listed is None:
+        return
+    assert searched.minimum == listed.minimum
+    assert sum(p for _, p in searched.compositions) == 1
+    # the volunteers no panel can include are the same (probability 0 on both)
+    assert [p == 0 for p in searched.probability] == [p == 0 for p in listed.probability]
+    for comp, _ in searched.compositions:
+        people = [
+            dict(zip(searched.features, t, strict=True))
+            for t, k in zip(searched.types, comp, strict=True)
+            for _ in range(k)
+        ]
+        assert not sortition.meets_quotas(people, size, quotas)
