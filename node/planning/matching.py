@@ -40,9 +40,9 @@ must equal match for match.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, itemgetter, mul, sub
+from operator import add, itemgetter, mul, or_, sub
 from typing import NamedTuple
 
 from node import model
@@ -229,6 +229,23 @@ class MatchTable:
             end = min(stop, self.starts[k + 1])
             out += self._pool(k, start, end)
             start, k = end, k + 1
+        return out
+
+    def involving(self, parties: Collection[str]) -> list[Match]:
+        """The matches whose provider or receiver is one of `parties`, in row order."""
+        flag = [n in parties for n in self.names]
+        out: list[Match] = []
+        for k in range(len(self.scopes)):
+            a, b = self.starts[k], self.starts[k + 1]
+            keep = list(
+                map(
+                    or_,
+                    map(flag.__getitem__, self.provider[a:b]),
+                    map(flag.__getitem__, self.receiver[a:b]),
+                )
+            )
+            if True in keep:
+                out += compress(self._pool(k, a, b), keep)
         return out
 
     def _pool(self, k: int, a: int, b: int) -> Iterator[Match]:
