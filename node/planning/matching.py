@@ -39,8 +39,10 @@ must equal match for match.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, itemgetter, mul, or_, sub
 from typing import NamedTuple
@@ -218,7 +220,12 @@ class MatchTable:
 
     def matches(self) -> list[Match]:
         """Every match, as `Match` tuples."""
-        return list(self)
+        # A Match holds strs and ints only, so making them creates no reference cycle
+        # for the cyclic collector to find; but a million new tuples would set off its
+        # full passes, each walking every object in the heap (a federation's million
+        # positions among them). Paused while they are made; refcounts free as usual.
+        with _collector_paused():
+            return list(self)
 
     def rows(self, start: int, stop: int) -> list[Match]:
         """The matches of rows start:stop (a page)."""
@@ -265,6 +272,18 @@ class MatchTable:
                 repeat(self.scopes[k]),
             ),
         )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (if it ran) for the block."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _pair(plan: MatchPlan) -> MatchTable:
