@@ -2,10 +2,13 @@
 `network_simplex` on one item of the same instance, in the same run.
 
 Run: python bench/bench_matching.py [--communes N] [--items K] [--rounds R]
+    [--before OLD/node/planning/matching.py]
 Prints CPU time (process_time) on one core, best and worst of R rounds: `plan` (the
 matching itself: every quantity each provider gives and each receiver takes, per
-pool), listing the matches it makes as `Match` tuples, and the first implementation
-(`tests/matching_reference.py`, the same matches) interleaved with them.
+pool), pairing it into every match as columns of ints (`MatchTable`), making a
+`Match` tuple of every row, and the first implementation
+(`tests/matching_reference.py`, the same matches) and an older `matching.py`
+(`--before`, e.g. from a checkout of main) interleaved with them.
 
 The instance: a federation `eu` of 10 countries x 10 regions x 100 communes (scopes
 ``eu/cNN/rNN/kNNN``), one node per commune; per item each commune has a random
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import itertools
 import random
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import networkx as nx
 
@@ -31,7 +36,7 @@ from node import model
 from node.crdt.record import sign_record
 from node.identity import Identity
 from node.planning.balance import TICKS
-from node.planning.matching import Position, match, plan, positions_from_records
+from node.planning.matching import Position, match, match_table, plan, positions_from_records
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 import matching_reference  # the first implementation (test-only), for the same-run ratio
@@ -103,49 +108,85 @@ def region_records(nodes: int, per_node: int, seed: int = 2) -> list:
     return out
 
 
+def _module(path: str) -> ModuleType:
+    """An older `node/planning/matching.py` (from another checkout), to time it in
+    the same run."""
+    spec = importlib.util.spec_from_file_location("matching_before", path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--communes", type=int, default=10_000)
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--before", help="an older node/planning/matching.py to time interleaved")
     args = ap.parse_args()
+    before = _module(args.before) if args.before else None
     positions = instance(args.communes, args.items)
     print(f"{args.communes} communes x {args.items} items, one period")
-    t_plan, t_list, t_ref = [], [], []
+    t_plan, t_table, t_list, t_ref, t_before = [], [], [], [], []
     for _ in range(args.rounds):
         t = clock()
         p = plan(positions)
         t_plan.append(clock() - t)
         t = clock()
-        out = p.matches()
+        table = p.table()
+        t_table.append(clock() - t)
+        t = clock()
+        out = table.matches()
         t_list.append(clock() - t)
-        del p, out
+        del p, table, out
         t = clock()
         ref = matching_reference.match(positions)
         t_ref.append(clock() - t)
         del ref
+        if before is not None:
+            t = clock()
+            old = before.match(positions)
+            t_before.append(clock() - t)
+            del old
 
     def span(ts: list[float]) -> str:
         return f"{min(ts):.3f}-{max(ts):.3f} s"
 
-    p = plan(positions)
-    out = p.matches()
+    table = match_table(positions)
     print(f"plan (the matching): {span(t_plan)} CPU over {args.rounds} rounds")
-    print(f"listing its {len(out)} matches as tuples: {span(t_list)}")
-    both = [a + b for a, b in zip(t_plan, t_list, strict=True)]
-    print(f"match = plan + listing: {span(both)}; first implementation: {span(t_ref)}")
-    print(f"{p.total() // TICKS} kg matched")
-    del out
-    # the same, with the cyclic garbage collector paused (what its passes over the
-    # growing heap of matches cost)
+    print(f"pairing it into {len(table)} matches as columns (MatchTable): {span(t_table)}")
+    both = [a + b for a, b in zip(t_plan, t_table, strict=True)]
+    print(f"match_table = plan + columns (every match listed): {span(both)}")
+    print(f"then every match as a Match tuple: {span(t_list)}")
+    every = [a + b for a, b in zip(both, t_list, strict=True)]
+    print(f"match (plan + columns + tuples): {span(every)}; first implementation: {span(t_ref)}")
+    if t_before:
+        print(f"match before ({args.before}), same rounds: {span(t_before)}")
+    print(f"{table.total() // TICKS} kg matched")
+    t = clock()
+    page = table.rows(len(table) // 2, len(table) // 2 + 100)
+    t_page = clock() - t
+    some = set(table.names[:10])
+    t = clock()
+    mine = table.involving(some)
+    t_some = clock() - t
+    print(
+        f"reading the columns: a page of {len(page)} matches {t_page * 1000:.2f} ms; "
+        f"the {len(mine)} matches of 10 parties {t_some:.3f} s"
+    )
+    del table, page, mine
+    # the same, with the cyclic garbage collector paused: the columns are ints, which
+    # it does not track, so pausing it should change little
     gc.disable()
     try:
         t = clock()
-        plan(positions).matches()
+        match_table(positions)
         t_nogc = clock() - t
     finally:
         gc.enable()
-    print(f"match with the garbage collector paused: {t_nogc:.3f} s CPU")
+    print(f"match_table with the garbage collector paused: {t_nogc:.3f} s CPU")
     recs = region_records(1000, 20)
     t = clock()
     pos = positions_from_records(recs)

@@ -16,6 +16,7 @@ from node.planning.matching import (
     Match,
     Position,
     match,
+    match_table,
     matches_from_records,
     matches_from_rollups,
     plan,
@@ -299,6 +300,33 @@ def test_equal_to_the_first_implementation_match_for_match(positions):
     assert list(plan(positions)) == match(positions)
 
 
+@settings(max_examples=300, deadline=None)
+@given(multi_group_instances(), st.data())
+def test_the_columns_hold_the_same_matches_read_whole_by_page_or_by_party(positions, data):
+    # the columnar result is the list of matches, whichever way a caller reads it
+    listed = matching_reference.match(positions)
+    table = match_table(positions)
+    assert len(table) == len(listed)
+    assert table.matches() == listed
+    assert table.total() == sum(m.quantity for m in listed)
+    start = data.draw(st.integers(-2, len(listed) + 2))
+    stop = data.draw(st.integers(-2, len(listed) + 2))
+    assert table.rows(start, stop) == listed[start:stop]
+    some = set(data.draw(st.lists(st.sampled_from(table.names or ["x"]))))
+    assert table.involving(some) == [m for m in listed if m.provider in some or m.receiver in some]
+
+
+def test_the_columns_are_read_lazily_pool_by_pool():
+    parties = {(f"eu/r{i}/x/c", f"s{i}"): _pos(cap=10) for i in range(3)}
+    parties |= {(f"eu/r{i}/x/d", f"d{i}"): _pos(med=3) for i in range(3)}
+    table = match_table({G: parties})
+    rows = iter(table)
+    assert next(rows) == Match(*G, "s0", "d0", 3, "eu/r0/x")
+    assert table.starts == [0, 1, 2, 3]
+    assert [table.names[i] for i in table.provider] == ["s0", "s1", "s2"]
+    assert table.rows(2, 3) == [Match(*G, "s2", "d2", 3, "eu/r2/x")]
+
+
 def test_equal_to_the_first_implementation_on_a_bench_sized_item():
     import random
 
@@ -314,3 +342,7 @@ def test_equal_to_the_first_implementation_on_a_bench_sized_item():
         )
     positions = {G: parties}
     assert match(positions) == matching_reference.match(positions)
+    table = match_table(positions)
+    listed = match(positions)
+    third, half = len(listed) // 3, len(listed) // 2
+    assert table.rows(third, half) == listed[third:half]

@@ -21,7 +21,12 @@ from node.planning.commitments import (
     committed_totals,
     track_records,
 )
-from node.planning.matching import Match, match, positions_from_records, positions_from_rollups
+from node.planning.matching import (
+    Match,
+    match_table,
+    positions_from_records,
+    positions_from_rollups,
+)
 from node.state import NodeState
 
 _SCOPE = STR(max_len=200)
@@ -88,21 +93,19 @@ def match_op(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         for at, node in parties:
             where.setdefault(node, set()).add(at)
 
-    def touches(m: Match) -> bool:
-        ats = where.get(m.provider, set()) | where.get(m.receiver, set())
-        return any(model.in_scope(at, scope) for at in ats)
+    def touches(node: str) -> bool:
+        return any(model.in_scope(at, scope) for at in where.get(node, ()))
 
+    # the matches stay columns (`MatchTable`) until the few shown are picked out
     within: list[Match] = []
     if inside:
-        within = [m for m in match({g: p for g, p in positions.items() if keep(g)}) if touches(m)]
+        table = match_table({g: p for g, p in positions.items() if keep(g)})
+        within = table.involving({n for n in table.names if touches(n)})
     across: list[Match] = []
     if not model.in_scope(scope, region):
         regional = positions_from_rollups(state.core.rollup_view(), positions, region)
-        across = [
-            m
-            for m in match({g: p for g, p in regional.items() if keep(g)})
-            if model.in_scope(m.provider, scope) or model.in_scope(m.receiver, scope)
-        ]
+        table = match_table({g: p for g, p in regional.items() if keep(g)})
+        across = table.involving({n for n in table.names if model.in_scope(n, scope)})
     names = _names(state)
     return {
         "scope": scope,

@@ -1,14 +1,16 @@
 """Planning computations over the replica (pure): balances per scope, matching."""
 
 from node.planning.balance import BalanceIndex, BalanceRow, compute_balance, decimal_str
-from node.planning.matching import Match, Position, match
+from node.planning.matching import Match, MatchTable, Position, match, match_table
 
 __all__ = [
     "BalanceIndex",
     "BalanceRow",
     "Match",
+    "MatchTable",
     "Position",
     "compute_balance",
     "decimal_str",
     "match",
+    "match_table",
 ]

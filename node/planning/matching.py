@@ -39,10 +39,12 @@ must equal match for match.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
-from itertools import accumulate, compress, islice, repeat
-from operator import add, itemgetter, mul, sub
+import gc
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, itemgetter, mul, or_, sub
 from typing import NamedTuple
 
 from node import model
@@ -54,9 +56,11 @@ __all__ = [
     "PRIORITY_RANK",
     "Match",
     "MatchPlan",
+    "MatchTable",
     "Pool",
     "Position",
     "match",
+    "match_table",
     "matches_from_records",
     "matches_from_rollups",
     "plan",
@@ -150,8 +154,8 @@ class Pool(NamedTuple):
 
 class MatchPlan:
     """Every group's matches in compact form: per pool, who gives and who takes how
-    much. Listing the matches themselves (`matches`, iteration) pairs them up; the
-    plan alone already fixes every quantity, so totals need no pairs.
+    much. `table` pairs them up into the matches, column by column; the plan alone
+    already fixes every quantity, so totals need no pairs.
 
     Attributes:
         groups: the groups matched, sorted.
@@ -161,33 +165,140 @@ class MatchPlan:
 
     def __init__(self, leaves: list[Party]) -> None:
         self.leaves = leaves
-        self._names: list[str] = []  # the party ids, made when matches are listed
         self.groups: list[GroupKey] = []
         self.pools: list[Pool] = []
+        self._table: MatchTable | None = None
 
     def total(self) -> int:
         """Ticks matched over all groups."""
         return sum(sum(p.gives) for p in self.pools)
 
+    def table(self) -> MatchTable:
+        """The matches, as columns of ints (made once, then kept)."""
+        if self._table is None:
+            self._table = _pair(self)
+        return self._table
+
     def __iter__(self) -> Iterator[Match]:
-        for pool in self.pools:
-            yield from self._pairs(pool)
+        return iter(self.table())
 
     def matches(self) -> list[Match]:
+        return self.table().matches()
+
+
+class MatchTable:
+    """The matches of a plan as parallel columns: row r ships `quantity[r]` ticks from
+    party `names[provider[r]]` to party `names[receiver[r]]`. The rows of pool k are
+    `starts[k]:starts[k + 1]`; the pool's group is `groups[group[k]]`, its scope
+    `scopes[k]`. Rows are in the order `match` lists them.
+
+    A federation has millions of matches: as columns they are three ints a row (no
+    object per match), and `Match` tuples are made only for the rows a caller reads
+    (iteration is lazy, pool by pool; `rows` reads a page).
+    """
+
+    def __init__(self, groups: list[GroupKey], names: list[str]) -> None:
+        self.groups = groups
+        self.names = names
+        self.group: list[int] = []
+        self.scopes: list[str] = []
+        self.starts: list[int] = [0]
+        self.provider: list[int] = []
+        self.receiver: list[int] = []
+        self.quantity: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.quantity)
+
+    def total(self) -> int:
+        """Ticks matched."""
+        return sum(self.quantity)
+
+    def __iter__(self) -> Iterator[Match]:
+        for k in range(len(self.scopes)):
+            yield from self._pool(k, self.starts[k], self.starts[k + 1])
+
+    def matches(self) -> list[Match]:
+        """Every match, as `Match` tuples."""
+        # A Match holds strs and ints only, so making them creates no reference cycle
+        # for the cyclic collector to find; but a million new tuples would set off its
+        # full passes, each walking every object in the heap (a federation's million
+        # positions among them). Paused while they are made; refcounts free as usual.
+        with _collector_paused():
+            return list(self)
+
+    def rows(self, start: int, stop: int) -> list[Match]:
+        """The matches of rows start:stop (a page)."""
+        start, stop, _ = slice(start, stop).indices(len(self))
         out: list[Match] = []
-        for pool in self.pools:
-            out.extend(self._pairs(pool))
+        k = bisect_right(self.starts, start) - 1
+        while start < stop:
+            end = min(stop, self.starts[k + 1])
+            out += self._pool(k, start, end)
+            start, k = end, k + 1
         return out
 
-    def _pairs(self, pool: Pool) -> list[Match]:
-        """Pair providers with receivers in key order (north-west corner): lay both
-        out along one line of the pool's ticks; each stretch between consecutive ends
-        is one match, one per (provider, receiver) pair that ships something."""
-        names = self._names
-        if not names:
-            names = self._names = [p[1] for p in self.leaves]
-        providers = list(map(names.__getitem__, map(_LEAF, pool.givers)))
-        receivers = list(map(names.__getitem__, map(_LEAF, pool.takers)))
+    def involving(self, parties: Collection[str]) -> list[Match]:
+        """The matches whose provider or receiver is one of `parties`, in row order."""
+        flag = [n in parties for n in self.names]
+        out: list[Match] = []
+        for k in range(len(self.scopes)):
+            a, b = self.starts[k], self.starts[k + 1]
+            keep = list(
+                map(
+                    or_,
+                    map(flag.__getitem__, self.provider[a:b]),
+                    map(flag.__getitem__, self.receiver[a:b]),
+                )
+            )
+            if True in keep:
+                out += compress(self._pool(k, a, b), keep)
+        return out
+
+    def _pool(self, k: int, a: int, b: int) -> Iterator[Match]:
+        """Rows a:b, all of pool k, as `Match` tuples."""
+        names = self.names
+        item, dim, period = self.groups[self.group[k]]
+        return map(
+            _new,
+            repeat(Match),
+            zip(
+                repeat(item),
+                repeat(dim),
+                repeat(period),
+                map(names.__getitem__, self.provider[a:b]),
+                map(names.__getitem__, self.receiver[a:b]),
+                self.quantity[a:b],
+                repeat(self.scopes[k]),
+            ),
+        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (if it ran) for the block."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _pair(plan: MatchPlan) -> MatchTable:
+    """Pair each pool's providers with its receivers in key order (north-west corner):
+    lay both out along one line of the pool's ticks; each stretch between consecutive
+    ends is one match, one per (provider, receiver) pair that ships something."""
+    ids = [p[1] for p in plan.leaves]
+    names = list(dict.fromkeys(ids))
+    number = {n: i for i, n in enumerate(names)}
+    name_of = list(map(number.__getitem__, ids))  # a leaf's party, as an index into names
+    out = MatchTable(plan.groups, names)
+    provider, receiver, quantity = out.provider, out.receiver, out.quantity
+    for pool in plan.pools:
+        providers = list(map(name_of.__getitem__, map(_LEAF, pool.givers)))
+        receivers = list(map(name_of.__getitem__, map(_LEAF, pool.takers)))
         takes = pool.takes
         if len(receivers) > 1 and len(set(receivers)) < len(receivers):
             receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
@@ -200,24 +311,15 @@ class MatchPlan:
         qty = list(map(sub, points, [0, *points[:-1]]))
         odd = list(map(_ODD, ends))
         # before each end: how many providers' (receivers') ends lie before it
-        g = compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
-        t = compress(accumulate(odd, initial=0), qty)
-        item, dim, period = self.groups[pool.group]
-        return list(
-            map(
-                _new,
-                repeat(Match),
-                zip(
-                    repeat(item),
-                    repeat(dim),
-                    repeat(period),
-                    map(providers.__getitem__, g),
-                    map(receivers.__getitem__, t),
-                    compress(qty, qty),
-                    repeat(pool.scope),
-                ),
-            )
+        provider += map(
+            providers.__getitem__, compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
         )
+        receiver += map(receivers.__getitem__, compress(accumulate(odd, initial=0), qty))
+        quantity += compress(qty, qty)
+        out.group.append(pool.group)
+        out.scopes.append(pool.scope)
+        out.starts.append(len(quantity))
+    return out
 
 
 _TWICE = (2).__mul__
@@ -230,7 +332,7 @@ _ODD = (1).__and__
 def plan(positions: Positions) -> MatchPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
     into a compact `MatchPlan` (`match` lists the matches themselves)."""
-    tree = _Tree(p for group in positions.values() for p in group)
+    tree = _Tree(chain.from_iterable(positions.values()))
     out = MatchPlan(tree.leaves)
     for group in sorted(positions):
         _match_group(tree, group, positions[group], out)
@@ -250,6 +352,12 @@ def match(positions: Positions) -> list[Match]:
         party) order. Quantities are positive ticks.
     """
     return plan(positions).matches()
+
+
+def match_table(positions: Positions) -> MatchTable:
+    """The matches of `match`, as columns (`MatchTable`): for callers that filter,
+    count or page through many matches without a tuple per match."""
+    return plan(positions).table()
 
 
 # The hot loops below run over every party of every group: they are written as
@@ -431,9 +539,9 @@ def _shares(weights: list[int], m: int) -> list[int]:
 _new = tuple.__new__
 
 
-def _merged(names: list[str], qty: list[int]) -> tuple[list[str], list[int]]:
+def _merged(names: list[int], qty: list[int]) -> tuple[list[int], list[int]]:
     """Adjacent entries of one name summed."""
-    out_n: list[str] = []
+    out_n: list[int] = []
     out_q: list[int] = []
     for n, q in zip(names, qty, strict=True):
         if out_n and out_n[-1] == n:
