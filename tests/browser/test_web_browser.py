@@ -13,6 +13,8 @@ from harness import Node
 from playwright.sync_api import expect
 from procs import wait_for
 
+from node.control import RemoteCallError
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PAGES = ("/", "/balance", "/plan", "/proposals", "/budgets", "/assemblies", "/member", "/operator")
@@ -168,7 +170,7 @@ def test_member_volunteers_in_browser_and_sees_the_verified_draw(browser, trio_n
         def shown(n: Node) -> dict:
             return n.call("gov_assembly_show", assembly=aid)
 
-        for step, before in (("commit", "pool"), ("reveal", "commits"), ("", "reveals")):
+        for step, before in (("commit", "pool"), ("", "commits")):
             for n in (a, b, c):
                 wait_for(
                     lambda n=n, before=before: (
@@ -181,6 +183,20 @@ def test_member_volunteers_in_browser_and_sees_the_verified_draw(browser, trio_n
                 )
                 if step:
                     n.call(f"gov_assembly_{step}", assembly=aid)
+        a.call("gov_assembly_seal", assembly=aid)  # freezes the commits before any reveal
+
+        def revealed(n: Node) -> bool:
+            try:
+                n.call("gov_assembly_reveal", assembly=aid)
+            except RemoteCallError as exc:
+                if "seal" not in str(exc):  # only the seal not yet here may be waited out
+                    raise
+                return False
+            return True
+
+        for n in (a, b, c):
+            wait_for(lambda n=n: revealed(n), 20, what=f"{n.name}: reveal after the seal")
+        wait_for(lambda: len(shown(a)["reveals"]) == 3, 20, what="a: reveals")
         a.call("gov_assembly_draw", assembly=aid)
         expect(page.locator("#on-panel")).to_contain_text("You are on the panel", timeout=15000)
         expect(page.locator("#verification")).to_contain_text("verified")
