@@ -39,10 +39,8 @@ must equal match for match.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, itemgetter, mul, or_, sub
 from typing import NamedTuple
@@ -219,13 +217,10 @@ class MatchTable:
             yield from self._pool(k, self.starts[k], self.starts[k + 1])
 
     def matches(self) -> list[Match]:
-        """Every match, as `Match` tuples."""
-        # A Match holds strs and ints only, so making them creates no reference cycle
-        # for the cyclic collector to find; but a million new tuples would set off its
-        # full passes, each walking every object in the heap (a federation's million
-        # positions among them). Paused while they are made; refcounts free as usual.
-        with _collector_paused():
-            return list(self)
+        """Every match, as `Match` tuples. A Match holds strs and ints only, so a caller
+        that makes a million of them may pause the cyclic collector meanwhile (the bench
+        does; this core stays free of process-wide state)."""
+        return list(self)
 
     def rows(self, start: int, stop: int) -> list[Match]:
         """The matches of rows start:stop (a page)."""
@@ -272,18 +267,6 @@ class MatchTable:
                 repeat(self.scopes[k]),
             ),
         )
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused (if it ran) for the block."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _pair(plan: MatchPlan) -> MatchTable:
