@@ -30,9 +30,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import web.gov_pages as gov_pages
+import web.html as html
+import web.pages as pages
 from node.errors import LocalError
 from node.ops import TABLE
-from web import gov_pages, html, pages
 from web.security import (
     CSRF_COOKIE,
     OPERATOR_COOKIE,

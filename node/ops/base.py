@@ -21,7 +21,7 @@ from node.config import Config
 from node.core import IngestResult, Pending
 from node.crdt.record import Record
 from node.errors import LocalError
-from node.state import NodeState
+from node.state import NodeState, record_json
 
 
 class NetView(Protocol):
@@ -213,3 +213,12 @@ def LIST(items: type | None = None, max_len: int = 256, *, required: bool = Fals
 
 def DICT(max_len: int = 64, *, required: bool = False) -> Param:
     return Param(dict, required=required, max_len=max_len)
+
+
+def written(ctx: OpContext) -> Any:
+    """A `Writes` reply callback: the last record as the CLI shows it."""
+
+    def reply(records: list[Record]) -> dict[str, Any]:
+        return record_json(records[-1], ctx.state.node_names())
+
+    return reply

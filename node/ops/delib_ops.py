@@ -15,8 +15,7 @@ from node.errors import LocalError
 from node.governance import deliberation
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
-from node.ops.base import BOOL, STR, InThread, OpContext, OpSpec, Writes
-from node.ops.node_ops import written
+from node.ops.base import BOOL, STR, InThread, OpContext, OpSpec, Writes, written
 
 __all__ = ["OPS"]
 

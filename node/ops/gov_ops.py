@@ -37,8 +37,8 @@ from node.ops.base import (
     OpSpec,
     Progress,
     Writes,
+    written,
 )
-from node.ops.node_ops import written
 
 __all__ = ["OPS"]
 

@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 
 from node import model
 from node.errors import LocalError
-from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
-from node.ops.node_ops import written
+from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes, written
 from node.ops.plan_ops import within_caps
 from node.planning.balance import TICKS, decimal_str
 from node.planning.commitments import (

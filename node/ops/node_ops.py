@@ -11,12 +11,24 @@ from node import model
 from node.clock import LOGICAL_BITS, hlc_millis
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
-from node.crdt.record import Record
 from node.errors import LocalError
 from node.keys import public_of_peer_id
 from node.net.dialable import dialable, interface_ips
 from node.net.discovery import split_p2p_addr
-from node.ops.base import BOOL, INT, LIST, STR, Job, OpContext, OpSpec, Progress, Submit, Writes
+from node.ops.base import (
+    BOOL,
+    INT,
+    LIST,
+    STR,
+    Job,
+    OpContext,
+    OpSpec,
+    Progress,
+    Submit,
+    Writes,
+    written,
+)
+from node.ops.plan_ops import cap_uses
 from node.planning.balance import ticks_str
 from node.planning.commitments import committed_fields, committed_totals
 from node.state import BalanceLevel, NodeState, record_json
@@ -26,15 +38,6 @@ MAX_PAGE = 100_000  # scopes listed below each scope of a balance
 MAX_OFFSET = 10**9
 DAY_MS = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
-
-
-def written(ctx: OpContext) -> Any:
-    """A `Writes` reply callback: the last record as the CLI shows it."""
-
-    def reply(records: list[Record]) -> dict[str, Any]:
-        return record_json(records[-1], ctx.state.node_names())
-
-    return reply
 
 
 def status(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -197,8 +200,6 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         offset=args["offset"],
     )
     records, nodes = ctx.state.left_out(scope)
-    from node.ops.plan_ops import cap_uses  # plan_ops builds on this module
-
     return {
         "scope": scope,
         "levels": _with_committed(ctx.state, levels),

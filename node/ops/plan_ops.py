@@ -18,8 +18,7 @@ from node import model
 from node.errors import LocalError
 from node.governance.ledger import check_local_key
 from node.model.plan_kinds import MAX_ROUND
-from node.ops.base import BOOL, DICT, INT, STR, OpContext, OpSpec, Writes
-from node.ops.node_ops import written
+from node.ops.base import BOOL, DICT, INT, STR, OpContext, OpSpec, Writes, written
 from node.planning.balance import TICKS, GroupKey, decimal_str
 from node.planning.caps import Budget, Cap, budgets, caps_in_force
 from node.planning.matching import Party, Position

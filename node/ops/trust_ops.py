@@ -14,8 +14,7 @@ from node import model
 from node.errors import LocalError
 from node.governance.admission import Admission, InviteCode, Standing
 from node.keys import peer_id_of
-from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes
-from node.ops.node_ops import written
+from node.ops.base import BOOL, STR, OpContext, OpSpec, Writes, written
 from node.state import NodeState
 
 INVITE_KEY_CHARS = "abcdefghijkmnpqrstuvwxyz23456789"
