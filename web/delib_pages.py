@@ -165,11 +165,12 @@ def discussion_sections(
 
 
 def _state(a: Mapping[str, Any]) -> str:
+    """The amendment's state in words (HTML)."""
     state = a["state"]
     if state == "accepted":
-        return f"Accepted into version {a['included_in']}"
+        return f"Accepted into version {e(a['included_in'])}"
     if state == "rejected":
-        return f"Rejected: {a['decision_reason'] or 'no reason given'}"
+        return f"Rejected: {e(a['decision_reason'] or 'no reason given')}"
     if state == "promoted":
         link = "/proposal?id=" + quote(str(a["promoted_to"]), safe="")
         why = f" (rejected: {a['decision_reason']})" if a.get("decision_reason") else ""
@@ -257,8 +258,8 @@ def opinions_section(m: Mapping[str, Any] | None, error: str = "") -> str:
             else "<p>No statement has broad agreement across all groups yet.</p>"
         )
         inner = (
-            f"<p>{m['participants']} participants reacted to {m['statements']} "
-            f"statements.</p>{chart}{table}{bridge}"
+            f"<p>{m['participants']} participant(s) reacted to {m['statements']} "
+            f"statement(s).</p>{chart}{table}{bridge}"
         )
     return (
         '<section aria-labelledby="opinions-h"><h2 id="opinions-h">Opinion map</h2>'
