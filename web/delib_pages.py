@@ -188,7 +188,7 @@ def amendments_section(d: Mapping[str, Any], p: Mapping[str, Any], names: Names)
     for a in d["amendments"]:
         changes = []
         if a.get("text") is not None:
-            changes.append(f'<p>New text:</p><blockquote>{e(a["text"])}</blockquote>')
+            changes.append(f"<p>New text:</p><blockquote>{e(a['text'])}</blockquote>")
         if a.get("options"):
             opts = ", ".join(f"{o['id']} = {o['name']}" for o in a["options"])
             changes.append(f"<p>Options to add or rename: {e(opts)}</p>")
@@ -238,7 +238,9 @@ def opinions_section(m: Mapping[str, Any] | None, error: str = "") -> str:
         chart = opinion_groups(chart_rows, [said(s) for s in m["bridging"]], title)
 
         def items(refs: Sequence[str]) -> str:
-            return "<ul>" + "".join(f"<li>{e(said(s))}</li>" for s in refs) + "</ul>" if refs else ""
+            return (
+                "<ul>" + "".join(f"<li>{e(said(s))}</li>" for s in refs) + "</ul>" if refs else ""
+            )
 
         rows = "".join(
             f"<tr><th scope=row>Group {i}</th><td class=num>{len(g['members'])}</td>"

@@ -199,8 +199,7 @@ def proposal_page(
         'counted?</h2><p id="receipt" role="status" aria-live="polite">Open this page in the '
         'browser that holds your key to see.</p><button id="receipt-check" type="button">'
         "Check again</button></section>"
-        f'<section id="results" data-live><h2>Results</h2>{res}</section>'
-        + REVIEW
+        f'<section id="results" data-live><h2>Results</h2>{res}</section>' + REVIEW
     )
 
 

@@ -164,7 +164,8 @@ def test_thread_with_a_hidden_comment_and_a_reply_that_came_first(node, web):
     assert f'value="{ref}"' not in page  # nobody is offered to answer a hidden comment
     # The CLI shows the same thread.
     shown = a.cli("discuss", pid)
-    assert "Trees give shade" in shown and "insults the neighbours" in shown
+    assert "Trees give shade" in shown
+    assert "insults the neighbours" in shown
 
 
 def test_amendment_states_and_the_version_the_ballot_is_for(node, web):
@@ -190,7 +191,12 @@ def test_amendment_states_and_the_version_the_ballot_is_for(node, web):
     page = web.page(pid)
     box = _section(page, "amendments")
     assert "Current version: <strong>2</strong> (includes a-1)" in box
-    assert re.findall(r'data-state="(\w+)"', box) == ["accepted", "rejected", "promoted", "proposed"]
+    assert re.findall(r'data-state="(\w+)"', box) == [
+        "accepted",
+        "rejected",
+        "promoted",
+        "proposed",
+    ]
     assert "Accepted into version 2" in box
     assert "Rejected: no more cars" in box
     assert f'href="/proposal?id={promoted}"' in box
@@ -230,7 +236,8 @@ def test_opinion_map_shows_the_planted_groups_and_the_bridge(node, web):
     assert rows == [("Group 1", "5"), ("Group 2", "3")]
     table = box[box.index("<table") : box.index("</table>")]
     first, second = table.split("Group 2")
-    assert "<li>More trees</li>" in first and "<li>A car park</li>" in second
+    assert "<li>More trees</li>" in first
+    assert "<li>A car park</li>" in second
     assert "<li>Benches for everyone</li>" in box.split("Broad agreement across groups")[1]
     assert 'role="img" aria-label="Opinion map: 2 groups of 5, 3 members' in box
     assert "8 agree, 0 disagree, 0 pass" in _section(page, "statements")
@@ -249,10 +256,12 @@ def test_relay_refuses_forged_foreign_oversize_and_malformed_contributions(node,
     forged = bytearray(good.raw)
     forged[-1] ^= 1
     r = web.submit(None, raw=json.dumps({"record": bytes(forged).hex()}).encode())
-    assert r.status_code == 400 and "bad-signature" in r.json()["error"]
+    assert r.status_code == 400
+    assert "bad-signature" in r.json()["error"]
     stranger = _unchecked(a, eve, "comment", "c-eve", {"proposal": pid, "text": "Hi"})
     r = web.submit(stranger)
-    assert r.status_code == 400 and "rejected" in r.json()["error"]
+    assert r.status_code == 400
+    assert "rejected" in r.json()["error"]
     hostile = [
         ("comment", {"proposal": pid, "text": "x" * 2001}),  # over the comment limit
         ("comment", {"proposal": pid, "text": "Hi", "reply": "not-a-ref"}),
@@ -291,9 +300,11 @@ def test_prepare_refuses_strangers_bad_keys_and_kinds(node, web):
         return web.c.get("/api/delib-prepare", params={"proposal": pid, **q})
 
     ok = prep(member=ida.public.hex(), kind="comment")
-    assert ok.status_code == 200 and ok.json()["version"] == 1
+    assert ok.status_code == 200
+    assert ok.json()["version"] == 1
     eve = prep(member=generate().public.hex(), kind="comment")
-    assert eve.status_code == 400 and "not a member" in eve.json()["error"]
+    assert eve.status_code == 400
+    assert "not a member" in eve.json()["error"]
     assert prep(member="xyz", kind="comment").status_code == 400
     assert "64 hex digits" in prep(member="ab" * 31, kind="comment").json()["error"]
     assert prep(member=ida.public.hex(), kind="vote").status_code == 400
@@ -330,7 +341,9 @@ def test_browser_key_comments_and_reacts(browser, node, artifacts: Path, tmp_pat
         page.get_by_role("button", name="Review my comment").click()
         expect(page.locator("#review-fields")).to_contain_text('"comment"')
         shown = page.text_content("#review-fields") or ""
-        assert pub in shown and pid in shown and "love" in shown
+        assert pub in shown
+        assert pid in shown
+        assert "love" in shown
         page.get_by_role("button", name="Sign and send").click()
         expect(page.locator("#comment-status")).to_contain_text("accepted")
         # The page updates itself (server-sent events), no reload.
@@ -410,5 +423,49 @@ def test_deliberation_page_is_accessible_on_a_phone(browser, node, web, artifact
         reached.discard(page.evaluate("document.body.outerHTML.slice(0, 160)"))
         assert len(reached) >= focusable
         assert page.evaluate(CONTRAST_JS) == []
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_browser_vote_names_the_amended_version(browser, node, web, tmp_path: Path):
+    """After an accepted amendment the ballot is for version 2, and the browser's vote
+    says so: it counts (a vote for version 1 would be reported as outdated)."""
+    a = node
+    now = _now()
+    pid = a.call(
+        "gov_proposal_create",
+        key="amended-vote",
+        title="Amended vote",
+        method="approval",
+        options=[{"id": "trees", "name": "Trees"}, {"id": "pond", "name": "Pond"}],
+        discussion=now - 1000,
+        opens=now + 5000,
+        closes=now + HOUR,
+    )["proposal"]
+    ida = _member(a, "ida")
+    b = {"version": 1, "options": [{"id": "pond", "name": "Duck pond"}]}
+    web.sent(_signed(a, ida, pid, "amendment", "a-1", b))
+    a.call("delib_amendment_decide", amendment=f"{ida.public.hex()}.a-1", accept=True)
+    keyfile = tmp_path / "vera.pem"
+    vera = a.cli("member", "keygen", "--out", str(keyfile)).strip()
+    a.cli("member", "add", vera, "--pseudonym", "vera")
+    wait_for(lambda: a.call("gov_proposal_show", proposal=pid)["phase"] == "open", 15, what="open")
+    ctx = _context(browser)
+    page = ctx.new_page()
+    try:
+        page.goto(a.web_url + "/member")
+        page.get_by_label("Import a key").fill(keyfile.read_text())
+        page.get_by_role("button", name="Import").click()
+        expect(page.locator("#pubkey")).to_have_value(vera)
+        page.goto(a.web_url + "/proposal?id=" + pid)
+        expect(page.locator("#ballot")).to_contain_text("Your ballot is for version 2")
+        page.get_by_label("Duck pond").check()
+        page.get_by_role("button", name="Review my vote").click()
+        page.get_by_role("button", name="Sign and send").click()
+        expect(page.locator("#vote-status")).to_contain_text("accepted")
+        receipt = a.call("gov_vote_receipt", proposal=pid, member=vera)
+        assert (receipt["status"], receipt["ballot"]) == ("counts", ["pond"])
+        assert a.call("gov_results", proposal=pid)["counted"] == 1
     finally:
         ctx.close()
