@@ -277,41 +277,43 @@ def _pair(plan: MatchPlan) -> MatchTable:
     ends is one match, one per (provider, receiver) pair that ships something."""
     ids = [p[1] for p in plan.leaves]
     names = list(dict.fromkeys(ids))
-    number = {n: i for i, n in enumerate(names)}
-    name_of = list(map(number.__getitem__, ids))  # a leaf's party, as an index into names
+    # a leaf's party, as an index into names (None: one leaf per party, the same index)
+    name_of = None
+    if len(names) < len(ids):
+        number = {n: i for i, n in enumerate(names)}
+        name_of = list(map(number.__getitem__, ids))
     out = MatchTable(plan.groups, names)
     provider, receiver, quantity = out.provider, out.receiver, out.quantity
     for pool in plan.pools:
-        providers = list(map(name_of.__getitem__, map(_LEAF, pool.givers)))
-        receivers = list(map(name_of.__getitem__, map(_LEAF, pool.takers)))
+        providers = list(map(rshift, pool.givers, repeat(_SHIFT)))
+        receivers = list(map(rshift, pool.takers, repeat(_SHIFT)))
         takes = pool.takes
-        if len(receivers) > 1 and len(set(receivers)) < len(receivers):
-            receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
+        if name_of is not None:
+            providers = list(map(name_of.__getitem__, providers))
+            receivers = list(map(name_of.__getitem__, receivers))
+        # one receiver's several ranks, or one party at several leaves, side by side
+        if (name_of is not None or pool.group in plan.split) and len(set(receivers)) < len(
+            receivers
+        ):
+            receivers, takes = _merged(receivers, takes)
         # the ends along the line, 2x + 0 for a provider's, 2x + 1 for a receiver's:
         # sorted, a provider's end comes before a receiver's at the same point
-        ends = sorted(
-            [*map(_TWICE, accumulate(pool.gives)), *map(_ONE_MORE, map(_TWICE, accumulate(takes)))]
-        )
-        points = list(map(_HALF, ends))
-        qty = list(map(sub, points, [0, *points[:-1]]))
-        odd = list(map(_ODD, ends))
-        # before each end: how many providers' (receivers') ends lie before it
-        provider += map(
-            providers.__getitem__, compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
-        )
-        receiver += map(receivers.__getitem__, compress(accumulate(odd, initial=0), qty))
+        ends = [
+            *map(lshift, accumulate(pool.gives), repeat(1)),
+            *map(or_, map(lshift, accumulate(takes), repeat(1)), repeat(1)),
+        ]
+        ends.sort()
+        points = list(map(rshift, ends, repeat(1)))
+        qty = list(map(sub, points, chain((0,), points)))
+        # before each end: how many receivers' (providers') ends lie before it
+        before = list(accumulate(map(and_, ends, repeat(1)), initial=0))
+        provider += map(providers.__getitem__, compress(map(sub, count(), before), qty))
+        receiver += map(receivers.__getitem__, compress(before, qty))
         quantity += compress(qty, qty)
         out.group.append(pool.group)
         out.scopes.append(pool.scope)
         out.starts.append(len(quantity))
     return out
-
-
-_TWICE = (2).__mul__
-_ONE_MORE = (1).__add__
-_HALF = (1).__rrshift__  # x >> 1
-_LEAF = _SHIFT.__rrshift__  # a sort key's leaf
-_ODD = (1).__and__
 
 
 def plan(positions: Positions) -> MatchPlan:
@@ -349,7 +351,6 @@ def match_table(positions: Positions) -> MatchTable:
 # The hot loops below run over every party of every group: they are written as
 # C-level passes (map, compress, accumulate, sorted) over flat lists of ints, with
 # Python-level loops only where a party's needs span several priorities.
-_is_pos = (0).__lt__  # x > 0
 _DOWN = range(_RANKS - 1, -1, -1)
 _MASK = _SLOTS - 1
 
@@ -516,7 +517,7 @@ def _carry(
         nk += open_keys
         nv += left
         return
-    still = list(map(_is_pos, left))
+    still = list(map(gt, left, repeat(0)))
     nk += compress(open_keys, still)
     nv += compress(left, still)
 
@@ -551,7 +552,7 @@ def _positive(ids: list[int], qty: list[int]) -> tuple[list[int], list[int]]:
     """The entries with a positive quantity."""
     if 0 not in qty:
         return ids, qty
-    keep = list(map(_is_pos, qty))
+    keep = list(map(gt, qty, repeat(0)))
     return list(compress(ids, keep)), list(compress(qty, keep))
 
 
