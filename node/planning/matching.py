@@ -319,11 +319,15 @@ def _pair(plan: MatchPlan) -> MatchTable:
 def plan(positions: Positions) -> MatchPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
     into a compact `MatchPlan` (`match` lists the matches themselves)."""
-    tree = _Tree(chain.from_iterable(positions.values()))
+    groups = sorted(positions)
+    listed = [list(positions[g]) for g in groups]
+    # groups often list the same parties: a list equal to the one before adds none
+    fresh = [p for k, p in enumerate(listed) if k == 0 or p != listed[k - 1]]
+    tree = _Tree(chain.from_iterable(fresh))
     out = MatchPlan(tree.leaves)
     order = _Order(tree)
-    for group in sorted(positions):
-        _match_group(tree, group, positions[group], order, out)
+    for group, parties in zip(groups, listed, strict=True):
+        _match_group(tree, group, positions[group], parties, order, out)
     return out
 
 
@@ -366,8 +370,9 @@ class _Order:
         self.perm: list[int] | None = None  # dict position of each leaf-ordered party
         self.keys: list[int] = []  # their sort keys (leaf << 3)
 
-    def of(self, parties: Mapping[Party, Position]) -> tuple[list[int] | None, list[int]]:
-        listed = list(parties)
+    def of(self, listed: list[Party]) -> tuple[list[int] | None, list[int]]:
+        """The permutation into leaf order of the parties `listed` (None: already
+        in leaf order), and their sort keys in leaf order."""
         if listed != self.parties:
             leaf = list(map(self.tree.index.__getitem__, listed))
             perm = sorted(range(len(leaf)), key=leaf.__getitem__)
@@ -379,27 +384,25 @@ class _Order:
 
 
 def _entries(
-    order: _Order, parties: Mapping[Party, Position]
+    order: _Order, parties: Mapping[Party, Position], listed: list[Party]
 ) -> tuple[list[int], list[int], list[int], list[int], bool]:
     """The surpluses and the deficits of a group, each as sort keys (leaf << 3 | slot)
     in key order and their ticks (positive): a surplus at slot 0, a deficit of rank r
     at slot r + 1. A party's capacity covers its own needs first, the most urgent
     first. The flag: some party has deficits at several ranks."""
-    perm, keys = order.of(parties)
+    perm, keys = order.of(listed)
     # One pass over the positions (they are read once, in the order they are held):
-    # each party's net as net << 3 | slot, slot the rank + 1 of a deficit with all its
-    # needs at one rank, 7 for a deficit over several ranks (split below).
+    # each party's net; a deficit's as net << 3 | slot, slot the rank + 1 when all its
+    # needs are at one rank, 7 when they span several (split below).
     codes = [
-        (c - s) << _SHIFT
-        if c >= (s := sum(n))
-        else (c - s) << _SHIFT | (n.index(s) + 1 if s in n else _MASK)
+        c - s if c >= (s := sum(n)) else (c - s) << _SHIFT | (n.index(s) + 1 if s in n else _MASK)
         for c, n in parties.values()
     ]
     if perm is not None:
         codes = list(map(codes.__getitem__, perm))
     pos = list(map(gt, codes, repeat(0)))
     sk = list(compress(keys, pos))
-    sv = list(map(rshift, compress(codes, pos), repeat(_SHIFT)))
+    sv = list(compress(codes, pos))
     neg = list(map(lt, codes, repeat(0)))
     dc = list(compress(codes, neg))
     slots = list(map(and_, dc, repeat(_MASK)))
@@ -445,12 +448,13 @@ def _match_group(
     tree: _Tree,
     group: GroupKey,
     parties: Mapping[Party, Position],
+    listed: list[Party],
     order: _Order,
     out: MatchPlan,
 ) -> None:
     # What is still open on each side, in key order: each level's pools match theirs
     # and leave what stays open (one side only) for the levels above.
-    sk, sv, dk, dv, several = _entries(order, parties)
+    sk, sv, dk, dv, several = _entries(order, parties, listed)
     if not sk or not dk:
         return
     gi = len(out.groups)
