@@ -353,8 +353,9 @@ def match_table(positions: Positions) -> MatchTable:
 
 
 # The hot loops below run over every party of every group: they are written as
-# C-level passes (map, compress, accumulate, sorted) over flat lists of ints, with
-# Python-level loops only where a party's needs span several priorities.
+# C-level passes (map, compress, accumulate, sorted) over flat lists of ints, except
+# one comprehension that reads each position once, the rank totals of a scarce pool
+# with several ranks, and the parties whose needs span several priorities.
 _DOWN = range(_RANKS - 1, -1, -1)
 _MASK = _SLOTS - 1
 
