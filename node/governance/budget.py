@@ -411,13 +411,12 @@ def _mes(
     stops (None) as soon as it cannot."""
     n = profile.voters
     costs = profile.costs
-    # Voters with the same money stay alike (see _Classes). A class's money is kept
-    # as (v, t): v over the denominator the run had at round t, so v * scale[t] over
-    # the current one, den (scale[t] is den over that one). A class whose money
-    # reaches 0 pays nothing more and is left out.
+    # Voters with the same money stay alike (see _Classes). A class's money is
+    # cash[slot[c]] over the common denominator den (slot 0: none; a class whose
+    # money reaches 0 pays nothing more and is left out).
     den = n
-    scale = [1]
-    money = {0: (budget + k * n, 0)} if budget + k * n else {}
+    slot = {0: 1}
+    cash = [0, budget + k * n]
     chosen = 0  # the winners so far (free projects aside), as a bit mask
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
@@ -454,7 +453,7 @@ def _mes(
             cost = costs[p]
             need = cost * den
             ids, ws = classes.holders(chosen, p)
-            vals = [v * scale[t] for v, t in map(money.get, ids, repeat(_BROKE))]
+            vals = list(map(cash.__getitem__, map(slot.get, ids, repeat(0))))
             count = sum(compress(ws, vals))
             if not count:
                 del bound[p]
@@ -502,24 +501,19 @@ def _mes(
         caps.append((win, x, den))
         rhos.append(rho)
         if f != 1:
-            scale = [m * f for m in scale]
-        t = len(scale)
-        scale.append(1)
+            cash = list(map(f.__mul__, cash))
         bit = 1 << win
         for c, v in zip(ids, vals, strict=True):
             # c keeps those not approving the winner; c | bit is those who do.
             if v * f > x:
-                money[c | bit] = (v * f - x, t)
+                slot[c | bit] = len(cash)
+                cash.append(v * f - x)
         chosen |= bit
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
         if probe:
             return None
     return _Run(k, caps, rhos, vouches)
-
-
-_BROKE = (0, 0)
-"""The money of a class that holds none."""
 
 
 def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:
