@@ -425,11 +425,8 @@ def _mes(
     for p, cost in enumerate(costs):
         if cost == 0 and profile.votes[p]:
             caps.append((p, 0, 1))
-    # Candidates: project -> its last rho, a lower bound of its current one, and
-    # that bound as a float (rounding is monotone, so a float order is a safe order
-    # to price them in: see the stop below).
+    # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
-    near = dict.fromkeys(bound, 0.0)
     while bound:
         depth = len(rhos)
         # To vouch, every project whose rho could be at or below the reference
@@ -437,18 +434,15 @@ def _mes(
         if vouches and reference is not None and depth < len(reference.rhos):
             line: Fraction | None = reference.rhos[depth]
             line_p = reference.caps[len(caps)][0]
-            near_line = float(line)
         else:
-            line, line_p, near_line = None, -1, 0.0
+            line, line_p = None, -1
             vouches = False
             if probe:
                 return None
         best: tuple[Fraction, int] | None = None
         best_pay: tuple[int, int, list[int], list[int]] | None = None
-        near_best = 0.0
-        for p in sorted(bound, key=near.__getitem__):
-            # float(a) > float(b) implies a > b: every project after p is above too.
-            if best is not None and near[p] > near_best and (line is None or near[p] > near_line):
+        for p in sorted(bound, key=lambda p: (bound[p], p)):
+            if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
             need = cost * den
@@ -475,7 +469,6 @@ def _mes(
                 x = need - paid
             rho = Fraction(x, count * den * (cost if utility == "cost" else 1))
             bound[p] = rho
-            near[p] = float(rho)
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
                 vouches = False
                 if probe:
@@ -483,7 +476,6 @@ def _mes(
             if best is None or (rho, p) < best:
                 best = (rho, p)
                 best_pay = (x, count, ids, vals)
-                near_best = near[p]
         if best is None or best_pay is None:
             break
         rho, win = best
