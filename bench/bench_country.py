@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+COMMAND = ["allmende", "simnet", "run", "--preset", "country"]
+
 
 def run(n: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
@@ -26,8 +28,7 @@ def run(n: int) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run(
-            ["allmende", "simnet", "run", "--preset", "country", "--nodes", str(n)]
-            + ["--quiet", "--json", str(out)],
+            [*COMMAND, "--nodes", str(n), "--quiet", "--json", str(out)],
             capture_output=True,
             text=True,
         )
