@@ -70,6 +70,8 @@ py-libp2p 0.8.1 workarounds (see the comments at each site)
   host.py.
 """
 
+# First, before any libp2p import: leaves py-libp2p's unused parts unloaded (deferred.py).
+from node.net import deferred  # noqa: F401
 from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import (
     MAX_GOSSIP_MESSAGE,
