@@ -105,26 +105,18 @@ class Deferred:
         self._path = path
         self._value: Any = _CALL  # not resolved yet
 
-    def resolve(self) -> Any:
-        """Import the real module (once) and return the real value (once)."""
-        if self._value is _CALL:
-            value: Any = load(self._module)
-            for step in self._path:
-                if isinstance(step, tuple) and step and step[0] is _CALL:
-                    value = value(*step[1], **step[2])
-                else:
-                    value = getattr(value, step)
-            self._value = value
-        return self._value
+    # No methods of its own beyond dunders: every other name is the real value's
+    # (a deferred DNSResolver's ``resolve``), see `resolve`.
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _is_stand_in(self._module) and (self._module, *self._path) in CONSTRUCTED_ON_USE:
+        made_on_use = len(self._path) == 1 and (self._module, self._path[0]) in CONSTRUCTED_ON_USE
+        if made_on_use and _is_stand_in(self._module):
             return Deferred(self._module, (*self._path, (_CALL, args, kwargs)))
-        return self.resolve()(*args, **kwargs)
+        return resolve(self)(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or self._value is not _CALL:
-            return getattr(self.resolve(), name)
+            return getattr(resolve(self), name)
         # An attribute read at import time (py-libp2p's deserializer tables take
         # ``RSAPublicKey.from_bytes``) stays deferred until it is used.
         return Deferred(self._module, (*self._path, name))
@@ -132,12 +124,12 @@ class Deferred:
     def __instancecheck__(self, obj: object) -> bool:
         if _is_stand_in(self._module):
             return False  # the class was never created, so nothing is an instance
-        return isinstance(obj, self.resolve())
+        return isinstance(obj, resolve(self))
 
     def __subclasscheck__(self, cls: type) -> bool:
         if _is_stand_in(self._module):
             return False
-        return issubclass(cls, self.resolve())
+        return issubclass(cls, resolve(self))
 
     def __or__(self, other: object) -> Any:  # ``X | None`` in a runtime annotation
         return Any
@@ -147,6 +139,19 @@ class Deferred:
     def __repr__(self) -> str:
         steps = ".".join(s if isinstance(s, str) else "()" for s in self._path)
         return f"<deferred {self._module}:{steps}>"
+
+
+def resolve(deferred: Deferred) -> Any:
+    """Import the real module (once) and return the real value of `deferred` (once)."""
+    if deferred._value is _CALL:
+        value: Any = load(deferred._module)
+        for step in deferred._path:
+            if isinstance(step, tuple) and step and step[0] is _CALL:
+                value = value(*step[1], **step[2])
+            else:
+                value = getattr(value, step)
+        deferred._value = value
+    return deferred._value
 
 
 class StandIn(types.ModuleType):
