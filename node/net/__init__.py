@@ -1,6 +1,7 @@
 """Thin libp2p driver for Allmende (py-libp2p 0.8.1, trio).
 
-Modules: `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
+Modules: `deferred` (imported first: py-libp2p's unused transports and services stay
+unloaded until used), `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
 validators, invalid counters, paced publishing), `pubsub` (py-libp2p's Pubsub with
 serialised writes, contained errors and three-valued validation), `syncproto`
 (``/allmende/sync/3.0.0``

@@ -5,7 +5,7 @@ imported: ``libp2p/__init__.py`` builds QUIC, TLS and WebSocket transports,
 ``host/basic_host.py`` imports mDNS (zeroconf), circuit relay (with the Kademlia DHT)
 and AutoTLS (httpx, requests), the TCP transport imports a DNS resolver (dnspython).
 A node that speaks TCP with Noise and yamux uses none of them unless it turns mDNS
-on or dials a ``/dns4`` address, yet they took ~30 MB of the daemon's resident
+on or dials a ``/dns4`` address, yet they took ~27 MB of the daemon's resident
 memory (docs/benchmarks.md, issue 15).
 
 `install` puts a stand-in module into ``sys.modules`` for each module of `DEFERRED`
