@@ -161,3 +161,14 @@ def test_loaded_bodies_of_one_kind_share_their_key_table():
     body["extra"] = 1
     assert body2 == before
     assert "extra" not in body2
+
+
+def test_equal_seqs_of_different_origins_are_one_object():
+    # Every origin counts from 1, so seqs repeat across origins (ints above 256 are
+    # objects of their own unless pooled).
+    r1 = Author(A).need("n1", seq=1000)
+    r2 = Author(B).need("n1", seq=1000)
+    x, y = load_trusted([r1.raw, r2.raw])
+    assert x.seq == y.seq == 1000
+    assert x.seq is y.seq
+    assert (x, y) == (r1, r2)

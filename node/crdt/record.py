@@ -195,7 +195,8 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
 
 
 # A node holds many records and their fields repeat: a few origins, kinds and scopes,
-# and bodies of the same items, units, periods and quantities. Records built here
+# seqs (every origin counts from 1; an int above 256 is an object of 28 bytes), and
+# bodies of the same items, units, periods and quantities. Records built here
 # take those from a pool, so that a store of 100,000 records holds one copy of each
 # value instead of one per record (most of a held record's memory otherwise). The
 # pool is bounded; a value met once it is full is kept as decoded (only memory
@@ -254,7 +255,7 @@ def _shared(f: list[Any], raw: bytes) -> Record:
         (
             _pooled(f[1]),
             _pooled(f[2]),
-            f[3],
+            _pooled(f[3]),
             f[4],
             f[5],
             _pooled(f[6]),
