@@ -255,8 +255,8 @@ def _shared(f: list[Any], raw: bytes) -> Record:
         (
             _pooled(f[1]),
             _pooled(f[2]),
-            _pooled(f[3]),
-            f[4],
+            f[3],
+            _pooled(f[4]),
             f[5],
             _pooled(f[6]),
             body,
