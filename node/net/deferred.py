@@ -33,6 +33,9 @@ before (a test, the simnet) keeps the modules it has; `install` only defers what
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 import threading
 import types
@@ -79,6 +82,11 @@ DEFERRED: dict[str, tuple[tuple[str, ...], str]] = {
     "libp2p.security.pnet.protector": (
         ("new_protected_conn",),
         "private networks (pycryptodome's Salsa20): the node sets no pre-shared key",
+    ),
+    "prometheus_client": (
+        ("Counter", "Histogram", "Gauge", "start_http_server"),
+        "py-libp2p's metrics (off; its swarm imports them for an event class); "
+        "node.metrics imports it when [metrics] port is set",
     ),
     "libp2p.rcmgr.prometheus_exporter": (
         ("PrometheusExporter", "create_prometheus_exporter"),
@@ -160,6 +168,9 @@ class StandIn(types.ModuleType):
     def __init__(self, name: str, names: tuple[str, ...]) -> None:
         super().__init__(name, f"stand-in for {name}, imported when used (node.net.deferred)")
         self.__deferred_names__ = names
+        # A submodule imported below a stand-in imports the real package first
+        # (`_BelowStandIn`); the import system asks for a __path__ before it looks.
+        self.__path__: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         if name in self.__deferred_names__:
@@ -173,10 +184,46 @@ def _is_stand_in(module: str) -> bool:
     return isinstance(sys.modules.get(module), StandIn)
 
 
+class _Existing(importlib.abc.Loader):
+    """Hands the import system a module that is already imported (and leaves it be)."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module = module
+        self.spec = module.__spec__
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self.spec  # the import system set its own
+
+
+class _BelowStandIn(importlib.abc.MetaPathFinder):
+    """Finds a submodule of a deferred package (``prometheus_client.core``): imports
+    the real package first, as importing the submodule would have."""
+
+    def find_spec(
+        self, name: str, path: Any, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        parent = name.rpartition(".")[0]
+        if not parent or not _is_stand_in(parent):
+            return None
+        load(parent)
+        existing = sys.modules.get(name)
+        if existing is not None:  # the package's own __init__ imported it
+            return importlib.machinery.ModuleSpec(name, _Existing(existing))
+        return importlib.util.find_spec(name)
+
+
+_FINDER = _BelowStandIn()
+
+
 def install() -> list[str]:
     """Put stand-ins for the `DEFERRED` modules not imported yet; return their names."""
     put = []
     with _lock:
+        if _FINDER not in sys.meta_path:
+            sys.meta_path.insert(0, _FINDER)
         for name, (names, _why) in DEFERRED.items():
             if name not in sys.modules:
                 sys.modules[name] = StandIn(name, names)

@@ -193,3 +193,36 @@ print(json.dumps({"left": "libp2p.discovery.mdns.mdns" in deferred.deferred_now(
 """
     )
     assert got == {"left": False, "real": True}
+
+
+def test_a_submodule_below_a_stand_in_imports_the_real_package_first() -> None:
+    # node.metrics imports prometheus_client.core; the TLS certificate module sits
+    # below the deferred libp2p.security.tls.
+    got = run_fresh(
+        """
+import json, sys
+import node.net
+from node.net import deferred
+names = ("prometheus_client", "libp2p.security.tls")
+before = sorted(n for n in names if n in deferred.deferred_now())
+from prometheus_client.core import CounterMetricFamily
+import prometheus_client
+import libp2p.security.tls.certificate as cert
+import libp2p.security.tls as tls
+print(json.dumps({
+    "before": before,
+    "left": [n for n in names if n in deferred.deferred_now()],
+    "same": prometheus_client.core.CounterMetricFamily is CounterMetricFamily,
+    "spec": prometheus_client.core.__spec__.name,
+    "cert": cert.__name__, "tls": hasattr(tls, "TLSTransport"),
+}))
+"""
+    )
+    assert got == {
+        "before": ["libp2p.security.tls", "prometheus_client"],
+        "left": [],
+        "same": True,
+        "spec": "prometheus_client.core",
+        "cert": "libp2p.security.tls.certificate",
+        "tls": True,
+    }
