@@ -230,7 +230,8 @@ def _body_dict(kind: str) -> dict[str, Any]:
         if len(_BODY_TYPES) >= _BODY_TYPES_MAX:
             return {}
         cls = _BODY_TYPES[kind] = type("Body", (), {"__module__": __name__})
-    return cls().__dict__
+    body: dict[str, Any] = cls().__dict__
+    return body
 
 
 def _shared(f: list[Any], raw: bytes) -> Record:
