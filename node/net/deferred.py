@@ -10,24 +10,25 @@ memory (docs/benchmarks.md, issue 15).
 
 `install` puts a stand-in module into ``sys.modules`` for each module of `DEFERRED`
 that is not imported yet. A stand-in hands out the names it declares as
-`Deferred` values: using one (calling it, reading an attribute of it past the
-import, catching it in ``except`` is not possible, see below) imports the real module
-and forwards to it, so code that does need it (mDNS on, a ``/dns4`` bootstrap
-address, a peer with an RSA key) runs as before, only later. Until then nothing can
-be an instance of a deferred class, so ``isinstance(x, Deferred)`` answers False
-without importing. A name a stand-in does not declare imports the real module at
-once.
+`Deferred` values: using one (calling it, or using an attribute of it after the
+import) imports the real module and forwards to it, so code that does need it (mDNS
+on, a ``/dns4`` bootstrap address, a peer with an RSA key) runs as before, only
+later. Until then nothing can be an instance of a deferred class, so
+``isinstance(x, a deferred class)`` answers False without importing. A name a
+stand-in does not declare, or a submodule imported below it, imports the real module
+at once.
 
-Rules for a module in `DEFERRED` (checked by tests/net/test_deferred.py for the
-importers in py-libp2p 0.8.1): every importer uses its names only to call them, in
-annotations or typing aliases, or in ``isinstance``; never as a base class, an
-``except`` clause or a value compared by identity at import time. Exception
-modules are therefore never deferred.
+Rules for a module in `DEFERRED` (read off its importers in py-libp2p 0.8.1;
+tests/net/test_deferred.py checks that every declared name exists): every importer
+uses its names only to call them, in annotations or typing aliases, or in
+``isinstance``; never as a base class, an ``except`` clause or a value compared by
+identity at import time. Exception modules are therefore never deferred.
 
 `install` must run before the first ``libp2p`` import of the process: importing
 this module runs it, ``node.net`` imports it first thing, and ``node.daemon``
 imports ``node.net`` before any libp2p module. A process that imported py-libp2p
-before (a test, the simnet) keeps the modules it has; `install` only defers what is not loaded yet.
+before (a test, the simnet) keeps the modules it has; `install` only defers what is
+not loaded yet.
 """
 
 from __future__ import annotations
