@@ -207,7 +207,9 @@ def _collector_paused() -> Iterator[None]:
     Loading builds hundreds of thousands of records (tuples and body maps that form
     no cycles), and each of the collector's passes over the growing heap walks every
     one loaded so far to find nothing: a third of the load's CPU. Reference counting
-    still frees everything; the daemon collects once after loading.
+    still frees everything. At the end one full pass takes the loaded objects to the
+    oldest generation at once (and stops tracking the records, which hold nothing it
+    tracks): left young, every pass of the next seconds would walk them again.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -215,6 +217,7 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.collect()
             gc.enable()
 
 
