@@ -198,7 +198,7 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
         unpacker.feed(b"".join(batch))
         for f, raw in zip(unpacker, batch, strict=True):
-            _, o, kind, key, seq, hlc, scope, body, _ = f
+            _, o, kind, key, seq, hlc, scope, body, _ = f  # the fields `_shared` reads
             if o != origin:
                 origin = get(o) or o
                 if origin is o and len(pool) < limit:
@@ -213,16 +213,23 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
                 scope_ = scope
                 if len(pool) < limit:
                     pool[scope] = scope
+            seq_ = get(seq)
+            if seq_ is None:
+                seq_ = seq
+                if len(pool) < limit:
+                    pool[seq] = seq
             if body is not None:
-                for k, v in body.items():
+                decoded, body = body, _body_dict(kind_)
+                for k, v in decoded.items():
                     if type(v) is str and len(v) <= _POOL_LEN:
                         got = get(v)
                         if got is not None:
-                            body[k] = got
+                            v = got
                         elif len(pool) < limit:
                             pool[v] = v
+                    body[k] = v
             rid = blake2b(raw, digest_size=ID_BYTES).digest()
-            yield _new(Record, (origin, kind_, key, seq, hlc, scope_, body, raw, rid))
+            yield _new(Record, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
 
 
 # A node holds many records and their fields repeat: a few origins, kinds and scopes,
