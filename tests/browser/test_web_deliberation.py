@@ -18,7 +18,7 @@ import pytest
 from harness import Cluster, Node
 from playwright.sync_api import expect
 from procs import wait_for
-from test_web_browser import CONTRAST_JS
+from test_web_browser import CONTRAST_JS, assert_tab_reaches_every_control
 
 from node.crdt.record import sign_record
 from node.governance.member_sign import member_seq, sign_member_record
@@ -411,17 +411,7 @@ def test_deliberation_page_is_accessible_on_a_phone(browser, node, web, artifact
                .map(el => el.name || el.id)"""
         )
         assert unlabelled == []
-        focusable = page.evaluate(
-            """[...document.querySelectorAll('a[href],button,input,select,textarea,summary')]
-               .filter(el => el.type !== 'hidden' && el.offsetParent !== null && !el.disabled)
-               .length"""
-        )
-        reached = set()
-        for _ in range(focusable + 2):
-            page.keyboard.press("Tab")
-            reached.add(page.evaluate("document.activeElement.outerHTML.slice(0, 160)"))
-        reached.discard(page.evaluate("document.body.outerHTML.slice(0, 160)"))
-        assert len(reached) >= focusable
+        assert_tab_reaches_every_control(page)
         assert page.evaluate(CONTRAST_JS) == []
     finally:
         ctx.close()
