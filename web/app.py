@@ -157,6 +157,7 @@ def build_app(
             Route("/assembly", _page(backend, csrf, "/assemblies", _assembly)),
             Route("/member", _page(backend, csrf, "/member", _member)),
             Route("/operator", _operator_get(backend, csrf)),
+            Route("/operator/amendment/{step}", _amendment_post(backend, csrf), methods=["POST"]),
             Route("/operator/{action}", _operator_post(backend, csrf), methods=["POST"]),
             Route("/api/vote-prepare", _api_get(backend, "gov_vote_prepare")),
             Route("/api/receipt", _api_get(backend, "gov_vote_receipt")),
@@ -190,6 +191,7 @@ def _set_csrf_cookie(response: Response, cookie: str) -> None:
 def _page(backend: Backend, csrf: Csrf, here: str, render: Render) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
         cookie, fresh = _csrf_cookie(request)
+        request.state.csrf = csrf.value(cookie)  # for a page's operator forms
         status = 200
         try:
             title, body, scripts = await render(backend, request)
@@ -241,12 +243,16 @@ async def _proposal(b: Backend, r: Request) -> Body:
     except LocalError as exc:
         error = str(exc)
     scripts = ("msgpack.js", "member.js", "discuss.js")
-    delib = await _deliberation(b, p)
-    return str(p["title"]), gov_pages.proposal_page(p, results, error, delib), scripts
+    operator = r.state.csrf if _signed_in(b, r) else None
+    delib = await _deliberation(b, p, operator)
+    done = r.query_params.get("done", "")
+    flash = f'<p class="ok" role="status">{html.e(done)}</p>' if done else ""
+    return str(p["title"]), flash + gov_pages.proposal_page(p, results, error, delib), scripts
 
 
-async def _deliberation(b: Backend, p: dict[str, Any]) -> str:
-    """The thread, statements, amendments and opinion map of proposal `p`."""
+async def _deliberation(b: Backend, p: dict[str, Any], operator_csrf: str | None) -> str:
+    """The thread, statements, amendments and opinion map of proposal `p`; the
+    operator's decision form when `operator_csrf` (signed in) and this node wrote it."""
     d = await b.call("delib_discuss", {"proposal": p["proposal"]})
     opinions, why = None, ""
     try:
@@ -262,8 +268,17 @@ async def _deliberation(b: Backend, p: dict[str, Any]) -> str:
     closed_why = {"scheduled": "the discussion has not started yet"}.get(
         p["phase"], f"the proposal is {p['phase']}"
     )
+    node_id = (await b.call("status", {}))["node_id"]
+    amendments = delib_pages.amendments_section(
+        d,
+        p,
+        names,
+        amend_open=p["phase"] == "discussion",
+        author_here=p["origin"] == node_id,
+        operator_csrf=operator_csrf,
+    )
     return (
-        delib_pages.amendments_section(d, p, names)
+        amendments
         + delib_pages.discussion_sections(d, names, open_=open_, closed_why=closed_why)
         + delib_pages.opinions_section(opinions, why)
     )
@@ -456,6 +471,81 @@ def _operator_post(backend: Backend, csrf: Csrf) -> Callable[..., Any]:
             return await _operator_html(
                 backend, request, fresh, error=exc.message, status=exc.status
             )
+
+    return endpoint
+
+
+def _decision_args(f: dict[str, str], *, with_version: bool) -> dict[str, Any]:
+    """The op arguments of the operator's amendment form."""
+    action = f.get("action", "")
+    if action not in delib_pages.DECIDED:
+        raise Refused(400, "choose accept, reject or promote")
+    args: dict[str, Any] = {"amendment": f.get("amendment", "").strip()}
+    for name in ("reason", "key"):
+        if f.get(name, "").strip():
+            args[name] = f[name].strip()
+    if with_version:
+        if not f.get("version", "").isdigit() or len(f["version"]) > 5:
+            raise Refused(400, "the reviewed version is missing: review the decision again")
+        args["version"] = int(f["version"])
+    return args
+
+
+async def _decide(backend: Backend, f: dict[str, str]) -> tuple[str, str]:
+    """Carry out the reviewed decision; returns the proposal and what to tell."""
+    args = _decision_args(f, with_version=True)
+    action, aref = f["action"], args["amendment"]
+    if action == "promote":
+        r = await backend.call("delib_amendment_promote", args)
+        return str(f.get("proposal", "")), f"Promoted {aref} to proposal {r['proposal']}."
+    args.pop("key", None)
+    await backend.call("delib_amendment_decide", {**args, "accept": action == "accept"})
+    if action == "accept":
+        return str(f.get("proposal", "")), f"Accepted {aref}: the proposal has a new version."
+    return str(f.get("proposal", "")), f"Rejected {aref}."
+
+
+def _amendment_post(backend: Backend, csrf: Csrf) -> Callable[..., Any]:
+    """The proposal author's decision on an amendment: ``review`` shows what the node
+    will sign, ``confirm`` signs it (operator sign-in and CSRF for both)."""
+
+    async def endpoint(request: Request) -> Response:
+        step = request.path_params["step"]
+        cookie = request.cookies.get(CSRF_COOKIE) or ""
+        value = csrf.value(cookie) if cookie else ""
+        f: dict[str, str] = {}
+        try:
+            f = _form(await _read_body(request, MAX_FORM_BYTES))
+            _check_csrf(request, csrf, f.get("csrf"))
+            if not _signed_in(backend, request):
+                raise Refused(403, "sign in with the operator token first (Operator page)")
+            if step == "review":
+                args = _decision_args(f, with_version=False)
+                preview = await backend.call(
+                    "delib_amendment_preview", {**args, "action": f["action"]}
+                )
+                body = delib_pages.decision_review(preview, f, value)
+                title = f"{delib_pages.DECIDED[f['action']]} an amendment?"
+                return HTMLResponse(html.layout(title, body, csrf=value, here="/proposals"))
+            if step != "confirm":
+                raise Refused(404, "no such step")
+            pid, message = await _decide(backend, f)
+            query = urlencode({"id": pid, "done": message})
+            return RedirectResponse(f"/proposal?{query}#amendments-h", status_code=303)
+        except (Refused, LocalError) as exc:
+            status = exc.status if isinstance(exc, Refused) else 400
+            message = exc.message if isinstance(exc, Refused) else str(exc)
+            pid = f.get("proposal", "")
+            back = (
+                f'<p><a href="/proposal?{urlencode({"id": pid})}#amendments-h">'
+                "Back to the proposal</a></p>"
+                if pid
+                else ""
+            )
+            page = html.layout(
+                "Not decided", html.error_page(message) + back, csrf=value, here="/proposals"
+            )
+            return HTMLResponse(page, status_code=status)
 
     return endpoint
 

@@ -11,6 +11,7 @@ before it keeps and relays it, as it does a vote.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +20,13 @@ from node.governance.markup import to_html
 from web.charts import opinion_groups
 from web.html import e, short
 
-__all__ = ["Names", "amendments_section", "discussion_sections", "opinions_section"]
+__all__ = [
+    "Names",
+    "amendments_section",
+    "decision_review",
+    "discussion_sections",
+    "opinions_section",
+]
 
 Names = Mapping[str, str]  # member or node key hex -> pseudonym or node name
 STATE = {"proposed": "Open", "accepted": "Accepted", "rejected": "Rejected", "promoted": "Promoted"}
@@ -178,8 +185,83 @@ def _state(a: Mapping[str, Any]) -> str:
     return "Open" + (" (outdated: written for an earlier version)" if a.get("outdated") else "")
 
 
-def amendments_section(d: Mapping[str, Any], p: Mapping[str, Any], names: Names) -> str:
-    """The amendments with their states, and which version is current."""
+def _amendment_label(a: Mapping[str, Any], names: Names) -> str:
+    """How an amendment is named in the operator's list: state, author, what it changes."""
+    what = []
+    if a.get("text") is not None:
+        words = " ".join(str(a["text"]).split())
+        what.append("text: " + (words if len(words) <= 40 else words[:39] + "…"))
+    if a.get("options"):
+        what.append("options: " + ", ".join(str(o["id"]) for o in a["options"]))
+    who = names.get(a["author"]) or short(a["author"], 12)
+    return f"{STATE[a['state']]} · {who} · {'; '.join(what)}"[:120]
+
+
+def _amend_form(p: Mapping[str, Any]) -> str:
+    """A member's amendment, signed in the browser (static/discuss.js): the text as
+    the member would have it, options to add or rename (not for a budget's projects)."""
+    options = (
+        '<p><label for="amend-options">Options to add or rename, one per line: id name'
+        '</label><br><textarea id="amend-options" rows="3" aria-describedby="amend-help">'
+        "</textarea></p>"
+        '<p id="amend-help" class="basis">An existing id renames that option; a new id adds '
+        "one. Leave the text as it is to change only the options.</p>"
+        if "options" in p
+        else ""
+    )
+    return (
+        f'<form id="amend-form" data-proposal="{e(p["proposal"])}" '
+        f'data-version="{e(p.get("version", 1))}">'
+        "<h3>Propose an amendment</h3>"
+        '<p><label for="amend-text">The text as you would have it</label><br>'
+        f'<textarea id="amend-text" rows="5" maxlength="4000">{e(p.get("text") or "")}'
+        "</textarea></p>"
+        f"{options}"
+        '<p><label for="amend-reason">Why (optional)</label><br>'
+        '<input id="amend-reason" maxlength="500"></p>'
+        "<button type=submit>Review my amendment</button></form>"
+        '<p id="amend-status" role="status" aria-live="polite"></p>'
+    )
+
+
+def _decide_form(d: Mapping[str, Any], names: Names, csrf: str) -> str:
+    """The author node's decisions, behind the operator's sign-in: reviewed on the next
+    page (what the node will sign), then signed by the node."""
+    choices = "".join(
+        f'<option value="{e(a["ref"])}">{e(_amendment_label(a, names))}</option>'
+        for a in d["amendments"]
+        if a["state"] in ("proposed", "rejected")
+    )
+    return (
+        '<form id="decide-form" method="post" action="/operator/amendment/review">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+        f'<input type="hidden" name="proposal" value="{e(d["proposal"])}">'
+        "<h3>Decide on an amendment (this node wrote the proposal)</h3>"
+        '<p><label for="decide-amendment">Amendment</label><br>'
+        f'<select id="decide-amendment" name="amendment" required>{choices}</select></p>'
+        '<p><label for="decide-reason">Reason (needed to reject)</label><br>'
+        '<textarea id="decide-reason" name="reason" rows="2" maxlength="500"></textarea></p>'
+        '<p><label for="decide-key">Id of the new proposal (to promote a rejected one)</label>'
+        '<br><input id="decide-key" name="key" maxlength="40" placeholder="park-b"></p>'
+        "<p>You see what the node will sign before it signs.</p>"
+        '<button name="action" value="accept">Review: accept</button> '
+        '<button name="action" value="reject">Review: reject</button> '
+        '<button name="action" value="promote">Review: promote</button></form>'
+    )
+
+
+def amendments_section(
+    d: Mapping[str, Any],
+    p: Mapping[str, Any],
+    names: Names,
+    *,
+    amend_open: bool = False,
+    author_here: bool = False,
+    operator_csrf: str | None = None,
+) -> str:
+    """The amendments with their states and which version is current; the member's
+    amendment form while amendments are open; the decision form when this node wrote
+    the proposal (`author_here`) and its operator is signed in (`operator_csrf`)."""
     included = ", ".join(short(str(r).split(".", 1)[-1], 24) for r in p.get("amendments") or ())
     head = f"<p>Current version: <strong>{d['version']}</strong>" + (
         f" (includes {e(included)})" if included else ""
@@ -195,7 +277,8 @@ def amendments_section(d: Mapping[str, Any], p: Mapping[str, Any], names: Names)
         why = f'<p class="basis">Why: {e(a["reason"])}</p>' if a.get("reason") else ""
         state_cls = "state " + e(a["state"])
         items.append(
-            f'<li class="amendment" data-ref="{e(a["ref"])}" data-state="{e(a["state"])}">'
+            f'<li class="amendment" data-ref="{e(a["ref"])}" data-state="{e(a["state"])}" '
+            f'data-label="{e(_amendment_label(a, names))}">'
             f'<p><strong class="{state_cls}">{_state(a)}</strong></p>'
             f"<p class=basis>by {_who(a['author'], names)}, for version {a['version']}</p>"
             + "".join(changes)
@@ -203,9 +286,55 @@ def amendments_section(d: Mapping[str, Any], p: Mapping[str, Any], names: Names)
             + "</li>"
         )
     body = f'<ul class="amendments">{"".join(items)}</ul>' if items else "<p>No amendments.</p>"
+    forms = _amend_form(p) if amend_open else ""
+    # A rejected amendment can be promoted after the discussion, too.
+    decisions = amend_open or any(a["state"] == "rejected" for a in d["amendments"])
+    if author_here and decisions and operator_csrf is not None:
+        forms += _decide_form(d, names, operator_csrf)
+    elif author_here and decisions:
+        forms += (
+            '<p class="basis">This node wrote the proposal: its operator decides on the '
+            'amendments here after signing in on the <a href="/operator">Operator</a> page.</p>'
+        )
     return (
         '<section aria-labelledby="amendments-h"><h2 id="amendments-h">Amendments</h2>'
-        f'<div id="amendments" data-live>{head}.</p>{body}</div></section>'
+        f'<div id="amendments" data-live>{head}.</p>{body}</div>{forms}</section>'
+    )
+
+
+DECIDED = {
+    "accept": "Accept",
+    "reject": "Reject",
+    "promote": "Promote",
+}
+
+
+def decision_review(preview: Mapping[str, Any], form: Mapping[str, str], csrf: str) -> str:
+    """What the node will sign for the operator's decision, and the button that signs it.
+
+    The confirm form carries the reviewed version: if the proposal changes meanwhile,
+    the node refuses and the operator reviews again."""
+    action = form["action"]
+    records = "".join(
+        f"<h3>{e(r['kind'].title())} <code>{e(r['key'])}</code> in {e(r['scope'])}</h3>"
+        f'<pre class="review-record">{e(json.dumps(r["body"], indent=2, sort_keys=True))}</pre>'
+        for r in preview["records"]
+    )
+    keep = "".join(
+        f'<input type="hidden" name="{k}" value="{e(form.get(k, ""))}">'
+        for k in ("proposal", "amendment", "action", "reason", "key")
+    )
+    back = "/proposal?id=" + quote(str(preview["proposal"]), safe="")
+    return (
+        f"<p>Amendment <code>{e(form['amendment'])}</code> to version "
+        f"{e(preview['version'])} of the proposal. This node's key will sign "
+        f"{'these records' if len(preview['records']) > 1 else 'this record'}:</p>"
+        f'<section id="decision-records">{records}</section>'
+        '<form id="decision-confirm" method="post" action="/operator/amendment/confirm">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">{keep}'
+        f'<input type="hidden" name="version" value="{e(preview["version"])}">'
+        f"<button>{DECIDED[action]}: sign with this node's key</button> "
+        f'<a href="{e(back)}#amendments-h">Back to the proposal</a></form>'
     )
 
 

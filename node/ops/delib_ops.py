@@ -15,7 +15,7 @@ from node.errors import LocalError
 from node.governance import deliberation
 from node.governance.ledger import Ledger, body, check_local_key, object_id
 from node.governance.lifecycle import Action, decide, phase
-from node.ops.base import BOOL, STR, InThread, OpContext, OpSpec, Writes, written
+from node.ops.base import BOOL, INT, STR, InThread, OpContext, OpSpec, Writes, written
 
 __all__ = ["OPS"]
 
@@ -104,38 +104,44 @@ def _amendment(ledger: Ledger, aref: str) -> tuple[Any, Any]:
     return a, ledger.find("proposal", str(body(a)["proposal"]))
 
 
-def amendment_decide(d: OpContext, args: dict[str, Any]) -> Writes:
-    """Accept (a new version of the proposal that includes it) or reject (with a reason)."""
-    ledger = _ledger(d)
+Planned = list[tuple[str, str, dict[str, Any], str | None]]  # kind, key, body, scope
+
+
+def _check_version(prop: Any, args: dict[str, Any]) -> None:
+    """Refuse when the proposal is no longer the version the operator reviewed."""
+    seen, now = args.get("version"), int(body(prop).get("version", 1))
+    if seen is not None and seen != now:
+        raise LocalError(
+            f"the proposal changed since you reviewed this (it is at version {now} now): "
+            "review it again"
+        )
+
+
+def _decide_plan(d: OpContext, ledger: Ledger, args: dict[str, Any]) -> tuple[Any, Planned]:
+    """The proposal and the records deciding on an amendment would write."""
     aref = _arg(args, "amendment")
     a, prop = _amendment(ledger, aref)
     if prop.origin != d.state.me:
         raise LocalError("only the node that wrote the proposal decides on its amendments")
     _allowed(d, ledger, prop, Action.AMEND)
+    _check_version(prop, args)
     key = hashlib.sha256(aref.encode()).hexdigest()[:24]
     if ledger.live(d.state.me, "decision", key) is not None:
         raise LocalError("this amendment is decided already")
     if args.get("accept"):
         new = deliberation.amended_body(body(prop), body(a), aref)
-        pendings = [
-            d.state.prepare("proposal", prop.key, new, scope=prop.scope),
-            d.state.prepare(
-                "decision", key, {"amendment": aref, "accept": True, "version": new["version"]}
-            ),
-        ]
-    else:
-        reason = _arg(args, "reason")
-        pendings = [
-            d.state.prepare("decision", key, {"amendment": aref, "accept": False, "reason": reason})
-        ]
-    return Writes(pendings, written(d))
+        accept = {"amendment": aref, "accept": True, "version": new["version"]}
+        return prop, [("proposal", prop.key, new, prop.scope), ("decision", key, accept, None)]
+    reason = _arg(args, "reason")
+    reject = {"amendment": aref, "accept": False, "reason": reason}
+    return prop, [("decision", key, reject, None)]
 
 
-def amendment_promote(d: OpContext, args: dict[str, Any]) -> Writes:
-    """A rejected amendment as a proposal of its own (this node its author)."""
-    ledger = _ledger(d)
+def _promote_plan(d: OpContext, ledger: Ledger, args: dict[str, Any]) -> tuple[Any, Planned]:
+    """The proposal and the new proposal promoting a rejected amendment would write."""
     aref = _arg(args, "amendment")
     a, prop = _amendment(ledger, aref)
+    _check_version(prop, args)
     state = {
         x.ref: x.state
         for x in deliberation.discussion(ledger, object_id(prop.origin, prop.key)).amendments
@@ -149,8 +155,47 @@ def amendment_promote(d: OpContext, args: dict[str, Any]) -> Writes:
     new = deliberation.amended_body(body(prop), body(a), aref)
     new.pop("amendments", None)
     new.update({"version": 1, "from": aref, "title": f"{body(prop)['title']} (amendment)"[:200]})
-    pending = d.state.prepare("proposal", key, new, scope=prop.scope)
-    return Writes([pending], lambda rs: {**written(d)(rs), "proposal": object_id(d.state.me, key)})
+    return prop, [("proposal", key, new, prop.scope)]
+
+
+def _write(d: OpContext, planned: Planned) -> list[Any]:
+    return [d.state.prepare(kind, key, b, scope=scope) for kind, key, b, scope in planned]
+
+
+def amendment_decide(d: OpContext, args: dict[str, Any]) -> Writes:
+    """Accept (a new version of the proposal that includes it) or reject (with a reason)."""
+    _, planned = _decide_plan(d, _ledger(d), args)
+    return Writes(_write(d, planned), written(d))
+
+
+def amendment_promote(d: OpContext, args: dict[str, Any]) -> Writes:
+    """A rejected amendment as a proposal of its own (this node its author)."""
+    _, planned = _promote_plan(d, _ledger(d), args)
+    key = planned[0][1]
+    return Writes(
+        _write(d, planned), lambda rs: {**written(d)(rs), "proposal": object_id(d.state.me, key)}
+    )
+
+
+def amendment_preview(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+    """What accepting, rejecting or promoting an amendment would have this node sign,
+    without signing it: the operator reviews it on the web app first."""
+    ledger = _ledger(d)
+    action = _arg(args, "action")
+    if action == "promote":
+        prop, planned = _promote_plan(d, ledger, args)
+    elif action in ("accept", "reject"):
+        prop, planned = _decide_plan(d, ledger, {**args, "accept": action == "accept"})
+    else:
+        raise LocalError("action must be accept, reject or promote")
+    return {
+        "proposal": object_id(prop.origin, prop.key),
+        "version": int(body(prop).get("version", 1)),
+        "records": [
+            {"kind": kind, "key": key, "scope": scope or d.config.scope, "body": b}
+            for kind, key, b, scope in planned
+        ],
+    }
 
 
 def hide(d: OpContext, args: dict[str, Any]) -> Writes:
@@ -175,6 +220,7 @@ def hide(d: OpContext, args: dict[str, Any]) -> Writes:
 
 _ID = STR(required=True, max_len=120)
 _REF = STR(required=True, max_len=100)
+_VERSION = INT(1, 10_000)  # the proposal version the operator reviewed
 OPS: dict[str, OpSpec] = {
     "delib_discuss": OpSpec(discuss, {"proposal": _ID}),
     "delib_opinions": OpSpec(opinions, {"proposal": _ID}),
@@ -187,10 +233,22 @@ OPS: dict[str, OpSpec] = {
         },
     ),
     "delib_amendment_decide": OpSpec(
-        amendment_decide, {"amendment": _REF, "accept": BOOL(), "reason": STR(max_len=500)}
+        amendment_decide,
+        {"amendment": _REF, "accept": BOOL(), "reason": STR(max_len=500), "version": _VERSION},
     ),
     "delib_amendment_promote": OpSpec(
-        amendment_promote, {"amendment": _REF, "key": STR(required=True, max_len=40)}
+        amendment_promote,
+        {"amendment": _REF, "key": STR(required=True, max_len=40), "version": _VERSION},
+    ),
+    "delib_amendment_preview": OpSpec(
+        amendment_preview,
+        {
+            "amendment": _REF,
+            "action": STR(required=True, max_len=16),
+            "reason": STR(max_len=500),
+            "key": STR(max_len=40),
+            "version": _VERSION,
+        },
     ),
     "delib_hide": OpSpec(hide, {"comment": _REF, "reason": STR(required=True, max_len=500)}),
 }

@@ -1,5 +1,6 @@
 /* A member's contributions to a proposal's discussion, signed in the browser with
- * the key member.js keeps: a comment (maybe a reply), a statement, a reaction.
+ * the key member.js keeps: a comment (maybe a reply), a statement, a reaction, an
+ * amendment.
  * Each is a member record like a vote (cli/deliberate_cmd.py builds the same
  * bodies and keys); the node verifies it before it keeps and relays it. */
 (function () {
@@ -38,6 +39,45 @@
       (prep) => [newKey("s"), { proposal: prep.proposal, text: text }], form);
   }
 
+  // "id name" per line, as the operator's proposal form takes options.
+  function optionsOf(text) {
+    const out = [];
+    for (const line of text.split("\n")) {
+      const l = line.trim();
+      if (!l) continue;
+      const cut = l.indexOf(" ");
+      const id = cut < 0 ? l : l.slice(0, cut);
+      const name = cut < 0 ? "" : l.slice(cut + 1).trim();
+      out.push({ id: id, name: name || id });
+    }
+    return out;
+  }
+
+  // An amendment names the version it was written for; the text is included only when
+  // the member changed it, so an amendment of the options leaves the text alone.
+  function amendment(form) {
+    const field = $("amend-text");
+    const text = field.value.replace(/\r\n/g, "\n");
+    const changed = text !== field.defaultValue.replace(/\r\n/g, "\n");
+    const options = $("amend-options") ? optionsOf($("amend-options").value) : [];
+    const reason = $("amend-reason").value.trim();
+    if (!changed && !options.length) {
+      return Promise.reject(new Error("change the text or name an option first"));
+    }
+    if (changed && !text.trim()) return Promise.reject(new Error("the new text is empty"));
+    return contribute("amendment", form.dataset.proposal, (prep) => {
+      if (String(prep.version) !== form.dataset.version) {
+        throw new Error("the proposal is at version " + prep.version +
+          " now: reload the page to amend its current text");
+      }
+      const body = { proposal: prep.proposal, version: prep.version };
+      if (changed) body.text = text;
+      if (options.length) body.options = options;
+      if (reason) body.reason = reason;
+      return [newKey("a"), body];
+    }, form);
+  }
+
   // One reaction per member and statement: the key names the statement, so a new
   // reaction replaces the member's earlier one. The review opens below the list
   // (outside the part live updates replace).
@@ -62,6 +102,19 @@
     select.value = keep;
   }
 
+  // The operator's list of amendments to decide on follows the list as it updates.
+  function syncDecide() {
+    const select = $("decide-amendment");
+    if (!select) return;
+    const keep = select.value;
+    while (select.options.length) select.remove(0);
+    const open = "#amendments li[data-state=proposed], #amendments li[data-state=rejected]";
+    for (const a of document.querySelectorAll(open)) {
+      select.add(new Option(a.dataset.label, a.dataset.ref));
+    }
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  }
+
   function onSubmit(id, status, fn, done) {
     const form = $(id);
     if (!form) return;
@@ -82,6 +135,11 @@
       $("comment-reply").value = "";
     });
     onSubmit("statement-form", "statement-status", statement, () => { $("statement-text").value = ""; });
+    onSubmit("amend-form", "amend-status", amendment, () => {
+      $("amend-text").value = $("amend-text").defaultValue;
+      if ($("amend-options")) $("amend-options").value = "";
+      $("amend-reason").value = "";
+    });
     document.addEventListener("click", (ev) => {
       const reply = ev.target.closest("button.reply-to");
       if (reply) {
@@ -98,6 +156,6 @@
         );
       }
     });
-    document.addEventListener("allmende:refreshed", syncReplies);
+    document.addEventListener("allmende:refreshed", () => { syncReplies(); syncDecide(); });
   });
 })();
