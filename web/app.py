@@ -484,6 +484,10 @@ def _decision_args(f: dict[str, str], *, with_version: bool) -> dict[str, Any]:
     for name in ("reason", "key"):
         if f.get(name, "").strip():
             args[name] = f[name].strip()
+    if action == "reject" and "reason" not in args:
+        raise Refused(400, "give a reason to reject an amendment: the members read it")
+    if action == "promote" and "key" not in args:
+        raise Refused(400, "give an id for the new proposal to promote the amendment")
     if with_version:
         if not f.get("version", "").isdigit() or len(f["version"]) > 5:
             raise Refused(400, "the reviewed version is missing: review the decision again")
