@@ -326,7 +326,7 @@ def decision_review(preview: Mapping[str, Any], form: Mapping[str, str], csrf: s
     )
     back = "/proposal?id=" + quote(str(preview["proposal"]), safe="")
     return (
-        f"<p>Amendment <code>{e(form['amendment'])}</code> to version "
+        f"<p>Amendment <code class=ref>{e(form['amendment'])}</code> to version "
         f"{e(preview['version'])} of the proposal. This node's key will sign "
         f"{'these records' if len(preview['records']) > 1 else 'this record'}:</p>"
         f'<section id="decision-records">{records}</section>'
