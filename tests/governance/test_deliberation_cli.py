@@ -9,6 +9,7 @@ from test_governance_cli import node, run  # noqa: F401
 
 from cli import deliberate_cmd
 from cli.main import cli
+from node.errors import LocalError
 
 
 @pytest.fixture
@@ -92,3 +93,52 @@ def test_every_new_command_has_help():
     for name in ("discuss", "comment", "statement", "amend", "amendment", "opinions", "moderate"):
         assert name in cli.commands
         assert cli.commands[name].help
+
+
+def _held(dnode, kind, key):
+    r = dnode.state.replica.get(dnode.state.me, kind, key)
+    return r.scope, dict(r.body)
+
+
+def test_preview_is_exactly_what_the_node_then_signs(dnode, tmp_path):
+    """The web app shows the operator `delib_amendment_preview` before the node signs:
+    what it shows must be what accept, reject and promote then write."""
+    ks = keys(tmp_path, "alice")
+    run("member", "add", ks["alice"][1], "--pseudonym", "alice")
+    made = run(
+        *("proposal", "create", "pond", "--title", "Pond", "--method", "approval"),
+        *("--option", "a=A", "--discussion", "now", "--opens", "1h", "--closes", "2h"),
+        "--json",
+    ).output
+    pid = json.loads(made)["proposal"]
+    alice = str(ks["alice"][0])
+    a1 = run("amend", pid, "--text", "Ducks", "--key", alice).output.split()[-1]
+    a2 = run("amend", pid, "--option", "b=B", "--key", alice).output.split()[-1]
+
+    def preview(**args):
+        out = dnode.call("delib_amendment_preview", **args)
+        return [(r["kind"], r["key"], r["scope"], r["body"]) for r in out["records"]], out
+
+    shown, out = preview(amendment=a1, action="accept")
+    assert (out["proposal"], out["version"]) == (pid, 1)
+    assert [k for k, *_ in shown] == ["proposal", "decision"]
+    assert "version" not in dnode.call("gov_proposal_show", proposal=pid)  # nothing written
+    dnode.call("delib_amendment_decide", amendment=a1, accept=True, version=1)
+    assert [(k, key, *_held(dnode, k, key)) for k, key, *_ in shown] == shown
+    # A reviewed version that is no longer current is refused, by preview and decide alike.
+    for op, extra in (
+        ("delib_amendment_preview", {"action": "reject"}),
+        ("delib_amendment_decide", {}),
+    ):
+        with pytest.raises(LocalError, match="changed since you reviewed"):
+            dnode.call(op, amendment=a2, reason="no", version=1, **extra)
+    shown, _ = preview(amendment=a2, action="reject", reason="one option is enough")
+    dnode.call("delib_amendment_decide", amendment=a2, accept=False, reason="one option is enough")
+    assert [(k, key, *_held(dnode, k, key)) for k, key, *_ in shown] == shown
+    shown, _ = preview(amendment=a2, action="promote", key="pond-b")
+    [(kind, key, _, b)] = shown
+    assert (kind, key, b["from"], b["version"]) == ("proposal", "pond-b", a2, 1)
+    dnode.call("delib_amendment_promote", amendment=a2, key="pond-b")
+    assert [(k, key, *_held(dnode, k, key)) for k, key, *_ in shown] == shown
+    with pytest.raises(LocalError, match="accept, reject or promote"):
+        dnode.call("delib_amendment_preview", amendment=a2, action="delete")

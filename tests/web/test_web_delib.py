@@ -152,6 +152,74 @@ def test_amendment_states_and_the_current_version():
     assert states == ["accepted", "rejected", "promoted", "proposed", "proposed"]
 
 
+def test_amendment_forms_appear_only_when_they_may_be_used():
+    d = _discussion(
+        amendments=[
+            _amendment(1, "proposed", text='<b onclick="x">'),
+            _amendment(2, "rejected", decision_reason="no"),
+            _amendment(3, "accepted", included_in=2),
+        ]
+    )
+    p = {"proposal": PID, "version": 1, "text": "Trees </textarea><script>", "options": []}
+    closed = delib_pages.amendments_section(d, p, NAMES)
+    assert "<form" not in closed
+    member = delib_pages.amendments_section(d, p, NAMES, amend_open=True)
+    assert 'id="amend-form"' in member
+    assert f'data-proposal="{PID}" data-version="1"' in member
+    assert "Trees &lt;/textarea&gt;&lt;script&gt;</textarea>" in member  # prefilled, escaped
+    assert 'id="amend-options"' in member
+    assert 'id="decide-form"' not in member
+    budget = {k: v for k, v in p.items() if k != "options"}
+    assert 'id="amend-options"' not in delib_pages.amendments_section(
+        d, budget, NAMES, amend_open=True
+    )  # a budget's projects are amended through its text
+    # This node wrote it: the operator is told to sign in, or, signed in, gets the form.
+    note = delib_pages.amendments_section(d, p, NAMES, amend_open=True, author_here=True)
+    assert "after signing in on the" in note
+    assert 'id="decide-form"' not in note
+    form = delib_pages.amendments_section(
+        d, p, NAMES, amend_open=True, author_here=True, operator_csrf="c5"
+    )
+    decide = form[form.index('id="decide-form"') :]
+    assert '<input type="hidden" name="csrf" value="c5">' in decide
+    assert re.findall(r'<option value="([^"]+)"', decide) == [f"{ALICE}.a-1", f"{ALICE}.a-2"]
+    assert "Open · alice · text: &lt;b onclick=&quot;x&quot;&gt;" in decide
+    assert "<b onclick" not in form
+    # Another node's proposal: no decision form even for this node's operator.
+    other = delib_pages.amendments_section(d, p, NAMES, amend_open=True, operator_csrf="c5")
+    assert 'id="decide-form"' not in other
+    # After the discussion, a rejected amendment can still be promoted.
+    late = delib_pages.amendments_section(d, p, NAMES, author_here=True, operator_csrf="c5")
+    assert 'id="decide-form"' in late
+    assert 'id="amend-form"' not in late
+    none_rejected = _discussion(amendments=[_amendment(3, "accepted", included_in=2)])
+    assert "<form" not in delib_pages.amendments_section(
+        none_rejected, p, NAMES, author_here=True, operator_csrf="c5"
+    )
+
+
+def test_decision_review_shows_the_records_escaped_and_carries_the_version():
+    preview = {
+        "proposal": PID,
+        "version": 3,
+        "records": [
+            {"kind": "proposal", "key": "park", "scope": "eu/x", "body": {"text": "<script>"}},
+            {"kind": "decision", "key": "d1", "scope": "eu/x", "body": {"accept": True}},
+        ],
+    }
+    form = {"amendment": f"{ALICE}.a-1", "action": "accept", "proposal": PID, "reason": '"><x'}
+    html = delib_pages.decision_review(preview, form, "c5")
+    assert "<script>" not in html
+    assert "&quot;text&quot;: &quot;&lt;script&gt;&quot;" in html
+    assert "&quot;accept&quot;: true" in html
+    assert '<input type="hidden" name="version" value="3">' in html
+    assert '<input type="hidden" name="csrf" value="c5">' in html
+    assert '<input type="hidden" name="reason" value="&quot;&gt;&lt;x">' in html
+    assert "will sign these records" in html
+    assert "Accept: sign with this node's key" in html
+    assert f'href="/proposal?id={PID}#amendments-h"' in html
+
+
 def _map() -> dict:
     return {
         "proposal": PID,
