@@ -296,9 +296,14 @@ def amendments_section(
             '<p class="basis">This node wrote the proposal: its operator decides on the '
             'amendments here after signing in on the <a href="/operator">Operator</a> page.</p>'
         )
+    # The current version and text, for the member's form to follow (static/discuss.js).
+    base = (
+        f'<p hidden id="amend-base" data-version="{e(p.get("version", 1))}" '
+        f'data-text="{e(p.get("text") or "")}"></p>'
+    )
     return (
         '<section aria-labelledby="amendments-h"><h2 id="amendments-h">Amendments</h2>'
-        f'<div id="amendments" data-live>{head}.</p>{body}</div>{forms}</section>'
+        f'<div id="amendments" data-live>{head}.</p>{body}{base}</div>{forms}</section>'
     )
 
 

@@ -337,6 +337,10 @@ def test_browser_key_amends_and_the_operator_accepts(browser, a, artifacts: Path
         [amendment] = a.call("delib_discuss", proposal=pid)["amendments"]
         aref = amendment["ref"]
         assert aref.startswith(pub + ".a-")
+        # A second tab of the member's starts another amendment, still unsent.
+        draft = member_ctx.new_page()
+        draft.goto(a.web_url + "/proposal?id=" + pid)
+        draft.get_by_label("The text as you would have it").fill("Only trees.")
         # The operator, whose page was open all along, reviews and accepts it.
         expect(op.locator("#decide-amendment option")).to_have_count(1, timeout=15000)
         op.get_by_label("Amendment", exact=True).select_option(aref)
@@ -354,8 +358,20 @@ def test_browser_key_amends_and_the_operator_accepts(browser, a, artifacts: Path
         expect(page.locator("#facts")).to_contain_text("2", timeout=15000)
         expect(page.locator("#text")).to_contain_text("Trees, and a bench under each.")
         expect(page.locator("#text")).to_contain_text("Benches")
+        # The untouched amendment form now starts from version 2.
+        expect(page.get_by_label("The text as you would have it")).to_have_value(
+            "Trees, and a bench under each."
+        )
+        assert page.get_attribute("#amend-form", "data-version") == "2"
         assert page.evaluate("window.__notReloaded") is True
         page.screenshot(path=str(artifacts / "amendment-accepted.png"), full_page=True)
+        # The draft was written against version 1: kept as typed, and not sent.
+        expect(draft.locator("#amendments")).to_contain_text("Accepted", timeout=15000)
+        expect(draft.get_by_label("The text as you would have it")).to_have_value("Only trees.")
+        draft.get_by_role("button", name="Review my amendment").click()
+        expect(draft.locator("#amend-status")).to_contain_text(
+            "Not sent: the proposal is at version 2 now"
+        )
         # The node holds the new version including it; the CLI says so.
         d = json.loads(a.cli("discuss", pid, "--json"))
         assert d["version"] == 2

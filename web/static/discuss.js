@@ -115,6 +115,17 @@
     if ([...select.options].some((o) => o.value === keep)) select.value = keep;
   }
 
+  // After an accepted amendment, an untouched amendment form starts from the new
+  // version's text; a form being written keeps its text and is refused on sending.
+  function syncAmend() {
+    const base = $("amend-base"), form = $("amend-form"), field = $("amend-text");
+    if (!base || !form || base.dataset.version === form.dataset.version) return;
+    if (field.value !== field.defaultValue) return;
+    field.defaultValue = base.dataset.text;
+    field.value = base.dataset.text;
+    form.dataset.version = base.dataset.version;
+  }
+
   function onSubmit(id, status, fn, done) {
     const form = $(id);
     if (!form) return;
@@ -156,6 +167,6 @@
         );
       }
     });
-    document.addEventListener("allmende:refreshed", () => { syncReplies(); syncDecide(); });
+    document.addEventListener("allmende:refreshed", () => { syncReplies(); syncDecide(); syncAmend(); });
   });
 })();
