@@ -103,6 +103,9 @@ DEFERRED: dict[str, tuple[tuple[str, ...], str]] = {
         ("WSStream",),
         "WebSockets (wsproto): imported for a WebSocket upgrade request",
     ),
+    # No names: Hypercorn's typing module imports it for annotations only; h2's own
+    # modules take its event classes, which imports it (with hyperframe).
+    "h2.events": ((), "HTTP/2 events (h2, hyperframe): imported with HTTP/2"),
 }
 
 # Classes whose instances py-libp2p makes where nothing uses them (``Swarm.__init__``

@@ -38,6 +38,7 @@ HEAVY = (
     # Hypercorn's HTTP/2 and WebSockets (the web app serves neither): ~1 MB
     "h2.connection",
     "hpack",
+    "hyperframe",
     "wsproto",
 )
 
@@ -243,7 +244,7 @@ import web
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-PARTS = ["h2.connection", "wsproto"]
+PARTS = ["h2.connection", "hyperframe", "wsproto"]
 quiet = loaded(PARTS)
 
 async def app(scope, receive, send):
@@ -285,6 +286,6 @@ print(json.dumps({"quiet": quiet, "loaded": loaded(PARTS),
 """
     )
     assert got["quiet"] == []
-    assert got["loaded"] == ["h2.connection", "wsproto"]
+    assert got["loaded"] == ["h2.connection", "hyperframe", "wsproto"]
     assert got["h2_frame_type"] == 4  # the server's SETTINGS frame
     assert got["ws"] == "HTTP/1.1 101 "
