@@ -142,8 +142,8 @@ def main() -> None:
         for name, ms, size in rows:
             print(f"{name:40} {ms:8.1f} {size:9,}")
         print(
-            f"daemon RSS: {before['VmRSS'] / 1024:.0f} MB before the requests, "
-            f"{after['VmRSS'] / 1024:.0f} MB after, peak {after['VmHWM'] / 1024:.0f} MB"
+            f"daemon RSS: {before['VmRSS'] / 1024:.1f} MB before the requests, "
+            f"{after['VmRSS'] / 1024:.1f} MB after, peak {after['VmHWM'] / 1024:.1f} MB"
         )
         # The same node without the web app, for its share.
         os.killpg(proc.pid, signal.SIGTERM)
@@ -156,7 +156,7 @@ def main() -> None:
         )
         wait_for(lambda: call(dd.socket, "status", {}), 120, what="daemon", step=0.2)
         bare = rss_kb(proc.pid)
-        print(f"daemon RSS without the web app: {bare['VmRSS'] / 1024:.0f} MB")
+        print(f"daemon RSS without the web app: {bare['VmRSS'] / 1024:.1f} MB")
     finally:
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -6,19 +6,25 @@ import datetime
 import json
 import platform
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console, RenderableType
 
-from cli import render
+from cli.lazy import LazyGroup
 from node import model
 from node.config import ENV_DATA_DIR, Config, DataDir, default_data_dir
 from node.control import DaemonNotRunning, call
 from node.errors import LocalError
 from node.store import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+# rich and the renderers (cli.render) are imported where a command prints, never at
+# the top of this module: `allmende run` is a command of this group, and the daemon
+# it starts would otherwise hold them for its whole life (docs/benchmarks.md, issue 15).
 
 EXIT_USER, EXIT_NOT_RUNNING = 1, 3
 # `allmende run` refusing to start where starting again cannot help (sysexits.h codes;
@@ -37,8 +43,9 @@ class NotRunning(click.ClickException):
     exit_code = EXIT_NOT_RUNNING
 
 
-class AllmendeGroup(click.Group):
-    """Turns the library's errors into exit codes: 1 user error, 3 daemon not running."""
+class AllmendeGroup(LazyGroup):
+    """Turns the library's errors into exit codes: 1 user error, 3 daemon not running;
+    imports the modules of its `lazy` commands when they are named (`LazyGroup`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -49,10 +56,21 @@ class AllmendeGroup(click.Group):
             raise UserError(str(exc)) from None
 
 
-@dataclass
 class Ctx:
-    data_dir: Path
-    console: Console = field(default_factory=Console)
+    """What every command gets: the data dir, and the console it prints to (made on
+    first use, so that a command that prints nothing, `run`, does not import rich)."""
+
+    def __init__(self, data_dir: Path, console: Console | None = None) -> None:
+        self.data_dir = data_dir
+        self._console = console
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console()
+        return self._console
 
     @property
     def dd(self) -> DataDir:
@@ -108,11 +126,51 @@ def _complete_unit(ctx: click.Context, param: click.Parameter, incomplete: str) 
     ]
 
 
+# The commands of the other cli/*_cmd.py modules: name -> "module:attribute", imported
+# when named (`LazyGroup`), so that `allmende run` loads none of them.
+LAZY_COMMANDS = {
+    # governance
+    "member": "cli.governance_cmd:member",
+    "proposal": "cli.governance_cmd:proposal",
+    "vote": "cli.governance_cmd:vote",
+    "results": "cli.governance_cmd:results",
+    "budget": "cli.governance_cmd:budget",
+    "assembly": "cli.governance_cmd:assembly",
+    # deliberation
+    "discuss": "cli.deliberate_cmd:discuss",
+    "comment": "cli.deliberate_cmd:comment",
+    "statement": "cli.deliberate_cmd:statement",
+    "amend": "cli.deliberate_cmd:amend",
+    "amendment": "cli.deliberate_cmd:amendment",
+    "opinions": "cli.deliberate_cmd:opinions",
+    "moderate": "cli.deliberate_cmd:moderate",
+    # who belongs
+    "federation": "cli.trust_cmd:federation",
+    "invite": "cli.trust_cmd:invite",
+    "endorse": "cli.trust_cmd:endorse",
+    "admission": "cli.trust_cmd:admission",
+    # many nodes on one machine
+    "simnet": "cli.simnet_cmd:simnet",
+    # from balance to plan
+    "match": "cli.match_cmd:match",
+    "commitment": "cli.match_cmd:commitment",
+    "fulfil": "cli.match_cmd:fulfil",
+    "confirm": "cli.match_cmd:confirm",
+    "track-record": "cli.match_cmd:track_record",
+    # planning rounds and caps
+    "plan": "cli.plan_cmd:plan",
+    "cap": "cli.plan_cmd:cap",
+    # open data
+    "export": "cli.export_cmd:export",
+    # the web app's token and address
+    "web": "cli.web_cmd:web",
+}
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
-@click.group(cls=AllmendeGroup)
+@click.group(cls=AllmendeGroup, lazy=LAZY_COMMANDS)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -191,6 +249,7 @@ def init(
     Without --invite or --charter the node founds a federation of its own; it can
     join another later (`allmende federation join`), before it writes anything.
     """
+    from cli.trust_cmd import read_charter
     from node.governance.admission import InviteCode
     from node.governance.errors import GovernanceError
     from node.net import peer_id_from_seed, split_p2p_addr
@@ -335,6 +394,8 @@ def cannot_start(exc: LocalError) -> CannotStart:
 @pass_ctx
 def status(ctx: Ctx, as_json: bool) -> None:
     """Node id, scopes, peers, record counts and sync state."""
+    from cli import render
+
     s = ctx.call("status")
     _emit(ctx, as_json, s, render.status(s))
     if not as_json:
@@ -347,6 +408,8 @@ def status(ctx: Ctx, as_json: bool) -> None:
 def peers(click_ctx: click.Context, as_json: bool) -> None:
     """Connected peers with their node's name, kind and scope; this node's addresses
     (and `peers add ADDR`, `peers remove PEER`)."""
+    from cli import render
+
     if click_ctx.invoked_subcommand is None:
         ctx: Ctx = click_ctx.obj
         p = ctx.call("peers")
@@ -388,6 +451,8 @@ def peers_remove(ctx: Ctx, peer: str) -> None:
 def nodes(ctx: Ctx, scope: str | None, as_json: bool) -> None:
     """The nodes this node knows under SCOPE (default: its region): kind, last seen,
     records held, whether they count."""
+    from cli import render
+
     rows = ctx.call("nodes", scope=scope)
     _emit(ctx, as_json, rows, render.nodes(rows, scope or "this node's region"))
 
@@ -429,6 +494,8 @@ def item() -> None:
 @pass_ctx
 def item_list(ctx: Ctx, as_json: bool) -> None:
     """List catalog items (built-in and added by nodes)."""
+    from cli import render
+
     rows = ctx.call("items")
     _emit(ctx, as_json, rows, render.items(rows))
 
@@ -445,6 +512,8 @@ def item_list(ctx: Ctx, as_json: bool) -> None:
 @pass_ctx
 def item_add(ctx: Ctx, item_id: str, name: str, dimension: str) -> None:
     """Add ITEM_ID (lowercase, e.g. oat-milk) to the shared catalog."""
+    from cli import render
+
     ctx.show(render.written(ctx.call("item_add", id=item_id, name=name, dimension=dimension)))
 
 
@@ -476,6 +545,8 @@ def _intent_group(kind: str) -> click.Group:
     def add(
         ctx: Ctx, /, item: str, qty: str, unit: str, period: str, note: str | None, **extra: Any
     ) -> None:
+        from cli import render
+
         if qty.startswith("-"):
             raise UserError(f"quantity must be positive (got {qty})")
         model.check_period(period)
@@ -537,6 +608,8 @@ def _intent_group(kind: str) -> click.Group:
     def list_(
         ctx: Ctx, all_: bool, scope: str | None, withdrawn: bool, item: str | None, as_json: bool
     ) -> None:
+        from cli import render
+
         # asking for an item is asking who has (or needs) it: everyone's
         every = all_ or item is not None
         rows = ctx.call("list", kind=kind, all=every, scope=scope, withdrawn=withdrawn, item=item)
@@ -548,6 +621,8 @@ def _intent_group(kind: str) -> click.Group:
     @click.argument("record_id")
     @pass_ctx
     def withdraw(ctx: Ctx, record_id: str) -> None:
+        from cli import render
+
         ctx.show(render.written(ctx.call("withdraw", kind=kind, key=record_id)))
 
     withdraw.help = f"Withdraw one of this node's {plural} by its id."
@@ -596,6 +671,8 @@ def balance(
     as_json: bool,
 ) -> None:
     """Needs against capacities per item for SCOPE (default: this node's region)."""
+    from cli import render
+
     if limit is None and not as_json:
         limit = BALANCE_PAGE
     result = ctx.call(
@@ -617,6 +694,8 @@ def balance(
 def rollups(ctx: Ctx, region: str | None, as_json: bool) -> None:
     """Other regions' attested rollups: status per region and period, who attested
     what, and who contradicts an accepted content."""
+    from cli import render
+
     data = ctx.call("rollups", region=region)
     _emit(ctx, as_json, data, render.rollups(data))
 
@@ -626,54 +705,3 @@ def main() -> None:
 
 
 __all__ = ["cli", "main"]
-
-from cli import governance_cmd  # noqa: E402  (governance commands)
-
-cli.add_command(governance_cmd.member)
-cli.add_command(governance_cmd.proposal)
-cli.add_command(governance_cmd.vote)
-cli.add_command(governance_cmd.results)
-cli.add_command(governance_cmd.budget)
-cli.add_command(governance_cmd.assembly)
-
-from cli import deliberate_cmd  # noqa: E402  (deliberation commands)
-
-for _command in deliberate_cmd.COMMANDS:
-    cli.add_command(_command)
-
-from cli.simnet_cmd import simnet  # noqa: E402  (simnet commands)
-from cli.trust_cmd import (  # noqa: E402  (who belongs)
-    admission,
-    endorse,
-    federation,
-    invite,
-    read_charter,
-)
-
-cli.add_command(federation)
-cli.add_command(invite)
-cli.add_command(endorse)
-cli.add_command(admission)
-
-cli.add_command(simnet)
-
-from cli import match_cmd  # noqa: E402  (from balance to plan)
-
-cli.add_command(match_cmd.match)
-cli.add_command(match_cmd.commitment)
-cli.add_command(match_cmd.fulfil)
-cli.add_command(match_cmd.confirm)
-cli.add_command(match_cmd.track_record)
-
-from cli import plan_cmd  # noqa: E402  (planning rounds and caps)
-
-cli.add_command(plan_cmd.plan)
-cli.add_command(plan_cmd.cap)
-
-from cli.export_cmd import export  # noqa: E402  (open data)
-
-cli.add_command(export)
-
-from cli import web_cmd  # noqa: E402  (the web app's token and address)
-
-cli.add_command(web_cmd.web)

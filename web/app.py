@@ -26,8 +26,7 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import web.delib_pages as delib_pages
@@ -36,6 +35,7 @@ import web.html as html
 import web.pages as pages
 from node.errors import LocalError
 from node.ops import TABLE
+from web.assets import asset_endpoint, load_assets
 from web.security import (
     CSRF_COOKIE,
     OPERATOR_COOKIE,
@@ -165,7 +165,7 @@ def build_app(
             Route("/api/delib-prepare", _api_get(backend, "delib_prepare")),
             Route("/api/submit", _api_submit(backend, csrf), methods=["POST"]),
             Route("/events", _events(backend)),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            Route("/static/{name}", asset_endpoint(load_assets(STATIC))),
         ],
     )
     return Guard(app, loopback_only=loopback_only)

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlencode
 
+from cli.basis import basis_text  # the same words as `allmende balance`
 from web.charts import hbars, in_out_columns, need_capacity_bar
 from web.html import dl, e, short, table
 
@@ -107,8 +108,6 @@ def _deficits_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _basis(basis: Mapping[str, Any] | None) -> str:
-    from cli.render import basis_text  # the same words as `allmende balance`
-
     text = basis_text(dict(basis)) if basis else ""
     status = (basis or {}).get("status", "")
     label = text or "complete"
@@ -116,8 +115,6 @@ def _basis(basis: Mapping[str, Any] | None) -> str:
 
 
 def _basis_words(level: Mapping[str, Any]) -> str:
-    from cli.render import basis_text
-
     basis = level.get("basis")
     return basis_text(dict(basis)) if basis else ""
 

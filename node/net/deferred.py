@@ -6,7 +6,9 @@ imported: ``libp2p/__init__.py`` builds QUIC, TLS and WebSocket transports,
 and AutoTLS (httpx, requests), the TCP transport imports a DNS resolver (dnspython).
 A node that speaks TCP with Noise and yamux uses none of them unless it turns mDNS
 on or dials a ``/dns4`` address, yet they took ~27 MB of the daemon's resident
-memory (docs/benchmarks.md, issue 15).
+memory (docs/benchmarks.md, issue 15). Hypercorn, which serves the web app, likewise
+imports HTTP/2 and WebSockets the web app does not serve (~1 MB): two of its
+modules are in the list as well.
 
 `install` puts a stand-in module into ``sys.modules`` for each module of `DEFERRED`
 that is not imported yet. A stand-in hands out the names it declares as
@@ -18,17 +20,17 @@ later. Until then nothing can be an instance of a deferred class, so
 stand-in does not declare, or a submodule imported below it, imports the real module
 at once.
 
-Rules for a module in `DEFERRED` (read off its importers in py-libp2p 0.8.1;
-tests/net/test_deferred.py checks that every declared name exists): every importer
-uses its names only to call them, in annotations or typing aliases, or in
-``isinstance``; never as a base class, an ``except`` clause or a value compared by
-identity at import time. Exception modules are therefore never deferred.
+Rules for a module in `DEFERRED` (read off its importers in py-libp2p 0.8.1 and
+Hypercorn 0.18; tests/net/test_deferred.py checks that every declared name exists):
+every importer uses its names only to call them, in annotations or typing aliases,
+or in ``isinstance``; never as a base class, an ``except`` clause or a value
+compared by identity at import time. Exception modules are therefore never deferred.
 
 `install` must run before the first ``libp2p`` import of the process: importing
 this module runs it, ``node.net`` imports it first thing, and ``node.daemon``
-imports ``node.net`` before any libp2p module. A process that imported py-libp2p
-before (a test, the simnet) keeps the modules it has; `install` only defers what is
-not loaded yet.
+imports ``node.net`` before any libp2p module; ``web`` imports it before Hypercorn.
+A process that imported py-libp2p before (a test, the simnet) keeps the modules it
+has; `install` only defers what is not loaded yet.
 """
 
 from __future__ import annotations
@@ -93,6 +95,17 @@ DEFERRED: dict[str, tuple[tuple[str, ...], str]] = {
         ("PrometheusExporter", "create_prometheus_exporter"),
         "py-libp2p's Prometheus exporter (off; the node has its own, node.metrics)",
     ),
+    # Hypercorn 0.18 (the web app's server) imports HTTP/2 (h2, hpack) and WebSockets
+    # (wsproto) for every connection type it can serve; the web app serves HTTP/1.1
+    # with no WebSocket route. A client that asks for h2 or a WebSocket imports them.
+    "hypercorn.protocol.h2": (("H2Protocol",), "HTTP/2 (h2, hpack): imported for an h2 client"),
+    "hypercorn.protocol.ws_stream": (
+        ("WSStream",),
+        "WebSockets (wsproto): imported for a WebSocket upgrade request",
+    ),
+    # No names: Hypercorn's typing module imports it for annotations only; h2's own
+    # modules take its event classes, which imports it (with hyperframe).
+    "h2.events": ((), "HTTP/2 events (h2, hyperframe): imported with HTTP/2"),
 }
 
 # Classes whose instances py-libp2p makes where nothing uses them (``Swarm.__init__``

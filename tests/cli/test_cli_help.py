@@ -1,7 +1,9 @@
 """Every command and subcommand has help text, and `--help` works for each.
 
-The command tree is walked, not listed, so commands added later (e.g. by
-`cli.add_command(...)` at the bottom of cli/main.py) are checked too.
+The command tree is walked, not listed, so commands added later (to the group's
+`LAZY_COMMANDS` table in cli/main.py) are checked too. It is walked through click's
+`list_commands` / `get_command`, which import the lazily loaded ones (`.commands`
+holds only those imported so far).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ def walk(
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name, sub in sorted(cmd.commands.items()):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, name
             out.extend(walk(sub, (*path, name)))
     return out
 

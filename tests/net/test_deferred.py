@@ -35,6 +35,11 @@ HEAVY = (
     "libp2p.relay.circuit_v2.protocol",
     "libp2p.kad_dht",
     "libp2p.transport.quic.connection",
+    # Hypercorn's HTTP/2 and WebSockets (the web app serves neither): ~1 MB
+    "h2.connection",
+    "hpack",
+    "hyperframe",
+    "wsproto",
 )
 
 
@@ -226,3 +231,61 @@ print(json.dumps({
         "cert": "libp2p.security.tls.certificate",
         "tls": True,
     }
+
+
+def test_hypercorn_still_serves_http2_and_websockets_when_a_client_asks() -> None:
+    # The web app's server with its HTTP/2 and WebSocket modules deferred: a client
+    # speaking h2 (prior knowledge) or asking for a WebSocket imports them and is served.
+    got = run_fresh(
+        LOADED
+        + r"""
+import json, trio
+import web
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+PARTS = ["h2.connection", "hyperframe", "wsproto"]
+quiet = loaded(PARTS)
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+async def ask(port, data):
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(data)
+    with trio.fail_after(10):
+        return await stream.receive_some(4096)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+async def main():
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(serve, app, config)
+        port = int(binds[0].rsplit(":", 1)[1])
+        h2 = await ask(port, PREFACE)
+        ws = await ask(port, UPGRADE)
+        nursery.cancel_scope.cancel()
+    return h2, ws
+
+h2, ws = trio.run(main)
+print(json.dumps({"quiet": quiet, "loaded": loaded(PARTS),
+                  "h2_frame_type": h2[3], "ws": ws.split(b"\r\n")[0].decode()}))
+"""
+    )
+    assert got["quiet"] == []
+    assert got["loaded"] == ["h2.connection", "hyperframe", "wsproto"]
+    assert got["h2_frame_type"] == 4  # the server's SETTINGS frame
+    assert got["ws"] == "HTTP/1.1 101 "
