@@ -50,6 +50,8 @@ from node import model
 from node.crdt.record import Record
 from node.planning.balance import GroupKey, _contribution
 from node.planning.rollup import RollupView
+from node.planning import matching_vec
+from node.planning.matching_vec import VecPlan
 
 __all__ = [
     "PRIORITY_RANK",
@@ -316,14 +318,38 @@ def _pair(plan: MatchPlan) -> MatchTable:
     return out
 
 
-def plan(positions: Positions) -> MatchPlan:
+def plan(positions: Positions) -> MatchPlan | VecPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
-    into a compact `MatchPlan` (`match` lists the matches themselves)."""
+    into a compact `MatchPlan` (`match` lists the matches themselves).
+
+    The work is done in int64 vectors (`matching_vec`) where every quantity is small
+    enough for that to be exact, else in Python ints (`plan_exact`): the same
+    matches either way."""
     groups = sorted(positions)
     listed = [list(positions[g]) for g in groups]
+    tree = _tree(listed)
+    got = matching_vec.plan(tree, groups, listed, positions)
+    if got is not None:
+        return got
+    return _plan_ints(tree, groups, listed, positions)
+
+
+def plan_exact(positions: Positions) -> MatchPlan:
+    """`plan` in Python ints whatever the quantities (the fallback of `plan`)."""
+    groups = sorted(positions)
+    listed = [list(positions[g]) for g in groups]
+    return _plan_ints(_tree(listed), groups, listed, positions)
+
+
+def _tree(listed: list[list[Party]]) -> _Tree:
     # groups often list the same parties: a list equal to the one before adds none
     fresh = [p for k, p in enumerate(listed) if k == 0 or p != listed[k - 1]]
-    tree = _Tree(chain.from_iterable(fresh))
+    return _Tree(chain.from_iterable(fresh))
+
+
+def _plan_ints(
+    tree: _Tree, groups: list[GroupKey], listed: list[list[Party]], positions: Positions
+) -> MatchPlan:
     out = MatchPlan(tree.leaves)
     order = _Order(tree)
     for group, parties in zip(groups, listed, strict=True):
