@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
+import itertools
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -60,13 +61,14 @@ def plan(
     if not len(sk) or not len(dk):
         return VecPlan(tree.leaves, [])
     # a group takes part only if it has both surpluses and deficits (as in `matching`)
-    both = np.intersect1d(np.unique(sk >> 3) // n, np.unique(dk >> 3) // n)
+    ng = len(groups)
+    has = np.bincount((sk >> 3) // n, minlength=ng) * np.bincount((dk >> 3) // n, minlength=ng)
+    both = np.flatnonzero(has)
     out = VecPlan(tree.leaves, [groups[g] for g in both.tolist()])
     if not len(both):
         return out
     plan_group = np.full(len(groups), -1, _I64)
     plan_group[both] = np.arange(len(both))
-    ng = len(groups)
     levels: list[tuple[Vec, ...]] = []
     for depth, level in enumerate(tree.levels):
         if not len(sk) or not len(dk):
@@ -137,8 +139,13 @@ def _entries(
     key = np.concatenate(keys) if keys else np.zeros(0, _I64)
     cap = caps[at]
     need = needs[at]
-    net = cap - need.sum(axis=1)
-    if size:
+    # what the ranks from r to the most urgent need together, r = 3, 2, 1, 0
+    upto = [need[:, _RANKS - 1]]
+    for r in range(_RANKS - 2, -1, -1):
+        upto.append(upto[-1] + need[:, r])
+    net = cap - upto[-1]
+    most = max(int(caps.max()), int(needs.max()) * _RANKS) if size else 0
+    if most * max(map(len, listed), default=0) >= _GROUP // 2:
         # each group's supply and demand, roughly (float64): far enough below 2**61
         group = (key >> 3) // n
         for side in (np.maximum(net, 0), np.maximum(-net, 0)):
@@ -147,12 +154,12 @@ def _entries(
     pos = net > 0
     sk, sv = key[pos], net[pos]
     neg = net < 0
-    # open need per rank: what the capacity leaves after the more urgent ranks
-    n_neg = need[neg]
-    above = np.zeros_like(n_neg)
-    above[:, :-1] = np.cumsum(n_neg[:, :0:-1], axis=1)[:, ::-1]
-    cover = np.minimum(n_neg, np.maximum(cap[neg][:, None] - above, 0))
-    left = n_neg - cover
+    # A party's capacity covers its most urgent needs first: what stays open of the
+    # ranks from r up is max(upto_r - capacity, 0), and of rank r alone the
+    # difference to the ranks above it.
+    c = cap[neg]
+    short = [np.maximum(u[neg] - c, 0) for u in reversed(upto)]  # r = 0, 1, 2, 3
+    left = np.stack([*(a - b for a, b in itertools.pairwise(short)), short[-1]], axis=1)
     keep = left > 0
     slots = np.arange(1, _RANKS + 1, dtype=_I64)
     dk = (key[neg][:, None] | slots[None, :])[keep]
