@@ -246,7 +246,13 @@ def _shares(weights: Vec, seg: Vec, m: Vec, total: Vec) -> Vec:
     left = np.zeros(len(m), _I64)
     left[seg[firsts]] = m[seg[firsts]] - got
     if left.any():
-        order = np.lexsort((-rest, seg))  # stable: ties keep their order
+        # by segment, then largest remainder first, ties in order (two stable sorts;
+        # the segment numbers sort by radix when small)
+        by_rest = np.argsort(-rest, kind="stable")
+        outer = seg[by_rest]
+        if len(m) < 1 << 16:
+            outer = outer.astype(np.uint16)
+        order = by_rest[np.argsort(outer, kind="stable")]
         begin = np.repeat(firsts, np.diff(np.append(firsts, len(seg))))
         rank = np.arange(len(seg)) - begin  # begin: the same in both orders
         share[order] += rank < left[seg[order]]
