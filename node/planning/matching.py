@@ -40,7 +40,7 @@ must equal match for match.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, MutableSequence
 from itertools import accumulate, chain, compress, count, islice, repeat
 from math import gcd
 from operator import add, and_, floordiv, gt, lshift, lt, mod, mul, or_, rshift, sub
@@ -48,10 +48,10 @@ from typing import NamedTuple
 
 from node import model
 from node.crdt.record import Record
-from node.planning.balance import GroupKey, _contribution
-from node.planning.rollup import RollupView
 from node.planning import matching_vec
+from node.planning.balance import GroupKey, _contribution
 from node.planning.matching_vec import VecPlan
+from node.planning.rollup import RollupView
 
 __all__ = [
     "PRIORITY_RANK",
@@ -205,9 +205,10 @@ class MatchTable:
         self.group: list[int] = []
         self.scopes: list[str] = []
         self.starts: list[int] = [0]
-        self.provider: list[int] = []
-        self.receiver: list[int] = []
-        self.quantity: list[int] = []
+        # lists, or int64 `array`s when made from vectors (`matching_vec`)
+        self.provider: MutableSequence[int] = []
+        self.receiver: MutableSequence[int] = []
+        self.quantity: MutableSequence[int] = []
 
     def __len__(self) -> int:
         return len(self.quantity)

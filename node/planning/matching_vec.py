@@ -23,9 +23,9 @@ order.
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Mapping
-import itertools
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -83,9 +83,7 @@ def plan(
             continue
         (sk, sv, dk, dv), pools, flat = got
         group = pools // len(level)
-        levels.append(
-            (plan_group[group], np.full(len(pools), depth), pools % len(level), *flat)
-        )
+        levels.append((plan_group[group], np.full(len(pools), depth), pools % len(level), *flat))
     if levels:
         out.set_pools(tree, levels)
     return out
@@ -173,8 +171,10 @@ def _level(
     """Match the pools of one level (key ranges plo:phi, in order) and carry what
     stays open. Returns the open columns, the indices of the pools that matched, and
     their givers, gives, takers, takes with the count of each per pool."""
-    sa, sb = np.searchsorted(sk, plo), np.searchsorted(sk, phi)
-    da, db = np.searchsorted(dk, plo), np.searchsorted(dk, phi)
+    sa: Vec = np.searchsorted(sk, plo)
+    sb: Vec = np.searchsorted(sk, phi)
+    da: Vec = np.searchsorted(dk, plo)
+    db: Vec = np.searchsorted(dk, phi)
     active = np.flatnonzero((sb > sa) & (db > da))
     if not len(active):
         return None
@@ -263,9 +263,9 @@ def _by_rank(keys: Vec, wants: Vec, seg: Vec, m: Vec, npools: int) -> Vec:
     """What the deficits of scarce pools receive of m[pool] ticks: by rank, most
     urgent first; in proportion within the rank where supply runs out."""
     slot = keys & 7
-    per = np.zeros(npools * 8, _I64)
-    np.add.at(per, seg * 8 + slot, wants)
-    per = per.reshape(npools, 8)
+    flat = np.zeros(npools * 8, _I64)
+    np.add.at(flat, seg * 8 + slot, wants)
+    per = flat.reshape(npools, 8)
     # from each slot up: what the slots from it to the most urgent need together
     upto = np.zeros((npools, 9), _I64)
     upto[:, :8] = np.cumsum(per[:, ::-1], axis=1)[:, ::-1]
@@ -304,7 +304,9 @@ class VecPlan:
         order = np.lexsort((depth, group))
         self.pool_group = group[order]
         names = [[s[0] for s in level] for level in tree.levels]
-        self.scopes = [names[d][s] for d, s in zip(depth[order].tolist(), scope[order].tolist(), strict=True)]
+        self.scopes = [
+            names[d][s] for d, s in zip(depth[order].tolist(), scope[order].tolist(), strict=True)
+        ]
         n = len(tree.leaves)
         givers, self.gives = _regroup(gk, gq, gc, order)
         takers, self.takes = _regroup(tk, tq, tc, order)
@@ -324,7 +326,16 @@ class VecPlan:
         takers, takes = self.takers.tolist(), self.takes.tolist()
         a = b = 0
         for k, (g, scope) in enumerate(zip(self.pool_group.tolist(), self.scopes, strict=True)):
-            out.append(Pool(g, scope, givers[a : gs[k]], gives[a : gs[k]], takers[b : ts[k]], takes[b : ts[k]]))
+            out.append(
+                Pool(
+                    g,
+                    scope,
+                    givers[a : gs[k]],
+                    gives[a : gs[k]],
+                    takers[b : ts[k]],
+                    takes[b : ts[k]],
+                )
+            )
             a, b = gs[k], ts[k]
         return out
 
@@ -402,9 +413,7 @@ def _pair(p: VecPlan) -> MatchTable:
             j += 1
         ga, gb = (g_end[k - 1] if k else 0), g_end[j - 1]
         ta, tb = (t_end[k - 1] if k else 0), t_end[j - 1]
-        ends = np.concatenate(
-            (np.cumsum(p.gives[ga:gb]) << 1, (np.cumsum(takes[ta:tb]) << 1) | 1)
-        )
+        ends = np.concatenate((np.cumsum(p.gives[ga:gb]) << 1, (np.cumsum(takes[ta:tb]) << 1) | 1))
         ends.sort(kind="stable")  # two sorted runs: one merge
         points = ends >> 1
         qty = np.diff(points, prepend=0)
@@ -422,4 +431,3 @@ def _pair(p: VecPlan) -> MatchTable:
     out.provider, out.receiver, out.quantity = provider, receiver, quantity
     out.starts = starts
     return out
-
