@@ -109,12 +109,8 @@ def _entries(
         ).reshape(size, _RANKS)
     except (OverflowError, ValueError):  # beyond int64, or not four ranks
         return None
-    if size and (
-        int(caps.min()) < 0
-        or int(needs.min()) < 0
-        or int(caps.max()) >= _LIMIT
-        or int(needs.max()) >= _LIMIT
-    ):
+    most = max(int(caps.max()), int(needs.max())) if size else 0
+    if size and (most >= _LIMIT or int(caps.min()) < 0 or int(needs.min()) < 0):
         return None
     # the leaf order of each group's parties; groups often list the same parties in
     # the same order, and then share one permutation
@@ -126,24 +122,22 @@ def _entries(
     perm = leaf = np.zeros(0, _I64)
     for g, parties in enumerate(listed):
         if parties != last:
-            at = np.fromiter(map(index.__getitem__, parties), _I64, len(parties))
-            perm = np.argsort(at, kind="stable")
-            leaf = at[perm]
+            leaf_of = np.fromiter(map(index.__getitem__, parties), _I64, len(parties))
+            perm = np.argsort(leaf_of, kind="stable")
+            leaf = leaf_of[perm]
             last = parties
         gather.append(perm + start)
         keys.append((leaf + g * n) << 3)
         start += len(parties)
     at = np.concatenate(gather) if gather else np.zeros(0, _I64)
     key = np.concatenate(keys) if keys else np.zeros(0, _I64)
-    cap = caps[at]
-    need = needs[at]
-    # what the ranks from r to the most urgent need together, r = 3, 2, 1, 0
-    upto = [need[:, _RANKS - 1]]
+    # in the order the positions are held: what the ranks from r to the most urgent
+    # need together, r = 3, 2, 1, 0
+    upto = [needs[:, _RANKS - 1]]
     for r in range(_RANKS - 2, -1, -1):
-        upto.append(upto[-1] + need[:, r])
-    net = cap - upto[-1]
-    most = max(int(caps.max()), int(needs.max()) * _RANKS) if size else 0
-    if most * max(map(len, listed), default=0) >= _GROUP // 2:
+        upto.append(upto[-1] + needs[:, r])
+    net = (caps - upto[-1])[at]  # in key order
+    if most * _RANKS * max(map(len, listed), default=0) >= _GROUP // 2:
         # each group's supply and demand, roughly (float64): far enough below 2**61
         group = (key >> 3) // n
         for side in (np.maximum(net, 0), np.maximum(-net, 0)):
@@ -155,8 +149,9 @@ def _entries(
     # A party's capacity covers its most urgent needs first: what stays open of the
     # ranks from r up is max(upto_r - capacity, 0), and of rank r alone the
     # difference to the ranks above it.
-    c = cap[neg]
-    short = [np.maximum(u[neg] - c, 0) for u in reversed(upto)]  # r = 0, 1, 2, 3
+    short_of = at[neg]
+    c = caps[short_of]
+    short = [np.maximum(u[short_of] - c, 0) for u in reversed(upto)]  # r = 0, 1, 2, 3
     left = np.stack([*(a - b for a, b in itertools.pairwise(short)), short[-1]], axis=1)
     keep = left > 0
     slots = np.arange(1, _RANKS + 1, dtype=_I64)
