@@ -39,6 +39,7 @@ def test_python_ints_equal_the_first_implementation(positions):
     assert isinstance(exact, MatchPlan)
     assert exact.matches() == matching_reference.match(positions)
     assert _rows(exact.table()) == _rows(match_table(positions))
+    assert plan(positions).pools == exact.pools  # the same pools, before pairing
 
 
 @st.composite

@@ -7,15 +7,16 @@ bounds `matching.plan` above a second. Here each pass is one numpy call over all
 
 Exactness: every quantity is an int64 and every step is integer arithmetic, so the
 result equals the plain-int one (`tests/test_matching.py` checks it against the first
-implementation). `plan` declines (returns None, and the caller uses plain ints) unless
-every capacity and need is below 2**50 ticks and each group's supply and demand below
-2**61: then no sum overflows, and a proportional share, estimated in float64 (error
-under one tick) and corrected with the exact remainder, is the exact floor. Two
-int64 products in that correction may wrap; two's complement arithmetic is exact
-modulo 2**64 and the true remainder lies well inside the int64 range, so the wrapped
-result is the true one.
+implementation, `tests/test_matching_vec.py` near and beyond the bounds). `plan`
+declines (returns None, and the caller uses plain ints) unless every capacity and need
+is below 2**50 ticks and each group's supply and demand below about 2**60: then no
+sum overflows, and a proportional share, estimated in float64 (error under one tick)
+and corrected with the exact remainder, is the exact floor. Two int64 products in
+that correction may wrap; two's complement arithmetic is exact modulo 2**64 and the
+true remainder lies well inside the int64 range, so the wrapped result is the true
+one.
 
-Layout: an entry's key is (group << L + leaf) << 3 | slot (slot 0 a surplus, r + 1 a
+Layout: an entry's key is (group x leaves + leaf) << 3 | slot (slot 0 a surplus, r + 1 a
 deficit of rank r), so one sorted key column holds every group in (group, leaf, slot)
 order and the pools of one tree level, across all groups, are disjoint key ranges in
 order.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from node.planning.balance import GroupKey
-    from node.planning.matching import MatchTable, Party, Pool, Position, _Tree
+    from node.planning.matching import Match, MatchTable, Party, Pool, Position, _Tree
 
 __all__ = ["VecPlan", "plan"]
 
@@ -346,10 +347,10 @@ class VecPlan:
             self._table = _pair(self)
         return self._table
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Match]:
         return iter(self.table())
 
-    def matches(self) -> list[Any]:
+    def matches(self) -> list[Match]:
         return self.table().matches()
 
 
