@@ -32,9 +32,11 @@ computes the same matches.
 
 `plan` does the matching and keeps its result compact (per pool, who gives and who
 takes how much); `match` lists the matches themselves. A federation's plan has
-millions of matches, so the hot paths work on flat lists of ints in C-level passes;
-`tests/matching_reference.py` is the first, plainer implementation, which this one
-must equal match for match.
+millions of matches, so `plan` runs in int64 vectors for all groups at once
+(`node.planning.matching_vec`) wherever the quantities keep that exact, and otherwise
+here, in Python ints on flat lists in C-level passes (`plan_exact`);
+`tests/matching_reference.py` is the first, plainer implementation, which both must
+equal match for match.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "matches_from_records",
     "matches_from_rollups",
     "plan",
+    "plan_exact",
     "positions_from_records",
     "positions_from_rollups",
 ]
