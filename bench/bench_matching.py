@@ -5,8 +5,9 @@ Run: python bench/bench_matching.py [--communes N] [--items K] [--rounds R]
     [--before OLD/node/planning/matching.py]
 Prints CPU time (process_time) on one core, best and worst of R rounds: `plan` (the
 matching itself: every quantity each provider gives and each receiver takes, per
-pool), pairing it into every match as columns of ints (`MatchTable`), making a
-`Match` tuple of every row, and the first implementation
+pool; in int64 vectors), pairing it into every match as columns of ints (`MatchTable`),
+making a `Match` tuple of every row, the same in Python ints (`plan_exact`, the
+fallback beyond int64 bounds), and the first implementation
 (`tests/matching_reference.py`, the same matches) and an older `matching.py`
 (`--before`, e.g. from a checkout of main) interleaved with them.
 
@@ -36,7 +37,14 @@ from node import model
 from node.crdt.record import sign_record
 from node.identity import Identity
 from node.planning.balance import TICKS
-from node.planning.matching import Position, match, match_table, plan, positions_from_records
+from node.planning.matching import (
+    Position,
+    match,
+    match_table,
+    plan,
+    plan_exact,
+    positions_from_records,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 import matching_reference  # the first implementation (test-only), for the same-run ratio
@@ -129,7 +137,7 @@ def main() -> None:
     before = _module(args.before) if args.before else None
     positions = instance(args.communes, args.items)
     print(f"{args.communes} communes x {args.items} items, one period")
-    t_plan, t_table, t_list, t_ref, t_before = [], [], [], [], []
+    t_plan, t_table, t_list, t_ref, t_before, t_exact = [], [], [], [], [], []
     for _ in range(args.rounds):
         t = clock()
         p = plan(positions)
@@ -143,6 +151,9 @@ def main() -> None:
         gc.enable()
         t_list.append(clock() - t)
         del p, table, out
+        t = clock()
+        plan_exact(positions).table()
+        t_exact.append(clock() - t)
         t = clock()
         ref = matching_reference.match(positions)
         t_ref.append(clock() - t)
@@ -164,6 +175,7 @@ def main() -> None:
     print(f"then every match as a Match tuple: {span(t_list)}")
     every = [a + b for a, b in zip(both, t_list, strict=True)]
     print(f"match (plan + columns + tuples): {span(every)}; first implementation: {span(t_ref)}")
+    print(f"match_table in Python ints (plan_exact + columns, the fallback): {span(t_exact)}")
     if t_before:
         print(f"match before ({args.before}), same rounds: {span(t_before)}")
     print(f"{table.total() // TICKS} kg matched")

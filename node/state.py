@@ -418,11 +418,14 @@ class NodeState:
         return records, len(origins)
 
     def commitments(self) -> list[Commitment]:
-        """Every offer held and what became of it, counting admitted nodes only
-        (`node.planning.commitments`)."""
+        """Every offer held and what became of it, counting admitted nodes and the
+        nodes suspended since (`node.planning.commitments`): a track record is about
+        what happened, so a suspension does not erase the commitments a node made and
+        kept while admitted (the edge takes no new records from it)."""
         kinds = frozenset(COMMIT_KIND_NAMES)
         held = [r for r in self.replica.records() if r.kind in kinds]
-        return commitments(held, frozenset(self.core.admission.admitted))
+        adm = self.core.admission
+        return commitments(held, adm.admitted | adm.suspended)
 
     def node_scopes(self) -> dict[str, str]:
         """Each node's scope (key hex -> scope), from the node records held."""

@@ -27,6 +27,7 @@ CORES = [
 # Pure standard-library modules: no files, sockets, processes, clocks or randomness.
 STDLIB = {
     "__future__",
+    "array",  # packed int columns (the matches of a plan)
     "base64",
     "binascii",
     "bisect",
@@ -51,6 +52,7 @@ STDLIB = {
 }
 THIRD_PARTY = {
     "msgpack",
+    "numpy",  # int64 vectors for the matching (node/planning/matching_vec.py); no np.random
     "nacl.bindings",
     "nacl.exceptions",
     "cryptography.hazmat.primitives",
@@ -112,6 +114,13 @@ def _violations(source: str) -> list[str]:
             and node.attr != "Random"
         ):
             bad.append(f"uses random.{node.attr} (inject a random.Random instead)")
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("np", "numpy")
+            and node.attr in ("random", "load", "save", "fromfile", "loadtxt", "genfromtxt")
+        ):
+            bad.append(f"uses numpy.{node.attr} (no randomness or files in a core)")
         if isinstance(node, ast.Attribute) and node.attr in ("now", "today", "utcnow"):
             bad.append(f"reads the clock ({node.attr})")
     return bad

@@ -188,6 +188,10 @@ class Admission:
     # who signed, the nodes a founder vouches for (each region's first node), and the
     # nodes admitted here. Anchors make another region's rollups believable.
     anchors: frozenset[bytes] = frozenset()
+    # Nodes admitted until a decision of their region suspended them: what they did
+    # while admitted stays in the record (track records count it), their new records
+    # and their needs and capacities do not count.
+    suspended: frozenset[bytes] = frozenset()
 
     def is_admitted(self, node: bytes) -> bool:
         return node in self.admitted
@@ -275,6 +279,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
 
     admitted = _rounds(charter.rule, signed, scopes, endorsed, {}, set())
     suspended, rules = _decisions(records_list, live["proposal"], admitted, scopes)
+    was_admitted = suspended & admitted
     if suspended or rules:
         # A region's decisions, tallied with the admission before them, apply once.
         signed -= suspended
@@ -318,6 +323,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         members,
         open_invites,
         frozenset(signed | vouched | admitted),
+        frozenset(was_admitted - admitted),
     )
     # A newcomer whose application shows an open invite's secret may place its node
     # record before the inviter's endorsement arrives.

@@ -32,15 +32,17 @@ computes the same matches.
 
 `plan` does the matching and keeps its result compact (per pool, who gives and who
 takes how much); `match` lists the matches themselves. A federation's plan has
-millions of matches, so the hot paths work on flat lists of ints in C-level passes;
-`tests/matching_reference.py` is the first, plainer implementation, which this one
-must equal match for match.
+millions of matches, so `plan` runs in int64 vectors for all groups at once
+(`node.planning.matching_vec`) wherever the quantities keep that exact, and otherwise
+here, in Python ints on flat lists in C-level passes (`plan_exact`);
+`tests/matching_reference.py` is the first, plainer implementation, which both must
+equal match for match.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, MutableSequence
 from itertools import accumulate, chain, compress, count, islice, repeat
 from math import gcd
 from operator import add, and_, floordiv, gt, lshift, lt, mod, mul, or_, rshift, sub
@@ -48,7 +50,9 @@ from typing import NamedTuple
 
 from node import model
 from node.crdt.record import Record
+from node.planning import matching_vec
 from node.planning.balance import GroupKey, _contribution
+from node.planning.matching_vec import VecPlan
 from node.planning.rollup import RollupView
 
 __all__ = [
@@ -63,6 +67,7 @@ __all__ = [
     "matches_from_records",
     "matches_from_rollups",
     "plan",
+    "plan_exact",
     "positions_from_records",
     "positions_from_rollups",
 ]
@@ -203,9 +208,10 @@ class MatchTable:
         self.group: list[int] = []
         self.scopes: list[str] = []
         self.starts: list[int] = [0]
-        self.provider: list[int] = []
-        self.receiver: list[int] = []
-        self.quantity: list[int] = []
+        # lists, or int64 `array`s when made from vectors (`matching_vec`)
+        self.provider: MutableSequence[int] = []
+        self.receiver: MutableSequence[int] = []
+        self.quantity: MutableSequence[int] = []
 
     def __len__(self) -> int:
         return len(self.quantity)
@@ -316,14 +322,38 @@ def _pair(plan: MatchPlan) -> MatchTable:
     return out
 
 
-def plan(positions: Positions) -> MatchPlan:
+def plan(positions: Positions) -> MatchPlan | VecPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
-    into a compact `MatchPlan` (`match` lists the matches themselves)."""
+    into a compact `MatchPlan` (`match` lists the matches themselves).
+
+    The work is done in int64 vectors (`matching_vec`) where every quantity is small
+    enough for that to be exact, else in Python ints (`plan_exact`): the same
+    matches either way."""
     groups = sorted(positions)
     listed = [list(positions[g]) for g in groups]
+    tree = _tree(listed)
+    got = matching_vec.plan(tree, groups, listed, positions)
+    if got is not None:
+        return got
+    return _plan_ints(tree, groups, listed, positions)
+
+
+def plan_exact(positions: Positions) -> MatchPlan:
+    """`plan` in Python ints whatever the quantities (the fallback of `plan`)."""
+    groups = sorted(positions)
+    listed = [list(positions[g]) for g in groups]
+    return _plan_ints(_tree(listed), groups, listed, positions)
+
+
+def _tree(listed: list[list[Party]]) -> _Tree:
     # groups often list the same parties: a list equal to the one before adds none
     fresh = [p for k, p in enumerate(listed) if k == 0 or p != listed[k - 1]]
-    tree = _Tree(chain.from_iterable(fresh))
+    return _Tree(chain.from_iterable(fresh))
+
+
+def _plan_ints(
+    tree: _Tree, groups: list[GroupKey], listed: list[list[Party]], positions: Positions
+) -> MatchPlan:
     out = MatchPlan(tree.leaves)
     order = _Order(tree)
     for group, parties in zip(groups, listed, strict=True):

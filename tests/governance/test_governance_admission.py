@@ -60,6 +60,48 @@ def test_a_region_suspends_a_node_by_vote(pair):
     assert refused.rejected == {"not-admitted": 1}
 
 
+def _swap(a: FakeDaemon, b: FakeDaemon) -> None:
+    a.state.ingest([r.raw for r in b.state.replica.records()])
+    b.state.ingest([r.raw for r in a.state.replica.records()])
+
+
+def test_a_suspended_node_keeps_its_track_record(pair):
+    # A track record is about what happened: a node that committed, delivered and was
+    # confirmed while admitted keeps that record after its region suspends it (and
+    # its counterpart keeps the commitment it received).
+    a, b = pair
+    terms = {"item": "potatoes", "qty": "50", "unit": "kg", "period": "2027-Q1"}
+    _swap(a, b)
+    offer = b.call("commitment_propose", **{"with": a.state.me.hex()}, **terms, due="2027-03-31")
+    ref = f"{b.state.me.hex()}.{offer['id']}"
+    _swap(a, b)
+    a.call("commitment_accept", id=ref)
+    _swap(a, b)
+    delivery = b.call("fulfil", id=ref, qty="50", unit="kg", date="2023-11-10")
+    _swap(a, b)
+    a.call("confirm", id=f"{b.state.me.hex()}.{delivery['id']}")
+    before = a.call("track_record", node=b.state.me.hex())["nodes"]
+    pid = _decide(a, {"suspend": b.state.me.hex()}, ["yes"])
+    a.clock.t += HOUR
+    a.call("gov_proposal_close", proposal=pid)
+    adm = a.state.core.admission
+    assert not adm.is_admitted(b.state.me)
+    assert adm.suspended == {b.state.me}
+    after = a.call("track_record", node=b.state.me.hex())["nodes"]
+    assert after == before
+    (tb,) = after
+    assert (tb["committed"], tb["delivered"], tb["confirmed"]) == (1, 1, 1)
+    (ta,) = a.call("track_record", node=a.state.me.hex())["nodes"]
+    assert ta["received"] == 1
+    (cm,) = a.call("commitment_list", all=True)
+    assert cm["state"] == "committed"
+    # nothing new from it is taken
+    later = b.call("commitment_propose", **{"with": a.state.me.hex()}, **terms, due="2027-04-30")
+    refused = a.state.ingest([r.raw for r in b.state.replica.records("offer")])
+    assert refused.rejected == {"not-admitted": 1}
+    assert later["id"] not in {c["id"] for c in a.call("commitment_list", all=True)}
+
+
 def test_a_no_changes_nothing(pair):
     a, b = pair
     pid = _decide(a, {"suspend": b.state.me.hex()}, ["no", "no", "yes"])
