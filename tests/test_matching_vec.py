@@ -4,14 +4,41 @@ near the int64 bounds (float-estimated shares, wrapped products, pairing in
 stretches), and beyond them (the vectors decline and Python ints match)."""
 
 import random
+import subprocess
+import sys
 
 import matching_reference
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_matching import SEGMENTS, multi_group_instances, repeated_party_instances
 
+from node.planning import matching
 from node.planning.matching import MatchPlan, Position, match_table, plan, plan_exact
 from node.planning.matching_vec import VecPlan
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vectors_from_the_first_position():
+    """Small instances take the vector path here (by default only large ones do)."""
+    before, matching.VECTOR_MIN = matching.VECTOR_MIN, 0
+    yield
+    matching.VECTOR_MIN = before
+
+
+def test_a_small_matching_does_not_load_numpy():
+    """A daemon's own region matches in Python ints: numpy stays out of its memory."""
+    code = (
+        "import sys, node.daemon, web.app\n"
+        "from node.planning.matching import Position, plan\n"
+        "g = ('potato', 'mass', '2026')\n"
+        "p = {g: {('eu/a/x', 'x'): Position(5, (0,)), ('eu/a/y', 'y'): Position(0, (3,))}}\n"
+        "assert plan(p).total() == 3\n"
+        "assert 'numpy' not in sys.modules, 'numpy loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 
 BIG = 2**44 + 12_345  # a unit with many ticks: shares of odd remainders, under 2**50
 

@@ -46,14 +46,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, MutableSequ
 from itertools import accumulate, chain, compress, count, islice, repeat
 from math import gcd
 from operator import add, and_, floordiv, gt, lshift, lt, mod, mul, or_, rshift, sub
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from node import model
 from node.crdt.record import Record
-from node.planning import matching_vec
 from node.planning.balance import GroupKey, _contribution
-from node.planning.matching_vec import VecPlan
 from node.planning.rollup import RollupView
+
+if TYPE_CHECKING:
+    from node.planning.matching_vec import VecPlan
 
 __all__ = [
     "PRIORITY_RANK",
@@ -322,19 +323,26 @@ def _pair(plan: MatchPlan) -> MatchTable:
     return out
 
 
+VECTOR_MIN = 20_000  # positions from which `plan` works in vectors (a daemon's own region
+# stays below it and never loads numpy: ~15 MB of memory on a Raspberry Pi)
+
+
 def plan(positions: Positions) -> MatchPlan | VecPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
     into a compact `MatchPlan` (`match` lists the matches themselves).
 
-    The work is done in int64 vectors (`matching_vec`) where every quantity is small
-    enough for that to be exact, else in Python ints (`plan_exact`): the same
-    matches either way."""
+    From `VECTOR_MIN` positions the work is done in int64 vectors (`matching_vec`)
+    where every quantity is small enough for that to be exact, else in Python ints
+    (`plan_exact`): the same matches either way."""
     groups = sorted(positions)
     listed = [list(positions[g]) for g in groups]
     tree = _tree(listed)
-    got = matching_vec.plan(tree, groups, listed, positions)
-    if got is not None:
-        return got
+    if sum(map(len, listed)) >= VECTOR_MIN:
+        from node.planning import matching_vec  # numpy: loaded only for a large matching
+
+        got = matching_vec.plan(tree, groups, listed, positions)
+        if got is not None:
+            return got
     return _plan_ints(tree, groups, listed, positions)
 
 
