@@ -163,18 +163,68 @@ def decode_record(raw: bytes) -> Record:
     if n < MIN_RECORD_BYTES or raw[0] != 0x99:
         raise Rejected("malformed", "a record is an array of 9 fields")
     # `decode_canonical` in one pass for the one shape a record has: the nine fields'
-    # types are checked here, so only the body is walked for canonical form.
+    # types are checked here, and the body is checked for canonical form (a flat map
+    # of scalars, the common case, in the same loop that builds the record's body).
     check_decode_budget(raw, DECODE_BUDGET_PER_BYTE * n + DECODE_BUDGET_FIXED)
     fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
     _check_fields(fields)
-    body, sig = fields[7], fields[8]
+    decoded, sig = fields[7], fields[8]
     if type(sig) is not bytes or len(sig) != SIG_BYTES:
         raise Rejected("malformed", "signature must be 64 bytes")
-    if body is not None:
-        check_decoded(body, 1)
+    # The pool, as `_shared` consults it (inlined: this runs for every record received).
+    # It adds at most four fields and the body's values, within its bound.
+    pool = _POOL
+    room = len(pool) + 4 + (len(decoded) if decoded is not None else 0) <= _POOL_MAX
+    pooled = pool.setdefault if room else _pool_get
+    kind = fields[2]
+    body = None
+    if decoded is not None:
+        # Canonical form without a walk for the common body, a map of scalars whose
+        # keys (strings, ascending) are those of a body seen before.
+        keys = tuple(decoded)
+        plain = keys in _SORTED_KEYS
+        body = _body_dict(kind)
+        for k, v in decoded.items():
+            t = type(v)
+            if t is str:
+                if len(v) <= _POOL_LEN:
+                    v = pooled(v, v)
+            elif t is not int and t is not bool and t is not bytes and v is not None:
+                plain = False  # a nested value: walked below
+            body[k] = v
+        if not plain:
+            check_decoded(decoded, 1)
+            if len(_SORTED_KEYS) < _SORTED_KEYS_MAX:
+                _SORTED_KEYS[keys] = None
     if msgpack.Packer(use_bin_type=True, buf_size=n + 1).pack(fields) != raw:
         raise Rejected("non-canonical", "not the canonical encoding")
-    return _shared(fields, raw)
+    origin, seq, scope = fields[1], fields[4], fields[6]
+    return _new(
+        Record,
+        (
+            pooled(origin, origin),
+            pooled(kind, kind),
+            fields[3],
+            pooled(seq, seq),
+            fields[5],
+            pooled(scope, scope),
+            body,
+            raw,
+            _blake2b(raw, digest_size=ID_BYTES).digest(),
+        ),
+    )
+
+
+# Key tuples of bodies found canonical (strings, ascending): a body with the same keys
+# needs only its values' types checked. Bounded; a tuple met when it is full is
+# walked every time (only speed differs).
+_SORTED_KEYS: dict[tuple[Any, ...], None] = {}
+_SORTED_KEYS_MAX = 4096
+
+
+def _pool_get(x: Any, default: Any) -> Any:
+    """`_POOL.setdefault` once the pool is full: a lookup that adds nothing."""
+    return _POOL.get(x, default)
 
 
 def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
