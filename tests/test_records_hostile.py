@@ -317,3 +317,32 @@ def test_a_body_with_known_keys_and_a_float_or_nested_map_is_still_checked():
     for value, reason in [(1.5, "malformed"), ({"b": 1, "a": 2}, "non-canonical")]:
         raw = _resigned(_pack([*FIELDS[:7], {**flat, "qty": value}]))
         assert _refused(raw) == reason
+
+
+def _binding_verdict(record):
+    import nacl.exceptions
+
+    from node.crdt.record import signing_bytes
+
+    try:
+        nacl.bindings.crypto_sign_open(record.sig + signing_bytes(record.raw), record.origin)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 10_000), st.integers(0, 7), st.booleans())
+def test_signature_ok_agrees_with_the_binding(position, bit, other_origin):
+    # `signature_ok` calls libsodium without an output buffer: any flipped bit of the
+    # wire bytes, or another origin key, is refused exactly when the binding refuses.
+    from node.crdt.record import signature_ok
+
+    good = decode_record(_resigned(_pack(FIELDS)))
+    assert signature_ok(good) and _binding_verdict(good)
+    raw = bytearray(good.raw)
+    raw[1 + position % (len(raw) - 1)] ^= 1 << bit  # the array header is not signed
+    forged = good._replace(raw=bytes(raw))
+    if other_origin:
+        forged = forged._replace(origin=identities(2, seed=9)[1].public)
+    assert signature_ok(forged) is _binding_verdict(forged) is False

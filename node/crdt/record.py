@@ -20,8 +20,8 @@ from itertools import islice
 from typing import Any, NamedTuple
 
 import msgpack
-import nacl.bindings
-import nacl.exceptions
+from nacl._sodium import ffi as _ffi  # PyNaCl's own cffi module (what nacl.bindings uses)
+from nacl._sodium import lib as _sodium
 
 from node.crdt.encoding import (
     MAX_RECORD_BYTES,
@@ -49,10 +49,13 @@ DECODE_BUDGET_PER_BYTE = 32
 DECODE_BUDGET_FIXED = 4096
 _SIG_TAIL = 2 + SIG_BYTES  # msgpack bin8 header + 64 bytes
 _ARRAY8 = b"\x98"
+_SIGNED_HEAD = DOMAIN + _ARRAY8  # what precedes the fields in the signed bytes
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _KEY = re.compile(rf"[!-~]{{1,{MAX_NAME}}}")  # printable ASCII, no space
 _SCOPE_CHARS = re.compile(rf"[a-z0-9/-]{{1,{MAX_SCOPE}}}")
 
+_sign_open = _sodium.crypto_sign_open
+_NULL = _ffi.NULL
 Slot = tuple[bytes, str, str]
 _new = tuple.__new__
 _blake2b = hashlib.blake2b
@@ -113,7 +116,7 @@ def record_id(raw: bytes) -> bytes:
 
 def signing_bytes(raw: bytes) -> bytes:
     """The bytes the signature covers, cut out of canonical wire bytes."""
-    return DOMAIN + _ARRAY8 + raw[1:-_SIG_TAIL]
+    return _SIGNED_HEAD + raw[1:-_SIG_TAIL]
 
 
 def sign_record(
@@ -367,16 +370,15 @@ def verify_record(record: Record) -> None:
 
 def signature_ok(record: Record) -> bool:
     """True if the signature of `record` matches its origin key."""
-    msg = signing_bytes(record.raw)
-    try:
-        nacl.bindings.crypto_sign_open(record.sig + msg, record.origin)
-    except (
-        nacl.exceptions.BadSignatureError,
-        nacl.exceptions.ValueError,
-        nacl.exceptions.TypeError,
-    ):
+    raw, origin = record.raw, record.origin
+    if len(origin) != KEY_BYTES or len(raw) <= _SIG_TAIL:
         return False
-    return True
+    # libsodium's crypto_sign_open, as `nacl.bindings.crypto_sign_open` calls it, but
+    # without an output buffer: it verifies the same bytes and writes nothing when
+    # given none. (The binding allocates a buffer and copies the message out on every
+    # call, ~3 % of a verification.)
+    signed = raw[-SIG_BYTES:] + _SIGNED_HEAD + raw[1:-_SIG_TAIL]
+    return _sign_open(_NULL, _NULL, signed, len(signed), origin) == 0
 
 
 # Kinds and scopes repeat: the ones that passed are remembered (bounded sets).
