@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any, NamedTuple
 
 import msgpack
@@ -230,15 +230,22 @@ def _pool_get(x: Any, default: Any) -> Any:
     return _POOL.get(x, default)
 
 
-def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
+def load_trusted(
+    raws: Iterable[bytes], chunk: int = 4096, *, ids: Iterable[bytes] | None = None
+) -> Iterator[Record]:
     """Rebuild records this node verified before it stored them: no checks, no verify.
 
     A chunk of concatenated records is decoded by one streaming unpacker, which costs
     less per record than one `unpackb` call each (loading a store is a start-up path),
     and the pool is consulted inline (what `_shared` does, without a call per value;
     a run of one origin's records takes the origin of the one before).
+
+    Args:
+        ids: the records' ids as this node stored them beside the records (in the same
+            order), trusted like the records; without them each record is hashed.
     """
     it = iter(raws)
+    id_it = iter(ids) if ids is not None else None
     pool = _POOL
     get = pool.get
     blake2b = _blake2b
@@ -250,7 +257,11 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
         limit = _POOL_MAX  # read per chunk: tests lower the bound
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
         unpacker.feed(b"".join(batch))
-        for f, raw in zip(unpacker, batch, strict=True):
+        if id_it is None:
+            rids: Iterable[bytes | None] = repeat(None, len(batch))
+        else:
+            rids = list(islice(id_it, len(batch)))
+        for f, raw, rid in zip(unpacker, batch, rids, strict=True):
             _, o, kind, key, seq, hlc, scope, body, _ = f  # the fields `_shared` reads
             if o != origin:
                 origin = get(o) or o
@@ -281,7 +292,8 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
                         elif len(pool) < limit:
                             pool[v] = v
                     body[k] = v
-            rid = blake2b(raw, digest_size=ID_BYTES).digest()
+            if rid is None:
+                rid = blake2b(raw, digest_size=ID_BYTES).digest()
             yield _new(Record, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
 
 
