@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node import model
-from node.crdt.record import Record, load_trusted
+from node.crdt.record import Record, load_stored, load_trusted
 from node.crdt.replica import Evidence, Replica
 from node.errors import StoreUnreadable
 
@@ -173,11 +173,8 @@ class Store:
                 # The rows come in primary-key order, by (partition, origin): the
                 # replica puts each origin's records of a partition in at once.
                 # Their ids are read as stored (computed from the bytes when saved).
-                rows = self._db.execute("SELECT rid, raw FROM records").fetchall()
-                raws = [raw for _, raw in rows]
-                ids = [rid for rid, _ in rows]
-                del rows
-                n = replica.load_trusted(load_trusted(raws, ids=ids))
+                cursor = self._db.execute("SELECT rid, raw FROM records")
+                n = replica.load_trusted(load_stored(cursor))
                 for raw_a, raw_b in self._db.execute("SELECT raw_a, raw_b FROM evidence"):
                     a, b = load_trusted([raw_a, raw_b])
                     replica.add_evidence(a, b)

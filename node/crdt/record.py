@@ -230,37 +230,40 @@ def _pool_get(x: Any, default: Any) -> Any:
     return _POOL.get(x, default)
 
 
-def load_trusted(
-    raws: Iterable[bytes], chunk: int = 4096, *, ids: Iterable[bytes] | None = None
-) -> Iterator[Record]:
+def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
     """Rebuild records this node verified before it stored them: no checks, no verify.
 
     A chunk of concatenated records is decoded by one streaming unpacker, which costs
     less per record than one `unpackb` call each (loading a store is a start-up path),
     and the pool is consulted inline (what `_shared` does, without a call per value;
     a run of one origin's records takes the origin of the one before).
-
-    Args:
-        ids: the records' ids as this node stored them beside the records (in the same
-            order), trusted like the records; without them each record is hashed.
     """
     it = iter(raws)
-    id_it = iter(ids) if ids is not None else None
+    return _rebuild((batch, None) for batch in iter(lambda: list(islice(it, chunk)), []))
+
+
+def load_stored(rows: Iterable[tuple[bytes, bytes]], chunk: int = 4096) -> Iterator[Record]:
+    """`load_trusted` for a store's rows of (record id, wire bytes): the ids are taken
+    as this node stored them (computed from the bytes when it saved them), trusted
+    like the records, instead of hashing every record again."""
+    it = iter(rows)
+    return _rebuild(
+        ([raw for _, raw in batch], [rid for rid, _ in batch])
+        for batch in iter(lambda: list(islice(it, chunk)), [])
+    )
+
+
+def _rebuild(chunks: Iterable[tuple[list[bytes], list[bytes] | None]]) -> Iterator[Record]:
+    """Records of chunks of wire bytes, with their ids or None (hashed here)."""
     pool = _POOL
     get = pool.get
     blake2b = _blake2b
     origin: bytes = b""
-    while True:
-        batch = list(islice(it, chunk))
-        if not batch:
-            return
+    for batch, ids in chunks:
         limit = _POOL_MAX  # read per chunk: tests lower the bound
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, batch)) + 1)
         unpacker.feed(b"".join(batch))
-        if id_it is None:
-            rids: Iterable[bytes | None] = repeat(None, len(batch))
-        else:
-            rids = list(islice(id_it, len(batch)))
+        rids: Iterable[bytes | None] = repeat(None, len(batch)) if ids is None else ids
         for f, raw, rid in zip(unpacker, batch, rids, strict=True):
             _, o, kind, key, seq, hlc, scope, body, _ = f  # the fields `_shared` reads
             if o != origin:
