@@ -201,9 +201,7 @@ def founders_store(path: Path, n: int) -> None:
     (path.parent / "charter.json").write_text(json.dumps(charter.body()))
 
 
-def _node_state(
-    db: Path, scope: str, *, store_charter: bool = True, resident: bool = False
-) -> Any:
+def _node_state(db: Path, scope: str, *, store_charter: bool = True, resident: bool = False) -> Any:
     from node.config import Config
     from node.state import NodeState
     from node.store import Store

@@ -412,9 +412,7 @@ def _verdict(check, value):
 def test_check_quantity_passes_and_refuses_as_parse_quantity(values):
     # Twice each: the second time a valid quantity is found among those seen before.
     for value in values + values:
-        assert _verdict(model.units.check_quantity, value) == _verdict(
-            model.parse_quantity, value
-        )
+        assert _verdict(model.units.check_quantity, value) == _verdict(model.parse_quantity, value)
 
 
 @settings(max_examples=300)

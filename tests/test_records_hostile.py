@@ -3,6 +3,7 @@ them with `Rejected` (never another exception), and a record that is validly sig
 not in the one canonical encoding is refused as non-canonical. (tests/test_records.py
 has the hand-made cases; these are the properties.)"""
 
+import contextlib
 import struct
 
 import msgpack
@@ -303,10 +304,8 @@ def _outcome(decode, raw):
 def test_the_one_pass_decoder_decides_as_the_reference(drawn):
     for body, sort_keys, kind in drawn:
         if sort_keys and body is not None:
-            try:
+            with contextlib.suppress(TypeError):  # keys of mixed types stay as drawn
                 body = dict(sorted(body.items()))
-            except TypeError:  # keys of mixed types
-                pass
         raw = _resigned(_pack([2, A.public, kind, "k1", 7, 1 << 40, "eu/de/berlin", body]))
         assert _outcome(decode_record, raw) == _outcome(_reference_decode, raw)
 
@@ -339,7 +338,8 @@ def test_signature_ok_agrees_with_the_binding(position, bit, other_origin):
     from node.crdt.record import signature_ok
 
     good = decode_record(_resigned(_pack(FIELDS)))
-    assert signature_ok(good) and _binding_verdict(good)
+    assert signature_ok(good)
+    assert _binding_verdict(good)
     raw = bytearray(good.raw)
     raw[1 + position % (len(raw) - 1)] ^= 1 << bit  # the array header is not signed
     forged = good._replace(raw=bytes(raw))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
 from typing import Any, NamedTuple
@@ -199,7 +200,11 @@ def decode_record(raw: bytes) -> Record:
             check_decoded(decoded, 1)
             if len(_SORTED_KEYS) < _SORTED_KEYS_MAX:
                 _SORTED_KEYS[keys] = None
-    if msgpack.Packer(use_bin_type=True, buf_size=n + 1).pack(fields) != raw:
+    try:
+        packer = _PACKERS.packer
+    except AttributeError:  # the first record this thread decodes
+        packer = _PACKERS.packer = msgpack.Packer(use_bin_type=True)
+    if packer.pack(fields) != raw:
         raise Rejected("non-canonical", "not the canonical encoding")
     origin, seq, scope = fields[1], fields[4], fields[6]
     return _new(
@@ -217,6 +222,10 @@ def decode_record(raw: bytes) -> Record:
         ),
     )
 
+
+# One packer per thread for the canonical check (records are decoded in the event
+# loop and in worker threads; a packer is not to be shared between threads).
+_PACKERS = threading.local()
 
 # Key tuples of bodies found canonical (strings, ascending): a body with the same keys
 # needs only its values' types checked. Bounded; a tuple met when it is full is
@@ -393,7 +402,8 @@ def signature_ok(record: Record) -> bool:
     # given none. (The binding allocates a buffer and copies the message out on every
     # call, ~3 % of a verification.)
     signed = raw[-SIG_BYTES:] + _SIGNED_HEAD + raw[1:-_SIG_TAIL]
-    return _sign_open(_NULL, _NULL, signed, len(signed), origin) == 0
+    ok: bool = _sign_open(_NULL, _NULL, signed, len(signed), origin) == 0
+    return ok
 
 
 # Kinds and scopes repeat: the ones that passed are remembered (bounded sets).

@@ -534,9 +534,7 @@ class Replica:
         if winners is None:
             winners = self._slots[origin] = {}
         winner = winners.get(name)
-        if winner is not None and (
-            winner.seq > seq or (winner.seq == seq and winner.rid < rid)
-        ):
+        if winner is not None and (winner.seq > seq or (winner.seq == seq and winner.rid < rid)):
             self.counts["shadow"] += 1
             return SHADOW
         winners[name] = r
