@@ -5,7 +5,8 @@ Run: python bench/bench_balance.py [--quick] [--base DIR] [--rounds N]
 * ``updates``: CPU per index update (the replica's listener calls, replayed), and the
   merge path (`Replica.insert_verified`) with the index attached against without.
 * ``start``: the daemon's start path -- `NodeState` over a store of 100,000 records
-  of 32 admitted founders (store load, admission, the balance index) -- in records/s.
+  of 32 admitted founders (store load, admission, the balance index) -- in records/s;
+  also as the daemon runs it (``new, resident``: `load_into(resident=True)`).
 * ``view``: the `balance` op for ``eu --depth 2`` over 1,011 scopes (1,000 nodes x 100
   records), as JSON, as the CLI asks it.
 
@@ -19,6 +20,7 @@ new/old of the same round. CPU is process time.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import importlib.util
 import inspect
@@ -199,7 +201,7 @@ def founders_store(path: Path, n: int) -> None:
     (path.parent / "charter.json").write_text(json.dumps(charter.body()))
 
 
-def _node_state(db: Path, scope: str, *, store_charter: bool = True) -> Any:
+def _node_state(db: Path, scope: str, *, store_charter: bool = True, resident: bool = False) -> Any:
     from node.config import Config
     from node.state import NodeState
     from node.store import Store
@@ -207,19 +209,29 @@ def _node_state(db: Path, scope: str, *, store_charter: bool = True) -> Any:
     ids = sorted(identities(32, seed=5), key=lambda i: i.public)
     charter = json.loads((db.parent / "charter.json").read_text())
     config = Config(name="bench", scope=scope, charter=charter)
-    return NodeState(ids[0], config, Store(db), lambda: 1_800_000_000_000, rng=random.Random(1))
+    kw = {"resident": True} if resident else {}
+    return NodeState(
+        ids[0], config, Store(db), lambda: 1_800_000_000_000, rng=random.Random(1), **kw
+    )
 
 
-def child_start(db: Path) -> dict[str, float]:
+def child_start(db: Path, resident: bool = False) -> dict[str, float]:
+    """The store load into a fresh replica, then the start path (`NodeState`).
+
+    `resident`: both as the daemon runs them (`load_into(resident=True)`: what is
+    loaded is frozen out of the collector's reach instead of walked at the end)."""
     from node.store import Store
 
     store = Store(db)
     t = clock()
-    n = store.load_into(Replica())
+    n = store.load_into(Replica(), **({"resident": True} if resident else {}))
     load = clock() - t
     store.close()
+    if resident:
+        gc.unfreeze()  # the replica above is garbage: the start path loads its own
+        gc.collect()
     t = clock()
-    state = _node_state(db, "eu/r0/c0")
+    state = _node_state(db, "eu/r0/c0", resident=resident)
     start = clock() - t
     rows = state.index.rows("eu")
     assert sum(r.nodes for r in rows) > 0, "nothing counted"
@@ -296,10 +308,14 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
     new_root = HERE.parent
     roots = [("new", new_root)] + ([("old", base)] if base is not None else [])
     got: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in roots}
+    if part == "start":  # and as the daemon starts (this checkout only)
+        roots.append(("new, resident", new_root))
+        got["new, resident"] = []
     for i in range(rounds):
         order = roots if i % 2 == 0 else roots[::-1]
         for label, root in order:
-            got[label].append(run_child(root, part, db))
+            child = "start-resident" if label == "new, resident" else part
+            got[label].append(run_child(root, child, db))
     if part == "start":
         n = got["new"][0]["records"]
         print(f"start path (NodeState over a store of {n:,.0f} records, all counted):")
@@ -309,9 +325,10 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
                 f"records/s; start {_range([g['start'] for g in got[label]], ',.0f')} records/s"
             )
         if base is not None:
-            for key in ("load", "start"):
-                r = [n[key] / o[key] for n, o in zip(got["new"], got["old"], strict=True)]
-                print(f"  {key} speed new/old same round: {_range(r)}")
+            for label in ("new", "new, resident"):
+                for key in ("load", "start"):
+                    r = [n[key] / o[key] for n, o in zip(got[label], got["old"], strict=True)]
+                    print(f"  {key} speed {label}/old same round: {_range(r)}")
     else:
         s = got["new"][0]
         print(f"balance eu --depth 2 as JSON ({s['scopes']} scopes), ms of CPU:")
@@ -345,8 +362,11 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        fn = child_start if args.child == "start" else child_view
-        print(json.dumps(fn(args.db)))
+        if args.child.startswith("start"):
+            got = child_start(args.db, resident=args.child == "start-resident")
+        else:
+            got = child_view(args.db)
+        print(json.dumps(got))
         return
     parts = args.parts.split(",")
     if "updates" in parts:

@@ -143,6 +143,8 @@ class Daemon:
         sync_interval: override of the configured anti-entropy interval.
         web_port: override of the configured web app port (None: as configured).
         web: override of whether the web app runs (None: as configured).
+        resident: this daemon is the process's (`run_daemon`): its state is loaded
+            as kept for the life of the process (`NodeState(resident=True)`).
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class Daemon:
         sync_interval: float | None = None,
         web_port: int | None = None,
         web: bool | None = None,
+        resident: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.config = config
@@ -163,7 +166,7 @@ class Daemon:
         self.web_port = config.web_port if web_port is None else web_port
         self.web_url: str | None = None
         self.store = Store(data_dir.db)
-        self.state = NodeState(identity, config, self.store, now_ms)
+        self.state = NodeState(identity, config, self.store, now_ms, resident=resident)
         self.core = self.state.core
         self.counters: dict[str, Counter[str]] = {
             "gossip_rejected": Counter(),
@@ -606,6 +609,7 @@ def run_daemon(
             sync_interval=sync_interval,
             web_port=web_port,
             web=web,
+            resident=True,
         )
         # The loaded replica lives as long as the process: keep the collector's full
         # passes from walking it again and again (each one stalls the loop). What

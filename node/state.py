@@ -66,6 +66,8 @@ class NodeState:
         store: the open database (loaded here).
         now_ms: injected wall-clock milliseconds.
         rng: randomness for new ids (system randomness by default).
+        resident: the state lives as long as the process (the daemon): the store is
+            loaded with `Store.load_into(resident=True)`.
     """
 
     def __init__(
@@ -75,12 +77,14 @@ class NodeState:
         store: Store,
         now_ms: Callable[[], int],
         rng: random.Random | None = None,
+        *,
+        resident: bool = False,
     ) -> None:
         self.identity = identity
         self.config = config
         self.store = store
         self.replica = Replica(now_ms=now_ms)
-        self.loaded = store.load_into(self.replica)
+        self.loaded = store.load_into(self.replica, resident=resident)
         self.index = BalanceIndex()
         self.charter = Charter.from_body(
             config.charter or solo_charter(config.name, identity.public)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node import model
-from node.crdt.record import Record, load_trusted
+from node.crdt.record import Record, load_stored, load_trusted
 from node.crdt.replica import Evidence, Replica
 from node.errors import StoreUnreadable
 
@@ -155,19 +155,26 @@ class Store:
             for name, value in (meta or {}).items():
                 self._set_meta(name, value)
 
-    def load_into(self, replica: Replica) -> int:
+    def load_into(self, replica: Replica, *, resident: bool = False) -> int:
         """Merge every stored record and evidence pair into `replica` without
         re-verifying; returns the number of records.
+
+        Args:
+            resident: the replica lives as long as the process (the daemon's): what
+                is loaded is frozen out of the collector's reach (`gc.freeze`, after
+                one pass over what was there before) instead of walked by a full
+                pass at the end, which the daemon would freeze right after anyway.
 
         Raises:
             StoreUnreadable: the database is damaged.
         """
         try:
-            with _collector_paused():
+            with _collector_paused(resident):
                 # The rows come in primary-key order, by (partition, origin): the
                 # replica puts each origin's records of a partition in at once.
-                cursor = self._db.execute("SELECT raw FROM records")
-                n = replica.load_trusted(load_trusted(raw for (raw,) in cursor))
+                # Their ids are read as stored (computed from the bytes when saved).
+                cursor = self._db.execute("SELECT rid, raw FROM records")
+                n = replica.load_trusted(load_stored(cursor))
                 for raw_a, raw_b in self._db.execute("SELECT raw_a, raw_b FROM evidence"):
                     a, b = load_trusted([raw_a, raw_b])
                     replica.add_evidence(a, b)
@@ -201,7 +208,7 @@ class Store:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused(freeze: bool = False) -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a store loads.
 
     Loading builds hundreds of thousands of records (tuples and body maps that form
@@ -210,14 +217,24 @@ def _collector_paused() -> Iterator[None]:
     still frees everything. At the end one full pass takes the loaded objects to the
     oldest generation at once (and stops tracking the records, which hold nothing it
     tracks): left young, every pass of the next seconds would walk them again.
+
+    With `freeze`, the heap as it was is collected first (small at a start) and the
+    loaded objects are then frozen (`gc.freeze`): no pass walks them, now or later.
+    Only for objects kept for the life of the process: a cycle through a frozen
+    object is never collected.
     """
     enabled = gc.isenabled()
+    if freeze and enabled:
+        gc.collect()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
-            gc.collect()
+            if freeze:
+                gc.freeze()
+            else:
+                gc.collect()
             gc.enable()
 
 

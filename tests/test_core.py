@@ -16,19 +16,25 @@ from typing import Any
 
 import pytest
 from factories import Author, identities
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.clock import pack_hlc
 from node.core import (
+    BATCH_VERSION,
+    MAX_BATCH_BYTES,
     REGOSSIP_LIMIT,
     NodeCore,
     Source,
     Verdict,
     batches,
+    decode_batch,
     encode_batch,
 )
+from node.crdt.encoding import MAX_RECORD_BYTES, Reader, encode_varint
 from node.crdt.record import Record, sign_record, signature_ok
 from node.crdt.replica import Replica
-from node.errors import LocalError
+from node.errors import LocalError, Rejected
 
 NOW = 1_800_000_000_000
 SCOPE = "eu/de/berlin/x"
@@ -247,6 +253,56 @@ def test_batches_stay_below_the_gossip_limit() -> None:
     out = batches(records)
     assert len(out) > 1
     assert all(len(b) <= 60 * 1024 for b in out)
+
+
+def _reference_split(data: bytes) -> list[bytes] | str:
+    """`decode_batch` as it was: every length read by `Reader`."""
+    try:
+        if len(data) > MAX_BATCH_BYTES:
+            raise Rejected("oversize", "")
+        if not data or data[0] != BATCH_VERSION:
+            raise Rejected("malformed", "")
+        reader, out = Reader(data[1:]), []
+        while not reader.done:
+            raw = reader.blob(MAX_RECORD_BYTES)
+            if len(raw) < 110:
+                raise Rejected("malformed", "")
+            out.append(raw)
+        if not out:
+            raise Rejected("malformed", "")
+        return out
+    except Rejected as exc:
+        return exc.reason
+
+
+def _split(data: bytes) -> list[bytes] | str:
+    try:
+        return decode_batch(data)
+    except Rejected as exc:
+        return exc.reason
+
+
+_lengths = st.integers(0, 130) | st.integers(16_000, 16_400) | st.sampled_from([127, 128])
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(_lengths, st.sampled_from(["ok", "long", "zero", "cut"])), max_size=4),
+    st.binary(max_size=3),
+)
+def test_decode_batch_splits_and_refuses_as_the_general_reader(parts, tail):
+    # Lengths of one, two and three bytes, spelled minimally or not, and truncated.
+    data = bytes([BATCH_VERSION])
+    for n, how in parts:
+        head = encode_varint(n)
+        if how == "long":
+            head = bytes([head[0] | 0x80]) + head[1:] + b"\x00"  # non-minimal
+        elif how == "zero":
+            head = head[:-1] + bytes([head[-1] | 0x80]) + b"\x00"
+        body = bytes(n if how != "cut" else n // 2)
+        data += head + body
+    data += tail
+    assert _split(data) == _reference_split(data)
 
 
 def test_a_node_moved_to_another_region_withdraws_its_old_records_there() -> None:

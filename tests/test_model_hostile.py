@@ -384,3 +384,49 @@ def test_free_text_keeps_its_newlines():
     # Free text (a note, a proposal's text) may hold newlines and tabs; nothing else may.
     model.validate("need", "k1", "eu", {**VALID["need"], "note": "line one\n\tline two\n"})
     model.validate("proposal", "k1", "eu", {**VALID["proposal"], "text": "a\nb\n"})
+
+
+# --- the quick checks decide as the full ones ----------------------------------------------
+
+_quantities = (
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,7})?", fullmatch=True)
+    | st.sampled_from(["1000000000000000", "1000000000000000.000001", "999999999999999.999999"])
+    | st.sampled_from(["0", "00.000000", "0.000001", "1e3", " 5", "5\n", "\u0663", "-1", ""])
+    | st.integers(-2, 10**16)
+    | st.booleans()
+    | st.none()
+    | st.floats()
+)
+
+
+def _verdict(check, value):
+    try:
+        check(value)
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
+@settings(max_examples=500)
+@given(st.lists(_quantities, max_size=4))
+def test_check_quantity_passes_and_refuses_as_parse_quantity(values):
+    # Twice each: the second time a valid quantity is found among those seen before.
+    for value in values + values:
+        assert _verdict(model.units.check_quantity, value) == _verdict(model.parse_quantity, value)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.from_regex(r"[0-9]{4}(-(Q[0-9]|[0-9]{2}|W[0-9]{2}))?\n?", fullmatch=True)
+        | st.from_regex(r"[a-z0-9-]{0,3}\n?", fullmatch=True)
+        | st.integers(0, 3),
+        max_size=4,
+    )
+)
+def test_periods_and_item_ids_seen_before_are_decided_alike(values):
+    # The sets of values found valid change no verdict: the second time through must
+    # answer as the first.
+    for check in (model.check_period, model.check_item_id):
+        first = [_verdict(check, v) for v in values]
+        assert [_verdict(check, v) for v in values] == first

@@ -3,6 +3,7 @@ them with `Rejected` (never another exception), and a record that is validly sig
 not in the one canonical encoding is refused as non-canonical. (tests/test_records.py
 has the hand-made cases; these are the properties.)"""
 
+import contextlib
 import struct
 
 import msgpack
@@ -253,3 +254,97 @@ def test_a_repeated_body_key_is_non_canonical_though_signed(key, value, first):
     body = bytes((0x80 | len(entries),)) + b"".join(entries)
     unsigned = b"\x98" + b"".join(Encoder()(f) for f in FIELDS[:7]) + body
     assert _refused(_resigned(unsigned)) == "non-canonical"
+
+
+# --- the one-pass decoder decides as the reference ---------------------------------------
+#
+# `decode_record` checks a body in the loop that builds it and skips the walk for a flat
+# body whose keys it found canonical before. The reference below is the decoder before
+# that (each check on its own, in order): for any bytes both refuse with the same reason
+# or give equal records -- also after the keys of a body were seen in canonical order.
+
+_BODY_KEYS = st.sampled_from(["item", "note", "period", "qty", "unit", "", "\u00e4", "b"])
+_bodies = st.none() | st.dictionaries(
+    _BODY_KEYS | st.binary(max_size=3) | st.integers(0, 3), msgpack_values, max_size=6
+)
+
+
+def _reference_decode(raw):
+    from node.crdt import record as rec
+    from node.crdt.encoding import check_decode_budget, check_decoded, unpack_unchecked
+
+    if type(raw) is not bytes:
+        raise Rejected("malformed", "")
+    n = len(raw)
+    if n > MAX_RECORD_BYTES:
+        raise Rejected("oversize", "")
+    if n < rec.MIN_RECORD_BYTES or raw[0] != 0x99:
+        raise Rejected("malformed", "")
+    check_decode_budget(raw, rec.DECODE_BUDGET_PER_BYTE * n + rec.DECODE_BUDGET_FIXED)
+    fields = unpack_unchecked(raw, max_bytes=MAX_RECORD_BYTES)
+    rec._check_fields(fields)
+    if type(fields[8]) is not bytes or len(fields[8]) != 64:
+        raise Rejected("malformed", "")
+    if fields[7] is not None:
+        check_decoded(fields[7], 1)
+    if msgpack.Packer(use_bin_type=True).pack(fields) != raw:
+        raise Rejected("non-canonical", "")
+    return rec._shared(fields, raw)
+
+
+def _outcome(decode, raw):
+    try:
+        return decode(raw)
+    except Rejected as exc:
+        return exc.reason
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_bodies, st.booleans(), st.sampled_from(["need", "node"])), max_size=6))
+def test_the_one_pass_decoder_decides_as_the_reference(drawn):
+    for body, sort_keys, kind in drawn:
+        if sort_keys and body is not None:
+            with contextlib.suppress(TypeError):  # keys of mixed types stay as drawn
+                body = dict(sorted(body.items()))
+        raw = _resigned(_pack([2, A.public, kind, "k1", 7, 1 << 40, "eu/de/berlin", body]))
+        assert _outcome(decode_record, raw) == _outcome(_reference_decode, raw)
+
+
+def test_a_body_with_known_keys_and_a_float_or_nested_map_is_still_checked():
+    flat = {"item": "potatoes", "period": "2027-Q1", "qty": "5", "unit": "kg"}
+    decode_record(_resigned(_pack([*FIELDS[:7], flat])))  # these keys are now known
+    for value, reason in [(1.5, "malformed"), ({"b": 1, "a": 2}, "non-canonical")]:
+        raw = _resigned(_pack([*FIELDS[:7], {**flat, "qty": value}]))
+        assert _refused(raw) == reason
+
+
+def _binding_verdict(record):
+    import nacl.exceptions
+
+    from node.crdt.record import signing_bytes
+
+    try:
+        nacl.bindings.crypto_sign_open(record.sig + signing_bytes(record.raw), record.origin)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 10_000), st.integers(0, 7), st.booleans())
+def test_signature_ok_agrees_with_the_binding(position, bit, other_origin):
+    # `signature_ok` calls libsodium without an output buffer: any flipped bit of the
+    # wire bytes, or another origin key, is refused exactly when the binding refuses.
+    from node.crdt.record import signature_ok
+
+    good = decode_record(_resigned(_pack(FIELDS)))
+    assert signature_ok(good)
+    assert _binding_verdict(good)
+    raw = bytearray(good.raw)
+    # Any byte but the headers of the array and of the signature (neither is signed).
+    covered = [*range(1, len(raw) - 66), *range(len(raw) - 64, len(raw))]
+    raw[covered[position % len(covered)]] ^= 1 << bit
+    forged = good._replace(raw=bytes(raw))
+    if other_origin:
+        forged = forged._replace(origin=identities(2, seed=9)[1].public)
+    assert signature_ok(forged) is _binding_verdict(forged) is False

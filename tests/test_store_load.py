@@ -158,3 +158,27 @@ def test_a_run_put_in_whole_is_the_run_merged_one_by_one():
     assert n == 50
     assert _state(bulk) == _state(_one_by_one(recs))
     assert bulk._slots[a.origin] is not bulk._parts["eu/de/berlin"].origins[a.origin].slots
+
+
+def test_a_resident_load_holds_the_same_and_freezes_what_it_loaded():
+    # The daemon's load: the same replica, the collector on again afterwards, and the
+    # loaded objects frozen (never walked again) instead of collected.
+    import gc
+
+    src = _one_by_one(POOL)
+    with tempfile.TemporaryDirectory() as d:
+        store = Store(Path(d) / "db.sqlite")
+        store.save(list(src.entries()), evidence=src.evidence())
+        plain, resident = Replica(), Replica()
+        store.load_into(plain)
+        frozen = gc.get_freeze_count()
+        try:
+            store.load_into(resident, resident=True)
+            assert gc.get_freeze_count() > frozen
+            assert gc.isenabled()
+            some = next(iter(resident._slots.values()))
+            assert not any(some is o for o in gc.get_objects())  # frozen: out of reach
+        finally:
+            gc.unfreeze()
+        store.close()
+    assert _state(resident) == _state(plain)

@@ -201,11 +201,10 @@ def unpack_unchecked(data: bytes, *, max_bytes: int, max_len: int = MAX_CONTAINE
         Rejected: not msgpack, trailing bytes, or a container over `max_len`.
     """
     try:
+        # msgpack's defaults (since 1.0) decode strings as str, arrays as lists, and
+        # map keys as str or bytes only; not passed again on every call.
         return msgpack.unpackb(
             data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
             max_array_len=max_len,

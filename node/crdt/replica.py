@@ -75,6 +75,11 @@ class Outcome(enum.Enum):
         return self is Outcome.NEW or self is Outcome.REPLACED or self is Outcome.SHADOW
 
 
+NEW, REPLACED, SHADOW = Outcome.NEW, Outcome.REPLACED, Outcome.SHADOW
+DUPLICATE, STALE, EQUIVOCATION = Outcome.DUPLICATE, Outcome.STALE, Outcome.EQUIVOCATION
+STORED = (NEW, REPLACED, SHADOW)  # `Outcome.stored`, for a test by identity
+
+
 @dataclass(slots=True)
 class OriginPart:
     """One origin's records in one partition, with a cached digest.
@@ -483,51 +488,64 @@ class Replica:
 
     def merge_verified(self, r: Record) -> Outcome:
         """Merge a record whose signature (and body) are known to be good."""
-        pname = self.partition_of(r.scope)
+        # Every record received passes here: the lookups are inlined (`partition_of`,
+        # `_observe`'s common case, `OriginPart.add`) and the record's fields read once.
+        origin, seq, rid = r.origin, r.seq, r.rid
+        pname = self._partition_names.get(r.scope) or self.partition_of(r.scope)
         part = self._parts.get(pname)
         if part is None:
             part = self._parts[pname] = Partition()
-        op = part.origins.get(r.origin)
+        op = part.origins.get(origin)
         if op is None:
-            op = part.origins[r.origin] = OriginPart()
+            op = part.origins[origin] = OriginPart()
         name = (r.kind, r.key)
         if self._names is not None:
             name = self._names.setdefault(name, name)
-        cur = op.slots.get(name)
-        if cur is not None and cur.rid == r.rid:
+        slots = op.slots
+        cur = slots.get(name)
+        if cur is not None and cur.rid == rid:
             self.counts["duplicate"] += 1
-            return Outcome.DUPLICATE
-        self._observe(pname, part, op, r)
+            return DUPLICATE
+        smallest = op.seen.get(seq)
+        if smallest is None:
+            op.seen[seq] = r
+            if seq > self._max_seq.get(origin, 0):
+                self._max_seq[origin] = seq
+        else:
+            self._observe(pname, part, op, r)
         if cur is not None:
-            if cur.seq > r.seq or (cur.seq == r.seq and cur.rid < r.rid):
+            if cur.seq > seq or (cur.seq == seq and cur.rid < rid):
                 # Stale, or it lost a same-seq tie (the other wins the slot everywhere).
                 self._remember(pname, op, r)
-                outcome = Outcome.STALE if cur.seq > r.seq else Outcome.EQUIVOCATION
+                outcome = STALE if cur.seq > seq else EQUIVOCATION
                 self.counts[outcome.value] += 1
                 return outcome
             op.remove(cur)
             part.count -= 1
             self._remember(pname, op, cur)
-        op.add(r, name)
+        slots[name] = r  # `op.add(r, name)`
+        op._digest = None
+        if seq > op.max_seq:
+            op.max_seq = seq
         part.count += 1
         part._root = None
         self.version += 1
-        winners = self._slots.get(r.origin)
+        winners = self._slots.get(origin)
         if winners is None:
-            winners = self._slots[r.origin] = {}
+            winners = self._slots[origin] = {}
         winner = winners.get(name)
-        if winner is not None and (
-            winner.seq > r.seq or (winner.seq == r.seq and winner.rid < r.rid)
-        ):
+        if winner is not None and (winner.seq > seq or (winner.seq == seq and winner.rid < rid)):
             self.counts["shadow"] += 1
-            return Outcome.SHADOW
+            return SHADOW
+        winners[name] = r
         if winner is None:
             self._held += 1
-        winners[name] = r
-        self.counts["new" if winner is None else "replaced"] += 1
+            self.counts["new"] += 1
+        else:
+            self.counts["replaced"] += 1
         for listener in self._listeners:
             listener(winner, r)
-        return Outcome.NEW if winner is None else Outcome.REPLACED
+        return NEW if winner is None else REPLACED
 
     def _observe(self, pname: str, part: Partition, op: OriginPart, r: Record) -> None:
         """Compare a verified record with the smallest of its seq seen here; keep

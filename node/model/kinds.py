@@ -16,7 +16,7 @@ from node.errors import ValidationError
 from node.model.fields import HEX64, int_field, matches, only_fields, shown, text
 from node.model.plan_kinds import CAPACITY_FLEX_FIELDS, NEED_FLEX_FIELDS, check_flex
 from node.model.scope import check_scope
-from node.model.units import DIMENSIONS, check_period, parse_quantity, unit
+from node.model.units import DIMENSIONS, check_period, check_quantity, unit
 
 NODE_KINDS = ("commune", "cooperative")
 PRIORITIES = ("low", "medium", "high", "critical")
@@ -27,11 +27,18 @@ _ITEM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 BodyValidator = Callable[[Mapping[str, Any]], None]
 
 
+_GOOD_ITEMS: set[str] = set()  # item ids seen valid (bounded, like the scopes)
+
+
 def check_item_id(item: Any) -> str:
+    if type(item) is str and item in _GOOD_ITEMS:
+        return item
     if not matches(_ITEM_ID, item):
         raise ValidationError(
             f"item id {shown(item)} must be 1-64 lowercase letters, digits or '-' (e.g. potatoes)"
         )
+    if len(_GOOD_ITEMS) < 100_000:
+        _GOOD_ITEMS.add(item)
     return str(item)
 
 
@@ -56,12 +63,13 @@ def _item_body(body: Mapping[str, Any]) -> None:
 
 _CAPACITY_FIELDS = frozenset({"item", "qty", "unit", "period", "note"}) | CAPACITY_FLEX_FIELDS
 _NEED_FIELDS = frozenset({"item", "qty", "unit", "period", "note", "priority"}) | NEED_FLEX_FIELDS
+_FLEX_FIELDS = NEED_FLEX_FIELDS | CAPACITY_FLEX_FIELDS
 
 
 def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
     only_fields(body, _NEED_FIELDS if need else _CAPACITY_FIELDS)
     item = check_item_id(body.get("item"))
-    parse_quantity(body.get("qty"))
+    check_quantity(body.get("qty"))
     u = unit(body.get("unit"))
     builtin = STARTER_CATALOG.get(item)
     if builtin is not None and builtin.dimension != u.dimension:
@@ -73,7 +81,7 @@ def _intent_body(body: Mapping[str, Any], *, need: bool) -> None:
     if need and body.get("priority") not in PRIORITIES:
         raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}")
     text(body, "note", MAX_NOTE_CHARS, required=False, multiline=True)
-    if not body.keys().isdisjoint(NEED_FLEX_FIELDS | CAPACITY_FLEX_FIELDS):
+    if not body.keys().isdisjoint(_FLEX_FIELDS):
         check_flex(body, need=need)
 
 

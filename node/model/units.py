@@ -94,6 +94,38 @@ def parse_quantity(value: Any) -> Decimal:
     return q
 
 
+# Quantities, periods seen valid: records repeat them (bounded, like the scopes).
+_GOOD_QUANTITIES: set[str] = set()
+_GOOD_PERIODS: set[str] = set()
+_GOOD_MAX = 100_000
+_MAX_WHOLE = 10**15  # MAX_QUANTITY as an int
+
+
+def check_quantity(value: Any) -> None:
+    """`parse_quantity` as a check: the same quantities pass and the same errors are
+    raised, without a `Decimal` for the common ones (every need and capacity merged
+    is checked).
+
+    Raises:
+        ValidationError: as `parse_quantity`.
+    """
+    if type(value) is str:
+        if value in _GOOD_QUANTITIES:
+            return
+        if _QUANTITY.fullmatch(value):
+            whole, _, frac = value.partition(".")
+            w = int(whole)
+            # Positive, and below the limit whatever the decimals: the rest (zero,
+            # the limit itself and above) is decided by `parse_quantity`.
+            if (0 < w < _MAX_WHOLE) or (w == 0 and frac.strip("0")):
+                if len(_GOOD_QUANTITIES) < _GOOD_MAX:
+                    _GOOD_QUANTITIES.add(value)
+                return
+    elif type(value) is int and 0 < value <= _MAX_WHOLE:
+        return
+    parse_quantity(value)
+
+
 def normalise_quantity(text: Any) -> str:
     """A quantity as a person types it (``12.5``, ``1e3``, `` 5 ``) in record form.
 
@@ -139,12 +171,16 @@ def check_period(period: Any) -> str:
     Raises:
         ValidationError: naming the accepted forms.
     """
+    if type(period) is str and period in _GOOD_PERIODS:
+        return period
     if not isinstance(period, str) or not _PERIOD.fullmatch(period):
         raise ValidationError(
             f"period {shown(period)} is malformed; use 2027, 2027-Q1, 2027-03 or 2027-W05"
         )
     if period[5:6] == "W" and period_parents(period) == ():
         raise ValidationError(f"{period[:4]} has no ISO week {period[6:]}")
+    if len(_GOOD_PERIODS) < _GOOD_MAX:
+        _GOOD_PERIODS.add(period)
     return period
 
 

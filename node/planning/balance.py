@@ -249,7 +249,10 @@ class BalanceIndex:
     def __call__(self, old: Record | None, new: Record) -> None:
         if old is not None:
             self._apply(old, -1)
-        self._apply(new, +1)
+        # `_apply(new, +1)`, one call less: every record merged passes here.
+        scope = self._count(new, 1)
+        if scope is not None and scope in self._sums:
+            self._drop(scope)
 
     def add(self, r: Record) -> None:
         """Count a record (a slot winner) that was left out so far."""
@@ -261,14 +264,17 @@ class BalanceIndex:
 
     def _apply(self, r: Record, sign: int) -> None:
         scope = self._count(r, sign)
+        if scope is not None and scope in self._sums:
+            self._drop(scope)
+
+    def _drop(self, scope: str) -> None:
+        """Drop the cached sums of `scope` and the scopes above it, up to the first that
+        has none (nothing above that one has any either)."""
         sums = self._sums
-        if scope is not None and scope in sums:
-            # Drop the cached sums of the scope and the scopes above it, up to the
-            # first that has none (nothing above that one has any either).
-            for s in reversed(self._chains[scope]):
-                if sums.pop(s, None) is None:
-                    break
-                self._rows.pop(s, None)
+        for s in reversed(self._chains[scope]):
+            if sums.pop(s, None) is None:
+                break
+            self._rows.pop(s, None)
 
     def _count(self, r: Record, sign: int) -> str | None:
         """Add (sign +1) or take away (-1) a record in its own scope; returns the scope
