@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import compress, repeat
 from math import gcd
@@ -325,6 +325,16 @@ def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Prof
 # (the winner's rho there is at most its rho at E, every other project's at least
 # its rho at E + j). So one run at E + j can vouch for the j - 1 increments before
 # it. The check is exact: rationals as integers over a common denominator.
+#
+# Ruling projects out without pricing them. Every winner costs its supporters exactly
+# its cost, so after the same winners in the same order the voters hold nE - spent in
+# all at endowment E; at E + j they hold nj more, and since nobody holds less (see
+# above), any group of voters holds at most nj more than it did at E. So if a
+# project's supporters held t < cost after round r at E (it was out), at E + j they
+# hold at most t + nj after round r, and no more later in the run: while that is
+# below the cost, a run at E + j that chose the same winners up to round r can drop
+# the project without reading its supporters' money (half of all reading at 100,000
+# voters). It keeps t + nj as its own bound for the next run.
 
 _Cap = tuple[int, int, int]
 """A selected project and its payment cap x / den: (project, x, den)."""
@@ -338,6 +348,9 @@ class _Run:
     caps: list[_Cap]
     rhos: list[Fraction]  # the winner's rho, per round after the free projects
     vouches: bool  # every endowment from the reference's to this one has this outcome
+    # Project -> (round, t, den): when ``round`` winners (free ones aside) had been
+    # chosen, its supporters held at most t / den, less than its cost, so it was out.
+    short: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
     def steps(self, profile: _Profile) -> tuple[Step, ...]:
         out = []
@@ -404,11 +417,13 @@ def _mes(
     utility: Utility,
     reference: _Run | None = None,
     probe: bool = False,
+    previous: _Run | None = None,
 ) -> _Run | None:
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
     endowment in between (see above). A ``probe`` is only wanted if it vouches: it
-    stops (None) as soon as it cannot."""
+    stops (None) as soon as it cannot. A ``previous`` run at a lower endowment lets
+    this one drop projects its supporters could not afford there (see above)."""
     n = profile.voters
     costs = profile.costs
     # Voters with the same money stay alike (see _Classes). A class's money is
@@ -420,11 +435,20 @@ def _mes(
     chosen = 0  # the winners so far (free projects aside), as a bit mask
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
+    short: dict[int, tuple[int, int, int]] = {}
     vouches = reference is not None
     # Supported free projects first, in id order: their cap is 0 for everyone.
     for p, cost in enumerate(costs):
         if cost == 0 and profile.votes[p]:
             caps.append((p, 0, 1))
+    free = len(caps)
+    # The previous run's bounds hold while this run has chosen its winners so far.
+    if previous is not None:
+        assert previous.k < k, "the previous run must have the lower endowment"
+        before, more = previous.short, n * (k - previous.k)
+        same = len(previous.caps) >= free and previous.caps[:free] == caps
+    else:
+        before, more, same = {}, 0, False
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
     while bound:
@@ -445,18 +469,23 @@ def _mes(
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
+            if same and p in before:
+                then, t, d = before[p]
+                if then <= depth and t + more * d < cost * d:
+                    short[p] = (then, t + more * d, d)
+                    del bound[p]
+                    continue
             need = cost * den
             ids, ws = classes.holders(chosen, p)
             vals = list(map(cash.__getitem__, map(slot.get, ids, repeat(0))))
-            count = sum(compress(ws, vals))
-            if not count:
+            held = sum(map(mul, vals, ws))
+            if held < need:  # the supporters hold less than the cost
+                short[p] = (depth, held, den)
                 del bound[p]
                 continue
+            count = sum(compress(ws, vals))
             if min(filter(None, vals)) * count >= need:
                 x = need  # nobody holds less than an equal share
-            elif sum(map(mul, vals, ws)) < need:  # the supporters hold less than the cost
-                del bound[p]
-                continue
             else:
                 # Those holding less than the cap pay all they hold, poorest first.
                 paid = 0
@@ -492,6 +521,7 @@ def _mes(
         x, den = x // g, den * f
         caps.append((win, x, den))
         rhos.append(rho)
+        same = same and len(previous.caps) > depth + free and previous.caps[depth + free][0] == win  # type: ignore[union-attr]
         if f != 1:
             cash = list(map(f.__mul__, cash))
         bit = 1 << win
@@ -505,7 +535,7 @@ def _mes(
         vouches = False
         if probe:
             return None
-    return _Run(k, caps, rhos, vouches)
+    return _Run(k, caps, rhos, vouches, short)
 
 
 def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:
@@ -565,7 +595,14 @@ def _add1(
         # Only a run that skips increments has to vouch for them.
         probe = stride > 1
         trial = _mes(
-            profile, classes, budget, base.k + stride, utility, base if probe else None, probe
+            profile,
+            classes,
+            budget,
+            base.k + stride,
+            utility,
+            base if probe else None,
+            probe,
+            previous=base,
         )
         runs += 1
         if trial is None:
