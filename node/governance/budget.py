@@ -50,6 +50,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import compress, repeat
+from itertools import count as count_from
 from math import gcd
 from operator import mul
 from types import MappingProxyType
@@ -284,8 +285,8 @@ class _Profile:
     names: tuple[str, ...]
     costs: tuple[int, ...]
     ballots: tuple[tuple[int, ...], ...]  # distinct ballots, as project numbers
+    masks: tuple[int, ...]  # the same as bit masks (bit p for project p)
     weight: tuple[int, ...]  # voters per distinct ballot
-    supporters: tuple[frozenset[int], ...]  # per project: the ballots approving it
     votes: tuple[int, ...]  # per project: voters approving it
     voters: int
 
@@ -293,22 +294,22 @@ class _Profile:
 def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Profile:
     names = tuple(sorted(costs))
     number = {p: i for i, p in enumerate(names)}
-    # Distinct ballots in order of their sorted project numbers (ids in code-point order).
-    numbered = sorted((tuple(sorted(number[p] for p in b)), w) for b, w in groups.items())
-    ballots = tuple(b for b, _ in numbered)
-    weight = tuple(w for _, w in numbered)
-    supporters: list[set[int]] = [set() for _ in names]
+    bit = {p: 1 << i for i, p in enumerate(names)}
+    # Distinct ballots in order of their bit masks (distinct ballots, distinct masks),
+    # so the order does not depend on the order of the input.
+    numbered = sorted((sum(map(bit.__getitem__, b)), b, w) for b, w in groups.items())
+    ballots = tuple(tuple(map(number.__getitem__, b)) for _, b, _ in numbered)
+    weight = tuple(w for _, _, w in numbered)
     votes = [0] * len(names)
-    for g, ballot in enumerate(ballots):
+    for ballot, w in zip(ballots, weight, strict=True):
         for p in ballot:
-            supporters[p].add(g)
-            votes[p] += weight[g]
+            votes[p] += w
     return _Profile(
         names=names,
         costs=tuple(costs[p] for p in names),
         ballots=ballots,
+        masks=tuple(m for m, _, _ in numbered),
         weight=weight,
-        supporters=tuple(frozenset(s) for s in supporters),
         votes=tuple(votes),
         voters=sum(weight),
     )
@@ -380,8 +381,7 @@ class _Classes:
         # voter apart from those of several.
         self.single: list[list[int]] = [[] for _ in profile.costs]
         self.several: list[list[tuple[int, int]]] = [[] for _ in profile.costs]
-        for ballot, w in zip(profile.ballots, profile.weight, strict=True):
-            mask = sum(1 << p for p in ballot)
+        for ballot, mask, w in zip(profile.ballots, profile.masks, profile.weight, strict=True):
             for p in ballot:
                 if w == 1:
                     self.single[p].append(mask)
@@ -451,6 +451,10 @@ def _mes(
         before, more, same = {}, 0, False
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
+    # Candidates by bound, kept from round to round: only the few priced in a round
+    # move, so sorting it again is close to one pass. The order of equal bounds
+    # decides nothing (every candidate at or below the winner's rho is priced).
+    order = list(bound)
     while bound:
         depth = len(rhos)
         # To vouch, every project whose rho could be at or below the reference
@@ -465,7 +469,9 @@ def _mes(
                 return None
         best: tuple[Fraction, int] | None = None
         best_pay: tuple[int, int, list[int], list[int]] | None = None
-        for p in sorted(bound, key=lambda p: (bound[p], p)):
+        order = [p for p in order if p in bound]
+        order.sort(key=bound.__getitem__)
+        for p in order:
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
@@ -502,7 +508,7 @@ def _mes(
                 vouches = False
                 if probe:
                     return None
-            if best is None or (rho, p) < best:
+            if best is None or rho < best[0] or (rho == best[0] and p < best[1]):
                 best = (rho, p)
                 best_pay = (x, count, ids, vals)
         if best is None or best_pay is None:
@@ -524,12 +530,13 @@ def _mes(
         same = same and len(previous.caps) > depth + free and previous.caps[depth + free][0] == win  # type: ignore[union-attr]
         if f != 1:
             cash = list(map(f.__mul__, cash))
+        # c keeps those not approving the winner; c | bit is those who do, holding
+        # v * f - x if that is more than nothing.
         bit = 1 << win
-        for c, v in zip(ids, vals, strict=True):
-            # c keeps those not approving the winner; c | bit is those who do.
-            if v * f > x:
-                slot[c | bit] = len(cash)
-                cash.append(v * f - x)
+        left = list(map(x.__rsub__, map(f.__mul__, vals)))
+        rich = list(map((0).__lt__, left))
+        slot.update(zip(map(bit.__or__, compress(ids, rich)), count_from(len(cash))))
+        cash.extend(compress(left, rich))
         chosen |= bit
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
