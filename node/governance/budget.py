@@ -336,6 +336,11 @@ def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Prof
 # below the cost, a run at E + j that chose the same winners up to round r can drop
 # the project without reading its supporters' money (half of all reading at 100,000
 # voters). It keeps t + nj as its own bound for the next run.
+#
+# The other way round, with the same winners up to round r, a project its supporters
+# could afford at E in round r they can afford at E + j (nobody holds less), at a
+# cap no higher than at E: only supporters holding less than the cap at E can hold
+# less than the cap at E + j, so only they need sorting.
 
 _Cap = tuple[int, int, int]
 """A selected project and its payment cap x / den: (project, x, den)."""
@@ -352,6 +357,9 @@ class _Run:
     # Project -> (round, t, den): when ``round`` winners (free ones aside) had been
     # chosen, its supporters held at most t / den, less than its cost, so it was out.
     short: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # Per round (free winners aside): project -> (x, d), its cap x / d then, for every
+    # project priced in that round that its supporters could afford.
+    priced: list[dict[int, tuple[int, int]]] = field(default_factory=list)
 
     def steps(self, profile: _Profile) -> tuple[Step, ...]:
         out = []
@@ -447,8 +455,10 @@ def _mes(
         assert previous.k < k, "the previous run must have the lower endowment"
         before, more = previous.short, n * (k - previous.k)
         same = len(previous.caps) >= free and previous.caps[:free] == caps
+        earlier = previous.priced
     else:
-        before, more, same = {}, 0, False
+        before, more, same, earlier = {}, 0, False, []
+    priced: list[dict[int, tuple[int, int]]] = []
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
     # Candidates by bound, kept from round to round: only the few priced in a round
@@ -471,6 +481,8 @@ def _mes(
         best_pay: tuple[int, int, list[int], list[int]] | None = None
         order = [p for p in order if p in bound]
         order.sort(key=bound.__getitem__)
+        then_caps = earlier[depth] if same and depth < len(earlier) else {}
+        priced.append({})
         for p in order:
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
@@ -484,24 +496,34 @@ def _mes(
             need = cost * den
             ids, ws = classes.holders(chosen, p)
             vals = list(map(cash.__getitem__, map(slot.get, ids, repeat(0))))
-            held = sum(map(mul, vals, ws))
-            if held < need:  # the supporters hold less than the cost
-                short[p] = (depth, held, den)
-                del bound[p]
-                continue
+            then_cap = then_caps.get(p)
+            if then_cap is None:
+                held = sum(map(mul, vals, ws))
+                if held < need:  # the supporters hold less than the cost
+                    short[p] = (depth, held, den)
+                    del bound[p]
+                    continue
             count = sum(compress(ws, vals))
             if min(filter(None, vals)) * count >= need:
                 x = need  # nobody holds less than an equal share
             else:
-                # Those holding less than the cap pay all they hold, poorest first.
+                # Those holding less than the cap pay all they hold, poorest first;
+                # with the cap x / d of the previous run, only those below it.
+                if then_cap is None:
+                    poor_v, poor_w = vals, ws
+                else:
+                    top = -(-then_cap[0] * den // then_cap[1])
+                    below = list(map(top.__gt__, vals))
+                    poor_v, poor_w = list(compress(vals, below)), list(compress(ws, below))
                 paid = 0
-                for i in sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]:
-                    v, w = vals[i], ws[i]
+                for i in sorted(range(len(poor_v)), key=poor_v.__getitem__)[poor_v.count(0) :]:
+                    v, w = poor_v[i], poor_w[i]
                     if need - paid <= v * count:
                         break
                     paid += v * w
                     count -= w
                 x = need - paid
+            priced[depth][p] = (x, count * den)
             rho = Fraction(x, count * den * (cost if utility == "cost" else 1))
             bound[p] = rho
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
@@ -532,17 +554,17 @@ def _mes(
             cash = list(map(f.__mul__, cash))
         # c keeps those not approving the winner; c | bit is those who do, holding
         # v * f - x if that is more than nothing.
+        # (v * f > x: v > x // f).
         bit = 1 << win
-        left = list(map(x.__rsub__, map(f.__mul__, vals)))
-        rich = list(map((0).__lt__, left))
+        rich = list(map((x // f).__lt__, vals))
         slot.update(zip(map(bit.__or__, compress(ids, rich)), count_from(len(cash))))
-        cash.extend(compress(left, rich))
+        cash.extend(map(x.__rsub__, map(f.__mul__, compress(vals, rich))))
         chosen |= bit
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
         if probe:
             return None
-    return _Run(k, caps, rhos, vouches, short)
+    return _Run(k, caps, rhos, vouches, short, priced)
 
 
 def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:

@@ -261,7 +261,8 @@ def test_runs_sharing_classes_match_the_plain_run(case, utility, ks, limit):
 )
 def test_runs_bounded_by_a_previous_run_match_the_plain_run(case, utility, steps, scale):
     # A run may drop a project its supporters could not afford in the previous
-    # (lower) run, when their money cannot have grown enough since. Each run of a
+    # (lower) run, when their money cannot have grown enough since, and sorts only
+    # the supporters below a project's cap in the previous run. Each run of a
     # chain at rising endowments, bounded by the one before, must equal a plain run
     # of Equal Shares at its endowment. `scale` spreads costs so that bounds hold
     # for several increments.
