@@ -609,11 +609,14 @@ def _add1(
         return Fraction(budget + run.k * n, n), run.steps(profile), tried, stopped, runs
 
     # The stride doubles after each vouched run; after a run that could not vouch it
-    # falls back to 1 and stays there for a few increments (changes come in bursts).
+    # falls back to 1 and stays there for a few increments (changes come in bursts),
+    # twice as many after each probe in a row that could not vouch (up to
+    # _MAX_CALM): where the outcome changes every few increments, as with many
+    # voters, probes are mostly wasted runs.
     classes = _Classes(profile)
     base = _mes(profile, classes, budget, 0, utility)
     assert base is not None  # only a probe stops early
-    runs, stride, calm = 1, 1, 0
+    runs, stride, calm, wait = 1, 1, 0, _CALM
     while True:
         # `base` fits; add1 has reached it with base.k increments tried.
         if exhaustive(base):
@@ -635,8 +638,10 @@ def _add1(
         )
         runs += 1
         if trial is None:
-            stride, calm = 1, _CALM
+            stride, calm, wait = 1, wait, min(2 * wait, _MAX_CALM)
             continue
+        if probe:
+            wait = _CALM
         # Every endowment after base up to trial's has trial's outcome (stride 1:
         # there is none in between), and base's fits and is not exhaustive.
         if spent(trial) > budget:
@@ -650,6 +655,9 @@ def _add1(
 
 _CALM = 2
 """Increments made one at a time after a run that could not vouch for its stride."""
+
+_MAX_CALM = 64
+"""The most increments made one at a time after probes that could not vouch."""
 
 
 def _greedy_steps(
