@@ -549,7 +549,9 @@ def _mes(
         x, den = x // g, den * f
         caps.append((win, x, den))
         rhos.append(rho)
-        same = same and len(previous.caps) > depth + free and previous.caps[depth + free][0] == win  # type: ignore[union-attr]
+        if same:
+            assert previous is not None
+            same = len(previous.caps) > depth + free and previous.caps[depth + free][0] == win
         if f != 1:
             cash = list(map(f.__mul__, cash))
         # c keeps those not approving the winner; c | bit is those who do, holding
