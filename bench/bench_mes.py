@@ -11,7 +11,10 @@ CPU time of `equal_shares` (add1), its increments and Equal Shares runs, and the
 algorithm (tests/governance/mes_reference.py, one run per increment): with
 `--old sample` (default) the CPU time of 3 old runs, times the increments + 1 it
 would make (an estimate: old runs cost about the same at every increment); with
-`--old full` the whole old loop, checking its winners equal the new ones.
+`--old full` the whole old loop, checking its winners equal the new ones. The
+`digest` printed for each run hashes every step (project, cap, effective votes), the
+kept endowment, the increments and whether a limit stopped it: two implementations
+with the same digest gave the same outcome bit for bit.
 
 Prints figures; never asserts them.
 """
@@ -19,6 +22,7 @@ Prints figures; never asserts them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import sys
 import time
@@ -31,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "governance"))
 
 import mes_reference  # noqa: E402
 
-from node.governance.budget import _votes, equal_shares  # noqa: E402
+from node.governance.budget import BudgetResult, _votes, equal_shares  # noqa: E402
 
 
 def instance(
@@ -43,6 +47,19 @@ def instance(
     weights = [1 / (rank + 1) for rank in range(projects)]
     ballots = [frozenset(rng.choices(ids, weights, k=rng.randint(3, 15))) for _ in range(voters)]
     return costs, ballots, sum(costs.values()) // 4
+
+
+def digest(result: BudgetResult) -> str:
+    """A short hash of everything add1 decided."""
+    text = repr(
+        (
+            [(s.project, s.cost, s.rule, s.payment_cap, s.effective_votes) for s in result.steps],
+            result.voter_budget,
+            result.increments,
+            result.stopped_at_limit,
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def main() -> None:
@@ -60,7 +77,7 @@ def main() -> None:
             f"{args.projects} projects x {voters:,} voters: new {new_s:.1f} s CPU, "
             f"{new.increments} increments, {new.runs} runs "
             f"({new_s / new.runs:.2f} s/run), {len(new.winners)} winners, "
-            f"stopped_at_limit={new.stopped_at_limit}",
+            f"stopped_at_limit={new.stopped_at_limit}, digest {digest(new)}",
             flush=True,
         )
         if args.old == "skip":

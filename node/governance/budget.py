@@ -47,9 +47,10 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import compress, repeat
+from itertools import count as count_from
 from math import gcd
 from operator import mul
 from types import MappingProxyType
@@ -284,8 +285,8 @@ class _Profile:
     names: tuple[str, ...]
     costs: tuple[int, ...]
     ballots: tuple[tuple[int, ...], ...]  # distinct ballots, as project numbers
+    masks: tuple[int, ...]  # the same as bit masks (bit p for project p)
     weight: tuple[int, ...]  # voters per distinct ballot
-    supporters: tuple[frozenset[int], ...]  # per project: the ballots approving it
     votes: tuple[int, ...]  # per project: voters approving it
     voters: int
 
@@ -293,22 +294,22 @@ class _Profile:
 def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Profile:
     names = tuple(sorted(costs))
     number = {p: i for i, p in enumerate(names)}
-    # Distinct ballots in order of their sorted project numbers (ids in code-point order).
-    numbered = sorted((tuple(sorted(number[p] for p in b)), w) for b, w in groups.items())
-    ballots = tuple(b for b, _ in numbered)
-    weight = tuple(w for _, w in numbered)
-    supporters: list[set[int]] = [set() for _ in names]
+    bit = {p: 1 << i for i, p in enumerate(names)}
+    # Distinct ballots in order of their bit masks (distinct ballots, distinct masks),
+    # so the order does not depend on the order of the input.
+    numbered = sorted((sum(map(bit.__getitem__, b)), b, w) for b, w in groups.items())
+    ballots = tuple(tuple(map(number.__getitem__, b)) for _, b, _ in numbered)
+    weight = tuple(w for _, _, w in numbered)
     votes = [0] * len(names)
-    for g, ballot in enumerate(ballots):
+    for ballot, w in zip(ballots, weight, strict=True):
         for p in ballot:
-            supporters[p].add(g)
-            votes[p] += weight[g]
+            votes[p] += w
     return _Profile(
         names=names,
         costs=tuple(costs[p] for p in names),
         ballots=ballots,
+        masks=tuple(m for m, _, _ in numbered),
         weight=weight,
-        supporters=tuple(frozenset(s) for s in supporters),
         votes=tuple(votes),
         voters=sum(weight),
     )
@@ -325,6 +326,21 @@ def _profile(costs: Mapping[str, int], groups: Counter[frozenset[str]]) -> _Prof
 # (the winner's rho there is at most its rho at E, every other project's at least
 # its rho at E + j). So one run at E + j can vouch for the j - 1 increments before
 # it. The check is exact: rationals as integers over a common denominator.
+#
+# Ruling projects out without pricing them. Every winner costs its supporters exactly
+# its cost, so after the same winners in the same order the voters hold nE - spent in
+# all at endowment E; at E + j they hold nj more, and since nobody holds less (see
+# above), any group of voters holds at most nj more than it did at E. So if a
+# project's supporters held t < cost after round r at E (it was out), at E + j they
+# hold at most t + nj after round r, and no more later in the run: while that is
+# below the cost, a run at E + j that chose the same winners up to round r can drop
+# the project without reading its supporters' money (half of all reading at 100,000
+# voters). It keeps t + nj as its own bound for the next run.
+#
+# The other way round, with the same winners up to round r, a project its supporters
+# could afford at E in round r they can afford at E + j (nobody holds less), at a
+# cap no higher than at E: only supporters holding less than the cap at E can hold
+# less than the cap at E + j, so only they need sorting.
 
 _Cap = tuple[int, int, int]
 """A selected project and its payment cap x / den: (project, x, den)."""
@@ -338,6 +354,12 @@ class _Run:
     caps: list[_Cap]
     rhos: list[Fraction]  # the winner's rho, per round after the free projects
     vouches: bool  # every endowment from the reference's to this one has this outcome
+    # Project -> (round, t, den): when ``round`` winners (free ones aside) had been
+    # chosen, its supporters held at most t / den, less than its cost, so it was out.
+    short: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # Per round (free winners aside): project -> (x, d), its cap x / d then, for every
+    # project priced in that round that its supporters could afford.
+    priced: list[dict[int, tuple[int, int]]] = field(default_factory=list)
 
     def steps(self, profile: _Profile) -> tuple[Step, ...]:
         out = []
@@ -367,8 +389,7 @@ class _Classes:
         # voter apart from those of several.
         self.single: list[list[int]] = [[] for _ in profile.costs]
         self.several: list[list[tuple[int, int]]] = [[] for _ in profile.costs]
-        for ballot, w in zip(profile.ballots, profile.weight, strict=True):
-            mask = sum(1 << p for p in ballot)
+        for ballot, mask, w in zip(profile.ballots, profile.masks, profile.weight, strict=True):
             for p in ballot:
                 if w == 1:
                     self.single[p].append(mask)
@@ -404,11 +425,13 @@ def _mes(
     utility: Utility,
     reference: _Run | None = None,
     probe: bool = False,
+    previous: _Run | None = None,
 ) -> _Run | None:
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
     endowment in between (see above). A ``probe`` is only wanted if it vouches: it
-    stops (None) as soon as it cannot."""
+    stops (None) as soon as it cannot. A ``previous`` run at a lower endowment lets
+    this one drop projects its supporters could not afford there (see above)."""
     n = profile.voters
     costs = profile.costs
     # Voters with the same money stay alike (see _Classes). A class's money is
@@ -420,13 +443,28 @@ def _mes(
     chosen = 0  # the winners so far (free projects aside), as a bit mask
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
+    short: dict[int, tuple[int, int, int]] = {}
     vouches = reference is not None
     # Supported free projects first, in id order: their cap is 0 for everyone.
     for p, cost in enumerate(costs):
         if cost == 0 and profile.votes[p]:
             caps.append((p, 0, 1))
+    free = len(caps)
+    # The previous run's bounds hold while this run has chosen its winners so far.
+    if previous is not None:
+        assert previous.k < k, "the previous run must have the lower endowment"
+        before, more = previous.short, n * (k - previous.k)
+        same = len(previous.caps) >= free and previous.caps[:free] == caps
+        earlier = previous.priced
+    else:
+        before, more, same, earlier = {}, 0, False, []
+    priced: list[dict[int, tuple[int, int]]] = []
     # Candidates: project -> its last rho, a lower bound of its current one.
     bound = {p: Fraction(0) for p, cost in enumerate(costs) if cost and profile.votes[p]}
+    # Candidates by bound, kept from round to round: only the few priced in a round
+    # move, so sorting it again is close to one pass. The order of equal bounds
+    # decides nothing (every candidate at or below the winner's rho is priced).
+    order = list(bound)
     while bound:
         depth = len(rhos)
         # To vouch, every project whose rho could be at or below the reference
@@ -441,39 +479,58 @@ def _mes(
                 return None
         best: tuple[Fraction, int] | None = None
         best_pay: tuple[int, int, list[int], list[int]] | None = None
-        for p in sorted(bound, key=lambda p: (bound[p], p)):
+        order = [p for p in order if p in bound]
+        order.sort(key=bound.__getitem__)
+        then_caps = earlier[depth] if same and depth < len(earlier) else {}
+        priced.append({})
+        for p in order:
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
+            if same and p in before:
+                then, t, d = before[p]
+                if then <= depth and t + more * d < cost * d:
+                    short[p] = (then, t + more * d, d)
+                    del bound[p]
+                    continue
             need = cost * den
             ids, ws = classes.holders(chosen, p)
             vals = list(map(cash.__getitem__, map(slot.get, ids, repeat(0))))
+            then_cap = then_caps.get(p)
+            if then_cap is None:
+                held = sum(map(mul, vals, ws))
+                if held < need:  # the supporters hold less than the cost
+                    short[p] = (depth, held, den)
+                    del bound[p]
+                    continue
             count = sum(compress(ws, vals))
-            if not count:
-                del bound[p]
-                continue
             if min(filter(None, vals)) * count >= need:
                 x = need  # nobody holds less than an equal share
-            elif sum(map(mul, vals, ws)) < need:  # the supporters hold less than the cost
-                del bound[p]
-                continue
             else:
-                # Those holding less than the cap pay all they hold, poorest first.
+                # Those holding less than the cap pay all they hold, poorest first;
+                # with the cap x / d of the previous run, only those below it.
+                if then_cap is None:
+                    poor_v, poor_w = vals, ws
+                else:
+                    top = -(-then_cap[0] * den // then_cap[1])
+                    below = list(map(top.__gt__, vals))
+                    poor_v, poor_w = list(compress(vals, below)), list(compress(ws, below))
                 paid = 0
-                for i in sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]:
-                    v, w = vals[i], ws[i]
+                for i in sorted(range(len(poor_v)), key=poor_v.__getitem__)[poor_v.count(0) :]:
+                    v, w = poor_v[i], poor_w[i]
                     if need - paid <= v * count:
                         break
                     paid += v * w
                     count -= w
                 x = need - paid
+            priced[depth][p] = (x, count * den)
             rho = Fraction(x, count * den * (cost if utility == "cost" else 1))
             bound[p] = rho
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
                 vouches = False
                 if probe:
                     return None
-            if best is None or (rho, p) < best:
+            if best is None or rho < best[0] or (rho == best[0] and p < best[1]):
                 best = (rho, p)
                 best_pay = (x, count, ids, vals)
         if best is None or best_pay is None:
@@ -492,20 +549,24 @@ def _mes(
         x, den = x // g, den * f
         caps.append((win, x, den))
         rhos.append(rho)
+        if same:
+            assert previous is not None
+            same = len(previous.caps) > depth + free and previous.caps[depth + free][0] == win
         if f != 1:
             cash = list(map(f.__mul__, cash))
+        # c keeps those not approving the winner; c | bit is those who do, holding
+        # v * f - x if that is more than nothing.
+        # (v * f > x: v > x // f).
         bit = 1 << win
-        for c, v in zip(ids, vals, strict=True):
-            # c keeps those not approving the winner; c | bit is those who do.
-            if v * f > x:
-                slot[c | bit] = len(cash)
-                cash.append(v * f - x)
+        rich = list(map((x // f).__lt__, vals))
+        slot.update(zip(map(bit.__or__, compress(ids, rich)), count_from(len(cash))))
+        cash.extend(map(x.__rsub__, map(f.__mul__, compress(vals, rich))))
         chosen |= bit
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
         if probe:
             return None
-    return _Run(k, caps, rhos, vouches)
+    return _Run(k, caps, rhos, vouches, short, priced)
 
 
 def _plain(profile: _Profile, budget: int, utility: Utility) -> _Run:
@@ -550,11 +611,14 @@ def _add1(
         return Fraction(budget + run.k * n, n), run.steps(profile), tried, stopped, runs
 
     # The stride doubles after each vouched run; after a run that could not vouch it
-    # falls back to 1 and stays there for a few increments (changes come in bursts).
+    # falls back to 1 and stays there for a few increments (changes come in bursts),
+    # twice as many after each probe in a row that could not vouch (up to
+    # _MAX_CALM): where the outcome changes every few increments, as with many
+    # voters, probes are mostly wasted runs.
     classes = _Classes(profile)
     base = _mes(profile, classes, budget, 0, utility)
     assert base is not None  # only a probe stops early
-    runs, stride, calm = 1, 1, 0
+    runs, stride, calm, wait = 1, 1, 0, _CALM
     while True:
         # `base` fits; add1 has reached it with base.k increments tried.
         if exhaustive(base):
@@ -565,12 +629,21 @@ def _add1(
         # Only a run that skips increments has to vouch for them.
         probe = stride > 1
         trial = _mes(
-            profile, classes, budget, base.k + stride, utility, base if probe else None, probe
+            profile,
+            classes,
+            budget,
+            base.k + stride,
+            utility,
+            base if probe else None,
+            probe,
+            previous=base,
         )
         runs += 1
         if trial is None:
-            stride, calm = 1, _CALM
+            stride, calm, wait = 1, wait, min(2 * wait, _MAX_CALM)
             continue
+        if probe:
+            wait = _CALM
         # Every endowment after base up to trial's has trial's outcome (stride 1:
         # there is none in between), and base's fits and is not exhaustive.
         if spent(trial) > budget:
@@ -584,6 +657,9 @@ def _add1(
 
 _CALM = 2
 """Increments made one at a time after a run that could not vouch for its stride."""
+
+_MAX_CALM = 64
+"""The most increments made one at a time after probes that could not vouch."""
 
 
 def _greedy_steps(

@@ -250,3 +250,53 @@ def test_runs_sharing_classes_match_the_plain_run(case, utility, ks, limit):
         assert run.steps(profile) == plain_mes(costs, groups, Fraction(budget + k * n, n), utility)
         assert classes.held == sum(len(ids) for ids, _ in classes.cache.values())
         assert classes.held <= limit or len(classes.cache) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pb_case(min_cost=1),
+    st.sampled_from(("cost", "cardinality")),
+    st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    st.integers(1, 20),
+)
+def test_runs_bounded_by_a_previous_run_match_the_plain_run(case, utility, steps, scale):
+    # A run may drop a project its supporters could not afford in the previous
+    # (lower) run, when their money cannot have grown enough since, and sorts only
+    # the supporters below a project's cap in the previous run. Each run of a
+    # chain at rising endowments, bounded by the one before, must equal a plain run
+    # of Equal Shares at its endowment. `scale` spreads costs so that bounds hold
+    # for several increments.
+    costs, ballots, budget = case
+    if not ballots:
+        return
+    costs = {p: c * scale for p, c in costs.items()}
+    budget *= scale
+    groups = _votes(costs, ballots, budget)[1]
+    profile = _profile(costs, groups)
+    classes = _Classes(profile)
+    n = len(ballots)
+    previous, k = None, 0
+    for step in steps:
+        run = _mes(profile, classes, budget, k, utility, previous=previous)
+        assert run is not None
+        assert run.steps(profile) == plain_mes(costs, groups, Fraction(budget + k * n, n), utility)
+        previous, k = run, k + step
+
+
+def test_a_previous_run_bounds_nothing_once_the_winners_differ():
+    # At 12 + 4 a voter a is out of reach and b wins first, leaving c's supporters 17
+    # for a cost of 30; at 12 + 6 a wins first, paid by voters who do not approve c,
+    # and c is bought. The bound from the run at 12 + 4 (c's supporters held 17 after
+    # one round, at most 17 + 2 * 4 at 12 + 6) holds only after the same first winner.
+    costs = {"a": 35, "b": 30, "c": 30, "d": 180}
+    ballots = [{"c"}, {"a", "b", "d"}, {"b", "c", "d"}, {"a"}]
+    groups = _votes(costs, ballots, 48)[1]
+    profile = _profile(costs, groups)
+    classes = _Classes(profile)
+    before = _mes(profile, classes, 48, 4, "cost")
+    assert before is not None
+    assert [s.project for s in before.steps(profile)] == ["b"]
+    after = _mes(profile, classes, 48, 6, "cost", previous=before)
+    assert after is not None
+    assert [s.project for s in after.steps(profile)] == ["a", "c"]
+    assert after.steps(profile) == plain_mes(costs, groups, Fraction(48 + 6 * 4, 4), "cost")
