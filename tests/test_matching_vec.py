@@ -18,7 +18,6 @@ from node.planning.matching import MatchPlan, Position, match_table, plan, plan_
 from node.planning.matching_vec import VecPlan
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def vectors_from_the_first_position():
     """Small instances take the vector path here (by default only large ones do)."""

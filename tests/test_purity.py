@@ -54,6 +54,7 @@ THIRD_PARTY = {
     "msgpack",
     "numpy",  # int64 vectors for the matching (node/planning/matching_vec.py); no np.random
     "nacl.bindings",
+    "nacl._sodium",  # the same libsodium, called without the binding's output copy
     "nacl.exceptions",
     "cryptography.hazmat.primitives",
     "cryptography.hazmat.primitives.asymmetric.ed25519",
