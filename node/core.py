@@ -297,6 +297,7 @@ class NodeCore:
         self.region = model.partition_of(self.scope)
         self._attesters: frozenset[bytes] = frozenset()
         self._attesters_of: Admission | None = None
+        self._federation = charter.id if charter is not None else ""
         self.index = index
         self._counted: frozenset[bytes] | None = None
         if index is not None:
@@ -522,7 +523,7 @@ class NodeCore:
         if self.rollups is None:
             raise LocalError("this node has no charter: rollups are off")
         adm = self.admission
-        return RollupView(self.rollups.records(), adm.anchors, self.region, adm.charter.id)
+        return RollupView(self.rollups.records(), adm.anchors, self.region, self._federation)
 
     def _region_admitted(self, adm: Admission) -> list[bytes]:
         """The admitted nodes of this node's region, as `adm` decides."""
@@ -536,7 +537,7 @@ class NodeCore:
         """This node's region's attesters, as `adm` decides (kept for the last `adm`)."""
         if self._attesters_of is not adm:
             self._attesters = attesters(
-                self._region_admitted(adm), adm.anchors, adm.charter.id, self.region
+                self._region_admitted(adm), adm.anchors, self._federation, self.region
             )
             self._attesters_of = adm
         return self._attesters
@@ -634,7 +635,7 @@ class NodeCore:
         out = []
         chosen = None
         own = (self.region, frozenset[bytes]())
-        fid = adm.charter.id
+        fid = self._federation
         for r in records:
             if r.kind == "rollup":
                 # only a region's few attesters place rollups (`rollup.attesters`)

@@ -377,8 +377,8 @@ class RollupTracker:
         # date record by record; rebuilt when the anchors change)
         self._listed: dict[str, Counter[bytes]] = {}
         self._anchors: frozenset[bytes] = frozenset()
-        # region -> its attesters by the held listing (dropped when that changes)
-        self._chosen: dict[str, frozenset[bytes]] = {}
+        # region -> (the held listing, its attesters), dropped when the listing changes
+        self._chosen: dict[str, tuple[frozenset[bytes], frozenset[bytes]]] = {}
         self._federation = ""
         self.version = 0
 
@@ -406,8 +406,11 @@ class RollupTracker:
         """One attester's rollups by key."""
         return dict(self._by_origin.get(origin, {}))
 
-    def _held(self, region: str, anchors: frozenset[bytes], federation: str) -> frozenset[bytes]:
-        """The nodes the anchors' held rollups list for `region`."""
+    def _held(
+        self, region: str, anchors: frozenset[bytes], federation: str
+    ) -> tuple[frozenset[bytes], frozenset[bytes]]:
+        """The nodes the anchors' held rollups list for `region`, and the attesters
+        they make (cached until an anchor's rollup of the region changes)."""
         if anchors != self._anchors or federation != self._federation:
             self._anchors, self._federation, self._listed, self._chosen = (
                 anchors,
@@ -418,29 +421,29 @@ class RollupTracker:
             for r in self._records.values():
                 if r.origin in anchors:
                     _count_listed(self._listed, r, 1)
-        counts = self._listed.get(region)
-        return frozenset(n for n, c in counts.items() if c > 0) if counts else frozenset()
+        cached = self._chosen.get(region)
+        if cached is None:
+            counts = self._listed.get(region)
+            held = frozenset(n for n, c in counts.items() if c > 0) if counts else frozenset()
+            cached = self._chosen[region] = (held, attesters(held, anchors, federation, region))
+        return cached
 
     def chosen(
         self, batch: Iterable[Record], anchors: frozenset[bytes], federation: str
     ) -> dict[str, frozenset[bytes]]:
         """Per region that a rollup of `batch` names, its attesters as the anchors'
-        rollups held and in `batch` list its admitted nodes (computed once per batch;
-        the held part is cached until an anchor's rollup of the region changes)."""
+        rollups held and in `batch` list its admitted nodes."""
         batch = list(batch)
         extra = listed_by(batch, anchors)
         regions = {
             str(r.body.get("region")) for r in batch if r.kind == "rollup" and r.body is not None
         }
         out = {}
-        for region in sorted(regions):
-            held = self._held(region, anchors, federation)
-            more = extra.get(region, set())
-            if more <= held:
-                cached = self._chosen.get(region)
-                if cached is None:
-                    cached = self._chosen[region] = attesters(held, anchors, federation, region)
-                out[region] = cached
+        for region in regions:
+            held, chosen = self._held(region, anchors, federation)
+            more = extra.get(region)
+            if more is None or more <= held:
+                out[region] = chosen
             else:
                 out[region] = attesters(held | more, anchors, federation, region)
         return out
