@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core import NodeCore, Source, Verdict, encode_batch
-from node.crdt.record import Record
+from node.crdt.record import Record, sign_record
 from node.crdt.replica import Replica
 from node.governance.admission import Charter, Rule, admit
 from node.planning.rollup import (
@@ -284,3 +284,26 @@ def test_the_tracker_takes_a_withdrawal_only_of_what_it_holds() -> None:
     assert tracker.allows(
         region.inside[0].write("rollup", attester.key, None, scope="eu"), anchors, fid
     )
+
+
+def test_a_forged_rollup_in_an_attesters_name_is_rejected() -> None:
+    region = Region()
+    core = region.reader("eu/de/berlin/r")
+    core.validate_gossip("eu", encode_batch([region.rollup(region.founder).raw]))
+    mallory = identities(1, seed=666)[0]
+    inside = region.inside[0]
+    forged = sign_record(
+        mallory.signer(),
+        inside.origin,
+        "rollup",
+        rollup_key(HH, "2027-Q1"),
+        9,
+        0,
+        "eu",
+        region.body,
+    )
+    result = core.validate_gossip("eu", encode_batch([forged.raw]))
+    assert result.verdict is Verdict.REJECT  # the forwarder is blamed
+    assert result.rejected == {"bad-signature": 1}
+    assert core.rollups is not None
+    assert core.rollups.of(inside.origin) == {}
