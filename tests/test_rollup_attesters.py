@@ -307,3 +307,19 @@ def test_a_forged_rollup_in_an_attesters_name_is_rejected() -> None:
     assert result.rejected == {"bad-signature": 1}
     assert core.rollups is not None
     assert core.rollups.of(inside.origin) == {}
+
+
+def test_an_anchors_new_versions_keep_the_listing_until_it_withdraws() -> None:
+    region = Region()
+    anchors = frozenset({region.founder.origin})
+    fid = region.charter.id
+    tracker = RollupTracker()
+    v1 = region.rollup(region.founder)
+    tracker(None, v1)
+    v2 = region.rollup(region.founder, {**region.body, "records": 99})  # same listing
+    tracker(v1, v2)
+    attester = region.rollup(region.inside[0])
+    assert tracker.allows(attester, anchors, fid)
+    gone = region.founder.write("rollup", v2.key, None, scope="eu")
+    tracker(v2, gone)
+    assert not tracker.allows(attester, anchors, fid)  # nobody lists it any more

@@ -387,7 +387,7 @@ class RollupTracker:
             prev = self._records.get((new.origin, new.key))
             self._records[(new.origin, new.key)] = new
             self._by_origin.setdefault(new.origin, {})[new.key] = new
-            if new.origin in self._anchors:
+            if new.origin in self._anchors and not _same_listing(prev, new):
                 if prev is not None:
                     self._count(prev, -1)
                 self._count(new, 1)
@@ -480,6 +480,14 @@ class RollupTracker:
             allowed = chosen.get(region, frozenset())
         # an attester lists itself among the admitted nodes it counted
         return r.origin in allowed and r.origin.hex() in body["admitted"]
+
+
+def _same_listing(a: Record | None, b: Record) -> bool:
+    """Whether two rollups list the same region's same admitted nodes (an anchor's
+    next version mostly does: its counts stay as they are)."""
+    if a is None or a.body is None or b.body is None:
+        return False
+    return a.body["region"] == b.body["region"] and a.body["admitted"] == b.body["admitted"]
 
 
 def _count_listed(listed: dict[str, Counter[bytes]], r: Record, sign: int) -> None:
