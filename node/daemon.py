@@ -458,7 +458,7 @@ class Daemon:
             async with self._replica_lock.read():
                 if next(steps, done) is done:
                     return
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at

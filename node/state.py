@@ -447,9 +447,7 @@ class NodeState:
 
     def node_names(self) -> dict[bytes, str]:
         return {
-            r.origin: str(r.body["name"])
-            for r in self.kinds.records("node")
-            if r.body is not None
+            r.origin: str(r.body["name"]) for r in self.kinds.records("node") if r.body is not None
         }
 
 

@@ -144,9 +144,7 @@ def test_kind_index_holds_the_replicas_winners(loaded, merged):
     for rec in merged:
         r.receive(rec.raw)
     for kind in KINDS:
-        assert sorted(x.raw for x in kinds.records(kind)) == sorted(
-            x.raw for x in r.records(kind)
-        )
+        assert sorted(x.raw for x in kinds.records(kind)) == sorted(x.raw for x in r.records(kind))
 
 
 def test_kind_index_refuses_a_kind_it_does_not_keep():
@@ -179,4 +177,3 @@ def test_node_state_reads_kinds_and_warms_up(tmp_path):
     held = {r.origin.hex() for r in state.replica.records("node") if r.body is not None}
     assert set(state.node_scopes()) == held == {me.public.hex()}
     state.store.close()
-
