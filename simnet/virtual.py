@@ -240,12 +240,12 @@ class VirtualSim:
         # 1,000 nodes) each time the heap grows by a quarter, and nothing a run holds
         # is cyclic garbage: during the run only the young generations are collected,
         # once per tick (`_tick`), and a full pass runs at its end.
-        paused = gc.isenabled()
+        was_enabled = gc.isenabled()
         gc.disable()
         try:
             sched.run_until(s.duration, stop=lambda: self._done, check_every=200)
         finally:
-            if paused:
+            if was_enabled:
                 gc.enable()
             gc.collect()
         self.stopped_at = sched.now
