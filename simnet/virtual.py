@@ -239,15 +239,17 @@ class VirtualSim:
         # The collector's full passes walk every replica's records (~10^7 objects at
         # 1,000 nodes) each time the heap grows by a quarter, and nothing a run holds
         # is cyclic garbage: during the run only the young generations are collected,
-        # once per tick (`_tick`), and a full pass runs at its end.
+        # once per tick (`_tick`), and what the run built is frozen at its end
+        # (`gc.freeze`: the report's collections skip it; refcounting frees it as ever).
         was_enabled = gc.isenabled()
         gc.disable()
         try:
             sched.run_until(s.duration, stop=lambda: self._done, check_every=200)
         finally:
+            gc.collect(1)
+            gc.freeze()
             if was_enabled:
                 gc.enable()
-            gc.collect()
         self.stopped_at = sched.now
         self.run_seconds = time.perf_counter() - t0
         return self
