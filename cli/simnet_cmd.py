@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -172,11 +173,19 @@ def _run_virtual(scenario: sc.Scenario, console: Console, quiet: bool) -> dict[s
     from simnet.report import virtual_report
     from simnet.virtual import VirtualSim
 
-    if quiet:
-        return virtual_report(VirtualSim(scenario).run())
-    with live_progress(console, scenario.duration) as update:
-        sim = VirtualSim(scenario, progress=update).run()
-    return virtual_report(sim)
+    # The collector stays paused over the run and its report (see `VirtualSim.run`):
+    # a full pass over a large run's replicas costs seconds and finds nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if quiet:
+            return virtual_report(VirtualSim(scenario).run())
+        with live_progress(console, scenario.duration) as update:
+            sim = VirtualSim(scenario, progress=update).run()
+        return virtual_report(sim)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _run_real(

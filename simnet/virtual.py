@@ -239,15 +239,14 @@ class VirtualSim:
         # The collector's full passes walk every replica's records (~10^7 objects at
         # 1,000 nodes) each time the heap grows by a quarter, and nothing a run holds
         # is cyclic garbage: during the run only the young generations are collected,
-        # once per tick (`_tick`), and what the run built is frozen at its end
-        # (`gc.freeze`: the report's collections skip it; refcounting frees it as ever).
+        # once per tick (`_tick`). (No full pass at the end either: a caller that
+        # exits after its report, like the CLI, keeps the collector paused over both.)
         was_enabled = gc.isenabled()
         gc.disable()
         try:
             sched.run_until(s.duration, stop=lambda: self._done, check_every=200)
         finally:
             gc.collect(1)
-            gc.freeze()
             if was_enabled:
                 gc.enable()
         self.stopped_at = sched.now
