@@ -145,19 +145,29 @@ def run(
     scenario = scenario.with_overrides(
         nodes=nodes, seed=seed, trust=trust_signatures, balance=balance_index
     )
-    report = (
-        _run_virtual(scenario, console, quiet)
-        if mode == "virtual"
-        else _run_real(scenario, console, quiet, shards)
-    )
-    console.print(render(report))
-    if json_file is not None:
-        if str(json_file) == "-":
-            click.echo(json.dumps(report, indent=2, sort_keys=True))
-        else:
-            write_json(report, json_file)
-    if chart_file is not None:
-        console.print(write_chart(report, chart_file))
+    # A virtual run keeps the collector paused over the run, its report and their
+    # printing (see `VirtualSim.run`): a full pass over a large run's replicas costs
+    # seconds and finds nothing.
+    was_enabled = gc.isenabled()
+    if mode == "virtual":
+        gc.disable()
+    try:
+        report = (
+            _run_virtual(scenario, console, quiet)
+            if mode == "virtual"
+            else _run_real(scenario, console, quiet, shards)
+        )
+        console.print(render(report))
+        if json_file is not None:
+            if str(json_file) == "-":
+                click.echo(json.dumps(report, indent=2, sort_keys=True))
+            else:
+                write_json(report, json_file)
+        if chart_file is not None:
+            console.print(write_chart(report, chart_file))
+    finally:
+        if was_enabled:
+            gc.enable()
     if not report["result"]["ok"]:
         sys.exit(1)
 
@@ -173,19 +183,11 @@ def _run_virtual(scenario: sc.Scenario, console: Console, quiet: bool) -> dict[s
     from simnet.report import virtual_report
     from simnet.virtual import VirtualSim
 
-    # The collector stays paused over the run and its report (see `VirtualSim.run`):
-    # a full pass over a large run's replicas costs seconds and finds nothing.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        if quiet:
-            return virtual_report(VirtualSim(scenario).run())
-        with live_progress(console, scenario.duration) as update:
-            sim = VirtualSim(scenario, progress=update).run()
-        return virtual_report(sim)
-    finally:
-        if was_enabled:
-            gc.enable()
+    if quiet:
+        return virtual_report(VirtualSim(scenario).run())
+    with live_progress(console, scenario.duration) as update:
+        sim = VirtualSim(scenario, progress=update).run()
+    return virtual_report(sim)
 
 
 def _run_real(
