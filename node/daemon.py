@@ -405,6 +405,7 @@ class Daemon:
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._attester)
                 nursery.start_soon(self._planner)
+                nursery.start_soon(self._warm_up)
                 if self.web:
                     await self._start_web(nursery)
                 if self.state.outbox:
@@ -449,6 +450,18 @@ class Daemon:
         self.web_url = url
         replace_private(self.data_dir.web_url, url + "\n")
         log.info("event=web.started url=%s", url)
+
+    async def _warm_up(self) -> None:
+        """`NodeState.warm_up` after start, a step at a time, yielding to other tasks
+        between steps (a step is a millisecond or two); the replica does not change
+        during a step."""
+        steps = self.state.warm_up()
+        done = object()
+        while True:
+            async with self._replica_lock.read():
+                if next(steps, done) is done:
+                    return
+            await trio.lowlevel.checkpoint()
 
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at

@@ -11,13 +11,14 @@ the store and commits it at once (tests, offline tools).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from node import model
 from node.config import Config, solo_charter
 from node.core import IngestResult, NodeCore, Pending, Source
+from node.crdt.kinds import KindIndex
 from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.errors import LocalError, ValidationError
@@ -85,6 +86,11 @@ class NodeState:
         self.store = store
         self.replica = Replica(now_ms=now_ms)
         self.loaded = store.load_into(self.replica, resident=resident)
+        # The kinds read whole by views (the balance's commitments, node scopes, caps):
+        # a few hundred records beside a federation's ~100,000 needs and capacities.
+        self.kinds = KindIndex(("node", "proposal", "item", *COMMIT_KIND_NAMES))
+        self.kinds.add_all(self.replica.records())
+        self.replica.add_listener(self.kinds)
         self.index = BalanceIndex()
         self.charter = Charter.from_body(
             config.charter or solo_charter(config.name, identity.public)
@@ -307,7 +313,7 @@ class NodeState:
         """The catalog: built-in items, then item records (first origin wins a clash)."""
         out = dict(model.STARTER_CATALOG)
         custom = sorted(
-            (r for r in self.replica.records("item") if r.body is not None),
+            (r for r in self.kinds.records("item") if r.body is not None),
             key=lambda r: r.origin,
         )
         for r in custom:
@@ -396,6 +402,14 @@ class NodeState:
                 found.add("/".join(region.split("/")[: depth + 1]))
         return sorted(found)
 
+    def warm_up(self) -> Iterator[None]:
+        """Build what the first anti-entropy session and the first balance view would
+        otherwise build on their request (the digests of the partitions followed, every
+        scope's sums and rows), in short steps: the daemon runs it after start between
+        other work, yielding after each step."""
+        yield from self.replica.warm_digests(self.partitions)
+        yield from self.index.warm()
+
     def left_out(self, scope: str) -> tuple[int, int]:
         """Needs and capacities under `scope` that this node holds but does not count,
         because their origin is not admitted: (records, nodes)."""
@@ -426,8 +440,7 @@ class NodeState:
         nodes suspended since (`node.planning.commitments`): a track record is about
         what happened, so a suspension does not erase the commitments a node made and
         kept while admitted (the edge takes no new records from it)."""
-        kinds = frozenset(COMMIT_KIND_NAMES)
-        held = [r for r in self.replica.records() if r.kind in kinds]
+        held = [r for kind in COMMIT_KIND_NAMES for r in self.kinds.records(kind)]
         adm = self.core.admission
         return commitments(held, adm.admitted | adm.suspended)
 
@@ -435,15 +448,13 @@ class NodeState:
         """Each node's scope (key hex -> scope), from the node records held."""
         return {
             r.origin.hex(): str(r.body["scope"])
-            for r in self.replica.records("node")
+            for r in self.kinds.records("node")
             if r.body is not None
         }
 
     def node_names(self) -> dict[bytes, str]:
         return {
-            r.origin: str(r.body["name"])
-            for r in self.replica.records("node")
-            if r.body is not None
+            r.origin: str(r.body["name"]) for r in self.kinds.records("node") if r.body is not None
         }
 
 

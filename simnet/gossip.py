@@ -221,6 +221,15 @@ class GossipNode:
         p, rng, net, me = self._p, self._rng, self._net, self.index
         for topic in self.topics:
             mesh = self.mesh[topic]
+            windows = self._windows[topic]
+            if (
+                p.d_lo <= len(mesh) <= p.d_hi
+                and len(windows) == p.history_length
+                and not any(windows)
+            ):
+                # A quiet topic with a mesh in bounds: no graft, no prune, nothing to
+                # announce, and its empty windows rotate into the same empty windows.
+                continue
             if len(mesh) < p.d_lo:
                 cands = self._candidates(topic, exclude=mesh)
                 if self._counts is not None:
@@ -234,7 +243,6 @@ class GossipNode:
                     mesh.remove(peer)
                     self.stats.prunes += 1
                     net.send(me, peer, "prune", 40, _prune, self._all, peer, topic, me)
-            windows = self._windows[topic]
             ids = [m for w in windows[-p.history_gossip :] for m in w]
             if ids:
                 cands = self._candidates(topic, exclude=mesh)

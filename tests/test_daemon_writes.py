@@ -14,6 +14,7 @@ import trio
 from node.config import Config, DataDir
 from node.daemon import Daemon
 from node.errors import LocalError
+from node.planning.balance import TICKS
 
 NEED = {
     "kind": "need",
@@ -104,3 +105,26 @@ def test_a_strangers_record_is_refused_at_submit(daemon) -> None:
     with pytest.raises(LocalError, match="not-admitted"):
         trio.run(daemon.handle, "submit", {"record": rec.raw.hex()}, None)
     assert daemon.state.replica.get(rec.origin, "need", "n1") is None
+
+
+def test_the_warm_up_after_start_builds_digests_and_rows(daemon) -> None:
+    """`Daemon._warm_up` (started with the daemon) leaves the digests of the followed
+    partitions and the balance rows cached; a write during it is counted."""
+
+    async def main() -> None:
+        await daemon.handle("post", NEED, None)
+        assert not daemon.state.index._rows
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon._warm_up)
+        held = [p for p in daemon.state.partitions if daemon.state.replica.partition(p).count]
+        assert held
+        for p in held:
+            assert daemon.state.replica.partition(p)._root is not None
+        assert daemon.state.index._rows  # rows cached for the first view
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon._warm_up)
+            await daemon.handle("post", NEED, None)
+
+    trio.run(main)
+    rows = daemon.state.balance("eu")[0].rows
+    assert [(r.item, r.needs_ticks) for r in rows] == [("potatoes", 10 * TICKS)]

@@ -268,6 +268,26 @@ class Replica:
                 h.update(p.encode() + b"\0" + part.root() + part.evidence_root())
         return h.digest()
 
+    def warm_digests(self, partitions: Iterable[str], chunk: int = 64) -> Iterator[None]:
+        """Compute the digests of `partitions` ahead of use, yielding after every
+        `chunk` origins (the caller may change the replica between steps).
+
+        The digests are cached until something under them changes, but the first
+        time they cost every record: a node calls this after start, off the request
+        path, so its first anti-entropy session only hashes what changed since.
+        """
+        for p in partitions:
+            part = self._parts.get(p)
+            if part is None:
+                continue
+            for i, op in enumerate(list(part.origins.values())):
+                op.digest()
+                if i % chunk == chunk - 1:
+                    yield
+            part.root()
+            part.evidence_root()
+            yield
+
     def evidence(self, partitions: Iterable[str] | None = None) -> list[Evidence]:
         """The evidence pairs held for the given partitions, each once."""
         names = self.partitions() if partitions is None else partitions

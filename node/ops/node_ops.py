@@ -219,14 +219,17 @@ def _with_committed(state: NodeState, levels: list[BalanceLevel]) -> list[dict[s
         comms, scopes = state.commitments(), state.node_scopes()
         totals = {lv.scope: committed_totals(comms, scopes, lv.scope) for lv in own}
     out = []
+    unknown = committed_fields(0, None)  # every row of a scope outside the region
     for lv in levels:
         j = lv.as_json()
         here = totals.get(lv.scope)
-        for row, rj in zip(lv.rows, j["rows"], strict=True):
-            group = (row.item, row.dimension, row.period)
-            rj.update(
-                committed_fields(row.needs_ticks, None if here is None else here.get(group, (0, 0)))
-            )
+        if here is None:
+            for rj in j["rows"]:
+                rj.update(unknown)
+        else:
+            for row, rj in zip(lv.rows, j["rows"], strict=True):
+                group = (row.item, row.dimension, row.period)
+                rj.update(committed_fields(row.needs_ticks, here.get(group, (0, 0))))
         out.append(j)
     return out
 

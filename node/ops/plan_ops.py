@@ -454,7 +454,7 @@ def _find_cap(caps: list[Cap], ref: str) -> Cap:
 def cap_uses(state: NodeState, scopes: set[str]) -> list[dict[str, Any]]:
     """Each share of a cap in force held by one of `scopes`, with its use (for the
     balance: use against share). Empty, and cheap, while no proposal carries a cap."""
-    if not any("cap" in (p.body or {}) for p in state.replica.records("proposal")):
+    if not any("cap" in (p.body or {}) for p in state.kinds.records("proposal")):
         return []
     view = _View(state)
     return [r for r in _budgets_json(view) if r["child"] in scopes]
