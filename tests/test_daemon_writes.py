@@ -107,20 +107,22 @@ def test_a_strangers_record_is_refused_at_submit(daemon) -> None:
     assert daemon.state.replica.get(rec.origin, "need", "n1") is None
 
 
-def test_the_warm_up_after_start_builds_digests_and_rows(daemon) -> None:
+def test_the_warm_up_after_start_builds_digests_and_sums(daemon) -> None:
     """`Daemon._warm_up` (started with the daemon) leaves the digests of the followed
-    partitions and the balance rows cached; a write during it is counted."""
+    partitions and every scope's balance sums cached (not the printed rows: memory);
+    a write during it is counted."""
 
     async def main() -> None:
         await daemon.handle("post", NEED, None)
-        assert not daemon.state.index._rows
+        assert not daemon.state.index._sums
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon._warm_up)
         held = [p for p in daemon.state.partitions if daemon.state.replica.partition(p).count]
         assert held
         for p in held:
             assert daemon.state.replica.partition(p)._root is not None
-        assert daemon.state.index._rows  # rows cached for the first view
+        assert daemon.state.index._sums  # sums cached for the first view
+        assert not daemon.state.index._rows  # rows are printed by the view
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon._warm_up)
             await daemon.handle("post", NEED, None)

@@ -1,5 +1,5 @@
 """What a node builds ahead of use after start changes no answer: the replica's
-digests (`Replica.warm_digests`), the balance sums and rows (`BalanceIndex.warm`),
+digests (`Replica.warm_digests`), the balance sums (`BalanceIndex.warm`),
 and the winners of a few kinds kept beside the replica (`KindIndex`), with changes
 merged between the steps."""
 

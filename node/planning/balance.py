@@ -382,19 +382,18 @@ class BalanceIndex:
         return list(rows)
 
     def warm(self, chunk: int = 64) -> Iterator[None]:
-        """Add up every scope and print its rows ahead of the first view, yielding
-        after every `chunk` scopes (the index may change between steps: a change
-        drops what it touched, as always).
+        """Add up every scope ahead of the first view, yielding after every `chunk`
+        scopes (the index may change between steps: a change drops what it touched,
+        as always).
 
-        A deep view of a federation (a thousand scopes) asked with nothing cached
-        adds up and prints every row; a node calls this after start, off the request
-        path, so that the first such view costs what a later one does.
+        A node calls this after start, off the request path. It does not print the
+        rows ahead: every scope's printed rows cost more memory than a small node can
+        spare (~18 MB for 1,000 nodes x 50 items); a view prints and caches its own.
         """
         # Deepest first: a scope's sums are made of its children's, cached by then.
         scopes = sorted(self._own, key=lambda s: -s.count("/"))
         for i, scope in enumerate(scopes):
-            for row in self.rows(scope):
-                row.as_json()
+            self._sum(scope)
             if i % chunk == chunk - 1:
                 yield
         yield
