@@ -47,6 +47,7 @@ STDLIB = {
     "operator",
     "re",
     "struct",
+    "threading",  # threading.local only (a msgpack packer per thread in node/crdt/record.py)
     "types",
     "typing",
 }
