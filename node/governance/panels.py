@@ -18,8 +18,10 @@ order is fixed by weight then type index: the answer is a pure function of the i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from node.governance.errors import GovernanceError
 
@@ -27,7 +29,10 @@ __all__ = ["Problem", "best_composition"]
 
 # Nodes of the search tree before it gives up (with a message; never a silent guess).
 MAX_NODES = 5_000_000
-INFEASIBLE = -1
+# Subgradient steps that choose the Lagrange multipliers of one call.
+ITERATIONS = 40
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -52,50 +57,128 @@ class _Found(Exception):
     """Unwinds the search at the first composition wanted."""
 
 
-def _one_feature_bound(
-    order: Sequence[int],
-    start: int,
-    weights: Sequence[int],
+def _fill(
+    types: Sequence[int],
+    weights: Sequence[_N],
     caps: Sequence[int],
     group: Sequence[int],
     bounds: Sequence[tuple[int, int]],
     have: Sequence[int],
     left: int,
-) -> int:
-    """The most the types order[start:] can add when only one feature's quotas hold;
-    INFEASIBLE if even that cannot meet the minimums and fill `left` seats."""
+    taken: list[int] | None = None,
+) -> _N | None:
+    """The most `types` (heaviest first) can add when only one feature's quotas hold
+    (exact: the feature's values split the types into groups with a minimum and
+    maximum each); None if even that cannot meet the minimums and fill `left` seats.
+    If `taken` is given, the counts per type are written into it."""
     need = [max(0, lo - h) for (lo, _), h in zip(bounds, have, strict=True)]
     room = [hi - h for (_, hi), h in zip(bounds, have, strict=True)]
     if any(r < 0 for r in room) or sum(need) > left:
-        return INFEASIBLE
-    total = 0
-    taken = [0] * len(order)
+        return None
+    total: _N = weights[types[0]] * 0 if types else 0  # type: ignore[assignment]
+    got = [0] * len(types)
     # First the minimums, each from its heaviest types.
-    for j in range(start, len(order)):
-        t = order[j]
-        g = group[t]
-        if g >= 0 and need[g]:
-            k = min(need[g], caps[t])
-            need[g] -= k
-            room[g] -= k
-            left -= k
-            taken[j] = k
-            total += k * weights[t]
     if any(need):
-        return INFEASIBLE
+        for j, t in enumerate(types):
+            g = group[t]
+            if g >= 0 and need[g]:
+                k = min(need[g], caps[t])
+                need[g] -= k
+                room[g] -= k
+                left -= k
+                got[j] = k
+                total += k * weights[t]
+        if any(need):
+            return None
     # Then the heaviest units left, within each value's maximum.
-    for j in range(start, len(order)):
+    for j, t in enumerate(types):
         if left == 0:
             break
-        t = order[j]
         g = group[t]
-        k = min(caps[t] - taken[j], left, room[g] if g >= 0 else left)
+        k = min(caps[t] - got[j], left, room[g] if g >= 0 else left)
         if k > 0:
             if g >= 0:
                 room[g] -= k
             left -= k
+            got[j] += k
             total += k * weights[t]
-    return INFEASIBLE if left else total
+    if left:
+        return None
+    if taken is not None:
+        for j, t in enumerate(types):
+            taken[t] = got[j]
+    return total
+
+
+def _multipliers(problem: Problem, weights: Sequence[int], kept: int, target: int | None) -> list[list[int]]:
+    """Lagrange multipliers for the quotas of every feature but `kept`, as integers on
+    the scale of `weights`: any multipliers give a valid bound (below), good ones a
+    bound close to the linear relaxation's. Found by subgradient steps on floats
+    scaled to [-1, 1]; IEEE arithmetic in a fixed order, so the same on every node,
+    and the bound they give is then computed exactly in integers."""
+    n_types = len(problem.caps)
+    scale = max((abs(w) for w in weights), default=0) or 1
+    wf = [w / scale for w in weights]
+    goal = None if target is None else target / scale
+    features = [f for f in range(len(problem.groups)) if f != kept]
+    pi = [[0.0] * len(b) for b in problem.bounds]
+    best_pi = [row[:] for row in pi]
+    best = math.inf
+    group0, bounds0 = problem.groups[kept], problem.bounds[kept]
+    zero0 = [0] * len(bounds0)
+    theta, calm = 1.0, 0
+    taken = [0] * n_types
+    for _ in range(ITERATIONS):
+        adjusted = wf[:]
+        const = 0.0
+        for f in features:
+            for g, (lo, hi) in enumerate(problem.bounds[f]):
+                p = pi[f][g]
+                const += p * hi if p > 0 else p * lo
+            groups = problem.groups[f]
+            for t in range(n_types):
+                g = groups[t]
+                if g >= 0:
+                    adjusted[t] -= pi[f][g]
+        order = sorted(range(n_types), key=lambda t: (-adjusted[t], t))
+        inner = _fill(order, adjusted, problem.caps, group0, bounds0, zero0, problem.size, taken)
+        if inner is None:
+            break
+        value = const + inner
+        if value < best:
+            best, best_pi, calm = value, [row[:] for row in pi], 0
+        else:
+            calm += 1
+            if calm >= 4:
+                theta, calm = theta / 2, 0
+        if goal is not None and best <= goal:
+            break
+        # Subgradient of the bound in pi[f][g]: the quota side minus the count.
+        grad: list[tuple[int, int, float]] = []
+        norm = 0.0
+        for f in features:
+            counts = [0] * len(problem.bounds[f])
+            groups = problem.groups[f]
+            for t in range(n_types):
+                if groups[t] >= 0 and taken[t]:
+                    counts[groups[t]] += taken[t]
+            for g, (lo, hi) in enumerate(problem.bounds[f]):
+                p = pi[f][g]
+                side = hi if p > 0 or (p == 0 and counts[g] > hi) else lo
+                if p == 0 and lo <= counts[g] <= hi:
+                    continue
+                d = float(side - counts[g])
+                grad.append((f, g, d))
+                norm += d * d
+        if norm == 0.0:
+            break  # the relaxed solution meets every quota: the bound is attained
+        gap = value - goal if goal is not None else 0.05 * abs(value) + 1e-3
+        step = theta * max(gap, 1e-9) / norm
+        for f, g, d in grad:
+            pi[f][g] -= step * d
+    return [
+        [int(p * 2**52) * scale // 2**52 if p else 0 for p in row] for row in best_pi
+    ]
 
 
 def best_composition(
@@ -135,7 +218,24 @@ def best_composition(
     best_counts: list[tuple[int, ...] | None] = [None]
     nodes = [0]
 
-    def bound(j: int, left: int) -> int:
+    # Lagrangian bounds: per kept feature, integer multipliers for the others' quotas
+    # (computed once per call) and the types in order of their adjusted weights.
+    position = {t: j for j, t in enumerate(order)}
+    relaxations = []
+    if problem.groups and n_types:
+        for kept in range(len(problem.groups)):
+            pi = _multipliers(problem, weights, kept, threshold)
+            adjusted = list(weights)
+            for f in features:
+                if f != kept:
+                    for t in range(n_types):
+                        g = problem.groups[f][t]
+                        if g >= 0:
+                            adjusted[t] -= pi[f][g]
+            by_adjusted = sorted(range(n_types), key=lambda t: (-adjusted[t], t))
+            relaxations.append((kept, pi, adjusted, by_adjusted))
+
+    def bound(j: int, left: int) -> int | None:
         # What each remaining type can still take: its volunteers, the seats left, and
         # the room every feature's maximum leaves its value (tightens each one-feature
         # bound by the others' maximums).
@@ -152,12 +252,24 @@ def best_composition(
                     u = min(u, room[f][g])
             usable[t] = max(u, 0)
         out: int | None = None
+        rest_types = order[j:]
         for f in features:
-            b = _one_feature_bound(
-                order, j, weights, usable, problem.groups[f], problem.bounds[f], have[f], left
-            )
-            if b == INFEASIBLE:
-                return INFEASIBLE
+            b = _fill(rest_types, weights, usable, problem.groups[f], problem.bounds[f], have[f], left)
+            if b is None:
+                return None
+            out = b if out is None else min(out, b)
+        for kept, pi, adjusted, by_adjusted in relaxations:
+            const = 0
+            for f in features:
+                if f != kept:
+                    for (lo, hi), h, p in zip(problem.bounds[f], have[f], pi[f], strict=True):
+                        if p:
+                            const += p * (hi - h) if p > 0 else p * (lo - h)
+            free = [t for t in by_adjusted if position[t] >= j]
+            b = _fill(free, adjusted, usable, problem.groups[kept], problem.bounds[kept], have[kept], left)
+            if b is None:
+                return None
+            b += const
             out = b if out is None else min(out, b)
         if out is None:  # no quota features: the heaviest units
             out, rest = 0, left
@@ -166,7 +278,7 @@ def best_composition(
                 out += k * weights[t]
                 rest -= k
             if rest:
-                return INFEASIBLE
+                return None
         return out
 
     found_at = [0]
@@ -197,7 +309,7 @@ def best_composition(
             return
         b = bound(j, left)
         top = best_value[0]
-        if b == INFEASIBLE or (top is not None and value + b <= top):
+        if b is None or (top is not None and value + b <= top):
             return
         t = order[j]
         for k in range(min(caps[t], left), -1, -1):

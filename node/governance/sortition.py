@@ -91,7 +91,7 @@ SEAL_DOMAIN = b"allmende/sortition/seal/1\x00"
 MAX_LISTED = 5_000
 # Once the search finds an improving composition it looks this many nodes further for
 # a better one: better columns, fewer rounds (counted, so still a pure function).
-PRICE_BUDGET = 2_000
+PRICE_BUDGET = 100
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
