@@ -110,7 +110,9 @@ def _fill(
     return total
 
 
-def _multipliers(problem: Problem, weights: Sequence[int], kept: int, target: int | None) -> list[list[int]]:
+def _multipliers(
+    problem: Problem, weights: Sequence[int], kept: int, target: int | None
+) -> list[list[int]]:
     """Lagrange multipliers for the quotas of every feature but `kept`, as integers on
     the scale of `weights`: any multipliers give a valid bound (below), good ones a
     bound close to the linear relaxation's. Found by subgradient steps on floats
@@ -176,9 +178,7 @@ def _multipliers(problem: Problem, weights: Sequence[int], kept: int, target: in
         step = theta * max(gap, 1e-9) / norm
         for f, g, d in grad:
             pi[f][g] -= step * d
-    return [
-        [int(p * 2**52) * scale // 2**52 if p else 0 for p in row] for row in best_pi
-    ]
+    return [[int(p * 2**52) * scale // 2**52 if p else 0 for p in row] for row in best_pi]
 
 
 def best_composition(
@@ -254,7 +254,9 @@ def best_composition(
         out: int | None = None
         rest_types = order[j:]
         for f in features:
-            b = _fill(rest_types, weights, usable, problem.groups[f], problem.bounds[f], have[f], left)
+            b = _fill(
+                rest_types, weights, usable, problem.groups[f], problem.bounds[f], have[f], left
+            )
             if b is None:
                 return None
             out = b if out is None else min(out, b)
@@ -266,7 +268,9 @@ def best_composition(
                         if p:
                             const += p * (hi - h) if p > 0 else p * (lo - h)
             free = [t for t in by_adjusted if position[t] >= j]
-            b = _fill(free, adjusted, usable, problem.groups[kept], problem.bounds[kept], have[kept], left)
+            b = _fill(
+                free, adjusted, usable, problem.groups[kept], problem.bounds[kept], have[kept], left
+            )
             if b is None:
                 return None
             b += const
