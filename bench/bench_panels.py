@@ -4,10 +4,11 @@ Run (nice, one core):
     nice python bench/bench_panels.py                 # 24 seeded pools + the 300 pool
     nice python bench/bench_panels.py --pools 6 --limit 60
 
-Pools are deterministic (seeded): 20 to 300 volunteers, 1 to 4 quota features (4 in half the pools) of 2
-to 4 values with skewed shares, a panel of 5 to 40. The quotas admit a panel by
-construction: a random panel is drawn first and each value's quota is [count - a,
-count + b] around that panel's count, a and b in 0..2 (0 makes it an exact quota).
+Pools are deterministic (seeded): 20 to 300 volunteers, 1 to 4 quota features (4 in
+half the pools) of 2 to 4 values with skewed shares, a panel of 5 to 40. The quotas
+admit a panel by construction: a random panel is drawn first, and each value's quota
+spans that panel's count and the value's proportional share, widened by 0-1 below
+and 0-2 above.
 Then the 300-volunteer, four-feature pool of tests/governance/test_sortition_crosscheck.py.
 Per pool: volunteers, types, panel size, CPU seconds, column-generation rounds
 and the exact maximin value. A pool over --limit seconds is stopped and reported.
