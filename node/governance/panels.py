@@ -75,7 +75,7 @@ def _fill(
     room = [hi - h for (_, hi), h in zip(bounds, have, strict=True)]
     if any(r < 0 for r in room) or sum(need) > left:
         return None
-    total: _N = weights[types[0]] * 0 if types else 0  # type: ignore[assignment]
+    total: _N = weights[types[0]] * 0 if types else 0
     got = [0] * len(types)
     # First the minimums, each from its heaviest types.
     if any(need):
