@@ -155,7 +155,7 @@ def bench_load(n: int) -> None:
         store.close()
     print(
         f"load {count:,} stored records into a replica: {count / best:,.0f} records/s "
-        f"(goal >= 200,000)"
+        f"(goal >= 250,000)"
     )
 
 

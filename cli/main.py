@@ -299,23 +299,35 @@ def run(
             web=False if no_web else None,
         )
     except LocalError as exc:
-        raise CannotStart(exc) from None
+        raise cannot_start(exc) from None
 
 
 class CannotStart(click.ClickException):
     """`allmende run` cannot start, and starting again would not help: the exit code
-    says why (see EXIT_STORE), the message what to do."""
+    says why (see EXIT_STORE), the message what to do. `cannot_start` picks the class."""
+
+    exit_code = EXIT_CONFIG
 
     def __init__(self, exc: LocalError) -> None:
-        from node.errors import CannotListen, DataDirBusy, StoreUnreadable
-
-        if isinstance(exc, StoreUnreadable):
-            self.exit_code = EXIT_STORE
-        elif isinstance(exc, CannotListen | DataDirBusy):
-            self.exit_code = EXIT_UNAVAILABLE
-        else:
-            self.exit_code = EXIT_CONFIG
         super().__init__(f"{exc} (not started: exit {self.exit_code})")
+
+
+class _StoreUnreadable(CannotStart):
+    exit_code = EXIT_STORE
+
+
+class _Unavailable(CannotStart):
+    exit_code = EXIT_UNAVAILABLE
+
+
+def cannot_start(exc: LocalError) -> CannotStart:
+    from node.errors import CannotListen, DataDirBusy, StoreUnreadable
+
+    if isinstance(exc, StoreUnreadable):
+        return _StoreUnreadable(exc)
+    if isinstance(exc, CannotListen | DataDirBusy):
+        return _Unavailable(exc)
+    return CannotStart(exc)
 
 
 @cli.command()

@@ -24,6 +24,8 @@ Presets: smoke (30 nodes), partition (split at 20 s, heal at 60 s),
 churn (a fifth of the nodes leave for 30 s), scale (1,000 nodes, 50,000 records),
 federation (2,000 nodes in 4 countries and 80 regions, rollups checked on every node),
 sybil (1,000 honest nodes and 4,000 strangers nobody admitted),
+country (18,000 nodes in 400 regions of 45, 50 records each, rollups on, a staggered
+start; --nodes N keeps regions of 45 and 50 records per node),
 planning (rounds over 1,000 communes and cooperatives, 50 items, a CO2 cap; virtual
 only; compared with an LP when scipy is installed).
 
@@ -31,7 +33,7 @@ only; compared with an LP when scipy is installed).
 A --scenario FILE.toml overrides a preset (or the defaults); its keys:
   name, seed, nodes, duration
   [workload] federation countries regions cooperatives records write_window burst
-             zipf periods updates withdrawals
+             zipf periods updates withdrawals region_size records_per_node
   [network]  latency_ms latency_sigma jitter_sigma bandwidth_mbps loss duplicate
              peers cross_region start_window
   [gossip]   d d_lo d_hi d_lazy heartbeat history_length history_gossip

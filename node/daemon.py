@@ -20,11 +20,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 import trio.lowlevel
-from libp2p.peer.id import ID
 
 from node import control
 from node.config import Config, DataDir
@@ -48,6 +47,10 @@ from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args,
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
+
+if TYPE_CHECKING:
+    # Only here: node.net must be the first to import libp2p (node/net/deferred.py).
+    from libp2p.peer.id import ID
 
 log = logging.getLogger("allmende.daemon")
 

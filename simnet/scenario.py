@@ -10,6 +10,10 @@ A scenario is plain data (frozen dataclasses); both modes read it. Presets:
                 node's federation balance must equal the truth from all records.
 * ``sybil``     1,000 honest nodes in 40 regions, 20,000 records, and 4,000 strangers
                 nobody admitted posting, applying, inviting and voting.
+* ``country``   18,000 nodes (60 % communes, 40 % cooperatives) in 16 states and 400
+                regions of 45, 50 records per node (900,000), rollups on, nodes coming
+                up over the first minute; scales with ``--nodes`` (regions of 45, 50
+                records per node): every node's balances must equal the truth.
 
 TOML scenario file (every key optional; values shown are the defaults)::
 
@@ -31,6 +35,9 @@ TOML scenario file (every key optional; values shown are the defaults)::
     periods = ["2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"]
     updates = 0.1               # fraction of writes that re-post an own record
     withdrawals = 0.02          # fraction of writes that withdraw an own record
+    region_size = 0             # if set: regions = nodes // region_size (at least 1),
+                                # and countries at most regions (scales with --nodes)
+    records_per_node = 0        # if set: records = records_per_node x nodes
 
     [network]
     latency_ms = 40.0           # mean one-way link latency (lognormal per link)
@@ -111,6 +118,9 @@ class Workload:
     periods: tuple[str, ...] = ("2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4")
     updates: float = 0.1
     withdrawals: float = 0.02
+    # A workload that scales with the node count (`Scenario.scaled`); 0: fixed.
+    region_size: int = 0
+    records_per_node: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,11 +235,23 @@ class Scenario:
             )
         if seed is not None:
             s = replace(s, seed=seed)
+        s = s.scaled()
         if trust is not None:
             s = replace(s, run=replace(s.run, trust_signatures=trust))
         if balance is not None:
             s = replace(s, run=replace(s.run, balance_index=balance))
         return s.check()
+
+    def scaled(self) -> Scenario:
+        """Regions and records derived from the node count where the workload asks
+        for it (`Workload.region_size`, `Workload.records_per_node`)."""
+        w = self.workload
+        if w.region_size > 0:
+            regions = max(1, self.nodes // w.region_size)
+            w = replace(w, regions=regions, countries=min(w.countries, regions))
+        if w.records_per_node > 0:
+            w = replace(w, records=w.records_per_node * self.nodes)
+        return replace(self, workload=w)
 
     def check(self) -> Scenario:
         """Validate; raises LocalError naming the key to fix."""
@@ -243,6 +265,8 @@ class Scenario:
             problems.append("workload.countries must be between 1 and regions")
         if self.run.rollup_every <= 0:
             problems.append("run.rollup_every must be positive")
+        if w.region_size < 0 or w.records_per_node < 0:
+            problems.append("workload.region_size and workload.records_per_node >= 0")
         if w.records < 0 or w.burst < 1:
             problems.append("workload.records >= 0 and workload.burst >= 1")
         if not 0 <= w.updates + w.withdrawals < 1:
@@ -269,7 +293,7 @@ class Scenario:
 
 
 def preset(name: str) -> Scenario:
-    """A named scenario: smoke, partition, churn or scale.
+    """A named scenario (one of `PRESETS`).
 
     Raises:
         LocalError: unknown name.
@@ -321,13 +345,32 @@ def preset(name: str) -> Scenario:
             workload=Workload(regions=40, records=20_000, write_window=120.0),
             sybil=Sybil(nodes=4000),
         ),
+        # The country on one box: Germany's ~10,800 municipalities and ~7,500
+        # cooperatives in 16 states and 400 regions, every node posting 50 records.
+        "country": Scenario(
+            name="country",
+            nodes=18_000,
+            duration=1200.0,
+            network=Network(start_window=60.0),
+            workload=Workload(
+                federation="de",
+                countries=16,
+                regions=400,
+                cooperatives=0.4,
+                records=900_000,
+                write_window=120.0,
+                region_size=45,
+                records_per_node=50,
+            ),
+            run=Run(rollups=True, balance_index="all"),
+        ),
     }
     if name not in presets:
         raise LocalError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
     return presets[name]
 
 
-PRESETS = ("smoke", "partition", "churn", "scale", "federation", "sybil")
+PRESETS = ("smoke", "partition", "churn", "scale", "federation", "sybil", "country")
 
 
 def load_toml(path: Path) -> Scenario:

@@ -300,6 +300,51 @@ def test_equal_to_the_first_implementation_match_for_match(positions):
     assert list(plan(positions)) == match(positions)
 
 
+@st.composite
+def repeated_party_instances(draw):
+    """Several groups listing the same parties in the same order (the leaf order is
+    kept from one group to the next), some party ids at several scopes (one node
+    with records in two scopes), quantities in whole units of many ticks or not."""
+    unit = draw(st.sampled_from([1, KG, 7 * 10**6]))
+    n = draw(st.integers(1, 14))
+    keys = []
+    for i in range(n):
+        depth = draw(st.integers(0, 3))
+        scope = "/".join(
+            ["eu", *draw(st.lists(st.sampled_from(SEGMENTS), min_size=depth, max_size=depth))]
+        )
+        keys.append((scope, f"p{draw(st.integers(0, max(0, i - 1))) if i % 3 else i:02d}"))
+    keys = list(dict.fromkeys(keys))
+    groups = {}
+    for g in range(draw(st.integers(1, 4))):
+        parties = {}
+        one_rank = draw(st.booleans())  # every need at one rank: no receiver's ranks to merge
+        for key in keys:
+            needs = draw(st.lists(st.integers(0, 40), min_size=4, max_size=4))
+            if one_rank:
+                rank = draw(st.integers(0, 3))
+                needs = [sum(needs) * (r == rank) for r in range(4)]
+            parties[key] = Position(draw(st.integers(0, 50)) * unit, tuple(q * unit for q in needs))
+        groups[(f"item-{g}", "mass", "2027-Q1")] = parties
+    return groups
+
+
+@settings(max_examples=500, deadline=None)
+@given(repeated_party_instances())
+def test_equal_to_the_first_implementation_on_repeated_parties(positions):
+    # the leaf order kept across groups, the shares in lowest terms, and one party at
+    # several leaves (its receivers' rows merged by party) change no match nor order
+    listed = matching_reference.match(positions)
+    assert match(positions) == listed
+    table = match_table(positions)
+    ids = {p for parties in positions.values() for _, p in parties}
+    assert sorted(table.names) == sorted(ids)  # each party once
+    assert [
+        (table.names[a], table.names[b], q)
+        for a, b, q in zip(table.provider, table.receiver, table.quantity, strict=True)
+    ] == [(m.provider, m.receiver, m.quantity) for m in listed]
+
+
 @settings(max_examples=300, deadline=None)
 @given(multi_group_instances(), st.data())
 def test_the_columns_hold_the_same_matches_read_whole_by_page_or_by_party(positions, data):

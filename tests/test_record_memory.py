@@ -7,6 +7,7 @@ before, and values met once the pool is full are kept as decoded.
 """
 
 import random
+import sys
 import tracemalloc
 
 import msgpack
@@ -125,3 +126,49 @@ def test_pooled_records_merge_to_the_same_replica(n):
     loaded.load_trusted(load_trusted([r.raw for r in records]))
     assert direct.digest() == loaded.digest()
     assert sorted(direct.records()) == sorted(loaded.records())
+
+
+def test_loaded_bodies_are_plain_dicts_equal_to_the_decoded_ones():
+    a = Author(A)
+    written = [
+        a.need("n1", qty="5"),
+        a.capacity("c1", qty="7"),
+        a.write("need", "n2", {"item": "milk", "qty": "1", "unit": "l", "note": "x"}),
+        a.write("need", "n3", {"qty": "2", "item": "bread", "unit": "kg", "period": "2027"}),
+        a.write("need", "n4", None),
+    ]
+    loaded = list(load_trusted([r.raw for r in written]))
+    for w, got in zip(written, loaded, strict=True):
+        assert got == decode_record(w.raw)
+        if w.body is None:
+            assert got.body is None
+            continue
+        assert type(got.body) is dict
+        assert got.body == w.body
+        assert list(got.body) == list(decode_record(w.raw).body)  # the wire's key order
+        assert msgpack.packb(got.body) == msgpack.packb(decode_record(w.raw).body)
+
+
+def test_loaded_bodies_of_one_kind_share_their_key_table():
+    records = _needs(50, Author(A), 4)
+    loaded = list(load_trusted([r.raw for r in records]))
+    body = loaded[-1].body
+    # A dict of its own (as decode_record makes) holds a key table; a shared one does not.
+    assert sys.getsizeof(body) < sys.getsizeof(dict(body))
+    # Taking one apart or adding to it gives it a table of its own; others are untouched.
+    body2 = loaded[-2].body
+    before = dict(body2)
+    body["extra"] = 1
+    assert body2 == before
+    assert "extra" not in body2
+
+
+def test_equal_seqs_of_different_origins_are_one_object():
+    # Every origin counts from 1, so seqs repeat across origins (ints above 256 are
+    # objects of their own unless pooled).
+    r1 = Author(A).need("n1", seq=1000)
+    r2 = Author(B).need("n1", seq=1000)
+    x, y = load_trusted([r1.raw, r2.raw])
+    assert x.seq == y.seq == 1000
+    assert x.seq is y.seq
+    assert (x, y) == (r1, r2)

@@ -1,10 +1,10 @@
 """The members' web app: a Starlette app over the node's control operations.
 
 Reads go through the same ops as the CLI (`node.ops`), so both show the same
-figures. The app never holds a member's key: a vote arrives as a record the
-member's browser signed, and the ``submit`` op verifies it like any record from the
-network before the node stores and relays it. See `web.security` for who may change
-what.
+figures. The app never holds a member's key: a vote, a comment, a statement or a
+reaction arrives as a record the member's browser signed, and the ``submit`` op
+verifies it like any record from the network before the node stores and relays it.
+See `web.security` for who may change what.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import web.delib_pages as delib_pages
 import web.gov_pages as gov_pages
 import web.html as html
 import web.pages as pages
@@ -160,6 +161,7 @@ def build_app(
             Route("/api/vote-prepare", _api_get(backend, "gov_vote_prepare")),
             Route("/api/receipt", _api_get(backend, "gov_vote_receipt")),
             Route("/api/volunteer-prepare", _api_get(backend, "gov_assembly_prepare")),
+            Route("/api/delib-prepare", _api_get(backend, "delib_prepare")),
             Route("/api/submit", _api_submit(backend, csrf), methods=["POST"]),
             Route("/events", _events(backend)),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -238,8 +240,33 @@ async def _proposal(b: Backend, r: Request) -> Body:
         results = await b.call("gov_results", {"proposal": p["proposal"]})
     except LocalError as exc:
         error = str(exc)
-    scripts = ("msgpack.js", "member.js")
-    return str(p["title"]), gov_pages.proposal_page(p, results, error), scripts
+    scripts = ("msgpack.js", "member.js", "discuss.js")
+    delib = await _deliberation(b, p)
+    return str(p["title"]), gov_pages.proposal_page(p, results, error, delib), scripts
+
+
+async def _deliberation(b: Backend, p: dict[str, Any]) -> str:
+    """The thread, statements, amendments and opinion map of proposal `p`."""
+    d = await b.call("delib_discuss", {"proposal": p["proposal"]})
+    opinions, why = None, ""
+    try:
+        opinions = await b.call("delib_opinions", {"proposal": p["proposal"]})
+    except LocalError as exc:
+        why = str(exc)
+    names: dict[str, str] = {}
+    for m in await b.call("gov_member_list", {"all": True}):
+        names[m["member"]] = m["pseudonym"]
+        if m.get("node_name"):
+            names[m["node"]] = m["node_name"]
+    open_ = p["phase"] in ("discussion", "open")
+    closed_why = {"scheduled": "the discussion has not started yet"}.get(
+        p["phase"], f"the proposal is {p['phase']}"
+    )
+    return (
+        delib_pages.amendments_section(d, p, names)
+        + delib_pages.discussion_sections(d, names, open_=open_, closed_why=closed_why)
+        + delib_pages.opinions_section(opinions, why)
+    )
 
 
 async def _budgets(b: Backend, r: Request) -> Body:
@@ -438,7 +465,8 @@ def _operator_post(backend: Backend, csrf: Csrf) -> Callable[..., Any]:
 
 def _api_get(backend: Backend, op: str) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
-        args = {k: request.query_params.get(k) for k in ("proposal", "member", "assembly")}
+        names = ("proposal", "member", "assembly", "kind")
+        args = {k: request.query_params.get(k) for k in names}
         args = {k: v for k, v in args.items() if k in TABLE[op].params}
         try:
             return JSONResponse(await backend.call(op, args))

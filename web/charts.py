@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from html import escape
 
-__all__ = ["hbars", "in_out_columns", "need_capacity_bar"]
+__all__ = ["hbars", "in_out_columns", "need_capacity_bar", "opinion_groups"]
 
 WIDTH = 300  # viewBox units; the SVG scales to its box
 
@@ -93,3 +93,54 @@ def in_out_columns(rows: Sequence[tuple[str, int, int]], title: str) -> str:
             parts.append(f'<text x="{x}" y="{2 * half + 14}" class="lbl">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+SIGNS = {"agree": ("+", "val"), "disagree": ("\u2212", "short"), "bridge": ("=", "needs")}
+
+
+def opinion_groups(
+    groups: Sequence[tuple[str, int, Sequence[tuple[str, str]]]],
+    bridging: Sequence[str],
+    title: str,
+) -> str:
+    """The opinion map: per group a bar as long as its membership and the statements
+    that set it apart (one (``agree`` | ``disagree``, text) each), then the statements
+    every group agrees with. Texts are cut to one line; the page's table has them whole.
+    """
+    if not groups:
+        return ""
+    top = max(size for _, size, _ in groups) or 1
+    step, label_w, cut = 20, 120, 64
+    rows: list[str] = []
+    y = 0
+
+    def line(sign: str, cls: str, words: str) -> None:
+        nonlocal y
+        shown = words if len(words) <= cut else words[: cut - 1] + "\u2026"
+        rows.append(
+            f'<text x="8" y="{y + 14}" class="{cls}-sign">{sign}</text>'
+            f'<text x="24" y="{y + 14}" class="lbl">{escape(shown)}</text>'
+        )
+        y += step
+
+    for label, size, statements in groups:
+        w = _w(Fraction(size), Fraction(top))
+        rows.append(
+            f'<text x="0" y="{y + 15}" class="lbl grp">{escape(label[:18])}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" height="16" width="{w}" class="val"/>'
+            f'<text x="{label_w + w + 4}" y="{y + 15}" class="num">{size}</text>'
+        )
+        y += step + 2
+        for stance, words in statements:
+            sign, cls = SIGNS[stance]
+            line(sign, cls, words)
+        y += 6
+    if bridging:
+        rows.append(f'<text x="0" y="{y + 15}" class="lbl grp">Broad agreement</text>')
+        y += step + 2
+        for words in bridging:
+            line(*SIGNS["bridge"], words)
+    return (
+        f'<svg class="chart" viewBox="0 0 {label_w + WIDTH + 60} {y + 4}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(rows) + "</svg>"
+    )

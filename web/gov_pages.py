@@ -65,6 +65,7 @@ def _entries(p: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _ballot_form(p: Mapping[str, Any]) -> str:
     method = p["method"]
+    version = int(p.get("version", 1))
     fields = []
     for o in _entries(p):
         oid, name = e(o["id"]), e(o.get("name", o["id"]))
@@ -86,11 +87,12 @@ def _ballot_form(p: Mapping[str, Any]) -> str:
                 f'max="{len(_entries(p))}" data-option="{oid}" placeholder="rank"></label>'
             )
     return (
-        f'<form id="ballot" data-method="{e(method)}" data-proposal="{e(p["proposal"])}">'
-        f"<fieldset><legend>Your ballot</legend><p>{e(METHOD_HELP.get(method, ''))}</p>"
+        f'<form id="ballot" data-method="{e(method)}" data-proposal="{e(p["proposal"])}" '
+        f'data-version="{version}"><fieldset><legend>Your ballot</legend>'
+        f"<p>{e(METHOD_HELP.get(method, ''))} Your ballot is for version {version} of this "
+        "proposal.</p>"
         + "".join(fields)
         + "</fieldset><button type=submit>Review my vote</button></form>"
-        + REVIEW
         + '<p id="vote-status" role="status" aria-live="polite"></p>'
     )
 
@@ -153,11 +155,19 @@ def _results(r: Mapping[str, Any]) -> str:
     return f"{head}<p>Winners: <strong>{e(won)}</strong></p>{chart}"
 
 
-def proposal_page(p: Mapping[str, Any], results: Mapping[str, Any] | None, error: str) -> str:
+def proposal_page(
+    p: Mapping[str, Any],
+    results: Mapping[str, Any] | None,
+    error: str,
+    deliberation: str = "",
+) -> str:
+    """A proposal: its facts and text, the `deliberation` parts (web.delib_pages), the
+    ballot while voting is open, the receipt check and the results."""
     facts = dl(
         [
             ("Method", p["method"]),
             ("Phase", p["phase"]),
+            ("Version", p.get("version", 1)),
             ("Electorate", p.get("electorate", "")),
             ("Votes held", p["votes_held"]),
             ("Id", p["proposal"]),
@@ -170,23 +180,26 @@ def proposal_page(p: Mapping[str, Any], results: Mapping[str, Any] | None, error
         + "</li>"
         for o in _entries(p)
     )
-    ballot = (
-        _ballot_form(p)
-        if p["phase"] == "open" and "import" not in p
-        else "<p>This proposal takes no votes now.</p>"
-    )
+    if p["phase"] == "open" and "import" not in p:
+        ballot = _ballot_form(p)
+    elif p["phase"] == "discussion":
+        ballot = "<p>The proposal is in discussion: voting opens after it.</p>"
+    else:
+        ballot = "<p>This proposal takes no votes now.</p>"
     res = (
         _results(results) if results is not None else f'<p class="note">No results: {e(error)}</p>'
     )
     return (
         f'<section id="facts" data-live>{facts}</section>'
-        f"<section><h2>Text</h2>{text or '<p>(no text)</p>'}<ul>{entries}</ul></section>"
+        f'<section id="text" data-live><h2>Text</h2>{text or "<p>(no text)</p>"}'
+        f"<ul>{entries}</ul></section>"
+        f"{deliberation}"
         f"<section><h2>Vote</h2>{ballot}</section>"
         f'<section id="receipt-box" data-proposal="{e(p["proposal"])}"><h2>Was my vote '
         'counted?</h2><p id="receipt" role="status" aria-live="polite">Open this page in the '
         'browser that holds your key to see.</p><button id="receipt-check" type="button">'
         "Check again</button></section>"
-        f'<section id="results" data-live><h2>Results</h2>{res}</section>'
+        f'<section id="results" data-live><h2>Results</h2>{res}</section>' + REVIEW
     )
 
 

@@ -389,18 +389,96 @@ class Replica:
         return self.merge_verified(record)
 
     def load_trusted(self, records: Iterable[Record]) -> int:
-        """Bulk-insert records verified before they were stored.
+        """Bulk-insert records verified before they were stored; returns how many
+        are now held. The state is exactly the one `merge_verified` gives, record by
+        record, in the same order.
 
-        Listeners are not called (build derived indexes afterwards from `records()`).
+        A store yields its rows by (partition, origin), each slot once. Such a run of
+        one origin's records, new to its partition, with no seq and no slot twice,
+        can only add every record (none is stale, a duplicate or a lost tie): it is
+        put in as a whole. Any other run is merged record by record. Listeners are
+        not called (build derived indexes afterwards from `records()`).
         """
         listeners, self._listeners = self._listeners, []
+        tally = [0, 0, 0]  # new, replaced, shadow (of the runs put in whole)
         n = 0
+        pnames = self._partition_names
+        run: list[Record] = []
+        scope = pname = ""
+        origin = b""
         try:
             for r in records:
-                if self.merge_verified(r).stored:
-                    n += 1
+                if r.scope != scope:
+                    scope = r.scope
+                    p = pnames.get(scope) or self.partition_of(scope)
+                    if p != pname:
+                        if run:
+                            n += self._load_run(pname, run, tally)
+                        pname, origin, run = p, r.origin, [r]
+                        continue
+                if r.origin != origin:
+                    if run:
+                        n += self._load_run(pname, run, tally)
+                    origin, run = r.origin, [r]
+                else:
+                    run.append(r)
+            if run:
+                n += self._load_run(pname, run, tally)
         finally:
             self._listeners = listeners
+            for outcome, count in zip(("new", "replaced", "shadow"), tally, strict=True):
+                if count:
+                    self.counts[outcome] += count
+        return n
+
+    def _load_run(self, pname: str, run: list[Record], tally: list[int]) -> int:
+        """Merge records of one partition and origin, in one piece where possible."""
+        origin = run[0].origin
+        part = self._parts.get(pname)
+        if part is None:
+            part = self._parts[pname] = Partition()
+        elif origin in part.origins:
+            return sum(1 for r in run if self.merge_verified(r).stored)
+        shared = self._names
+        if shared is None:
+            slots = {(r.kind, r.key): r for r in run}
+        else:
+            slots = {}
+            for r in run:
+                name = (r.kind, r.key)
+                slots[shared.setdefault(name, name)] = r
+        seen = {r.seq: r for r in run}
+        n = len(run)
+        if len(slots) != n or len(seen) != n:
+            return sum(1 for r in run if self.merge_verified(r).stored)
+        top = max(seen)
+        part.origins[origin] = OriginPart(slots, top, seen)
+        part.count += n
+        part._root = None
+        self.version += n
+        if top > self._max_seq.get(origin, 0):
+            self._max_seq[origin] = top
+        winners = self._slots.get(origin)
+        if winners is None:
+            winners = self._slots[origin] = {}
+        if winners.keys().isdisjoint(slots):
+            winners.update(slots)
+            self._held += n
+            tally[0] += n
+            return n
+        # A slot moved here from another partition: its winner is the newest record
+        # over all of them, as `merge_verified` decides it.
+        for name, r in slots.items():
+            winner = winners.get(name)
+            if winner is None:
+                self._held += 1
+                tally[0] += 1
+            elif winner.seq > r.seq or (winner.seq == r.seq and winner.rid < r.rid):
+                tally[2] += 1
+                continue
+            else:
+                tally[1] += 1
+            winners[name] = r
         return n
 
     def merge_verified(self, r: Record) -> Outcome:

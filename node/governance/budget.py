@@ -45,12 +45,13 @@ Two conventions differ from pabutools and are named in every result:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import compress, repeat
 from math import gcd
+from operator import mul
 from types import MappingProxyType
 from typing import Literal
 
@@ -350,111 +351,49 @@ class _Run:
 class _Classes:
     """Voters grouped by the winners they approve, shared by the runs of one election.
 
-    After j rounds a class is the voters who approve the same subset of the first j
-    winners; the next winner's supporters in a class split off into a new class (ids
-    only grow). Which voters are alike depends on the winners alone, not on their
-    money, so add1's runs share the grouping of the winners they have in common: it
-    is built for one sequence of winners and cut back where a run picks another one.
-    A project's voters per class are worked out when a run asks for them.
+    Given the set of winners so far, a class is the voters who approve the same subset
+    of them, named by that subset as a bit mask (bit p for project p). Which voters
+    are alike depends on the set of winners alone, not on their order nor on anyone's
+    money, so add1's runs share the grouping of every winner set any of them reached
+    (two runs that pick the same winners in another order meet again). A project's
+    supporters per class are counted when a run first prices it at a winner set, and
+    kept for the sets used most recently, up to ``limit`` counts in all.
     """
 
-    def __init__(self, profile: _Profile) -> None:
+    def __init__(self, profile: _Profile, limit: int = 1_000_000) -> None:
         self.profile = profile
-        self.winners: list[int] = []
-        # Per round: class -> the class split off it (its voters approving the winner),
-        # and class -> (that class, its voters per project).
-        self.splits: list[dict[int, int]] = []
-        self.moves: list[dict[int, tuple[int, dict[int, int]]]] = []
-        self.members = [set(range(len(profile.ballots)))]  # distinct ballots per class
-        self.counts = [{p: c for p, c in enumerate(profile.votes) if c}]  # voters per project
-        self.size = [profile.voters]
-        self.cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {
-            (0, p): ([0], [c]) for p, c in enumerate(profile.votes) if c
-        }
+        self.limit = limit  # the most (winner set, project, class) counts kept
+        # Per project: the bit masks of its supporters' distinct ballots, those of one
+        # voter apart from those of several.
+        self.single: list[list[int]] = [[] for _ in profile.costs]
+        self.several: list[list[tuple[int, int]]] = [[] for _ in profile.costs]
+        for ballot, w in zip(profile.ballots, profile.weight, strict=True):
+            mask = sum(1 << p for p in ballot)
+            for p in ballot:
+                if w == 1:
+                    self.single[p].append(mask)
+                else:
+                    self.several[p].append((mask, w))
+        self.cache: OrderedDict[tuple[int, int], tuple[list[int], list[int]]] = OrderedDict()
+        self.held = 0
 
-    def holders(self, depth: int, p: int) -> tuple[list[int], list[int]]:
-        """The classes holding voters who approve p after ``depth`` rounds of the
-        current sequence, and how many such voters each holds."""
-        got = self.cache.get((depth, p))
+    def holders(self, chosen: int, p: int) -> tuple[list[int], list[int]]:
+        """The classes holding voters who approve p when the winners so far are
+        ``chosen`` (a bit mask), and how many such voters each holds."""
+        key = (chosen, p)
+        got = self.cache.get(key)
         if got is not None:
+            self.cache.move_to_end(key)
             return got
-        if not self.profile.votes[p]:
-            return [], []
-        start = depth - 1
-        while (start, p) not in self.cache:
-            start -= 1
-        ids, ws = self.cache[start, p]
-        for d in range(start, depth):
-            held = dict(zip(ids, ws, strict=True))
-            moves = self.moves[d]
-            for c in held.keys() & moves.keys():
-                new, moved = moves[c]
-                m = moved.get(p)
-                if m:
-                    left = held[c] - m
-                    if left:
-                        held[c] = left
-                    else:
-                        del held[c]
-                    held[new] = m
-            ids, ws = list(held), list(held.values())
-            self.cache[d + 1, p] = (ids, ws)
-        return ids, ws
-
-    def follow(self, depth: int, win: int) -> dict[int, int]:
-        """The splits of round ``depth`` + 1 when ``win`` wins it (built if new)."""
-        if depth < len(self.winners):
-            if self.winners[depth] == win:
-                return self.splits[depth]
-            self._cut(depth)
-        return self._split(win)
-
-    def _split(self, win: int) -> dict[int, int]:
-        profile = self.profile
-        members, counts, size = self.members, self.counts, self.size
-        splits: dict[int, int] = {}
-        moves: dict[int, tuple[int, dict[int, int]]] = {}
-        ids, ws = self.holders(len(self.winners), win)
-        for c, w in zip(ids, ws, strict=True):
-            if w == size[c]:
-                continue
-            part = members[c] & profile.supporters[win]
-            rest = members[c] - part
-            if len(part) <= len(rest):
-                moved = _count(profile, part)
-                kept = {p: m - moved.get(p, 0) for p, m in counts[c].items()}
-            else:
-                kept = _count(profile, rest)
-                moved = {p: m - kept.get(p, 0) for p, m in counts[c].items()}
-            new = len(size)
-            splits[c] = new
-            members[c], size[c] = rest, size[c] - w
-            members.append(part)
-            size.append(w)
-            counts[c] = {p: m for p, m in kept.items() if m}
-            counts.append({p: m for p, m in moved.items() if m})
-            moves[c] = (new, counts[new])
-        self.winners.append(win)
-        self.splits.append(splits)
-        self.moves.append(moves)
-        return splits
-
-    def _cut(self, depth: int) -> None:
-        """Undo the rounds after ``depth``."""
-        members, counts, size = self.members, self.counts, self.size
-        while len(self.winners) > depth:
-            self.winners.pop()
-            self.splits.pop()
-            for c, (new, moved) in reversed(self.moves.pop().items()):
-                assert new == len(size) - 1  # ids were handed out in this order
-                members[c] |= members.pop()
-                size[c] += size.pop()
-                counts.pop()
-                merged = dict(counts[c])
-                for p, m in moved.items():
-                    merged[p] = merged.get(p, 0) + m
-                counts[c] = merged
-        self.cache = {key: got for key, got in self.cache.items() if key[0] <= depth}
+        counts = Counter(map(chosen.__and__, self.single[p]))
+        for mask, w in self.several[p]:
+            counts[mask & chosen] += w
+        got = list(counts), list(counts.values())
+        self.cache[key] = got
+        self.held += len(counts)
+        while self.held > self.limit and len(self.cache) > 1:
+            self.held -= len(self.cache.popitem(last=False)[1][0])
+        return got
 
 
 def _mes(
@@ -469,14 +408,16 @@ def _mes(
     """Equal Shares with every voter starting at ``budget / n + k``; with a
     ``reference`` run at a lower endowment, also whether this run vouches for every
     endowment in between (see above). A ``probe`` is only wanted if it vouches: it
-    stops (None) as soon as it cannot, before it builds any new classes."""
+    stops (None) as soon as it cannot."""
     n = profile.voters
     costs = profile.costs
-    # Voters with the same money stay alike (see _Classes). Money is kept per class
-    # over the common denominator den; a class whose money reaches 0 pays nothing
-    # more and is left out.
+    # Voters with the same money stay alike (see _Classes). A class's money is
+    # cash[slot[c]] over the common denominator den (slot 0: none; a class whose
+    # money reaches 0 pays nothing more and is left out).
     den = n
-    money = {0: budget + k * n} if budget + k * n else {}
+    slot = {0: 1}
+    cash = [0, budget + k * n]
+    chosen = 0  # the winners so far (free projects aside), as a bit mask
     caps: list[_Cap] = []
     rhos: list[Fraction] = []
     vouches = reference is not None
@@ -499,29 +440,33 @@ def _mes(
             if probe:
                 return None
         best: tuple[Fraction, int] | None = None
-        best_pay: tuple[int, int, list[int], list[int], list[int], int] | None = None
+        best_pay: tuple[int, int, list[int], list[int]] | None = None
         for p in sorted(bound, key=lambda p: (bound[p], p)):
             if best is not None and bound[p] > best[0] and (line is None or bound[p] > line):
                 break
             cost = costs[p]
             need = cost * den
-            # The supporters' classes by money, leaving out those with none.
-            ids, ws = classes.holders(depth, p)
-            vals = list(map(money.get, ids, repeat(0)))
-            order = sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]
+            ids, ws = classes.holders(chosen, p)
+            vals = list(map(cash.__getitem__, map(slot.get, ids, repeat(0))))
             count = sum(compress(ws, vals))
-            paid = poor = 0
-            for i in order:
-                v, w = vals[i], ws[i]
-                if need - paid <= v * count:
-                    break
-                paid += v * w
-                count -= w
-                poor += 1
-            if poor == len(order):  # the supporters hold less than the cost
+            if not count:
                 del bound[p]
                 continue
-            x = need - paid
+            if min(filter(None, vals)) * count >= need:
+                x = need  # nobody holds less than an equal share
+            elif sum(map(mul, vals, ws)) < need:  # the supporters hold less than the cost
+                del bound[p]
+                continue
+            else:
+                # Those holding less than the cap pay all they hold, poorest first.
+                paid = 0
+                for i in sorted(range(len(ids)), key=vals.__getitem__)[vals.count(0) :]:
+                    v, w = vals[i], ws[i]
+                    if need - paid <= v * count:
+                        break
+                    paid += v * w
+                    count -= w
+                x = need - paid
             rho = Fraction(x, count * den * (cost if utility == "cost" else 1))
             bound[p] = rho
             if line is not None and p != line_p and (rho, p) <= (line, line_p):
@@ -530,7 +475,7 @@ def _mes(
                     return None
             if best is None or (rho, p) < best:
                 best = (rho, p)
-                best_pay = (x, count, ids, vals, order, poor)
+                best_pay = (x, count, ids, vals)
         if best is None or best_pay is None:
             break
         rho, win = best
@@ -539,27 +484,23 @@ def _mes(
             vouches = False
             if probe:
                 return None
-        x, count, ids, vals, order, poor = best_pay
-        # The cap is x / (count * den): move every amount to that denominator.
+        x, count, ids, vals = best_pay
+        # The cap is x / (count * den): move every amount to that denominator. A
+        # supporter holding less pays all it holds (x * count > v * count * f).
         g = gcd(x, count)
         f = count // g
         x, den = x // g, den * f
         caps.append((win, x, den))
         rhos.append(rho)
         if f != 1:
-            money = {c: v * f for c, v in money.items()}
-        splits = classes.follow(depth, win)
-        for j, i in enumerate(order):
-            c = ids[i]
-            left = 0 if j < poor else vals[i] * f - x
-            new = splits.get(c)
-            if new is not None:  # c keeps the voters who do not approve the winner
-                if left:
-                    money[new] = left
-            elif left:
-                money[c] = left
-            else:
-                del money[c]
+            cash = list(map(f.__mul__, cash))
+        bit = 1 << win
+        for c, v in zip(ids, vals, strict=True):
+            # c keeps those not approving the winner; c | bit is those who do.
+            if v * f > x:
+                slot[c | bit] = len(cash)
+                cash.append(v * f - x)
+        chosen |= bit
     if reference is not None and len(caps) != len(reference.caps):
         vouches = False
         if probe:
@@ -579,17 +520,6 @@ def _run_limit(profile: _Profile) -> int:
     approvals of the distinct ballots (a deterministic stand-in for one run's cost)."""
     approvals = sum(len(b) for b in profile.ballots)
     return max(MIN_MES_RUNS, MAX_MES_WORK // max(1, approvals))
-
-
-def _count(profile: _Profile, ballots: Iterable[int]) -> dict[int, int]:
-    """Voters approving each project among the given distinct ballots."""
-    out: dict[int, int] = {}
-    weight = profile.weight
-    for g in ballots:
-        w = weight[g]
-        for p in profile.ballots[g]:
-            out[p] = out.get(p, 0) + w
-    return out
 
 
 def _add1(

@@ -1,6 +1,7 @@
 """Thin libp2p driver for Allmende (py-libp2p 0.8.1, trio).
 
-Modules: `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
+Modules: `deferred` (imported first: py-libp2p's unused transports and services stay
+unloaded until used), `host` (identity -> Noise-only TCP/yamux host), `gossip` (gossipsub config,
 validators, invalid counters, paced publishing), `pubsub` (py-libp2p's Pubsub with
 serialised writes, contained errors and three-valued validation), `syncproto`
 (``/allmende/sync/3.0.0``
@@ -70,6 +71,8 @@ py-libp2p 0.8.1 workarounds (see the comments at each site)
   host.py.
 """
 
+# First, before any libp2p import: leaves py-libp2p's unused parts unloaded (deferred.py).
+from node.net import deferred  # noqa: F401
 from node.net.discovery import Backoff, Discovery, PeerBook, split_p2p_addr
 from node.net.gossip import (
     MAX_GOSSIP_MESSAGE,

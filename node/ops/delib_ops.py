@@ -19,6 +19,8 @@ from node.ops.base import BOOL, STR, InThread, OpContext, OpSpec, Writes, writte
 
 __all__ = ["OPS"]
 
+MEMBER_KINDS = ("comment", "statement", "reaction", "amendment")
+
 
 def _ledger(d: OpContext) -> Ledger:
     return Ledger(d.state.replica.records(), d.state.core.admission.admitted)
@@ -28,6 +30,16 @@ def _arg(args: dict[str, Any], name: str) -> Any:
     if args.get(name) is None:
         raise LocalError(f"missing argument {name!r}")
     return args[name]
+
+
+def _member(text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise LocalError("a member key is 64 hex digits (from `allmende member keygen`)")
+    return key
 
 
 def _allowed(d: OpContext, ledger: Ledger, prop: Any, action: Action) -> None:
@@ -61,8 +73,10 @@ def prepare(d: OpContext, args: dict[str, Any]) -> dict[str, Any]:
     ledger = _ledger(d)
     prop = ledger.find("proposal", _arg(args, "proposal"))
     kind = _arg(args, "kind")
+    if kind not in MEMBER_KINDS:
+        raise LocalError(f"kind must be one of {', '.join(sorted(MEMBER_KINDS))}")
     _allowed(d, ledger, prop, Action.AMEND if kind == "amendment" else Action.DISCUSS)
-    member = bytes.fromhex(_arg(args, "member"))
+    member = _member(_arg(args, "member"))
     b = body(prop)
     elig = ledger.eligibility(member, str(b["electorate"]))
     if elig.value != "eligible":

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, itemgetter, mul, or_, sub
+from itertools import accumulate, chain, compress, count, islice, repeat
+from math import gcd
+from operator import add, and_, floordiv, gt, lshift, lt, mod, mul, or_, rshift, sub
 from typing import NamedTuple
 
 from node import model
@@ -165,6 +166,7 @@ class MatchPlan:
         self.leaves = leaves
         self.groups: list[GroupKey] = []
         self.pools: list[Pool] = []
+        self.split: set[int] = set()  # groups where one receiver has several ranks open
         self._table: MatchTable | None = None
 
     def total(self) -> int:
@@ -275,29 +277,38 @@ def _pair(plan: MatchPlan) -> MatchTable:
     ends is one match, one per (provider, receiver) pair that ships something."""
     ids = [p[1] for p in plan.leaves]
     names = list(dict.fromkeys(ids))
-    number = {n: i for i, n in enumerate(names)}
-    name_of = list(map(number.__getitem__, ids))  # a leaf's party, as an index into names
+    # a leaf's party, as an index into names (None: one leaf per party, the same index)
+    name_of = None
+    if len(names) < len(ids):
+        number = {n: i for i, n in enumerate(names)}
+        name_of = list(map(number.__getitem__, ids))
     out = MatchTable(plan.groups, names)
     provider, receiver, quantity = out.provider, out.receiver, out.quantity
     for pool in plan.pools:
-        providers = list(map(name_of.__getitem__, map(_LEAF, pool.givers)))
-        receivers = list(map(name_of.__getitem__, map(_LEAF, pool.takers)))
+        providers = list(map(rshift, pool.givers, repeat(_SHIFT)))
+        receivers = list(map(rshift, pool.takers, repeat(_SHIFT)))
         takes = pool.takes
-        if len(receivers) > 1 and len(set(receivers)) < len(receivers):
-            receivers, takes = _merged(receivers, takes)  # one receiver's several ranks
+        if name_of is not None:
+            providers = list(map(name_of.__getitem__, providers))
+            receivers = list(map(name_of.__getitem__, receivers))
+        # one receiver's several ranks, or one party at several leaves, side by side
+        if (name_of is not None or pool.group in plan.split) and len(set(receivers)) < len(
+            receivers
+        ):
+            receivers, takes = _merged(receivers, takes)
         # the ends along the line, 2x + 0 for a provider's, 2x + 1 for a receiver's:
         # sorted, a provider's end comes before a receiver's at the same point
-        ends = sorted(
-            [*map(_TWICE, accumulate(pool.gives)), *map(_ONE_MORE, map(_TWICE, accumulate(takes)))]
-        )
-        points = list(map(_HALF, ends))
-        qty = list(map(sub, points, [0, *points[:-1]]))
-        odd = list(map(_ODD, ends))
-        # before each end: how many providers' (receivers') ends lie before it
-        provider += map(
-            providers.__getitem__, compress(accumulate(map(sub, repeat(1), odd), initial=0), qty)
-        )
-        receiver += map(receivers.__getitem__, compress(accumulate(odd, initial=0), qty))
+        ends = [
+            *map(lshift, accumulate(pool.gives), repeat(1)),
+            *map(or_, map(lshift, accumulate(takes), repeat(1)), repeat(1)),
+        ]
+        ends.sort()
+        points = list(map(rshift, ends, repeat(1)))
+        qty = list(map(sub, points, chain((0,), points)))
+        # before each end: how many receivers' (providers') ends lie before it
+        before = list(accumulate(map(and_, ends, repeat(1)), initial=0))
+        provider += map(providers.__getitem__, compress(map(sub, count(), before), qty))
+        receiver += map(receivers.__getitem__, compress(before, qty))
         quantity += compress(qty, qty)
         out.group.append(pool.group)
         out.scopes.append(pool.scope)
@@ -305,20 +316,18 @@ def _pair(plan: MatchPlan) -> MatchTable:
     return out
 
 
-_TWICE = (2).__mul__
-_ONE_MORE = (1).__add__
-_HALF = (1).__rrshift__  # x >> 1
-_LEAF = _SHIFT.__rrshift__  # a sort key's leaf
-_ODD = (1).__and__
-
-
 def plan(positions: Positions) -> MatchPlan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
     into a compact `MatchPlan` (`match` lists the matches themselves)."""
-    tree = _Tree(chain.from_iterable(positions.values()))
+    groups = sorted(positions)
+    listed = [list(positions[g]) for g in groups]
+    # groups often list the same parties: a list equal to the one before adds none
+    fresh = [p for k, p in enumerate(listed) if k == 0 or p != listed[k - 1]]
+    tree = _Tree(chain.from_iterable(fresh))
     out = MatchPlan(tree.leaves)
-    for group in sorted(positions):
-        _match_group(tree, group, positions[group], out)
+    order = _Order(tree)
+    for group, parties in zip(groups, listed, strict=True):
+        _match_group(tree, group, positions[group], parties, order, out)
     return out
 
 
@@ -344,55 +353,115 @@ def match_table(positions: Positions) -> MatchTable:
 
 
 # The hot loops below run over every party of every group: they are written as
-# C-level passes (map, compress, accumulate, sorted) over flat lists of ints, with
-# Python-level loops only where a party's needs span several priorities.
-_is_pos = (0).__lt__  # x > 0
+# C-level passes (map, compress, accumulate, sorted) over flat lists of ints, except
+# one comprehension that reads each position once, the rank totals of a scarce pool
+# with several ranks, and the parties whose needs span several priorities.
 _DOWN = range(_RANKS - 1, -1, -1)
 _MASK = _SLOTS - 1
 
 
+class _Order:
+    """The leaf order of a group's parties: groups often list the same parties in
+    the same order, so the permutation into leaf order is kept for the next group
+    (for one `plan` call only)."""
+
+    def __init__(self, tree: _Tree) -> None:
+        self.tree = tree
+        self.parties: list[Party] = []
+        self.perm: list[int] | None = None  # dict position of each leaf-ordered party
+        self.keys: list[int] = []  # their sort keys (leaf << 3)
+
+    def of(self, listed: list[Party]) -> tuple[list[int] | None, list[int]]:
+        """The permutation into leaf order of the parties `listed` (None: already
+        in leaf order), and their sort keys in leaf order."""
+        if listed != self.parties:
+            leaf = list(map(self.tree.index.__getitem__, listed))
+            perm = sorted(range(len(leaf)), key=leaf.__getitem__)
+            self.parties = listed
+            self.perm = None if perm == list(range(len(perm))) else perm
+            ordered = leaf if self.perm is None else list(map(leaf.__getitem__, perm))
+            self.keys = list(map(lshift, ordered, repeat(_SHIFT)))
+        return self.perm, self.keys
+
+
 def _entries(
-    index: dict[Party, int], parties: Mapping[Party, Position]
-) -> tuple[dict[int, int], dict[int, int]]:
-    """The surpluses and the deficits of a group, each as sort key (leaf << 3 | slot)
-    -> ticks (positive): a surplus at slot 0, a deficit of rank r at slot r + 1. A
-    party's capacity covers its own needs first, the most urgent first."""
-    surpluses: dict[int, int] = {}
-    deficits: dict[int, int] = {}
-    for party, (left, needs) in parties.items():
-        total = sum(needs)
-        if left > total:
-            surpluses[index[party] << _SHIFT] = left - total
-        elif left < total:
-            base = index[party] << _SHIFT
-            if total in needs:  # all of it at one rank (the usual case)
-                deficits[base + needs.index(total) + 1] = total - left
-                continue
-            for rank in _DOWN:
-                d = needs[rank]
-                if d:
-                    if left >= d:
-                        left -= d
-                    else:
-                        deficits[base + rank + 1] = d - left
-                        left = 0
-    return surpluses, deficits
+    order: _Order, parties: Mapping[Party, Position], listed: list[Party]
+) -> tuple[list[int], list[int], list[int], list[int], bool]:
+    """The surpluses and the deficits of a group, each as sort keys (leaf << 3 | slot)
+    in key order and their ticks (positive): a surplus at slot 0, a deficit of rank r
+    at slot r + 1. A party's capacity covers its own needs first, the most urgent
+    first. The flag: some party has deficits at several ranks."""
+    perm, keys = order.of(listed)
+    # One pass over the positions (they are read once, in the order they are held):
+    # each party's net; a deficit's as net << 3 | slot, slot the rank + 1 when all its
+    # needs are at one rank, 7 when they span several (split below).
+    codes = [
+        c - s if c >= (s := sum(n)) else (c - s) << _SHIFT | (n.index(s) + 1 if s in n else _MASK)
+        for c, n in parties.values()
+    ]
+    if perm is not None:
+        codes = list(map(codes.__getitem__, perm))
+    pos = list(map(gt, codes, repeat(0)))
+    sk = list(compress(keys, pos))
+    sv = list(compress(codes, pos))
+    neg = list(map(lt, codes, repeat(0)))
+    dc = list(compress(codes, neg))
+    slots = list(map(and_, dc, repeat(_MASK)))
+    dk = list(map(or_, compress(keys, neg), slots))
+    dv = list(map(rshift, map(sub, repeat(_MASK), dc), repeat(_SHIFT)))  # -(net)
+    if _MASK not in slots:
+        return sk, sv, dk, dv, False
+    n = len(dk)
+    dk, dv = _split_ranks(order.tree.leaves, parties, dk, dv)
+    return sk, sv, dk, dv, len(dk) > n
+
+
+def _split_ranks(
+    leaves: list[Party], parties: Mapping[Party, Position], dk: list[int], dv: list[int]
+) -> tuple[list[int], list[int]]:
+    """The deficits with those over several ranks (slot 7) split by rank: the capacity
+    covers the most urgent needs first; what stays open is a deficit at its rank."""
+    keys: list[int] = []
+    values: list[int] = []
+    for key, v in zip(dk, dv, strict=True):
+        if key & _MASK != _MASK:
+            keys.append(key)
+            values.append(v)
+            continue
+        base = key - _MASK
+        left, needs = parties[leaves[key >> _SHIFT]]
+        split: list[tuple[int, int]] = []
+        for rank in _DOWN:
+            d = needs[rank]
+            if d:
+                if left >= d:
+                    left -= d
+                else:
+                    split.append((base + rank + 1, d - left))
+                    left = 0
+        for k, q in reversed(split):
+            keys.append(k)
+            values.append(q)
+    return keys, values
 
 
 def _match_group(
-    tree: _Tree, group: GroupKey, parties: Mapping[Party, Position], out: MatchPlan
+    tree: _Tree,
+    group: GroupKey,
+    parties: Mapping[Party, Position],
+    listed: list[Party],
+    order: _Order,
+    out: MatchPlan,
 ) -> None:
-    surpluses, deficits = _entries(tree.index, parties)
-    if not surpluses or not deficits:
-        return
     # What is still open on each side, in key order: each level's pools match theirs
     # and leave what stays open (one side only) for the levels above.
-    sk = sorted(surpluses)
-    sv = list(map(surpluses.__getitem__, sk))
-    dk = sorted(deficits)
-    dv = list(map(deficits.__getitem__, dk))
+    sk, sv, dk, dv, several = _entries(order, parties, listed)
+    if not sk or not dk:
+        return
     gi = len(out.groups)
     out.groups.append(group)
+    if several:
+        out.split.add(gi)
     pools = out.pools
     for level in tree.levels:
         if not sk or not dk:
@@ -453,7 +522,7 @@ def _carry(
         nk += open_keys
         nv += left
         return
-    still = list(map(_is_pos, left))
+    still = list(map(gt, left, repeat(0)))
     nk += compress(open_keys, still)
     nv += compress(left, still)
 
@@ -462,34 +531,33 @@ def _scarce(takers: list[int], wants: list[int], m: int) -> list[int]:
     """What the deficits `takers` (sort keys, wanting `wants`) receive of `m` scarce
     ticks, by rank, most urgent first; in proportion within the rank where `m` runs
     out."""
-    slots = list(map(_MASK.__and__, takers))
-    if slots.count(slots[0]) == len(slots):  # one rank (the usual case)
+    slots = list(map(and_, takers, repeat(_MASK)))
+    if slots.count(slots[0]) == len(slots):  # one rank
         return _shares(wants, m)
+    total = [0] * _SLOTS  # per slot
+    for slot, w in zip(slots, wants, strict=True):
+        total[slot] += w
     served = [0] * _SLOTS  # 1 for the slots served in full
     for slot in range(_RANKS, 0, -1):
+        if total[slot] > m:
+            break
+        served[slot] = 1
+        m -= total[slot]
+    got = list(map(mul, wants, map(served.__getitem__, slots)))
+    if m:  # the slot where supply runs out: in proportion
         same = list(map(slot.__eq__, slots))
-        if True not in same:
-            continue
-        of_rank = list(compress(wants, same))
-        total = sum(of_rank)
-        if total <= m:
-            served[slot] = 1
-            m -= total
-            if m:
-                continue
-        got = list(map(mul, wants, map(served.__getitem__, slots)))
-        if m:  # the slot where supply runs out: in proportion
-            for j, q in zip(compress(range(len(got)), same), _shares(of_rank, m), strict=True):
-                got[j] = q
-        return got
-    return wants  # not reached: m <= sum(wants)
+        for j, q in zip(
+            compress(range(len(got)), same), _shares(list(compress(wants, same)), m), strict=True
+        ):
+            got[j] = q
+    return got
 
 
 def _positive(ids: list[int], qty: list[int]) -> tuple[list[int], list[int]]:
     """The entries with a positive quantity."""
     if 0 not in qty:
         return ids, qty
-    keep = list(map(_is_pos, qty))
+    keep = list(map(gt, qty, repeat(0)))
     return list(compress(ids, keep)), list(compress(qty, keep))
 
 
@@ -499,16 +567,19 @@ def _shares(weights: list[int], m: int) -> list[int]:
     total = sum(weights)
     if m == total:
         return weights
-    qr = list(map(divmod, map(mul, weights, repeat(m)), repeat(total)))
-    shares = list(map(itemgetter(0), qr))
+    # m / total in lowest terms: the same shares and remainder order, smaller ints
+    # (quantities are often whole units of many ticks)
+    g = gcd(m, total)
+    products = list(map(mul, weights, repeat(m // g)))
+    shares = list(map(floordiv, products, repeat(total // g)))
     left = m - sum(shares)  # 0 <= left < len(weights): one more tick each for these
     if not left:
         return shares
-    rests = list(map(itemgetter(1), qr))
+    rests = list(map(mod, products, repeat(total // g)))
     # the `left` largest remainders: every one above the threshold, and of those equal
     # to it the earliest
     cut = sorted(rests, reverse=True)[left - 1]
-    above = list(map(cut.__lt__, rests))
+    above = list(map(lt, repeat(cut), rests))
     shares = list(map(add, shares, above))
     ties = left - above.count(True)
     if ties == 1:

@@ -229,20 +229,24 @@ def test_skipping_add1_matches_the_plain_loop(case, utility, limit, scale):
     pb_case(min_cost=1),
     st.sampled_from(("cost", "cardinality")),
     st.lists(st.integers(0, 40), min_size=1, max_size=8),
+    st.sampled_from((0, 3, 10**6)),
 )
-def test_runs_sharing_classes_match_the_plain_run(case, utility, ks):
-    # add1's runs share one grouping of voters into classes, built along the winners
-    # of the runs so far and cut back where a run picks another winner. Runs at
-    # endowments in any order (so winners change both ways) must each equal a plain
-    # run of Equal Shares at that endowment (tests/governance/mes_reference.py).
+def test_runs_sharing_classes_match_the_plain_run(case, utility, ks, limit):
+    # add1's runs share the counts of each project's supporters per class, kept per
+    # set of winners (whatever order a run picked them in) and dropped beyond
+    # `limit`. Runs at endowments in any order (so winners change both ways) must
+    # each equal a plain run of Equal Shares at that endowment
+    # (tests/governance/mes_reference.py).
     costs, ballots, budget = case
     if not ballots:
         return
     groups = _votes(costs, ballots, budget)[1]
     profile = _profile(costs, groups)
-    classes = _Classes(profile)
+    classes = _Classes(profile, limit)
     n = len(ballots)
     for k in ks:
         run = _mes(profile, classes, budget, k, utility)
         assert run is not None
         assert run.steps(profile) == plain_mes(costs, groups, Fraction(budget + k * n, n), utility)
+        assert classes.held == sum(len(ids) for ids, _ in classes.cache.values())
+        assert classes.held <= limit or len(classes.cache) == 1

@@ -17,6 +17,8 @@ def test_help_lists_presets_and_toml_keys():
         "partition",
         "churn",
         "scale",
+        "country",
+        "records_per_node",
         "[workload]",
         "[[partition]]",
         "trust_signatures",

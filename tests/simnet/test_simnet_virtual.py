@@ -191,3 +191,44 @@ def test_every_node_sees_the_federation_through_attested_rollups():
     assert fed["mismatch_count"] == 0
     assert fed["rollups_written"] > 0
     assert fed["records_held_per_node"] < 480  # its region's records, not the federation's
+
+
+def test_the_country_preset_scales_regions_and_records_with_the_nodes():
+    """Regions of 45 and 50 records per node at any N; states at most the regions."""
+    full = preset("country").with_overrides()
+    assert (full.nodes, full.workload.regions, full.workload.countries) == (18_000, 400, 16)
+    assert full.workload.records == 900_000
+    s = preset("country").with_overrides(nodes=500)
+    assert (s.workload.regions, s.workload.countries, s.workload.records) == (11, 11, 25_000)
+    assert s.run.rollups
+    assert s.network.start_window > 0
+    # a fixed workload keeps its records and regions
+    assert preset("scale").with_overrides(nodes=500).workload.records == 50_000
+
+
+def test_scaling_keys_are_checked_and_read_from_toml(tmp_path):
+    from node.errors import LocalError
+    from simnet.scenario import load_toml
+
+    f = tmp_path / "c.toml"
+    f.write_text("nodes = 90\n[workload]\nregion_size = 30\nrecords_per_node = 2\n")
+    s = load_toml(f).with_overrides()
+    assert (s.workload.regions, s.workload.records) == (3, 180)
+    f.write_text("nodes = 90\n[workload]\nregion_size = -1\n")
+    with pytest.raises(LocalError, match="region_size"):
+        load_toml(f)
+
+
+def test_a_small_country_converges_to_the_truth_on_every_node():
+    s = preset("country").with_overrides(nodes=12)
+    s = replace(
+        s,
+        network=replace(s.network, start_window=5.0),
+        workload=replace(s.workload, records_per_node=4, region_size=6, write_window=10.0),
+        run=replace(s.run, rollup_every=5.0),
+    ).with_overrides()
+    assert (s.workload.regions, s.workload.records) == (2, 48)
+    r = virtual_report(VirtualSim(s).run())["result"]
+    assert r["ok"]
+    assert r["check"]["federation"]["mismatch_count"] == 0
+    assert r["check"]["federation"]["checked_nodes"] == 12

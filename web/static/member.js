@@ -129,9 +129,11 @@
       hlc: hlc.toString(), scope: scope, body: body }, null, 2);
   }
 
-  // Show what will be signed; sign and send it when the member says so.
-  function reviewSignSend(k, fields) {
+  // Show what will be signed, beside the control that asked (`anchor`); sign and
+  // send it when the member says so.
+  function reviewSignSend(k, fields, anchor) {
     const signed = concat(DOMAIN, mp.encode(fields));
+    if (anchor) anchor.after($("review"));
     $("review-fields").textContent = describe(fields);
     $("review-bytes").textContent = hex(signed);
     $("review").hidden = false;
@@ -167,7 +169,9 @@
     const ballot = ballotOf(form);
     const q = new URLSearchParams({ proposal: form.dataset.proposal, member: k.pub });
     const prep = await getJson("/api/vote-prepare?" + q);
-    return reviewSignSend(k, memberFields("vote", prep.proposal, prep, k.pub, { ballot: ballot }));
+    // A vote names the version it is for (node/governance/tally.py reports others).
+    const body = { ballot: ballot, version: prep.body.version || 1 };
+    return reviewSignSend(k, memberFields("vote", prep.proposal, prep, k.pub, body), form);
   }
 
   async function volunteer(aid) {
@@ -188,6 +192,9 @@
     else text = drawn.includes(k.pub) ? "You are on the panel." : "You are not on the panel.";
     say("on-panel", text);
   }
+
+  // What static/discuss.js signs with: the same key, fields and review.
+  window.AllmendeMember = { needKey, getJson, memberFields, reviewSignSend, hex };
 
   // --- was my vote counted? -------------------------------------------------------------
   const RECEIPT = {
