@@ -8,31 +8,33 @@ hundreds with four features there are too many, and this module answers the
 question without listing them.
 
 Branch and bound over the types, heaviest first, each count tried from high to low.
-The bound at a node is the smallest, over the quota features, of the best the
-remaining types could add if only that feature's quotas held (a greedy fill is exact
-for one feature: its values split the types into groups with a minimum and maximum
-each). A node whose bound does not beat the best found (or the threshold) is cut, as
-is one that can no longer meet a minimum or fill the panel. Weights are integers, the
-order is fixed by weight then type index: the answer is a pure function of the input.
+The bound at a node is the smallest of two kinds of bound on what the remaining
+types can add. Per quota feature, the best fill if only that feature's quotas held
+(a greedy fill is exact for one feature: its values split the types into groups
+with a minimum and maximum each). And per kept feature, a Lagrangian bound: the
+other features' quotas move into the weights, priced by integer multipliers, and the
+kept feature's greedy fill under the adjusted weights plus the multipliers' worth of
+the quotas bounds every composition meeting all of them (for any multipliers; good
+ones, found once per call by integer subgradient steps, make it close to the linear
+relaxation's). A node whose bound does not beat the best found (or the threshold) is
+cut, as is one that can no longer meet a minimum or fill the panel. Weights,
+multipliers and bounds are integers, every order is fixed by weight then type index:
+the answer is a pure function of the input, the same on every node.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from node.governance.errors import GovernanceError
 
-__all__ = ["Problem", "best_composition"]
+__all__ = ["Problem", "best_composition", "lagrangian_bound"]
 
 # Nodes of the search tree before it gives up (with a message; never a silent guess).
 MAX_NODES = 5_000_000
 # Subgradient steps that choose the Lagrange multipliers of one call.
 ITERATIONS = 40
-
-_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,14 @@ class _Found(Exception):
 
 def _fill(
     types: Sequence[int],
-    weights: Sequence[_N],
+    weights: Sequence[int],
     caps: Sequence[int],
     group: Sequence[int],
     bounds: Sequence[tuple[int, int]],
     have: Sequence[int],
     left: int,
     taken: list[int] | None = None,
-) -> _N | None:
+) -> int | None:
     """The most `types` (heaviest first) can add when only one feature's quotas hold
     (exact: the feature's values split the types into groups with a minimum and
     maximum each); None if even that cannot meet the minimums and fill `left` seats.
@@ -75,7 +77,7 @@ def _fill(
     room = [hi - h for (_, hi), h in zip(bounds, have, strict=True)]
     if any(r < 0 for r in room) or sum(need) > left:
         return None
-    total: _N = weights[types[0]] * 0 if types else 0
+    total = 0
     got = [0] * len(types)
     # First the minimums, each from its heaviest types.
     if any(need):
@@ -110,54 +112,114 @@ def _fill(
     return total
 
 
+def _adjusted(
+    problem: Problem, weights: Sequence[int], kept: int, pi: Sequence[Sequence[int]]
+) -> list[int]:
+    """The weights less, per type, the multipliers of its values in every feature but
+    `kept` (the objective of the Lagrangian relaxation of those features' quotas)."""
+    adjusted = list(weights)
+    for f, groups in enumerate(problem.groups):
+        if f != kept:
+            for t, g in enumerate(groups):
+                if g >= 0:
+                    adjusted[t] -= pi[f][g]
+    return adjusted
+
+
+def _priced_quotas(
+    bounds: Sequence[tuple[int, int]], have: Sequence[int], pi: Sequence[int], left: int
+) -> int:
+    """The most ``sum(pi[g] * count[g])`` can be over the counts still to come of a
+    relaxed feature: each count lies in [max(0, min - have), min(left, max - have)],
+    so a positive multiplier takes the top, a negative one the bottom."""
+    out = 0
+    for (lo, hi), h, p in zip(bounds, have, pi, strict=True):
+        if p > 0:
+            out += p * min(left, hi - h)
+        elif p < 0:
+            out += p * max(0, lo - h)
+    return out
+
+
+def lagrangian_bound(
+    problem: Problem, weights: Sequence[int], kept: int, pi: Sequence[Sequence[int]]
+) -> int | None:
+    """An upper bound on the best composition's value for any integer multipliers `pi`
+    (per feature, per value; those of `kept` are ignored); None: not even feature
+    `kept`'s quotas can be met (so no composition can).
+
+    For a composition meeting every quota, ``sum(w[t] * x[t])`` equals
+    ``sum(adjusted[t] * x[t]) + sum(pi[f][g] * count[f][g])`` over the other features;
+    the second sum is at most `_priced_quotas`, the first at most the greedy fill under
+    feature `kept`'s quotas alone (exact for one feature). Only integers are involved.
+    """
+    adjusted = _adjusted(problem, weights, kept, pi)
+    order = sorted(range(len(problem.caps)), key=lambda t: (-adjusted[t], t))
+    kept_bounds = problem.bounds[kept]
+    inner = _fill(
+        order,
+        adjusted,
+        problem.caps,
+        problem.groups[kept],
+        kept_bounds,
+        [0] * len(kept_bounds),
+        problem.size,
+    )
+    if inner is None:
+        return None
+    zero = [0] * max((len(b) for b in problem.bounds), default=0)
+    return inner + sum(
+        _priced_quotas(b, zero[: len(b)], pi[f], problem.size)
+        for f, b in enumerate(problem.bounds)
+        if f != kept
+    )
+
+
 def _multipliers(
     problem: Problem, weights: Sequence[int], kept: int, target: int | None
 ) -> list[list[int]]:
-    """Lagrange multipliers for the quotas of every feature but `kept`, as integers on
-    the scale of `weights`: any multipliers give a valid bound (below), good ones a
-    bound close to the linear relaxation's. Found by subgradient steps on floats
-    scaled to [-1, 1]; IEEE arithmetic in a fixed order, so the same on every node,
-    and the bound they give is then computed exactly in integers."""
+    """Lagrange multipliers for the quotas of every feature but `kept`: integers on the
+    scale of `weights`. Any multipliers give a valid bound (`lagrangian_bound`), good
+    ones a bound close to the linear relaxation's; these come from ITERATIONS
+    subgradient steps, every one in integers. A step moves each multiplier by the
+    quota it breaks (the count outside its quota) times ``ceil(gap / (norm * 2**h))``:
+    `gap` is how far the bound lies above `target` (without one, a twentieth of the
+    bound), `norm` the squared length of the breaches, and `h` grows by one after
+    every four steps that did not lower the best bound. The best multipliers seen are
+    returned: a pure function of the input, the same on every node."""
     n_types = len(problem.caps)
-    scale = max((abs(w) for w in weights), default=0) or 1
-    wf = [w / scale for w in weights]
-    goal = None if target is None else target / scale
     features = [f for f in range(len(problem.groups)) if f != kept]
-    pi = [[0.0] * len(b) for b in problem.bounds]
+    pi = [[0] * len(b) for b in problem.bounds]
     best_pi = [row[:] for row in pi]
-    best = math.inf
+    best: int | None = None
     group0, bounds0 = problem.groups[kept], problem.bounds[kept]
     zero0 = [0] * len(bounds0)
-    theta, calm = 1.0, 0
+    halvings, calm = 0, 0
     taken = [0] * n_types
+    scale = max((abs(w) for w in weights), default=0)
     for _ in range(ITERATIONS):
-        adjusted = wf[:]
-        const = 0.0
-        for f in features:
-            for g, (lo, hi) in enumerate(problem.bounds[f]):
-                p = pi[f][g]
-                const += p * hi if p > 0 else p * lo
-            groups = problem.groups[f]
-            for t in range(n_types):
-                g = groups[t]
-                if g >= 0:
-                    adjusted[t] -= pi[f][g]
+        adjusted = _adjusted(problem, weights, kept, pi)
         order = sorted(range(n_types), key=lambda t: (-adjusted[t], t))
         inner = _fill(order, adjusted, problem.caps, group0, bounds0, zero0, problem.size, taken)
         if inner is None:
             break
-        value = const + inner
-        if value < best:
+        value = inner + sum(
+            _priced_quotas(problem.bounds[f], [0] * len(problem.bounds[f]), pi[f], problem.size)
+            for f in features
+        )
+        if best is None or value < best:
             best, best_pi, calm = value, [row[:] for row in pi], 0
         else:
             calm += 1
             if calm >= 4:
-                theta, calm = theta / 2, 0
-        if goal is not None and best <= goal:
+                halvings, calm = halvings + 1, 0
+        if target is not None and best <= target:
             break
-        # Subgradient of the bound in pi[f][g]: the quota side minus the count.
-        grad: list[tuple[int, int, float]] = []
-        norm = 0.0
+        # The subgradient in pi[f][g]: the side of the quota its term was priced at
+        # less the relaxed solution's count (zero when the count is within the quota
+        # and the multiplier is zero).
+        grad: list[tuple[int, int, int]] = []
+        norm = 0
         for f in features:
             counts = [0] * len(problem.bounds[f])
             groups = problem.groups[f]
@@ -166,19 +228,20 @@ def _multipliers(
                     counts[groups[t]] += taken[t]
             for g, (lo, hi) in enumerate(problem.bounds[f]):
                 p = pi[f][g]
-                side = hi if p > 0 or (p == 0 and counts[g] > hi) else lo
                 if p == 0 and lo <= counts[g] <= hi:
                     continue
-                d = float(side - counts[g])
-                grad.append((f, g, d))
-                norm += d * d
-        if norm == 0.0:
+                side = min(hi, problem.size) if p > 0 or (p == 0 and counts[g] > hi) else lo
+                d = side - counts[g]
+                if d:
+                    grad.append((f, g, d))
+                    norm += d * d
+        if norm == 0:
             break  # the relaxed solution meets every quota: the bound is attained
-        gap = value - goal if goal is not None else 0.05 * abs(value) + 1e-3
-        step = theta * max(gap, 1e-9) / norm
+        gap = value - target if target is not None else abs(value) // 20 + scale // 1000 + 1
+        step = -(-max(gap, 1) // (norm << halvings))
         for f, g, d in grad:
             pi[f][g] -= step * d
-    return [[int(p * 2**52) * scale // 2**52 if p else 0 for p in row] for row in best_pi]
+    return best_pi
 
 
 def best_composition(
@@ -188,6 +251,7 @@ def best_composition(
     *,
     first: bool = False,
     budget: int | None = None,
+    lagrangian: bool = True,
 ) -> tuple[int, tuple[int, ...]] | None:
     """The composition maximising ``sum(weights[t] * count[t])`` under the quotas.
 
@@ -200,6 +264,8 @@ def best_composition(
             pure function of the input) instead of searching on for the best.
         budget: once a composition beating `threshold` is found, search at most this
             many more nodes for a better one (counted, so still a pure function).
+        lagrangian: use the Lagrangian bounds too (False: the one-feature bounds
+            alone; the same best composition, found through more nodes).
 
     Returns:
         (value, counts per type), or None if no composition meets the quotas (and
@@ -222,16 +288,10 @@ def best_composition(
     # (computed once per call) and the types in order of their adjusted weights.
     position = {t: j for j, t in enumerate(order)}
     relaxations = []
-    if problem.groups and n_types:
-        for kept in range(len(problem.groups)):
+    if problem.groups and n_types and lagrangian:
+        for kept in features:
             pi = _multipliers(problem, weights, kept, threshold)
-            adjusted = list(weights)
-            for f in features:
-                if f != kept:
-                    for t in range(n_types):
-                        g = problem.groups[f][t]
-                        if g >= 0:
-                            adjusted[t] -= pi[f][g]
+            adjusted = _adjusted(problem, weights, kept, pi)
             by_adjusted = sorted(range(n_types), key=lambda t: (-adjusted[t], t))
             relaxations.append((kept, pi, adjusted, by_adjusted))
 
@@ -261,12 +321,11 @@ def best_composition(
                 return None
             out = b if out is None else min(out, b)
         for kept, pi, adjusted, by_adjusted in relaxations:
-            const = 0
-            for f in features:
-                if f != kept:
-                    for (lo, hi), h, p in zip(problem.bounds[f], have[f], pi[f], strict=True):
-                        if p:
-                            const += p * (hi - h) if p > 0 else p * (lo - h)
+            const = sum(
+                _priced_quotas(problem.bounds[f], have[f], pi[f], left)
+                for f in features
+                if f != kept
+            )
             free = [t for t in by_adjusted if position[t] >= j]
             b = _fill(
                 free, adjusted, usable, problem.groups[kept], problem.bounds[kept], have[kept], left
