@@ -253,8 +253,9 @@ class _SearchPricer:
     (:mod:`node.governance.panels`): for pools whose compositions are too many to list.
 
     The first columns are the composition best for everybody at once, then for each
-    type the composition with the most of that type: a type none of those includes
-    is on no panel (its volunteers get 0, as with listed compositions).
+    type no column yet includes, a composition with that type: a type for which the
+    search finds none is on no panel (its volunteers get 0, as with listed
+    compositions).
     """
 
     def __init__(self, problem: Problem, sizes: Sequence[int]) -> None:
@@ -266,13 +267,21 @@ class _SearchPricer:
         if first is None:
             return
         self.columns.append(first[1])
+        # A composition with type t is one worth more than `big` - 1 under these
+        # weights (everybody's weights sum to less than `big` on any panel); the
+        # everybody part steers the search the way the first column went, where
+        # weights of 0 for every other type left it to wander (and on tight quotas
+        # take minutes to find a panel).
+        big = problem.size * max(everybody) + 1
         for t in range(len(sizes)):
-            unit = [1 if u == t else 0 for u in range(len(sizes))]
-            most = first if first[1][t] else best_composition(problem, unit, 0, first=True)
-            if most is not None:
+            if any(c[t] for c in self.columns):
                 self.rows.append(t)
-                if most[1] not in self.columns:
-                    self.columns.append(most[1])
+                continue
+            weights = [w + big if u == t else w for u, w in enumerate(everybody)]
+            with_t = best_composition(problem, weights, big - 1, first=True)
+            if with_t is not None:
+                self.rows.append(t)
+                self.columns.append(with_t[1])
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
