@@ -295,7 +295,10 @@ def best_composition(
             by_adjusted = sorted(range(n_types), key=lambda t: (-adjusted[t], t))
             relaxations.append((kept, pi, adjusted, by_adjusted))
 
-    def bound(j: int, left: int) -> int | None:
+    def promising(j: int, left: int, need: int | None) -> bool:
+        """Whether the types order[j:] can fill `left` seats within the quotas adding
+        more than `need` (None: anything), by every bound; the first bound that says
+        no ends the check (the Lagrangian ones first: they are the tightest)."""
         # What each remaining type can still take: its volunteers, the seats left, and
         # the room every feature's maximum leaves its value (tightens each one-feature
         # bound by the others' maximums).
@@ -311,38 +314,37 @@ def best_composition(
                 if g >= 0:
                     u = min(u, room[f][g])
             usable[t] = max(u, 0)
-        out: int | None = None
-        rest_types = order[j:]
-        for f in features:
-            b = _fill(
-                rest_types, weights, usable, problem.groups[f], problem.bounds[f], have[f], left
-            )
-            if b is None:
-                return None
-            out = b if out is None else min(out, b)
         for kept, pi, adjusted, by_adjusted in relaxations:
-            const = sum(
-                _priced_quotas(problem.bounds[f], have[f], pi[f], left)
-                for f in features
-                if f != kept
-            )
             free = [t for t in by_adjusted if position[t] >= j]
             b = _fill(
                 free, adjusted, usable, problem.groups[kept], problem.bounds[kept], have[kept], left
             )
             if b is None:
-                return None
-            b += const
-            out = b if out is None else min(out, b)
-        if out is None:  # no quota features: the heaviest units
-            out, rest = 0, left
-            for t in order[j:]:
+                return False
+            if need is not None:
+                b += sum(
+                    _priced_quotas(problem.bounds[f], have[f], pi[f], left)
+                    for f in features
+                    if f != kept
+                )
+                if b <= need:
+                    return False
+        rest_types = order[j:]
+        for f in features:
+            b = _fill(
+                rest_types, weights, usable, problem.groups[f], problem.bounds[f], have[f], left
+            )
+            if b is None or (need is not None and b <= need):
+                return False
+        if not problem.groups:  # no quota features: the heaviest units
+            b, rest = 0, left
+            for t in rest_types:
                 k = min(caps[t], rest)
-                out += k * weights[t]
+                b += k * weights[t]
                 rest -= k
-            if rest:
-                return None
-        return out
+            if rest or (need is not None and b <= need):
+                return False
+        return True
 
     found_at = [0]
 
@@ -370,9 +372,8 @@ def best_composition(
             return
         if j == n_types:
             return
-        b = bound(j, left)
         top = best_value[0]
-        if b is None or (top is not None and value + b <= top):
+        if not promising(j, left, None if top is None else top - value):
             return
         t = order[j]
         for k in range(min(caps[t], left), -1, -1):
