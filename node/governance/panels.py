@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from node.governance.errors import GovernanceError
 
-__all__ = ["Problem", "best_composition", "lagrangian_bound"]
+__all__ = ["Problem", "SearchLimit", "best_composition", "lagrangian_bound"]
 
 # Nodes of the search tree before it gives up (with a message; never a silent guess).
 MAX_NODES = 5_000_000
@@ -53,6 +53,10 @@ class Problem:
     size: int
     groups: tuple[tuple[int, ...], ...]
     bounds: tuple[tuple[tuple[int, int], ...], ...]
+
+
+class SearchLimit(Exception):  # noqa: N818 (a signal, not an error)
+    """The search reached the node limit its caller set."""
 
 
 class _Found(Exception):
@@ -252,6 +256,7 @@ def best_composition(
     first: bool = False,
     budget: int | None = None,
     lagrangian: bool = True,
+    limit: int | None = None,
 ) -> tuple[int, tuple[int, ...]] | None:
     """The composition maximising ``sum(weights[t] * count[t])`` under the quotas.
 
@@ -264,6 +269,8 @@ def best_composition(
             pure function of the input) instead of searching on for the best.
         budget: once a composition beating `threshold` is found, search at most this
             many more nodes for a better one (counted, so still a pure function).
+        limit: give up after this many nodes and raise `SearchLimit` (counted, so
+            still a pure function); None: MAX_NODES, then GovernanceError.
         lagrangian: use the Lagrangian bounds too (False: the one-feature bounds
             alone; the same best composition, found through more nodes).
 
@@ -352,6 +359,8 @@ def best_composition(
         nodes[0] += 1
         if budget is not None and best_counts[0] is not None and nodes[0] - found_at[0] > budget:
             raise _Found
+        if limit is not None and nodes[0] > limit:
+            raise SearchLimit
         if nodes[0] > MAX_NODES:
             raise GovernanceError(
                 "the quotas leave too many kinds of panel for an exact draw; "
