@@ -126,5 +126,6 @@ def main() -> None:
         f"total {sum(done):.1f} s CPU"
     )
 
+
 if __name__ == "__main__":
     main()

@@ -55,7 +55,7 @@ class Problem:
     bounds: tuple[tuple[tuple[int, int], ...], ...]
 
 
-class SearchLimit(Exception):  # noqa: N818 (a signal, not an error)
+class SearchLimit(Exception):
     """The search reached the node limit its caller set."""
 
 

@@ -13,10 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.governance import sortition
+from node.governance import panels, sortition
 from node.governance.errors import GovernanceError
-from node.governance import panels
-from node.governance.panels import Problem, best_composition, lagrangian_bound
+from node.governance.panels import Problem, SearchLimit, best_composition, lagrangian_bound
 from node.governance.simplex import IntegerSimplex, maximize
 
 
@@ -96,8 +95,10 @@ def test_lagrangian_bound_holds_for_any_multipliers(problem, data):
         return
     weights = weights_for(problem, data, low=-20)
     kept = data.draw(st.integers(0, len(problem.groups) - 1))
-    pi = [data.draw(st.lists(st.integers(-30, 30), min_size=len(b), max_size=len(b)))
-          for b in problem.bounds]
+    pi = [
+        data.draw(st.lists(st.integers(-30, 30), min_size=len(b), max_size=len(b)))
+        for b in problem.bounds
+    ]
     listed = compositions(problem)
     b = lagrangian_bound(problem, weights, kept, pi)
     if b is None:
@@ -160,6 +161,15 @@ def test_search_gives_up_with_a_message(monkeypatch):
     monkeypatch.setattr("node.governance.panels.MAX_NODES", 3)
     with pytest.raises(GovernanceError, match="too many kinds of panel"):
         best_composition(problem, list(range(8)))
+
+
+def test_a_node_limit_stops_the_search_by_count():
+    problem = Problem((3,) * 8, 12, ((0, 1) * 4,), (((2, 8), (2, 8)),))
+    with pytest.raises(SearchLimit):
+        best_composition(problem, list(range(8)), limit=3)
+    assert best_composition(problem, list(range(8)), limit=10_000) == best_composition(
+        problem, list(range(8))
+    )
 
 
 @st.composite
