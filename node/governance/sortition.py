@@ -61,7 +61,7 @@ from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
-from node.governance.panels import Problem, best_composition
+from node.governance.panels import Problem, SearchLimit, best_composition
 from node.governance.simplex import IntegerSimplex
 
 __all__ = [
@@ -91,7 +91,9 @@ SEAL_DOMAIN = b"allmende/sortition/seal/1\x00"
 MAX_LISTED = 5_000
 # Once the search finds an improving composition it looks this many nodes further for
 # a better one: better columns, fewer rounds (counted, so still a pure function).
-PRICE_BUDGET = 2_000
+PRICE_BUDGET = 100
+# Nodes a search for a first panel with a given type may take with unit weights.
+COVER_NODES = 5_000
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
@@ -253,8 +255,10 @@ class _SearchPricer:
     (:mod:`node.governance.panels`): for pools whose compositions are too many to list.
 
     The first columns are the composition best for everybody at once, then for each
-    type the composition with the most of that type: a type none of those includes
-    is on no panel (its volunteers get 0, as with listed compositions).
+    type it leaves out, a composition with that type (one column per type: a richer
+    start takes fewer rounds of the master LP): a type for which the
+    search finds none is on no panel (its volunteers get 0, as with listed
+    compositions).
     """
 
     def __init__(self, problem: Problem, sizes: Sequence[int]) -> None:
@@ -266,13 +270,26 @@ class _SearchPricer:
         if first is None:
             return
         self.columns.append(first[1])
+        # A composition with type t: first any (unit weights), for at most
+        # COVER_NODES nodes; with weights of 0 for every other type the search can
+        # wander for minutes on tight quotas. Then one worth more than `big` - 1 with
+        # everybody's weights besides (they sum to less than `big` on any panel),
+        # which steer the search the way the first column went.
+        big = problem.size * max(everybody) + 1
         for t in range(len(sizes)):
-            unit = [1 if u == t else 0 for u in range(len(sizes))]
-            most = first if first[1][t] else best_composition(problem, unit, 0, first=True)
-            if most is not None:
+            if first[1][t]:
                 self.rows.append(t)
-                if most[1] not in self.columns:
-                    self.columns.append(most[1])
+                continue
+            unit = [1 if u == t else 0 for u in range(len(sizes))]
+            try:
+                with_t = best_composition(problem, unit, 0, first=True, limit=COVER_NODES)
+            except SearchLimit:
+                weights = [w + big if u == t else w for u, w in enumerate(everybody)]
+                with_t = best_composition(problem, weights, big - 1, first=True)
+            if with_t is not None:
+                self.rows.append(t)
+                if with_t[1] not in self.columns:
+                    self.columns.append(with_t[1])
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]

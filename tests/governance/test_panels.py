@@ -3,16 +3,19 @@ maximin lottery on pools too large to list, against enumeration and each other."
 
 from __future__ import annotations
 
+import ast
+import functools
 import itertools
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.governance import sortition
+from node.governance import panels, sortition
 from node.governance.errors import GovernanceError
-from node.governance.panels import Problem, best_composition
+from node.governance.panels import Problem, SearchLimit, best_composition, lagrangian_bound
 from node.governance.simplex import IntegerSimplex, maximize
 
 
@@ -38,7 +41,7 @@ def problems(draw):
     caps = tuple(draw(st.lists(st.integers(0, 3), min_size=n_types, max_size=n_types)))
     size = draw(st.integers(0, sum(caps)))
     groups, bounds = [], []
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.integers(0, 3))):
         n_values = draw(st.integers(1, 3))
         groups.append(
             tuple(draw(st.lists(st.integers(-1, n_values - 1), min_size=n_types, max_size=n_types)))
@@ -77,12 +80,96 @@ def test_best_composition_is_the_enumerated_maximum(problem, data):
     assert first[1] in listed
 
 
+def weights_for(problem, data, low=0):
+    return data.draw(
+        st.lists(st.integers(low, 20), min_size=len(problem.caps), max_size=len(problem.caps))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_lagrangian_bound_holds_for_any_multipliers(problem, data):
+    """Whatever the integer multipliers, no composition meeting the quotas is worth
+    more than the bound: the search may cut by it without losing an optimum."""
+    if not problem.groups:
+        return
+    weights = weights_for(problem, data, low=-20)
+    kept = data.draw(st.integers(0, len(problem.groups) - 1))
+    pi = [
+        data.draw(st.lists(st.integers(-30, 30), min_size=len(b), max_size=len(b)))
+        for b in problem.bounds
+    ]
+    listed = compositions(problem)
+    b = lagrangian_bound(problem, weights, kept, pi)
+    if b is None:
+        assert not listed
+        return
+    for c in listed:
+        assert sum(w * k for w, k in zip(weights, c, strict=True)) <= b
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_the_multipliers_chosen_give_a_valid_bound(problem, data):
+    """The multipliers the search computes (integer subgradient steps) bound every
+    composition, and the bound is at most the one-feature bound of feature `kept`
+    (the multipliers start at zero and only the best seen is kept)."""
+    if not problem.groups:
+        return
+    weights = weights_for(problem, data)
+    threshold = data.draw(st.none() | st.integers(-5, 60))
+    listed = compositions(problem)
+    for kept in range(len(problem.groups)):
+        pi = panels._multipliers(problem, weights, kept, threshold)
+        assert all(type(p) is int for row in pi for p in row)
+        b = lagrangian_bound(problem, weights, kept, pi)
+        zero = lagrangian_bound(problem, weights, kept, [[0] * len(r) for r in pi])
+        if b is None:
+            assert zero is None
+            assert not listed
+            continue
+        assert b <= zero
+        for c in listed:
+            assert sum(w * k for w, k in zip(weights, c, strict=True)) <= b
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_the_lagrangian_bounds_change_no_answer_of_a_full_search(problem, data):
+    """With and without the Lagrangian bounds a full search returns the same
+    composition (the first optimal one in the fixed order), threshold or not."""
+    weights = weights_for(problem, data)
+    threshold = data.draw(st.none() | st.integers(-1, 60))
+    with_bound = best_composition(problem, weights, threshold)
+    assert with_bound == best_composition(problem, weights, threshold, lagrangian=False)
+    assert with_bound == best_composition(problem, weights, threshold)  # the same twice
+
+
+def test_the_search_uses_no_floating_point():
+    """Every step of the composition search is exact: no float literal, no true
+    division, no float() or math (whose functions return floats) in panels.py."""
+    tree = ast.parse(Path(panels.__file__).read_text())
+    for node in ast.walk(tree):
+        assert not (isinstance(node, ast.Constant) and isinstance(node.value, float)), node.lineno
+        assert not isinstance(node, ast.Div), "true division"
+        assert not (isinstance(node, ast.Name) and node.id in ("float", "math")), node.lineno
+
+
 def test_search_gives_up_with_a_message(monkeypatch):
     problem = Problem((3,) * 8, 12, ((0, 1) * 4,), (((2, 8), (2, 8)),))
     assert best_composition(problem, list(range(8))) is not None
     monkeypatch.setattr("node.governance.panels.MAX_NODES", 3)
     with pytest.raises(GovernanceError, match="too many kinds of panel"):
         best_composition(problem, list(range(8)))
+
+
+def test_a_node_limit_stops_the_search_by_count():
+    problem = Problem((3,) * 8, 12, ((0, 1) * 4,), (((2, 8), (2, 8)),))
+    with pytest.raises(SearchLimit):
+        best_composition(problem, list(range(8)), limit=3)
+    assert best_composition(problem, list(range(8)), limit=10_000) == best_composition(
+        problem, list(range(8))
+    )
 
 
 @st.composite
@@ -171,3 +258,59 @@ def test_searched_lottery_equals_the_listed_one(pool, size, data):
             for _ in range(k)
         ]
         assert not sortition.meets_quotas(people, size, quotas)
+
+
+def _lottery(pool, size, quotas, *, lagrangian=True):
+    """The searched lottery (every pool to the search), with or without the
+    Lagrangian bounds; None if no panel meets the quotas."""
+    saved = sortition.MAX_LISTED, sortition.best_composition
+    sortition.MAX_LISTED = 0
+    if not lagrangian:
+        sortition.best_composition = functools.partial(best_composition, lagrangian=False)
+    try:
+        return sortition.distribution(pool, size, quotas)
+    except GovernanceError:
+        return None
+    finally:
+        sortition.MAX_LISTED, sortition.best_composition = saved
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.lists(
+        st.fixed_dictionaries(
+            {
+                "x": values,
+                "y": st.sampled_from(["p", "q"]),
+                "z": st.sampled_from(["u", "v", "w"]),
+                "k": st.sampled_from(["m", "n"]),
+            }
+        ),
+        min_size=3,
+        max_size=16,
+    ),
+    size=st.integers(1, 7),
+    data=st.data(),
+)
+def test_the_lottery_value_is_the_same_with_and_without_the_lagrangian_bound(pool, size, data):
+    """Four quota features (three relaxed per Lagrangian bound): the maximin value with
+    the bounds equals the value without them, exactly; the lottery is identical run
+    twice and for the pool in any order."""
+    bound = st.integers(0, size // 2).flatmap(
+        lambda lo: st.tuples(st.just(lo), st.integers(max(lo, 1), size))
+    )
+    quotas = {
+        "x": {v: list(data.draw(bound)) for v in "ab"},
+        "y": {"p": list(data.draw(bound))},
+        "z": {v: list(data.draw(bound)) for v in "uv"},
+        "k": {"m": list(data.draw(bound))},
+    }
+    with_bound = _lottery(pool, size, quotas)
+    without = _lottery(pool, size, quotas, lagrangian=False)
+    assert (with_bound is None) == (without is None)
+    if with_bound is None or without is None:
+        return
+    assert with_bound.minimum == without.minimum
+    assert [p == 0 for p in with_bound.probability] == [p == 0 for p in without.probability]
+    assert _lottery(pool, size, quotas) == with_bound
+    assert _lottery(data.draw(st.permutations(pool)), size, quotas) == with_bound

