@@ -64,6 +64,13 @@ DEFERRED: dict[str, tuple[tuple[str, ...], str]] = {
         "AutoTLS certificates (httpx, requests)",
     ),
     "libp2p.security.tls.autotls.broker": (("BrokerClient",), "AutoTLS (httpx, requests)"),
+    # py-libp2p's BasicHost reads X.509 certificates for AutoTLS only (2.5 MB imported
+    # alone, 0.9 MB of the daemon's RSS: the Rust bindings are loaded either way).
+    "cryptography.x509": (
+        ("load_pem_x509_certificates", "DNSName"),
+        "X.509 certificates: py-libp2p's AutoTLS (the node offers Noise only)",
+    ),
+    "cryptography.x509.oid": (("ExtensionOID",), "X.509 object ids (with cryptography.x509)"),
     "libp2p.relay.circuit_v2.nat": (("is_private_ip",), "circuit relay and the Kademlia DHT"),
     "libp2p.discovery.mdns.mdns": (
         ("MDNSDiscovery", "create_mdns_discovery"),
@@ -137,10 +144,12 @@ class Deferred:
         return resolve(self)(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or self._value is not _CALL:
+        if name.startswith("__") or self._value is not _CALL or not _is_stand_in(self._module):
             return getattr(resolve(self), name)
         # An attribute read at import time (py-libp2p's deserializer tables take
-        # ``RSAPublicKey.from_bytes``) stays deferred until it is used.
+        # ``RSAPublicKey.from_bytes``) stays deferred until it is used; once the
+        # module is imported, it is the real attribute (``ExtensionOID.X`` handed to
+        # cryptography's own code).
         return Deferred(self._module, (*self._path, name))
 
     def __instancecheck__(self, obj: object) -> bool:

@@ -40,6 +40,9 @@ HEAVY = (
     "hpack",
     "hyperframe",
     "wsproto",
+    # X.509 (py-libp2p's AutoTLS only): 0.9 MB of the daemon's RSS
+    "cryptography.x509.base",
+    "cryptography.x509.extensions",
 )
 
 
@@ -289,3 +292,58 @@ print(json.dumps({"quiet": quiet, "loaded": loaded(PARTS),
     assert got["loaded"] == ["h2.connection", "hyperframe", "wsproto"]
     assert got["h2_frame_type"] == 4  # the server's SETTINGS frame
     assert got["ws"] == "HTTP/1.1 101 "
+
+
+def test_autotls_certificate_reading_still_works_after_x509_was_deferred() -> None:
+    # BasicHost's AutoTLS path (libp2p/host/basic_host.py): load a PEM chain, read
+    # its subjectAltName with ExtensionOID, pick the DNS names with x509.DNSName.
+    # The certificate is made here, in pytest's process; the fresh one only reads it.
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node")])
+    when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(when)
+        .not_valid_after(when + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.libp2p.direct")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    got = run_fresh(
+        f"""
+import json, sys
+import node.net
+from node.net import deferred
+from libp2p.host import basic_host as bh
+x509s = ("cryptography.x509", "cryptography.x509.oid")
+before = [n for n in x509s if n in deferred.deferred_now()]
+chain = bh.x509.load_pem_x509_certificates({pem!r}.encode())
+san = chain[0].extensions.get_extension_for_oid(bh.ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+print(json.dumps({{
+    "before": before,
+    "dns": san.get_values_for_type(bh.x509.DNSName),
+    "left": [n for n in x509s if n in deferred.deferred_now()],
+    "same": [
+        sys.modules[m].ExtensionOID is sys.modules[x509s[1]].ExtensionOID
+        for m in ("cryptography.x509", "cryptography.x509.extensions")
+    ],
+}}))
+"""
+    )
+    assert got == {
+        "before": ["cryptography.x509", "cryptography.x509.oid"],
+        "dns": ["a.libp2p.direct"],
+        "left": [],
+        "same": [True, True],  # the package's own names are the real ones
+    }
