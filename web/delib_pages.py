@@ -224,13 +224,27 @@ def _amend_form(p: Mapping[str, Any]) -> str:
     )
 
 
-def _decide_form(d: Mapping[str, Any], names: Names, csrf: str) -> str:
+def _decide_form(d: Mapping[str, Any], names: Names, csrf: str, *, amend_open: bool) -> str:
     """The author node's decisions, behind the operator's sign-in: reviewed on the next
-    page (what the node will sign), then signed by the node."""
+    page (what the node will sign), then signed by the node. After the discussion only
+    promoting a rejected amendment is left."""
+    states = ("proposed", "rejected") if amend_open else ("rejected",)
     choices = "".join(
         f'<option value="{e(a["ref"])}">{e(_amendment_label(a, names))}</option>'
         for a in d["amendments"]
-        if a["state"] in ("proposed", "rejected")
+        if a["state"] in states
+    )
+    decide = (
+        '<p><label for="decide-reason">Reason (needed to reject)</label><br>'
+        '<textarea id="decide-reason" name="reason" rows="2" maxlength="500"></textarea></p>'
+        if amend_open
+        else ""
+    )
+    buttons = (
+        '<button name="action" value="accept">Review: accept</button> '
+        '<button name="action" value="reject">Review: reject</button> '
+        if amend_open
+        else ""
     )
     return (
         '<form id="decide-form" method="post" action="/operator/amendment/review">'
@@ -239,13 +253,11 @@ def _decide_form(d: Mapping[str, Any], names: Names, csrf: str) -> str:
         "<h3>Decide on an amendment (this node wrote the proposal)</h3>"
         '<p><label for="decide-amendment">Amendment</label><br>'
         f'<select id="decide-amendment" name="amendment" required>{choices}</select></p>'
-        '<p><label for="decide-reason">Reason (needed to reject)</label><br>'
-        '<textarea id="decide-reason" name="reason" rows="2" maxlength="500"></textarea></p>'
+        f"{decide}"
         '<p><label for="decide-key">Id of the new proposal (to promote a rejected one)</label>'
         '<br><input id="decide-key" name="key" maxlength="40" placeholder="park-b"></p>'
         "<p>You see what the node will sign before it signs.</p>"
-        '<button name="action" value="accept">Review: accept</button> '
-        '<button name="action" value="reject">Review: reject</button> '
+        f"{buttons}"
         '<button name="action" value="promote">Review: promote</button></form>'
     )
 
@@ -290,7 +302,7 @@ def amendments_section(
     # A rejected amendment can be promoted after the discussion, too.
     decisions = amend_open or any(a["state"] == "rejected" for a in d["amendments"])
     if author_here and decisions and operator_csrf is not None:
-        forms += _decide_form(d, names, operator_csrf)
+        forms += _decide_form(d, names, operator_csrf, amend_open=amend_open)
     elif author_here and decisions:
         forms += (
             '<p class="basis">This node wrote the proposal: its operator decides on the '

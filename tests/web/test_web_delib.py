@@ -192,6 +192,11 @@ def test_amendment_forms_appear_only_when_they_may_be_used():
     late = delib_pages.amendments_section(d, p, NAMES, author_here=True, operator_csrf="c5")
     assert 'id="decide-form"' in late
     assert 'id="amend-form"' not in late
+    late_form = late[late.index('id="decide-form"') :]
+    assert re.findall(r'<option value="([^"]+)"', late_form) == [f"{ALICE}.a-2"]
+    assert re.findall(r'name="action" value="(\w+)"', late_form) == ["promote"]
+    assert 'value="accept"' in decide
+    assert 'id="decide-reason"' in decide
     none_rejected = _discussion(amendments=[_amendment(3, "accepted", included_in=2)])
     assert "<form" not in delib_pages.amendments_section(
         none_rejected, p, NAMES, author_here=True, operator_csrf="c5"

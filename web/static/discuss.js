@@ -108,7 +108,9 @@
     if (!select) return;
     const keep = select.value;
     while (select.options.length) select.remove(0);
-    const open = "#amendments li[data-state=proposed], #amendments li[data-state=rejected]";
+    // After the discussion (the form has no accept/reject) only a rejected one is left.
+    const rejected = "#amendments li[data-state=rejected]";
+    const open = $("decide-reason") ? "#amendments li[data-state=proposed], " + rejected : rejected;
     for (const a of document.querySelectorAll(open)) {
       select.add(new Option(a.dataset.label, a.dataset.ref));
     }
