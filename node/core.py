@@ -55,6 +55,7 @@ from node.planning.rollup import (
     RollupView,
     attesters,
     compute_rollups,
+    listed_by,
     rollup_key,
 )
 
@@ -310,9 +311,6 @@ class NodeCore:
                 self.rollups(None, r)
             replica.add_listener(self.rollups)
         self.region = model.partition_of(self.scope)
-        self._attesters: frozenset[bytes] = frozenset()
-        self._attesters_of: Admission | None = None
-        self._federation = charter.id if charter is not None else ""
         self.index = index
         self._counted: frozenset[bytes] | None = None
         if index is not None:
@@ -505,9 +503,13 @@ class NodeCore:
         adm = self.admission
         if self.origin not in adm.admitted or self.region.count("/") != 2:
             return []
-        admitted = self._region_admitted(adm)
+        admitted = [
+            s.node
+            for s in adm.standings.values()
+            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
+        ]
         mine = self.rollups.of(self.origin)
-        if self.origin in self._region_attesters(adm):
+        if self.origin in attesters(admitted, adm.anchors):
             get = self.replica.get
             intents = [
                 r
@@ -539,25 +541,7 @@ class NodeCore:
         """
         if self.rollups is None:
             raise LocalError("this node has no charter: rollups are off")
-        adm = self.admission
-        return RollupView(self.rollups.records(), adm.anchors, self.region, self._federation)
-
-    def _region_admitted(self, adm: Admission) -> list[bytes]:
-        """The admitted nodes of this node's region, as `adm` decides."""
-        return [
-            s.node
-            for s in adm.standings.values()
-            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
-        ]
-
-    def _region_attesters(self, adm: Admission) -> frozenset[bytes]:
-        """This node's region's attesters, as `adm` decides (kept for the last `adm`)."""
-        if self._attesters_of is not adm:
-            self._attesters = attesters(
-                self._region_admitted(adm), adm.anchors, self._federation, self.region
-            )
-            self._attesters_of = adm
-        return self._attesters
+        return RollupView(self.rollups.records(), self.admission.anchors, self.region)
 
     def node_record_pending(self, name: str, kind: str) -> Pending | None:
         """The node record to write at start, if it changed."""
@@ -662,16 +646,12 @@ class NodeCore:
             return records
         adm = self.tracker.preview(records)
         out = []
-        chosen = None
-        own = (self.region, frozenset[bytes]())
-        fid = self._federation
+        batch_listed = None
         for r in records:
-            if r.kind == "rollup":
-                # only a region's few attesters place rollups (`rollup.attesters`)
-                if chosen is None:
-                    chosen = self.rollups.chosen(records, adm.anchors, fid)
-                    own = (self.region, self._region_attesters(adm))
-                ok = self.rollups.allows(r, adm.anchors, fid, chosen=chosen, own=own)
+            if r.kind == "rollup" and r.origin not in adm.admitted:
+                if batch_listed is None:
+                    batch_listed = listed_by(records, adm.anchors)
+                ok = self.rollups.allows(r, adm.anchors, batch_listed=batch_listed)
             else:
                 ok = adm.allows(r)
             if ok:

@@ -161,7 +161,7 @@ def test_who_has_what_lists_held_records_and_other_regions_rollups(nodes, monkey
         for x in them
         for p, body in bodies.items()
     ]
-    view = RollupView(signed, frozenset({them[0].origin}), REGION, "f" * 64)
+    view = RollupView(signed, frozenset({them[0].origin}), REGION)
     monkeypatch.setattr(a.state.core, "rollup_view", lambda: view)
 
     # as `capacity list --item potatoes` asks: everyone's

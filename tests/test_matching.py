@@ -267,14 +267,14 @@ def test_across_regions_each_region_is_one_party():
         for a in hh
         for b in bodies.values()
     ]
-    view = RollupView(signed, frozenset({hh[0].origin}), "eu/de/berlin", "f" * 64)
+    view = RollupView(signed, frozenset({hh[0].origin}), "eu/de/berlin")
     berlin = Author(IDS[4], "eu/de/berlin/b1")
     own = positions_from_records([berlin.capacity("c", qty="1000")])
     assert matches_from_rollups(view, own, "eu/de/berlin") == [
         Match(*G, "eu/de/berlin", "eu/de/hamburg", 450 * KG, "eu/de")
     ]
     # unattested (no anchor among the signers): Hamburg counts nowhere
-    nobody = RollupView(signed, frozenset(), "eu/de/berlin", "f" * 64)
+    nobody = RollupView(signed, frozenset(), "eu/de/berlin")
     assert matches_from_rollups(nobody, own, "eu/de/berlin") == []
 
 

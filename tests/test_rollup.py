@@ -24,7 +24,6 @@ from node.planning.rollup import (
 
 HH = "eu/de/hamburg"
 PEOPLE = identities(6, seed=21)
-FID = "f" * 64  # a federation id
 
 
 def _hamburg_records():
@@ -70,11 +69,11 @@ def test_a_quorum_with_an_anchor_is_accepted_and_summed():
     bodies = compute_rollups(recs, HH, [a.origin for a in nodes])
     signed = [_signed(a, b) for a in nodes[:2] for b in bodies.values()]
     anchors = frozenset({nodes[0].origin})
-    view = RollupView(signed, anchors, "eu/de/berlin", FID)
+    view = RollupView(signed, anchors, "eu/de/berlin")
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.UNATTESTED  # 2 of 3: q = min(3, 3)
     signed += [_signed(nodes[2], b) for b in bodies.values()]
-    view = RollupView(signed, anchors, "eu/de/berlin", FID)
+    view = RollupView(signed, anchors, "eu/de/berlin")
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.ACCEPTED
     rows, basis = federation_rows("eu/de", [], True, view, period="2027-Q1")
@@ -82,7 +81,7 @@ def test_a_quorum_with_an_anchor_is_accepted_and_summed():
     assert (potatoes.needs, potatoes.capacities) == (600, 150)  # January lies in Q1
     assert basis.attested == {HH: (3, 3)}
     # without an anchor among them the same three signatures count for nothing
-    nobody = RollupView(signed, frozenset(), "eu/de/berlin", FID)
+    nobody = RollupView(signed, frozenset(), "eu/de/berlin")
     assert nobody.pairs[(HH, "2027-Q1")].status is RegionStatus.UNATTESTED
 
 
@@ -93,9 +92,9 @@ def test_a_false_minority_is_named_and_a_split_is_never_summed():
     honest = [_signed(a, body) for a in nodes]
     anchors = frozenset({nodes[0].origin})
     extra = Author(PEOPLE[3], scope=f"{HH}/n3")
-    view = RollupView([*honest[:2], _signed(nodes[2], liar_body)], anchors, "eu/de/berlin", FID)
+    view = RollupView([*honest[:2], _signed(nodes[2], liar_body)], anchors, "eu/de/berlin")
     assert view.pairs[(HH, "2027-Q1")].status is RegionStatus.UNATTESTED  # 2 and 1: no quorum
-    view = RollupView([*honest, _signed(extra, liar_body)], anchors, "eu/de/berlin", FID)
+    view = RollupView([*honest, _signed(extra, liar_body)], anchors, "eu/de/berlin")
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.ACCEPTED
     assert rp.contradicting == ()  # extra is not listed as admitted: it is no attester
@@ -103,10 +102,10 @@ def test_a_false_minority_is_named_and_a_split_is_never_summed():
     four = sorted(a.hex() for a in (*(n.origin for n in nodes), extra.origin))
     truth4, lie4 = {**body, "admitted": four}, {**liar_body, "admitted": four}
     signed = [*(_signed(a, truth4) for a in nodes), _signed(extra, lie4)]
-    rp = RollupView(signed, anchors, "eu/de/berlin", FID).pairs[(HH, "2027-Q1")]
+    rp = RollupView(signed, anchors, "eu/de/berlin").pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.ACCEPTED
     assert rp.contradicting == (extra.origin,)
-    record = RollupView(signed, anchors, "eu/de/berlin", FID).track_record()
+    record = RollupView(signed, anchors, "eu/de/berlin").track_record()
     assert record[extra.origin] == (0, 1)
     assert record[nodes[0].origin] == (1, 0)
     # two contents, each with a quorum and an anchor: a split view
@@ -114,7 +113,7 @@ def test_a_false_minority_is_named_and_a_split_is_never_summed():
     admitted = sorted(a.hex() for a in (PEOPLE[0].public, PEOPLE[3].public, PEOPLE[4].public))
     rival = {**liar_body, "admitted": admitted}
     forks = [_signed(a, rival) for a in (nodes[0], extra, two)]
-    view = RollupView([*honest, *forks], anchors, "eu/de/berlin", FID)
+    view = RollupView([*honest, *forks], anchors, "eu/de/berlin")
     rp = view.pairs[(HH, "2027-Q1")]
     assert rp.status is RegionStatus.SPLIT
     assert view.track_record() == {}  # nothing accepted: nobody's record moves
@@ -132,8 +131,8 @@ def test_the_view_is_the_same_in_any_order(data):
     signed = [_signed(a, b) for a in nodes for b in bodies.values()]
     anchors = frozenset({nodes[1].origin})
     order = data.draw(st.permutations(signed))
-    a = RollupView(signed, anchors, "eu/de/berlin", FID)
-    b = RollupView(order, anchors, "eu/de/berlin", FID)
+    a = RollupView(signed, anchors, "eu/de/berlin")
+    b = RollupView(order, anchors, "eu/de/berlin")
     assert a.pairs == b.pairs
 
 
@@ -146,19 +145,19 @@ def test_strangers_place_no_rollup():
     strangers = _signed(stranger, {**body, "admitted": sorted([stranger.origin.hex()])})
     tracker = RollupTracker()
     anchors = frozenset({nodes[0].origin})
-    assert tracker.allows(anchor_rollup, anchors, FID)
-    assert not tracker.allows(listed_rollup, anchors, FID)  # nobody it trusts lists it yet
-    assert tracker.allows(listed_rollup, anchors, FID, [anchor_rollup])  # with the anchor's
+    assert tracker.allows(anchor_rollup, anchors)
+    assert not tracker.allows(listed_rollup, anchors)  # nobody it trusts lists it yet
+    assert tracker.allows(listed_rollup, anchors, [anchor_rollup])  # with the anchor's
     tracker(None, anchor_rollup)
-    assert tracker.allows(listed_rollup, anchors, FID)
-    assert not tracker.allows(strangers, anchors, FID)
+    assert tracker.allows(listed_rollup, anchors)
+    assert not tracker.allows(strangers, anchors)
 
 
 def test_an_old_rollup_is_counted_and_marked_stale():
     nodes, recs = _hamburg_records()
     bodies = compute_rollups(recs, HH, [a.origin for a in nodes])
     signed = [_signed(a, b) for a in nodes for b in bodies.values()]
-    view = RollupView(signed, frozenset({nodes[0].origin}), "eu/de/berlin", FID)
+    view = RollupView(signed, frozenset({nodes[0].origin}), "eu/de/berlin")
     newest = max(r.hlc >> 16 for r in signed)
     rows, basis = federation_rows("eu/de", [], True, view, stale_before=newest)
     assert basis.stale == {}  # signed at the mark itself: fresh
@@ -175,12 +174,12 @@ def test_a_node_an_anchor_no_longer_lists_places_no_new_rollup():
     body = compute_rollups(recs, HH, [a.origin for a in nodes])["2027-Q1"]
     anchors = frozenset({anchor.origin})
     tracker = RollupTracker()
-    assert tracker.allows(_signed(anchor, body), anchors, FID)  # anchors' rule set first
+    assert tracker.allows(_signed(anchor, body), anchors)  # anchors' rule set first
     first = _signed(anchor, body)
     tracker(None, first)
-    assert tracker.allows(_signed(listed, body), anchors, FID)
+    assert tracker.allows(_signed(listed, body), anchors)
     # the anchor's newer rollup of the same slot no longer lists that node
     without = {**body, "admitted": sorted(a.hex() for a in (anchor.origin, nodes[2].origin))}
     tracker(first, _signed(anchor, without))
-    assert not tracker.allows(_signed(listed, body), anchors, FID)
-    assert tracker.allows(_signed(nodes[2], body), anchors, FID)
+    assert not tracker.allows(_signed(listed, body), anchors)
+    assert tracker.allows(_signed(nodes[2], body), anchors)

@@ -184,12 +184,9 @@ class Admission:
     open_invites: Mapping[tuple[bytes, str], str] = field(
         default_factory=dict
     )  # (admitted inviter, key) -> secret hash, of invites not used yet
-    # Nodes every node of the federation trusts on its own, whatever their region: the
-    # founders who signed, and the nodes a founder vouches for at the federation's root
-    # (each new region's first node). Only records every node holds decide it -- the
-    # charter and the root -- so every region and every reader agree on it: anchors
-    # make another region's rollups believable and head its attesters
-    # (`node.planning.rollup.attesters`).
+    # Nodes trusted on their own by this replica, whatever their region: the founders
+    # who signed, the nodes a founder vouches for (each region's first node), and the
+    # nodes admitted here. Anchors make another region's rollups believable.
     anchors: frozenset[bytes] = frozenset()
     # Nodes admitted until a decision of their region suspended them: what they did
     # while admitted stays in the record (track records count it), their new records
@@ -317,13 +314,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         if r.origin in admitted and model.matches(model.HEX64, r.key)
     )
     open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
-    # A founder's endorsement in a region's partition (of its own region's nodes) is
-    # seen there only: it makes no anchor, or readers elsewhere would disagree.
-    vouched = {
-        bytes.fromhex(r.key)
-        for r in live["endorse"]
-        if r.origin in signed and "/" not in r.scope and model.matches(model.HEX64, r.key)
-    }
+    vouched = {n for n, who in endorsed.items() if who & signed}
     state = Admission(
         charter,
         frozenset(admitted),
@@ -331,7 +322,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         frozenset(sponsored),
         members,
         open_invites,
-        frozenset(signed | vouched),
+        frozenset(signed | vouched | admitted),
         frozenset(was_admitted - admitted),
     )
     # A newcomer whose application shows an open invite's secret may place its node

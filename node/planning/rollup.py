@@ -7,15 +7,10 @@ region's admitted nodes -- each signed by an admitted node of that region that
 recomputed it from the full records (`compute_rollups`). Like transparency-log
 witnesses, independent attesters cosign the same content, and a reader trusts a quorum:
 
-* a region's **attesters** are at most `ATTESTERS` of its admitted nodes, the same on
-  every node (`attesters`): its *anchors* first -- nodes every node trusts on its own,
-  the founders and the nodes a founder vouches for at the federation's root (every new
-  region's first node) -- then the others, each group ranked by a hash of (federation,
-  region, key). Only they attest; a reader neither takes, stores, forwards nor counts
-  another node's rollup;
 * a content (the body, byte for byte) is **accepted** when at least
-  ``q = min(3, attesters)`` of the attesters its admitted list makes signed it, one of
-  them an anchor;
+  ``q = min(3, len(admitted))`` of the nodes it lists as admitted signed it, one of them
+  an *anchor*: a node the reader trusts on its own (a founder, a node the founders
+  vouch for -- every region's first node -- or a node admitted in the reader's region);
 * two accepted contents for one region and period are a **split view**: shown with
   their attesters, never summed; attesters that signed a content others contradict
   are named;
@@ -47,7 +42,6 @@ __all__ = [
     "QUORUM",
     "RegionStatus",
     "RollupView",
-    "attester_rank",
     "attesters",
     "compute_rollups",
     "content_digest",
@@ -55,33 +49,18 @@ __all__ = [
 ]
 
 QUORUM = 3  # attesters asked for, at most (fewer in a region of fewer admitted nodes)
-ATTESTERS = 5  # a region's attesters, at most
+ATTESTERS = 5  # a region's attesters (more if it has more anchors)
 MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted nodes
 
 
-def attesters(
-    admitted: Iterable[bytes], anchors: frozenset[bytes], federation: str, region: str
-) -> frozenset[bytes]:
-    """Which of a region's admitted nodes attest it: at most `ATTESTERS`, its anchors
-    first, each group ranked by `attester_rank`.
-
-    A pure function of what every node of the region and every reader holds (the
-    region's admitted set, which the anchors' rollups list, and the federation's
-    anchors), so all compute the same set; a reader's quorum of 3 needs no more, and the
-    others stay quiet. The rank is salted with the federation and the region, so a key
-    chosen before the charter existed ranks nowhere in particular (see
-    docs/architecture.md on what a node that grinds its key can do).
-    """
-    ranked = sorted(
-        set(admitted), key=lambda n: (n not in anchors, attester_rank(federation, region, n))
-    )
-    return frozenset(ranked[:ATTESTERS])
-
-
-def attester_rank(federation: str, region: str, node: bytes) -> bytes:
-    """A node's place in its region's queue of attesters (smallest first)."""
-    salt = f"allmende/attester/1\x00{federation}\x00{region}\x00".encode()
-    return hashlib.blake2b(salt + node, digest_size=16).digest()
+def attesters(admitted: Iterable[bytes], anchors: frozenset[bytes]) -> frozenset[bytes]:
+    """Which of a region's admitted nodes attest it: its anchors, and the others with the
+    smallest keys up to `ATTESTERS` in all. Every node of the region computes the same
+    set, and a reader's quorum of 3 needs no more; the rest stay quiet (traffic)."""
+    nodes = sorted(set(admitted))
+    anchored = [n for n in nodes if n in anchors]
+    others = [n for n in nodes if n not in anchors][: max(0, ATTESTERS - len(anchored))]
+    return frozenset(anchored + others)
 
 
 def rollup_key(region: str, period: str) -> str:
@@ -154,8 +133,7 @@ class Content:
 
     body: Mapping[str, Any]
     digest: str
-    attesters: tuple[bytes, ...]  # those of the region's attesters who signed it
-    of: int  # how many attesters the region has, by the content's admitted list
+    attesters: tuple[bytes, ...]
     quorum: int
     anchored: bool
     hlc: int  # the newest signature's
@@ -189,23 +167,15 @@ class RegionPeriod:
 class RollupView:
     """The rollups of other regions as a reader sees them.
 
-    A content's signatures count only from its region's attesters as the content's
-    own admitted list makes them (`attesters`): another admitted node's counts nowhere.
-
     Args:
         rollups: the `rollup` records held (slot winners; tombstones ignored).
         anchors: nodes the reader trusts on its own (see the module docstring).
         own_region: the reader's region, whose full records it holds (its rollups are
             not used: the records are).
-        federation: the federation id (it salts the attesters' ranking).
     """
 
     def __init__(
-        self,
-        rollups: Iterable[Record],
-        anchors: frozenset[bytes],
-        own_region: str,
-        federation: str,
+        self, rollups: Iterable[Record], anchors: frozenset[bytes], own_region: str
     ) -> None:
         self.own_region = own_region
         by_pair: dict[tuple[str, str], dict[str, list[Record]]] = {}
@@ -223,16 +193,14 @@ class RollupView:
             for digest, signed in contents.items():
                 body: Mapping[str, Any] = signed[0].body or {}
                 listed = {bytes.fromhex(str(a)) for a in body["admitted"]}
-                chosen = attesters(listed, anchors, federation, region)
-                signers = tuple(sorted({r.origin for r in signed if r.origin in chosen}))
+                attesters = tuple(sorted({r.origin for r in signed if r.origin in listed}))
                 built.append(
                     Content(
                         body,
                         digest,
-                        signers,
-                        len(chosen),
-                        min(QUORUM, len(chosen)),
-                        any(a in anchors for a in signers),
+                        attesters,
+                        min(QUORUM, len(listed)),
+                        any(a in anchors for a in attesters),
                         max(r.hlc for r in signed),
                     )
                 )
@@ -335,7 +303,7 @@ def federation_rows(
             basis.missing[rp.region] = rp.status.value
             continue
         if rp.region not in basis.missing:
-            k, n = len(content.attesters), content.of
+            k, n = len(content.attesters), len(content.body["admitted"])
             basis.attested[rp.region] = (k, n)
             signed_ms = content.hlc >> 16
             if stale_before is not None and signed_ms < stale_before:
@@ -362,12 +330,10 @@ class RollupTracker:
     """The rollup records of a replica, kept current (a replica listener), and the
     edge's rule for them.
 
-    A rollup is taken only from one of its region's attesters (`attesters`): for the
-    reader's own region as its own admission makes them; for another region, which
-    this replica cannot judge, as the region's admitted set that the anchors' rollups
-    (held, or arriving in the same batch) list makes them. So a stranger places no
-    rollup, and neither does an admitted node outside its region's few attesters. A
-    withdrawal is taken for a rollup held (or from an anchor).
+    A rollup from a node this replica cannot judge (another region's) is taken if its
+    origin is an anchor, or is listed as admitted by an anchor's rollup of the same
+    region: so a stranger cannot place a rollup, and a region's attesters are those its
+    anchors name.
     """
 
     def __init__(self) -> None:
@@ -377,9 +343,6 @@ class RollupTracker:
         # date record by record; rebuilt when the anchors change)
         self._listed: dict[str, Counter[bytes]] = {}
         self._anchors: frozenset[bytes] = frozenset()
-        # region -> (the held listing, its attesters), dropped when the listing changes
-        self._chosen: dict[str, tuple[frozenset[bytes], frozenset[bytes]]] = {}
-        self._federation = ""
         self.version = 0
 
     def __call__(self, old: Record | None, new: Record) -> None:
@@ -387,17 +350,11 @@ class RollupTracker:
             prev = self._records.get((new.origin, new.key))
             self._records[(new.origin, new.key)] = new
             self._by_origin.setdefault(new.origin, {})[new.key] = new
-            if new.origin in self._anchors and not _same_listing(prev, new):
+            if new.origin in self._anchors:
                 if prev is not None:
-                    self._count(prev, -1)
-                self._count(new, 1)
+                    _count_listed(self._listed, prev, -1)
+                _count_listed(self._listed, new, 1)
             self.version += 1
-
-    def _count(self, r: Record, sign: int) -> None:
-        if r.body is not None:
-            region = str(r.body["region"])
-            _count_listed(self._listed, r, sign)
-            self._chosen.pop(region, None)
 
     def records(self) -> list[Record]:
         return list(self._records.values())
@@ -406,88 +363,34 @@ class RollupTracker:
         """One attester's rollups by key."""
         return dict(self._by_origin.get(origin, {}))
 
-    def _held(
-        self, region: str, anchors: frozenset[bytes], federation: str
-    ) -> tuple[frozenset[bytes], frozenset[bytes]]:
-        """The nodes the anchors' held rollups list for `region`, and the attesters
-        they make (cached until an anchor's rollup of the region changes)."""
-        if anchors != self._anchors or federation != self._federation:
-            self._anchors, self._federation, self._listed, self._chosen = (
-                anchors,
-                federation,
-                {},
-                {},
-            )
+    def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, Counter[bytes]]:
+        if anchors != self._anchors:
+            self._anchors, self._listed = anchors, {}
             for r in self._records.values():
                 if r.origin in anchors:
                     _count_listed(self._listed, r, 1)
-        cached = self._chosen.get(region)
-        if cached is None:
-            counts = self._listed.get(region)
-            held = frozenset(n for n, c in counts.items() if c > 0) if counts else frozenset()
-            cached = self._chosen[region] = (held, attesters(held, anchors, federation, region))
-        return cached
-
-    def chosen(
-        self, batch: Iterable[Record], anchors: frozenset[bytes], federation: str
-    ) -> dict[str, frozenset[bytes]]:
-        """Per region that a rollup of `batch` names, its attesters as the anchors'
-        rollups held and in `batch` list its admitted nodes."""
-        batch = list(batch)
-        extra = listed_by(batch, anchors)
-        regions = {
-            str(r.body.get("region")) for r in batch if r.kind == "rollup" and r.body is not None
-        }
-        out = {}
-        for region in regions:
-            held, chosen = self._held(region, anchors, federation)
-            more = extra.get(region)
-            if more is None or more <= held:
-                out[region] = chosen
-            else:
-                out[region] = attesters(held | more, anchors, federation, region)
-        return out
+        return self._listed
 
     def allows(
         self,
         r: Record,
         anchors: frozenset[bytes],
-        federation: str,
         batch: Iterable[Record] = (),
         *,
-        chosen: Mapping[str, frozenset[bytes]] | None = None,
-        own: tuple[str, frozenset[bytes]] | None = None,
+        batch_listed: Mapping[str, set[bytes]] | None = None,
     ) -> bool:
-        """Whether rollup `r` may be stored.
-
-        Args:
-            anchors: the federation's anchors (`Admission.anchors`).
-            federation: the federation id.
-            batch: the rollups arriving with `r`.
-            chosen: `chosen(batch + [r], ...)`, when the caller asks for many.
-            own: the reader's region and its attesters (by its own admission).
-        """
+        """Whether rollup `r` may be stored (with `batch`: the rollups arriving with it;
+        `batch_listed`: `listed_by(batch, anchors)`, when the caller asks for many)."""
+        if r.origin in anchors:
+            return True
         if r.body is None:
-            # withdrawing a rollup held
-            return (r.origin, r.key) in self._records or r.origin in anchors
-        body: Mapping[str, Any] = r.body
-        region = str(body.get("region"))
-        if own is not None and region == own[0]:
-            allowed = own[1]
-        else:
-            if chosen is None:
-                chosen = self.chosen([*batch, r], anchors, federation)
-            allowed = chosen.get(region, frozenset())
-        # an attester lists itself among the admitted nodes it counted
-        return r.origin in allowed and r.origin.hex() in body["admitted"]
-
-
-def _same_listing(a: Record | None, b: Record) -> bool:
-    """Whether two rollups list the same region's same admitted nodes (an anchor's
-    next version mostly does: its counts stay as they are)."""
-    if a is None or a.body is None or b.body is None:
-        return False
-    return a.body["region"] == b.body["region"] and a.body["admitted"] == b.body["admitted"]
+            return (r.origin, r.key) in self._records  # withdrawing a rollup held
+        region = str(r.body.get("region"))
+        if self._listed_by_anchors(anchors).get(region, Counter())[r.origin] > 0:
+            return True
+        if batch_listed is None:
+            batch_listed = listed_by(batch, anchors)
+        return r.origin in batch_listed.get(region, set())
 
 
 def _count_listed(listed: dict[str, Counter[bytes]], r: Record, sign: int) -> None:
