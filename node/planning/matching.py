@@ -338,9 +338,10 @@ def plan(positions: Positions) -> MatchPlan | VecPlan:
     listed = [list(positions[g]) for g in groups]
     tree = _tree(listed)
     if sum(map(len, listed)) >= VECTOR_MIN:
-        from node.planning import matching_vec  # numpy: loaded only for a large matching
+        # numpy: loaded only for a large matching
+        from node.planning.matching_vec import plan as vector_plan
 
-        got = matching_vec.plan(tree, groups, listed, positions)
+        got = vector_plan(tree, groups, listed, positions)
         if got is not None:
             return got
     return _plan_ints(tree, groups, listed, positions)
