@@ -27,6 +27,7 @@ CORES = [
 # Pure standard-library modules: no files, sockets, processes, clocks or randomness.
 STDLIB = {
     "__future__",
+    "abc",  # abstract base classes (the plan both matchings fill, node/planning/matching_types.py)
     "array",  # packed int columns (the matches of a plan)
     "base64",
     "binascii",

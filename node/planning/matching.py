@@ -36,31 +36,41 @@ millions of matches, so `plan` runs in int64 vectors for all groups at once
 (`node.planning.matching_vec`) wherever the quantities keep that exact, and otherwise
 here, in Python ints on flat lists in C-level passes (`plan_exact`);
 `tests/matching_reference.py` is the first, plainer implementation, which both must
-equal match for match.
+equal match for match. The types both share (`Position`, `Match`, `Plan`,
+`MatchTable`, ...) live in `node.planning.matching_types` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping, MutableSequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from itertools import accumulate, chain, compress, count, islice, repeat
 from math import gcd
 from operator import add, and_, floordiv, gt, lshift, lt, mod, mul, or_, rshift, sub
-from typing import TYPE_CHECKING, NamedTuple
 
 from node import model
 from node.crdt.record import Record
 from node.planning.balance import GroupKey, _contribution
+from node.planning.matching_types import (
+    SLOT_BITS,
+    Match,
+    MatchTable,
+    Party,
+    Plan,
+    Pool,
+    Position,
+    Positions,
+    ScopeTree,
+)
 from node.planning.rollup import RollupView
-
-if TYPE_CHECKING:
-    from node.planning.matching_vec import VecPlan
 
 __all__ = [
     "PRIORITY_RANK",
     "Match",
     "MatchPlan",
     "MatchTable",
+    "Party",
+    "Plan",
     "Pool",
     "Position",
     "match",
@@ -76,206 +86,31 @@ __all__ = [
 # Need priorities, least urgent first: the index is the rank (critical is served first).
 PRIORITY_RANK = {p: i for i, p in enumerate(model.PRIORITIES)}
 _RANKS = len(model.PRIORITIES)
-_SLOTS = 8  # rank slots per leaf in a sort key (a surplus takes slot 0)
-_SHIFT = 3  # a sort key is leaf << _SHIFT | slot
-assert _RANKS < _SLOTS == 1 << _SHIFT
+_SHIFT = SLOT_BITS  # a sort key is leaf << _SHIFT | slot (a surplus takes slot 0)
+_SLOTS = 1 << _SHIFT  # rank slots per leaf
+assert _RANKS < _SLOTS
 
 
-class Position(NamedTuple):
-    """What one party has and needs of one group, in ticks.
-
-    Attributes:
-        capacity: what it can provide.
-        needs: what it needs, per priority rank (low, medium, high, critical).
-    """
-
-    capacity: int
-    needs: tuple[int, ...]
-
-
-Party = tuple[str, str]  # (scope, party id): a node's key in hex, or a region's path
-Positions = Mapping[GroupKey, Mapping[Party, Position]]
-
-
-class Match(NamedTuple):
-    """A provider ships `quantity` ticks of a group to a receiver; they met at `scope`."""
-
-    item: str
-    dimension: str
-    period: str
-    provider: str
-    receiver: str
-    quantity: int
-    scope: str
-
-    def as_json(self) -> dict[str, object]:
-        return self._asdict()
-
-
-def _path(scope: str) -> tuple[str, ...]:
-    return tuple(scope.split("/"))
-
-
-class _Tree:
-    """The parties of all groups in (scope path, party id) order, and the scopes that
-    may hold a match, each with the range of sort keys of the leaves under it, in
-    levels: deepest first, each level in path order."""
-
-    def __init__(self, parties: Iterable[Party]) -> None:
-        leaves = sorted(set(parties), key=lambda p: (_path(p[0]), p[1]))
-        self.leaves = leaves
-        self.index = {p: i for i, p in enumerate(leaves)}
-        lo: dict[str, int] = {}
-        hi: dict[str, int] = {}
-        for i, (scope, _) in enumerate(leaves):
-            for a in model.ancestors(scope):
-                lo.setdefault(a, i)
-                hi[a] = i + 1
-        # A scope over a single leaf can match nothing: leave it out. Children before
-        # parents: deepest first; scopes of one depth are disjoint.
-        scopes = [s for s in lo if hi[s] - lo[s] > 1]
-        scopes.sort(key=lambda s: (-s.count("/"), _path(s)))
-        self.levels: list[list[tuple[str, int, int]]] = []
-        depth = -1
-        for s in scopes:
-            if s.count("/") != depth:
-                depth = s.count("/")
-                self.levels.append([])
-            self.levels[-1].append((s, lo[s] << _SHIFT, hi[s] << _SHIFT))
-
-
-class Pool(NamedTuple):
-    """What one pool matched, compactly: its providers and what each gives, its
-    receivers and what each takes, each named by its sort key (leaf << 3 | slot), in
-    key order. Paired north-west corner, they are the pool's matches."""
-
-    group: int  # index into MatchPlan.groups
-    scope: str
-    givers: list[int]
-    gives: list[int]
-    takers: list[int]
-    takes: list[int]
-
-
-class MatchPlan:
-    """Every group's matches in compact form: per pool, who gives and who takes how
-    much. `table` pairs them up into the matches, column by column; the plan alone
-    already fixes every quantity, so totals need no pairs.
+class MatchPlan(Plan):
+    """A plan in Python ints (see `Plan`), made by `plan_exact`, and by `plan` below
+    the vectors' bounds.
 
     Attributes:
-        groups: the groups matched, sorted.
-        leaves: the parties, in (scope path, party id) order.
         pools: in matching order: by group, then deepest scope first, then by path.
+        split: the groups where one receiver has deficits of several ranks open.
     """
 
     def __init__(self, leaves: list[Party]) -> None:
-        self.leaves = leaves
-        self.groups: list[GroupKey] = []
+        super().__init__(leaves, [])
         self.pools: list[Pool] = []
-        self.split: set[int] = set()  # groups where one receiver has several ranks open
-        self._table: MatchTable | None = None
+        self.split: set[int] = set()
 
     def total(self) -> int:
         """Ticks matched over all groups."""
         return sum(sum(p.gives) for p in self.pools)
 
-    def table(self) -> MatchTable:
-        """The matches, as columns of ints (made once, then kept)."""
-        if self._table is None:
-            self._table = _pair(self)
-        return self._table
-
-    def __iter__(self) -> Iterator[Match]:
-        return iter(self.table())
-
-    def matches(self) -> list[Match]:
-        return self.table().matches()
-
-
-class MatchTable:
-    """The matches of a plan as parallel columns: row r ships `quantity[r]` ticks from
-    party `names[provider[r]]` to party `names[receiver[r]]`. The rows of pool k are
-    `starts[k]:starts[k + 1]`; the pool's group is `groups[group[k]]`, its scope
-    `scopes[k]`. Rows are in the order `match` lists them.
-
-    A federation has millions of matches: as columns they are three ints a row (no
-    object per match), and `Match` tuples are made only for the rows a caller reads
-    (iteration is lazy, pool by pool; `rows` reads a page).
-    """
-
-    def __init__(self, groups: list[GroupKey], names: list[str]) -> None:
-        self.groups = groups
-        self.names = names
-        self.group: list[int] = []
-        self.scopes: list[str] = []
-        self.starts: list[int] = [0]
-        # lists, or int64 `array`s when made from vectors (`matching_vec`)
-        self.provider: MutableSequence[int] = []
-        self.receiver: MutableSequence[int] = []
-        self.quantity: MutableSequence[int] = []
-
-    def __len__(self) -> int:
-        return len(self.quantity)
-
-    def total(self) -> int:
-        """Ticks matched."""
-        return sum(self.quantity)
-
-    def __iter__(self) -> Iterator[Match]:
-        for k in range(len(self.scopes)):
-            yield from self._pool(k, self.starts[k], self.starts[k + 1])
-
-    def matches(self) -> list[Match]:
-        """Every match, as `Match` tuples. A Match holds strs and ints only, so a caller
-        that makes a million of them may pause the cyclic collector meanwhile (the bench
-        does; this core stays free of process-wide state)."""
-        return list(self)
-
-    def rows(self, start: int, stop: int) -> list[Match]:
-        """The matches of rows start:stop (a page)."""
-        start, stop, _ = slice(start, stop).indices(len(self))
-        out: list[Match] = []
-        k = bisect_right(self.starts, start) - 1
-        while start < stop:
-            end = min(stop, self.starts[k + 1])
-            out += self._pool(k, start, end)
-            start, k = end, k + 1
-        return out
-
-    def involving(self, parties: Collection[str]) -> list[Match]:
-        """The matches whose provider or receiver is one of `parties`, in row order."""
-        flag = [n in parties for n in self.names]
-        out: list[Match] = []
-        for k in range(len(self.scopes)):
-            a, b = self.starts[k], self.starts[k + 1]
-            keep = list(
-                map(
-                    or_,
-                    map(flag.__getitem__, self.provider[a:b]),
-                    map(flag.__getitem__, self.receiver[a:b]),
-                )
-            )
-            if True in keep:
-                out += compress(self._pool(k, a, b), keep)
-        return out
-
-    def _pool(self, k: int, a: int, b: int) -> Iterator[Match]:
-        """Rows a:b, all of pool k, as `Match` tuples."""
-        names = self.names
-        item, dim, period = self.groups[self.group[k]]
-        return map(
-            _new,
-            repeat(Match),
-            zip(
-                repeat(item),
-                repeat(dim),
-                repeat(period),
-                map(names.__getitem__, self.provider[a:b]),
-                map(names.__getitem__, self.receiver[a:b]),
-                self.quantity[a:b],
-                repeat(self.scopes[k]),
-            ),
-        )
+    def _paired(self) -> MatchTable:
+        return _pair(self)
 
 
 def _pair(plan: MatchPlan) -> MatchTable:
@@ -327,13 +162,13 @@ VECTOR_MIN = 20_000  # positions from which `plan` works in vectors (a daemon's 
 # stays below it and never loads numpy: ~15 MB of memory on a Raspberry Pi)
 
 
-def plan(positions: Positions) -> MatchPlan | VecPlan:
+def plan(positions: Positions) -> Plan:
     """Match every group's surpluses with its deficits, bottom-up over the scope tree,
-    into a compact `MatchPlan` (`match` lists the matches themselves).
+    into a compact `Plan` (`match` lists the matches themselves).
 
-    From `VECTOR_MIN` positions the work is done in int64 vectors (`matching_vec`)
-    where every quantity is small enough for that to be exact, else in Python ints
-    (`plan_exact`): the same matches either way."""
+    From `VECTOR_MIN` positions the work is done in int64 vectors (a `VecPlan` of
+    `matching_vec`) where every quantity is small enough for that to be exact, else in
+    Python ints (a `MatchPlan`, as `plan_exact`): the same matches either way."""
     groups = sorted(positions)
     listed = [list(positions[g]) for g in groups]
     tree = _tree(listed)
@@ -354,14 +189,14 @@ def plan_exact(positions: Positions) -> MatchPlan:
     return _plan_ints(_tree(listed), groups, listed, positions)
 
 
-def _tree(listed: list[list[Party]]) -> _Tree:
+def _tree(listed: list[list[Party]]) -> ScopeTree:
     # groups often list the same parties: a list equal to the one before adds none
     fresh = [p for k, p in enumerate(listed) if k == 0 or p != listed[k - 1]]
-    return _Tree(chain.from_iterable(fresh))
+    return ScopeTree(chain.from_iterable(fresh))
 
 
 def _plan_ints(
-    tree: _Tree, groups: list[GroupKey], listed: list[list[Party]], positions: Positions
+    tree: ScopeTree, groups: list[GroupKey], listed: list[list[Party]], positions: Positions
 ) -> MatchPlan:
     out = MatchPlan(tree.leaves)
     order = _Order(tree)
@@ -404,7 +239,7 @@ class _Order:
     the same order, so the permutation into leaf order is kept for the next group
     (for one `plan` call only)."""
 
-    def __init__(self, tree: _Tree) -> None:
+    def __init__(self, tree: ScopeTree) -> None:
         self.tree = tree
         self.parties: list[Party] = []
         self.perm: list[int] | None = None  # dict position of each leaf-ordered party
@@ -485,7 +320,7 @@ def _split_ranks(
 
 
 def _match_group(
-    tree: _Tree,
+    tree: ScopeTree,
     group: GroupKey,
     parties: Mapping[Party, Position],
     listed: list[Party],
@@ -627,9 +462,6 @@ def _shares(weights: list[int], m: int) -> list[int]:
         for j in islice(compress(range(len(rests)), map(cut.__eq__, rests)), ties):
             shares[j] += 1
     return shares
-
-
-_new = tuple.__new__
 
 
 def _merged(names: list[int], qty: list[int]) -> tuple[list[int], list[int]]:

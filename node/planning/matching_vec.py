@@ -16,6 +16,9 @@ that correction may wrap; two's complement arithmetic is exact modulo 2**64 and 
 true remainder lies well inside the int64 range, so the wrapped result is the true
 one.
 
+This module imports nothing from `matching` (which loads it only for a large
+matching): the types both share, `Plan` among them, are in `matching_types`.
+
 Layout: an entry's key is (group x leaves + leaf) << 3 | slot (slot 0 a surplus, r + 1 a
 deficit of rank r), so one sorted key column holds every group in (group, leaf, slot)
 order and the pools of one tree level, across all groups, are disjoint key ranges in
@@ -26,16 +29,16 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterator, Mapping
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from node.planning.matching_types import MatchTable, Party, Plan, Pool, Positions, ScopeTree
+
 if TYPE_CHECKING:
     from node.planning.balance import GroupKey
-    from node.planning.matching import Match, MatchTable, Party, Pool, Position, _Tree
 
 __all__ = ["VecPlan", "plan"]
 
@@ -47,10 +50,10 @@ Vec = Any  # an int64 numpy array (numpy's own types do not help mypy here)
 
 
 def plan(
-    tree: _Tree,
+    tree: ScopeTree,
     groups: list[GroupKey],
     listed: list[list[Party]],
-    positions: Mapping[GroupKey, Mapping[Party, Position]],
+    positions: Positions,
 ) -> VecPlan | None:
     """Match every group (see `matching.plan`), or None where a quantity is too
     large for int64 arithmetic to stay exact."""
@@ -91,10 +94,10 @@ def plan(
 
 
 def _entries(
-    tree: _Tree,
+    tree: ScopeTree,
     groups: list[GroupKey],
     listed: list[list[Party]],
-    positions: Mapping[GroupKey, Mapping[Party, Position]],
+    positions: Positions,
 ) -> tuple[Vec, Vec, Vec, Vec] | None:
     """Every group's surpluses and deficits as sorted key and positive value columns
     (a party's capacity covering its own needs first, the most urgent first), or
@@ -277,22 +280,20 @@ def _by_rank(keys: Vec, wants: Vec, seg: Vec, m: Vec, npools: int) -> Vec:
     return got
 
 
-class VecPlan:
-    """A `MatchPlan` held as columns: per pool (in matching order) its group, depth
-    and scope, and flat givers, gives, takers and takes with their counts per pool.
-    Public behaviour as `matching.MatchPlan`."""
+class VecPlan(Plan):
+    """A plan (see `Plan`) held as columns: per pool (in matching order) its group,
+    depth and scope, and flat givers, gives, takers and takes with their counts per
+    pool. Public behaviour as `matching.MatchPlan`."""
 
     def __init__(self, leaves: list[Party], groups: list[GroupKey]) -> None:
-        self.leaves = leaves
-        self.groups = groups
+        super().__init__(leaves, groups)
         self.pool_group = np.zeros(0, _I64)
         self.scopes: list[str] = []
         z = np.zeros(0, _I64)
         self.givers, self.gives, self.g_count = z, z, z
         self.takers, self.takes, self.t_count = z, z, z
-        self._table: MatchTable | None = None
 
-    def set_pools(self, tree: _Tree, levels: list[tuple[Vec, ...]]) -> None:
+    def set_pools(self, tree: ScopeTree, levels: list[tuple[Vec, ...]]) -> None:
         """Order the pools of every level by group, then depth, then path."""
         group, depth, scope, gk, gq, gc, tk, tq, tc = (
             np.concatenate(col) for col in zip(*levels, strict=True)
@@ -313,9 +314,7 @@ class VecPlan:
 
     @property
     def pools(self) -> list[Pool]:
-        """The pools as `matching.Pool` tuples."""
-        from node.planning.matching import Pool
-
+        """The pools as `Pool` tuples."""
         out = []
         gs, ts = np.cumsum(self.g_count).tolist(), np.cumsum(self.t_count).tolist()
         givers, gives = self.givers.tolist(), self.gives.tolist()
@@ -341,17 +340,8 @@ class VecPlan:
             return 0
         return sum(np.add.reduceat(self.gives, _firsts(self.g_count)).tolist())
 
-    def table(self) -> MatchTable:
-        """The matches, as columns of ints (made once, then kept)."""
-        if self._table is None:
-            self._table = _pair(self)
-        return self._table
-
-    def __iter__(self) -> Iterator[Match]:
-        return iter(self.table())
-
-    def matches(self) -> list[Match]:
-        return self.table().matches()
+    def _paired(self) -> MatchTable:
+        return _pair(self)
 
 
 def _firsts(counts: Vec) -> Vec:
@@ -372,8 +362,6 @@ def _pair(p: VecPlan) -> MatchTable:
     as `matching._pair` does. Each pool gives what it takes, so the pools laid end to
     end along one line of ticks pair exactly as each alone: the whole plan is paired
     in one pass (in stretches whose ticks fit in int64)."""
-    from node.planning.matching import MatchTable
-
     ids = [q[1] for q in p.leaves]
     names = list(dict.fromkeys(ids))
     number = {x: i for i, x in enumerate(names)}
