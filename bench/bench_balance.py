@@ -366,7 +366,9 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
         if "paged_scopes" in s:
             print(f"  (paged: --limit 20, {s['paged_scopes']} scopes)")
         if base is not None:
-            for c in cases[:3]:
+            for c in ("cold", "first", "changed", "warm", "paged"):
+                if c not in got["new"][0] or c not in got["old"][0]:
+                    continue
                 r = [n[c] / o[c] for n, o in zip(got["new"], got["old"], strict=True)]
                 print(f"  {c} new/old same round: {_range(r, '.3f')}")
             same = {g["sha"] for label in got for g in got[label]}
