@@ -8,8 +8,9 @@ Run: python bench/bench_balance.py [--quick] [--base DIR] [--rounds N]
   of 32 admitted founders (store load, admission, the balance index) -- in records/s;
   also as the daemon runs it (``new, resident``: `load_into(resident=True)`).
 * ``view``: the `balance` op for ``eu --depth 2`` over 1,011 scopes (1,000 nodes x 100
-  records), as JSON, as the CLI asks it: cold (nothing cached), the daemon's
-  `warm_up` after start, the first view after it, after a change, warm.
+  records), as the CLI asks it with ``--json``, from the op to the bytes of the
+  control socket's reply line: cold (nothing cached), the daemon's `warm_up` after
+  start, the first view after it, after a change, warm.
 
 With ``--base DIR`` (an unpacked checkout of the code before, e.g.
 ``git archive <rev> | tar -x -C DIR``) every figure is taken for both, interleaved over
@@ -249,6 +250,7 @@ def view_store(path: Path) -> None:
 
 
 def child_view(db: Path) -> dict[str, Any]:
+    from node import control
     from node.config import Config
     from node.ops.node_ops import balance
     from node.state import NodeState
@@ -272,12 +274,18 @@ def child_view(db: Path) -> dict[str, Any]:
     paged = {**full, "limit": 20}  # the CLI's page (text output)
     some = next(r for r in state.replica.records() if r.scope == "eu/r3/c13")
 
-    def query(args: dict[str, Any], change: bool) -> tuple[float, str]:
+    # The reply line as the control socket sends it (code before `reply_line`: the
+    # reply was a dict, and the socket printed it with `json.dumps`).
+    reply_line = getattr(control, "reply_line", None) or (
+        lambda result: control._encode({"ok": True, "result": result})
+    )
+
+    def query(args: dict[str, Any], change: bool) -> tuple[float, bytes]:
         if change:  # a record of one commune changed since the last query
             state.index.remove(some)
             state.index.add(some)
         t = clock()
-        out = json.dumps(balance(Ctx(), args))  # type: ignore[arg-type]
+        out = reply_line(balance(Ctx(), args))  # type: ignore[arg-type]
         return (clock() - t) * 1000, out
 
     cold, out = query(full, False)
@@ -298,9 +306,9 @@ def child_view(db: Path) -> dict[str, Any]:
     got.update(changed=changed, warm=warm)
     if "limit" in inspect.signature(state.balance).parameters:
         got["paged"] = min(query(paged, True)[0] for _ in range(3))
-        got["paged_scopes"] = len(json.loads(query(paged, False)[1])["levels"])
-    got["scopes"] = len(json.loads(out)["levels"])
-    got["sha"] = hashlib.sha256(out.encode()).hexdigest()[:16]
+        got["paged_scopes"] = len(json.loads(query(paged, False)[1])["result"]["levels"])
+    got["scopes"] = len(json.loads(out)["result"]["levels"])
+    got["sha"] = hashlib.sha256(out).hexdigest()[:16]
     return got
 
 
@@ -358,7 +366,9 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
         if "paged_scopes" in s:
             print(f"  (paged: --limit 20, {s['paged_scopes']} scopes)")
         if base is not None:
-            for c in cases[:3]:
+            for c in ("cold", "first", "changed", "warm", "paged"):
+                if c not in got["new"][0] or c not in got["old"][0]:
+                    continue
                 r = [n[c] / o[c] for n, o in zip(got["new"], got["old"], strict=True)]
                 print(f"  {c} new/old same round: {_range(r, '.3f')}")
             same = {g["sha"] for label in got for g in got[label]}

@@ -115,7 +115,8 @@ class _WebBackend:
         self._d = daemon
 
     async def call(self, op: str, args: dict[str, Any]) -> Any:
-        return await self._d.handle(op, {k: v for k, v in args.items() if v is not None}, None)
+        reply = await self._d.handle(op, {k: v for k, v in args.items() if v is not None}, None)
+        return control.plain(reply)  # as a client of the socket reads it
 
     def version(self) -> int:
         return int(self._d.state.replica.version)

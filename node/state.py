@@ -25,9 +25,9 @@ from node.errors import LocalError, ValidationError
 from node.governance.admission import Charter
 from node.identity import Identity
 from node.planning import BalanceIndex, BalanceRow
-from node.planning.balance import INTENT_KINDS
+from node.planning.balance import INTENT_KINDS, Entry, as_rows
 from node.planning.commitments import COMMIT_KIND_NAMES, Commitment, commitments
-from node.planning.rollup import RollupView, scope_balance
+from node.planning.rollup import RollupView, scope_entries
 from node.store import Store
 
 # A region's figures from a rollup signed longer ago than this are marked stale (an
@@ -37,14 +37,18 @@ STALE_AFTER_MS = 24 * 3600 * 1000
 
 @dataclass
 class BalanceLevel:
-    """One scope of a balance drill-down: its rows, what they rest on, and how many
-    scopes right below it a page left out after the ones listed."""
+    """One scope of a balance drill-down: its rows (as entries), what they rest on,
+    and how many scopes right below it a page left out after the ones listed."""
 
     scope: str
     level: int
-    rows: list[BalanceRow]
+    entries: list[Entry]
     basis: dict[str, Any]
     more: int = 0
+
+    @property
+    def rows(self) -> list[BalanceRow]:
+        return as_rows(self.scope, self.entries)
 
     def as_json(self) -> dict[str, Any]:
         out = {
@@ -370,10 +374,10 @@ class NodeState:
         stale_before = self.core.now_ms() - STALE_AFTER_MS
 
         def level_of(s: str, level: int) -> BalanceLevel:
-            rows, basis = scope_balance(
+            entries, basis = scope_entries(
                 self.index, view, region, s, period=period, item=item, stale_before=stale_before
             )
-            return BalanceLevel(s, level, rows, basis)
+            return BalanceLevel(s, level, entries, basis)
 
         top = level_of(scope, 0)
         out = [top]
@@ -405,7 +409,7 @@ class NodeState:
     def warm_up(self) -> Iterator[None]:
         """Build what the first anti-entropy session and the first balance view would
         otherwise build on their request (the digests of the partitions followed, every
-        scope's sums and rows), in short steps: the daemon runs it after start between
+        scope's sums), in short steps: the daemon runs it after start between
         other work, yielding after each step."""
         yield from self.replica.warm_digests(self.partitions)
         yield from self.index.warm()

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from node.crdt.replica import Replica
 from node.planning import BalanceIndex
-from node.planning.rollup import scope_balance
+from node.planning.rollup import scope_entries
 from simnet.scenario import as_dict
 from simnet.virtual import VirtualSim
 
@@ -64,13 +64,13 @@ def final_check(sim: VirtualSim) -> dict[str, Any]:
     for region, followers in sorted(sim.followers.items()):
         if region.count("/") != 2:
             continue
-        want_rows = index.rows(region)
+        want_rows = index.entries(region)
         for i in followers:
             node_index = sim.nodes[i].index
             if node_index is None:
                 continue
             checked += 1
-            if node_index.rows(region) != want_rows:
+            if node_index.entries(region) != want_rows:
                 balance_mismatch.append(i)
     federation = federation_check(sim, index) if sim.scenario.run.rollups else None
     return {
@@ -96,7 +96,7 @@ def federation_check(sim: VirtualSim, truth: BalanceIndex) -> dict[str, Any]:
     countries = sorted({r.rsplit("/", 1)[0] for r in regions})
     root = regions[0].split("/")[0]
     scopes = [root, *countries, *regions]
-    want = {scope: truth.rows(scope) for scope in scopes}
+    want = {scope: truth.entries(scope) for scope in scopes}
     mismatch: list[int] = []
     checked = 0
     for i, node in enumerate(sim.nodes[: sim.honest]):
@@ -105,7 +105,7 @@ def federation_check(sim: VirtualSim, truth: BalanceIndex) -> dict[str, Any]:
         checked += 1
         view = node.core.rollup_view()
         for scope in scopes:
-            rows, basis = scope_balance(node.index, view, node.core.region, scope)
+            rows, basis = scope_entries(node.index, view, node.core.region, scope)
             if rows != want[scope] or basis["status"] in ("partial", "not-held"):
                 mismatch.append(i)
                 break

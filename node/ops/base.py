@@ -4,10 +4,10 @@ An op is ``fn(ctx, args) -> reply`` where `ctx` is an `OpContext` (the node's st
 its config and a narrow view of the network; never the daemon itself) and `args` has
 been checked against the op's declared `Param`s: unknown, missing, ill-typed or
 out-of-range arguments are refused with a message before the op runs. A reply is
-plain JSON, or one of the markers below, which the daemon carries out off the event
-loop: `InThread` (slow pure work), `Writes` (signed records to make durable, then
-merge), `Submit` (records signed by members, to check and store), `Job` (long work
-with progress, e.g. an import).
+plain JSON (or `node.control.JsonText`: JSON already printed), or one of the markers
+below, which the daemon carries out off the event loop: `InThread` (slow pure work),
+`Writes` (signed records to make durable, then merge), `Submit` (records signed by
+members, to check and store), `Job` (long work with progress, e.g. an import).
 """
 
 from __future__ import annotations

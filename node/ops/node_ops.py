@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections import Counter
 from dataclasses import asdict, replace
 from typing import Any
 
 from node import model
 from node.clock import LOGICAL_BITS, hlc_millis
+from node.control import JsonText
 from node.core import IngestResult
 from node.crdt.encoding import MAX_RECORD_BYTES
 from node.errors import LocalError
 from node.keys import public_of_peer_id
 from node.net.dialable import dialable, interface_ips
 from node.net.discovery import split_p2p_addr
+from node.ops.balance_text import level_text, rows_text
 from node.ops.base import (
     BOOL,
     INT,
@@ -30,7 +33,7 @@ from node.ops.base import (
 )
 from node.ops.plan_ops import cap_uses
 from node.planning.balance import ticks_str
-from node.planning.commitments import committed_fields, committed_totals
+from node.planning.commitments import committed_totals
 from node.state import BalanceLevel, NodeState, record_json
 
 MAX_DEPTH = model.MAX_SCOPE_DEPTH
@@ -183,7 +186,7 @@ def item_add(ctx: OpContext, args: dict[str, Any]) -> Writes:
     return Writes([pending], written(ctx))
 
 
-def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
+def balance(ctx: OpContext, args: dict[str, Any]) -> JsonText:
     scope = args["scope"] or model.partition_of(ctx.config.scope)
     model.check_scope(scope)
     period, item = args["period"], args["item"]
@@ -200,38 +203,38 @@ def balance(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:
         offset=args["offset"],
     )
     records, nodes = ctx.state.left_out(scope)
-    return {
-        "scope": scope,
-        "levels": _with_committed(ctx.state, levels),
-        "left_out": {"records": records, "nodes": nodes},
-        "caps": cap_uses(ctx.state, {lv.scope for lv in levels}),
-    }
+    # Printed as JSON text here (`balance_text`): a deep view has thousands of rows.
+    return JsonText(
+        f'{{"scope": {json.dumps(scope)}, "levels": {_levels_text(ctx.state, levels)}, '
+        f'"left_out": {json.dumps({"records": records, "nodes": nodes})}, '
+        f'"caps": {json.dumps(cap_uses(ctx.state, {lv.scope for lv in levels}))}}}'
+    )
 
 
-def _with_committed(state: NodeState, levels: list[BalanceLevel]) -> list[dict[str, Any]]:
-    """The levels as JSON, each row with its committed quantities next to the posted
-    ones (`committed_fields`). Only a scope inside this node's region has them: its
-    commitment records are all held here; elsewhere they are null."""
+def _levels_text(state: NodeState, levels: list[BalanceLevel]) -> str:
+    """The levels as a JSON array, each row with its committed quantities next to the
+    posted ones (`committed_fields`). Only a scope inside this node's region has them:
+    its commitment records are all held here; elsewhere they are null."""
     region = state.core.region
     own = [lv for lv in levels if model.in_scope(lv.scope, region)]
     totals = {}
     if own:
         comms, scopes = state.commitments(), state.node_scopes()
         totals = {lv.scope: committed_totals(comms, scopes, lv.scope) for lv in own}
-    out = []
-    unknown = committed_fields(0, None)  # every row of a scope outside the region
-    for lv in levels:
-        j = lv.as_json()
-        here = totals.get(lv.scope)
-        if here is None:
-            for rj in j["rows"]:
-                rj.update(unknown)
-        else:
-            for row, rj in zip(lv.rows, j["rows"], strict=True):
-                group = (row.item, row.dimension, row.period)
-                rj.update(committed_fields(row.needs_ticks, here.get(group, (0, 0))))
-        out.append(j)
-    return out
+    return (
+        "["
+        + ", ".join(
+            level_text(
+                lv.scope,
+                lv.level,
+                rows_text(lv.scope, lv.entries, totals.get(lv.scope)),
+                lv.basis,
+                lv.more,
+            )
+            for lv in levels
+        )
+        + "]"
+    )
 
 
 def rollups(ctx: OpContext, args: dict[str, Any]) -> dict[str, Any]:

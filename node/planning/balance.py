@@ -43,9 +43,6 @@ class BalanceRow:
     needs_ticks: int
     capacities_ticks: int
     nodes: int
-    # The row as JSON, made on first use: the index keeps a scope's rows until the
-    # scope changes, so repeated views print each row once.
-    _json: dict[str, object] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def needs(self) -> Fraction:
@@ -71,11 +68,6 @@ class BalanceRow:
         return self.capacities_ticks < self.needs_ticks
 
     def as_json(self) -> dict[str, object]:
-        if self._json is None:
-            object.__setattr__(self, "_json", self._make_json())
-        return dict(self._json or {})
-
-    def _make_json(self) -> dict[str, object]:
         n, c = self.needs_ticks, self.capacities_ticks
         return {
             "scope": self.scope,
@@ -93,12 +85,20 @@ class BalanceRow:
 
 def decimal_str(x: Fraction, places: int = 6) -> str:
     """A fraction as a plain decimal string, rounded half-even to `places`."""
-    return _fixed(x.numerator, x.denominator, places)
+    return ratio_str(x.numerator, x.denominator, places)
+
+
+def ratio_str(num: int, den: int, places: int) -> str:
+    """`num / den` (den > 0) as `decimal_str` prints it, without making the fraction."""
+    return _fixed(num, den, places)
 
 
 def ticks_str(ticks: int) -> str:
     """An amount in ticks as a plain decimal string of base units (6 places, half-even):
     `decimal_str(Fraction(ticks, TICKS))` in integer arithmetic."""
+    whole, part = divmod(ticks, TICKS)
+    if not part:  # a whole number of base units (most sums of most items)
+        return str(whole)
     q, r = divmod(ticks, _TICKS_PER_MICRO_UNIT)  # floor: 0 <= r < 3000
     if r > 1500 or (r == 1500 and q & 1):
         q += 1
@@ -129,6 +129,9 @@ def _micro_str(q: int, places: int) -> str:
 
 
 GroupKey = tuple[str, str, str]  # item, dimension, period
+# One row of a balance without its scope: item, dimension, period, needs and capacities
+# in ticks, contributing nodes. Views print these straight (no `BalanceRow` each).
+Entry = tuple[str, str, str, int, int, int]
 
 
 # Sums are exact integers in ticks of 1 / TICKS base unit: quantities have at most 6
@@ -203,7 +206,6 @@ class BalanceIndex:
         self._own: dict[str, dict[GroupKey, list[Any]]] = {}  # [needs, caps, {origin: n}]
         self._kids: dict[str, set[str]] = {}  # the scope tree of every scope seen
         self._sums: dict[str, _Sums] = {}  # cached aggregates
-        self._rows: dict[str, list[BalanceRow]] = {}  # cached unfiltered rows (with sums)
         self._chains: dict[str, list[str]] = {}
         # One key object per group for every scope that counts it (a federation holds
         # thousands of scopes and a few hundred groups); bounded, like `_ticks_cache`.
@@ -247,7 +249,6 @@ class BalanceIndex:
                     origins = acc[2] = {origins[0]: 1}
                 origins[r.origin] = origins.get(r.origin, 0) + 1
         self._sums.clear()
-        self._rows.clear()
 
     def __call__(self, old: Record | None, new: Record) -> None:
         if old is not None:
@@ -277,7 +278,6 @@ class BalanceIndex:
         for s in reversed(self._chains[scope]):
             if sums.pop(s, None) is None:
                 break
-            self._rows.pop(s, None)
 
     def _count(self, r: Record, sign: int) -> str | None:
         """Add (sign +1) or take away (-1) a record in its own scope; returns the scope
@@ -338,7 +338,6 @@ class BalanceIndex:
                 self._own[s] = {}
                 self._chains[s] = chain[: i + 1]
             self._sums.pop(s, None)  # a new branch: the sums above it change
-            self._rows.pop(s, None)
         for parent, child in itertools.pairwise(chain):
             self._kids.setdefault(parent, set()).add(child)
         return self._own[scope]
@@ -374,12 +373,14 @@ class BalanceIndex:
         self, scope: str, *, period: str | None = None, item: str | None = None
     ) -> list[BalanceRow]:
         """The balance for `scope` (and everything under it), sorted by item and period."""
-        if period is not None or item is not None:
-            return _rows(scope, self._sum(scope), period, item)
-        rows = self._rows.get(scope)
-        if rows is None:
-            rows = self._rows[scope] = _rows(scope, self._sum(scope), None, None)
-        return list(rows)
+        return as_rows(scope, self.entries(scope, period=period, item=item))
+
+    def entries(
+        self, scope: str, *, period: str | None = None, item: str | None = None
+    ) -> list[Entry]:
+        """`rows` as plain tuples, made from the cached sums on every call: a view
+        prints them straight, and nothing per row is kept (memory)."""
+        return _entries(self._sum(scope), period, item)
 
     def warm(self, chunk: int = 64) -> Iterator[None]:
         """Add up every scope ahead of the first view, yielding after every `chunk`
@@ -388,7 +389,8 @@ class BalanceIndex:
 
         A node calls this after start, off the request path. It does not print the
         rows ahead: every scope's printed rows cost more memory than a small node can
-        spare (~18 MB for 1,000 nodes x 50 items); a view prints and caches its own.
+        spare (~18 MB for 1,000 nodes x 50 items); a view prints its rows from the sums
+        and keeps nothing of them.
         """
         # Deepest first: a scope's sums are made of its children's, cached by then.
         scopes = sorted(self._own, key=lambda s: -s.count("/"))
@@ -422,10 +424,19 @@ def compute_balance(
             acc.capacities += amount
         acc.origins[r.origin] += 1
     sums = {g: [a.needs, a.capacities, set(a.origins)] for g, a in accs.items()}
-    return _rows(scope, sums, period, item)
+    return as_rows(scope, _entries(sums, period, item))
 
 
-def _rows(scope: str, sums: _Sums, period: str | None, item: str | None) -> list[BalanceRow]:
+def as_rows(scope: str, entries: Iterable[Entry]) -> list[BalanceRow]:
+    """Entries of `scope` as `BalanceRow`s."""
+    units = model.DIMENSIONS
+    return [
+        BalanceRow(scope, it, per, dim, units[dim], n, c, nodes)
+        for it, dim, per, n, c, nodes in entries
+    ]
+
+
+def _entries(sums: _Sums, period: str | None, item: str | None) -> list[Entry]:
     if period is not None:
         # Asked for a period: every record of it or of a period inside it counts
         # (months in quarters and years, ISO weeks in the month of their Thursday).
@@ -440,9 +451,8 @@ def _rows(scope: str, sums: _Sums, period: str | None, item: str | None) -> list
                     total[1] += c
                     total[2].update(origins)
         sums = within
-    units = model.DIMENSIONS
     return [
-        BalanceRow(scope, it, per, dim, units[dim], n, c, len(origins))
+        (it, dim, per, n, c, len(origins))
         for (it, dim, per), (n, c, origins) in sorted(sums.items())
         if item is None or it == item
     ]

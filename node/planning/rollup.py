@@ -17,7 +17,7 @@ witnesses, independent attesters cosign the same content, and a reader trusts a 
 * otherwise the region is **unattested** for that period and counts nowhere.
 
 `RollupView` is a pure function of the rollup records and the anchors, so every node
-that holds the same rollups shows the same figures. `federation_rows` adds a node's own
+that holds the same rollups shows the same figures. `federation_entries` adds a node's own
 region (complete, from its records) and the accepted rollups of the others into the
 balance of any scope, saying what each figure rests on.
 """
@@ -35,7 +35,7 @@ from msgpack import packb
 
 from node import model
 from node.crdt.record import Record
-from node.planning.balance import BalanceIndex, BalanceRow, _contribution
+from node.planning.balance import BalanceIndex, BalanceRow, Entry, _contribution, as_rows
 
 __all__ = [
     "ATTESTERS",
@@ -278,23 +278,47 @@ def federation_rows(
     item: str | None = None,
     stale_before: int | None = None,
 ) -> tuple[list[BalanceRow], Basis]:
-    """The balance of `scope`: the reader's own region's rows (already computed from
+    """`federation_entries` as `BalanceRow`s."""
+    own = [
+        (r.item, r.dimension, r.period, r.needs_ticks, r.capacities_ticks, r.nodes)
+        for r in own_rows
+    ]
+    entries, basis = federation_entries(
+        scope, own, own_in_scope, view, period=period, item=item, stale_before=stale_before
+    )
+    return (own_rows if entries is own else as_rows(scope, entries)), basis
+
+
+def federation_entries(
+    scope: str,
+    own: list[Entry],
+    own_in_scope: bool,
+    view: RollupView,
+    *,
+    period: str | None = None,
+    item: str | None = None,
+    stale_before: int | None = None,
+) -> tuple[list[Entry], Basis]:
+    """The balance of `scope`: the reader's own region's entries (already computed from
     its records) plus the accepted rollups of the other regions under `scope`.
 
     Args:
-        own_rows: the rows of the reader's records under `scope` (its region's part).
+        own: the entries of the reader's records under `scope` (its region's part).
         own_in_scope: whether the reader's region lies under `scope` at all.
         stale_before: a region whose newest accepted rollup was signed before this
             wall-clock millisecond is counted but marked stale.
+
+    Returns:
+        The entries, sorted (`own` itself where no rollup lies under `scope`), and
+        what they rest on.
     """
     basis = Basis(own=own_in_scope)
     under = view.under(scope)
     if not under:
-        return own_rows, basis
+        return own, basis
     acc: dict[tuple[str, str, str], list[Any]] = {}
-    for row in own_rows:
-        key = (row.item, row.dimension, row.period)
-        acc[key] = [row.needs_ticks, row.capacities_ticks, row.nodes]
+    for it, dim, per, n, c, nodes in own:
+        acc[(it, dim, per)] = [n, c, nodes]
     for rp in under:
         if period is not None and not model.period_within(rp.period, period):
             continue
@@ -319,11 +343,8 @@ def federation_rows(
     for region in basis.missing:
         basis.attested.pop(region, None)
         basis.stale.pop(region, None)
-    rows = [
-        BalanceRow(scope, it, per, dim, model.DIMENSIONS[dim], n, c, nodes)
-        for (it, dim, per), (n, c, nodes) in sorted(acc.items())
-    ]
-    return rows, basis
+    entries = [(it, dim, per, n, c, nodes) for (it, dim, per), (n, c, nodes) in sorted(acc.items())]
+    return entries, basis
 
 
 class RollupTracker:
@@ -414,7 +435,7 @@ def listed_by(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str,
     return out
 
 
-def scope_balance(
+def scope_entries(
     index: BalanceIndex,
     view: RollupView,
     region: str,
@@ -423,18 +444,18 @@ def scope_balance(
     period: str | None = None,
     item: str | None = None,
     stale_before: int | None = None,
-) -> tuple[list[BalanceRow], dict[str, Any]]:
+) -> tuple[list[Entry], dict[str, Any]]:
     """The balance of `scope` as a node of `region` sees it, with its basis: its own
     region and what lies in it from its records (complete), a scope above or beside
     it from its records there plus the accepted rollups of the other regions under it,
     and nothing but a region's rollup for a scope inside another region."""
-    own = index.rows(scope, period=period, item=item)
+    own = index.entries(scope, period=period, item=item)
     if model.in_scope(scope, region):
         return own, {"status": "complete", "own_region": True}
     if scope.count("/") > 2:
         return own, {"status": "not-held", "region": model.partition_of(scope)}
     counted = model.in_scope(region, scope) or bool(own)
-    rows, basis = federation_rows(
+    entries, basis = federation_entries(
         scope, own, counted, view, period=period, item=item, stale_before=stale_before
     )
-    return rows, basis.as_json()
+    return entries, basis.as_json()

@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from node.config import Config
+from node.control import plain
 from node.crdt.record import Record
 from node.governance.admission import Charter
 from node.governance.ledger import object_id
@@ -97,7 +98,7 @@ class FakeDaemon:
             own = self.state.save_and_commit_all(result.pendings, result.foreign)
             self.written.extend(record_json(r, self.state.node_names()) for r in own)
             return result.reply(own)
-        return result
+        return plain(result)  # a reply printed as JSON text, as the socket's client reads it
 
     def _progress(self, done: int, total: int, what: str) -> None:
         self.progress.append((done, total, what))
