@@ -106,6 +106,80 @@ class Record(NamedTuple):
         return self.body is None
 
 
+class _Unread:
+    """The body field of a `StoredRecord` whose body is still in its wire bytes."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+_UNREAD: Any = _Unread()
+_field = tuple.__getitem__
+
+
+class StoredRecord(Record):
+    """A record loaded from this node's store, its body kept in its wire bytes.
+
+    It reads like any `Record`, and equals the record decoded from the same bytes:
+    `body` decodes the body from `raw` on every read (a fresh plain dict; a tombstone's
+    None is held as such). A node holds its whole store, and most bodies are read by
+    no one after start (the balance index reads needs and capacities in bulk, with
+    `bodies`): not holding them makes loading faster and a held record smaller.
+    """
+
+    __slots__ = ()
+
+    @property  # type: ignore[misc]
+    def body(self) -> dict[str, Value] | None:  # overrides the field, read from `raw`
+        b = _field(self, 6)
+        if b is not _UNREAD:
+            return b  # type: ignore[no-any-return]
+        f = msgpack.unpackb(_field(self, 7))
+        return f[7]  # type: ignore[no-any-return]
+
+    def decoded(self) -> Record:
+        """The same record with its body decoded, as a plain `Record`."""
+        return _new(Record, (*self[:6], self.body, *self[7:]))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredRecord):
+            other = other.decoded()
+        return tuple.__eq__(self.decoded(), other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.decoded())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickling and copying
+        return tuple(self.decoded())
+
+    def _asdict(self) -> dict[str, Any]:
+        return self.decoded()._asdict()
+
+
+def bodies(records: Iterable[Record]) -> Iterator[dict[str, Value] | None]:
+    """The bodies of `records`, in order: those of `StoredRecord`s decoded in bulk (one
+    streaming unpacker for all of them, which costs less per record than reading
+    `body` on each)."""
+    recs = records if isinstance(records, list) else list(records)
+    unread = [r.raw for r in recs if _field(r, 6) is _UNREAD]
+    if not unread:
+        yield from (_field(r, 6) for r in recs)
+        return
+    unpacker = msgpack.Unpacker(max_buffer_size=sum(map(len, unread)) + 1)
+    unpacker.feed(b"".join(unread))
+    for r in recs:
+        b = _field(r, 6)
+        yield next(unpacker)[7] if b is _UNREAD else b
+
+
 def record_id(raw: bytes) -> bytes:
     """The id of a record: BLAKE2b-128 of its wire bytes.
 
@@ -252,14 +326,24 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
 
 
 def load_stored(rows: Iterable[tuple[bytes, bytes]], chunk: int = 4096) -> Iterator[Record]:
-    """`load_trusted` for a store's rows of (record id, wire bytes): the ids are taken
-    as this node stored them (computed from the bytes when it saved them), trusted
-    like the records, instead of hashing every record again."""
+    """Records of a store's rows of (record id, wire bytes), verified before they were
+    stored: no checks, no verify, and their ids taken as this node stored them
+    (computed from the bytes when it saved them) instead of hashing every record again.
+
+    Their bodies are left in the wire bytes (`StoredRecord`): a loaded body is read
+    when asked for, and most never are (the balance index reads needs and capacities
+    in bulk, with `bodies`). Each chunk of rows is decoded whole by one streaming
+    unpacker, and every row must decode into exactly one record of nine fields.
+
+    Raises:
+        StoredRecordError: a row is not the wire bytes of a record (a damaged store).
+    """
     it = iter(rows)
-    return _rebuild(
-        ([raw for _, raw in batch], [rid for rid, _ in batch])
-        for batch in iter(lambda: list(islice(it, chunk)), [])
-    )
+    return _rebuild_stored(iter(lambda: list(islice(it, chunk)), []))
+
+
+class StoredRecordError(ValueError):
+    """A stored row does not decode into a record (the database is damaged)."""
 
 
 def _rebuild(chunks: Iterable[tuple[list[bytes], list[bytes] | None]]) -> Iterator[Record]:
@@ -307,6 +391,56 @@ def _rebuild(chunks: Iterable[tuple[list[bytes], list[bytes] | None]]) -> Iterat
             if rid is None:
                 rid = blake2b(raw, digest_size=ID_BYTES).digest()
             yield _new(Record, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
+
+
+def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Record]:
+    """`StoredRecord`s of chunks of (id, wire bytes) rows; see `load_stored`."""
+    pool = _POOL
+    get = pool.get
+    new = _new
+    unread = _UNREAD
+    origin: bytes = b""
+    for batch in chunks:
+        limit = _POOL_MAX  # read per chunk: tests lower the bound
+        raws = [raw for _, raw in batch]
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, raws)) + 1)
+        unpacker.feed(b"".join(raws))
+        end = 0
+        try:
+            for f, (rid, raw) in zip(unpacker, batch, strict=True):
+                # Every row is one record: the unpacker ends where the row does (so a
+                # damaged body cannot borrow bytes of the next row unnoticed).
+                end += len(raw)
+                if unpacker.tell() != end or type(f) is not list or len(f) != 9:
+                    raise StoredRecordError("a stored row is not one record")
+                _, o, kind, key, seq, hlc, scope, body, _ = f
+                if o != origin:
+                    origin = get(o) or o
+                    if origin is o and len(pool) < limit:
+                        pool[o] = o
+                kind_ = get(kind)
+                if kind_ is None:
+                    kind_ = kind
+                    if len(pool) < limit:
+                        pool[kind] = kind
+                scope_ = get(scope)
+                if scope_ is None:
+                    scope_ = scope
+                    if len(pool) < limit:
+                        pool[scope] = scope
+                seq_ = get(seq)
+                if seq_ is None:
+                    seq_ = seq
+                    if len(pool) < limit:
+                        pool[seq] = seq
+                yield new(
+                    StoredRecord,
+                    (origin, kind_, key, seq_, hlc, scope_, None if body is None else unread, raw, rid),
+                )
+        except StoredRecordError:
+            raise
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise StoredRecordError(f"a stored row is not one record ({exc})") from None
 
 
 # A node holds many records and their fields repeat: a few origins, kinds and scopes,

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from node import model
-from node.crdt.record import Record
+from node.crdt.record import Record, bodies
 
 INTENT_KINDS = ("need", "capacity")
 
@@ -220,14 +220,13 @@ class BalanceIndex:
     def add_all(self, records: Iterable[Record]) -> None:
         """Count many records (slot winners) left out so far, dropping cached sums once."""
         # `_count(r, +1)` inlined: a store of 100,000 records is counted at start-up.
+        # The bodies of records loaded from the store are decoded here in bulk.
         own_of, cache = self._own, _ticks_cache
-        for r in records:
-            kind = r.kind
-            if kind != "need" and kind != "capacity":
-                continue
-            b: Mapping[str, Any] | None = r.body
+        intents = [r for r in records if r.kind == "need" or r.kind == "capacity"]
+        for r, b in zip(intents, bodies(intents), strict=True):
             if b is None:
                 continue
+            kind = r.kind
             qty, unit = b["qty"], b["unit"]
             got = cache.get((qty, unit)) if type(qty) is str else None
             if got is None:
