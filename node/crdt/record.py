@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice, repeat
 from typing import Any, NamedTuple
 
@@ -107,7 +107,7 @@ class Record(NamedTuple):
 
 
 class _Unread:
-    """The body field of a `StoredRecord` whose body is still in its wire bytes."""
+    """The body field of a `StoredRecord` whose body is left in its wire bytes."""
 
     __slots__ = ()
 
@@ -117,16 +117,22 @@ class _Unread:
 
 _UNREAD: Any = _Unread()
 _field = tuple.__getitem__
+# What a loaded need or capacity keeps of its body, for the balance index: the values
+# of these fields (`intent_fields`), read as the record is loaded.
+INTENT_KINDS = frozenset(("need", "capacity"))
+INTENT_FIELDS = ("item", "unit", "period", "qty")
 
 
 class StoredRecord(Record):
-    """A record loaded from this node's store, its body kept in its wire bytes.
+    """A record loaded from this node's store, its body left in its wire bytes.
 
-    It reads like any `Record`, and equals the record decoded from the same bytes:
-    `body` decodes the body from `raw` on every read (a fresh plain dict; a tombstone's
-    None is held as such). A node holds its whole store, and most bodies are read by
-    no one after start (the balance index reads needs and capacities in bulk, with
-    `bodies`): not holding them makes loading faster and a held record smaller.
+    It reads like any `Record` and equals the record decoded from the same bytes:
+    `body` decodes the body from `raw` on every read (a fresh plain dict). The body
+    field holds None for a tombstone, for a need or capacity the values of its
+    `INTENT_FIELDS` (a tuple, which is never a body: the balance index reads them
+    with `intent_fields`), else a marker. A node holds its whole store and most
+    bodies are read by no one after start: not holding them makes loading faster and
+    a held record smaller.
     """
 
     __slots__ = ()
@@ -134,10 +140,10 @@ class StoredRecord(Record):
     @property  # type: ignore[misc]
     def body(self) -> dict[str, Value] | None:  # overrides the field, read from `raw`
         b = _field(self, 6)
-        if b is not _UNREAD:
+        if b is not _UNREAD and type(b) is not tuple:
             return b  # type: ignore[no-any-return]
-        f = msgpack.unpackb(_field(self, 7))
-        return f[7]  # type: ignore[no-any-return]
+        body: dict[str, Value] = msgpack.unpackb(_field(self, 7))[7]
+        return body
 
     def decoded(self) -> Record:
         """The same record with its body decoded, as a plain `Record`."""
@@ -164,20 +170,20 @@ class StoredRecord(Record):
         return self.decoded()._asdict()
 
 
-def bodies(records: Iterable[Record]) -> Iterator[dict[str, Value] | None]:
-    """The bodies of `records`, in order: those of `StoredRecord`s decoded in bulk (one
-    streaming unpacker for all of them, which costs less per record than reading
-    `body` on each)."""
-    recs = records if isinstance(records, list) else list(records)
-    unread = [r.raw for r in recs if _field(r, 6) is _UNREAD]
-    if not unread:
-        yield from (_field(r, 6) for r in recs)
-        return
-    unpacker = msgpack.Unpacker(max_buffer_size=sum(map(len, unread)) + 1)
-    unpacker.feed(b"".join(unread))
-    for r in recs:
-        b = _field(r, 6)
-        yield next(unpacker)[7] if b is _UNREAD else b
+def intent_fields(r: Record) -> tuple[Any, ...] | None:
+    """The values of `INTENT_FIELDS` in the body of a need or capacity `r` (read as it
+    was loaded, if it was), or None for a tombstone.
+
+    Raises:
+        KeyError: the body lacks one of them (no valid need or capacity does).
+    """
+    b = _field(r, 6)
+    if type(b) is tuple:
+        return b
+    body = r.body
+    if body is None:
+        return None
+    return (body["item"], body["unit"], body["period"], body["qty"])
 
 
 def record_id(raw: bytes) -> bytes:
@@ -399,6 +405,7 @@ def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Rec
     get = pool.get
     new = _new
     unread = _UNREAD
+    intents = INTENT_KINDS
     origin: bytes = b""
     for batch in chunks:
         limit = _POOL_MAX  # read per chunk: tests lower the bound
@@ -433,14 +440,36 @@ def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Rec
                     seq_ = seq
                     if len(pool) < limit:
                         pool[seq] = seq
-                yield new(
-                    StoredRecord,
-                    (origin, kind_, key, seq_, hlc, scope_, None if body is None else unread, raw, rid),
-                )
+                if body is not None:
+                    if kind_ in intents:
+                        body = _intent_summary(body)
+                    else:
+                        body = unread
+                yield new(StoredRecord, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
         except StoredRecordError:
             raise
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise StoredRecordError(f"a stored row is not one record ({exc})") from None
+
+
+def _intent_summary(body: Any) -> Any:
+    """The `INTENT_FIELDS` of a loaded need's or capacity's body, from the pool (a
+    federation's intents repeat their items, units, periods and often quantities),
+    or the marker of an unread body if they are not four strings (no valid intent)."""
+    try:
+        t = (body["item"], body["unit"], body["period"], body["qty"])
+    except (KeyError, TypeError):
+        return _UNREAD
+    for v in t:
+        if type(v) is not str:
+            return _UNREAD
+    got = _POOL.get(t)
+    if got is not None:
+        return got
+    got = tuple([_pooled(v) if len(v) <= _POOL_LEN else v for v in t])
+    if len(_POOL) < _POOL_MAX:
+        _POOL[got] = got
+    return got
 
 
 # A node holds many records and their fields repeat: a few origins, kinds and scopes,
