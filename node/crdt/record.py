@@ -409,18 +409,18 @@ def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Rec
     origin: bytes = b""
     for batch in chunks:
         limit = _POOL_MAX  # read per chunk: tests lower the bound
-        raws = [raw for _, raw in batch]
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=sum(map(len, raws)) + 1)
-        unpacker.feed(b"".join(raws))
+        data = b"".join([raw for _, raw in batch])
+        unpacker = msgpack.Unpacker(use_list=False, max_buffer_size=len(data) + 1)
+        unpacker.feed(data)
         end = 0
         try:
             for f, (rid, raw) in zip(unpacker, batch, strict=True):
                 # Every row is one record: the unpacker ends where the row does (so a
                 # damaged body cannot borrow bytes of the next row unnoticed).
                 end += len(raw)
-                if unpacker.tell() != end or type(f) is not list or len(f) != 9:
+                if unpacker.tell() != end or type(f) is not tuple:
                     raise StoredRecordError("a stored row is not one record")
-                _, o, kind, key, seq, hlc, scope, body, _ = f
+                _, o, kind, key, seq, hlc, scope, body, _ = f  # or ValueError
                 if o != origin:
                     origin = get(o) or o
                     if origin is o and len(pool) < limit:
@@ -442,7 +442,13 @@ def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Rec
                         pool[seq] = seq
                 if body is not None:
                     if kind_ in intents:
-                        body = _intent_summary(body)
+                        # `_intent_summary`'s common case inlined: a pooled tuple holds
+                        # strings only, and no other value equals a string.
+                        try:
+                            t = (body["item"], body["unit"], body["period"], body["qty"])
+                            body = get(t) or _intent_summary(body)
+                        except (KeyError, TypeError):
+                            body = unread
                     else:
                         body = unread
                 yield new(StoredRecord, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
