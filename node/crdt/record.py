@@ -337,8 +337,8 @@ def load_stored(rows: Iterable[tuple[bytes, bytes]], chunk: int = 4096) -> Itera
     (computed from the bytes when it saved them) instead of hashing every record again.
 
     Their bodies are left in the wire bytes (`StoredRecord`): a loaded body is read
-    when asked for, and most never are (the balance index reads needs and capacities
-    in bulk, with `bodies`). Each chunk of rows is decoded whole by one streaming
+    when asked for, and most never are (the balance index reads the fields it needs
+    of needs and capacities, kept at load: `intent_fields`). Each chunk of rows is decoded whole by one streaming
     unpacker, and every row must decode into exactly one record of nine fields.
 
     Raises:
