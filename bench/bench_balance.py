@@ -347,10 +347,7 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
                 pairs.append(("new, resident", "old, resident"))
             for label, base_label in pairs:
                 for key in ("load", "start"):
-                    r = [
-                        n[key] / o[key]
-                        for n, o in zip(got[label], got[base_label], strict=True)
-                    ]
+                    r = [n[key] / o[key] for n, o in zip(got[label], got[base_label], strict=True)]
                     print(f"  {key} speed {label}/{base_label} same round: {_range(r)}")
     else:
         s = got["new"][0]

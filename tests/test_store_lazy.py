@@ -85,7 +85,9 @@ def test_a_loaded_record_equals_the_decoded_one_and_counts_alike(ws):
         d = decode_record(b.raw)
         for f in ("origin", "kind", "key", "seq", "hlc", "scope", "body", "raw", "rid", "sig"):
             assert getattr(a, f) == getattr(d, f), f
-        assert a == b and b == a and not a != b
+        assert a == b
+        assert b == a
+        assert not a.__ne__(b)
         assert a.tombstone == b.tombstone
         assert tuple(a) == tuple(b)
         assert a._replace(key="other") == b._replace(key="other")

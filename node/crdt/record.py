@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
 from typing import Any, NamedTuple
 
@@ -116,7 +116,7 @@ class _Unread:
 
 
 _UNREAD: Any = _Unread()
-_field = tuple.__getitem__
+_field: Callable[[Any, int], Any] = tuple.__getitem__
 # What a loaded need or capacity keeps of its body, for the balance index: the values
 # of these fields (`intent_fields`), read as the record is loaded.
 INTENT_KINDS = frozenset(("need", "capacity"))
@@ -137,7 +137,7 @@ class StoredRecord(Record):
 
     __slots__ = ()
 
-    @property  # type: ignore[misc]
+    @property
     def body(self) -> dict[str, Value] | None:  # overrides the field, read from `raw`
         b = _field(self, 6)
         if b is not _UNREAD and type(b) is not tuple:
@@ -338,8 +338,9 @@ def load_stored(rows: Iterable[tuple[bytes, bytes]], chunk: int = 4096) -> Itera
 
     Their bodies are left in the wire bytes (`StoredRecord`): a loaded body is read
     when asked for, and most never are (the balance index reads the fields it needs
-    of needs and capacities, kept at load: `intent_fields`). Each chunk of rows is decoded whole by one streaming
-    unpacker, and every row must decode into exactly one record of nine fields.
+    of needs and capacities, kept at load: `intent_fields`). Each chunk of rows is
+    decoded whole by one streaming unpacker, and every row must decode into exactly
+    one record of nine fields.
 
     Raises:
         StoredRecordError: a row is not the wire bytes of a record (a damaged store).
