@@ -6,7 +6,8 @@ Run: python bench/bench_balance.py [--quick] [--base DIR] [--rounds N]
   merge path (`Replica.insert_verified`) with the index attached against without.
 * ``start``: the daemon's start path -- `NodeState` over a store of 100,000 records
   of 32 admitted founders (store load, admission, the balance index) -- in records/s;
-  also as the daemon runs it (``new, resident``: `load_into(resident=True)`).
+  also as the daemon runs it (``new, resident``: `load_into(resident=True)`; with
+  ``--base``, the base as well, ``old, resident``).
 * ``view``: the `balance` op for ``eu --depth 2`` over 1,011 scopes (1,000 nodes x 100
   records), as the CLI asks it with ``--json``, from the op to the bytes of the
   control socket's reply line: cold (nothing cached), the daemon's `warm_up` after
@@ -329,13 +330,16 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
     new_root = HERE.parent
     roots = [("new", new_root)] + ([("old", base)] if base is not None else [])
     got: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in roots}
-    if part == "start":  # and as the daemon starts (this checkout only)
+    if part == "start":  # and as the daemon starts (the base too, if it can)
         roots.append(("new, resident", new_root))
-        got["new, resident"] = []
+        if base is not None and "resident" in (base / "node/store.py").read_text():
+            roots.append(("old, resident", base))
+        for label, _ in roots:
+            got[label] = []
     for i in range(rounds):
         order = roots if i % 2 == 0 else roots[::-1]
         for label, root in order:
-            child = "start-resident" if label == "new, resident" else part
+            child = "start-resident" if label.endswith("resident") else part
             got[label].append(run_child(root, child, db))
     if part == "start":
         n = got["new"][0]["records"]
@@ -346,10 +350,13 @@ def bench_subprocess(part: str, base: Path | None, rounds: int, db: Path) -> Non
                 f"records/s; start {_range([g['start'] for g in got[label]], ',.0f')} records/s"
             )
         if base is not None:
-            for label in ("new", "new, resident"):
+            pairs = [("new", "old"), ("new, resident", "old")]
+            if "old, resident" in got:
+                pairs.append(("new, resident", "old, resident"))
+            for label, base_label in pairs:
                 for key in ("load", "start"):
-                    r = [n[key] / o[key] for n, o in zip(got[label], got["old"], strict=True)]
-                    print(f"  {key} speed {label}/old same round: {_range(r)}")
+                    r = [n[key] / o[key] for n, o in zip(got[label], got[base_label], strict=True)]
+                    print(f"  {key} speed {label}/{base_label} same round: {_range(r)}")
     else:
         s = got["new"][0]
         print(f"balance eu --depth 2 as JSON ({s['scopes']} scopes), ms of CPU:")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node import model
-from node.crdt.record import Record, load_stored, load_trusted
+from node.crdt.record import Record, StoredRecordError, load_stored, load_trusted
 from node.crdt.replica import Evidence, Replica
 from node.errors import StoreUnreadable
 
@@ -178,7 +178,7 @@ class Store:
                 for raw_a, raw_b in self._db.execute("SELECT raw_a, raw_b FROM evidence"):
                     a, b = load_trusted([raw_a, raw_b])
                     replica.add_evidence(a, b)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoredRecordError) as exc:
             raise StoreUnreadable(
                 f"database {self.path} is damaged: {exc}. {_REPAIR.format(path=self.path)}"
             ) from None

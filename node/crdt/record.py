@@ -106,6 +106,86 @@ class Record(NamedTuple):
         return self.body is None
 
 
+class _Unread:
+    """The body field of a `StoredRecord` whose body is left in its wire bytes."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+_UNREAD: Any = _Unread()
+_field: Callable[[Any, int], Any] = tuple.__getitem__
+# What a loaded need or capacity keeps of its body, for the balance index: the values
+# of these fields (`intent_fields`), read as the record is loaded.
+INTENT_KINDS = frozenset(("need", "capacity"))
+INTENT_FIELDS = ("item", "unit", "period", "qty")
+
+
+class StoredRecord(Record):
+    """A record loaded from this node's store, its body left in its wire bytes.
+
+    It reads like any `Record` and equals the record decoded from the same bytes:
+    `body` decodes the body from `raw` on every read (a fresh plain dict). The body
+    field holds None for a tombstone, for a need or capacity the values of its
+    `INTENT_FIELDS` (a tuple, which is never a body: the balance index reads them
+    with `intent_fields`), else a marker. A node holds its whole store and most
+    bodies are read by no one after start: not holding them makes loading faster and
+    a held record smaller.
+    """
+
+    __slots__ = ()
+
+    @property
+    def body(self) -> dict[str, Value] | None:  # overrides the field, read from `raw`
+        b = _field(self, 6)
+        if b is not _UNREAD and type(b) is not tuple:
+            return b  # type: ignore[no-any-return]
+        body: dict[str, Value] = msgpack.unpackb(_field(self, 7))[7]
+        return body
+
+    def decoded(self) -> Record:
+        """The same record with its body decoded, as a plain `Record`."""
+        return _new(Record, (*self[:6], self.body, *self[7:]))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredRecord):
+            other = other.decoded()
+        return tuple.__eq__(self.decoded(), other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.decoded())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickling and copying
+        return tuple(self.decoded())
+
+    def _asdict(self) -> dict[str, Any]:
+        return self.decoded()._asdict()
+
+
+def intent_fields(r: Record) -> tuple[Any, ...] | None:
+    """The values of `INTENT_FIELDS` in the body of a need or capacity `r` (read as it
+    was loaded, if it was), or None for a tombstone.
+
+    Raises:
+        KeyError: the body lacks one of them (no valid need or capacity does).
+    """
+    b = _field(r, 6)
+    if type(b) is tuple:
+        return b
+    body = r.body
+    if body is None:
+        return None
+    return (body["item"], body["unit"], body["period"], body["qty"])
+
+
 def record_id(raw: bytes) -> bytes:
     """The id of a record: BLAKE2b-128 of its wire bytes.
 
@@ -252,14 +332,25 @@ def load_trusted(raws: Iterable[bytes], chunk: int = 4096) -> Iterator[Record]:
 
 
 def load_stored(rows: Iterable[tuple[bytes, bytes]], chunk: int = 4096) -> Iterator[Record]:
-    """`load_trusted` for a store's rows of (record id, wire bytes): the ids are taken
-    as this node stored them (computed from the bytes when it saved them), trusted
-    like the records, instead of hashing every record again."""
+    """Records of a store's rows of (record id, wire bytes), verified before they were
+    stored: no checks, no verify, and their ids taken as this node stored them
+    (computed from the bytes when it saved them) instead of hashing every record again.
+
+    Their bodies are left in the wire bytes (`StoredRecord`): a loaded body is read
+    when asked for, and most never are (the balance index reads the fields it needs
+    of needs and capacities, kept at load: `intent_fields`). Each chunk of rows is
+    decoded whole by one streaming unpacker, and every row must decode into exactly
+    one record of nine fields.
+
+    Raises:
+        StoredRecordError: a row is not the wire bytes of a record (a damaged store).
+    """
     it = iter(rows)
-    return _rebuild(
-        ([raw for _, raw in batch], [rid for rid, _ in batch])
-        for batch in iter(lambda: list(islice(it, chunk)), [])
-    )
+    return _rebuild_stored(iter(lambda: list(islice(it, chunk)), []))
+
+
+class StoredRecordError(ValueError):
+    """A stored row does not decode into a record (the database is damaged)."""
 
 
 def _rebuild(chunks: Iterable[tuple[list[bytes], list[bytes] | None]]) -> Iterator[Record]:
@@ -307,6 +398,85 @@ def _rebuild(chunks: Iterable[tuple[list[bytes], list[bytes] | None]]) -> Iterat
             if rid is None:
                 rid = blake2b(raw, digest_size=ID_BYTES).digest()
             yield _new(Record, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
+
+
+def _rebuild_stored(chunks: Iterable[list[tuple[bytes, bytes]]]) -> Iterator[Record]:
+    """`StoredRecord`s of chunks of (id, wire bytes) rows; see `load_stored`."""
+    pool = _POOL
+    get = pool.get
+    new = _new
+    unread = _UNREAD
+    intents = INTENT_KINDS
+    origin: bytes = b""
+    for batch in chunks:
+        limit = _POOL_MAX  # read per chunk: tests lower the bound
+        data = b"".join([raw for _, raw in batch])
+        unpacker = msgpack.Unpacker(use_list=False, max_buffer_size=len(data) + 1)
+        unpacker.feed(data)
+        end = 0
+        try:
+            for f, (rid, raw) in zip(unpacker, batch, strict=True):
+                # Every row is one record: the unpacker ends where the row does (so a
+                # damaged body cannot borrow bytes of the next row unnoticed).
+                end += len(raw)
+                if unpacker.tell() != end or type(f) is not tuple:
+                    raise StoredRecordError("a stored row is not one record")
+                _, o, kind, key, seq, hlc, scope, body, _ = f  # or ValueError
+                if o != origin:
+                    origin = get(o) or o
+                    if origin is o and len(pool) < limit:
+                        pool[o] = o
+                kind_ = get(kind)
+                if kind_ is None:
+                    kind_ = kind
+                    if len(pool) < limit:
+                        pool[kind] = kind
+                scope_ = get(scope)
+                if scope_ is None:
+                    scope_ = scope
+                    if len(pool) < limit:
+                        pool[scope] = scope
+                seq_ = get(seq)
+                if seq_ is None:
+                    seq_ = seq
+                    if len(pool) < limit:
+                        pool[seq] = seq
+                if body is not None:
+                    if kind_ in intents:
+                        # `_intent_summary`'s common case inlined: a pooled tuple holds
+                        # strings only, and no other value equals a string.
+                        try:
+                            t = (body["item"], body["unit"], body["period"], body["qty"])
+                            body = get(t) or _intent_summary(body)
+                        except (KeyError, TypeError):
+                            body = unread
+                    else:
+                        body = unread
+                yield new(StoredRecord, (origin, kind_, key, seq_, hlc, scope_, body, raw, rid))
+        except StoredRecordError:
+            raise
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise StoredRecordError(f"a stored row is not one record ({exc})") from None
+
+
+def _intent_summary(body: Any) -> Any:
+    """The `INTENT_FIELDS` of a loaded need's or capacity's body, from the pool (a
+    federation's intents repeat their items, units, periods and often quantities),
+    or the marker of an unread body if they are not four strings (no valid intent)."""
+    try:
+        t = (body["item"], body["unit"], body["period"], body["qty"])
+    except (KeyError, TypeError):
+        return _UNREAD
+    for v in t:
+        if type(v) is not str:
+            return _UNREAD
+    got = _POOL.get(t)
+    if got is not None:
+        return got
+    got = tuple([_pooled(v) if len(v) <= _POOL_LEN else v for v in t])
+    if len(_POOL) < _POOL_MAX:
+        _POOL[got] = got
+    return got
 
 
 # A node holds many records and their fields repeat: a few origins, kinds and scopes,

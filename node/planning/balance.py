@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from node import model
-from node.crdt.record import Record
+from node.crdt.record import Record, intent_fields
 
 INTENT_KINDS = ("need", "capacity")
 
@@ -222,19 +222,20 @@ class BalanceIndex:
     def add_all(self, records: Iterable[Record]) -> None:
         """Count many records (slot winners) left out so far, dropping cached sums once."""
         # `_count(r, +1)` inlined: a store of 100,000 records is counted at start-up.
+        # The fields are read as the store was loaded (`intent_fields`), not from bodies.
         own_of, cache = self._own, _ticks_cache
         for r in records:
             kind = r.kind
             if kind != "need" and kind != "capacity":
                 continue
-            b: Mapping[str, Any] | None = r.body
-            if b is None:
+            fields = intent_fields(r)
+            if fields is None:
                 continue
-            qty, unit = b["qty"], b["unit"]
+            item, unit, period, qty = fields
             got = cache.get((qty, unit)) if type(qty) is str else None
             if got is None:
                 got = _amount(str(qty), str(unit))
-            group = (b["item"], got[1], b["period"])
+            group = (item, got[1], period)
             own = own_of.get(r.scope)
             if own is None:
                 own = self._new_scope(r.scope)
