@@ -44,6 +44,7 @@ from node.net import (
     topic_for_scope,
 )
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args, plan_ops
+from node.planning.pace import RollupPace
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
@@ -466,16 +467,20 @@ class Daemon:
 
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at
-        most once per `rollup_every` seconds, and publish what differs."""
+        most once per `rollup_every` seconds, and publish what differs once it settled
+        (`RollupPace`: two recomputations agree, or the change waited `MAX_WAIT`)."""
         seen = -1
+        pace = RollupPace()
         while True:
             await trio.sleep(self.rollup_every)
             if self.state.replica.version == seen:
-                continue
-            seen = self.state.replica.version
-            async with self._replica_lock.read():
-                changes = await trio.to_thread.run_sync(self.core.rollup_changes)
-            pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in changes]
+                changes = pace.pending or []  # nothing changed since: it settled
+            else:
+                seen = self.state.replica.version
+                async with self._replica_lock.read():
+                    changes = await trio.to_thread.run_sync(self.core.rollup_changes)
+            publish = pace.step(changes, trio.current_time())
+            pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in publish]
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))
                 log.info("event=rollup.published records=%d", len(pendings))

@@ -84,6 +84,9 @@ TOML scenario file (every key optional; values shown are the defaults)::
     [run]
     rollups = false             # regional rollups: attested, and checked on every node
     rollup_every = 10.0         # seconds between an attester's recomputations
+    rollup_max_wait = 300.0     # an attester publishes a change once two recomputations
+                                # in a row agree, or after this many seconds (as the
+                                # daemon, `node.planning.pace`); 0: at every one
     trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
     balance_index = "all"       # "all": every node keeps a BalanceIndex, as the daemon;
                                 # "sample": only 3 nodes per region do (the others keep
@@ -103,6 +106,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import LocalError
+from node.planning.pace import MAX_WAIT
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,9 @@ class Run:
     # its federation balance against the truth at the end. Off by default (traffic).
     rollups: bool = False
     rollup_every: float = 10.0
+    # An attester publishes a change once two recomputations agree, or after this
+    # many seconds (`node.planning.pace`, as the daemon); 0: at every recomputation.
+    rollup_max_wait: float = MAX_WAIT
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,8 @@ class Scenario:
             problems.append("workload.countries must be between 1 and regions")
         if self.run.rollup_every <= 0:
             problems.append("run.rollup_every must be positive")
+        if self.run.rollup_max_wait < 0:
+            problems.append("run.rollup_max_wait must not be negative")
         if w.region_size < 0 or w.records_per_node < 0:
             problems.append("workload.region_size and workload.records_per_node >= 0")
         if w.records < 0 or w.burst < 1:

@@ -22,6 +22,7 @@ from node.core import Source
 from node.crdt.record import sign_record
 from node.crdt.sync import SyncError, SyncSession
 from node.keys import Identity
+from node.planning.pace import RollupPace
 from simnet.events import Scheduler
 from simnet.federation import found
 from simnet.gossip import GossipNode, GossipStats, MessageStore
@@ -116,6 +117,7 @@ class VirtualSim:
         self.rollup_stats = RollupCounters()
         self.rollups_written: list[Any] = []  # for the oracle of the final check
         self._attested_at = [-1] * (s.nodes + s.sybil.nodes)
+        self._paces = [RollupPace(s.run.rollup_max_wait) for _ in range(s.nodes)]
         subs = [n.partitions for n in self.nodes]
         followers: dict[str, list[int]] = {}
         for i, parts in enumerate(subs[: self.honest]):
@@ -282,17 +284,23 @@ class VirtualSim:
 
     def _attest(self, i: int) -> None:
         """As the daemon's attester: recompute the region's rollups when anything
-        changed, publish what differs, again after `rollup_every`."""
-        node = self.nodes[i]
-        if self.net.online[i] and node.replica.version != self._attested_at[i]:
-            self._attested_at[i] = node.replica.version
-            pendings = node.core.rollup_pendings()
-            for pending in pendings:
+        changed, publish what differs once it settled (`RollupPace`), again after
+        `rollup_every`."""
+        node, pace = self.nodes[i], self._paces[i]
+        if self.net.online[i]:
+            if node.replica.version != self._attested_at[i]:
+                self._attested_at[i] = node.replica.version
+                changes = node.core.rollup_changes()
+            else:  # nothing changed since: what waited has settled
+                changes = pace.pending or []
+            published = pace.step(changes, self.sched.now)
+            for key, body, scope in published:
+                pending = node.core.prepare_write("rollup", key, body, scope)
                 node.core.commit(pending)
                 self.rollups_written.extend(pending.records)
                 self.rollup_stats.written += 1
                 self.rollup_stats.bytes += len(pending.record.raw)
-            if pendings:
+            if published:
                 self._schedule_flush(i)
         self.sched.after(self.scenario.run.rollup_every, self._attest, i)
 
