@@ -85,6 +85,9 @@ class Tracker:
                 continue
             t.missing.discard(node)
             if not t.missing:
+                # a set keeps its table when emptied: a run of 10^6 records would keep
+                # one table per record for nothing
+                t.missing = set()
                 tracks.remove(t)
                 del self._open[id(t)]
             if self._online[node]:
