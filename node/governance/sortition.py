@@ -61,7 +61,7 @@ from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
-from node.governance.panels import Problem, SearchLimit, best_composition
+from node.governance.panels import Problem, SearchLimit, best_composition, improve
 from node.governance.simplex import IntegerSimplex
 
 __all__ = [
@@ -94,6 +94,12 @@ MAX_LISTED = 5_000
 PRICE_BUDGET = 100
 # Nodes a search for a first panel with a given type may take with unit weights.
 COVER_NODES = 5_000
+# Each pricing round first improves this many of the columns held (the best under the
+# round's weights) by local search (node.governance.panels.improve); 0: no heuristic,
+# every round searches exactly.
+HEURISTIC_STARTS = 8
+# At most this many improving columns enter the master per round.
+COLUMNS_PER_ROUND = 4
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
@@ -215,7 +221,7 @@ class _ListedPricer:
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
-    ) -> tuple[int, ...] | None:
+    ) -> list[tuple[int, ...]]:
         price, best = max(
             (
                 (sum((w * x for w, x in zip(weights, c, strict=True)), Fraction(0)), c)
@@ -225,7 +231,7 @@ class _ListedPricer:
             key=lambda pc: (pc[0], [-x for x in pc[1]]),
             default=(Fraction(0), None),
         )
-        return None if best is None or price <= mu else best
+        return [] if best is None or price <= mu else [best]
 
 
 def _problem(
@@ -293,14 +299,43 @@ class _SearchPricer:
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
-    ) -> tuple[int, ...] | None:
+    ) -> list[tuple[int, ...]]:
+        """Columns priced above `mu`, best first; [] proves that none exists.
+
+        First the heuristic: the HEURISTIC_STARTS columns held that are worth most
+        under `weights`, each improved by local search; those now above `mu` are the
+        round's columns (up to COLUMNS_PER_ROUND), with no exact search. Only when the
+        heuristic finds none does the exact budgeted search run: it either finds an
+        improving composition (improved further by local search) or proves there is
+        none, which ends the column generation, so the lottery stays exact.
+        """
         ints, den = _integers(weights)
         # price > mu  <=>  sum(ints * counts) > mu * den, an integer compared with a
         # rational: > floor(mu * den).
-        found = best_composition(self.problem, ints, math.floor(mu * den), budget=PRICE_BUDGET)
-        if found is None or found[1] in columns:
-            return None
-        return found[1]
+        threshold = math.floor(mu * den)
+        held = set(columns)
+
+        def worth(c: Sequence[int]) -> int:
+            return sum(w * k for w, k in zip(ints, c, strict=True))
+
+        found: dict[tuple[int, ...], int] = {}
+        if HEURISTIC_STARTS:
+            starts = sorted(columns, key=lambda c: (-worth(c), c))[:HEURISTIC_STARTS]
+            for start in starts:
+                value, better = improve(self.problem, ints, start)
+                if value > threshold and better not in held:
+                    found[better] = value
+        if not found:
+            exact = best_composition(self.problem, ints, threshold, budget=PRICE_BUDGET)
+            if exact is None or exact[1] in held:
+                return []
+            found[exact[1]] = exact[0]
+            if HEURISTIC_STARTS:
+                value, better = improve(self.problem, ints, exact[1])
+                if better not in held:
+                    found[better] = value
+        ranked = sorted(found, key=lambda c: (-found[c], c))
+        return ranked[:COLUMNS_PER_ROUND]
 
 
 def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> Distribution:
@@ -346,11 +381,12 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -
         weights = [Fraction(0)] * len(types)
         for r, t in enumerate(rows):
             weights[t] = y[r]
-        best = pricer.price(weights, mu, columns)
-        if best is None:
+        new = pricer.price(weights, mu, columns)
+        if not new:
             break
-        columns.append(best)
-        lp.add_column([-best[t] for t in rows] + [1], 0)
+        for best in new:
+            columns.append(best)
+            lp.add_column([-best[t] for t in rows] + [1], 0)
     q = sol.x[1:]
     comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
     total = sum((p for _, p in comps), Fraction(0))
