@@ -283,15 +283,22 @@ class _SearchPricer:
         # which steer the search the way the first column went.
         big = problem.size * max(everybody) + 1
         for t in range(len(sizes)):
-            if first[1][t]:
+            if any(c[t] for c in self.columns):
                 self.rows.append(t)
                 continue
+            # Cheapest first: a seat moved to t from the first column by local search.
+            lifted = [w + big if u == t else w for u, w in enumerate(everybody)]
+            if HEURISTIC_STARTS:
+                moved = improve(problem, lifted, first[1])[1]
+                if moved[t]:
+                    self.rows.append(t)
+                    self.columns.append(moved)
+                    continue
             unit = [1 if u == t else 0 for u in range(len(sizes))]
             try:
                 with_t = best_composition(problem, unit, 0, first=True, limit=COVER_NODES)
             except SearchLimit:
-                weights = [w + big if u == t else w for u, w in enumerate(everybody)]
-                with_t = best_composition(problem, weights, big - 1, first=True)
+                with_t = best_composition(problem, lifted, big - 1, first=True)
             if with_t is not None:
                 self.rows.append(t)
                 if with_t[1] not in self.columns:
