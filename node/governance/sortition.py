@@ -150,14 +150,31 @@ def _feasible(
     ]
     out: list[tuple[int, ...]] = []
     counts = [0] * len(types)
+    # Per bound: the volunteers of its value among types[prefix:], for every prefix,
+    # and the count of its value on the panel so far (types past the walk's position
+    # hold 0, so it is the count over the prefix).
+    room_from = []
+    for fi, v, _, _ in bounds:
+        suffix = [0] * (len(types) + 1)
+        for t in range(len(types) - 1, -1, -1):
+            suffix[t] = suffix[t + 1] + (sizes[t] if types[t][fi] == v else 0)
+        room_from.append(suffix)
+    have = [0] * len(bounds)
+    rest_from = [sum(sizes[t:]) for t in range(len(types) + 1)]
 
     def quota_ok(prefix: int, left: int, final: bool) -> bool:
-        for fi, v, lo, hi in bounds:
-            have = sum(counts[t] for t in range(prefix) if types[t][fi] == v)
-            room = sum(sizes[t] for t in range(prefix, len(types)) if types[t][fi] == v)
-            if have > hi or have + min(room, left) < lo or (final and have < lo):
+        for b, (_, _, lo, hi) in enumerate(bounds):
+            h = have[b]
+            if h > hi or h + min(room_from[b][prefix], left) < lo or (final and h < lo):
                 return False
         return True
+
+    def place(t: int, k: int) -> None:
+        delta = k - counts[t]
+        counts[t] = k
+        for b, (fi, v, _, _) in enumerate(bounds):
+            if types[t][fi] == v:
+                have[b] += delta
 
     class _TooMany(Exception):
         pass
@@ -172,14 +189,14 @@ def _feasible(
             if left == 0 and quota_ok(t, 0, True):
                 out.append(tuple(counts))
             return
-        rest = sum(sizes[t + 1 :])
+        rest = rest_from[t + 1]
         for k in range(min(sizes[t], left), -1, -1):
             if left - k > rest:
                 break
-            counts[t] = k
+            place(t, k)
             if quota_ok(t + 1, left - k, False):
                 walk(t + 1, left - k)
-        counts[t] = 0
+        place(t, 0)
 
     try:
         walk(0, size)
