@@ -29,7 +29,14 @@ from dataclasses import dataclass
 
 from node.governance.errors import GovernanceError
 
-__all__ = ["Problem", "SearchLimit", "best_composition", "lagrangian_bound"]
+__all__ = [
+    "Problem",
+    "SearchLimit",
+    "best_composition",
+    "improve",
+    "lagrangian_bound",
+    "meets",
+]
 
 # Nodes of the search tree before it gives up (with a message; never a silent guess).
 MAX_NODES = 5_000_000
@@ -414,3 +421,84 @@ def best_composition(
     if counts_found is None or value_found is None:
         return None
     return value_found, counts_found
+
+
+def meets(problem: Problem, counts: Sequence[int]) -> bool:
+    """Whether `counts` is a composition of the panel size within the caps and quotas."""
+    if len(counts) != len(problem.caps) or sum(counts) != problem.size:
+        return False
+    if any(not 0 <= k <= cap for k, cap in zip(counts, problem.caps, strict=True)):
+        return False
+    for groups, bounds in zip(problem.groups, problem.bounds, strict=True):
+        have = [0] * len(bounds)
+        for t, g in enumerate(groups):
+            if g >= 0:
+                have[g] += counts[t]
+        if any(not lo <= h <= hi for (lo, hi), h in zip(bounds, have, strict=True)):
+            return False
+    return True
+
+
+def improve(
+    problem: Problem, weights: Sequence[int], start: Sequence[int]
+) -> tuple[int, tuple[int, ...]]:
+    """A local optimum near `start` (a composition meeting the quotas): moves one
+    volunteer's seat from a type to a heavier one while the quotas still hold, the
+    move gaining most first (ties: the lighter type given up first, then the lower
+    type index), until no move gains. A heuristic: the result meets the quotas and
+    is worth at least `start`, but need not be the best composition.
+
+    Returns:
+        (value, counts per type).
+    """
+    counts = list(start)
+    n_types = len(counts)
+    features = range(len(problem.groups))
+    have = [[0] * len(b) for b in problem.bounds]
+    for f in features:
+        for t, g in enumerate(problem.groups[f]):
+            if g >= 0:
+                have[f][g] += counts[t]
+    heavy = sorted(range(n_types), key=lambda t: (-weights[t], t))
+    light = sorted(range(n_types), key=lambda t: (weights[t], t))
+
+    def movable(a: int, b: int) -> bool:
+        for f in features:
+            ga, gb = problem.groups[f][a], problem.groups[f][b]
+            if ga == gb:
+                continue
+            if ga >= 0 and have[f][ga] - 1 < problem.bounds[f][ga][0]:
+                return False
+            if gb >= 0 and have[f][gb] + 1 > problem.bounds[f][gb][1]:
+                return False
+        return True
+
+    while True:
+        best: tuple[int, int, int] | None = None  # (gain, from, to)
+        lightest = next((t for t in light if counts[t]), None)
+        if lightest is None:
+            break
+        for b in heavy:
+            if counts[b] >= problem.caps[b]:
+                continue
+            if weights[b] - weights[lightest] <= (best[0] if best else 0):
+                break  # every later b gains less
+            for a in light:
+                gain = weights[b] - weights[a]
+                if gain <= (best[0] if best else 0):
+                    break
+                if counts[a] and a != b and movable(a, b):
+                    best = (gain, a, b)
+                    break
+        if best is None:
+            break
+        _, a, b = best
+        counts[a] -= 1
+        counts[b] += 1
+        for f in features:
+            ga, gb = problem.groups[f][a], problem.groups[f][b]
+            if ga >= 0:
+                have[f][ga] -= 1
+            if gb >= 0:
+                have[f][gb] += 1
+    return sum(w * k for w, k in zip(weights, counts, strict=True)), tuple(counts)

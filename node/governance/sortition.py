@@ -61,7 +61,7 @@ from node.crdt.encoding import canonical, pack
 from node.governance.errors import GovernanceError
 from node.governance.freeze import FrozenState, chunk_entries, freeze_hash, gather
 from node.governance.ledger import Eligibility, Ledger, body, object_id
-from node.governance.panels import Problem, SearchLimit, best_composition
+from node.governance.panels import Problem, SearchLimit, best_composition, improve
 from node.governance.simplex import IntegerSimplex
 
 __all__ = [
@@ -94,6 +94,12 @@ MAX_LISTED = 5_000
 PRICE_BUDGET = 100
 # Nodes a search for a first panel with a given type may take with unit weights.
 COVER_NODES = 5_000
+# Each pricing round first improves this many of the columns held (the best under the
+# round's weights) by local search (node.governance.panels.improve); 0: no heuristic,
+# every round searches exactly.
+HEURISTIC_STARTS = 8
+# At most this many improving columns enter the master per round.
+COLUMNS_PER_ROUND = 4
 
 Quotas = Mapping[str, Mapping[str, Sequence[int]]]
 TypeKey = tuple[str | None, ...]
@@ -144,14 +150,31 @@ def _feasible(
     ]
     out: list[tuple[int, ...]] = []
     counts = [0] * len(types)
+    # Per bound: the volunteers of its value among types[prefix:], for every prefix,
+    # and the count of its value on the panel so far (types past the walk's position
+    # hold 0, so it is the count over the prefix).
+    room_from = []
+    for fi, v, _, _ in bounds:
+        suffix = [0] * (len(types) + 1)
+        for t in range(len(types) - 1, -1, -1):
+            suffix[t] = suffix[t + 1] + (sizes[t] if types[t][fi] == v else 0)
+        room_from.append(suffix)
+    have = [0] * len(bounds)
+    rest_from = [sum(sizes[t:]) for t in range(len(types) + 1)]
 
     def quota_ok(prefix: int, left: int, final: bool) -> bool:
-        for fi, v, lo, hi in bounds:
-            have = sum(counts[t] for t in range(prefix) if types[t][fi] == v)
-            room = sum(sizes[t] for t in range(prefix, len(types)) if types[t][fi] == v)
-            if have > hi or have + min(room, left) < lo or (final and have < lo):
+        for b, (_, _, lo, hi) in enumerate(bounds):
+            h = have[b]
+            if h > hi or h + min(room_from[b][prefix], left) < lo or (final and h < lo):
                 return False
         return True
+
+    def place(t: int, k: int) -> None:
+        delta = k - counts[t]
+        counts[t] = k
+        for b, (fi, v, _, _) in enumerate(bounds):
+            if types[t][fi] == v:
+                have[b] += delta
 
     class _TooMany(Exception):
         pass
@@ -166,14 +189,14 @@ def _feasible(
             if left == 0 and quota_ok(t, 0, True):
                 out.append(tuple(counts))
             return
-        rest = sum(sizes[t + 1 :])
+        rest = rest_from[t + 1]
         for k in range(min(sizes[t], left), -1, -1):
             if left - k > rest:
                 break
-            counts[t] = k
+            place(t, k)
             if quota_ok(t + 1, left - k, False):
                 walk(t + 1, left - k)
-        counts[t] = 0
+        place(t, 0)
 
     try:
         walk(0, size)
@@ -215,7 +238,7 @@ class _ListedPricer:
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
-    ) -> tuple[int, ...] | None:
+    ) -> list[tuple[int, ...]]:
         price, best = max(
             (
                 (sum((w * x for w, x in zip(weights, c, strict=True)), Fraction(0)), c)
@@ -225,7 +248,7 @@ class _ListedPricer:
             key=lambda pc: (pc[0], [-x for x in pc[1]]),
             default=(Fraction(0), None),
         )
-        return None if best is None or price <= mu else best
+        return [] if best is None or price <= mu else [best]
 
 
 def _problem(
@@ -277,15 +300,22 @@ class _SearchPricer:
         # which steer the search the way the first column went.
         big = problem.size * max(everybody) + 1
         for t in range(len(sizes)):
-            if first[1][t]:
+            if any(c[t] for c in self.columns):
                 self.rows.append(t)
                 continue
+            # Cheapest first: a seat moved to t from the first column by local search.
+            lifted = [w + big if u == t else w for u, w in enumerate(everybody)]
+            if HEURISTIC_STARTS:
+                moved = improve(problem, lifted, first[1])[1]
+                if moved[t]:
+                    self.rows.append(t)
+                    self.columns.append(moved)
+                    continue
             unit = [1 if u == t else 0 for u in range(len(sizes))]
             try:
                 with_t = best_composition(problem, unit, 0, first=True, limit=COVER_NODES)
             except SearchLimit:
-                weights = [w + big if u == t else w for u, w in enumerate(everybody)]
-                with_t = best_composition(problem, weights, big - 1, first=True)
+                with_t = best_composition(problem, lifted, big - 1, first=True)
             if with_t is not None:
                 self.rows.append(t)
                 if with_t[1] not in self.columns:
@@ -293,14 +323,43 @@ class _SearchPricer:
 
     def price(
         self, weights: Sequence[Fraction], mu: Fraction, columns: list[tuple[int, ...]]
-    ) -> tuple[int, ...] | None:
+    ) -> list[tuple[int, ...]]:
+        """Columns priced above `mu`, best first; [] proves that none exists.
+
+        First the heuristic: the HEURISTIC_STARTS columns held that are worth most
+        under `weights`, each improved by local search; those now above `mu` are the
+        round's columns (up to COLUMNS_PER_ROUND), with no exact search. Only when the
+        heuristic finds none does the exact budgeted search run: it either finds an
+        improving composition (improved further by local search) or proves there is
+        none, which ends the column generation, so the lottery stays exact.
+        """
         ints, den = _integers(weights)
         # price > mu  <=>  sum(ints * counts) > mu * den, an integer compared with a
         # rational: > floor(mu * den).
-        found = best_composition(self.problem, ints, math.floor(mu * den), budget=PRICE_BUDGET)
-        if found is None or found[1] in columns:
-            return None
-        return found[1]
+        threshold = math.floor(mu * den)
+        held = set(columns)
+
+        def worth(c: Sequence[int]) -> int:
+            return sum(w * k for w, k in zip(ints, c, strict=True))
+
+        found: dict[tuple[int, ...], int] = {}
+        if HEURISTIC_STARTS:
+            starts = sorted(columns, key=lambda c: (-worth(c), c))[:HEURISTIC_STARTS]
+            for start in starts:
+                value, better = improve(self.problem, ints, start)
+                if value > threshold and better not in held:
+                    found[better] = value
+        if not found:
+            exact = best_composition(self.problem, ints, threshold, budget=PRICE_BUDGET)
+            if exact is None or exact[1] in held:
+                return []
+            found[exact[1]] = exact[0]
+            if HEURISTIC_STARTS:
+                value, better = improve(self.problem, ints, exact[1])
+                if better not in held:
+                    found[better] = value
+        ranked = sorted(found, key=lambda c: (-found[c], c))
+        return ranked[:COLUMNS_PER_ROUND]
 
 
 def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -> Distribution:
@@ -346,11 +405,12 @@ def distribution(pool: Sequence[Mapping[str, str]], size: int, quotas: Quotas) -
         weights = [Fraction(0)] * len(types)
         for r, t in enumerate(rows):
             weights[t] = y[r]
-        best = pricer.price(weights, mu, columns)
-        if best is None:
+        new = pricer.price(weights, mu, columns)
+        if not new:
             break
-        columns.append(best)
-        lp.add_column([-best[t] for t in rows] + [1], 0)
+        for best in new:
+            columns.append(best)
+            lp.add_column([-best[t] for t in rows] + [1], 0)
     q = sol.x[1:]
     comps = tuple(sorted((c, q[j]) for j, c in enumerate(columns) if q[j] > 0))
     total = sum((p for _, p in comps), Fraction(0))

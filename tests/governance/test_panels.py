@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 
 from node.governance import panels, sortition
 from node.governance.errors import GovernanceError
-from node.governance.panels import Problem, SearchLimit, best_composition, lagrangian_bound
+from node.governance.panels import (
+    Problem,
+    SearchLimit,
+    best_composition,
+    improve,
+    lagrangian_bound,
+    meets,
+)
 from node.governance.simplex import IntegerSimplex, maximize
 
 
@@ -314,3 +321,112 @@ def test_the_lottery_value_is_the_same_with_and_without_the_lagrangian_bound(poo
     assert [p == 0 for p in with_bound.probability] == [p == 0 for p in without.probability]
     assert _lottery(pool, size, quotas) == with_bound
     assert _lottery(data.draw(st.permutations(pool)), size, quotas) == with_bound
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_the_heuristic_panel_meets_the_quotas_and_never_loses(problem, data):
+    """From any composition meeting the quotas, the local search ends on one that meets
+    them too (checked against the enumeration), worth at least the start and at most
+    the exact best, and with no single seat move left that gains and keeps the quotas."""
+    listed = compositions(problem)
+    if not listed:
+        return
+    weights = data.draw(
+        st.lists(st.integers(-5, 20), min_size=len(problem.caps), max_size=len(problem.caps))
+    )
+    start = data.draw(st.sampled_from(listed))
+
+    def worth(c):
+        return sum(w * k for w, k in zip(weights, c, strict=True))
+
+    value, counts = improve(problem, weights, start)
+    assert counts in listed
+    assert meets(problem, counts)
+    assert value == worth(counts)
+    assert worth(start) <= value <= max(worth(c) for c in listed)
+    for a, b in itertools.permutations(range(len(counts)), 2):
+        moved = list(counts)
+        moved[a] -= 1
+        moved[b] += 1
+        if tuple(moved) in listed:
+            assert worth(moved) <= value
+    assert improve(problem, weights, start) == (value, counts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.data())
+def test_meets_is_membership_in_the_enumeration(problem, data):
+    counts = tuple(
+        data.draw(
+            st.lists(st.integers(0, 3), min_size=len(problem.caps), max_size=len(problem.caps))
+        )
+    )
+    assert meets(problem, counts) == (counts in compositions(problem))
+
+
+def _lottery_heuristic(pool, size, quotas, starts):
+    """The searched lottery with `starts` heuristic starts a round (0: exact search
+    alone); None if no panel meets the quotas."""
+    saved = sortition.MAX_LISTED, sortition.HEURISTIC_STARTS
+    sortition.MAX_LISTED, sortition.HEURISTIC_STARTS = 0, starts
+    try:
+        return sortition.distribution(pool, size, quotas)
+    except GovernanceError:
+        return None
+    finally:
+        sortition.MAX_LISTED, sortition.HEURISTIC_STARTS = saved
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.lists(
+        st.fixed_dictionaries(
+            {
+                "x": values,
+                "y": st.sampled_from(["p", "q"]),
+                "z": st.sampled_from(["u", "v", "w"]),
+                "k": st.sampled_from(["m", "n"]),
+            }
+        ),
+        min_size=3,
+        max_size=30,
+    ),
+    size=st.integers(1, 7),
+    starts=st.integers(1, 8),
+    data=st.data(),
+)
+def test_the_lottery_value_is_the_same_with_and_without_the_heuristic(pool, size, starts, data):
+    """The heuristic columns change how the column generation gets there, not where:
+    the maximin value with the local search (any number of starts) equals the value
+    of the exact search alone and of the listed lottery; every panel of the lottery
+    meets the quotas; the lottery is the same run twice."""
+    bound = st.integers(0, size // 2).flatmap(
+        lambda lo: st.tuples(st.just(lo), st.integers(max(lo, 1), size))
+    )
+    quotas = {
+        "x": {v: list(data.draw(bound)) for v in "ab"},
+        "y": {"p": list(data.draw(bound))},
+        "z": {v: list(data.draw(bound)) for v in "uv"},
+        "k": {"m": list(data.draw(bound))},
+    }
+    with_heuristic = _lottery_heuristic(pool, size, quotas, starts)
+    exact_only = _lottery_heuristic(pool, size, quotas, 0)
+    try:
+        listed = sortition.distribution(pool, size, quotas)
+    except GovernanceError:
+        listed = None
+    assert (with_heuristic is None) == (exact_only is None) == (listed is None)
+    if with_heuristic is None or exact_only is None or listed is None:
+        return
+    assert with_heuristic.minimum == exact_only.minimum == listed.minimum
+    assert [p == 0 for p in with_heuristic.probability] == [p == 0 for p in exact_only.probability]
+    assert sum(p for _, p in with_heuristic.compositions) == 1
+    for comp, _ in with_heuristic.compositions:
+        people = [
+            dict(zip(with_heuristic.features, t, strict=True))
+            for t, k in zip(with_heuristic.types, comp, strict=True)
+            for _ in range(k)
+        ]
+        assert not sortition.meets_quotas(people, size, quotas)
+    assert _lottery_heuristic(pool, size, quotas, starts) == with_heuristic
