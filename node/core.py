@@ -57,6 +57,7 @@ from node.planning.rollup import (
     compute_rollups,
     listed_by,
     rollup_key,
+    watching,
 )
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
@@ -302,6 +303,8 @@ class NodeCore:
         self.charter = charter
         self.tracker: AdmissionTracker | None = None
         self.rollups: RollupTracker | None = None
+        # the region's rollups as last computed, by (region root digest, admitted)
+        self._rollups_of: tuple[tuple[bytes, tuple[bytes, ...]], dict[str, Any]] | None = None
         if charter is not None:
             self.tracker = AdmissionTracker(charter)
             self.tracker.load(replica.records())
@@ -496,31 +499,21 @@ class NodeCore:
         """What brings this node's attestations of its region up to date, as (key, body
         or None for a withdrawal, scope): one rollup per period it recomputed from the
         region's records, a tombstone for a period with nothing left. Nothing unless the
-        node is admitted (only admitted nodes attest). Reads only: an owner may run it
-        in a worker thread while nothing writes."""
+        node is admitted (only admitted nodes attest). One of the region's attesters
+        signs every period; any other admitted node watches (`watching`: it signs only
+        where a reader elsewhere would not accept what it computed without it). Reads
+        only: an owner may run it in a worker thread while nothing writes."""
         if self.tracker is None or self.rollups is None:
             return []
         adm = self.admission
         if self.origin not in adm.admitted or self.region.count("/") != 2:
             return []
-        admitted = [
-            s.node
-            for s in adm.standings.values()
-            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
-        ]
+        admitted = self._region_admitted()
         mine = self.rollups.of(self.origin)
-        if self.origin in attesters(admitted, adm.anchors):
-            get = self.replica.get
-            intents = [
-                r
-                for r in self.replica.entries([self.region])
-                if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
-            ]
-            fresh = compute_rollups(intents, self.region, admitted)
-        elif not any(r.body is not None for r in mine.values()):
-            return []
-        else:
-            fresh = {}  # not one of the region's attesters (any more): withdraw
+        fresh = self._region_rollups(admitted)
+        if self.origin not in attesters(admitted, adm.roots):
+            held = self.rollups.of_region(self.region, fresh)
+            fresh = dict(watching(fresh, mine, held, adm.roots, self.origin))
         root = self.scope.split("/")[0]
         out: list[tuple[str, dict[str, Any] | None, str]] = []
         for period, body in fresh.items():
@@ -532,6 +525,39 @@ class NodeCore:
             if cur.body is not None and str(cur.body.get("region")) == self.region:
                 out.append((key, None, cur.scope))
         return out
+
+    def attests(self) -> bool:
+        """Whether this node is one of its region's attesters (else it watches, or is
+        not admitted)."""
+        adm = self.admission
+        return self.origin in adm.admitted and self.origin in attesters(
+            self._region_admitted(), adm.roots
+        )
+
+    def _region_admitted(self) -> list[bytes]:
+        adm = self.admission
+        return [
+            s.node
+            for s in adm.standings.values()
+            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
+        ]
+
+    def _region_rollups(self, admitted: list[bytes]) -> dict[str, dict[str, Any]]:
+        """`compute_rollups` of this node's region, kept while the region's records
+        (the partition's root digest) and its admitted nodes stay the same."""
+        root = self.replica.partition(self.region).root()
+        key = (root, tuple(sorted(admitted)))
+        if self._rollups_of is not None and self._rollups_of[0] == key:
+            return self._rollups_of[1]
+        get = self.replica.get
+        intents = [
+            r
+            for r in self.replica.entries([self.region])
+            if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
+        ]
+        fresh = compute_rollups(intents, self.region, admitted)
+        self._rollups_of = (key, fresh)
+        return fresh
 
     def rollup_view(self) -> RollupView:
         """The other regions' rollups as this node sees them.

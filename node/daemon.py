@@ -44,7 +44,7 @@ from node.net import (
     topic_for_scope,
 )
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args, plan_ops
-from node.planning.pace import RollupPace
+from node.planning.pace import WATCH_HOLD, RollupPace
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
@@ -479,7 +479,8 @@ class Daemon:
                 seen = self.state.replica.version
                 async with self._replica_lock.read():
                     changes = await trio.to_thread.run_sync(self.core.rollup_changes)
-            publish = pace.step(changes, trio.current_time())
+            hold = None if self.core.attests() else WATCH_HOLD  # a watcher waits longer
+            publish = pace.step(changes, trio.current_time(), hold=hold)
             pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in publish]
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))

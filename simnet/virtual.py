@@ -293,7 +293,8 @@ class VirtualSim:
                 changes = node.core.rollup_changes()
             else:  # nothing changed since: what waited has settled
                 changes = pace.pending or []
-            published = pace.step(changes, self.sched.now)
+            hold = None if node.core.attests() else self.scenario.run.watch_hold
+            published = pace.step(changes, self.sched.now, hold=hold)
             for key, body, scope in published:
                 pending = node.core.prepare_write("rollup", key, body, scope)
                 node.core.commit(pending)

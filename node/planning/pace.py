@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-__all__ = ["MAX_WAIT", "RollupPace"]
+__all__ = ["MAX_WAIT", "WATCH_HOLD", "RollupPace"]
 
 MAX_WAIT = 300.0  # seconds a busy region's change waits at most
+WATCH_HOLD = 2 * MAX_WAIT  # seconds a watcher's change must hold before it signs
 
 Change = TypeVar("Change")
 
@@ -40,27 +41,41 @@ class RollupPace:
         self.max_wait = max_wait
         self.pending: list[Any] | None = None  # the change computed last, unpublished
         self.since: float | None = None  # when the unpublished changes began
+        self.stable: float | None = None  # since when they are what they are now
 
-    def step(self, changes: Sequence[Change], now: float) -> list[Change]:
+    def step(
+        self, changes: Sequence[Change], now: float, *, hold: float | None = None
+    ) -> list[Change]:
         """The changes to publish now, given the ones just computed.
 
         Args:
             changes: what would bring the published rollups up to date now (the
                 attester's `rollup_changes`), in a deterministic order.
             now: the owner's clock, seconds.
+            hold: for a watcher (`node.planning.rollup.watching`): publish only once
+                the same changes were computed for `hold` seconds, whatever
+                `max_wait` says. An attester whose rollups are late or missing is
+                not overruled in passing.
 
         Returns:
             `changes` when they equal the ones computed at the previous step (settled)
-            or the first unpublished change is `max_wait` old; else nothing (yet).
+            or the first unpublished change is `max_wait` old (or, with `hold`, the
+            same changes are `hold` old); else nothing (yet).
         """
         if not changes:
-            self.pending = self.since = None
+            self.pending = self.since = self.stable = None
             return []
         current = list(changes)
         if self.since is None:
             self.since = now
-        if current == self.pending or now - self.since >= self.max_wait:
-            self.pending = self.since = None
+        if current != self.pending or self.stable is None:
+            self.stable = now
+        if hold is not None:
+            ready = now - self.stable >= hold
+        else:
+            ready = current == self.pending or now - self.since >= self.max_wait
+        if ready:
+            self.pending = self.since = self.stable = None
             return current
         self.pending = current
         return []
