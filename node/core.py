@@ -60,6 +60,8 @@ from node.planning.rollup import (
     watching,
 )
 
+ROLLUP_CACHE = 4096  # region computations a shared rollup cache keeps
+
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
 # single yamux frame, and validating one costs at most a few hundred verifications.
 MAX_BATCH_BYTES = 60 * 1024
@@ -268,6 +270,7 @@ class NodeCore:
         hlc: int = 0,
         charter: Charter | None = None,
         index: BalanceIndex | None = None,
+        rollup_cache: dict[Any, dict[str, Any]] | None = None,
     ) -> None:
         self.origin = origin
         self._signer = signer
@@ -303,8 +306,11 @@ class NodeCore:
         self.charter = charter
         self.tracker: AdmissionTracker | None = None
         self.rollups: RollupTracker | None = None
-        # the region's rollups as last computed, by (region root digest, admitted)
-        self._rollups_of: tuple[tuple[bytes, tuple[bytes, ...]], dict[str, Any]] | None = None
+        # the region's rollups as last computed, by (region, its root digest, admitted)
+        self._rollups_of: tuple[Any, dict[str, Any]] | None = None
+        # the same, shared by many cores in one process (the simnet's nodes of a region
+        # compute what one of them computed for the same records once)
+        self._rollup_cache = rollup_cache
         if charter is not None:
             self.tracker = AdmissionTracker(charter)
             self.tracker.load(replica.records())
@@ -546,16 +552,23 @@ class NodeCore:
         """`compute_rollups` of this node's region, kept while the region's records
         (the partition's root digest) and its admitted nodes stay the same."""
         root = self.replica.partition(self.region).root()
-        key = (root, tuple(sorted(admitted)))
+        key = (self.region, root, tuple(sorted(admitted)))
         if self._rollups_of is not None and self._rollups_of[0] == key:
             return self._rollups_of[1]
-        get = self.replica.get
-        intents = [
-            r
-            for r in self.replica.entries([self.region])
-            if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
-        ]
-        fresh = compute_rollups(intents, self.region, admitted)
+        shared = self._rollup_cache
+        fresh = shared.get(key) if shared is not None else None
+        if fresh is None:
+            get = self.replica.get
+            intents = [
+                r
+                for r in self.replica.entries([self.region])
+                if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
+            ]
+            fresh = compute_rollups(intents, self.region, admitted)
+            if shared is not None:
+                if len(shared) >= ROLLUP_CACHE:
+                    del shared[next(iter(shared))]  # the oldest
+                shared[key] = fresh
         self._rollups_of = (key, fresh)
         return fresh
 
