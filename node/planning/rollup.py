@@ -71,7 +71,6 @@ def watching(
     held: Mapping[str, Record],
     region_rollups: Iterable[Record],
     roots: frozenset[bytes],
-    me: bytes,
 ) -> dict[str, Mapping[str, Any]]:
     """What a region's node that is not one of its attesters signs: the periods whose
     content it computed (`fresh`) a reader elsewhere would not accept without it, and
@@ -88,13 +87,12 @@ def watching(
         held: key -> this node's own rollups of its region.
         region_rollups: the rollups held of this node's region (any origin).
         roots: the anchors every reader shares (`Admission.roots`).
-        me: this node.
     """
     if not fresh:
         return {}
     region = str(next(iter(fresh.values()))["region"])
-    others = [r for r in region_rollups if r.origin != me]
-    view = RollupView(others, roots, "") if others else None
+    rollups = list(region_rollups)
+    view = RollupView(rollups, roots, "") if rollups else None
     out: dict[str, Mapping[str, Any]] = {}
     for period, body in fresh.items():
         mine = held.get(rollup_key(region, period))
