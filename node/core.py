@@ -22,6 +22,7 @@ stored or forwarded; a gossip message with any bad record merges nothing.
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -306,7 +307,8 @@ class NodeCore:
         self.charter = charter
         self.tracker: AdmissionTracker | None = None
         self.rollups: RollupTracker | None = None
-        # the region's rollups as last computed, by (region, its root digest, admitted)
+        # the region's rollups as last computed, by (region, the ids of the records
+        # counted, admitted)
         self._rollups_of: tuple[Any, dict[str, Any]] | None = None
         # the same, shared by many cores in one process (the simnet's nodes of a region
         # compute what one of them computed for the same records once)
@@ -532,6 +534,16 @@ class NodeCore:
                 out.append((key, None, cur.scope))
         return out
 
+    def rollups_signed(self) -> frozenset[str]:
+        """The rollup keys of its region this node signs now (a live rollup)."""
+        if self.rollups is None:
+            return frozenset()
+        return frozenset(
+            k
+            for k, r in self.rollups.of(self.origin).items()
+            if r.body is not None and r.body.get("region") == self.region
+        )
+
     def attests(self) -> bool:
         """Whether this node is one of its region's attesters (else it watches, or is
         not admitted)."""
@@ -549,21 +561,21 @@ class NodeCore:
         ]
 
     def _region_rollups(self, admitted: list[bytes]) -> dict[str, dict[str, Any]]:
-        """`compute_rollups` of this node's region, kept while the region's records
-        (the partition's root digest) and its admitted nodes stay the same."""
-        root = self.replica.partition(self.region).root()
-        key = (self.region, root, tuple(sorted(admitted)))
+        """`compute_rollups` of this node's region, kept while the records it counts (by
+        their ids) and the region's admitted nodes stay the same."""
+        get = self.replica.get
+        intents = [
+            r
+            for r in self.replica.entries([self.region])
+            if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
+        ]
+        ids = hashlib.blake2b(b"".join(sorted(r.rid for r in intents)), digest_size=32)
+        key = (self.region, ids.digest(), tuple(sorted(admitted)))
         if self._rollups_of is not None and self._rollups_of[0] == key:
             return self._rollups_of[1]
         shared = self._rollup_cache
         fresh = shared.get(key) if shared is not None else None
         if fresh is None:
-            get = self.replica.get
-            intents = [
-                r
-                for r in self.replica.entries([self.region])
-                if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
-            ]
             fresh = compute_rollups(intents, self.region, admitted)
             if shared is not None:
                 if len(shared) >= ROLLUP_CACHE:

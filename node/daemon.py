@@ -474,13 +474,14 @@ class Daemon:
         while True:
             await trio.sleep(self.rollup_every)
             if self.state.replica.version == seen:
-                changes = pace.pending or []  # nothing changed since: it settled
+                changes = pace.unpublished  # nothing changed since: it settled
             else:
                 seen = self.state.replica.version
                 async with self._replica_lock.read():
                     changes = await trio.to_thread.run_sync(self.core.rollup_changes)
             hold = None if self.core.attests() else WATCH_HOLD  # a watcher waits longer
-            publish = pace.step(changes, trio.current_time(), hold=hold)
+            signing = self.core.rollups_signed() if hold is not None else frozenset()
+            publish = pace.step(changes, trio.current_time(), hold=hold, signing=signing)
             pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in publish]
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))

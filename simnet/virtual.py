@@ -294,9 +294,10 @@ class VirtualSim:
                 self._attested_at[i] = node.replica.version
                 changes = node.core.rollup_changes()
             else:  # nothing changed since: what waited has settled
-                changes = pace.pending or []
+                changes = pace.unpublished
             hold = None if node.core.attests() else self.scenario.run.watch_hold
-            published = pace.step(changes, self.sched.now, hold=hold)
+            signing = node.core.rollups_signed() if hold is not None else frozenset()
+            published = pace.step(changes, self.sched.now, hold=hold, signing=signing)
             for key, body, scope in published:
                 pending = node.core.prepare_write("rollup", key, body, scope)
                 node.core.commit(pending)

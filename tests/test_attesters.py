@@ -1,10 +1,11 @@
 """Five attesters per region, its roots first; the others watch (issue 12).
 
-A region's attesters are at most five of its admitted nodes, the anchors every reader
-shares (founders and nodes a founder vouches for at the root) first. Every other
-admitted node watches: it signs only a content that a reader elsewhere would not accept
-without it, once that held. So an honest region publishes five signatures per period,
-and attesters that stay silent or sign something else cannot leave a region
+A region's attesters are its roots (the anchors every reader shares: founders and nodes
+a founder vouches for at the root) and five other admitted nodes, the smallest keys.
+Every other admitted node watches: it signs only a content that a reader elsewhere
+would not accept without it, once it found the period wanting for the hold. So an
+honest region publishes a few signatures per period, and attesters that stay silent,
+sign something else or sign where readers cannot see it cannot leave a region
 unattested or alone with their content: the watchers restore the quorum.
 """
 
@@ -16,12 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.crdt.record import Record
-from node.planning.pace import RollupPace
+from node.planning.pace import WATCH_HOLD, RollupPace
 from node.planning.rollup import (
     ATTESTERS,
     RegionStatus,
     RollupView,
     attesters,
+    compute_rollups,
     content_digest,
     watching,
 )
@@ -40,10 +42,12 @@ def _spec(i: int, region: str) -> NodeSpec:
     return NodeSpec(i, f"n{i}", "commune", f"{region}/c{i}", region, seed)
 
 
-def _federation(size: int = 8) -> tuple[list[SimNode], SimNode]:
+def _federation(size: int = 9, extra: int = 0) -> tuple[list[SimNode], SimNode]:
     """A region of `size` admitted nodes (its first a founder, the rest endorsed by it
-    inside the region) and a reader of another region, each with a need written."""
+    inside the region) and a reader of another region, each with a need written;
+    `extra` regions of one node each after them (each a founder)."""
     specs = [_spec(i, REGION) for i in range(size)] + [_spec(size, OTHER)]
+    specs += [_spec(size + 1 + k, f"eu/f0/r{2 + k}") for k in range(extra)]
     charter, founding = found(specs)
     now = lambda: 1_800_000_000_000  # noqa: E731
     nodes = [
@@ -69,7 +73,12 @@ def _federation(size: int = 8) -> tuple[list[SimNode], SimNode]:
         for other in region:
             if other is not node:
                 other.replica.merge_verified(rec)
-    return region, nodes[size]
+    return region, nodes[size], nodes[size + 1 :]
+
+
+def _need(node: SimNode, key: str, qty: int, scope: str | None = None) -> Record:
+    body = {"item": "wheat", "unit": "kg", "qty": str(qty), "period": PERIOD, "priority": "high"}
+    return node.write("need", key, body, scope)
 
 
 def _publish(node: SimNode, changes=None) -> list[Record]:
@@ -91,30 +100,85 @@ def _reader_sees(reader: SimNode, rollups: list[Record]):
     return view.pairs.get((REGION, PERIOD))
 
 
+def _reader_sees(reader: SimNode, rollups: list[Record]):
+    view = RollupView(rollups, reader.core.admission.anchors, reader.core.region)
+    return view.pairs.get((REGION, PERIOD))
+
+
+class _Loop:
+    """The daemon's attester loop (`Daemon._attester`) for every node of the region,
+    every 10 s; every record reaches the region and the reader at once. `silent`
+    nodes sign nothing."""
+
+    def __init__(self, region: list[SimNode], reader: SimNode, silent=()) -> None:
+        self.region, self.reader, self.silent = region, reader, set(silent)
+        self.paces = {n.origin: RollupPace() for n in region}
+        self.seen = {n.origin: -1 for n in region}
+        self.rollups: dict[tuple[bytes, str], Record] = {}  # what the reader holds
+        self.now = 0.0
+
+    def deliver(self, records: list[Record]) -> None:
+        _give(records, [*self.region, self.reader])
+        for r in records:
+            if r.kind == "rollup":
+                self.rollups[(r.origin, r.key)] = r
+
+    def tick(self) -> list[Record]:
+        out = []
+        for n in self.region:
+            if n.origin in self.silent:
+                continue
+            pace = self.paces[n.origin]
+            if n.replica.version != self.seen[n.origin]:
+                self.seen[n.origin] = n.replica.version
+                changes = n.core.rollup_changes()
+            else:
+                changes = pace.unpublished
+            hold = None if n.core.attests() else WATCH_HOLD
+            signing = n.core.rollups_signed()
+            for key, body, scope in pace.step(changes, self.now, hold=hold, signing=signing):
+                out.append(n.write("rollup", key, body, scope))
+        self.deliver(out)
+        self.now += 10
+        return out
+
+    def first(self) -> list[Record]:
+        """Ticks until someone signs; what was signed."""
+        for _ in range(5):
+            if out := self.tick():
+                return out
+        raise AssertionError("nobody signed")
+
+    def seen_by_reader(self):
+        return _reader_sees(self.reader, list(self.rollups.values()))
+
+    def status(self) -> RegionStatus:
+        seen = self.seen_by_reader()
+        return RegionStatus.UNATTESTED if seen is None else seen.status
+
+
 @given(
     keys=st.lists(st.binary(min_size=32, max_size=32), min_size=0, max_size=30, unique=True),
     roots=st.sets(st.integers(0, 29)),
 )
 @settings(max_examples=200)
-def test_attesters_are_five_roots_first(keys, roots):
+def test_attesters_are_the_roots_and_five_others(keys, roots):
     root_keys = frozenset(keys[i] for i in roots if i < len(keys))
     chosen = attesters(reversed(keys), root_keys)
     assert chosen == attesters(keys, root_keys)  # any order, the same set
-    assert chosen <= set(keys)
-    assert len(chosen) == min(ATTESTERS, len(keys))
-    assert len(chosen & root_keys) == min(ATTESTERS, len(root_keys))
+    assert root_keys <= chosen <= set(keys)
     others = sorted(set(keys) - root_keys)
-    if len(root_keys) < ATTESTERS:  # the rest by smallest key
-        assert chosen - root_keys == set(others[: ATTESTERS - len(root_keys)])
+    assert chosen - root_keys == set(others[:ATTESTERS])  # the smallest keys
 
 
 def test_only_a_founders_endorsement_at_the_root_makes_a_root():
-    region, reader = _federation(8)
+    region, reader, _ = _federation()
     adm = reader.core.admission
     assert region[0].origin in adm.roots  # the founder who signed
     # the founder's endorsements inside its region make anchors there, not roots
     assert not any(n.origin in adm.roots for n in region[1:])
     assert all(n.origin in region[3].core.admission.anchors for n in region)
+    assert all(n.core.admission.roots == adm.roots for n in region)
     # a region beyond the founders': its first node, vouched for at the root, is a root
     specs = [_spec(100 + i, f"eu/f0/r{i}") for i in range(40)]
     charter, founding = found(specs)
@@ -122,88 +186,164 @@ def test_only_a_founders_endorsement_at_the_root_makes_a_root():
     assert late.origin in late.core.admission.roots
 
 
-def test_an_honest_region_is_attested_by_five_and_watched_by_the_rest():
-    region, reader = _federation(8)
-    chosen = [n for n in region if n.core.attests()]
-    assert len(chosen) == ATTESTERS
-    assert region[0] in chosen
-    rollups = [r for n in chosen for r in _publish(n)]
-    _give(rollups, region)
-    for watcher in region:
-        if watcher not in chosen:
-            assert watcher.core.rollup_changes() == []  # accepted without it: quiet
-    seen = _reader_sees(reader, rollups)
+def test_an_honest_region_is_attested_by_six_and_watched_by_the_rest():
+    region, reader, _ = _federation()
+    loop = _Loop(region, reader)
+    for _ in range(100):  # 1,000 s
+        loop.tick()
+    chosen = {n.origin for n in region if n.core.attests()}
+    assert len(chosen) == 1 + ATTESTERS  # the founder and five others
+    assert {r.origin for r in loop.rollups.values()} == chosen  # watchers signed nothing
+    seen = loop.seen_by_reader()
     assert seen.status is RegionStatus.ACCEPTED
-    assert len(seen.accepted.attesters) == ATTESTERS
+    assert set(seen.accepted.attesters) == chosen
 
 
-def test_silent_attesters_cannot_leave_a_region_unattested():
-    """The four attesters besides the founder sign nothing (ground keys, or simply
-    down): the founder alone is short of the quorum; the watchers step in."""
-    region, reader = _federation(8)
+def _truth(region: list[SimNode]) -> str:
+    admitted = [n.origin for n in region]
+    intents = [r for r in region[0].replica.entries([REGION]) if r.kind == "need"]
+    return content_digest(compute_rollups(intents, REGION, admitted)[PERIOD])
+
+
+def test_silent_attesters_cannot_leave_a_region_unattested_even_while_it_changes():
+    """The five attesters besides the founder sign nothing (ground keys, or nodes that
+    went down and stay admitted), and the region keeps changing: the founder alone is
+    short of the quorum; the watchers step in after the hold, with what they compute
+    then, and keep up with the changes at an attester's pace."""
+    region, reader, _ = _federation()
     founder = region[0]
-    rollups = _publish(founder)
-    _give(rollups, region)
-    assert _reader_sees(reader, rollups).status is RegionStatus.UNATTESTED
+    silent = [n for n in region if n.core.attests() and n is not founder]
     watchers = [n for n in region if not n.core.attests()]
+    assert len(silent) == ATTESTERS
     assert len(watchers) == 3
-    for w in watchers:
-        changes = w.core.rollup_changes()
-        assert [body["period"] for _, body, _ in changes] == [PERIOD]
-        rollups += _publish(w, changes)
-    seen = _reader_sees(reader, rollups)
-    assert seen.status is RegionStatus.ACCEPTED
+    loop = _Loop(region, reader, silent=[n.origin for n in silent])
+    status = []
+    for t in range(180):  # 30 min; a need changes every 5 min
+        if t % 30 == 15:
+            loop.deliver([_need(region[1], "w1", 100 + t)])
+        loop.tick()
+        status.append(loop.status())
+    assert status[int(WATCH_HOLD / 10) - 5] is RegionStatus.UNATTESTED  # the hold
+    assert status[-1] is RegionStatus.ACCEPTED
+    assert status[-100:].count(RegionStatus.ACCEPTED) >= 95  # kept up with the changes
+    seen = loop.seen_by_reader()
     assert set(seen.accepted.attesters) == {founder.origin, *(w.origin for w in watchers)}
+    assert seen.accepted.digest == _truth(region)
 
 
 def test_attesters_who_sign_another_content_are_outvoted_by_the_watchers():
-    """Four attesters sign a content without one node's need; with the founder's honest
-    signature alone, no reader counts the truth. The watchers' signatures make the
-    truth accepted, and the four are named as contradicting it."""
-    region, reader = _federation(8)
+    """Five attesters sign a content without one record; with the founder's honest
+    signature alone, no reader counts the truth. After the hold the watchers'
+    signatures make the truth accepted, and the five are named as contradicting it."""
+    region, reader, _ = _federation()
     founder = region[0]
     liars = [n for n in region if n.core.attests() and n is not founder]
-    honest = _publish(founder)
+    loop = _Loop(region, reader, silent=[n.origin for n in liars])
+    honest = loop.first()  # the founder
     truth = honest[0].body
     lie = dict(truth, records=truth["records"] - 1, counted="0" * 64)
-    rollups = honest + [r for n in liars for r in _publish(n, [(honest[0].key, lie, FED)])]
-    _give(rollups, region)
-    watchers = [n for n in region if not n.core.attests()]
-    for w in watchers:
-        rollups += _publish(w)
-    seen = _reader_sees(reader, rollups)
+    loop.deliver([n.write("rollup", honest[0].key, lie, FED) for n in liars])
+    for _ in range(int(WATCH_HOLD / 10) + 2):
+        loop.tick()
+    seen = loop.seen_by_reader()
     assert seen.status is RegionStatus.ACCEPTED
     assert seen.accepted.digest == content_digest(truth)
     assert set(seen.contradicting) == {n.origin for n in liars}
 
 
-def test_a_watcher_that_stepped_in_stays_while_its_content_holds():
-    """If each watcher stepped out once the others' signatures sufficed, all would step
-    out at once and leave the content short again: a watcher keeps what it signed."""
-    region, _ = _federation(8)
-    rollups = _publish(region[0])
-    _give(rollups, region)
+def test_signatures_readers_cannot_see_do_not_quiet_the_watchers():
+    """Attesters that sign the truth in the region's own partition (which readers
+    elsewhere do not follow) look like a quorum inside the region only: watchers do
+    not count them, and step in."""
+    region, reader, _ = _federation()
+    founder = region[0]
+    hiders = [n for n in region if n.core.attests() and n is not founder]
+    loop = _Loop(region, reader, silent=[n.origin for n in hiders])
+    honest = loop.first()
+    loop.deliver([n.write("rollup", honest[0].key, honest[0].body, REGION) for n in hiders])
     watchers = [n for n in region if not n.core.attests()]
-    for w in watchers:
-        rollups += _publish(w)
-    _give(rollups, region)
-    for w in watchers:
-        assert w.core.rollup_changes() == []  # nothing to change: its rollup stays
-        held = w.core.rollups.of(w.origin)
-        assert [r.body is not None for r in held.values()] == [True]
+    assert all(w.core.rollup_changes() for w in watchers)  # wanting, as readers see it
+    loop.rollups = {k: r for k, r in loop.rollups.items() if "/" not in r.scope}
+    for _ in range(int(WATCH_HOLD / 10) + 2):
+        loop.tick()
+    assert loop.seen_by_reader().status is RegionStatus.ACCEPTED
+
+
+def test_roots_made_by_another_founder_take_no_seat_of_the_others():
+    """A founder of another region endorses nodes of this region at the root: they
+    become roots and attest, but the five other seats stay with the smallest keys, so
+    a content they sign against the region's is a split view, never accepted alone."""
+    region, reader, others = _federation(9, extra=1)
+    stranger_founder = others[0]
+    before = {n.origin for n in region if n.core.attests()}
+    made = [n for n in region if n.origin not in before][:3]
+    endorsements = [stranger_founder.write("endorse", n.origin.hex(), {}, FED) for n in made]
+    _give(endorsements, [*region, reader])
+    assert all(n.origin in reader.core.admission.roots for n in made)
+    after = {n.origin for n in region if n.core.attests()}
+    assert after == before | {n.origin for n in made}
+    loop = _Loop(region, reader, silent=[n.origin for n in made])
+    honest = loop.first()
+    truth = honest[0].body
+    lie = dict(truth, records=truth["records"] + 1, counted="1" * 64)
+    loop.deliver([n.write("rollup", honest[0].key, lie, FED) for n in made])
+    loop.tick()
+    assert loop.seen_by_reader().status is RegionStatus.SPLIT
+
+
+def test_the_region_computation_follows_a_record_that_moved_away():
+    """A need of the region replaced by a newer one at the federation's root (without a
+    withdrawal in the region) leaves the region's records as they were, but the need
+    no longer counts there: what the node signs follows, cached or not."""
+    region, _, _ = _federation()
+    cache: dict = {}
+    core = region[0].core
+    core._rollup_cache = cache
+    first = core.rollup_changes()
+    moved = _need(region[1], "w1", 5000, scope=FED)
+    _give([moved], [region[0]])  # only the new version: the old stays in the region
+    again = core.rollup_changes()
+    admitted = [n.origin for n in region]
+    get = region[0].replica.get
+    intents = [
+        r
+        for r in region[0].replica.entries([REGION])
+        if r.kind == "need" and get(r.origin, r.kind, r.key) is r
+    ]
+    assert again[0][1] == compute_rollups(intents, REGION, admitted)[PERIOD]
+    assert again[0][1]["records"] == first[0][1]["records"] - 1
+
+
+def test_a_shared_computation_is_the_one_each_core_makes():
+    region, _, _ = _federation()
+    shared: dict = {}
+    for n in region:
+        n.core._rollup_cache = shared
+    computed = [n.core.rollup_changes() for n in region if n.core.attests()]
+    assert len(shared) == 1
+    alone = region[1].core
+    alone._rollup_cache, alone._rollups_of = None, None
+    assert alone.rollup_changes() == computed[1]
 
 
 def test_watching_signs_nothing_without_a_computed_content():
     assert watching({}, {}, [], frozenset()) == {}
 
 
-def test_a_watchers_change_waits_for_the_hold():
-    change = [("k", {"x": 1}, FED)]
+def test_a_watchers_step_in_waits_for_the_hold_however_its_content_changes():
+    a = ("k", {"x": 1}, FED)
+    b = ("k", {"x": 2}, FED)
     pace = RollupPace(max_wait=300)
-    assert pace.step(change, 0, hold=600) == []
-    assert pace.step(change, 10, hold=600) == []  # settled is not enough for a watcher
-    assert pace.step(change, 590, hold=600) == []
-    assert pace.step([("k", {"x": 2}, FED)], 595, hold=600) == []  # changed: the hold restarts
-    assert pace.step([("k", {"x": 2}, FED)], 1190, hold=600) == []
-    assert pace.step([("k", {"x": 2}, FED)], 1195, hold=600) == [("k", {"x": 2}, FED)]
-    assert pace.step(change, 0, hold=0) == change
+    assert pace.step([a], 0, hold=600) == []
+    assert pace.step([a], 10, hold=600) == []  # settled is not enough for a watcher
+    assert pace.step([b], 590, hold=600) == []  # changed: still wanting since 0
+    assert pace.unpublished == [b]
+    assert pace.step([b], 600, hold=600) == [b]  # the latest, after the hold
+    assert pace.step([a], 700, hold=600, signing=frozenset({"k"})) == []  # now it signs:
+    assert pace.step([a], 710, hold=600, signing=frozenset({"k"})) == [a]  # settled
+    assert pace.step([a], 800, hold=600) == []
+    assert pace.step([], 810, hold=600) == []  # no longer wanting: the wait starts anew
+    assert pace.step([a], 820, hold=600) == []
+    assert pace.step([a], 1410, hold=600) == []
+    assert pace.step([a], 1420, hold=600) == [a]
+    assert RollupPace().step([a], 0, hold=0) == [a]

@@ -18,14 +18,14 @@ changes it computed and the time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["MAX_WAIT", "WATCH_HOLD", "RollupPace"]
 
 MAX_WAIT = 300.0  # seconds a busy region's change waits at most
 WATCH_HOLD = 2 * MAX_WAIT  # seconds a watcher's change must hold before it signs
 
-Change = TypeVar("Change")
+Change = tuple[str, Any, str]  # (rollup key, body or None, scope)
 
 
 class RollupPace:
@@ -39,12 +39,24 @@ class RollupPace:
         if max_wait < 0:
             raise ValueError("max_wait must not be negative")
         self.max_wait = max_wait
-        self.pending: list[Any] | None = None  # the change computed last, unpublished
+        self.pending: list[Change] | None = None  # the change computed last, unpublished
         self.since: float | None = None  # when the unpublished changes began
-        self.stable: float | None = None  # since when they are what they are now
+        # a watcher's periods to step in for: rollup key -> (since when, latest change)
+        self.waiting: dict[str, tuple[float, Change]] = {}
+
+    @property
+    def unpublished(self) -> list[Change]:
+        """What was computed last and is not published yet (what an owner passes again
+        when nothing changed since)."""
+        return [*(self.pending or []), *(c for _, c in self.waiting.values())]
 
     def step(
-        self, changes: Sequence[Change], now: float, *, hold: float | None = None
+        self,
+        changes: Sequence[Change],
+        now: float,
+        *,
+        hold: float | None = None,
+        signing: frozenset[str] = frozenset(),
     ) -> list[Change]:
         """The changes to publish now, given the ones just computed.
 
@@ -52,30 +64,41 @@ class RollupPace:
             changes: what would bring the published rollups up to date now (the
                 attester's `rollup_changes`), in a deterministic order.
             now: the owner's clock, seconds.
-            hold: for a watcher (`node.planning.rollup.watching`): publish only once
-                the same changes were computed for `hold` seconds, whatever
-                `max_wait` says. An attester whose rollups are late or missing is
-                not overruled in passing.
+            hold: for a watcher (`node.planning.rollup.watching`): a period it does
+                not sign yet goes out once the watcher found it wanting for `hold`
+                seconds without a break, with what it computes then (however often
+                that changed meanwhile): an attester late by less is not overruled,
+                one that stays silent or signs something else is. Periods it signs
+                already (`signing`, rollup keys) and withdrawals follow an attester's
+                pace.
+            signing: the rollup keys this node signs already (a live rollup).
 
         Returns:
-            `changes` when they equal the ones computed at the previous step (settled)
-            or the first unpublished change is `max_wait` old (or, with `hold`, the
-            same changes are `hold` old); else nothing (yet).
+            the changes to publish now, in the order given: an attester's when they
+            equal the ones computed at the previous step (settled) or the first
+            unpublished one is `max_wait` old; a watcher's step-ins as above.
         """
-        if not changes:
-            self.pending = self.since = self.stable = None
+        if hold is None:
+            return self._settle(list(changes), now)
+        stepins = {c[0]: c for c in changes if c[0] not in signing and c[1] is not None}
+        self.waiting = {
+            key: (self.waiting[key][0] if key in self.waiting else now, c)
+            for key, c in stepins.items()
+        }
+        ready = {key for key, (since, _) in self.waiting.items() if now - since >= hold}
+        for key in ready:
+            del self.waiting[key]
+        settled = self._settle([c for c in changes if c[0] not in stepins], now)
+        return [c for c in changes if c[0] in ready or c in settled]
+
+    def _settle(self, current: list[Change], now: float) -> list[Change]:
+        if not current:
+            self.pending = self.since = None
             return []
-        current = list(changes)
         if self.since is None:
             self.since = now
-        if current != self.pending or self.stable is None:
-            self.stable = now
-        if hold is not None:
-            ready = now - self.stable >= hold
-        else:
-            ready = current == self.pending or now - self.since >= self.max_wait
-        if ready:
-            self.pending = self.since = self.stable = None
+        if current == self.pending or now - self.since >= self.max_wait:
+            self.pending = self.since = None
             return current
         self.pending = current
         return []

@@ -50,20 +50,21 @@ __all__ = [
 ]
 
 QUORUM = 3  # attesters asked for, at most (fewer in a region of fewer admitted nodes)
-ATTESTERS = 5  # a region's attesters (more if it has more anchors)
+ATTESTERS = 5  # a region's attesters besides its roots
 MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted nodes
 
 
 def attesters(admitted: Iterable[bytes], roots: frozenset[bytes]) -> frozenset[bytes]:
-    """Which of a region's admitted nodes attest it: `ATTESTERS` of them, its roots
-    (anchors every reader shares: founders and the nodes they vouch for) first, then
-    the others, each by smallest key. Every node of the region computes the same set,
-    a reader's quorum of 3 needs no more, and every reader finds an anchor among them
-    when the region has a root. The others watch (`watching`)."""
+    """Which of a region's admitted nodes attest it: its roots (anchors every reader
+    shares: founders and the nodes a founder vouches for at the root), so that every
+    reader finds an anchor among them, and the `ATTESTERS` others with the smallest
+    keys, so that no one who makes roots can take the others' seats. Every node of the
+    region computes the same set, and a reader's quorum of 3 needs no more; the other
+    admitted nodes watch (`watching`)."""
     nodes = sorted(set(admitted))
     rooted = [n for n in nodes if n in roots]
     others = [n for n in nodes if n not in roots]
-    return frozenset((rooted + others)[:ATTESTERS])
+    return frozenset(rooted + others[:ATTESTERS])
 
 
 def watching(
@@ -430,12 +431,14 @@ class RollupTracker:
         return dict(self._by_origin.get(origin, {}))
 
     def of_region(self, region: str, periods: Iterable[str]) -> list[Record]:
-        """The rollups held of `region` for `periods`, any origin (their slot keys
-        name them; a body naming another region under the same key is left out)."""
+        """The rollups held of `region` for `periods`, any origin, as readers elsewhere
+        hold them: at the federation's root (their slot keys name them; a body naming
+        another region under the same key, or a rollup placed where only the region
+        sees it, is left out)."""
         out = []
         for period in periods:
             for r in self._by_key.get(rollup_key(region, period), {}).values():
-                if r.body is not None and r.body.get("region") == region:
+                if r.body is not None and r.body.get("region") == region and "/" not in r.scope:
                     out.append(r)
         return out
 
