@@ -324,6 +324,11 @@ def test_a_shared_computation_is_the_one_each_core_makes():
     alone = region[1].core
     alone._rollup_cache, alone._rollups_of = None, None
     assert alone.rollup_changes() == computed[1]
+    # fewer admitted nodes (one suspended, say): another computation, not the kept one
+    admitted = [n.origin for n in region]
+    assert region[2].core._region_rollups(admitted)[PERIOD]["nodes"] == len(region)
+    assert region[2].core._region_rollups(admitted[:2])[PERIOD]["nodes"] == 2
+    assert region[3].core._region_rollups(admitted[:2])[PERIOD]["nodes"] == 2
 
 
 def test_watching_signs_nothing_without_a_computed_content():
