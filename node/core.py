@@ -521,7 +521,7 @@ class NodeCore:
         fresh = self._region_rollups(admitted)
         if self.origin not in attesters(admitted, adm.roots):
             held = self.rollups.of_region(self.region, fresh)
-            fresh = dict(watching(fresh, mine, held, adm.roots))
+            fresh = watching(fresh, mine, held, adm.roots)
         root = self.scope.split("/")[0]
         out: list[tuple[str, dict[str, Any] | None, str]] = []
         for period, body in fresh.items():

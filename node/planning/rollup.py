@@ -68,11 +68,11 @@ def attesters(admitted: Iterable[bytes], roots: frozenset[bytes]) -> frozenset[b
 
 
 def watching(
-    fresh: Mapping[str, Mapping[str, Any]],
+    fresh: Mapping[str, dict[str, Any]],
     held: Mapping[str, Record],
     region_rollups: Iterable[Record],
     roots: frozenset[bytes],
-) -> dict[str, Mapping[str, Any]]:
+) -> dict[str, dict[str, Any]]:
     """What a region's node that is not one of its attesters signs: the periods whose
     content it computed (`fresh`) a reader elsewhere would not accept without it, and
     the periods it attests already (`held`, by key; it stays with a content it signed
@@ -94,7 +94,7 @@ def watching(
     region = str(next(iter(fresh.values()))["region"])
     rollups = list(region_rollups)
     view = RollupView(rollups, roots, "") if rollups else None
-    out: dict[str, Mapping[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for period, body in fresh.items():
         mine = held.get(rollup_key(region, period))
         if mine is not None and mine.body is not None:
