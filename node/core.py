@@ -51,6 +51,7 @@ from node.governance.admission import (
     redeems,
 )
 from node.planning import BalanceIndex
+from node.planning.pace import WATCH_HOLD, RollupPace
 from node.planning.rollup import (
     RollupTracker,
     RollupView,
@@ -534,6 +535,18 @@ class NodeCore:
                 out.append((key, None, cur.scope))
         return out
 
+    def rollups_due(
+        self, pace: RollupPace, now: float, *, changed: bool, hold: float = WATCH_HOLD
+    ) -> list[tuple[str, dict[str, Any] | None, str]]:
+        """The rollup changes to sign now (the daemon's and the simnet's attester loop):
+        recomputed if the replica `changed` since the last call, else what waited; an
+        attester's once they settled, a watcher's after `hold` (`RollupPace.step`).
+        Reads only, like `rollup_changes`."""
+        changes = self.rollup_changes() if changed else pace.unpublished
+        if self.attests():
+            return pace.step(changes, now)
+        return pace.step(changes, now, hold=hold, signing=self.rollups_signed())
+
     def rollups_signed(self) -> frozenset[str]:
         """The rollup keys of its region this node signs now (a live rollup)."""
         if self.rollups is None:
@@ -547,6 +560,8 @@ class NodeCore:
     def attests(self) -> bool:
         """Whether this node is one of its region's attesters (else it watches, or is
         not admitted)."""
+        if self.tracker is None:
+            return False
         adm = self.admission
         return self.origin in adm.admitted and self.origin in attesters(
             self._region_admitted(), adm.roots

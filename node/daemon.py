@@ -44,7 +44,7 @@ from node.net import (
     topic_for_scope,
 )
 from node.ops import TABLE, InThread, Job, Progress, Submit, Writes, check_args, plan_ops
-from node.planning.pace import WATCH_HOLD, RollupPace
+from node.planning.pace import RollupPace
 from node.rwlock import ReadWriteLock
 from node.state import NodeState
 from node.store import Store
@@ -468,20 +468,18 @@ class Daemon:
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at
         most once per `rollup_every` seconds, and publish what differs once it settled
-        (`RollupPace`: two recomputations agree, or the change waited `MAX_WAIT`)."""
+        (`NodeCore.rollups_due`: an attester's once two recomputations agree or the
+        change waited `MAX_WAIT`, a watcher's after `WATCH_HOLD`)."""
         seen = -1
         pace = RollupPace()
         while True:
             await trio.sleep(self.rollup_every)
-            if self.state.replica.version == seen:
-                changes = pace.unpublished  # nothing changed since: it settled
-            else:
-                seen = self.state.replica.version
-                async with self._replica_lock.read():
-                    changes = await trio.to_thread.run_sync(self.core.rollup_changes)
-            hold = None if self.core.attests() else WATCH_HOLD  # a watcher waits longer
-            signing = self.core.rollups_signed() if hold is not None else frozenset()
-            publish = pace.step(changes, trio.current_time(), hold=hold, signing=signing)
+            changed, seen = self.state.replica.version != seen, self.state.replica.version
+            due = functools.partial(
+                self.core.rollups_due, pace, trio.current_time(), changed=changed
+            )
+            async with self._replica_lock.read():
+                publish = await trio.to_thread.run_sync(due)
             pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in publish]
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))

@@ -290,14 +290,11 @@ class VirtualSim:
         `rollup_every`."""
         node, pace = self.nodes[i], self._paces[i]
         if self.net.online[i]:
-            if node.replica.version != self._attested_at[i]:
-                self._attested_at[i] = node.replica.version
-                changes = node.core.rollup_changes()
-            else:  # nothing changed since: what waited has settled
-                changes = pace.unpublished
-            hold = None if node.core.attests() else self.scenario.run.watch_hold
-            signing = node.core.rollups_signed() if hold is not None else frozenset()
-            published = pace.step(changes, self.sched.now, hold=hold, signing=signing)
+            changed = node.replica.version != self._attested_at[i]
+            self._attested_at[i] = node.replica.version
+            published = node.core.rollups_due(
+                pace, self.sched.now, changed=changed, hold=self.scenario.run.watch_hold
+            )
             for key, body, scope in published:
                 pending = node.core.prepare_write("rollup", key, body, scope)
                 node.core.commit(pending)

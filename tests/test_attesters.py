@@ -106,9 +106,9 @@ def _reader_sees(reader: SimNode, rollups: list[Record]):
 
 
 class _Loop:
-    """The daemon's attester loop (`Daemon._attester`) for every node of the region,
-    every 10 s; every record reaches the region and the reader at once. `silent`
-    nodes sign nothing."""
+    """The daemon's attester loop (`Daemon._attester`, `NodeCore.rollups_due`) for
+    every node of the region, every 10 s; every record reaches the region and the
+    reader at once. `silent` nodes sign nothing; `act` may change what a node signs."""
 
     def __init__(self, region: list[SimNode], reader: SimNode, silent=()) -> None:
         self.region, self.reader, self.silent = region, reader, set(silent)
@@ -128,19 +128,17 @@ class _Loop:
         for n in self.region:
             if n.origin in self.silent:
                 continue
-            pace = self.paces[n.origin]
-            if n.replica.version != self.seen[n.origin]:
-                self.seen[n.origin] = n.replica.version
-                changes = n.core.rollup_changes()
-            else:
-                changes = pace.unpublished
-            hold = None if n.core.attests() else WATCH_HOLD
-            signing = n.core.rollups_signed()
-            for key, body, scope in pace.step(changes, self.now, hold=hold, signing=signing):
+            changed = n.replica.version != self.seen[n.origin]
+            self.seen[n.origin] = n.replica.version
+            due = n.core.rollups_due(self.paces[n.origin], self.now, changed=changed)
+            for key, body, scope in self.act(n, due):
                 out.append(n.write("rollup", key, body, scope))
         self.deliver(out)
         self.now += 10
         return out
+
+    def act(self, node: SimNode, due: list) -> list:
+        return due
 
     def first(self) -> list[Record]:
         """Ticks until someone signs; what was signed."""
@@ -319,9 +317,10 @@ def test_a_shared_computation_is_the_one_each_core_makes():
     shared: dict = {}
     for n in region:
         n.core._rollup_cache = shared
-    computed = [n.core.rollup_changes() for n in region if n.core.attests()]
+    attesting = [n for n in region if n.core.attests()]
+    computed = [n.core.rollup_changes() for n in attesting]
     assert len(shared) == 1
-    alone = region[1].core
+    alone = attesting[1].core
     alone._rollup_cache, alone._rollups_of = None, None
     assert alone.rollup_changes() == computed[1]
     # fewer admitted nodes (one suspended, say): another computation, not the kept one
@@ -346,9 +345,112 @@ def test_a_watchers_step_in_waits_for_the_hold_however_its_content_changes():
     assert pace.step([b], 600, hold=600) == [b]  # the latest, after the hold
     assert pace.step([a], 700, hold=600, signing=frozenset({"k"})) == []  # now it signs:
     assert pace.step([a], 710, hold=600, signing=frozenset({"k"})) == [a]  # settled
-    assert pace.step([a], 800, hold=600) == []
-    assert pace.step([], 810, hold=600) == []  # no longer wanting: the wait starts anew
-    assert pace.step([a], 820, hold=600) == []
-    assert pace.step([a], 1410, hold=600) == []
-    assert pace.step([a], 1420, hold=600) == [a]
     assert RollupPace().step([a], 0, hold=0) == [a]
+
+
+def test_a_short_break_does_not_reset_a_watchers_wait():
+    """Wanting 400 s, then 100 s not (an attester signed just in time, then fell
+    silent): the bucket keeps 375 s, and 225 s more of wanting are enough."""
+    a = ("k", {"x": 1}, FED)
+    pace = RollupPace()
+    assert pace.step([a], 0, hold=600) == []
+    assert pace.step([a], 400, hold=600) == []
+    assert pace.step([], 410, hold=600) == []  # accepted now
+    assert pace.step([], 500, hold=600) == []
+    assert pace.unpublished == []  # nothing to sign while not wanting
+    assert pace.step([a], 510, hold=600) == []  # 410 - 25 = 385 s
+    assert pace.step([a], 720, hold=600) == []  # 595 s
+    assert pace.step([a], 730, hold=600) == [a]
+    # a long break empties it: then the whole hold again
+    pace = RollupPace()
+    pace.step([a], 0, hold=600)
+    pace.step([a], 100, hold=600)
+    pace.step([], 110, hold=600)
+    assert pace.step([a], 1000, hold=600) == []
+    assert pace.step([a], 1590, hold=600) == []
+    assert pace.step([a], 1600, hold=600) == [a]
+
+
+def test_a_watcher_that_becomes_an_attester_forgets_its_wait():
+    a = ("k", {"x": 1}, FED)
+    b = ("k", {"x": 2}, FED)
+    pace = RollupPace()
+    assert pace.step([a], 0, hold=600) == []
+    assert pace.step([b], 10) == []  # an attester now
+    assert pace.unpublished == [b]  # not the watcher's old change too
+    assert pace.step(pace.unpublished, 20) == [b]  # settled, once
+
+
+def test_attesters_who_sign_just_in_time_cannot_keep_the_watchers_out():
+    """The five attesters besides the founder sign the truth only 590 s after each
+    change (just before a watcher would step in), then nothing at the next change;
+    the region changes every 600 s. Readers still see the current content accepted
+    most of the time: the watchers' wait is not reset by the short breaks."""
+    region, reader, _ = _federation()
+    founder = region[0]
+    late = {n.origin for n in region if n.core.attests() and n is not founder}
+
+    class Late(_Loop):
+        changed_at = 0.0
+
+        def act(self, node, due):
+            if node.origin not in late:
+                return due
+            if self.now - self.changed_at != 590:
+                return []
+            return [c for c in node.core.rollup_changes() if c[1] is not None]
+
+    loop = Late(region, reader)
+    current = []
+    for t in range(360):  # an hour
+        if t % 60 == 0:
+            loop.changed_at = loop.now
+            loop.deliver([_need(region[1], "w1", 100 + t)])
+        loop.tick()
+        seen = loop.seen_by_reader()
+        ok = seen is not None and seen.accepted is not None
+        current.append(ok and seen.accepted.digest == _truth(region))
+    assert sum(current[120:]) >= 0.8 * len(current[120:])
+
+
+def test_watchers_stay_out_of_a_split_view():
+    """Signatures do not end a split (two accepted contents): a watcher whose content
+    is one of them signs nothing."""
+    region, reader, others = _federation(extra=1)
+    founder, rogue = region[0], others[0]  # a founder of another region
+    loop = _Loop(region, reader)
+    for _ in range(5):
+        loop.tick()
+    honest = [r for r in loop.rollups.values() if r.body is not None]
+    # the region's rollup, made up by a founder of another region that lists itself
+    # as the region's only node (the open hole of anchors trusted for any region)
+    lie = dict(honest[0].body, records=1, counted="2" * 64, admitted=[rogue.origin.hex()])
+    loop.deliver([rogue.write("rollup", honest[0].key, lie, FED)])
+    assert loop.status() is RegionStatus.SPLIT
+    watchers = [n for n in region if not n.core.attests()]
+    assert watchers
+    assert all(w.core.rollup_changes() == [] for w in watchers)
+    assert founder.core.attests()
+
+
+def test_the_simnet_holds_its_watchers_back():
+    """The simnet's attester loop runs `rollups_due` with the scenario's hold: with the
+    default, an honest run signs only the attesters' rollups; with no hold, watchers
+    step in while the attesters' rollups are still on their way."""
+    from dataclasses import replace
+
+    from simnet.scenario import preset
+    from simnet.virtual import VirtualSim
+
+    s = preset("federation").with_overrides(nodes=48)
+    s = replace(
+        s,
+        workload=replace(s.workload, countries=2, regions=3, records=240, write_window=15.0),
+        run=replace(s.run, rollup_every=5.0),
+    )
+    held = VirtualSim(s).run()
+    eager = VirtualSim(replace(s, run=replace(s.run, watch_hold=0.0))).run()
+    signers = {r.origin for r in held.rollups_written}
+    attesting = {n.origin for n in held.nodes[: held.honest] if n.core.attests()}
+    assert signers <= attesting
+    assert {r.origin for r in eager.rollups_written} - attesting

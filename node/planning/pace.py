@@ -41,14 +41,16 @@ class RollupPace:
         self.max_wait = max_wait
         self.pending: list[Change] | None = None  # the change computed last, unpublished
         self.since: float | None = None  # when the unpublished changes began
-        # a watcher's periods to step in for: rollup key -> (since when, latest change)
-        self.waiting: dict[str, tuple[float, Change]] = {}
+        # a watcher's periods: rollup key -> (seconds found wanting, net of breaks;
+        # when last seen; the latest change, or None while not wanting)
+        self.wanting: dict[str, tuple[float, float, Change | None]] = {}
 
     @property
     def unpublished(self) -> list[Change]:
         """What was computed last and is not published yet (what an owner passes again
         when nothing changed since)."""
-        return [*(self.pending or []), *(c for _, c in self.waiting.values())]
+        waiting = (c for _, _, c in self.wanting.values() if c is not None)
+        return [*(self.pending or []), *waiting]
 
     def step(
         self,
@@ -65,10 +67,11 @@ class RollupPace:
                 attester's `rollup_changes`), in a deterministic order.
             now: the owner's clock, seconds.
             hold: for a watcher (`node.planning.rollup.watching`): a period it does
-                not sign yet goes out once the watcher found it wanting for `hold`
-                seconds without a break, with what it computes then (however often
-                that changed meanwhile): an attester late by less is not overruled,
-                one that stays silent or signs something else is. Periods it signs
+                not sign yet goes out, with what it computes then, once it was found
+                wanting for `hold` seconds; a time it was not wanting takes off a
+                quarter of its length (a leaky bucket), so an attester late by less
+                is not overruled, and one that signs just in time and then falls
+                silent again cannot keep the watchers waiting. Periods it signs
                 already (`signing`, rollup keys) and withdrawals follow an attester's
                 pace.
             signing: the rollup keys this node signs already (a live rollup).
@@ -79,15 +82,20 @@ class RollupPace:
             unpublished one is `max_wait` old; a watcher's step-ins as above.
         """
         if hold is None:
+            self.wanting = {}
             return self._settle(list(changes), now)
         stepins = {c[0]: c for c in changes if c[0] not in signing and c[1] is not None}
-        self.waiting = {
-            key: (self.waiting[key][0] if key in self.waiting else now, c)
-            for key, c in stepins.items()
-        }
-        ready = {key for key, (since, _) in self.waiting.items() if now - since >= hold}
+        wanting: dict[str, tuple[float, float, Change | None]] = {}
+        for key in sorted(set(stepins) | set(self.wanting)):
+            level, last, was = self.wanting.get(key, (0.0, now, None))
+            elapsed = now - last
+            level = max(0.0, level + (elapsed if was is not None else -elapsed / 4))
+            if key in stepins or level > 0:
+                wanting[key] = (level, now, stepins.get(key))
+        ready = {key for key in stepins if wanting[key][0] >= hold}
         for key in ready:
-            del self.waiting[key]
+            del wanting[key]
+        self.wanting = wanting
         settled = self._settle([c for c in changes if c[0] not in stepins], now)
         return [c for c in changes if c[0] in ready or c in settled]
 
