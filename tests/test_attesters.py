@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.crdt.record import Record
-from node.planning.pace import WATCH_HOLD, RollupPace
+from node.planning.pace import WATCH_GRACE, WATCH_HOLD, RollupPace
 from node.planning.rollup import (
     ATTESTERS,
     RegionStatus,
@@ -32,6 +32,7 @@ from simnet.simnode import SimNode
 from simnet.workload import NodeSpec
 
 FED = "eu"
+STEPS = int((WATCH_HOLD + WATCH_GRACE) / 10)  # ticks of 10 s until a watcher steps in
 REGION = "eu/f0/r0"
 OTHER = "eu/f0/r1"
 PERIOD = "2027-Q1"
@@ -221,7 +222,7 @@ def test_silent_attesters_cannot_leave_a_region_unattested_even_while_it_changes
             loop.deliver([_need(region[1], "w1", 100 + t)])
         loop.tick()
         status.append(loop.status())
-    assert status[int(WATCH_HOLD / 10) - 5] is RegionStatus.UNATTESTED  # the hold
+    assert status[STEPS - 5] is RegionStatus.UNATTESTED  # the hold
     assert status[-1] is RegionStatus.ACCEPTED
     assert status[-100:].count(RegionStatus.ACCEPTED) >= 95  # kept up with the changes
     seen = loop.seen_by_reader()
@@ -241,7 +242,7 @@ def test_attesters_who_sign_another_content_are_outvoted_by_the_watchers():
     truth = honest[0].body
     lie = dict(truth, records=truth["records"] - 1, counted="0" * 64)
     loop.deliver([n.write("rollup", honest[0].key, lie, FED) for n in liars])
-    for _ in range(int(WATCH_HOLD / 10) + 2):
+    for _ in range(STEPS + 2):
         loop.tick()
     seen = loop.seen_by_reader()
     assert seen.status is RegionStatus.ACCEPTED
@@ -262,7 +263,7 @@ def test_signatures_readers_cannot_see_do_not_quiet_the_watchers():
     watchers = [n for n in region if not n.core.attests()]
     assert all(w.core.rollup_changes() for w in watchers)  # wanting, as readers see it
     loop.rollups = {k: r for k, r in loop.rollups.items() if "/" not in r.scope}
-    for _ in range(int(WATCH_HOLD / 10) + 2):
+    for _ in range(STEPS + 2):
         loop.tick()
     assert loop.seen_by_reader().status is RegionStatus.ACCEPTED
 
@@ -338,14 +339,14 @@ def test_a_watchers_step_in_waits_for_the_hold_however_its_content_changes():
     a = ("k", {"x": 1}, FED)
     b = ("k", {"x": 2}, FED)
     pace = RollupPace(max_wait=300)
-    assert pace.step([a], 0, hold=600) == []
-    assert pace.step([a], 10, hold=600) == []  # settled is not enough for a watcher
-    assert pace.step([b], 590, hold=600) == []  # changed: still wanting since 0
+    assert pace.step([a], 0, hold=600, grace=0) == []
+    assert pace.step([a], 10, hold=600, grace=0) == []  # settled is not enough for a watcher
+    assert pace.step([b], 590, hold=600, grace=0) == []  # changed: still wanting since 0
     assert pace.unpublished == [b]
-    assert pace.step([b], 600, hold=600) == [b]  # the latest, after the hold
-    assert pace.step([a], 700, hold=600, signing=frozenset({"k"})) == []  # now it signs:
-    assert pace.step([a], 710, hold=600, signing=frozenset({"k"})) == [a]  # settled
-    assert RollupPace().step([a], 0, hold=0) == [a]
+    assert pace.step([b], 600, hold=600, grace=0) == [b]  # the latest, after the hold
+    assert pace.step([a], 700, hold=600, signing=frozenset({"k"}), grace=0) == []  # now it signs:
+    assert pace.step([a], 710, hold=600, signing=frozenset({"k"}), grace=0) == [a]  # settled
+    assert RollupPace().step([a], 0, hold=0, grace=0) == [a]
 
 
 def test_a_short_break_does_not_reset_a_watchers_wait():
@@ -353,22 +354,35 @@ def test_a_short_break_does_not_reset_a_watchers_wait():
     silent): the bucket keeps 375 s, and 225 s more of wanting are enough."""
     a = ("k", {"x": 1}, FED)
     pace = RollupPace()
-    assert pace.step([a], 0, hold=600) == []
-    assert pace.step([a], 400, hold=600) == []
-    assert pace.step([], 410, hold=600) == []  # accepted now
-    assert pace.step([], 500, hold=600) == []
+    assert pace.step([a], 0, hold=600, grace=0) == []
+    assert pace.step([a], 400, hold=600, grace=0) == []
+    assert pace.step([], 410, hold=600, grace=0) == []  # accepted now
+    assert pace.step([], 500, hold=600, grace=0) == []
     assert pace.unpublished == []  # nothing to sign while not wanting
-    assert pace.step([a], 510, hold=600) == []  # 410 - 25 = 385 s
-    assert pace.step([a], 720, hold=600) == []  # 595 s
-    assert pace.step([a], 730, hold=600) == [a]
+    assert pace.step([a], 510, hold=600, grace=0) == []  # 410 - 25 = 385 s
+    assert pace.step([a], 720, hold=600, grace=0) == []  # 595 s
+    assert pace.step([a], 730, hold=600, grace=0) == [a]
     # a long break empties it: then the whole hold again
     pace = RollupPace()
-    pace.step([a], 0, hold=600)
-    pace.step([a], 100, hold=600)
-    pace.step([], 110, hold=600)
-    assert pace.step([a], 1000, hold=600) == []
-    assert pace.step([a], 1590, hold=600) == []
-    assert pace.step([a], 1600, hold=600) == [a]
+    pace.step([a], 0, hold=600, grace=0)
+    pace.step([a], 100, hold=600, grace=0)
+    pace.step([], 110, hold=600, grace=0)
+    assert pace.step([a], 1000, hold=600, grace=0) == []
+    assert pace.step([a], 1590, hold=600, grace=0) == []
+    assert pace.step([a], 1600, hold=600, grace=0) == [a]
+
+
+def test_spells_of_wanting_shorter_than_the_grace_add_nothing():
+    """Attesters sign each change some seconds after it: a watcher finds the period
+    wanting for that long after every change. Spells within the grace never add up to
+    a step-in, however long the region keeps changing; longer ones do."""
+    a = ("k", {"x": 1}, FED)
+    for grace, steps_in in ((60, False), (0, True)):
+        pace = RollupPace()
+        out = []
+        for t in range(0, 7200, 10):  # two hours: 50 s wanting, then 10 s not
+            out += pace.step([a] if t % 60 < 50 else [], t, hold=600, grace=grace)
+        assert bool(out) is steps_in
 
 
 def test_a_watcher_that_becomes_an_attester_forgets_its_wait():
@@ -413,23 +427,30 @@ def test_attesters_who_sign_just_in_time_cannot_keep_the_watchers_out():
     assert sum(current[120:]) >= 0.8 * len(current[120:])
 
 
-def test_watchers_stay_out_of_a_split_view():
-    """Signatures do not end a split (two accepted contents): a watcher whose content
-    is one of them signs nothing."""
+def test_a_made_up_content_cannot_stand_alone_when_the_attesters_fall_silent():
+    """A founder of another region makes up the region's rollup (listing itself as its
+    only node: the open hole of anchors trusted for any region): a split view. The
+    attesters besides the founder then withdraw theirs, leaving the region's content
+    two signatures short; the watchers find the period wanting (a split is wanting
+    too) and step in, so readers never count the made-up content alone for long."""
     region, reader, others = _federation(extra=1)
-    founder, rogue = region[0], others[0]  # a founder of another region
+    founder, rogue = region[0], others[0]
     loop = _Loop(region, reader)
     for _ in range(5):
         loop.tick()
     honest = [r for r in loop.rollups.values() if r.body is not None]
-    # the region's rollup, made up by a founder of another region that lists itself
-    # as the region's only node (the open hole of anchors trusted for any region)
     lie = dict(honest[0].body, records=1, counted="2" * 64, admitted=[rogue.origin.hex()])
     loop.deliver([rogue.write("rollup", honest[0].key, lie, FED)])
     assert loop.status() is RegionStatus.SPLIT
-    watchers = [n for n in region if not n.core.attests()]
-    assert watchers
-    assert all(w.core.rollup_changes() == [] for w in watchers)
+    quitters = [n for n in region if n.core.attests() and n is not founder]
+    loop.silent = {n.origin for n in quitters}
+    loop.deliver([n.write("rollup", honest[0].key, None, FED) for n in quitters])
+    seen = loop.seen_by_reader()
+    assert seen.status is RegionStatus.ACCEPTED  # the lie, alone
+    assert seen.accepted.body["admitted"] == [rogue.origin.hex()]
+    for _ in range(STEPS + 2):
+        loop.tick()
+    assert loop.status() is RegionStatus.SPLIT  # shown, never summed
     assert founder.core.attests()
 
 

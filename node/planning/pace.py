@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_WAIT", "WATCH_HOLD", "RollupPace"]
+__all__ = ["MAX_WAIT", "WATCH_GRACE", "WATCH_HOLD", "RollupPace"]
 
 MAX_WAIT = 300.0  # seconds a busy region's change waits at most
-WATCH_HOLD = 2 * MAX_WAIT  # seconds a watcher's change must hold before it signs
+WATCH_HOLD = 2 * MAX_WAIT  # seconds a watcher finds a period wanting before it signs
+WATCH_GRACE = 60.0  # seconds of each spell of wanting that do not count (attesters lag)
 
 Change = tuple[str, Any, str]  # (rollup key, body or None, scope)
 
@@ -42,14 +43,15 @@ class RollupPace:
         self.pending: list[Change] | None = None  # the change computed last, unpublished
         self.since: float | None = None  # when the unpublished changes began
         # a watcher's periods: rollup key -> (seconds found wanting, net of breaks;
-        # when last seen; the latest change, or None while not wanting)
-        self.wanting: dict[str, tuple[float, float, Change | None]] = {}
+        # when last seen; since when wanting without a break, or None while not
+        # wanting; the latest change, or None while not wanting)
+        self.wanting: dict[str, tuple[float, float, float | None, Change | None]] = {}
 
     @property
     def unpublished(self) -> list[Change]:
         """What was computed last and is not published yet (what an owner passes again
         when nothing changed since)."""
-        waiting = (c for _, _, c in self.wanting.values() if c is not None)
+        waiting = (c for _, _, _, c in self.wanting.values() if c is not None)
         return [*(self.pending or []), *waiting]
 
     def step(
@@ -59,6 +61,7 @@ class RollupPace:
         *,
         hold: float | None = None,
         signing: frozenset[str] = frozenset(),
+        grace: float = WATCH_GRACE,
     ) -> list[Change]:
         """The changes to publish now, given the ones just computed.
 
@@ -68,13 +71,15 @@ class RollupPace:
             now: the owner's clock, seconds.
             hold: for a watcher (`node.planning.rollup.watching`): a period it does
                 not sign yet goes out, with what it computes then, once it was found
-                wanting for `hold` seconds; a time it was not wanting takes off a
-                quarter of its length (a leaky bucket), so an attester late by less
-                is not overruled, and one that signs just in time and then falls
-                silent again cannot keep the watchers waiting. Periods it signs
-                already (`signing`, rollup keys) and withdrawals follow an attester's
-                pace.
+                wanting for `hold` seconds; the first `grace` seconds of each spell
+                of wanting do not count (attesters sign a change some seconds after
+                it), and a time it was not wanting takes off a quarter of its length
+                (a leaky bucket), so an attester late by less is not overruled, and
+                one that signs just in time and then falls silent again cannot keep
+                the watchers waiting. Periods it signs already (`signing`, rollup
+                keys) and withdrawals follow an attester's pace.
             signing: the rollup keys this node signs already (a live rollup).
+            grace: see `hold`.
 
         Returns:
             the changes to publish now, in the order given: an attester's when they
@@ -85,13 +90,17 @@ class RollupPace:
             self.wanting = {}
             return self._settle(list(changes), now)
         stepins = {c[0]: c for c in changes if c[0] not in signing and c[1] is not None}
-        wanting: dict[str, tuple[float, float, Change | None]] = {}
+        wanting: dict[str, tuple[float, float, float | None, Change | None]] = {}
         for key in sorted(set(stepins) | set(self.wanting)):
-            level, last, was = self.wanting.get(key, (0.0, now, None))
-            elapsed = now - last
-            level = max(0.0, level + (elapsed if was is not None else -elapsed / 4))
-            if key in stepins or level > 0:
-                wanting[key] = (level, now, stepins.get(key))
+            level, last, spell, _ = self.wanting.get(key, (0.0, now, None, None))
+            if spell is not None:  # wanting since `spell`: the time past the grace counts
+                level += max(0.0, now - spell - grace) - max(0.0, last - spell - grace)
+            else:
+                level = max(0.0, level - (now - last) / 4)
+            if key in stepins:
+                wanting[key] = (level, now, now if spell is None else spell, stepins[key])
+            elif level > 0:
+                wanting[key] = (level, now, None, None)
         ready = {key for key in stepins if wanting[key][0] >= hold}
         for key in ready:
             del wanting[key]

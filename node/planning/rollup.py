@@ -101,10 +101,9 @@ def watching(
             out[period] = body
             continue
         rp = view.pairs.get((region, period)) if view is not None else None
-        digest = content_digest(body)
-        # one of two accepted contents (a split view) is not wanting: signatures do
-        # not end a split, so watchers stay out of it
-        if rp is None or not any(c.accepted and c.digest == digest for c in rp.contents):
+        # a split view is wanting too: where the region's own content is one of two,
+        # the other (made up) one must not stand alone once attesters fall silent
+        if rp is None or rp.accepted is None or rp.accepted.digest != content_digest(body):
             out[period] = body
     return out
 
