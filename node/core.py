@@ -22,6 +22,7 @@ stored or forwarded; a gossip message with any bad record merges nothing.
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ from node.governance.admission import (
     redeems,
 )
 from node.planning import BalanceIndex
+from node.planning.pace import WATCH_HOLD, RollupPace
 from node.planning.rollup import (
     RollupTracker,
     RollupView,
@@ -57,7 +59,10 @@ from node.planning.rollup import (
     compute_rollups,
     listed_by,
     rollup_key,
+    watching,
 )
+
+ROLLUP_CACHE = 4096  # region computations a shared rollup cache keeps
 
 # A gossip message is one libp2p RPC; below 64 KiB with its envelope it travels in a
 # single yamux frame, and validating one costs at most a few hundred verifications.
@@ -267,6 +272,7 @@ class NodeCore:
         hlc: int = 0,
         charter: Charter | None = None,
         index: BalanceIndex | None = None,
+        rollup_cache: dict[Any, dict[str, Any]] | None = None,
     ) -> None:
         self.origin = origin
         self._signer = signer
@@ -302,6 +308,12 @@ class NodeCore:
         self.charter = charter
         self.tracker: AdmissionTracker | None = None
         self.rollups: RollupTracker | None = None
+        # the region's rollups as last computed, by (region, the ids of the records
+        # counted, admitted)
+        self._rollups_of: tuple[Any, dict[str, Any]] | None = None
+        # the same, shared by many cores in one process (the simnet's nodes of a region
+        # compute what one of them computed for the same records once)
+        self._rollup_cache = rollup_cache
         if charter is not None:
             self.tracker = AdmissionTracker(charter)
             self.tracker.load(replica.records())
@@ -496,31 +508,21 @@ class NodeCore:
         """What brings this node's attestations of its region up to date, as (key, body
         or None for a withdrawal, scope): one rollup per period it recomputed from the
         region's records, a tombstone for a period with nothing left. Nothing unless the
-        node is admitted (only admitted nodes attest). Reads only: an owner may run it
-        in a worker thread while nothing writes."""
+        node is admitted (only admitted nodes attest). One of the region's attesters
+        signs every period; any other admitted node watches (`watching`: it signs only
+        where a reader elsewhere would not accept what it computed without it). Reads
+        only: an owner may run it in a worker thread while nothing writes."""
         if self.tracker is None or self.rollups is None:
             return []
         adm = self.admission
         if self.origin not in adm.admitted or self.region.count("/") != 2:
             return []
-        admitted = [
-            s.node
-            for s in adm.standings.values()
-            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
-        ]
+        admitted = self._region_admitted()
         mine = self.rollups.of(self.origin)
-        if self.origin in attesters(admitted, adm.anchors):
-            get = self.replica.get
-            intents = [
-                r
-                for r in self.replica.entries([self.region])
-                if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
-            ]
-            fresh = compute_rollups(intents, self.region, admitted)
-        elif not any(r.body is not None for r in mine.values()):
-            return []
-        else:
-            fresh = {}  # not one of the region's attesters (any more): withdraw
+        fresh = self._region_rollups(admitted)
+        if self.origin not in attesters(admitted, adm.roots):
+            held = self.rollups.of_region(self.region, fresh)
+            fresh = watching(fresh, mine, held, adm.roots)
         root = self.scope.split("/")[0]
         out: list[tuple[str, dict[str, Any] | None, str]] = []
         for period, body in fresh.items():
@@ -532,6 +534,70 @@ class NodeCore:
             if cur.body is not None and str(cur.body.get("region")) == self.region:
                 out.append((key, None, cur.scope))
         return out
+
+    def rollups_due(
+        self, pace: RollupPace, now: float, *, changed: bool, hold: float = WATCH_HOLD
+    ) -> list[tuple[str, dict[str, Any] | None, str]]:
+        """The rollup changes to sign now (the daemon's and the simnet's attester loop):
+        recomputed if the replica `changed` since the last call, else what waited; an
+        attester's once they settled, a watcher's after `hold` (`RollupPace.step`).
+        Reads only, like `rollup_changes`."""
+        changes = self.rollup_changes() if changed else pace.unpublished
+        if self.attests():
+            return pace.step(changes, now)
+        return pace.step(changes, now, hold=hold, signing=self.rollups_signed())
+
+    def rollups_signed(self) -> frozenset[str]:
+        """The rollup keys of its region this node signs now (a live rollup)."""
+        if self.rollups is None:
+            return frozenset()
+        return frozenset(
+            k
+            for k, r in self.rollups.of(self.origin).items()
+            if r.body is not None and r.body.get("region") == self.region
+        )
+
+    def attests(self) -> bool:
+        """Whether this node is one of its region's attesters (else it watches, or is
+        not admitted)."""
+        if self.tracker is None:
+            return False
+        adm = self.admission
+        return self.origin in adm.admitted and self.origin in attesters(
+            self._region_admitted(), adm.roots
+        )
+
+    def _region_admitted(self) -> list[bytes]:
+        adm = self.admission
+        return [
+            s.node
+            for s in adm.standings.values()
+            if s.node in adm.admitted and s.scope and model.partition_of(s.scope) == self.region
+        ]
+
+    def _region_rollups(self, admitted: list[bytes]) -> dict[str, dict[str, Any]]:
+        """`compute_rollups` of this node's region, kept while the records it counts (by
+        their ids) and the region's admitted nodes stay the same."""
+        get = self.replica.get
+        intents = [
+            r
+            for r in self.replica.entries([self.region])
+            if r.kind in ("need", "capacity") and get(r.origin, r.kind, r.key) is r
+        ]
+        ids = hashlib.blake2b(b"".join(sorted(r.rid for r in intents)), digest_size=32)
+        key = (self.region, ids.digest(), tuple(sorted(admitted)))
+        if self._rollups_of is not None and self._rollups_of[0] == key:
+            return self._rollups_of[1]
+        shared = self._rollup_cache
+        fresh = shared.get(key) if shared is not None else None
+        if fresh is None:
+            fresh = compute_rollups(intents, self.region, admitted)
+            if shared is not None:
+                if len(shared) >= ROLLUP_CACHE:
+                    del shared[next(iter(shared))]  # the oldest
+                shared[key] = fresh
+        self._rollups_of = (key, fresh)
+        return fresh
 
     def rollup_view(self) -> RollupView:
         """The other regions' rollups as this node sees them.

@@ -468,18 +468,18 @@ class Daemon:
     async def _attester(self) -> None:
         """Attest this node's region: recompute its rollups when anything changed, at
         most once per `rollup_every` seconds, and publish what differs once it settled
-        (`RollupPace`: two recomputations agree, or the change waited `MAX_WAIT`)."""
+        (`NodeCore.rollups_due`: an attester's once two recomputations agree or the
+        change waited `MAX_WAIT`, a watcher's after `WATCH_HOLD`)."""
         seen = -1
         pace = RollupPace()
         while True:
             await trio.sleep(self.rollup_every)
-            if self.state.replica.version == seen:
-                changes = pace.pending or []  # nothing changed since: it settled
-            else:
-                seen = self.state.replica.version
-                async with self._replica_lock.read():
-                    changes = await trio.to_thread.run_sync(self.core.rollup_changes)
-            publish = pace.step(changes, trio.current_time())
+            changed, seen = self.state.replica.version != seen, self.state.replica.version
+            due = functools.partial(
+                self.core.rollups_due, pace, trio.current_time(), changed=changed
+            )
+            async with self._replica_lock.read():
+                publish = await trio.to_thread.run_sync(due)
             pendings = [self.core.prepare_write("rollup", k, b, s) for k, b, s in publish]
             if pendings:
                 await self._commit_writes(Writes(pendings, lambda records: None))

@@ -87,6 +87,9 @@ TOML scenario file (every key optional; values shown are the defaults)::
     rollup_max_wait = 300.0     # an attester publishes a change once two recomputations
                                 # in a row agree, or after this many seconds (as the
                                 # daemon, `node.planning.pace`); 0: at every one
+    watch_hold = 600.0          # a watcher (an admitted node that is not one of its
+                                # region's 5 attesters) signs what readers would not
+                                # accept without it once that held this long
     trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
     balance_index = "all"       # "all": every node keeps a BalanceIndex, as the daemon;
                                 # "sample": only 3 nodes per region do (the others keep
@@ -106,7 +109,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import LocalError
-from node.planning.pace import MAX_WAIT
+from node.planning.pace import MAX_WAIT, WATCH_HOLD
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ class Run:
     # An attester publishes a change once two recomputations agree, or after this
     # many seconds (`node.planning.pace`, as the daemon); 0: at every recomputation.
     rollup_max_wait: float = MAX_WAIT
+    # A region's other admitted nodes watch: they sign a content readers would not
+    # accept without them once it held this long (`node.planning.rollup.watching`).
+    watch_hold: float = WATCH_HOLD
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,8 @@ class Scenario:
             problems.append("run.rollup_every must be positive")
         if self.run.rollup_max_wait < 0:
             problems.append("run.rollup_max_wait must not be negative")
+        if self.run.watch_hold < 0:
+            problems.append("run.watch_hold must not be negative")
         if w.region_size < 0 or w.records_per_node < 0:
             problems.append("workload.region_size and workload.records_per_node >= 0")
         if w.records < 0 or w.burst < 1:

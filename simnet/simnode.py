@@ -45,6 +45,7 @@ class SimNode:
         hoarder: False for a stranger of the sybil preset: it keeps nothing it
             receives and relays nothing (its gossip verdict is IGNORE), it only sends.
         names: the run's shared (kind, key) pairs (see `Replica`).
+        rollup_cache: the run's shared region computations (see `NodeCore`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class SimNode:
         preload: Iterable[Record] = (),
         hoarder: bool = True,
         names: dict[tuple[str, str], tuple[str, str]] | None = None,
+        rollup_cache: dict[Any, dict[str, Any]] | None = None,
     ) -> None:
         self.hoarder = hoarder
         self.spec = spec
@@ -82,6 +84,7 @@ class SimNode:
             rng=random.Random(spec.seed),
             charter=charter,
             index=self.index,
+            rollup_cache=rollup_cache,
             **kw,
         )
         self.federation = charter.id if charter is not None else ""

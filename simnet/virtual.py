@@ -94,6 +94,7 @@ class VirtualSim:
         sample = s.run.balance_index == "sample"
         self.charter, founding = found(self.specs)
         names: dict[tuple[str, str], tuple[str, str]] = {}  # shared by every replica
+        rollup_cache: dict[Any, dict[str, Any]] = {}  # a region's computations, shared
         self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
@@ -104,6 +105,7 @@ class VirtualSim:
                 charter=self.charter,
                 preload=[r for p in spec.partitions for r in founding.get(p, ())],
                 names=names,
+                rollup_cache=rollup_cache,
             )
             for spec in self.specs
         ]
@@ -288,12 +290,11 @@ class VirtualSim:
         `rollup_every`."""
         node, pace = self.nodes[i], self._paces[i]
         if self.net.online[i]:
-            if node.replica.version != self._attested_at[i]:
-                self._attested_at[i] = node.replica.version
-                changes = node.core.rollup_changes()
-            else:  # nothing changed since: what waited has settled
-                changes = pace.pending or []
-            published = pace.step(changes, self.sched.now)
+            changed = node.replica.version != self._attested_at[i]
+            self._attested_at[i] = node.replica.version
+            published = node.core.rollups_due(
+                pace, self.sched.now, changed=changed, hold=self.scenario.run.watch_hold
+            )
             for key, body, scope in published:
                 pending = node.core.prepare_write("rollup", key, body, scope)
                 node.core.commit(pending)

@@ -188,6 +188,11 @@ class Admission:
     # who signed, the nodes a founder vouches for (each region's first node), and the
     # nodes admitted here. Anchors make another region's rollups believable.
     anchors: frozenset[bytes] = frozenset()
+    # The anchors every replica shares, whatever its region: the founders who signed
+    # and the nodes a founder vouches for at the federation's root. A region's
+    # attesters are drawn from these first, so that every reader finds an anchor
+    # among them.
+    roots: frozenset[bytes] = frozenset()
     # Nodes admitted until a decision of their region suspended them: what they did
     # while admitted stays in the record (track records count it), their new records
     # and their needs and capacities do not count.
@@ -315,6 +320,11 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     )
     open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
     vouched = {n for n, who in endorsed.items() if who & signed}
+    # what every replica holds alike: a founder's endorsement at the federation's root
+    # (the one it writes for another region's first node), not one inside a region
+    vouched_at_root = {
+        bytes.fromhex(r.key) for r in live["endorse"] if r.origin in signed and "/" not in r.scope
+    }
     state = Admission(
         charter,
         frozenset(admitted),
@@ -323,6 +333,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         members,
         open_invites,
         frozenset(signed | vouched | admitted),
+        frozenset(signed | vouched_at_root),
         frozenset(was_admitted - admitted),
     )
     # A newcomer whose application shows an open invite's secret may place its node

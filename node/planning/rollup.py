@@ -46,21 +46,66 @@ __all__ = [
     "compute_rollups",
     "content_digest",
     "rollup_key",
+    "watching",
 ]
 
 QUORUM = 3  # attesters asked for, at most (fewer in a region of fewer admitted nodes)
-ATTESTERS = 5  # a region's attesters (more if it has more anchors)
+ATTESTERS = 5  # a region's attesters besides its roots
 MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted nodes
 
 
-def attesters(admitted: Iterable[bytes], anchors: frozenset[bytes]) -> frozenset[bytes]:
-    """Which of a region's admitted nodes attest it: its anchors, and the others with the
-    smallest keys up to `ATTESTERS` in all. Every node of the region computes the same
-    set, and a reader's quorum of 3 needs no more; the rest stay quiet (traffic)."""
+def attesters(admitted: Iterable[bytes], roots: frozenset[bytes]) -> frozenset[bytes]:
+    """Which of a region's admitted nodes attest it: its roots (anchors every reader
+    shares: founders and the nodes a founder vouches for at the root), so that every
+    reader finds an anchor among them, and the `ATTESTERS` others with the smallest
+    keys, so that no one who makes roots can take the others' seats. Every node of the
+    region computes the same set, and a reader's quorum of 3 needs no more; the other
+    admitted nodes watch (`watching`)."""
     nodes = sorted(set(admitted))
-    anchored = [n for n in nodes if n in anchors]
-    others = [n for n in nodes if n not in anchors][: max(0, ATTESTERS - len(anchored))]
-    return frozenset(anchored + others)
+    rooted = [n for n in nodes if n in roots]
+    others = [n for n in nodes if n not in roots]
+    return frozenset(rooted + others[:ATTESTERS])
+
+
+def watching(
+    fresh: Mapping[str, dict[str, Any]],
+    held: Mapping[str, Record],
+    region_rollups: Iterable[Record],
+    roots: frozenset[bytes],
+) -> dict[str, dict[str, Any]]:
+    """What a region's node that is not one of its attesters signs: the periods whose
+    content it computed (`fresh`) a reader elsewhere would not accept without it, and
+    the periods it attests already (`held`, by key; it stays with a content it signed
+    while that is still what it computes, so that watchers who stepped in do not all
+    step out at once and leave the content short again).
+
+    In an honest region the attesters' content is accepted and a watcher signs
+    nothing; when attesters are missing, silent or lying, every watcher signs the
+    content it computed, which restores the quorum or shows the split.
+
+    Args:
+        fresh: period -> the body this node computed from its region's records.
+        held: key -> this node's own rollups of its region.
+        region_rollups: the rollups held of this node's region (any origin).
+        roots: the anchors every reader shares (`Admission.roots`).
+    """
+    if not fresh:
+        return {}
+    region = str(next(iter(fresh.values()))["region"])
+    rollups = list(region_rollups)
+    view = RollupView(rollups, roots, "") if rollups else None
+    out: dict[str, dict[str, Any]] = {}
+    for period, body in fresh.items():
+        mine = held.get(rollup_key(region, period))
+        if mine is not None and mine.body is not None:
+            out[period] = body
+            continue
+        rp = view.pairs.get((region, period)) if view is not None else None
+        # a split view is wanting too: where the region's own content is one of two,
+        # the other (made up) one must not stand alone once attesters fall silent
+        if rp is None or rp.accepted is None or rp.accepted.digest != content_digest(body):
+            out[period] = body
+    return out
 
 
 def rollup_key(region: str, period: str) -> str:
@@ -360,6 +405,7 @@ class RollupTracker:
     def __init__(self) -> None:
         self._records: dict[tuple[bytes, str], Record] = {}
         self._by_origin: dict[bytes, dict[str, Record]] = {}
+        self._by_key: dict[str, dict[bytes, Record]] = {}  # slot key -> origin -> record
         # region -> node -> how many held rollups of the anchors list it (kept up to
         # date record by record; rebuilt when the anchors change)
         self._listed: dict[str, Counter[bytes]] = {}
@@ -371,6 +417,7 @@ class RollupTracker:
             prev = self._records.get((new.origin, new.key))
             self._records[(new.origin, new.key)] = new
             self._by_origin.setdefault(new.origin, {})[new.key] = new
+            self._by_key.setdefault(new.key, {})[new.origin] = new
             if new.origin in self._anchors:
                 if prev is not None:
                     _count_listed(self._listed, prev, -1)
@@ -383,6 +430,18 @@ class RollupTracker:
     def of(self, origin: bytes) -> dict[str, Record]:
         """One attester's rollups by key."""
         return dict(self._by_origin.get(origin, {}))
+
+    def of_region(self, region: str, periods: Iterable[str]) -> list[Record]:
+        """The rollups held of `region` for `periods`, any origin, as readers elsewhere
+        hold them: at the federation's root (their slot keys name them; a body naming
+        another region under the same key, or a rollup placed where only the region
+        sees it, is left out)."""
+        out = []
+        for period in periods:
+            for r in self._by_key.get(rollup_key(region, period), {}).values():
+                if r.body is not None and r.body.get("region") == region and "/" not in r.scope:
+                    out.append(r)
+        return out
 
     def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, Counter[bytes]]:
         if anchors != self._anchors:
