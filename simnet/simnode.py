@@ -45,6 +45,7 @@ class SimNode:
         hoarder: False for a stranger of the sybil preset: it keeps nothing it
             receives and relays nothing (its gossip verdict is IGNORE), it only sends.
         names: the run's shared (kind, key) pairs (see `Replica`).
+        counts: the run's shared balance counts of single records (see `BalanceIndex`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class SimNode:
         preload: Iterable[Record] = (),
         hoarder: bool = True,
         names: dict[tuple[str, str], tuple[str, str]] | None = None,
+        counts: dict[tuple[int, int, tuple[bytes]], Any] | None = None,
     ) -> None:
         self.hoarder = hoarder
         self.spec = spec
@@ -69,7 +71,7 @@ class SimNode:
             body_checks=cache.bodies if cache is not None else None,
         )
         self.replica.load_trusted(preload)
-        self.index: BalanceIndex | None = BalanceIndex() if with_index else None
+        self.index: BalanceIndex | None = BalanceIndex(counts) if with_index else None
         kw: dict[str, Any] = {}
         if cache is not None:
             kw = {"verify": cache.verify, "decode": cache.decode}

@@ -94,6 +94,7 @@ class VirtualSim:
         sample = s.run.balance_index == "sample"
         self.charter, founding = found(self.specs)
         names: dict[tuple[str, str], tuple[str, str]] = {}  # shared by every replica
+        counts: dict[tuple[int, int, tuple[bytes]], Any] = {}  # by every balance index
         self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
@@ -104,6 +105,7 @@ class VirtualSim:
                 charter=self.charter,
                 preload=[r for p in spec.partitions for r in founding.get(p, ())],
                 names=names,
+                counts=counts,
             )
             for spec in self.specs
         ]

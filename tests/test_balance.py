@@ -304,3 +304,51 @@ def test_a_period_counts_everything_inside_it(entries):
         got_needs = sum(r.needs for r in rows)
         got_caps = sum(r.capacities for r in rows)
         assert (got_needs, got_caps) == (want_needs, want_caps)
+
+
+@settings(max_examples=100)
+@given(ops, st.data())
+def test_indexes_sharing_single_counts_answer_as_alone(steps, data):
+    """Indexes that keep the counts of single records in one shared map (the simnet's
+    replicas) answer as an index of their own and as the recomputation, whatever the
+    others sharing the map count, and in whatever order their records arrive."""
+    recs = _steps_to_records(steps)
+    shared: dict = {}
+    replicas = []
+    for _ in range(3):
+        order = data.draw(st.permutations(recs))
+        r = Replica()
+        alone = BalanceIndex()
+        idx = BalanceIndex(shared)
+        r.add_listener(alone)
+        r.add_listener(idx)
+        replicas.append((r, idx, alone, order))
+    for k in range(len(recs)):
+        for r, idx, alone, order in replicas:
+            r.receive(order[k].raw)
+            scope = data.draw(st.sampled_from(QUERIED))
+            assert idx.rows(scope) == alone.rows(scope) == compute_balance(r.records(), scope)
+    for r, idx, _, _ in replicas:
+        _check(idx, r.records())
+    built = BalanceIndex(shared)
+    built.add_all(replicas[0][0].records())
+    _check(built, replicas[0][0].records())
+
+
+def test_indexes_share_the_counts_of_a_single_record():
+    a = Author(IDS[0], SCOPES[0])
+    rec = a.need("n1", qty="3", unit="kg")
+    shared: dict = {}
+    first, second = BalanceIndex(shared), BalanceIndex(shared)
+    first(None, rec)
+    second.add_all([rec])
+    (a1,) = first._own[rec.scope].values()
+    (a2,) = second._own[rec.scope].values()
+    assert a1 is a2
+    assert len(shared) == 1
+    # A second record of the group: that index's own counts, the other's unchanged.
+    first(None, a.need("n2", qty="1", unit="kg"))
+    (row,) = first.rows(SCOPES[0])
+    assert row.needs == 4
+    (row,) = second.rows(SCOPES[0])
+    assert row.needs == 3

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -187,7 +187,12 @@ def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
 # {origin: records}, or, while one origin has one record there (most groups of a
 # commune), that origin alone as a 1-tuple shared by all its groups: read alike
 # (iterated, len, set) for a fifth of the memory (a dict of one is 184 bytes).
+# Such a group's own counts are a tuple (needs, capacities, (origin,)), read like the
+# list and never changed (a second record makes it a list): indexes in one process
+# that count the same record may share one tuple (`BalanceIndex`'s `shared`).
+_Own = dict[GroupKey, Any]  # a scope's own counts: lists, or single records' tuples
 _Sums = dict[GroupKey, list[Any]]
+_Read = Mapping[GroupKey, Sequence[Any]]  # either, read only
 
 
 class BalanceIndex:
@@ -200,17 +205,24 @@ class BalanceIndex:
     those of every scope under it are). So merging costs the same at every depth,
     and a query for a federation after a change re-adds only the changed branch.
     `build` fills a fresh index from many records at once.
+
+    Args:
+        shared: a map the counts of single records are kept in once, for many indexes
+            in one process (the simnet's); None: this index's own.
     """
 
-    def __init__(self) -> None:
-        self._own: dict[str, dict[GroupKey, list[Any]]] = {}  # [needs, caps, {origin: n}]
+    def __init__(self, shared: dict[tuple[int, int, tuple[bytes]], Any] | None = None) -> None:
+        self._own: dict[str, _Own] = {}  # [needs, caps, {origin: n}] or a single record's
         self._kids: dict[str, set[str]] = {}  # the scope tree of every scope seen
-        self._sums: dict[str, _Sums] = {}  # cached aggregates
+        self._sums: dict[str, _Read] = {}  # cached aggregates
         self._chains: dict[str, list[str]] = {}
         # One key object per group for every scope that counts it (a federation holds
         # thousands of scopes and a few hundred groups); bounded, like `_ticks_cache`.
         self._groups: dict[GroupKey, GroupKey] = {}
         self._sole: dict[bytes, tuple[bytes]] = {}  # one (origin,) per origin
+        # A single record's counts, shared by every index given this map (the simnet's
+        # replicas each count the same records: one tuple for all of them).
+        self._shared = shared
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> BalanceIndex:
@@ -241,13 +253,12 @@ class BalanceIndex:
                 own = self._new_scope(r.scope)
             acc = own.get(group)
             if acc is None:
-                sole = self._sole_of(r.origin)
-                own[self._group(group)] = [got[0], 0, sole] if kind == "need" else [0, got[0], sole]
+                own[self._group(group)] = self._single(got[0], kind, r.origin)
             else:
+                if type(acc) is tuple:
+                    acc = own[group] = [acc[0], acc[1], {acc[2][0]: 1}]
                 acc[0 if kind == "need" else 1] += got[0]
                 origins = acc[2]
-                if type(origins) is tuple:
-                    origins = acc[2] = {origins[0]: 1}
                 origins[r.origin] = origins.get(r.origin, 0) + 1
         self._sums.clear()
 
@@ -301,14 +312,13 @@ class BalanceIndex:
         acc = own.get(group)
         if acc is None:
             if sign > 0:
-                sole = self._sole_of(r.origin)
-                own[self._group(group)] = [got[0], 0, sole] if kind == "need" else [0, got[0], sole]
+                own[self._group(group)] = self._single(got[0], kind, r.origin)
                 return scope
             acc = own[self._group(group)] = [0, 0, {}]
+        elif type(acc) is tuple:  # a single record's counts: replaced, never changed
+            acc = own[group] = [acc[0], acc[1], {acc[2][0]: 1}]
         acc[0 if kind == "need" else 1] += sign * got[0]
         origins = acc[2]
-        if type(origins) is tuple:
-            origins = acc[2] = {origins[0]: 1}
         n = origins.get(r.origin, 0) + sign
         if n > 0:
             origins[r.origin] = n
@@ -317,6 +327,13 @@ class BalanceIndex:
             if not origins:
                 del own[group]
         return scope
+
+    def _single(self, amount: int, kind: str, origin: bytes) -> tuple[int, int, tuple[bytes]]:
+        """The own counts of a group holding one record (a tuple, shared if asked)."""
+        sole = self._sole_of(origin)
+        acc = (amount, 0, sole) if kind == "need" else (0, amount, sole)
+        shared = self._shared
+        return acc if shared is None else shared.setdefault(acc, acc)
 
     def _sole_of(self, origin: bytes) -> tuple[bytes]:
         got = self._sole.get(origin)
@@ -332,7 +349,7 @@ class BalanceIndex:
                 self._groups[group] = group
         return got
 
-    def _new_scope(self, scope: str) -> dict[GroupKey, list[Any]]:
+    def _new_scope(self, scope: str) -> _Own:
         chain = model.ancestors(scope)
         for i, s in enumerate(chain):
             if s not in self._own:
@@ -343,7 +360,7 @@ class BalanceIndex:
             self._kids.setdefault(parent, set()).add(child)
         return self._own[scope]
 
-    def _sum(self, scope: str) -> _Sums:
+    def _sum(self, scope: str) -> _Read:
         got = self._sums.get(scope)
         if got is not None:
             return got
@@ -437,7 +454,7 @@ def as_rows(scope: str, entries: Iterable[Entry]) -> list[BalanceRow]:
     ]
 
 
-def _entries(sums: _Sums, period: str | None, item: str | None) -> list[Entry]:
+def _entries(sums: _Read, period: str | None, item: str | None) -> list[Entry]:
     if period is not None:
         # Asked for a period: every record of it or of a period inside it counts
         # (months in quarters and years, ISO weeks in the month of their Thursday).
