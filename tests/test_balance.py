@@ -335,20 +335,37 @@ def test_indexes_sharing_single_counts_answer_as_alone(steps, data):
     _check(built, replicas[0][0].records())
 
 
-def test_indexes_share_the_counts_of_a_single_record():
-    a = Author(IDS[0], SCOPES[0])
-    rec = a.need("n1", qty="3", unit="kg")
+def test_indexes_share_the_counts_of_one_origin():
+    a, b = Author(IDS[0], SCOPES[0]), Author(IDS[1], SCOPES[0])
+    n1, n2 = a.need("n1", qty="3", unit="kg"), a.need("n2", qty="1", unit="kg")
     shared: dict = {}
     first, second = BalanceIndex(shared), BalanceIndex(shared)
-    first(None, rec)
-    second.add_all([rec])
-    (a1,) = first._own[rec.scope].values()
-    (a2,) = second._own[rec.scope].values()
-    assert a1 is a2
-    assert len(shared) == 1
-    # A second record of the group: that index's own counts, the other's unchanged.
-    first(None, a.need("n2", qty="1", unit="kg"))
+
+    def counts(index):
+        (acc,) = index._own[SCOPES[0]].values()
+        return acc
+
+    # Another index counts one record of what two make up below: counts of its own.
+    BalanceIndex(shared)(None, a.need("n9", qty="4", unit="kg"))
+    first(None, n1)
+    second.add_all([n1])
+    assert counts(first) is counts(second)
+    # A second record of the group: new counts for that index, the other's unchanged.
+    first(None, n2)
+    assert first.rows(SCOPES[0])[0].needs == 4
+    assert second.rows(SCOPES[0])[0].needs == 3
+    second.add_all([n2])
+    assert counts(first) is counts(second)
+    # Another origin's record: that index's own counts (a list).
+    first(None, b.need("n1", qty="5", unit="kg"))
     (row,) = first.rows(SCOPES[0])
-    assert row.needs == 4
+    assert (row.needs, row.nodes) == (9, 2)
+    assert type(counts(first)) is list
     (row,) = second.rows(SCOPES[0])
-    assert row.needs == 3
+    assert (row.needs, row.nodes) == (4, 1)
+    # Withdrawn one by one: the group is gone.
+    second(n1, a.write("need", "n1", None))
+    assert second.rows(SCOPES[0])[0].needs == 1
+    second(n2, a.write("need", "n2", None))
+    assert second.rows(SCOPES[0]) == []
+    assert not second._own[SCOPES[0]]
