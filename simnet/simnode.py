@@ -59,7 +59,7 @@ class SimNode:
         preload: Iterable[Record] = (),
         hoarder: bool = True,
         names: dict[tuple[str, str], tuple[str, str]] | None = None,
-        counts: dict[tuple[int, int, tuple[bytes]], Any] | None = None,
+        counts: dict[Any, Any] | None = None,
     ) -> None:
         self.hoarder = hoarder
         self.spec = spec

@@ -94,7 +94,7 @@ class VirtualSim:
         sample = s.run.balance_index == "sample"
         self.charter, founding = found(self.specs)
         names: dict[tuple[str, str], tuple[str, str]] = {}  # shared by every replica
-        counts: dict[tuple[int, int, tuple[bytes]], Any] = {}  # by every balance index
+        counts: dict[Any, Any] = {}  # by every balance index
         self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
