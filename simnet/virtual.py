@@ -128,7 +128,7 @@ class VirtualSim:
         self.followers = followers
         self.tracker = Tracker(followers, self.net.online, lambda: self.sched.now)
         self.gstats = GossipStats()
-        self.store = MessageStore()
+        self.store = MessageStore(total)
         gossip_rng = random.Random(f"{seed}/gossip")
         self.gossip: list[GossipNode] = []
         for i, node in enumerate(self.nodes):
