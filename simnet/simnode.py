@@ -46,7 +46,7 @@ class SimNode:
         hoarder: False for a stranger of the sybil preset: it keeps nothing it
             receives and relays nothing (its gossip verdict is IGNORE), it only sends.
         names: the run's shared (kind, key) pairs (see `Replica`).
-        counts: the run's shared balance counts of single records (see `BalanceIndex`).
+        counts: the run's shared balance counts (see `BalanceIndex`).
     """
 
     def __init__(
