@@ -47,13 +47,25 @@ class GossipStats:
 
 
 class MessageStore:
-    """Every published message of the run by id: (topic, data, publisher)."""
+    """Every published message of the run by id: (topic, data, publisher), and which
+    nodes have seen it (a node's seen cache, kept here for all nodes).
 
-    def __init__(self) -> None:
+    Args:
+        nodes: how many nodes the run has (node ids are 0 .. nodes - 1).
+
+    A seen cache per node, as a set of ids, costs ~50 bytes per message and node that
+    saw it: every node sees every message of the root's topic, so it grows with the
+    square of the node count. Here each message has one bit per node instead.
+    """
+
+    def __init__(self, nodes: int) -> None:
         self.messages: list[tuple[str, bytes, int]] = []
+        self.seen: list[bytearray] = []  # per message id: bit i set = node i saw it
+        self._width = (nodes + 7) // 8
 
     def add(self, topic: str, data: bytes, publisher: int) -> int:
         self.messages.append((topic, data, publisher))
+        self.seen.append(bytearray(self._width))
         return len(self.messages) - 1
 
 
@@ -101,7 +113,8 @@ class GossipNode:
         self.stats = stats
         self._validate = validate
         self.mesh: dict[str, list[int]] = {t: [] for t in topics}
-        self.seen: set[int] = set()
+        self._seen = store.seen  # this node's seen cache: its bit of each message's row
+        self._byte, self._bit = index >> 3, 1 << (index & 7)
         self._windows: dict[str, list[list[int]]] = {t: [[]] for t in topics}
         self._cached: set[int] = set()  # ids in the message cache (IWANT answers)
 
@@ -110,7 +123,7 @@ class GossipNode:
     def publish(self, topic: str, data: bytes) -> int:
         mid = self._store.add(topic, data, self.index)
         self.stats.published += 1
-        self.seen.add(mid)
+        self._seen[mid][self._byte] |= self._bit
         self._cache(topic, mid)
         peers = self.mesh[topic] or self._fanout(topic)
         for p in peers:
@@ -118,10 +131,11 @@ class GossipNode:
         return mid
 
     def on_message(self, mid: int, frm: int) -> None:
-        if mid in self.seen:
+        row = self._seen[mid]
+        if row[self._byte] & self._bit:
             self.stats.duplicates += 1
             return
-        self.seen.add(mid)
+        row[self._byte] |= self._bit
         self.stats.first_deliveries += 1
         topic, data, publisher = self._store.messages[mid]
         verdict = self._validate(topic, data)
@@ -131,7 +145,7 @@ class GossipNode:
         if verdict is Verdict.IGNORE:
             return
         if verdict is Verdict.RETRY:
-            self.seen.discard(mid)
+            row[self._byte] &= ~self._bit
             return
         self._cache(topic, mid)
         for p in self.mesh.get(topic, ()):
@@ -139,7 +153,7 @@ class GossipNode:
                 self._send_message(p, mid, len(data))
 
     def _send_message(self, peer: int, mid: int, size: int) -> None:
-        if mid in self._all[peer].seen:
+        if self._seen[mid][peer >> 3] & (1 << (peer & 7)):
             # A sure duplicate (an id stays seen once judged; RETRY drops it at once):
             # counted as sent and, if its link is up, as delivered, without an event
             # (most copies of a message are these).
@@ -165,7 +179,8 @@ class GossipNode:
     # --- control messages ------------------------------------------------------
 
     def on_ihave(self, ids: list[int], frm: int) -> None:
-        wanted = [m for m in ids if m not in self.seen]
+        rows, byte, bit = self._seen, self._byte, self._bit
+        wanted = [m for m in ids if not rows[m][byte] & bit]
         if wanted:
             self.stats.iwant += 1
             self._net.send(
@@ -208,6 +223,10 @@ class GossipNode:
         mesh = self.mesh.get(topic)
         if mesh is not None and frm in mesh:
             mesh.remove(frm)
+
+    def has_seen(self, mid: int) -> bool:
+        """Whether this node saw message `mid` (and judged it, or published it)."""
+        return bool(self._seen[mid][self._byte] & self._bit)
 
     def link_down(self, peer: int) -> None:
         """The connection to `peer` closed: it leaves every mesh at once."""

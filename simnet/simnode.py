@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from node.core import NodeCore, Verdict
+from node.core import IngestResult, NodeCore, Source, Verdict
 from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.crdt.sync import Role, SyncSession
+from node.errors import Rejected
 from node.governance.admission import Charter
 from node.identity import Identity, peer_id_of
 from node.planning import BalanceIndex
@@ -46,6 +47,7 @@ class SimNode:
             receives and relays nothing (its gossip verdict is IGNORE), it only sends.
         names: the run's shared (kind, key) pairs (see `Replica`).
         rollup_cache: the run's shared region computations (see `NodeCore`).
+        counts: the run's shared balance counts (see `BalanceIndex`).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class SimNode:
         hoarder: bool = True,
         names: dict[tuple[str, str], tuple[str, str]] | None = None,
         rollup_cache: dict[Any, dict[str, Any]] | None = None,
+        counts: dict[Any, Any] | None = None,
     ) -> None:
         self.hoarder = hoarder
         self.spec = spec
@@ -71,10 +74,11 @@ class SimNode:
             body_checks=cache.bodies if cache is not None else None,
         )
         self.replica.load_trusted(preload)
-        self.index: BalanceIndex | None = BalanceIndex() if with_index else None
+        self.index: BalanceIndex | None = BalanceIndex(counts) if with_index else None
         kw: dict[str, Any] = {}
         if cache is not None:
             kw = {"verify": cache.verify, "decode": cache.decode}
+        self._batch = cache.batch if cache is not None else None
         self.core = NodeCore(
             identity.public,
             identity.signer(),
@@ -110,7 +114,16 @@ class SimNode:
         """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
         if not self.hoarder:
             return GossipVerdict.IGNORE
-        result = self.core.validate_gossip(topic, data)
+        if self._batch is None:
+            result = self.core.validate_gossip(topic, data)
+        else:
+            # `NodeCore.validate_gossip` with the message split once for all nodes.
+            try:
+                raws = self._batch(data)
+            except Rejected as exc:
+                result = IngestResult([], [], [], Counter({exc.reason: 1}), 0, Verdict.REJECT)
+            else:
+                result = self.core.ingest(raws, Source.GOSSIP, partition=topic)
         self.rejected += sum(result.rejected.values())
         self.refused.update(result.rejected)
         self._redeem(result.stored)

@@ -10,11 +10,14 @@ Bytes that differ in any bit (a forged or tampered record) are different keys, d
 and checked on their own, so forgeries are still rejected everywhere; a bad signature
 is cached as bad. Body validation is shared the same way (by record id; the clock check
 stays each node's own). Sharing the decoded records also keeps one copy of each record in
-memory instead of one per node.
+memory instead of one per node. A gossip message is split into its records once too
+(`batch`): every node that receives it reads the same record bytes, whose hash Python
+keeps, so the lookups above do not hash them again.
 """
 
 from __future__ import annotations
 
+from node.core import decode_batch
 from node.crdt.record import Record, decode_record, signature_ok
 
 
@@ -25,6 +28,7 @@ class VerifiedCache:
         self.records: dict[bytes, Record] = {}
         self.signatures: dict[bytes, bool] = {}
         self.bodies: dict[bytes, str | None] = {}  # record id -> why its body is invalid
+        self.batches: dict[bytes, list[bytes]] = {}  # gossip message -> its records
         self.hits = 0
         self.verifications = 0
 
@@ -34,6 +38,20 @@ class VerifiedCache:
         if record is None:
             record = self.records[raw] = decode_record(raw)
         return record
+
+    def batch(self, data: bytes) -> list[bytes]:
+        """`decode_batch`, once per distinct message (raises Rejected like it)."""
+        raws = self.batches.get(data)
+        if raws is None:
+            raws = self.batches[data] = decode_batch(data)
+            # Records gossiped again (in another batch) are kept once: as the bytes
+            # their decoded record holds.
+            records = self.records
+            for k, raw in enumerate(raws):
+                known = records.get(raw)
+                if known is not None:
+                    raws[k] = known.raw
+        return raws
 
     def verify(self, record: Record) -> bool:
         """`signature_ok`, once per distinct record."""

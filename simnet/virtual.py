@@ -95,6 +95,7 @@ class VirtualSim:
         self.charter, founding = found(self.specs)
         names: dict[tuple[str, str], tuple[str, str]] = {}  # shared by every replica
         rollup_cache: dict[Any, dict[str, Any]] = {}  # a region's computations, shared
+        counts: dict[Any, Any] = {}  # by every balance index
         self.founding = [r for records in founding.values() for r in records]
         self.nodes = [
             SimNode(
@@ -106,6 +107,7 @@ class VirtualSim:
                 preload=[r for p in spec.partitions for r in founding.get(p, ())],
                 names=names,
                 rollup_cache=rollup_cache,
+                counts=counts,
             )
             for spec in self.specs
         ]
@@ -128,7 +130,7 @@ class VirtualSim:
         self.followers = followers
         self.tracker = Tracker(followers, self.net.online, lambda: self.sched.now)
         self.gstats = GossipStats()
-        self.store = MessageStore()
+        self.store = MessageStore(total)
         gossip_rng = random.Random(f"{seed}/gossip")
         self.gossip: list[GossipNode] = []
         for i, node in enumerate(self.nodes):

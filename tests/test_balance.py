@@ -304,3 +304,68 @@ def test_a_period_counts_everything_inside_it(entries):
         got_needs = sum(r.needs for r in rows)
         got_caps = sum(r.capacities for r in rows)
         assert (got_needs, got_caps) == (want_needs, want_caps)
+
+
+@settings(max_examples=100)
+@given(ops, st.data())
+def test_indexes_sharing_single_counts_answer_as_alone(steps, data):
+    """Indexes that keep the counts of single records in one shared map (the simnet's
+    replicas) answer as an index of their own and as the recomputation, whatever the
+    others sharing the map count, and in whatever order their records arrive."""
+    recs = _steps_to_records(steps)
+    shared: dict = {}
+    replicas = []
+    for _ in range(3):
+        order = data.draw(st.permutations(recs))
+        r = Replica()
+        alone = BalanceIndex()
+        idx = BalanceIndex(shared)
+        r.add_listener(alone)
+        r.add_listener(idx)
+        replicas.append((r, idx, alone, order))
+    for k in range(len(recs)):
+        for r, idx, alone, order in replicas:
+            r.receive(order[k].raw)
+            scope = data.draw(st.sampled_from(QUERIED))
+            assert idx.rows(scope) == alone.rows(scope) == compute_balance(r.records(), scope)
+    for r, idx, _, _ in replicas:
+        _check(idx, r.records())
+    built = BalanceIndex(shared)
+    built.add_all(replicas[0][0].records())
+    _check(built, replicas[0][0].records())
+
+
+def test_indexes_share_the_counts_of_one_origin():
+    a, b = Author(IDS[0], SCOPES[0]), Author(IDS[1], SCOPES[0])
+    n1, n2 = a.need("n1", qty="3", unit="kg"), a.need("n2", qty="1", unit="kg")
+    shared: dict = {}
+    first, second = BalanceIndex(shared), BalanceIndex(shared)
+
+    def counts(index):
+        (acc,) = index._own[SCOPES[0]].values()
+        return acc
+
+    # Another index counts one record of what two make up below: counts of its own.
+    BalanceIndex(shared)(None, a.need("n9", qty="4", unit="kg"))
+    first(None, n1)
+    second.add_all([n1])
+    assert counts(first) is counts(second)
+    # A second record of the group: new counts for that index, the other's unchanged.
+    first(None, n2)
+    assert first.rows(SCOPES[0])[0].needs == 4
+    assert second.rows(SCOPES[0])[0].needs == 3
+    second.add_all([n2])
+    assert counts(first) is counts(second)
+    # Another origin's record: that index's own counts (a list).
+    first(None, b.need("n1", qty="5", unit="kg"))
+    (row,) = first.rows(SCOPES[0])
+    assert (row.needs, row.nodes) == (9, 2)
+    assert type(counts(first)) is list
+    (row,) = second.rows(SCOPES[0])
+    assert (row.needs, row.nodes) == (4, 1)
+    # Withdrawn one by one: the group is gone.
+    second(n1, a.write("need", "n1", None))
+    assert second.rows(SCOPES[0])[0].needs == 1
+    second(n2, a.write("need", "n2", None))
+    assert second.rows(SCOPES[0]) == []
+    assert not second._own[SCOPES[0]]

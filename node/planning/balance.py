@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -183,11 +183,18 @@ def _contribution(r: Record) -> tuple[GroupKey, str, int] | None:
 
 
 # An aggregate: per group [needs ticks, capacities ticks, the contributing origins (a
-# set, or a scope's own counts by origin: read only)]. A scope's own counts are a dict
-# {origin: records}, or, while one origin has one record there (most groups of a
-# commune), that origin alone as a 1-tuple shared by all its groups: read alike
-# (iterated, len, set) for a fifth of the memory (a dict of one is 184 bytes).
+# set, or a scope's own counts by origin: read only), ...]; read by index, never
+# unpacked. A scope's own counts of a group are, while one origin has records there
+# (most groups of a commune), a tuple (needs, capacities, (origin,), records): the
+# origin alone as a 1-tuple shared by all its groups, read like the set (iterated,
+# len, set) for a fifth of the memory (a dict of one is 184 bytes). Such a tuple is
+# never changed but replaced, so indexes in one process that count the same records
+# may share it (`BalanceIndex`'s `shared`). A group of several origins has a list
+# [needs, capacities, {origin: records}].
+_Own = dict[GroupKey, Any]  # a scope's own counts: lists, or one origin's tuples
 _Sums = dict[GroupKey, list[Any]]
+_Read = Mapping[GroupKey, Sequence[Any]]  # either, read only
+_Single = tuple[int, int, tuple[bytes], int]
 
 
 class BalanceIndex:
@@ -200,17 +207,24 @@ class BalanceIndex:
     those of every scope under it are). So merging costs the same at every depth,
     and a query for a federation after a change re-adds only the changed branch.
     `build` fills a fresh index from many records at once.
+
+    Args:
+        shared: a map one origin's counts of a group are kept in once, for many
+            indexes in one process (the simnet's); None: this index's own.
     """
 
-    def __init__(self) -> None:
-        self._own: dict[str, dict[GroupKey, list[Any]]] = {}  # [needs, caps, {origin: n}]
+    def __init__(self, shared: dict[_Single, _Single] | None = None) -> None:
+        self._own: dict[str, _Own] = {}  # [needs, caps, {origin: n}] or one origin's
         self._kids: dict[str, set[str]] = {}  # the scope tree of every scope seen
-        self._sums: dict[str, _Sums] = {}  # cached aggregates
+        self._sums: dict[str, _Read] = {}  # cached aggregates
         self._chains: dict[str, list[str]] = {}
         # One key object per group for every scope that counts it (a federation holds
         # thousands of scopes and a few hundred groups); bounded, like `_ticks_cache`.
         self._groups: dict[GroupKey, GroupKey] = {}
         self._sole: dict[bytes, tuple[bytes]] = {}  # one (origin,) per origin
+        # One origin's counts, shared by every index given this map (the simnet's
+        # replicas each count the same records: one tuple for all of them).
+        self._shared = shared
 
     @classmethod
     def build(cls, records: Iterable[Record]) -> BalanceIndex:
@@ -242,13 +256,11 @@ class BalanceIndex:
             acc = own.get(group)
             if acc is None:
                 sole = self._sole_of(r.origin)
-                own[self._group(group)] = [got[0], 0, sole] if kind == "need" else [0, got[0], sole]
+                own[self._group(group)] = self._single(
+                    (got[0], 0, sole, 1) if kind == "need" else (0, got[0], sole, 1)
+                )
             else:
-                acc[0 if kind == "need" else 1] += got[0]
-                origins = acc[2]
-                if type(origins) is tuple:
-                    origins = acc[2] = {origins[0]: 1}
-                origins[r.origin] = origins.get(r.origin, 0) + 1
+                self._change(own, group, acc, kind, got[0], r.origin, 1)
         self._sums.clear()
 
     def __call__(self, old: Record | None, new: Record) -> None:
@@ -302,21 +314,44 @@ class BalanceIndex:
         if acc is None:
             if sign > 0:
                 sole = self._sole_of(r.origin)
-                own[self._group(group)] = [got[0], 0, sole] if kind == "need" else [0, got[0], sole]
+                own[self._group(group)] = self._single(
+                    (got[0], 0, sole, 1) if kind == "need" else (0, got[0], sole, 1)
+                )
                 return scope
-            acc = own[self._group(group)] = [0, 0, {}]
-        acc[0 if kind == "need" else 1] += sign * got[0]
+            own[self._group(group)] = acc = [0, 0, {}]
+        self._change(own, group, acc, kind, got[0], r.origin, sign)
+        return scope
+
+    def _change(
+        self, own: _Own, group: GroupKey, acc: Any, kind: str, amount: int, origin: bytes, sign: int
+    ) -> None:
+        """Count a record in (sign +1) or out (-1) of a group's own counts `acc`."""
+        if type(acc) is tuple:
+            needs, caps, sole, records = acc
+            if sole[0] == origin:  # one origin still: a new tuple
+                records += sign
+                if records <= 0:
+                    del own[group]
+                elif kind == "need":
+                    own[group] = self._single((needs + sign * amount, caps, sole, records))
+                else:
+                    own[group] = self._single((needs, caps + sign * amount, sole, records))
+                return
+            acc = own[group] = [needs, caps, {sole[0]: records}]  # a second origin
+        acc[0 if kind == "need" else 1] += sign * amount
         origins = acc[2]
-        if type(origins) is tuple:
-            origins = acc[2] = {origins[0]: 1}
-        n = origins.get(r.origin, 0) + sign
+        n = origins.get(origin, 0) + sign
         if n > 0:
-            origins[r.origin] = n
+            origins[origin] = n
         else:
-            del origins[r.origin]
+            del origins[origin]
             if not origins:
                 del own[group]
-        return scope
+
+    def _single(self, acc: _Single) -> _Single:
+        """One origin's counts of a group (shared if asked)."""
+        shared = self._shared
+        return acc if shared is None else shared.setdefault(acc, acc)
 
     def _sole_of(self, origin: bytes) -> tuple[bytes]:
         got = self._sole.get(origin)
@@ -332,7 +367,7 @@ class BalanceIndex:
                 self._groups[group] = group
         return got
 
-    def _new_scope(self, scope: str) -> dict[GroupKey, list[Any]]:
+    def _new_scope(self, scope: str) -> _Own:
         chain = model.ancestors(scope)
         for i, s in enumerate(chain):
             if s not in self._own:
@@ -343,7 +378,7 @@ class BalanceIndex:
             self._kids.setdefault(parent, set()).add(child)
         return self._own[scope]
 
-    def _sum(self, scope: str) -> _Sums:
+    def _sum(self, scope: str) -> _Read:
         got = self._sums.get(scope)
         if got is not None:
             return got
@@ -356,17 +391,17 @@ class BalanceIndex:
             self._sums[scope] = own
             return own
         out: _Sums = {}
-        for group, (n, c, origins) in own.items():
-            out[group] = [n, c, set(origins)]
+        for group, a in own.items():
+            out[group] = [a[0], a[1], set(a[2])]
         for kid in kids:
-            for group, (n, c, origins) in self._sum(kid).items():
+            for group, a in self._sum(kid).items():
                 acc = out.get(group)
                 if acc is None:
-                    out[group] = [n, c, set(origins)]
+                    out[group] = [a[0], a[1], set(a[2])]
                 else:
-                    acc[0] += n
-                    acc[1] += c
-                    acc[2].update(origins)
+                    acc[0] += a[0]
+                    acc[1] += a[1]
+                    acc[2].update(a[2])
         self._sums[scope] = out
         return out
 
@@ -437,23 +472,23 @@ def as_rows(scope: str, entries: Iterable[Entry]) -> list[BalanceRow]:
     ]
 
 
-def _entries(sums: _Sums, period: str | None, item: str | None) -> list[Entry]:
+def _entries(sums: _Read, period: str | None, item: str | None) -> list[Entry]:
     if period is not None:
         # Asked for a period: every record of it or of a period inside it counts
         # (months in quarters and years, ISO weeks in the month of their Thursday).
         within: _Sums = {}
-        for (it, dim, per), (n, c, origins) in sums.items():
+        for (it, dim, per), a in sums.items():
             if (item is None or it == item) and model.period_within(per, period):
                 total = within.get((it, dim, period))
                 if total is None:
-                    within[(it, dim, period)] = [n, c, set(origins)]
+                    within[(it, dim, period)] = [a[0], a[1], set(a[2])]
                 else:
-                    total[0] += n
-                    total[1] += c
-                    total[2].update(origins)
+                    total[0] += a[0]
+                    total[1] += a[1]
+                    total[2].update(a[2])
         sums = within
     return [
-        (it, dim, per, n, c, len(origins))
-        for (it, dim, per), (n, c, origins) in sorted(sums.items())
+        (it, dim, per, a[0], a[1], len(a[2]))
+        for (it, dim, per), a in sorted(sums.items())
         if item is None or it == item
     ]

@@ -29,6 +29,7 @@ from node.keys import Identity
 from node.model import partition_of
 from node.net import topic_for_scope
 from simnet.simnode import SimNode
+from simnet.trust import VerifiedCache
 from simnet.workload import NodeSpec
 
 SCOPE = "eu/de/berlin/x"
@@ -87,6 +88,10 @@ def _inputs(seed: int, node: bytes) -> tuple[Charter, list[tuple[str, bytes]], l
         part = rng.choice(sorted(by_part))
         topic = part if rng.random() < 0.9 else "eu/de/berlin"  # sometimes the wrong topic
         messages.append((topic, encode_batch([r.raw for r in recs])))
+    # Messages that are no batch: another version, a record cut short.
+    good = messages[1][1]
+    messages += [(messages[1][0], b"\x09" + good[1:]), (messages[1][0], good[:-3])]
+    messages.append(messages[1])  # and a message seen before
     peers = []
     for _ in range(2):
         replica = Replica()
@@ -97,9 +102,9 @@ def _inputs(seed: int, node: bytes) -> tuple[Charter, list[tuple[str, bytes]], l
 
 
 class _Sim:
-    def __init__(self, seed: bytes, charter: Charter) -> None:
+    def __init__(self, seed: bytes, charter: Charter, cache: VerifiedCache | None) -> None:
         spec = NodeSpec(0, "x", "commune", SCOPE, "eu/de/berlin", seed)
-        self.node = SimNode(spec, now_ms, cache=None, charter=charter)
+        self.node = SimNode(spec, now_ms, cache=cache, charter=charter)
 
     async def gossip(self, topic: str, data: bytes) -> str:
         return self.node.validate_gossip(topic, data).value
@@ -170,8 +175,9 @@ def _state(node: Any, me: bytes) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["verify-each", "shared-cache"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_daemon_and_simnet_node_end_in_the_same_state(tmp_path, seed) -> None:
+def test_daemon_and_simnet_node_end_in_the_same_state(tmp_path, seed, cached) -> None:
     identity = Identity.from_seed(bytes([seed]) * 32)
     charter, messages, peers = _inputs(seed, identity.public)
     dd = DataDir(tmp_path / "d")
@@ -187,7 +193,14 @@ def test_daemon_and_simnet_node_end_in_the_same_state(tmp_path, seed) -> None:
     )
     identity, config = dd.load()
     daemon = Daemon(dd, identity, config)
-    nodes = [_Daemon(daemon), _Sim(identity.seed, charter)]
+    # The shared cache (`simnet.trust`) as a run of many nodes has it: it has seen the
+    # messages already (another node judged them first).
+    cache = VerifiedCache() if cached else None
+    if cache is not None:
+        other = _Sim(bytes([seed + 50]) * 32, charter, cache)
+        for topic, data in messages:
+            other.node.validate_gossip(topic, data)
+    nodes = [_Daemon(daemon), _Sim(identity.seed, charter, cache)]
     for n in nodes:
         n.replica_partitions = daemon.state.partitions
         n.federation = charter.id
