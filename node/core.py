@@ -508,10 +508,10 @@ class NodeCore:
         """What brings this node's attestations of its region up to date, as (key, body
         or None for a withdrawal, scope): one rollup per period it recomputed from the
         region's records, a tombstone for a period with nothing left. Nothing unless the
-        node is admitted (only admitted nodes attest). One of the region's attesters
-        signs every period; any other admitted node watches (`watching`: it signs only
-        where a reader elsewhere would not accept what it computed without it). Reads
-        only: an owner may run it in a worker thread while nothing writes."""
+        node is admitted (only admitted nodes attest). The region's attesters sign every
+        period; any other admitted node watches (`watching`: it signs only where a
+        reader elsewhere would not accept what it computed without it). Reads only: an
+        owner may run it in a worker thread while nothing writes."""
         if self.tracker is None or self.rollups is None:
             return []
         adm = self.admission
