@@ -249,11 +249,13 @@ class NodeCore:
         store: persistence used by the synchronous `write` and `ingest`.
         verify: checks a record's signature (a run-wide cache in large simnets).
         decode: parses wire bytes (a shared cache in large simnets).
+        split: splits a gossip message into its records' wire bytes (likewise).
         seq: the highest seq this node has used (from its store).
         hlc: the last HLC it issued (from its store).
         charter: the node's federation; who it admits decides what it stores from
             others and what counts. None turns admission off (tests of other rules).
         index: a balance index to keep, counting admitted nodes only.
+        rollup_cache: region computations shared by many cores in one process.
     """
 
     def __init__(
@@ -268,6 +270,7 @@ class NodeCore:
         store: RecordStore | None = None,
         verify: Callable[[Record], bool] = signature_ok,
         decode: Callable[[bytes], Record] = decode_record,
+        split: Callable[[bytes], list[bytes]] = decode_batch,
         seq: int = 0,
         hlc: int = 0,
         charter: Charter | None = None,
@@ -284,6 +287,7 @@ class NodeCore:
         self.store: RecordStore = store or NoStore()
         self._verify = verify
         self._decode = decode
+        self._split = split
         # A node follows its scope's partitions, and any other partition that still
         # holds a live record of its own: one whose scope it left (the operator moved
         # it to another region). There it can withdraw them, and the followers of the
@@ -820,7 +824,7 @@ class NodeCore:
     def validate_gossip(self, partition: str, data: bytes) -> IngestResult:
         """A gossip message on the topic of `partition`, all stages, persisted."""
         try:
-            raws = decode_batch(data)
+            raws = self._split(data)
         except Rejected as exc:
             return IngestResult([], [], [], Counter({exc.reason: 1}), 0, Verdict.REJECT)
         return self.ingest(raws, Source.GOSSIP, partition=partition)

@@ -13,11 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from node.core import IngestResult, NodeCore, Source, Verdict
+from node.core import NodeCore, Verdict
 from node.crdt.record import Record
 from node.crdt.replica import Replica
 from node.crdt.sync import Role, SyncSession
-from node.errors import Rejected
 from node.governance.admission import Charter
 from node.identity import Identity, peer_id_of
 from node.planning import BalanceIndex
@@ -77,8 +76,7 @@ class SimNode:
         self.index: BalanceIndex | None = BalanceIndex(counts) if with_index else None
         kw: dict[str, Any] = {}
         if cache is not None:
-            kw = {"verify": cache.verify, "decode": cache.decode}
-        self._batch = cache.batch if cache is not None else None
+            kw = {"verify": cache.verify, "decode": cache.decode, "split": cache.batch}
         self.core = NodeCore(
             identity.public,
             identity.signer(),
@@ -114,16 +112,7 @@ class SimNode:
         """The daemon's gossip validation: all stages of `NodeCore`, then the verdict."""
         if not self.hoarder:
             return GossipVerdict.IGNORE
-        if self._batch is None:
-            result = self.core.validate_gossip(topic, data)
-        else:
-            # `NodeCore.validate_gossip` with the message split once for all nodes.
-            try:
-                raws = self._batch(data)
-            except Rejected as exc:
-                result = IngestResult([], [], [], Counter({exc.reason: 1}), 0, Verdict.REJECT)
-            else:
-                result = self.core.ingest(raws, Source.GOSSIP, partition=topic)
+        result = self.core.validate_gossip(topic, data)
         self.rejected += sum(result.rejected.values())
         self.refused.update(result.rejected)
         self._redeem(result.stored)
