@@ -87,9 +87,10 @@ TOML scenario file (every key optional; values shown are the defaults)::
     rollup_max_wait = 300.0     # an attester publishes a change once two recomputations
                                 # in a row agree, or after this many seconds (as the
                                 # daemon, `node.planning.pace`); 0: at every one
-    watch_hold = 600.0          # a watcher (an admitted node that is not one of its
-                                # region's 5 attesters) signs what readers would not
-                                # accept without it once that held this long
+    watch_hold = 600.0          # a watcher (an admitted node that is none of its
+                                # region's attesters: its roots and five others) signs
+                                # what readers would not accept without it once it
+                                # found it wanting this long (`node.planning.pace`)
     trust_signatures = "auto"   # "on", "off" or "auto" (on from 100 nodes)
     balance_index = "all"       # "all": every node keeps a BalanceIndex, as the daemon;
                                 # "sample": only 3 nodes per region do (the others keep
@@ -203,7 +204,8 @@ class Run:
     # many seconds (`node.planning.pace`, as the daemon); 0: at every recomputation.
     rollup_max_wait: float = MAX_WAIT
     # A region's other admitted nodes watch: they sign a content readers would not
-    # accept without them once it held this long (`node.planning.rollup.watching`).
+    # accept without them once they found it wanting this long (`watching`,
+    # `RollupPace.step`).
     watch_hold: float = WATCH_HOLD
 
 
