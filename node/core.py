@@ -611,7 +611,7 @@ class NodeCore:
         """
         if self.rollups is None:
             raise LocalError("this node has no charter: rollups are off")
-        return RollupView(self.rollups.records(), self.admission.anchors, self.region)
+        return RollupView(self.rollups.records(), self.admission.roots, self.region)
 
     def node_record_pending(self, name: str, kind: str) -> Pending | None:
         """The node record to write at start, if it changed."""
@@ -720,8 +720,8 @@ class NodeCore:
         for r in records:
             if r.kind == "rollup" and r.origin not in adm.admitted:
                 if batch_listed is None:
-                    batch_listed = listed_by(records, adm.anchors)
-                ok = self.rollups.allows(r, adm.anchors, batch_listed=batch_listed)
+                    batch_listed = listed_by(records, adm.roots)
+                ok = self.rollups.allows(r, adm.roots, batch_listed=batch_listed)
             else:
                 ok = adm.allows(r)
             if ok:

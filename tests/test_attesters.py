@@ -16,6 +16,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.core import Source
 from node.crdt.record import Record
 from node.planning.pace import WATCH_GRACE, WATCH_HOLD, RollupPace
 from node.planning.rollup import (
@@ -25,6 +26,7 @@ from node.planning.rollup import (
     attesters,
     compute_rollups,
     content_digest,
+    rollup_key,
     watching,
 )
 from simnet.federation import found
@@ -43,12 +45,14 @@ def _spec(i: int, region: str) -> NodeSpec:
     return NodeSpec(i, f"n{i}", "commune", f"{region}/c{i}", region, seed)
 
 
-def _federation(size: int = 9, extra: int = 0) -> tuple[list[SimNode], SimNode]:
+def _federation(size: int = 9, extra: int = 0, mates: int = 0) -> tuple[list[SimNode], SimNode]:
     """A region of `size` admitted nodes (its first a founder, the rest endorsed by it
     inside the region) and a reader of another region, each with a need written;
-    `extra` regions of one node each after them (each a founder)."""
+    `extra` regions of one node each after them (each a founder), then `mates` nodes
+    of the reader's region (endorsed by the reader inside it)."""
     specs = [_spec(i, REGION) for i in range(size)] + [_spec(size, OTHER)]
     specs += [_spec(size + 1 + k, f"eu/f0/r{2 + k}") for k in range(extra)]
+    specs += [_spec(size + 1 + extra + k, OTHER) for k in range(mates)]
     charter, founding = found(specs)
     now = lambda: 1_800_000_000_000  # noqa: E731
     nodes = [
@@ -97,12 +101,7 @@ def _give(records: list[Record], nodes: list[SimNode]) -> None:
 
 
 def _reader_sees(reader: SimNode, rollups: list[Record]):
-    view = RollupView(rollups, reader.core.admission.anchors, reader.core.region)
-    return view.pairs.get((REGION, PERIOD))
-
-
-def _reader_sees(reader: SimNode, rollups: list[Record]):
-    view = RollupView(rollups, reader.core.admission.anchors, reader.core.region)
+    view = RollupView(rollups, reader.core.admission.roots, reader.core.region)
     return view.pairs.get((REGION, PERIOD))
 
 
@@ -174,9 +173,8 @@ def test_only_a_founders_endorsement_at_the_root_makes_a_root():
     region, reader, _ = _federation()
     adm = reader.core.admission
     assert region[0].origin in adm.roots  # the founder who signed
-    # the founder's endorsements inside its region make anchors there, not roots
+    # the founder's endorsements inside its region make no roots
     assert not any(n.origin in adm.roots for n in region[1:])
-    assert all(n.origin in region[3].core.admission.anchors for n in region)
     assert all(n.core.admission.roots == adm.roots for n in region)
     # a region beyond the founders': its first node, vouched for at the root, is a root
     specs = [_spec(100 + i, f"eu/f0/r{i}") for i in range(40)]
@@ -198,10 +196,14 @@ def test_an_honest_region_is_attested_by_six_and_watched_by_the_rest():
     assert set(seen.accepted.attesters) == chosen
 
 
-def _truth(region: list[SimNode]) -> str:
+def _truth_body(region: list[SimNode]) -> dict:
     admitted = [n.origin for n in region]
     intents = [r for r in region[0].replica.entries([REGION]) if r.kind == "need"]
-    return content_digest(compute_rollups(intents, REGION, admitted)[PERIOD])
+    return compute_rollups(intents, REGION, admitted)[PERIOD]
+
+
+def _truth(region: list[SimNode]) -> str:
+    return content_digest(_truth_body(region))
 
 
 def test_silent_attesters_cannot_leave_a_region_unattested_even_while_it_changes():
@@ -474,3 +476,62 @@ def test_the_simnet_holds_its_watchers_back():
     attesting = {n.origin for n in held.nodes[: held.honest] if n.core.attests()}
     assert signers <= attesting
     assert {r.origin for r in eager.rollups_written} - attesting
+
+
+def test_a_node_of_the_readers_own_region_cannot_make_up_another_regions_rollup():
+    """A node admitted in the reader's region, not a root, signs a rollup of another
+    region listing itself as that region's only node. The reader stores it (the node
+    is admitted where the reader is), but only a root makes a content count: with the
+    region silent the period stays unattested, and once the region's attesters sign,
+    their content is accepted, not a split view. A reader of a third region, holding
+    the same honest rollups, sees exactly the same."""
+    region, reader, others = _federation(extra=1, mates=1)
+    third, mate = others
+    adm = reader.core.admission
+    assert adm.is_admitted(mate.origin)
+    assert mate.origin not in adm.roots
+    key, body = rollup_key(REGION, PERIOD), _truth_body(region)
+    lie = dict(body, records=1, counted="2" * 64, admitted=[mate.origin.hex()])
+    fake = mate.write("rollup", key, lie, FED)
+    for node in (reader, third):
+        node.core.ingest([fake.raw], Source.GOSSIP, partition=FED)
+    held = reader.replica.get(mate.origin, "rollup", key)
+    assert held is not None
+    assert held.rid == fake.rid
+    assert third.replica.get(mate.origin, "rollup", key) is None  # refused by a stranger
+    seen = reader.core.rollup_view().pairs[(REGION, PERIOD)]
+    assert seen.status is RegionStatus.UNATTESTED
+    loop = _Loop(region, reader)
+    _give(loop.first(), [third])
+    for node in (reader, third):
+        seen = node.core.rollup_view().pairs[(REGION, PERIOD)]
+        assert seen.status is RegionStatus.ACCEPTED
+        assert seen.accepted.digest == _truth(region)
+    assert reader.core.rollup_view().pairs[(REGION, PERIOD)].contradicting == (mate.origin,)
+
+
+@given(liars=st.integers(1, 3), listed=st.integers(1, 3))
+@settings(max_examples=12, deadline=None)
+def test_readers_of_different_regions_see_the_same_rollups_alike(liars, listed):
+    """The view is a function of the rollups held and the roots, which every replica
+    shares: two readers in different regions holding the same rollups, some of them
+    made up by nodes admitted in one reader's region, see the same statuses and the
+    same accepted contents."""
+    region, reader, others = _federation(size=4, extra=1, mates=liars)
+    third, mates = others[0], others[1:]
+    _Loop(region, reader).first()
+    key, body = rollup_key(REGION, PERIOD), _truth_body(region)
+    names = [m.origin.hex() for m in mates][:listed]
+    lie = dict(body, records=1, counted="3" * 64, admitted=names)
+    made_up = [m.write("rollup", key, lie, FED) for m in mates]
+    held = [*reader.core.rollups.records(), *made_up]
+    _give(held, [third])
+    _give(made_up, [reader])
+    views = [n.core.rollup_view().pairs for n in (reader, third)]
+    assert {(p, rp.status) for p, rp in views[0].items()} == {
+        (p, rp.status) for p, rp in views[1].items()
+    }
+    assert {p: rp.accepted for p, rp in views[0].items()} == {
+        p: rp.accepted for p, rp in views[1].items()
+    }
+    assert views[0][(REGION, PERIOD)].accepted.digest == _truth(region)

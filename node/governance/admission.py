@@ -184,14 +184,10 @@ class Admission:
     open_invites: Mapping[tuple[bytes, str], str] = field(
         default_factory=dict
     )  # (admitted inviter, key) -> secret hash, of invites not used yet
-    # Nodes trusted on their own by this replica, whatever their region: the founders
-    # who signed, the nodes a founder vouches for (each region's first node), and the
-    # nodes admitted here. Anchors make another region's rollups believable.
-    anchors: frozenset[bytes] = frozenset()
-    # The anchors every replica shares, whatever its region: the founders who signed
-    # and the nodes a founder vouches for at the federation's root. A region's
-    # attesters are drawn from these first, so that every reader finds an anchor
-    # among them.
+    # The nodes every replica trusts alike, whatever its region: the founders who
+    # signed and the nodes a founder vouches for at the federation's root. A rollup of
+    # a region counts only with a root among its signers, and a region's attesters
+    # are drawn from these first, so that every reader finds one among them.
     roots: frozenset[bytes] = frozenset()
     # Nodes admitted until a decision of their region suspended them: what they did
     # while admitted stays in the record (track records count it), their new records
@@ -319,7 +315,6 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         if r.origin in admitted and model.matches(model.HEX64, r.key)
     )
     open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
-    vouched = {n for n, who in endorsed.items() if who & signed}
     # what every replica holds alike: a founder's endorsement at the federation's root
     # (the one it writes for another region's first node), not one inside a region
     vouched_at_root = {
@@ -332,7 +327,6 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         frozenset(sponsored),
         members,
         open_invites,
-        frozenset(signed | vouched | admitted),
         frozenset(signed | vouched_at_root),
         frozenset(was_admitted - admitted),
     )

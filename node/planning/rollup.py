@@ -9,8 +9,9 @@ witnesses, independent attesters cosign the same content, and a reader trusts a 
 
 * a content (the body, byte for byte) is **accepted** when at least
   ``q = min(3, len(admitted))`` of the nodes it lists as admitted signed it, one of them
-  an *anchor*: a node the reader trusts on its own (a founder, a node the founders
-  vouch for -- every region's first node -- or a node admitted in the reader's region);
+  a *root* (`Admission.roots`): a founder who signed the charter, or a node a founder
+  vouches for at the federation's root (every region's first node) -- the same nodes
+  for every reader, so every replica that holds the same rollups sees the same view;
 * two accepted contents for one region and period are a **split view**: shown with
   their attesters, never summed; attesters that signed a content others contradict
   are named;
@@ -214,7 +215,7 @@ class RollupView:
 
     Args:
         rollups: the `rollup` records held (slot winners; tombstones ignored).
-        anchors: nodes the reader trusts on its own (see the module docstring).
+        anchors: the roots (`Admission.roots`; see the module docstring).
         own_region: the reader's region, whose full records it holds (its rollups are
             not used: the records are).
     """
