@@ -67,7 +67,7 @@ def found(specs: Sequence[NodeSpec]) -> tuple[Charter, dict[str, list[Record]]]:
         if spec is head:
             if spec not in founders:  # a region beyond the founders': the lead vouches
                 # at the root, as the daemon writes a founder's endorsement of another
-                # region's node: every region sees it (it makes the node an anchor)
+                # region's node: every region sees it (it makes the node a root)
                 add(sign(lead, "endorse", ident.public.hex(), root, {}))
         else:
             add(sign(_id(head), "endorse", ident.public.hex(), head.scope, {}))

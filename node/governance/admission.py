@@ -205,9 +205,11 @@ class Admission:
         """Whether a record may be stored at all: the edge's quota for the others.
 
         An admitted node may write anything; a member of one the kinds a member signs;
-        a founder its charter; a node an admitted node vouches for, its node record and
-        application; and an application that redeems an open invite is taken so that
-        the vouching can begin. Everything else from a stranger is refused.
+        a founder its charter, and its endorsements at the federation's root even where
+        its region suspended it (they make roots, which every replica must hold alike);
+        a node an admitted node vouches for, its node record and application; and an
+        application that redeems an open invite is taken so that the vouching can
+        begin. Everything else from a stranger is refused.
         """
         o = r.origin
         if o in self.admitted:
@@ -216,6 +218,8 @@ class Admission:
             return o in self.members
         if r.kind == "charter":
             return o in self.charter.founders
+        if r.kind == "endorse" and "/" not in r.scope:
+            return o in self.charter.founders and o in self.roots
         if r.kind == "node":
             return o in self.sponsored
         if r.kind == "apply":
@@ -279,6 +283,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
             invites[(r.origin, r.key)] = str(b["hash"])
 
     admitted = _rounds(charter.rule, signed, scopes, endorsed, {}, set())
+    signed_at_root = frozenset(signed)  # before any region's decisions (see roots)
     suspended, rules = _decisions(records_list, live["proposal"], admitted, scopes)
     was_admitted = suspended & admitted
     if suspended or rules:
@@ -315,11 +320,17 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         if r.origin in admitted and model.matches(model.HEX64, r.key)
     )
     open_invites = {invite: hashed for invite, hashed in invites.items() if invite[0] in admitted}
-    # what every replica holds alike: a founder's endorsement at the federation's root
-    # (the one it writes for another region's first node), not one inside a region
-    vouched_at_root = {
-        bytes.fromhex(r.key) for r in live["endorse"] if r.origin in signed and "/" not in r.scope
-    }
+    # Roots from what every replica holds alike: the founders who signed and the nodes
+    # they vouch for at the federation's root (their endorsements of another region's
+    # first node), as many founders as the charter's rule asks of such a node; never
+    # a region's own decisions or endorsements, which only that region holds.
+    at_root: dict[bytes, int] = {}
+    for r in live["endorse"]:
+        if r.origin in signed_at_root and "/" not in r.scope:
+            n = bytes.fromhex(r.key)
+            at_root[n] = at_root.get(n, 0) + 1
+    need = charter.rule.threshold(len(signed_at_root))
+    vouched_at_root = {n for n, k in at_root.items() if k >= need}
     state = Admission(
         charter,
         frozenset(admitted),
@@ -327,7 +338,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         frozenset(sponsored),
         members,
         open_invites,
-        frozenset(signed | vouched_at_root),
+        frozenset(signed_at_root | vouched_at_root),
         frozenset(was_admitted - admitted),
     )
     # A newcomer whose application shows an open invite's secret may place its node

@@ -17,8 +17,9 @@ witnesses, independent attesters cosign the same content, and a reader trusts a 
   are named;
 * otherwise the region is **unattested** for that period and counts nowhere.
 
-`RollupView` is a pure function of the rollup records and the anchors, so every node
-that holds the same rollups shows the same figures. `federation_entries` adds a node's own
+`RollupView` is a pure function of the rollup records, the roots and the reader's own
+region (whose rollups it does not use), so every node that holds the same rollups shows
+the same figures of the other regions. `federation_entries` adds a node's own
 region (complete, from its records) and the accepted rollups of the others into the
 balance of any scope, saying what each figure rests on.
 """
@@ -56,9 +57,9 @@ MAX_ITEMS = 200  # a rollup must fit one record (16 KiB) with up to 100 admitted
 
 
 def attesters(admitted: Iterable[bytes], roots: frozenset[bytes]) -> frozenset[bytes]:
-    """Which of a region's admitted nodes attest it: its roots (anchors every reader
-    shares: founders and the nodes a founder vouches for at the root), so that every
-    reader finds an anchor among them, and the `ATTESTERS` others with the smallest
+    """Which of a region's admitted nodes attest it: its roots (the nodes every reader
+    trusts alike: founders and the nodes founders vouch for at the root), so that every
+    reader finds one among them, and the `ATTESTERS` others with the smallest
     keys, so that no one who makes roots can take the others' seats. Every node of the
     region computes the same set, and a reader's quorum of 3 needs no more; the other
     admitted nodes watch (`watching`)."""
@@ -88,7 +89,7 @@ def watching(
         fresh: period -> the body this node computed from its region's records.
         held: key -> this node's own rollups of its region.
         region_rollups: the rollups held of this node's region (any origin).
-        roots: the anchors every reader shares (`Admission.roots`).
+        roots: the nodes every reader trusts alike (`Admission.roots`).
     """
     if not fresh:
         return {}
@@ -215,14 +216,12 @@ class RollupView:
 
     Args:
         rollups: the `rollup` records held (slot winners; tombstones ignored).
-        anchors: the roots (`Admission.roots`; see the module docstring).
+        roots: the nodes every reader trusts alike (`Admission.roots`).
         own_region: the reader's region, whose full records it holds (its rollups are
             not used: the records are).
     """
 
-    def __init__(
-        self, rollups: Iterable[Record], anchors: frozenset[bytes], own_region: str
-    ) -> None:
+    def __init__(self, rollups: Iterable[Record], roots: frozenset[bytes], own_region: str) -> None:
         self.own_region = own_region
         by_pair: dict[tuple[str, str], dict[str, list[Record]]] = {}
         for r in rollups:
@@ -246,7 +245,7 @@ class RollupView:
                         digest,
                         attesters,
                         min(QUORUM, len(listed)),
-                        any(a in anchors for a in attesters),
+                        any(a in roots for a in attesters),
                         max(r.hlc for r in signed),
                     )
                 )
@@ -398,19 +397,19 @@ class RollupTracker:
     edge's rule for them.
 
     A rollup from a node this replica cannot judge (another region's) is taken if its
-    origin is an anchor, or is listed as admitted by an anchor's rollup of the same
+    origin is a root, or is listed as admitted by a root's rollup of the same
     region: so a stranger cannot place a rollup, and a region's attesters are those its
-    anchors name.
+    roots name.
     """
 
     def __init__(self) -> None:
         self._records: dict[tuple[bytes, str], Record] = {}
         self._by_origin: dict[bytes, dict[str, Record]] = {}
         self._by_key: dict[str, dict[bytes, Record]] = {}  # slot key -> origin -> record
-        # region -> node -> how many held rollups of the anchors list it (kept up to
-        # date record by record; rebuilt when the anchors change)
+        # region -> node -> how many held rollups of the roots list it (kept up to
+        # date record by record; rebuilt when the roots change)
         self._listed: dict[str, Counter[bytes]] = {}
-        self._anchors: frozenset[bytes] = frozenset()
+        self._roots: frozenset[bytes] = frozenset()
         self.version = 0
 
     def __call__(self, old: Record | None, new: Record) -> None:
@@ -419,7 +418,7 @@ class RollupTracker:
             self._records[(new.origin, new.key)] = new
             self._by_origin.setdefault(new.origin, {})[new.key] = new
             self._by_key.setdefault(new.key, {})[new.origin] = new
-            if new.origin in self._anchors:
+            if new.origin in self._roots:
                 if prev is not None:
                     _count_listed(self._listed, prev, -1)
                 _count_listed(self._listed, new, 1)
@@ -444,33 +443,33 @@ class RollupTracker:
                     out.append(r)
         return out
 
-    def _listed_by_anchors(self, anchors: frozenset[bytes]) -> dict[str, Counter[bytes]]:
-        if anchors != self._anchors:
-            self._anchors, self._listed = anchors, {}
+    def _listed_by_roots(self, roots: frozenset[bytes]) -> dict[str, Counter[bytes]]:
+        if roots != self._roots:
+            self._roots, self._listed = roots, {}
             for r in self._records.values():
-                if r.origin in anchors:
+                if r.origin in roots:
                     _count_listed(self._listed, r, 1)
         return self._listed
 
     def allows(
         self,
         r: Record,
-        anchors: frozenset[bytes],
+        roots: frozenset[bytes],
         batch: Iterable[Record] = (),
         *,
         batch_listed: Mapping[str, set[bytes]] | None = None,
     ) -> bool:
         """Whether rollup `r` may be stored (with `batch`: the rollups arriving with it;
-        `batch_listed`: `listed_by(batch, anchors)`, when the caller asks for many)."""
-        if r.origin in anchors:
+        `batch_listed`: `listed_by(batch, roots)`, when the caller asks for many)."""
+        if r.origin in roots:
             return True
         if r.body is None:
             return (r.origin, r.key) in self._records  # withdrawing a rollup held
         region = str(r.body.get("region"))
-        if self._listed_by_anchors(anchors).get(region, Counter())[r.origin] > 0:
+        if self._listed_by_roots(roots).get(region, Counter())[r.origin] > 0:
             return True
         if batch_listed is None:
-            batch_listed = listed_by(batch, anchors)
+            batch_listed = listed_by(batch, roots)
         return r.origin in batch_listed.get(region, set())
 
 
@@ -483,11 +482,11 @@ def _count_listed(listed: dict[str, Counter[bytes]], r: Record, sign: int) -> No
         counts[bytes.fromhex(a)] += sign
 
 
-def listed_by(records: Iterable[Record], anchors: frozenset[bytes]) -> dict[str, set[bytes]]:
-    """Per region, the nodes that the anchors' rollups among `records` list."""
+def listed_by(records: Iterable[Record], roots: frozenset[bytes]) -> dict[str, set[bytes]]:
+    """Per region, the nodes that the roots' rollups among `records` list."""
     out: dict[str, set[bytes]] = {}
     for r in records:
-        if r.kind == "rollup" and r.body is not None and r.origin in anchors:
+        if r.kind == "rollup" and r.body is not None and r.origin in roots:
             body: Mapping[str, Any] = r.body
             out.setdefault(str(body["region"]), set()).update(
                 bytes.fromhex(a) for a in body["admitted"]
