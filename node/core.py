@@ -321,6 +321,9 @@ class NodeCore:
         if charter is not None:
             self.tracker = AdmissionTracker(charter)
             self.tracker.load(replica.records())
+            for r in replica.entries([p for p in replica.partitions() if "/" not in p]):
+                if r.kind == "endorse":
+                    self.tracker.held_at_root(r)
             replica.add_listener(self.tracker)
             self.rollups = RollupTracker()
             for r in replica.records("rollup"):
@@ -777,6 +780,8 @@ class NodeCore:
                 stored.append(r)
                 if outcome is not SHADOW:
                     changed.append(r)
+                elif self.tracker is not None:
+                    self.tracker.held_at_root(r)
             else:
                 known += 1
         s.known += known

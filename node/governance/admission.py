@@ -193,6 +193,9 @@ class Admission:
     # while admitted stays in the record (track records count it), their new records
     # and their needs and capacities do not count.
     suspended: frozenset[bytes] = frozenset()
+    # The founders whose signature of the charter is held at the federation's root,
+    # whatever their region decided of them (the same on every replica).
+    signed: frozenset[bytes] = frozenset()
 
     def is_admitted(self, node: bytes) -> bool:
         return node in self.admitted
@@ -205,8 +208,9 @@ class Admission:
         """Whether a record may be stored at all: the edge's quota for the others.
 
         An admitted node may write anything; a member of one the kinds a member signs;
-        a founder its charter, and its endorsements at the federation's root even where
-        its region suspended it (they make roots, which every replica must hold alike);
+        a founder its charter, and once it signed its endorsements at the federation's
+        root, even where its region suspended it (they make roots, which every replica
+        must hold alike);
         a node an admitted node vouches for, its node record and application; and an
         application that redeems an open invite is taken so that the vouching can
         begin. Everything else from a stranger is refused.
@@ -219,7 +223,7 @@ class Admission:
         if r.kind == "charter":
             return o in self.charter.founders
         if r.kind == "endorse" and "/" not in r.scope:
-            return o in self.charter.founders and o in self.roots
+            return o in self.signed
         if r.kind == "node":
             return o in self.sponsored
         if r.kind == "apply":
@@ -254,12 +258,18 @@ def _region(scope: str) -> str:
     return model.partition_of(scope)
 
 
-def admit(charter: Charter, records: Iterable[Record]) -> Admission:
+def admit(
+    charter: Charter, records: Iterable[Record], at_root: Iterable[Record] | None = None
+) -> Admission:
     """Decide who is admitted, from slot winners of any kinds (others are ignored).
 
     Args:
         charter: the federation's charter.
         records: what a replica holds (one record per slot, tombstones included).
+        at_root: the founders' endorsements held at the federation's root, the newest
+            of each slot there (`AdmissionTracker` keeps them); default: those among
+            `records`. A slot's winner may lie in a region's partition that only the
+            region holds, where every replica holds the root's.
     """
     records_list = [r for r in records if r.kind in TRACKED_KINDS]
     live: dict[str, list[Record]] = {k: [] for k in TRACKED_KINDS}
@@ -268,7 +278,11 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
             live[r.kind].append(r)
     fid = charter.id
     founders = set(charter.founders)
-    signed = {r.origin for r in live["charter"] if r.origin in founders and r.key == fid}
+    signed = {
+        r.origin
+        for r in live["charter"]
+        if r.origin in founders and r.key == fid and "/" not in r.scope
+    }
     scopes = {r.origin: str(r.body["scope"]) for r in live["node"] if r.key == "self" and r.body}
     endorsed: dict[bytes, set[bytes]] = {}
     for r in live["endorse"]:
@@ -324,13 +338,13 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
     # they vouch for at the federation's root (their endorsements of another region's
     # first node), as many founders as the charter's rule asks of such a node; never
     # a region's own decisions or endorsements, which only that region holds.
-    at_root: dict[bytes, int] = {}
-    for r in live["endorse"]:
-        if r.origin in signed_at_root and "/" not in r.scope:
+    vouches: dict[bytes, int] = {}
+    for r in live["endorse"] if at_root is None else at_root:
+        if r.body is not None and r.origin in signed_at_root and "/" not in r.scope:
             n = bytes.fromhex(r.key)
-            at_root[n] = at_root.get(n, 0) + 1
+            vouches[n] = vouches.get(n, 0) + 1
     need = charter.rule.threshold(len(signed_at_root))
-    vouched_at_root = {n for n, k in at_root.items() if k >= need}
+    vouched_at_root = {n for n, k in vouches.items() if k >= need}
     state = Admission(
         charter,
         frozenset(admitted),
@@ -340,6 +354,7 @@ def admit(charter: Charter, records: Iterable[Record]) -> Admission:
         open_invites,
         frozenset(signed_at_root | vouched_at_root),
         frozenset(was_admitted - admitted),
+        signed_at_root,
     )
     # A newcomer whose application shows an open invite's secret may place its node
     # record before the inviter's endorsement arrives.
@@ -453,12 +468,24 @@ class AdmissionTracker:
     def __init__(self, charter: Charter) -> None:
         self.charter = charter
         self._records: dict[Slot, Record] = {}
+        # per slot, the newest endorsement held at the federation's root, even where a
+        # newer record of the slot lies in a region's partition (what every replica
+        # holds alike: the roots are made of these)
+        self._at_root: dict[Slot, Record] = {}
         self._state: Admission | None = None
         self.recomputed = 0
 
     def __call__(self, old: Record | None, new: Record) -> None:
         if new.kind in TRACKED_KINDS:
             self._records[new.slot] = new
+            self._state = None
+            self.held_at_root(new)
+
+    def held_at_root(self, r: Record) -> None:
+        """Note a record stored at the federation's root that may win no slot (a
+        replica's `SHADOW`)."""
+        if r.kind == "endorse" and "/" not in r.scope and _newer(r, self._at_root.get(r.slot)):
+            self._at_root[r.slot] = r
             self._state = None
 
     def of_kind(self, kind: str) -> list[Record]:
@@ -476,18 +503,24 @@ class AdmissionTracker:
         if not tracked:
             return self.state
         slots = dict(self._records)
+        at_root = dict(self._at_root)
         for r in tracked:
-            cur = slots.get(r.slot)
-            if cur is None or r.seq > cur.seq or (r.seq == cur.seq and r.rid < cur.rid):
+            if _newer(r, slots.get(r.slot)):
                 slots[r.slot] = r
-        return admit(self.charter, slots.values())
+            if r.kind == "endorse" and "/" not in r.scope and _newer(r, at_root.get(r.slot)):
+                at_root[r.slot] = r
+        return admit(self.charter, slots.values(), at_root.values())
 
     @property
     def state(self) -> Admission:
         if self._state is None:
-            self._state = admit(self.charter, self._records.values())
+            self._state = admit(self.charter, self._records.values(), self._at_root.values())
             self.recomputed += 1
         return self._state
+
+
+def _newer(r: Record, cur: Record | None) -> bool:
+    return cur is None or r.seq > cur.seq or (r.seq == cur.seq and r.rid < cur.rid)
 
 
 @dataclass(frozen=True)

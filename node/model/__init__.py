@@ -111,6 +111,10 @@ def validate(kind: str, key: str, scope: str, body: Mapping[str, Any] | None) ->
             f"unknown record kind {shown(kind)}; known: {', '.join(known_kinds())}"
         )
     check_scope(scope)
+    if kind == "charter" and "/" in scope:
+        # every replica follows the federation's root; a signature elsewhere would
+        # count where it is held only (admission's founders and the roots)
+        raise ValidationError("a charter is signed at the federation's root (a top-level scope)")
     if body is not None:
         if not isinstance(body, dict):
             raise ValidationError("a record body is a map")

@@ -14,6 +14,7 @@ import hashlib
 
 from gov_helpers import Clock, FakeDaemon, member, vote
 
+from node.core import Pending
 from node.planning.rollup import rollup_key
 
 R1, R2, R3, R5 = "eu/nl/drenthe", "eu/de/berlin", "eu/fr/paris", "eu/es/madrid"
@@ -131,4 +132,93 @@ def test_a_suspension_by_its_region_leaves_the_roots_alike_everywhere(tmp_path):
         assert all(ghost in n.state.core.admission.roots for n in (a, c))
     finally:
         for n in nodes:
+            n.close()
+
+
+def test_a_charter_signed_inside_a_region_counts_nowhere(tmp_path):
+    """A founder's signature counts only at the federation's root, which every replica
+    follows: one in its region's partition is refused at the edge, so the founders
+    who signed, and with them the roots, are the same on every replica."""
+    clock = Clock()
+    a = FakeDaemon(tmp_path / "a", name="a", clock=clock, scope=R1 + "/a")
+    b = FakeDaemon(tmp_path / "b", name="b", clock=clock, scope=R1 + "/b")
+    c = FakeDaemon(tmp_path / "c", name="c", clock=clock, scope=R3 + "/c")
+    nodes = [a, b, c]
+    try:
+        _sync(nodes)
+        charter = b.state.charter
+        clock.t += 1000
+        withdrawn = b.state.core._sign("charter", charter.id, None, "eu")
+        moved = b.state.core._sign("charter", charter.id, charter.body(), R1 + "/b")
+        got = a.state.ingest([withdrawn.raw, moved.raw])
+        assert got.stored == [withdrawn]
+        _sync(nodes)
+        roots = c.state.core.admission.roots
+        assert b.state.me not in roots
+        assert all(n.state.core.admission.roots == roots for n in nodes)
+    finally:
+        for n in nodes:
+            n.close()
+
+
+def test_a_root_endorsement_outdated_inside_a_region_still_makes_the_same_roots(tmp_path):
+    """A founder's endorsement at the root, then a newer record of the same slot in its
+    region with no withdrawal at the root: the region's replicas hold both (the
+    regional one wins the slot), the others the root's alone. The roots are made of
+    what the root holds, so they are the same on every replica, whatever order the
+    records came in, and after a restart."""
+    clock = Clock()
+    a = FakeDaemon(tmp_path / "a", name="a", clock=clock, scope=R1 + "/a")
+    c = FakeDaemon(tmp_path / "c", name="c", clock=clock, scope=R3 + "/c")
+    y = FakeDaemon(tmp_path / "y", name="y", clock=clock, scope=R5 + "/y", seed=b"y" * 32)
+    nodes = [a, c, y]
+    try:
+        _sync(nodes)
+        who = y.state.me
+        a.call("endorse", node=who.hex())
+        (at_root,) = [r for r in a.state.replica.entries(["eu"]) if r.kind == "endorse"]
+        clock.t += 1000
+        moved = a.state.core._sign("endorse", who.hex(), {}, R1 + "/a")
+        a.state.save_and_commit(Pending([moved], {"seq": moved.seq, "hlc": moved.hlc}))
+        _sync(nodes)
+        assert who in c.state.core.admission.roots
+        charters = [r.raw for r in a.state.replica.records("charter")]
+        for name, order in (("r1", [at_root, moved]), ("r2", [moved, at_root])):
+            seed = hashlib.sha256(name.encode()).digest()
+            r = FakeDaemon(
+                tmp_path / name, name=name, clock=clock, scope=R1 + "/" + name, seed=seed
+            )
+            r.state.ingest(charters)
+            for rec in order:
+                r.state.ingest([rec.raw])
+            assert r.state.core.admission.roots == c.state.core.admission.roots
+            r.close()
+            r = FakeDaemon(
+                tmp_path / name, name=name, clock=clock, scope=R1 + "/" + name, seed=seed
+            )
+            assert r.state.core.admission.roots == c.state.core.admission.roots
+            r.close()
+        assert a.state.core.admission.roots == c.state.core.admission.roots
+    finally:
+        for n in nodes:
+            n.close()
+
+
+def test_a_founder_that_did_not_sign_writes_nothing_at_the_root(tmp_path):
+    """A founder vouched for at the root is a root, but until its signature of the
+    charter is held it is a stranger: its endorsements at the root are refused."""
+    clock = Clock()
+    a = FakeDaemon(tmp_path / "a", name="a", clock=clock, scope=R1 + "/a")
+    c = FakeDaemon(tmp_path / "c", name="c", clock=clock, scope=R3 + "/c")
+    s = FakeDaemon(tmp_path / "s", name="stranger", clock=clock, scope=R5 + "/s")
+    try:
+        _sync([a, c])  # s's signature reaches neither
+        a.call("endorse", node=s.state.me.hex())
+        _sync([a, c])
+        assert s.state.me in c.state.core.admission.roots
+        pending = s.state.prepare("endorse", member(7).public.hex(), {}, "eu")
+        rec = s.state.save_and_commit(pending)
+        assert not c.state.ingest([rec.raw]).stored
+    finally:
+        for n in (a, c, s):
             n.close()
