@@ -6,15 +6,18 @@ so at N nodes in regions of 45 each node's replica holds 24 x N / 45 rollups: th
 root partition alone is 24 x N^2 / 45 held entries. This measures what one such entry
 costs in `Replica` (memory and merge time, the record objects shared as in the
 simnet, nothing else of a run: no gossip, no index, no admission, no events), and
-prints what the root partition alone would take at each N.
+prints what the root partition alone would take at each N. With `--run N` it also
+runs the country preset at N nodes and splits gossip's first deliveries by tier: the
+root's topic (rollups, to every node) and the regions' (records, to the region).
 
     nice python bench/bench_country_floor.py            # 18,000 nodes, 8 GB, 2 cores
-    nice python bench/bench_country_floor.py --replicas 300 --nodes 2160 --nodes 18000
+    nice python bench/bench_country_floor.py --nodes 2160 --nodes 18000 --run 540
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import random
 import time
@@ -82,11 +85,60 @@ def measure(records: list[Record], replicas: int) -> tuple[float, float]:
     return used / entries, per_merge
 
 
+def tiers(n: int) -> None:
+    """The country preset at `n` nodes: messages published, first deliveries and the
+    time they took (validation and merge included), per tier."""
+    from dataclasses import replace
+
+    from simnet import gossip
+    from simnet.scenario import preset
+    from simnet.virtual import VirtualSim
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    first: collections.Counter[str] = collections.Counter()
+    published: collections.Counter[str] = collections.Counter()
+    on_message, publish = gossip.GossipNode.on_message, gossip.GossipNode.publish
+
+    def tier(topic: str) -> str:
+        return "root" if "/" not in topic else "region"
+
+    def timed(self: gossip.GossipNode, mid: int, frm: int) -> None:
+        if self.has_seen(mid):
+            return on_message(self, mid, frm)
+        t = time.perf_counter()
+        on_message(self, mid, frm)
+        name = tier(self._store.messages[mid][0])
+        spent[name] += time.perf_counter() - t
+        first[name] += 1
+
+    def counted(self: gossip.GossipNode, topic: str, data: bytes) -> int:
+        published[tier(topic)] += 1
+        return publish(self, topic, data)
+
+    gossip.GossipNode.on_message = timed  # type: ignore[method-assign]
+    gossip.GossipNode.publish = counted  # type: ignore[method-assign]
+    try:
+        t = time.perf_counter()
+        sim = VirtualSim(replace(preset("country"), nodes=n).scaled()).run()
+        wall = time.perf_counter() - t
+    finally:
+        gossip.GossipNode.on_message = on_message  # type: ignore[method-assign]
+        gossip.GossipNode.publish = publish  # type: ignore[method-assign]
+    print(f"country at {n} nodes: {wall:.1f} s, {sim.sched.events_run} events")
+    for name in ("root", "region"):
+        f = first[name]
+        print(
+            f"  {name}: {published[name]} messages published, {f} first deliveries, "
+            f"{spent[name]:.1f} s ({spent[name] / max(1, f) * 1e6:.0f} us each)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regions", type=int, default=48, help="rollups of this many regions")
     ap.add_argument("--replicas", type=int, default=200)
     ap.add_argument("--nodes", type=int, action="append", help="N to print (repeatable)")
+    ap.add_argument("--run", type=int, default=0, help="also run the country at N nodes")
     a = ap.parse_args()
     recs = rollups(a.regions)
     per_entry, per_merge = measure(recs, a.replicas)
