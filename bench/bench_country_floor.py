@@ -155,6 +155,8 @@ def main() -> None:
             f"({gb * 2**30 / BUDGET_BYTES:.1f}x the 8 GB budget), "
             f"{cpu:.0f} s of merging alone ({cpu / BUDGET_CPU_S:.2f}x two cores for 10 min)"
         )
+    if a.run:
+        tiers(a.run)
 
 
 if __name__ == "__main__":
