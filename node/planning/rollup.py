@@ -9,9 +9,10 @@ witnesses, independent attesters cosign the same content, and a reader trusts a 
 
 * a content (the body, byte for byte) is **accepted** when at least
   ``q = min(3, len(admitted))`` of the nodes it lists as admitted signed it, one of them
-  a *root* (`Admission.roots`): a founder who signed the charter, or a node a founder
-  vouches for at the federation's root (every region's first node) -- the same nodes
-  for every reader, so every replica that holds the same rollups sees the same view;
+  a *root* (`Admission.roots`): a founder who signed the charter, or a node as many
+  founders as the charter's rule asks vouch for at the federation's root (every
+  region's first node) -- the same nodes for every reader, so every replica that
+  holds the same rollups sees the same view;
 * two accepted contents for one region and period are a **split view**: shown with
   their attesters, never summed; attesters that signed a content others contradict
   are named;
